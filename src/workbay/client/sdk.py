@@ -1,0 +1,130 @@
+"""The Python SDK: signed requests to the manager (keypair mode) or through the webserver (session
+mode, cookie).  The CLI and the WebUI's server side both use it."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from workbay import API_VERSION
+from workbay.common import signing
+
+
+class APIError(Exception):
+    """An error answer: ``status`` and the problem body (``type``, ``title``, ``msg``, ``data``)."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        self.type = str(body.get("type", ""))
+        self.title = str(body.get("title", ""))
+        self.msg = body.get("msg")
+        self.data = body.get("data")
+        super().__init__(f"{status} {self.title}{': ' + str(self.msg) if self.msg else ''}")
+
+    @property
+    def message(self) -> str:
+        return str(self.msg or self.title or f"HTTP {self.status}")
+
+
+def _error_from(resp: httpx.Response) -> APIError:
+    try:
+        body = resp.json()
+        if not isinstance(body, dict):
+            body = {"title": str(body)}
+    except ValueError:
+        body = {"title": resp.text[:200] or resp.reason_phrase}
+    return APIError(resp.status_code, body)
+
+
+class Client:
+    """One endpoint, one identity.  ``mode="api"`` signs with a keypair; ``mode="session"``
+    sends the login cookie and prefixes paths with ``/func``."""
+
+    def __init__(self, endpoint: str, access_key: str | None = None, secret_key: str | None = None,
+                 *, mode: str = "api", cookies: dict[str, str] | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0,
+                 headers: dict[str, str] | None = None) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.access_key, self.secret_key = access_key, secret_key
+        self.mode = mode
+        self.api_version = API_VERSION
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, cookies=cookies,
+                                       headers=headers)
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._http.cookies
+
+    def _url_path(self, path: str) -> str:
+        if self.mode == "session" and not path.lstrip("/").startswith("server"):
+            path = "/func" + path
+        base = urlsplit(self.endpoint).path.rstrip("/")
+        return base + path
+
+    def _headers(self, method: str, path_and_query: str, content_type: str) -> dict[str, str]:
+        headers = {"X-BackendAI-Version": self.api_version, "Content-Type": content_type}
+        if self.mode == "api" and self.access_key and self.secret_key:
+            host = urlsplit(self.endpoint).netloc
+            headers.update(signing.sign_headers(self.access_key, self.secret_key, method,
+                                                path_and_query, host, content_type, self.api_version))
+        return headers
+
+    async def request(self, method: str, path: str, *, json: Any = None,
+                      params: dict[str, Any] | None = None, raw: bool = False) -> Any:
+        method = method.upper()
+        path = self._url_path(path)
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+        path_and_query = f"{path}?{query}" if query else path
+        content = None
+        ctype = "text/plain"
+        if json is not None:
+            content = jsonlib.dumps(json).encode()
+            ctype = "application/json"
+        url = f"{self.endpoint.split('://')[0]}://{urlsplit(self.endpoint).netloc}{path_and_query}"
+        resp = await self._http.request(method, url, content=content,
+                                        headers=self._headers(method, path_and_query, ctype))
+        if resp.status_code >= 400:
+            raise _error_from(resp)
+        if raw:
+            return resp
+        if resp.status_code == 204 or not resp.content:
+            return {}
+        try:
+            return resp.json()
+        except ValueError:
+            return resp.text
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.request("POST", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> Any:
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.request("DELETE", path, **kw)
+
+    # -- session mode (webserver login) --------------------------------------------------------
+    async def login(self, username: str, password: str, otp: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"username": username, "password": password}
+        if otp:
+            body["otp"] = otp
+        return await self.request("POST", "/server/login", json=body)
+
+    async def logout(self) -> None:
+        await self.request("POST", "/server/logout")

@@ -1,0 +1,151 @@
+"""Configuration: one TOML file (a section per component) + WORKBAY_* environment variables.
+
+Environment variables override the file: ``WORKBAY_DB__URL``, ``WORKBAY_MANAGER__PORT``, …
+Unknown keys fail loudly at startup.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DBConfig(Section):
+    url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under data_dir")
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, v: str) -> str:
+        if v and not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+class RedisConfig(Section):
+    url: str = Field("", description="redis://host:port/db; empty = in-process (lite)")
+
+
+class Secrets(Section):
+    cluster: str = ""   # manager <-> agent
+    storage: str = ""   # manager <-> storage-proxy, JWT signing of file tokens
+    session: str = ""   # webserver cookie signing
+
+
+class ManagerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8091, ge=1, le=65535)
+    signup_enabled: bool = False
+    signup_invitation_token: str | None = None
+    default_rate_limit: int = Field(10000, ge=1)
+    announcement: str = ""
+
+
+class WebserverConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8090, ge=1, le=65535)
+    manager_url: str = "http://127.0.0.1:8091"
+    login_session_ttl: int = Field(86400, ge=60, description="seconds of inactivity")
+    lockout_attempts: int = Field(10, ge=1)
+    lockout_seconds: int = Field(1200, ge=1)
+    guide_url: str = "https://webui.docs.backend.ai/en/latest/"
+
+
+class StorageConfig(Section):
+    host: str = "127.0.0.1"
+    client_port: int = Field(6021, ge=1, le=65535)
+    manager_port: int = Field(6022, ge=1, le=65535)
+
+
+class AppProxyConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(10200, ge=1, le=65535)
+
+
+class AgentConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(6001, ge=1, le=65535)
+    manager_url: str = "http://127.0.0.1:8091"
+    id: str = ""
+    region: str = "local"
+    resource_group: str = "default"
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class WorkbayConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WORKBAY_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    data_dir: Path = Path("./var")
+    db: DBConfig = DBConfig()
+    redis: RedisConfig = RedisConfig()
+    secrets: Secrets = Secrets()
+    manager: ManagerConfig = ManagerConfig()
+    webserver: WebserverConfig = WebserverConfig()
+    storage: StorageConfig = StorageConfig()
+    appproxy: AppProxyConfig = AppProxyConfig()
+    agent: AgentConfig = AgentConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    _toml_data: dict[str, Any] = {}
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (CLI flags) > environment > TOML file
+        return (init_settings, env_settings, _TomlSource(settings_cls, cls._toml_data))
+
+    @property
+    def db_url(self) -> str:
+        return self.db.url or f"sqlite+aiosqlite:///{(self.data_dir / 'workbay.db').resolve()}"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.data = data
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+class ConfigError(Exception):
+    """Raised with a readable, multi-line explanation of what is wrong."""
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> WorkbayConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"config file not found: {path}") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    # The class attribute carries the file's data to the TOML source for this one construction.
+    WorkbayConfig._toml_data = data
+    try:
+        return WorkbayConfig(**overrides)
+    except ValidationError as e:
+        lines = [f"invalid configuration{f' in {path}' if path else ''}:"]
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {loc}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from e
+    finally:
+        WorkbayConfig._toml_data = {}

@@ -1,0 +1,81 @@
+"""One event bus: in-process for lite, Redis pub/sub for a cluster.
+
+Events are dicts with at least ``name``; ``user_id`` addresses one user, absent means everyone
+allowed to see it (consumers filter).  ``subscribe()`` yields an asyncio.Queue of events, so a
+consumer can wait with a timeout without breaking the subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+CHANNEL = "workbay:events"
+QUEUE_LIMIT = 1000
+
+Event = dict[str, Any]
+
+
+def _offer(q: asyncio.Queue[Event], event: Event) -> None:
+    if q.qsize() < QUEUE_LIMIT:  # a stalled subscriber never blocks publishers
+        q.put_nowait(event)
+
+
+class MemoryEventBus:
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[Event]] = set()
+
+    async def publish(self, event: Event) -> None:
+        for q in list(self._queues):
+            _offer(q, event)
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        q: asyncio.Queue[Event] = asyncio.Queue()
+        self._queues.add(q)
+        try:
+            yield q
+        finally:
+            self._queues.discard(q)
+
+    async def close(self) -> None:
+        self._queues.clear()
+
+
+class RedisEventBus:
+    def __init__(self, redis) -> None:
+        self.redis = redis
+
+    async def publish(self, event: Event) -> None:
+        await self.redis.publish(CHANNEL, json.dumps(event, default=str))
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
+        q: asyncio.Queue[Event] = asyncio.Queue()
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(CHANNEL)
+
+        async def pump() -> None:
+            async for msg in pubsub.listen():
+                if msg.get("type") == "message":
+                    _offer(q, json.loads(msg["data"]))
+
+        task = asyncio.create_task(pump())
+        try:
+            yield q
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            await pubsub.unsubscribe(CHANNEL)
+            await pubsub.aclose()
+
+    async def close(self) -> None:
+        pass
+
+
+EventBus = MemoryEventBus | RedisEventBus

@@ -1,0 +1,80 @@
+"""The manager's ASGI application."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from workbay import __version__
+from workbay.common.config import WorkbayConfig
+from workbay.common.events import MemoryEventBus, RedisEventBus
+from workbay.common.http import install_error_handlers
+from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
+
+from .api import account, admin, auth, root
+from .api.middleware import AuthMiddleware
+from .models import db
+from .services.bootstrap import bootstrap
+from .services.context import ServiceContext
+from .state import ManagerState
+
+log = logging.getLogger(__name__)
+
+
+async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool = True) -> ManagerState:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if migrate:
+        await db.upgrade(config.db_url)
+    engine = db.make_engine(config.db_url, echo=config.db.echo)
+    redis = None
+    if config.redis.url:
+        import redis.asyncio as aioredis
+
+        redis = aioredis.from_url(config.redis.url, decode_responses=True)
+        events, limiter = RedisEventBus(redis), RedisRateLimiter(redis)
+    else:
+        events, limiter = MemoryEventBus(), MemoryRateLimiter()
+    ctx = ServiceContext(db=db.session_factory(engine), config=config, events=events)
+    result = await bootstrap(ctx, demo=demo)
+    if result.generated_admin_password:
+        # Printed once, on purpose: the operator needs it to log in the first time.
+        print(f"Superadmin admin@workbay.local created; password: {result.generated_admin_password}"
+              f"\n(also written to {config.data_dir / 'initial-admin-password'})", flush=True)
+    if result.generated_demo_password:
+        print(f"Demo users user@workbay.local and user2@workbay.local created; password: "
+              f"{result.generated_demo_password}", flush=True)
+    return ManagerState(ctx=ctx, engine=engine, rate_limiter=limiter, redis=redis)
+
+
+async def close_state(st: ManagerState) -> None:
+    await st.rate_limiter.close()
+    await st.ctx.events.close()
+    await st.engine.dispose()
+    if st.redis is not None:
+        await st.redis.aclose()
+
+
+def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | None = None) -> FastAPI:
+    """A manager app; it builds its state at startup unless one is given (tests share one)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        own = state is None
+        app.state.manager = state or await build_state(config, demo=demo)
+        try:
+            yield
+        finally:
+            if own:
+                await close_state(app.state.manager)
+
+    app = FastAPI(title="Workbay manager", version=__version__, lifespan=lifespan,
+                  description="Backend.AI REST API v7 plus Workbay's additions (docs/api.md).")
+    if state is not None:
+        app.state.manager = state
+    install_error_handlers(app)
+    app.add_middleware(AuthMiddleware)
+    for module in (root, auth, account, admin):
+        app.include_router(module.router)
+    return app

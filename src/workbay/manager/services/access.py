@@ -1,0 +1,74 @@
+"""Who may do what: pure rules, no I/O.  Services call these before touching data."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from workbay.common.errors import InsufficientPrivilege, ObjectNotFound
+
+ROLES = ("superadmin", "admin", "user", "monitor")
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: uuid.UUID
+    email: str
+    role: str
+    domain_name: str
+    access_key: str
+
+    @property
+    def is_superadmin(self) -> bool:
+        return self.role == "superadmin"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ("superadmin", "admin")
+
+
+def require_superadmin(actor: Actor) -> None:
+    if not actor.is_superadmin:
+        raise InsufficientPrivilege("Only a superadmin may do this.")
+
+
+def require_admin(actor: Actor) -> None:
+    if not actor.is_admin:
+        raise InsufficientPrivilege("Only an administrator may do this.")
+
+
+def require_reader(actor: Actor) -> None:
+    """Admins and monitors may read administrative lists."""
+    if actor.role not in ("superadmin", "admin", "monitor"):
+        raise InsufficientPrivilege("Only administrators and monitors may read this.")
+
+
+def domain_scope(actor: Actor) -> str | None:
+    """The domain an admin or monitor is confined to; None means every domain."""
+    return None if actor.is_superadmin else actor.domain_name
+
+
+def check_domain_visible(actor: Actor, domain_name: str, object_name: str) -> None:
+    """Objects of another domain do not exist for domain-scoped actors."""
+    scope = domain_scope(actor)
+    if scope is not None and scope != domain_name:
+        raise ObjectNotFound(object_name=object_name)
+
+
+def check_may_manage_domain(actor: Actor, domain_name: str, object_name: str) -> None:
+    require_admin(actor)
+    check_domain_visible(actor, domain_name, object_name)
+
+
+def check_role_grant(actor: Actor, role: str) -> None:
+    """Only a superadmin can create or promote superadmins; admins grant up to admin."""
+    if role not in ROLES:
+        raise ValueError(role)
+    if role == "superadmin" and not actor.is_superadmin:
+        raise InsufficientPrivilege("Only a superadmin may grant the superadmin role.")
+
+
+def check_may_modify_user(actor: Actor, target_role: str, target_domain: str) -> None:
+    check_may_manage_domain(actor, target_domain, "user")
+    if target_role == "superadmin" and not actor.is_superadmin:
+        raise InsufficientPrivilege("Only a superadmin may modify a superadmin.")

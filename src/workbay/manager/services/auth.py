@@ -1,0 +1,239 @@
+"""Authentication and the caller's own account (ID-2…ID-8, ID-13)."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pyotp
+import segno
+from sqlalchemy import select
+
+from workbay.common.errors import (
+    AuthFailed, GenericBadRequest, GenericForbidden, InvalidAPIParameters, ObjectNotFound,
+)
+from workbay.manager.models import Keypair, Project, ProjectMember, User
+
+from . import keys, passwords
+from .access import Actor
+from .context import ServiceContext
+from .serialize import user_out
+from .settings import SettingsService
+
+PREFERENCE_KEYS = {"theme": ("light", "dark"), "language": ("en", "ko")}
+
+
+class AuthService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    # -- request authentication -------------------------------------------------------------
+    async def resolve_access_key(self, access_key: str) -> tuple[Keypair, User] | None:
+        async with self.ctx.db() as s:
+            row = (await s.execute(
+                select(Keypair, User).join(User, User.uuid == Keypair.user_id)
+                .where(Keypair.access_key == access_key, Keypair.is_active.is_(True))
+            )).first()
+        return (row[0], row[1]) if row else None
+
+    async def touch_keypair(self, access_key: str) -> None:
+        async with self.ctx.db.begin() as s:
+            kp = await s.get(Keypair, access_key)
+            if kp is not None:
+                kp.num_queries = (kp.num_queries or 0) + 1
+                kp.last_used = datetime.now(timezone.utc)
+
+    # -- login --------------------------------------------------------------------------------
+    async def authorize(self, domain: str, email: str, password: str,
+                        otp: str | None) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
+            if user is None or not passwords.verify_password(password, user.password):
+                raise AuthFailed("User credential mismatch.", title="User credential mismatch.")
+            if domain and domain != user.domain_name:
+                raise AuthFailed("User credential mismatch.", title="User credential mismatch.")
+            if user.status != "active":
+                raise AuthFailed(f"The account is {user.status}.", title="User credential mismatch.")
+            if user.totp_activated:
+                if not otp:
+                    raise AuthFailed("OTP not provided", title="OTP not provided")
+                if not pyotp.TOTP(user.totp_key).verify(otp, valid_window=1):
+                    raise AuthFailed("Invalid OTP", title="Invalid OTP")
+            kp = (await s.execute(
+                select(Keypair).where(Keypair.user_id == user.uuid, Keypair.is_active.is_(True))
+                .order_by(Keypair.is_default.desc(), Keypair.created_at)
+            )).scalars().first()
+        if kp is None:
+            raise AuthFailed("The user has no active keypair.", title="User credential mismatch.")
+        return {"access_key": kp.access_key, "secret_key": kp.secret_key, "role": user.role,
+                "status": user.status, "need_password_change": user.need_password_change}
+
+    async def signup(self, domain: str, email: str, password: str, username: str | None,
+                     full_name: str, description: str, invitation_token: str | None) -> dict[str, Any]:
+        settings = await SettingsService(self.ctx).current()
+        if not settings["signup_enabled"]:
+            raise GenericForbidden("Sign-up is disabled.")
+        token = settings["signup_invitation_token"]
+        if token and not hmac.compare_digest(token, invitation_token or ""):
+            raise GenericForbidden("A valid invitation token is required to sign up.")
+        from .users import NewUser, UserService  # users imports auth-free helpers only
+
+        created = await UserService(self.ctx).create_user_unchecked(NewUser(
+            email=email, username=username or email.split("@")[0], password=password,
+            full_name=full_name, description=description, domain_name=domain or "default",
+        ), join_default_project=True)
+        return {"access_key": created["keypair"]["access_key"],
+                "secret_key": created["keypair"]["secret_key"]}
+
+    # -- own account ---------------------------------------------------------------------------
+    async def _load_user(self, s, actor: Actor) -> User:
+        user = await s.get(User, actor.user_id)
+        if user is None:
+            raise AuthFailed("Unauthorized access", title="Unauthorized access")
+        return user
+
+    async def me(self, actor: Actor) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            user = await self._load_user(s, actor)
+            projects = (await s.execute(
+                select(Project).join(ProjectMember, ProjectMember.project_id == Project.id)
+                .where(ProjectMember.user_id == user.uuid).order_by(Project.name)
+            )).scalars().all()
+            kp = await s.get(Keypair, actor.access_key)
+        out = user_out(user, list(projects))
+        out["keypair"] = {"access_key": kp.access_key, "secret_key": kp.secret_key,
+                          "rate_limit": kp.rate_limit, "resource_policy": kp.resource_policy}
+        out["preferences"] = user.preferences or {}
+        return out
+
+    async def update_password(self, actor: Actor, old: str, new: str, new2: str) -> None:
+        if new != new2:
+            raise GenericBadRequest("new password mismatch", data={"error_msg": "new password mismatch"})
+        problems = passwords.password_problems(new)
+        if problems:
+            raise InvalidAPIParameters(passwords.describe_problems(problems),
+                                       data={"new_password": passwords.describe_problems(problems)})
+        async with self.ctx.db.begin() as s:
+            user = await self._load_user(s, actor)
+            if not passwords.verify_password(old, user.password):
+                raise AuthFailed("Old password mismatch", title="Old password mismatch")
+            user.password = passwords.hash_password(new)
+            user.need_password_change = False
+            user.password_changed_at = datetime.now(timezone.utc)
+
+    async def update_full_name(self, actor: Actor, full_name: str) -> None:
+        if len(full_name) > 64:
+            raise InvalidAPIParameters("Full name must be at most 64 characters.",
+                                       data={"full_name": "at most 64 characters"})
+        async with self.ctx.db.begin() as s:
+            (await self._load_user(s, actor)).full_name = full_name
+
+    async def get_ssh_public_key(self, actor: Actor) -> str | None:
+        async with self.ctx.db() as s:
+            kp = await s.get(Keypair, actor.access_key)
+            return kp.ssh_public_key if kp else None
+
+    async def set_ssh_keypair(self, actor: Actor, public: str | None = None,
+                              private: str | None = None) -> dict[str, str]:
+        if public is None:
+            public, private = keys.generate_ssh_keypair(comment=actor.email)
+        else:
+            try:
+                keys.validate_ssh_keypair(public, private or "")
+            except ValueError as e:
+                raise InvalidAPIParameters(str(e)) from e
+        async with self.ctx.db.begin() as s:
+            kp = await s.get(Keypair, actor.access_key)
+            kp.ssh_public_key, kp.ssh_private_key = public.strip(), private
+        return {"ssh_public_key": public.strip(), "ssh_private_key": private}
+
+    async def role(self, actor: Actor, project_id: uuid.UUID | None) -> dict[str, Any]:
+        domain_role = "admin" if actor.is_admin else "user"
+        out: dict[str, Any] = {"global_role": actor.role if actor.role != "admin" else "user",
+                               "domain_role": domain_role}
+        if actor.is_superadmin:
+            out["global_role"] = "superadmin"
+        if project_id is not None:
+            async with self.ctx.db() as s:
+                member = await s.get(ProjectMember, (project_id, actor.user_id))
+            if member is None:
+                raise ObjectNotFound("You are not a member of this project.", object_name="project")
+            out["group_role"] = "admin" if actor.is_admin else "user"
+        return out
+
+    # -- two-factor authentication (ID-7) ------------------------------------------------------
+    async def totp_status(self, actor: Actor) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            return {"enabled": (await self._load_user(s, actor)).totp_activated}
+
+    async def totp_register(self, actor: Actor) -> dict[str, Any]:
+        secret = pyotp.random_base32()
+        async with self.ctx.db.begin() as s:
+            user = await self._load_user(s, actor)
+            if user.totp_activated:
+                raise GenericBadRequest("Two-factor authentication is already enabled.")
+            user.totp_key = secret
+        uri = pyotp.TOTP(secret).provisioning_uri(name=actor.email, issuer_name="Workbay")
+        qr_svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#000", light="#fff")
+        return {"secret": secret, "uri": uri, "qr_svg": qr_svg}
+
+    async def totp_confirm(self, actor: Actor, otp: str) -> dict[str, Any]:
+        async with self.ctx.db.begin() as s:
+            user = await self._load_user(s, actor)
+            if not user.totp_key:
+                raise GenericBadRequest("Register two-factor authentication first.")
+            if user.totp_activated:
+                raise GenericBadRequest("Two-factor authentication is already enabled.")
+            if not pyotp.TOTP(user.totp_key).verify(otp, valid_window=1):
+                raise InvalidAPIParameters("Invalid OTP", data={"otp": "Invalid OTP"})
+            user.totp_activated = True
+            user.totp_activated_at = datetime.now(timezone.utc)
+        return {"enabled": True}
+
+    async def totp_disable(self, actor: Actor, otp: str) -> dict[str, Any]:
+        async with self.ctx.db.begin() as s:
+            user = await self._load_user(s, actor)
+            if not user.totp_activated:
+                raise GenericBadRequest("Two-factor authentication is not enabled.")
+            if not pyotp.TOTP(user.totp_key).verify(otp, valid_window=1):
+                raise InvalidAPIParameters("Invalid OTP", data={"otp": "Invalid OTP"})
+            user.totp_activated, user.totp_key, user.totp_activated_at = False, None, None
+        return {"enabled": False}
+
+    # -- preferences (theme, language, current project) ----------------------------------------
+    async def preferences(self, actor: Actor) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            return dict((await self._load_user(s, actor)).preferences or {})
+
+    async def update_preferences(self, actor: Actor, patch: dict[str, Any]) -> dict[str, Any]:
+        clean: dict[str, Any] = {}
+        for key, value in patch.items():
+            if key in PREFERENCE_KEYS:
+                if value is not None and value not in PREFERENCE_KEYS[key]:
+                    raise InvalidAPIParameters(f"{key} must be one of {', '.join(PREFERENCE_KEYS[key])}",
+                                               data={key: "invalid value"})
+            elif key == "compact_sidebar":
+                if not isinstance(value, bool):
+                    raise InvalidAPIParameters("compact_sidebar must be a boolean",
+                                               data={key: "must be a boolean"})
+            elif key == "project":
+                if value is not None:
+                    try:
+                        pid = uuid.UUID(str(value))
+                    except ValueError as e:
+                        raise InvalidAPIParameters("project must be a project id",
+                                                   data={key: "invalid id"}) from e
+                    async with self.ctx.db() as s:
+                        if await s.get(ProjectMember, (pid, actor.user_id)) is None:
+                            raise InvalidAPIParameters("You are not a member of this project.",
+                                                       data={key: "not a member"})
+                    value = str(pid)
+            else:
+                raise InvalidAPIParameters(f"Unknown preference: {key}", data={key: "unknown"})
+            clean[key] = value
+        async with self.ctx.db.begin() as s:
+            user = await self._load_user(s, actor)
+            user.preferences = {**(user.preferences or {}), **clean}
+            return dict(user.preferences)

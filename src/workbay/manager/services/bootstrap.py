@@ -1,0 +1,87 @@
+"""First start: the default domain, projects, resource group, policies and the superadmin."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from workbay.manager.models import (
+    Domain, KeypairResourcePolicy, Project, ProjectResourcePolicy, ResourceGroup, User,
+    UserResourcePolicy,
+)
+
+from . import passwords
+from .context import ServiceContext
+from .users import NewUser, UserService
+
+log = logging.getLogger(__name__)
+ADMIN_EMAIL = "admin@workbay.local"
+DEMO_EMAILS = ("user@workbay.local", "user2@workbay.local")
+
+
+@dataclass
+class BootstrapResult:
+    admin_created: bool
+    generated_admin_password: str | None = None
+    generated_demo_password: str | None = None
+
+
+def _write_secret_file(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.chmod(path, 0o600)
+
+
+async def bootstrap(ctx: ServiceContext, demo: bool = False) -> BootstrapResult:
+    async with ctx.db.begin() as s:
+        if await s.get(Domain, "default") is None:
+            s.add(Domain(name="default", description="The default domain"))
+        for model in (KeypairResourcePolicy, UserResourcePolicy, ProjectResourcePolicy):
+            if await s.get(model, "default") is None:
+                s.add(model(name="default"))
+        if await s.get(ResourceGroup, "default") is None:
+            s.add(ResourceGroup(name="default", description="The default resource group"))
+        await s.flush()
+        for name, ptype in (("default", "general"), ("model-store", "model-store")):
+            exists = (await s.execute(select(Project.id).where(
+                Project.domain_name == "default", Project.name == name))).first()
+            if not exists:
+                s.add(Project(name=name, domain_name="default", type=ptype, resource_policy="default",
+                              description=f"The {name} project"))
+    result = BootstrapResult(admin_created=False)
+    users = UserService(ctx)
+    async with ctx.db() as s:
+        has_admin = (await s.execute(select(User.uuid).where(User.email == ADMIN_EMAIL))).first()
+    if not has_admin:
+        password = os.environ.get("WORKBAY_ADMIN_PASSWORD")
+        if not password:
+            password = passwords.generate_password()
+            result.generated_admin_password = password
+            _write_secret_file(ctx.config.data_dir / "initial-admin-password", password)
+        await users.create_user_unchecked(NewUser(
+            email=ADMIN_EMAIL, username="admin", password=password, full_name="Administrator",
+            role="superadmin", description="Superadmin created at first start"),
+            join_default_project=True)
+        result.admin_created = True
+        log.info("created the superadmin %s", ADMIN_EMAIL)
+    if demo:
+        async with ctx.db() as s:
+            missing = [e for e in DEMO_EMAILS
+                       if not (await s.execute(select(User.uuid).where(User.email == e))).first()]
+        if missing:
+            password = os.environ.get("WORKBAY_DEMO_PASSWORD")
+            if not password:
+                password = passwords.generate_password()
+                result.generated_demo_password = password
+                _write_secret_file(ctx.config.data_dir / "demo-password", password)
+            for email in missing:
+                await users.create_user_unchecked(NewUser(
+                    email=email, username=email.split("@")[0], password=password,
+                    full_name=email.split("@")[0].capitalize()), join_default_project=True)
+    return result

@@ -1,0 +1,17 @@
+"""What every service needs: the database, the configuration and the event bus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from workbay.common.config import WorkbayConfig
+from workbay.common.events import EventBus
+
+
+@dataclass
+class ServiceContext:
+    db: async_sessionmaker
+    config: WorkbayConfig
+    events: EventBus

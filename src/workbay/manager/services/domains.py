@@ -1,0 +1,101 @@
+"""Domains (superadmin)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+
+from workbay.common.errors import Conflict, ObjectNotFound
+from workbay.manager.models import Domain, Project, User
+
+from . import access
+from .access import Actor
+from .context import ServiceContext
+from .serialize import domain_out
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class NewDomain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    is_active: bool = True
+    total_resource_slots: dict[str, Any] = {}
+    allowed_vfolder_hosts: dict[str, Any] = {}
+    allowed_docker_registries: list[str] = []
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("letters, digits, '.', '_' and '-' only")
+        return v
+
+
+class DomainPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = None
+    is_active: bool | None = None
+    total_resource_slots: dict[str, Any] | None = None
+    allowed_vfolder_hosts: dict[str, Any] | None = None
+    allowed_docker_registries: list[str] | None = None
+
+
+class DomainService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def _get(self, s, actor: Actor, name: str) -> Domain:
+        access.check_domain_visible(actor, name, "domain")
+        domain = await s.get(Domain, name)
+        if domain is None:
+            raise ObjectNotFound(object_name="domain")
+        return domain
+
+    async def list(self, actor: Actor) -> dict[str, Any]:
+        access.require_reader(actor)
+        stmt = select(Domain).order_by(Domain.name)
+        scope = access.domain_scope(actor)
+        if scope is not None:
+            stmt = stmt.where(Domain.name == scope)
+        async with self.ctx.db() as s:
+            items = (await s.execute(stmt)).scalars().all()
+        return {"items": [domain_out(d) for d in items], "total_count": len(items)}
+
+    async def get(self, actor: Actor, name: str) -> dict[str, Any]:
+        access.require_reader(actor)
+        async with self.ctx.db() as s:
+            return domain_out(await self._get(s, actor, name))
+
+    async def create(self, actor: Actor, new: NewDomain) -> dict[str, Any]:
+        access.require_superadmin(actor)
+        async with self.ctx.db.begin() as s:
+            if await s.get(Domain, new.name) is not None:
+                raise Conflict("A domain with this name already exists.", data={"name": "already exists"})
+            domain = Domain(**new.model_dump())
+            s.add(domain)
+            await s.flush()
+            return domain_out(domain)
+
+    async def update(self, actor: Actor, name: str, patch: DomainPatch) -> dict[str, Any]:
+        access.require_superadmin(actor)
+        async with self.ctx.db.begin() as s:
+            domain = await self._get(s, actor, name)
+            for key, value in patch.model_dump(exclude_unset=True, exclude_none=True).items():
+                setattr(domain, key, value)
+            await s.flush()
+            return domain_out(domain)
+
+    async def delete(self, actor: Actor, name: str) -> None:
+        access.require_superadmin(actor)
+        async with self.ctx.db.begin() as s:
+            domain = await self._get(s, actor, name)
+            users = (await s.execute(select(func.count()).select_from(User).where(User.domain_name == name))).scalar_one()
+            projects = (await s.execute(select(func.count()).select_from(Project).where(Project.domain_name == name))).scalar_one()
+            if users or projects:
+                raise Conflict(f"The domain still has {users} users and {projects} projects.")
+            await s.delete(domain)

@@ -1,0 +1,174 @@
+"""Keypair, user and project resource policies (AD-1)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+
+from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.manager.models import Keypair, Project, User
+
+from . import access
+from .access import Actor
+from .context import ServiceContext
+from .serialize import POLICY_MODELS, policy_out
+
+PolicyKind = Literal["keypair", "user", "project"]
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+USED_BY = {"keypair": (Keypair, "keypairs"), "user": (User, "users"), "project": (Project, "projects")}
+HOST_PERMISSIONS = {"create-vfolder", "modify-vfolder", "delete-vfolder", "mount-in-session",
+                    "upload-file", "download-file", "invite-others", "set-user-specific-permission"}
+
+
+def _name(v: str) -> str:
+    if not NAME_RE.match(v) or len(v) > 256:
+        raise ValueError("letters, digits, '.', '_' and '-' only (at most 256)")
+    return v
+
+
+def _slots(v: dict[str, Any]) -> dict[str, str]:
+    """Resource slots are decimal strings; a missing slot means unlimited."""
+    out = {}
+    for key, value in v.items():
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation as e:
+            raise ValueError(f"{key}: not a number") from e
+        if amount.is_nan() or amount < 0:
+            raise ValueError(f"{key}: must be zero or more")
+        out[key] = "Infinity" if amount.is_infinite() else str(amount)
+    return out
+
+
+class KeypairPolicyFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    total_resource_slots: dict[str, Any] = {}
+    max_containers_per_session: int = Field(1, ge=1)
+    max_session_lifetime: int = Field(0, ge=0)
+    max_concurrent_sessions: int = Field(30, ge=0)
+    max_concurrent_sftp_sessions: int = Field(1, ge=0)
+    max_pending_session_count: int | None = Field(None, ge=0)
+    idle_timeout: int = Field(3600, ge=0)
+    allowed_vfolder_hosts: dict[str, list[str]] = {}
+
+    @field_validator("total_resource_slots")
+    @classmethod
+    def _v_slots(cls, v):
+        return _slots(v)
+
+    @field_validator("allowed_vfolder_hosts")
+    @classmethod
+    def _v_hosts(cls, v):
+        for host, perms in v.items():
+            bad = set(perms) - HOST_PERMISSIONS
+            if bad:
+                raise ValueError(f"{host}: unknown permissions {sorted(bad)}")
+        return v
+
+
+class UserPolicyFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_vfolder_count: int = Field(0, ge=0)
+    max_quota_scope_size: int = Field(-1, ge=-1)
+    max_session_count_per_model_session: int = Field(10, ge=0)
+    max_customized_image_count: int = Field(3, ge=0)
+
+
+class ProjectPolicyFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_vfolder_count: int = Field(0, ge=0)
+    max_quota_scope_size: int = Field(-1, ge=-1)
+    max_network_count: int = Field(3, ge=0)
+
+
+FIELDS: dict[str, type[BaseModel]] = {
+    "keypair": KeypairPolicyFields, "user": UserPolicyFields, "project": ProjectPolicyFields,
+}
+
+
+def parse_policy(kind: str, data: dict[str, Any], partial: bool) -> tuple[str | None, dict[str, Any]]:
+    """Validate a policy body; returns (name, fields).  PATCH (partial) never changes the name."""
+    from pydantic import ValidationError
+
+    from workbay.common.http import validation_error
+
+    data = dict(data)
+    name = data.pop("name", None)
+    if partial and name is not None:
+        raise InvalidAPIParameters("A policy's name cannot be changed.", data={"name": "read-only"})
+    if not partial:
+        try:
+            name = _name(str(name or ""))
+        except ValueError as e:
+            raise InvalidAPIParameters(f"name: {e}", data={"name": str(e)}) from e
+    model = FIELDS[kind]
+    try:
+        if partial:
+            merged = model.model_construct()
+            checked = model.model_validate({**{k: getattr(merged, k) for k in model.model_fields}, **data})
+            return name, {k: getattr(checked, k) for k in data}
+        return name, model.model_validate(data).model_dump()
+    except ValidationError as e:
+        raise validation_error(list(e.errors())) from e
+
+
+class PolicyService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def list(self, actor: Actor, kind: PolicyKind) -> dict[str, Any]:
+        access.require_reader(actor)
+        model = POLICY_MODELS[kind]
+        async with self.ctx.db() as s:
+            items = (await s.execute(select(model).order_by(model.name))).scalars().all()
+        return {"items": [policy_out(p) for p in items], "total_count": len(items)}
+
+    async def get(self, actor: Actor, kind: PolicyKind, name: str) -> dict[str, Any]:
+        access.require_reader(actor)
+        async with self.ctx.db() as s:
+            policy = await s.get(POLICY_MODELS[kind], name)
+        if policy is None:
+            raise ObjectNotFound(object_name=f"{kind} resource policy")
+        return policy_out(policy)
+
+    async def create(self, actor: Actor, kind: PolicyKind, body: dict[str, Any]) -> dict[str, Any]:
+        access.require_superadmin(actor)
+        name, fields = parse_policy(kind, body, partial=False)
+        model = POLICY_MODELS[kind]
+        async with self.ctx.db.begin() as s:
+            if await s.get(model, name) is not None:
+                raise Conflict("A policy with this name already exists.", data={"name": "already exists"})
+            policy = model(name=name, **fields)
+            s.add(policy)
+            await s.flush()
+            return policy_out(policy)
+
+    async def update(self, actor: Actor, kind: PolicyKind, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        access.require_superadmin(actor)
+        _, fields = parse_policy(kind, body, partial=True)
+        async with self.ctx.db.begin() as s:
+            policy = await s.get(POLICY_MODELS[kind], name)
+            if policy is None:
+                raise ObjectNotFound(object_name=f"{kind} resource policy")
+            for key, value in fields.items():
+                setattr(policy, key, value)
+            await s.flush()
+            return policy_out(policy)
+
+    async def delete(self, actor: Actor, kind: PolicyKind, name: str) -> None:
+        access.require_superadmin(actor)
+        owner_model, label = USED_BY[kind]
+        async with self.ctx.db.begin() as s:
+            policy = await s.get(POLICY_MODELS[kind], name)
+            if policy is None:
+                raise ObjectNotFound(object_name=f"{kind} resource policy")
+            in_use = (await s.execute(select(func.count()).select_from(owner_model)
+                                      .where(owner_model.resource_policy == name))).scalar_one()
+            if in_use:
+                raise InvalidAPIParameters(f"The policy is used by {in_use} {label}; it cannot be deleted.",
+                                           title="Resource policy in use.")
+            await s.delete(policy)

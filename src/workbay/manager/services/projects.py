@@ -1,0 +1,181 @@
+"""Projects and their members (admins within their domain)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+
+from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.manager.models import Domain, Project, ProjectMember, ProjectResourcePolicy, User
+
+from . import access
+from .access import Actor
+from .context import ServiceContext
+from .serialize import project_out, user_out
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class NewProject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    domain_name: str = "default"
+    description: str = ""
+    is_active: bool = True
+    total_resource_slots: dict[str, Any] = {}
+    allowed_vfolder_hosts: dict[str, Any] = {}
+    resource_policy: str = "default"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("letters, digits, '.', '_' and '-' only")
+        return v
+
+
+class ProjectPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=64)
+    description: str | None = None
+    is_active: bool | None = None
+    total_resource_slots: dict[str, Any] | None = None
+    allowed_vfolder_hosts: dict[str, Any] | None = None
+    resource_policy: str | None = None
+
+
+class Members(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    emails: list[str] = Field(min_length=1)
+
+
+class ProjectService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def _get(self, s, actor: Actor, project_id: uuid.UUID) -> Project:
+        project = await s.get(Project, project_id)
+        if project is None:
+            raise ObjectNotFound(object_name="project")
+        access.check_domain_visible(actor, project.domain_name, "project")
+        return project
+
+    async def _member_counts(self, s, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        rows = await s.execute(select(ProjectMember.project_id, func.count())
+                               .where(ProjectMember.project_id.in_(ids)).group_by(ProjectMember.project_id))
+        return dict(rows.all())
+
+    async def list(self, actor: Actor, domain: str | None, q: str | None, limit: int, offset: int
+                   ) -> dict[str, Any]:
+        access.require_reader(actor)
+        stmt = select(Project)
+        scope = access.domain_scope(actor)
+        if scope is not None:
+            stmt = stmt.where(Project.domain_name == scope)
+        elif domain:
+            stmt = stmt.where(Project.domain_name == domain)
+        if q:
+            stmt = stmt.where(func.lower(Project.name).like(f"%{q.lower()}%"))
+        async with self.ctx.db() as s:
+            total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+            items = (await s.execute(stmt.order_by(Project.domain_name, Project.name).limit(limit).offset(offset))).scalars().all()
+            counts = await self._member_counts(s, [p.id for p in items])
+        return {"items": [project_out(p, counts.get(p.id, 0)) for p in items], "total_count": total}
+
+    async def get(self, actor: Actor, project_id: uuid.UUID) -> dict[str, Any]:
+        access.require_reader(actor)
+        async with self.ctx.db() as s:
+            project = await self._get(s, actor, project_id)
+            counts = await self._member_counts(s, [project.id])
+        return project_out(project, counts.get(project.id, 0))
+
+    async def create(self, actor: Actor, new: NewProject) -> dict[str, Any]:
+        access.check_may_manage_domain(actor, new.domain_name, "domain")
+        async with self.ctx.db.begin() as s:
+            if await s.get(Domain, new.domain_name) is None:
+                raise InvalidAPIParameters(f"No such domain: {new.domain_name}", data={"domain_name": "unknown"})
+            if await s.get(ProjectResourcePolicy, new.resource_policy) is None:
+                raise InvalidAPIParameters(f"No such project resource policy: {new.resource_policy}",
+                                           data={"resource_policy": "unknown"})
+            dup = (await s.execute(select(Project.id).where(Project.domain_name == new.domain_name,
+                                                            Project.name == new.name))).first()
+            if dup:
+                raise Conflict("A project with this name already exists in the domain.",
+                               data={"name": "already exists"})
+            project = Project(**new.model_dump())
+            s.add(project)
+            await s.flush()
+            return project_out(project, 0)
+
+    async def update(self, actor: Actor, project_id: uuid.UUID, patch: ProjectPatch) -> dict[str, Any]:
+        access.require_admin(actor)
+        async with self.ctx.db.begin() as s:
+            project = await self._get(s, actor, project_id)
+            changes = patch.model_dump(exclude_unset=True, exclude_none=True)
+            if "resource_policy" in changes and await s.get(ProjectResourcePolicy, changes["resource_policy"]) is None:
+                raise InvalidAPIParameters("No such project resource policy.", data={"resource_policy": "unknown"})
+            if "name" in changes and changes["name"] != project.name:
+                dup = (await s.execute(select(Project.id).where(Project.domain_name == project.domain_name,
+                                                                Project.name == changes["name"]))).first()
+                if dup:
+                    raise Conflict("A project with this name already exists in the domain.",
+                                   data={"name": "already exists"})
+            for key, value in changes.items():
+                setattr(project, key, value)
+            await s.flush()
+            return project_out(project)
+
+    async def delete(self, actor: Actor, project_id: uuid.UUID) -> None:
+        access.require_admin(actor)
+        async with self.ctx.db.begin() as s:
+            project = await self._get(s, actor, project_id)
+            members = (await self._member_counts(s, [project.id])).get(project.id, 0)
+            if members:
+                raise Conflict(f"The project still has {members} members; remove them first.")
+            await s.delete(project)
+
+    async def members(self, actor: Actor, project_id: uuid.UUID) -> dict[str, Any]:
+        access.require_reader(actor)
+        async with self.ctx.db() as s:
+            await self._get(s, actor, project_id)
+            users = (await s.execute(select(User).join(ProjectMember, ProjectMember.user_id == User.uuid)
+                                     .where(ProjectMember.project_id == project_id).order_by(User.email))).scalars().all()
+        return {"items": [user_out(u) for u in users], "total_count": len(users)}
+
+    async def _users(self, s, project: Project, emails: list[str]) -> list[User]:
+        users = (await s.execute(select(User).where(User.email.in_([e.lower() for e in emails])))).scalars().all()
+        found = {u.email for u in users}
+        missing = [e for e in emails if e.lower() not in found]
+        if missing:
+            raise InvalidAPIParameters(f"No such users: {', '.join(missing)}", data={"emails": missing})
+        wrong = [u.email for u in users if u.domain_name != project.domain_name]
+        if wrong:
+            raise InvalidAPIParameters(f"Users of another domain: {', '.join(wrong)}", data={"emails": wrong})
+        return list(users)
+
+    async def add_members(self, actor: Actor, project_id: uuid.UUID, emails: list[str]) -> dict[str, Any]:
+        access.require_admin(actor)
+        async with self.ctx.db.begin() as s:
+            project = await self._get(s, actor, project_id)
+            added = []
+            for user in await self._users(s, project, emails):
+                if await s.get(ProjectMember, (project.id, user.uuid)) is None:
+                    s.add(ProjectMember(project_id=project.id, user_id=user.uuid))
+                    added.append(user.email)
+        return {"added": added}
+
+    async def remove_members(self, actor: Actor, project_id: uuid.UUID, emails: list[str]) -> dict[str, Any]:
+        access.require_admin(actor)
+        async with self.ctx.db.begin() as s:
+            project = await self._get(s, actor, project_id)
+            removed = []
+            for user in await self._users(s, project, emails):
+                member = await s.get(ProjectMember, (project.id, user.uuid))
+                if member is not None:
+                    await s.delete(member)
+                    removed.append(user.email)
+        return {"removed": removed}

@@ -1,0 +1,238 @@
+"""Admin user management (ID-11, ID-12) and the user-creation path sign-up shares."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, or_, select
+
+from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.manager.models import Domain, Keypair, Project, ProjectMember, User, UserResourcePolicy
+
+from . import access, keys, passwords
+from .access import Actor
+from .context import ServiceContext
+from .serialize import keypair_out, user_out
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+UserStatus = Literal["active", "inactive", "before-verification", "deleted"]
+Role = Literal["superadmin", "admin", "user", "monitor"]
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(max_length=64)
+    username: str = Field(min_length=1, max_length=64)
+    password: str
+    full_name: str = Field("", max_length=64)
+    description: str = ""
+    status: UserStatus = "active"
+    role: Role = "user"
+    domain_name: str = "default"
+    need_password_change: bool = False
+    sudo_session_enabled: bool = False
+    resource_policy: str = "default"
+    project_ids: list[uuid.UUID] = []
+    container_uid: int | None = Field(None, ge=0, le=2**31 - 1)
+    container_gid: int | None = Field(None, ge=0, le=2**31 - 1)
+    allowed_client_ip: list[str] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        if not EMAIL_RE.match(v):
+            raise ValueError("not a valid e-mail address")
+        return v.lower()
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str | None = Field(None, min_length=1, max_length=64)
+    password: str | None = None
+    full_name: str | None = Field(None, max_length=64)
+    description: str | None = None
+    status: UserStatus | None = None
+    role: Role | None = None
+    domain_name: str | None = None
+    need_password_change: bool | None = None
+    sudo_session_enabled: bool | None = None
+    resource_policy: str | None = None
+    project_ids: list[uuid.UUID] | None = None
+    container_uid: int | None = Field(None, ge=0, le=2**31 - 1)
+    container_gid: int | None = Field(None, ge=0, le=2**31 - 1)
+    allowed_client_ip: list[str] | None = None
+
+
+def _check_password(password: str) -> None:
+    problems = passwords.password_problems(password)
+    if problems:
+        msg = passwords.describe_problems(problems)
+        raise InvalidAPIParameters(msg, data={"password": msg})
+
+
+class UserService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    async def _projects_of(self, s, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Project]]:
+        out: dict[uuid.UUID, list[Project]] = {uid: [] for uid in user_ids}
+        if user_ids:
+            rows = await s.execute(
+                select(ProjectMember.user_id, Project)
+                .join(Project, Project.id == ProjectMember.project_id)
+                .where(ProjectMember.user_id.in_(user_ids)).order_by(Project.name))
+            for uid, project in rows.all():
+                out[uid].append(project)
+        return out
+
+    async def _get(self, s, email: str) -> User:
+        user = (await s.execute(select(User).where(User.email == email.lower()))).scalar_one_or_none()
+        if user is None:
+            raise ObjectNotFound(object_name="user")
+        return user
+
+    async def _check_refs(self, s, domain_name: str, policy: str,
+                          project_ids: list[uuid.UUID] | None) -> None:
+        domain = await s.get(Domain, domain_name)
+        if domain is None:
+            raise InvalidAPIParameters(f"No such domain: {domain_name}", data={"domain_name": "unknown"})
+        if await s.get(UserResourcePolicy, policy) is None:
+            raise InvalidAPIParameters(f"No such user resource policy: {policy}",
+                                       data={"resource_policy": "unknown"})
+        for pid in project_ids or []:
+            project = await s.get(Project, pid)
+            if project is None or project.domain_name != domain_name:
+                raise InvalidAPIParameters(f"No such project in domain {domain_name}: {pid}",
+                                           data={"project_ids": "unknown project"})
+
+    async def list(self, actor: Actor, status: str | None, q: str | None, domain: str | None,
+                   limit: int, offset: int) -> dict[str, Any]:
+        access.require_reader(actor)
+        scope = access.domain_scope(actor)
+        stmt = select(User)
+        if scope is not None:
+            stmt = stmt.where(User.domain_name == scope)
+        elif domain:
+            stmt = stmt.where(User.domain_name == domain)
+        if status:
+            stmt = stmt.where(User.status == status)
+        if q:
+            like = f"%{q.lower()}%"
+            ak_owner = select(Keypair.user_id).where(func.lower(Keypair.access_key).like(like))
+            stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(User.username).like(like),
+                                  func.lower(User.full_name).like(like), User.uuid.in_(ak_owner)))
+        async with self.ctx.db() as s:
+            total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+            users = (await s.execute(stmt.order_by(User.created_at.desc(), User.email)
+                                     .limit(limit).offset(offset))).scalars().all()
+            projects = await self._projects_of(s, [u.uuid for u in users])
+        return {"items": [user_out(u, projects[u.uuid]) for u in users], "total_count": total}
+
+    async def get(self, actor: Actor, email: str) -> dict[str, Any]:
+        if actor.email != email.lower():
+            access.require_reader(actor)
+        async with self.ctx.db() as s:
+            user = await self._get(s, email)
+            access.check_domain_visible(actor, user.domain_name, "user")
+            return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
+
+    async def create(self, actor: Actor, new: NewUser) -> dict[str, Any]:
+        access.check_may_manage_domain(actor, new.domain_name, "domain")
+        access.check_role_grant(actor, new.role)
+        return await self.create_user_unchecked(new)
+
+    async def create_user_unchecked(self, new: NewUser, join_default_project: bool = False
+                                    ) -> dict[str, Any]:
+        """Create a user with a default keypair.  Callers check authorization first."""
+        _check_password(new.password)
+        async with self.ctx.db.begin() as s:
+            await self._check_refs(s, new.domain_name, new.resource_policy, new.project_ids)
+            dup = (await s.execute(select(User).where(
+                or_(User.email == new.email, User.username == new.username)))).scalars().first()
+            if dup is not None:
+                field = "email" if dup.email == new.email else "username"
+                raise Conflict(f"A user with this {field.replace('username', 'user name')} already exists.",
+                               data={field: "already exists"})
+            user = User(email=new.email, username=new.username,
+                        password=passwords.hash_password(new.password), full_name=new.full_name,
+                        description=new.description, status=new.status, role=new.role,
+                        domain_name=new.domain_name, need_password_change=new.need_password_change,
+                        sudo_session_enabled=new.sudo_session_enabled,
+                        resource_policy=new.resource_policy, container_uid=new.container_uid,
+                        container_gid=new.container_gid, allowed_client_ip=new.allowed_client_ip,
+                        preferences={})
+            s.add(user)
+            await s.flush()
+            project_ids = list(new.project_ids)
+            if join_default_project and not project_ids:
+                default = (await s.execute(select(Project.id).where(
+                    Project.domain_name == new.domain_name, Project.name == "default"))).scalar()
+                if default is not None:
+                    project_ids.append(default)
+            for pid in dict.fromkeys(project_ids):
+                s.add(ProjectMember(project_id=pid, user_id=user.uuid))
+            kp = Keypair(access_key=keys.generate_access_key(), secret_key=keys.generate_secret_key(),
+                         user_id=user.uuid, is_active=new.status == "active",
+                         is_admin=new.role in ("superadmin", "admin"), is_default=True,
+                         rate_limit=self.ctx.config.manager.default_rate_limit,
+                         resource_policy="default", dotfiles=[])
+            s.add(kp)
+            await s.flush()
+            projects = (await self._projects_of(s, [user.uuid]))[user.uuid]
+            out = user_out(user, projects)
+            out["keypair"] = keypair_out(kp, user.email, show_secret=True)
+        return out
+
+    async def update(self, actor: Actor, email: str, patch: UserPatch) -> dict[str, Any]:
+        changes = patch.model_dump(exclude_unset=True)
+        async with self.ctx.db.begin() as s:
+            user = await self._get(s, email)
+            access.check_may_modify_user(actor, user.role, user.domain_name)
+            if "role" in changes and changes["role"] is not None:
+                access.check_role_grant(actor, changes["role"])
+            if changes.get("domain_name") not in (None, user.domain_name):
+                access.require_superadmin(actor)
+            domain = changes.get("domain_name") or user.domain_name
+            await self._check_refs(s, domain, changes.get("resource_policy") or user.resource_policy,
+                                   changes.get("project_ids"))
+            if changes.get("username") and changes["username"] != user.username:
+                taken = (await s.execute(select(User.uuid).where(User.username == changes["username"]))).first()
+                if taken:
+                    raise Conflict("A user with this user name already exists.",
+                                   data={"username": "already exists"})
+            if changes.get("password"):
+                _check_password(changes["password"])
+                user.password = passwords.hash_password(changes.pop("password"))
+            changes.pop("password", None)
+            project_ids = changes.pop("project_ids", None)
+            for key, value in changes.items():
+                if value is None and key not in ("container_uid", "container_gid", "allowed_client_ip"):
+                    continue
+                setattr(user, key, value)
+            if changes.get("status") and changes["status"] != "active":
+                # ID-11: deactivating a user deactivates the keypairs; reactivating does not.
+                for kp in (await s.execute(select(Keypair).where(Keypair.user_id == user.uuid))).scalars():
+                    kp.is_active = False
+                user.status_info = f"set {changes['status']} by {actor.email}"
+            elif changes.get("status") == "active":
+                user.status_info = f"reactivated by {actor.email}"
+            if "role" in changes and changes["role"]:
+                for kp in (await s.execute(select(Keypair).where(Keypair.user_id == user.uuid))).scalars():
+                    kp.is_admin = changes["role"] in ("superadmin", "admin")
+            if project_ids is not None:
+                await s.execute(ProjectMember.__table__.delete().where(ProjectMember.user_id == user.uuid))
+                for pid in dict.fromkeys(project_ids):
+                    s.add(ProjectMember(project_id=pid, user_id=user.uuid))
+            await s.flush()
+            return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
+
+    async def disable_totp(self, actor: Actor, email: str) -> dict[str, Any]:
+        async with self.ctx.db.begin() as s:
+            user = await self._get(s, email)
+            access.check_may_modify_user(actor, user.role, user.domain_name)
+            user.totp_activated, user.totp_key, user.totp_activated_at = False, None, None
+            await s.flush()
+            return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])

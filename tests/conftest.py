@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.support.databases import throwaway_db
+from tests.support.manager import start_manager
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+async def manager(request, tmp_path_factory):
+    """A manager with a fresh database, once on SQLite and once on PostgreSQL."""
+    tmp = tmp_path_factory.mktemp("manager")
+    async with throwaway_db(request.param, tmp) as url:
+        h = await start_manager(url, tmp)
+        try:
+            yield h
+        finally:
+            await h.close()
