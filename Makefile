@@ -1,0 +1,48 @@
+# Workbay — `make run` starts the embedded default, `make test` runs every test.
+# Both set up what is missing first; `make setup` is idempotent.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMPS := $(VENV)/.stamps
+APT_PACKAGES := podman runc mmdebstrap chromium uidmap slirp4netns fuse-overlayfs
+PYTEST_ARGS ?=
+
+.PHONY: setup run test system-packages python-env assets clean-assets
+
+setup: system-packages python-env assets
+
+# Debian/Ubuntu packages, installed only when missing.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/python: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+python-env: $(STAMPS)/python
+
+# Front-end assets: pinned in package.json/package-lock.json, copied into the package's static folder.
+$(STAMPS)/assets: package.json package-lock.json tools/copy_assets.py | $(STAMPS)/python
+	npm ci --no-audit --no-fund --loglevel=error
+	$(PY) tools/copy_assets.py
+	@touch $@
+
+assets: $(STAMPS)/assets
+
+run: setup
+	$(VENV)/bin/workbay up $(ARGS)
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)

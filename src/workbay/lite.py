@@ -1,0 +1,180 @@
+"""Serving components: one process per component in a cluster, or all of them in one (``workbay up``).
+
+Each component is its own ASGI app on its own port; in lite they share one event loop and talk to
+each other over loopback HTTP exactly as in a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from workbay.common.config import WorkbayConfig, load_config
+from workbay.common.secrets import ensure_secrets
+
+log = logging.getLogger(__name__)
+COMPONENTS = ("manager", "webserver", "storage-proxy", "app-proxy", "agent")
+# Port offsets from --port-base (webserver at the base).
+OFFSETS = {"webserver": 0, "manager": 1, "storage-client": 2, "storage-manager": 3, "app-proxy": 4,
+           "agent": 5}
+
+
+def lite_config(data_dir: Path, port_base: int = 8090, config_path: Path | None = None
+                ) -> WorkbayConfig:
+    """The embedded default: ports derived from the base, SQLite under the data dir."""
+    manager_url = f"http://127.0.0.1:{port_base + OFFSETS['manager']}"
+    config = load_config(
+        config_path,
+        data_dir=data_dir,
+        manager={"port": port_base + OFFSETS["manager"]},
+        webserver={"port": port_base + OFFSETS["webserver"], "manager_url": manager_url},
+        storage={"client_port": port_base + OFFSETS["storage-client"],
+                 "manager_port": port_base + OFFSETS["storage-manager"]},
+        appproxy={"port": port_base + OFFSETS["app-proxy"]},
+        agent={"port": port_base + OFFSETS["agent"], "manager_url": manager_url},
+    )
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    return ensure_secrets(config)
+
+
+def _apps(config: WorkbayConfig, component: str, demo: bool) -> list[tuple[str, Any, str, int]]:
+    """(label, app, host, port) for one component."""
+    if component == "manager":
+        from workbay.manager.app import create_app
+
+        return [("manager", create_app(config, demo=demo), config.manager.host, config.manager.port)]
+    if component == "webserver":
+        from workbay.web.app import create_app
+
+        return [("webserver", create_app(config), config.webserver.host, config.webserver.port)]
+    if component == "storage-proxy":
+        from workbay.storage.app import create_client_app, create_manager_app
+
+        return [("storage-proxy (client)", create_client_app(config), config.storage.host,
+                 config.storage.client_port),
+                ("storage-proxy (manager)", create_manager_app(config), config.storage.host,
+                 config.storage.manager_port)]
+    if component == "app-proxy":
+        from workbay.appproxy.app import create_app
+
+        return [("app-proxy", create_app(config), config.appproxy.host, config.appproxy.port)]
+    if component == "agent":
+        from workbay.agent.app import create_app
+
+        return [("agent", create_app(config), config.agent.host, config.agent.port)]
+    raise ValueError(f"unknown component: {component}")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us (several share one process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        pass
+
+
+async def serve(config: WorkbayConfig, components: tuple[str, ...] | list[str], demo: bool = False,
+                ready: Callable[[], None] | None = None, stop: asyncio.Event | None = None) -> None:
+    """Serve the given components until ``stop`` is set (or SIGINT/SIGTERM in the main thread).
+
+    The manager starts first (migrations, bootstrap); the others start once it answers.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+    ordered = sorted(components, key=lambda c: 0 if c == "manager" else 1)
+    servers: list[_Server] = []
+    tasks: list[asyncio.Task] = []
+    try:
+        for component in ordered:
+            for label, app, host, port in _apps(config, component, demo):
+                server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                lifespan="on"))
+                servers.append(server)
+                tasks.append(asyncio.create_task(server.serve(), name=label))
+                while not server.started:
+                    if tasks[-1].done():
+                        tasks[-1].result()  # re-raises why it failed to start
+                        raise RuntimeError(f"{label} stopped while starting")
+                    await asyncio.sleep(0.05)
+                log.info("%s listening on http://%s:%d", label, host, port)
+        if ready:
+            ready()
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not stopper and t.exception():
+                raise t.exception()
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class LiteHandle:
+    """A whole Workbay running in a background thread (tests, benchmarks)."""
+
+    config: WorkbayConfig
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+    stop_event: asyncio.Event
+    error: list[BaseException]
+
+    @property
+    def webserver_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.webserver.port}"
+
+    @property
+    def manager_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.manager.port}"
+
+    def stop(self, timeout: float = 30) -> None:
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(timeout)
+
+
+def start_in_thread(data_dir: Path, port_base: int, demo: bool = False,
+                    components: tuple[str, ...] = COMPONENTS, timeout: float = 60,
+                    config: WorkbayConfig | None = None) -> LiteHandle:
+    config = config or lite_config(Path(data_dir), port_base)
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        stop_event = asyncio.Event()
+        holder["loop"], holder["stop"] = loop, stop_event
+        try:
+            loop.run_until_complete(serve(config, components, demo=demo, ready=started.set,
+                                          stop=stop_event))
+        except BaseException as e:  # reported to the caller below
+            errors.append(e)
+            started.set()
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="workbay-lite", daemon=True)
+    thread.start()
+    if not started.wait(timeout):
+        raise TimeoutError("Workbay did not start in time")
+    if errors:
+        raise RuntimeError("Workbay failed to start") from errors[0]
+    return LiteHandle(config, thread, holder["loop"], holder["stop"], errors)
