@@ -13,16 +13,19 @@ class BackendError(Exception):
     title = "Internal server error."
 
     def __init__(self, msg: str | None = None, *, data: Any = None, title: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(msg or title or self.title)
         self.msg = msg
         self.data = data
         if title:
             self.title = title
         self.headers = headers or {}
+        # Extension members at the top level of the problem body, for wire formats Backend.AI
+        # fixed outside problem details (e.g. ``error_msg`` of /auth/update-password).
+        self.extra = extra or {}
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": PROBLEM_BASE + self.kind, "title": self.title}
+        out: dict[str, Any] = {**self.extra, "type": PROBLEM_BASE + self.kind, "title": self.title}
         if self.msg:
             out["msg"] = self.msg
         if self.data is not None:
@@ -50,6 +53,12 @@ class GenericBadRequest(BackendError):
     status, kind, title = 400, "generic-bad-request", "Bad request."
 
 
+class AlreadyExists(GenericBadRequest):
+    """A create/rename that would duplicate a unique name (Backend.AI answers 400 for these)."""
+
+    title = "The object already exists."
+
+
 class GenericForbidden(BackendError):
     status, kind, title = 403, "generic-forbidden", "Forbidden operation."
 
@@ -71,7 +80,7 @@ class ObjectNotFound(BackendError):
 
 
 class Conflict(BackendError):
-    """A request that would break an invariant (duplicate, still in use)."""
+    """A request the current state forbids (still in use, the last one of its kind)."""
 
     status, kind, title = 409, "generic-bad-request", "The request conflicts with the current state."
 

@@ -58,6 +58,15 @@ class RedisEventBus:
         q: asyncio.Queue[Event] = asyncio.Queue()
         pubsub = self.redis.pubsub()
         await pubsub.subscribe(CHANNEL)
+        # Wait until Redis confirms the subscription: events published after subscribe() returns
+        # are then guaranteed to reach this subscriber.
+        while True:
+            msg = await pubsub.get_message(timeout=5.0)
+            if msg is None:
+                await pubsub.aclose()
+                raise ConnectionError("Redis did not confirm the event subscription")
+            if msg.get("type") == "subscribe":
+                break
 
         async def pump() -> None:
             async for msg in pubsub.listen():

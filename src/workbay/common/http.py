@@ -18,9 +18,16 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
+class ProblemResponse(JSONResponse):
+    media_type = "application/problem+json"
+
+    def render(self, content: Any) -> bytes:
+        # ASCII escapes: an error that quotes the client's input can always be sent.
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":"), default=str).encode()
+
+
 def problem_response(err: BackendError) -> JSONResponse:
-    return JSONResponse(err.body(), status_code=err.status, headers=err.headers,
-                        media_type="application/problem+json")
+    return ProblemResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
 def _validation_data(errors: list[dict[str, Any]]) -> dict[str, str]:
@@ -62,19 +69,28 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(InternalServerError())
 
 
+def loads_object(body: bytes) -> dict[str, Any]:
+    """A JSON object from a request body, or InvalidAPIParameters saying what is wrong."""
+    try:
+        parsed = json.loads(body)
+    except ValueError as e:
+        raise InvalidAPIParameters("Malformed JSON body.") from e
+    if not isinstance(parsed, dict):
+        raise InvalidAPIParameters("The JSON body must be an object.")
+    try:  # JSON can escape lone surrogates ("\\ud800"), which no database or answer can hold
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidAPIParameters("The JSON body holds text that is not valid Unicode.") from e
+    return parsed
+
+
 async def request_params(request: Request, model: type[M]) -> M:
     """Backend.AI reads parameters from the JSON body when there is one (any method), else from
     the query string."""
     raw: dict[str, Any] = dict(request.query_params)
     body = await request.body()
     if body:
-        try:
-            parsed = json.loads(body)
-        except ValueError as e:
-            raise InvalidAPIParameters("Malformed JSON body.") from e
-        if not isinstance(parsed, dict):
-            raise InvalidAPIParameters("The JSON body must be an object.")
-        raw.update(parsed)
+        raw.update(loads_object(body))
     try:
         return model.model_validate(raw)
     except ValidationError as e:
@@ -85,10 +101,4 @@ async def json_body(request: Request) -> dict[str, Any]:
     body = await request.body()
     if not body:
         return {}
-    try:
-        parsed = json.loads(body)
-    except ValueError as e:
-        raise InvalidAPIParameters("Malformed JSON body.") from e
-    if not isinstance(parsed, dict):
-        raise InvalidAPIParameters("The JSON body must be an object.")
-    return parsed
+    return loads_object(body)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
+from workbay.common.errors import InternalServerError, InvalidAPIParameters
 from workbay.common.events import MemoryEventBus, RedisEventBus
-from workbay.common.http import install_error_handlers
+from workbay.common.http import install_error_handlers, problem_response
 from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
 
 from .api import account, admin, auth, root
@@ -21,6 +24,28 @@ from .services.context import ServiceContext
 from .state import ManagerState
 
 log = logging.getLogger(__name__)
+# PostgreSQL: character_not_in_repertoire (a NUL in text), untranslatable_character.
+BAD_TEXT_SQLSTATES = {"22021", "22P05"}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 5:
+        state = getattr(cur, "sqlstate", None) or getattr(cur, "pgcode", None)
+        if state:
+            return str(state)
+        cur = getattr(cur, "orig", None) or cur.__cause__
+        seen += 1
+    return None
+
+
+async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+    if _sqlstate(exc) in BAD_TEXT_SQLSTATES:
+        # Bad input, not a server fault; the transaction was rolled back, nothing changed.
+        return problem_response(InvalidAPIParameters("Text must not contain NUL characters."))
+    log.error("database error", exc_info=exc)
+    return problem_response(InternalServerError())
 
 
 async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool = True) -> ManagerState:
@@ -74,6 +99,7 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
     if state is not None:
         app.state.manager = state
     install_error_handlers(app)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_middleware(AuthMiddleware)
     for module in (root, auth, account, admin):
         app.include_router(module.router)

@@ -22,7 +22,7 @@ from .deps import actor, state
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 Limit = Query(50, ge=1, le=1000)
-Offset = Query(0, ge=0)
+Offset = Query(0, ge=0, le=2**31 - 1)
 
 
 # -- users -------------------------------------------------------------------------------------

@@ -113,8 +113,10 @@ async def role(request: Request, me: Actor = Depends(actor), st: ManagerState = 
     return await st.auth.role(me, params.group)
 
 
-@router.api_route("/auth", methods=["GET", "POST"])
-@router.api_route("/auth/test", methods=["GET", "POST"])
+@router.get("/auth")
+@router.post("/auth")
+@router.get("/auth/test")
+@router.post("/auth/test")
 async def auth_test(request: Request, me: Actor = Depends(actor)) -> dict:
     params: dict[str, Any] = {**dict(request.query_params), **(await json_body(request))}
     return {"authorized": "yes", "echo": params.get("echo")}

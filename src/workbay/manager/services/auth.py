@@ -9,11 +9,13 @@ from typing import Any
 
 import pyotp
 import segno
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from workbay.common.errors import (
     AuthFailed, GenericBadRequest, GenericForbidden, InvalidAPIParameters, ObjectNotFound,
 )
+from workbay.common.http import validation_error
 from workbay.manager.models import Keypair, Project, ProjectMember, User
 
 from . import keys, passwords
@@ -23,6 +25,8 @@ from .serialize import user_out
 from .settings import SettingsService
 
 PREFERENCE_KEYS = {"theme": ("light", "dark"), "language": ("en", "ko")}
+PREFERENCE_DEFAULTS: dict[str, Any] = {"theme": None, "language": None, "project": None,
+                                       "compact_sidebar": False}
 
 
 class AuthService:
@@ -50,7 +54,9 @@ class AuthService:
                         otp: str | None) -> dict[str, Any]:
         async with self.ctx.db() as s:
             user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
-            if user is None or not passwords.verify_password(password, user.password):
+            # An unknown e-mail costs one bcrypt check too, so timing does not tell it apart.
+            hashed = user.password if user is not None else passwords.DUMMY_HASH
+            if not passwords.verify_password(password, hashed) or user is None:
                 raise AuthFailed("User credential mismatch.", title="User credential mismatch.")
             if domain and domain != user.domain_name:
                 raise AuthFailed("User credential mismatch.", title="User credential mismatch.")
@@ -80,10 +86,14 @@ class AuthService:
             raise GenericForbidden("A valid invitation token is required to sign up.")
         from .users import NewUser, UserService  # users imports auth-free helpers only
 
-        created = await UserService(self.ctx).create_user_unchecked(NewUser(
-            email=email, username=username or email.split("@")[0], password=password,
-            full_name=full_name, description=description, domain_name=domain or "default",
-        ), join_default_project=True)
+        try:
+            # Backend.AI: the user name defaults to the e-mail address (unique already).
+            new = NewUser(email=email, username=username or email, password=password,
+                          full_name=full_name, description=description,
+                          domain_name=domain or "default")
+        except ValidationError as e:
+            raise validation_error(list(e.errors())) from e
+        created = await UserService(self.ctx).create_user_unchecked(new, join_default_project=True)
         return {"access_key": created["keypair"]["access_key"],
                 "secret_key": created["keypair"]["secret_key"]}
 
@@ -105,20 +115,23 @@ class AuthService:
         out = user_out(user, list(projects))
         out["keypair"] = {"access_key": kp.access_key, "secret_key": kp.secret_key,
                           "rate_limit": kp.rate_limit, "resource_policy": kp.resource_policy}
-        out["preferences"] = user.preferences or {}
+        out["preferences"] = {**PREFERENCE_DEFAULTS, **(user.preferences or {})}
         return out
 
     async def update_password(self, actor: Actor, old: str, new: str, new2: str) -> None:
-        if new != new2:
-            raise GenericBadRequest("new password mismatch", data={"error_msg": "new password mismatch"})
-        problems = passwords.password_problems(new)
-        if problems:
-            raise InvalidAPIParameters(passwords.describe_problems(problems),
-                                       data={"new_password": passwords.describe_problems(problems)})
+        """Backend.AI's order: the old password first (401), then the repetition (400 with a
+        top-level ``error_msg``), then the rules (ID-4)."""
         async with self.ctx.db.begin() as s:
             user = await self._load_user(s, actor)
             if not passwords.verify_password(old, user.password):
                 raise AuthFailed("Old password mismatch", title="Old password mismatch")
+            if new != new2:
+                raise GenericBadRequest("new password mismatch",
+                                        extra={"error_msg": "new password mismatch"})
+            problems = passwords.password_problems(new)
+            if problems:
+                msg = passwords.describe_problems(problems)
+                raise InvalidAPIParameters(msg, data={"new_password": msg}, extra={"error_msg": msg})
             user.password = passwords.hash_password(new)
             user.need_password_change = False
             user.password_changed_at = datetime.now(timezone.utc)
@@ -205,7 +218,7 @@ class AuthService:
     # -- preferences (theme, language, current project) ----------------------------------------
     async def preferences(self, actor: Actor) -> dict[str, Any]:
         async with self.ctx.db() as s:
-            return dict((await self._load_user(s, actor)).preferences or {})
+            return {**PREFERENCE_DEFAULTS, **((await self._load_user(s, actor)).preferences or {})}
 
     async def update_preferences(self, actor: Actor, patch: dict[str, Any]) -> dict[str, Any]:
         clean: dict[str, Any] = {}
@@ -236,4 +249,4 @@ class AuthService:
         async with self.ctx.db.begin() as s:
             user = await self._load_user(s, actor)
             user.preferences = {**(user.preferences or {}), **clean}
-            return dict(user.preferences)
+            return {**PREFERENCE_DEFAULTS, **user.preferences}

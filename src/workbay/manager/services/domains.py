@@ -8,13 +8,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
-from workbay.common.errors import Conflict, ObjectNotFound
+from workbay.common.errors import AlreadyExists, Conflict, ObjectNotFound
 from workbay.manager.models import Domain, Project, User
 
 from . import access
 from .access import Actor
 from .context import ServiceContext
 from .serialize import domain_out
+from .slots import check_slots
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -35,6 +36,11 @@ class NewDomain(BaseModel):
             raise ValueError("letters, digits, '.', '_' and '-' only")
         return v
 
+    @field_validator("total_resource_slots")
+    @classmethod
+    def _slots(cls, v: dict[str, Any]) -> dict[str, str]:
+        return check_slots(v)
+
 
 class DomainPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -43,6 +49,11 @@ class DomainPatch(BaseModel):
     total_resource_slots: dict[str, Any] | None = None
     allowed_vfolder_hosts: dict[str, Any] | None = None
     allowed_docker_registries: list[str] | None = None
+
+    @field_validator("total_resource_slots")
+    @classmethod
+    def _slots(cls, v: dict[str, Any] | None) -> dict[str, str] | None:
+        return None if v is None else check_slots(v)
 
 
 class DomainService:
@@ -75,7 +86,7 @@ class DomainService:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             if await s.get(Domain, new.name) is not None:
-                raise Conflict("A domain with this name already exists.", data={"name": "already exists"})
+                raise AlreadyExists("A domain with this name already exists.", data={"name": "already exists"})
             domain = Domain(**new.model_dump())
             s.add(domain)
             await s.flush()

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 
-from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models import Keypair, KeypairResourcePolicy, User
 
 from . import access, keys
@@ -15,12 +15,14 @@ from .access import Actor
 from .context import ServiceContext
 from .serialize import keypair_out
 
+INT32_MAX = 2**31 - 1
+
 
 class NewKeypair(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user_email: str
     resource_policy: str = "default"
-    rate_limit: int = Field(10000, ge=1)
+    rate_limit: int = Field(10000, ge=1, le=INT32_MAX)
     is_active: bool = True
     access_key: str | None = None
     secret_key: str | None = None
@@ -29,7 +31,7 @@ class NewKeypair(BaseModel):
 class KeypairPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     resource_policy: str | None = None
-    rate_limit: int | None = Field(None, ge=1)
+    rate_limit: int | None = Field(None, ge=1, le=INT32_MAX)
     is_active: bool | None = None
 
 
@@ -92,12 +94,13 @@ class KeypairService:
                                        data={"secret_key": "40 characters"})
         async with self.ctx.db.begin() as s:
             user = (await s.execute(select(User).where(User.email == new.user_email.lower()))).scalar_one_or_none()
-            if user is None:
-                raise InvalidAPIParameters(f"No such user: {new.user_email}", data={"user_email": "unknown"})
+            if user is None or access.domain_scope(actor) not in (None, user.domain_name):
+                # the same answer for users of other domains: they do not exist for this admin
+                raise ObjectNotFound(f"No such user: {new.user_email}", object_name="user")
             access.check_may_modify_user(actor, user.role, user.domain_name)
             await self._check_policy(s, new.resource_policy)
             if await s.get(Keypair, ak) is not None:
-                raise Conflict("This access key is already in use.", data={"access_key": "already exists"})
+                raise AlreadyExists("This access key is already in use.", data={"access_key": "already exists"})
             kp = Keypair(access_key=ak, secret_key=sk, user_id=user.uuid, is_active=new.is_active,
                          is_admin=user.role in ("superadmin", "admin"), is_default=False,
                          rate_limit=new.rate_limit, resource_policy=new.resource_policy, dotfiles=[])

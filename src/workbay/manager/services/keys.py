@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -23,11 +24,14 @@ def generate_secret_key() -> str:
 
 
 def valid_access_key(value: str) -> bool:
-    return len(value) == ACCESS_KEY_LEN and value.isalnum()
+    """20 ASCII letters or digits."""
+    return len(value) == ACCESS_KEY_LEN and value.isascii() and value.isalnum()
 
 
 def valid_secret_key(value: str) -> bool:
-    return len(value) == SECRET_KEY_LEN and all(c.isalnum() or c in "-_+/=" for c in value)
+    """40 ASCII letters, digits or ``-_+/=``."""
+    return (len(value) == SECRET_KEY_LEN and value.isascii()
+            and all(c.isalnum() or c in "-_+/=" for c in value))
 
 
 def generate_ssh_keypair(comment: str = "workbay") -> tuple[str, str]:
@@ -40,13 +44,34 @@ def generate_ssh_keypair(comment: str = "workbay") -> tuple[str, str]:
     return f"{public} {comment}", private
 
 
+def _load_private_key(private: str):
+    """An unencrypted private key in OpenSSH format, or PEM (PKCS#1/PKCS#8, what older tools and
+    Backend.AI generate)."""
+    data = private.strip().encode() + b"\n"
+    try:
+        return serialization.load_ssh_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        pass
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise ValueError("the private key is not an unencrypted OpenSSH or PEM private key") from e
+
+
 def validate_ssh_keypair(public: str, private: str) -> None:
     """Raise ValueError unless the two keys parse and belong together."""
     try:
-        priv = serialization.load_ssh_private_key(private.encode(), password=None)
         pub = serialization.load_ssh_public_key(" ".join(public.split()[:2]).encode())
-    except Exception as e:  # cryptography raises several types for bad input
-        raise ValueError(f"not a valid SSH key: {e}") from e
+    except (ValueError, TypeError, UnsupportedAlgorithm, UnicodeEncodeError) as e:
+        raise ValueError("the public key is not in OpenSSH format (\"ssh-ed25519 AAAA… comment\")") from e
+    try:
+        priv = _load_private_key(private)
+    except UnicodeEncodeError as e:
+        raise ValueError("the private key is not an unencrypted OpenSSH or PEM private key") from e
     fmt = (serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    if priv.public_key().public_bytes(*fmt) != pub.public_bytes(*fmt):
+    try:
+        mine = priv.public_key().public_bytes(*fmt)
+    except (ValueError, TypeError, AttributeError) as e:  # e.g. a DH key: no SSH form
+        raise ValueError("the private key's type cannot be used for SSH") from e
+    if mine != pub.public_bytes(*fmt):
         raise ValueError("the public key does not belong to the private key")

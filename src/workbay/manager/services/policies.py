@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
-from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.common.errors import AlreadyExists, InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models import Keypair, Project, User
 
 from . import access
 from .access import Actor
 from .context import ServiceContext
 from .serialize import POLICY_MODELS, policy_out
+from .slots import check_slots
 
 PolicyKind = Literal["keypair", "user", "project"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 USED_BY = {"keypair": (Keypair, "keypairs"), "user": (User, "users"), "project": (Project, "projects")}
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
 HOST_PERMISSIONS = {"create-vfolder", "modify-vfolder", "delete-vfolder", "mount-in-session",
                     "upload-file", "download-file", "invite-others", "set-user-specific-permission"}
 
@@ -30,35 +32,21 @@ def _name(v: str) -> str:
     return v
 
 
-def _slots(v: dict[str, Any]) -> dict[str, str]:
-    """Resource slots are decimal strings; a missing slot means unlimited."""
-    out = {}
-    for key, value in v.items():
-        try:
-            amount = Decimal(str(value))
-        except InvalidOperation as e:
-            raise ValueError(f"{key}: not a number") from e
-        if amount.is_nan() or amount < 0:
-            raise ValueError(f"{key}: must be zero or more")
-        out[key] = "Infinity" if amount.is_infinite() else str(amount)
-    return out
-
-
 class KeypairPolicyFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     total_resource_slots: dict[str, Any] = {}
-    max_containers_per_session: int = Field(1, ge=1)
-    max_session_lifetime: int = Field(0, ge=0)
-    max_concurrent_sessions: int = Field(30, ge=0)
-    max_concurrent_sftp_sessions: int = Field(1, ge=0)
-    max_pending_session_count: int | None = Field(None, ge=0)
-    idle_timeout: int = Field(3600, ge=0)
+    max_containers_per_session: int = Field(1, ge=1, le=INT32_MAX)
+    max_session_lifetime: int = Field(0, ge=0, le=INT32_MAX)
+    max_concurrent_sessions: int = Field(30, ge=0, le=INT32_MAX)
+    max_concurrent_sftp_sessions: int = Field(1, ge=0, le=INT32_MAX)
+    max_pending_session_count: int | None = Field(None, ge=0, le=INT32_MAX)
+    idle_timeout: int = Field(3600, ge=0, le=INT32_MAX)
     allowed_vfolder_hosts: dict[str, list[str]] = {}
 
     @field_validator("total_resource_slots")
     @classmethod
     def _v_slots(cls, v):
-        return _slots(v)
+        return check_slots(v)
 
     @field_validator("allowed_vfolder_hosts")
     @classmethod
@@ -72,17 +60,17 @@ class KeypairPolicyFields(BaseModel):
 
 class UserPolicyFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_vfolder_count: int = Field(0, ge=0)
-    max_quota_scope_size: int = Field(-1, ge=-1)
-    max_session_count_per_model_session: int = Field(10, ge=0)
-    max_customized_image_count: int = Field(3, ge=0)
+    max_vfolder_count: int = Field(0, ge=0, le=INT32_MAX)
+    max_quota_scope_size: int = Field(-1, ge=-1, le=INT64_MAX)
+    max_session_count_per_model_session: int = Field(10, ge=0, le=INT32_MAX)
+    max_customized_image_count: int = Field(3, ge=0, le=INT32_MAX)
 
 
 class ProjectPolicyFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_vfolder_count: int = Field(0, ge=0)
-    max_quota_scope_size: int = Field(-1, ge=-1)
-    max_network_count: int = Field(3, ge=0)
+    max_vfolder_count: int = Field(0, ge=0, le=INT32_MAX)
+    max_quota_scope_size: int = Field(-1, ge=-1, le=INT64_MAX)
+    max_network_count: int = Field(3, ge=0, le=INT32_MAX)
 
 
 FIELDS: dict[str, type[BaseModel]] = {
@@ -90,15 +78,17 @@ FIELDS: dict[str, type[BaseModel]] = {
 }
 
 
-def parse_policy(kind: str, data: dict[str, Any], partial: bool) -> tuple[str | None, dict[str, Any]]:
-    """Validate a policy body; returns (name, fields).  PATCH (partial) never changes the name."""
+def parse_policy(kind: str, data: dict[str, Any], partial: bool,
+                 current_name: str | None = None) -> tuple[str | None, dict[str, Any]]:
+    """Validate a policy body; returns (name, fields).  PATCH (partial) never changes the name
+    (repeating the current name is accepted)."""
     from pydantic import ValidationError
 
     from workbay.common.http import validation_error
 
     data = dict(data)
     name = data.pop("name", None)
-    if partial and name is not None:
+    if partial and name is not None and name != current_name:
         raise InvalidAPIParameters("A policy's name cannot be changed.", data={"name": "read-only"})
     if not partial:
         try:
@@ -141,7 +131,7 @@ class PolicyService:
         model = POLICY_MODELS[kind]
         async with self.ctx.db.begin() as s:
             if await s.get(model, name) is not None:
-                raise Conflict("A policy with this name already exists.", data={"name": "already exists"})
+                raise AlreadyExists("A policy with this name already exists.", data={"name": "already exists"})
             policy = model(name=name, **fields)
             s.add(policy)
             await s.flush()
@@ -149,7 +139,7 @@ class PolicyService:
 
     async def update(self, actor: Actor, kind: PolicyKind, name: str, body: dict[str, Any]) -> dict[str, Any]:
         access.require_superadmin(actor)
-        _, fields = parse_policy(kind, body, partial=True)
+        _, fields = parse_policy(kind, body, partial=True, current_name=name)
         async with self.ctx.db.begin() as s:
             policy = await s.get(POLICY_MODELS[kind], name)
             if policy is None:

@@ -9,15 +9,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
-from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models import Domain, Project, ProjectMember, ProjectResourcePolicy, User
 
 from . import access
 from .access import Actor
 from .context import ServiceContext
 from .serialize import project_out, user_out
+from .slots import check_slots
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _check_name(v: str | None) -> str | None:
+    if v is not None and not NAME_RE.match(v):
+        raise ValueError("letters, digits, '.', '_' and '-' only")
+    return v
 
 
 class NewProject(BaseModel):
@@ -33,9 +40,12 @@ class NewProject(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError("letters, digits, '.', '_' and '-' only")
-        return v
+        return _check_name(v)
+
+    @field_validator("total_resource_slots")
+    @classmethod
+    def _slots(cls, v: dict[str, Any]) -> dict[str, str]:
+        return check_slots(v)
 
 
 class ProjectPatch(BaseModel):
@@ -46,6 +56,16 @@ class ProjectPatch(BaseModel):
     total_resource_slots: dict[str, Any] | None = None
     allowed_vfolder_hosts: dict[str, Any] | None = None
     resource_policy: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return _check_name(v)
+
+    @field_validator("total_resource_slots")
+    @classmethod
+    def _slots(cls, v: dict[str, Any] | None) -> dict[str, str] | None:
+        return None if v is None else check_slots(v)
 
 
 class Members(BaseModel):
@@ -104,8 +124,8 @@ class ProjectService:
             dup = (await s.execute(select(Project.id).where(Project.domain_name == new.domain_name,
                                                             Project.name == new.name))).first()
             if dup:
-                raise Conflict("A project with this name already exists in the domain.",
-                               data={"name": "already exists"})
+                raise AlreadyExists("A project with this name already exists in the domain.",
+                                    data={"name": "already exists"})
             project = Project(**new.model_dump())
             s.add(project)
             await s.flush()
@@ -122,12 +142,13 @@ class ProjectService:
                 dup = (await s.execute(select(Project.id).where(Project.domain_name == project.domain_name,
                                                                 Project.name == changes["name"]))).first()
                 if dup:
-                    raise Conflict("A project with this name already exists in the domain.",
-                                   data={"name": "already exists"})
+                    raise AlreadyExists("A project with this name already exists in the domain.",
+                                        data={"name": "already exists"})
             for key, value in changes.items():
                 setattr(project, key, value)
             await s.flush()
-            return project_out(project)
+            counts = await self._member_counts(s, [project.id])
+            return project_out(project, counts.get(project.id, 0))
 
     async def delete(self, actor: Actor, project_id: uuid.UUID) -> None:
         access.require_admin(actor)
@@ -147,14 +168,16 @@ class ProjectService:
         return {"items": [user_out(u) for u in users], "total_count": len(users)}
 
     async def _users(self, s, project: Project, emails: list[str]) -> list[User]:
-        users = (await s.execute(select(User).where(User.email.in_([e.lower() for e in emails])))).scalars().all()
+        """The users with these e-mails in the project's domain (members must be); users of
+        other domains are reported exactly like unknown ones."""
+        users = (await s.execute(select(User).where(
+            User.email.in_([e.lower() for e in emails]),
+            User.domain_name == project.domain_name))).scalars().all()
         found = {u.email for u in users}
         missing = [e for e in emails if e.lower() not in found]
         if missing:
-            raise InvalidAPIParameters(f"No such users: {', '.join(missing)}", data={"emails": missing})
-        wrong = [u.email for u in users if u.domain_name != project.domain_name]
-        if wrong:
-            raise InvalidAPIParameters(f"Users of another domain: {', '.join(wrong)}", data={"emails": wrong})
+            raise InvalidAPIParameters(f"No such users in domain {project.domain_name}: {', '.join(missing)}",
+                                       data={"emails": missing})
         return list(users)
 
     async def add_members(self, actor: Actor, project_id: uuid.UUID, emails: list[str]) -> dict[str, Any]:

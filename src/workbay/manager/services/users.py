@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
-from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.common.errors import AlreadyExists, InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models import Domain, Keypair, Project, ProjectMember, User, UserResourcePolicy
 
 from . import access, keys, passwords
@@ -20,6 +22,20 @@ from .serialize import keypair_out, user_out
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 UserStatus = Literal["active", "inactive", "before-verification", "deleted"]
 Role = Literal["superadmin", "admin", "user", "monitor"]
+INT32_MAX = 2**31 - 1
+
+
+def _client_ips(v: list[str] | None) -> list[str] | None:
+    """Allowed client addresses: IP addresses or networks (CIDR); normalized."""
+    if v is None:
+        return None
+    out = []
+    for item in v:
+        try:
+            out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+        except ValueError as e:
+            raise ValueError(f"{item!r} is not an IP address or network") from e
+    return out or None
 
 
 class NewUser(BaseModel):
@@ -36,8 +52,8 @@ class NewUser(BaseModel):
     sudo_session_enabled: bool = False
     resource_policy: str = "default"
     project_ids: list[uuid.UUID] = []
-    container_uid: int | None = Field(None, ge=0, le=2**31 - 1)
-    container_gid: int | None = Field(None, ge=0, le=2**31 - 1)
+    container_uid: int | None = Field(None, ge=0, le=INT32_MAX)
+    container_gid: int | None = Field(None, ge=0, le=INT32_MAX)
     allowed_client_ip: list[str] | None = None
 
     @field_validator("email")
@@ -46,6 +62,11 @@ class NewUser(BaseModel):
         if not EMAIL_RE.match(v):
             raise ValueError("not a valid e-mail address")
         return v.lower()
+
+    @field_validator("allowed_client_ip")
+    @classmethod
+    def _ips(cls, v: list[str] | None) -> list[str] | None:
+        return _client_ips(v)
 
 
 class UserPatch(BaseModel):
@@ -61,9 +82,14 @@ class UserPatch(BaseModel):
     sudo_session_enabled: bool | None = None
     resource_policy: str | None = None
     project_ids: list[uuid.UUID] | None = None
-    container_uid: int | None = Field(None, ge=0, le=2**31 - 1)
-    container_gid: int | None = Field(None, ge=0, le=2**31 - 1)
+    container_uid: int | None = Field(None, ge=0, le=INT32_MAX)
+    container_gid: int | None = Field(None, ge=0, le=INT32_MAX)
     allowed_client_ip: list[str] | None = None
+
+    @field_validator("allowed_client_ip")
+    @classmethod
+    def _ips(cls, v: list[str] | None) -> list[str] | None:
+        return _client_ips(v)
 
 
 def _check_password(password: str) -> None:
@@ -71,6 +97,11 @@ def _check_password(password: str) -> None:
     if problems:
         msg = passwords.describe_problems(problems)
         raise InvalidAPIParameters(msg, data={"password": msg})
+
+
+def _duplicate(field: str) -> None:
+    label = {"email": "e-mail address", "username": "user name"}[field]
+    raise AlreadyExists(f"A user with this {label} already exists.", data={field: "already exists"})
 
 
 class UserService:
@@ -153,9 +184,7 @@ class UserService:
             dup = (await s.execute(select(User).where(
                 or_(User.email == new.email, User.username == new.username)))).scalars().first()
             if dup is not None:
-                field = "email" if dup.email == new.email else "username"
-                raise Conflict(f"A user with this {field.replace('username', 'user name')} already exists.",
-                               data={field: "already exists"})
+                _duplicate("email" if dup.email == new.email else "username")
             user = User(email=new.email, username=new.username,
                         password=passwords.hash_password(new.password), full_name=new.full_name,
                         description=new.description, status=new.status, role=new.role,
@@ -180,7 +209,10 @@ class UserService:
                          rate_limit=self.ctx.config.manager.default_rate_limit,
                          resource_policy="default", dotfiles=[])
             s.add(kp)
-            await s.flush()
+            try:
+                await s.flush()
+            except IntegrityError as e:  # a concurrent create won the race for the email/name
+                raise AlreadyExists("A user with this e-mail or user name already exists.") from e
             projects = (await self._projects_of(s, [user.uuid]))[user.uuid]
             out = user_out(user, projects)
             out["keypair"] = keypair_out(kp, user.email, show_secret=True)
@@ -201,8 +233,7 @@ class UserService:
             if changes.get("username") and changes["username"] != user.username:
                 taken = (await s.execute(select(User.uuid).where(User.username == changes["username"]))).first()
                 if taken:
-                    raise Conflict("A user with this user name already exists.",
-                                   data={"username": "already exists"})
+                    _duplicate("username")
             if changes.get("password"):
                 _check_password(changes["password"])
                 user.password = passwords.hash_password(changes.pop("password"))
@@ -226,7 +257,15 @@ class UserService:
                 await s.execute(ProjectMember.__table__.delete().where(ProjectMember.user_id == user.uuid))
                 for pid in dict.fromkeys(project_ids):
                     s.add(ProjectMember(project_id=pid, user_id=user.uuid))
-            await s.flush()
+            elif changes.get("domain_name"):
+                # A user belongs to projects of their own domain only.
+                others = select(Project.id).where(Project.domain_name != user.domain_name)
+                await s.execute(ProjectMember.__table__.delete().where(
+                    ProjectMember.user_id == user.uuid, ProjectMember.project_id.in_(others)))
+            try:
+                await s.flush()
+            except IntegrityError as e:
+                raise AlreadyExists("A user with this user name already exists.") from e
             return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
 
     async def disable_totp(self, actor: Actor, email: str) -> dict[str, Any]:
