@@ -126,10 +126,26 @@ def test_check_may_modify_user(who, target_role, target_domain, expected):
     assert allowed(access.check_may_modify_user, who, target_role, target_domain) is expected
 
 
+@pytest.mark.parametrize("who, owner_role, owner_domain, expected", [
+    (SUPER, "superadmin", "default", True), (SUPER, "user", "other", True),
+    (ADMIN, "user", "default", True), (ADMIN, "admin", "default", True),
+    (ADMIN, "superadmin", "default", False),                   # no way up to superadmin
+    (ADMIN, "user", "other", False), (OTHER_ADMIN, "user", "default", False),
+    (MONITOR, "user", "default", False), (USER, "user", "default", False),
+])
+def test_may_see_secret_key(who, owner_role, owner_domain, expected):
+    assert access.may_see_secret_key(who, uuid.uuid4(), owner_role, owner_domain) is expected
+
+
+@pytest.mark.parametrize("who", [SUPER, ADMIN, USER, MONITOR])
+def test_everyone_sees_their_own_secret_key(who):
+    assert access.may_see_secret_key(who, who.user_id, who.role, who.domain_name)
+
+
 def test_every_public_function_is_covered():
     tested = {"require_superadmin", "require_admin", "require_reader", "domain_scope",
               "check_domain_visible", "check_may_manage_domain", "check_role_grant",
-              "check_may_modify_user"}
+              "check_may_modify_user", "may_see_secret_key"}
     public = {name for name, obj in vars(access).items()
               if callable(obj) and not name.startswith("_") and getattr(obj, "__module__", "") == access.__name__
               and not isinstance(obj, type)}

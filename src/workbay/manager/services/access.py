@@ -72,3 +72,16 @@ def check_may_modify_user(actor: Actor, target_role: str, target_domain: str) ->
     check_may_manage_domain(actor, target_domain, "user")
     if target_role == "superadmin" and not actor.is_superadmin:
         raise InsufficientPrivilege("Only a superadmin may modify a superadmin.")
+
+
+def may_see_secret_key(actor: Actor, owner_id: uuid.UUID, owner_role: str, owner_domain: str) -> bool:
+    """A keypair's secret key is shown to its owner and to whoever may modify the owner (a
+    superadmin; an admin for non-superadmins of their domain) — never to monitors, and never a
+    superadmin's to a domain admin (that would be a way up to superadmin)."""
+    if owner_id == actor.user_id:
+        return True
+    try:
+        check_may_modify_user(actor, owner_role, owner_domain)
+    except (InsufficientPrivilege, ObjectNotFound):
+        return False
+    return True

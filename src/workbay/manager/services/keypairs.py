@@ -48,8 +48,8 @@ class KeypairService:
         return row[0], row[1]
 
     @staticmethod
-    def _show_secret(actor: Actor) -> bool:
-        return actor.is_admin
+    def _show_secret(actor: Actor, owner: User) -> bool:
+        return access.may_see_secret_key(actor, owner.uuid, owner.role, owner.domain_name)
 
     async def _check_policy(self, s, name: str) -> None:
         if await s.get(KeypairResourcePolicy, name) is None:
@@ -59,7 +59,7 @@ class KeypairService:
     async def list(self, actor: Actor, is_active: bool | None, user_email: str | None, q: str | None,
                    limit: int, offset: int) -> dict[str, Any]:
         access.require_reader(actor)
-        stmt = select(Keypair, User.email).join(User, User.uuid == Keypair.user_id)
+        stmt = select(Keypair, User).join(User, User.uuid == Keypair.user_id)
         scope = access.domain_scope(actor)
         if scope is not None:
             stmt = stmt.where(User.domain_name == scope)
@@ -73,14 +73,14 @@ class KeypairService:
         async with self.ctx.db() as s:
             total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
             rows = (await s.execute(stmt.order_by(Keypair.created_at.desc()).limit(limit).offset(offset))).all()
-        show = self._show_secret(actor)
-        return {"items": [keypair_out(k, email, show) for k, email in rows], "total_count": total}
+        return {"items": [keypair_out(k, u.email, self._show_secret(actor, u)) for k, u in rows],
+                "total_count": total}
 
     async def get(self, actor: Actor, access_key: str) -> dict[str, Any]:
         access.require_reader(actor)
         async with self.ctx.db() as s:
             kp, user = await self._get(s, actor, access_key)
-        return keypair_out(kp, user.email, self._show_secret(actor))
+        return keypair_out(kp, user.email, self._show_secret(actor, user))
 
     async def create(self, actor: Actor, new: NewKeypair) -> dict[str, Any]:
         access.require_admin(actor)

@@ -1,0 +1,521 @@
+"""The authorization matrix: every manager endpoint × every kind of caller, exact statuses.
+
+Callers: the superadmin, an admin of the default domain, an admin of ANOTHER domain, a user and a
+monitor of the default domain, and an anonymous client.  Every (method, path) the app serves must
+have at least one case here: a new endpoint without a matrix entry fails
+``test_every_endpoint_has_a_matrix_entry``.  SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json as jsonlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import httpx
+import pyotp
+import pytest
+from fastapi.routing import APIRoute
+
+from tests.support.manager import ADMIN_PASSWORD
+from workbay.common import signing
+from workbay.manager.services import keys
+
+VERSION = "v7.20230615"
+PASSWORD = "Matr1x!pass"
+ACTORS = ("superadmin", "admin", "other_admin", "user", "monitor", "anon")
+PROBLEM = "https://api.backend.ai/probs/"
+
+
+def unique(prefix: str = "m") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# -- the world the matrix runs in -----------------------------------------------------------------
+@dataclass
+class World:
+    h: Any
+    creds: dict[str, tuple[str, str]]            # actor -> (access key, secret key)
+    passwords: dict[str, str]
+    target: dict[str, Any]                       # a plain user of the default domain
+    foreign: dict[str, Any]                      # a plain user of the other domain
+    project: dict[str, Any]                      # a project of the default domain, target is a member
+    emails: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sa(self):
+        return self.h.admin()
+
+
+async def _create_user(h, **fields) -> dict[str, Any]:
+    name = unique("mu")
+    return await h.admin().post("/admin/users", json={
+        "email": f"{name}@example.test", "username": name, "password": PASSWORD, **fields})
+
+
+@pytest.fixture(scope="module")
+async def world(manager) -> World:
+    sa = manager.admin()
+    await sa.post("/admin/domains", json={"name": "other"})
+    users = {
+        "admin": await _create_user(manager, role="admin"),
+        "other_admin": await _create_user(manager, role="admin", domain_name="other"),
+        "user": await _create_user(manager),
+        "monitor": await _create_user(manager, role="monitor"),
+    }
+    target = await _create_user(manager)
+    foreign = await _create_user(manager, domain_name="other")
+    project = await sa.post("/admin/projects", json={"name": unique("mp")})
+    await sa.post(f"/admin/projects/{project['id']}/members", json={"emails": [target["email"]]})
+    for kind in ("keypair", "user", "project"):
+        await sa.post(f"/admin/resource-policies/{kind}", json={"name": f"matrix-{kind}"})
+    creds = {a: (u["keypair"]["access_key"], u["keypair"]["secret_key"]) for a, u in users.items()}
+    creds["superadmin"] = (manager.admin_access_key, manager.admin_secret_key)
+    passwords = {a: PASSWORD for a in users} | {"superadmin": ADMIN_PASSWORD}
+    emails = {a: u["email"] for a, u in users.items()} | {"superadmin": "admin@workbay.local"}
+    return World(manager, creds, passwords, target, foreign, project, emails)
+
+
+# -- requests -----------------------------------------------------------------------------------
+def _headers(w: World, actor: str, method: str, path_and_query: str, ctype: str) -> dict[str, str]:
+    hdrs = {"X-BackendAI-Version": VERSION, "Content-Type": ctype}
+    if actor != "anon":
+        ak, sk = w.creds[actor]
+        hdrs.update(signing.sign_headers(ak, sk, method, path_and_query, "manager.test", ctype, VERSION))
+    return hdrs
+
+
+async def send(w: World, actor: str, method: str, path: str, body: Any = None,
+               query: str = "") -> tuple[int, dict[str, Any] | None]:
+    pq = f"{path}?{query}" if query else path
+    content = jsonlib.dumps(body).encode() if body is not None else None
+    hdrs = _headers(w, actor, method, pq, "application/json" if body is not None else "text/plain")
+    transport = httpx.ASGITransport(app=w.h.app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://manager.test") as c:
+        resp = await c.request(method, pq, content=content, headers=hdrs)
+    problem = resp.json() if resp.headers.get("content-type") == "application/problem+json" else None
+    return resp.status_code, problem
+
+
+async def send_streaming(w: World, actor: str, method: str, path: str, body: Any = None,
+                         query: str = "") -> tuple[int, dict[str, Any] | None]:
+    """For endless responses (SSE): the status of the response start, then disconnect."""
+    pq = f"{path}?{query}" if query else path
+    hdrs = _headers(w, actor, method, pq, "text/plain")
+    hdrs["host"] = "manager.test"
+    started: asyncio.Future = asyncio.get_running_loop().create_future()
+    chunks: list[bytes] = []
+    gone = asyncio.Event()
+    first = True
+
+    async def receive():
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send_(msg):
+        if msg["type"] == "http.response.start" and not started.done():
+            started.set_result((msg["status"], dict(msg.get("headers") or [])))
+        elif msg["type"] == "http.response.body":
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body", False) or chunks:
+                gone.set()
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": query.encode(), "client": ("127.0.0.1", 5000),
+             "server": ("manager.test", 80),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in hdrs.items()]}
+    task = asyncio.create_task(w.h.app(scope, receive, send_))
+    try:
+        status, headers = await asyncio.wait_for(asyncio.shield(started), 10)
+        await asyncio.wait_for(gone.wait(), 10)
+    finally:
+        gone.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    problem = None
+    if headers.get(b"content-type") == b"application/problem+json":
+        problem = jsonlib.loads(b"".join(chunks))
+    else:
+        assert headers.get(b"content-type", b"").startswith(b"text/event-stream")
+        assert b"event: hello" in b"".join(chunks)
+    return status, problem
+
+
+# -- the matrix -----------------------------------------------------------------------------------
+Prep = Callable[[World, str], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Case:
+    method: str
+    route: str                                   # the route's path template, as the app has it
+    expect: dict[str, int]
+    prep: Prep | None = None                     # -> {"path", "body", "query", "after"}
+    variant: str = ""
+    streaming: bool = False
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.route}{' [' + self.variant + ']' if self.variant else ''}"
+
+
+def row(sa, admin, other_admin, user, monitor, anon) -> dict[str, int]:
+    return dict(zip(ACTORS, (sa, admin, other_admin, user, monitor, anon)))
+
+
+EVERYONE_200 = row(200, 200, 200, 200, 200, 200)
+OWN_200 = row(200, 200, 200, 200, 200, 401)
+READ_SCOPED = row(200, 200, 200, 403, 200, 401)          # lists: filtered to the caller's domain
+READ_DEFAULT = row(200, 200, 404, 403, 200, 401)         # an object of the default domain
+WRITE_DEFAULT = lambda ok: row(ok, ok, 404, 403, 403, 401)   # noqa: E731
+SUPERADMIN_ONLY = lambda ok: row(ok, 403, 403, 403, 403, 401)  # noqa: E731
+
+
+def body(b: dict[str, Any] | Callable[[World, str], dict[str, Any]]) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        return {"body": b(w, actor) if callable(b) else b}
+    return prep
+
+
+async def _login_body(w: World, actor: str) -> dict[str, Any]:
+    return {"body": {"type": "keypair", "domain": "default", "username": w.target["email"],
+                     "password": PASSWORD}}
+
+
+async def _password_body(w: World, actor: str) -> dict[str, Any]:
+    pw = w.passwords.get(actor, PASSWORD)
+    return {"body": {"old_password": pw, "new_password": pw, "new_password2": pw}}
+
+
+async def _ssh_pair(w: World, actor: str) -> dict[str, Any]:
+    pub, priv = keys.generate_ssh_keypair()
+    return {"body": {"pubkey": pub, "privkey": priv}}
+
+
+def _own_client(w: World, actor: str):
+    return w.h.client(*w.creds[actor])
+
+
+async def _totp_registered(w: World, actor: str) -> dict[str, Any]:
+    if actor == "anon":
+        return {"body": {"otp": "123456"}}
+    secret = (await _own_client(w, actor).post("/auth/totp"))["secret"]
+
+    async def after(status: int) -> None:
+        if status == 200:
+            await _own_client(w, actor).delete("/auth/totp", json={"otp": pyotp.TOTP(secret).now()})
+    return {"body": {"otp": pyotp.TOTP(secret).now()}, "after": after}
+
+
+async def _totp_enabled(w: World, actor: str) -> dict[str, Any]:
+    if actor == "anon":
+        return {"body": {"otp": "123456"}}
+    client = _own_client(w, actor)
+    secret = (await client.post("/auth/totp"))["secret"]
+    await client.post("/auth/totp/confirm", json={"otp": pyotp.TOTP(secret).now()})
+
+    async def after(status: int) -> None:
+        if status != 200:
+            await client.delete("/auth/totp", json={"otp": pyotp.TOTP(secret).now()})
+    return {"body": {"otp": pyotp.TOTP(secret).now()}, "after": after}
+
+
+async def _totp_register(w: World, actor: str) -> dict[str, Any]:
+    async def after(status: int) -> None:
+        assert actor == "anon" or (await _own_client(w, actor).get("/auth/totp")) == {"enabled": False}
+    return {"after": after}
+
+
+def _path(fmt: Callable[[World], str]) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        return {"path": fmt(w)}
+    return prep
+
+
+def _new_user_body(**extra) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        name = unique("nu")
+        return {"body": {"email": f"{name}@example.test", "username": name, "password": PASSWORD, **extra}}
+    return prep
+
+
+async def _extra_keypair(w: World, actor: str) -> dict[str, Any]:
+    kp = await w.sa.post("/admin/keypairs", json={"user_email": w.target["email"]})
+    return {"path": f"/admin/keypairs/{kp['access_key']}"}
+
+
+async def _fresh_domain(w: World, actor: str) -> dict[str, Any]:
+    name = unique("md")
+    await w.sa.post("/admin/domains", json={"name": name})
+    return {"path": f"/admin/domains/{name}"}
+
+
+async def _fresh_project(w: World, actor: str) -> dict[str, Any]:
+    project = await w.sa.post("/admin/projects", json={"name": unique("mp")})
+    return {"path": f"/admin/projects/{project['id']}"}
+
+
+async def _remove_target(w: World, actor: str) -> dict[str, Any]:
+    pid = w.project["id"]
+    await w.sa.post(f"/admin/projects/{pid}/members", json={"emails": [w.target["email"]]})
+
+    async def after(status: int) -> None:
+        await w.sa.post(f"/admin/projects/{pid}/members", json={"emails": [w.target["email"]]})
+    return {"path": f"/admin/projects/{pid}/members", "body": {"emails": [w.target["email"]]}, "after": after}
+
+
+def _fresh_policy(kind: str) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        name = unique("mpol")
+        await w.sa.post(f"/admin/resource-policies/{kind}", json={"name": name})
+        return {"path": f"/admin/resource-policies/{kind}/{name}"}
+    return prep
+
+
+def _policy_cases() -> list[Case]:
+    out = []
+    patch = {"keypair": {"idle_timeout": 1200}, "user": {"max_vfolder_count": 3},
+             "project": {"max_network_count": 2}}
+    for kind in ("keypair", "user", "project"):
+        base = f"/admin/resource-policies/{kind}"
+        out += [
+            Case("GET", "/admin/resource-policies/{kind}", READ_SCOPED, _path(lambda w, b=base: b), kind),
+            Case("POST", "/admin/resource-policies/{kind}", SUPERADMIN_ONLY(201),
+                 _p(lambda w, b=base: b, lambda w: {"name": unique("mpol")}), kind),
+            Case("GET", "/admin/resource-policies/{kind}/{name}", READ_SCOPED,
+                 _path(lambda w, b=base, k=kind: f"{b}/matrix-{k}"), kind),
+            Case("PATCH", "/admin/resource-policies/{kind}/{name}", SUPERADMIN_ONLY(200),
+                 (lambda b, k, p: (lambda w, a: _ret({"path": f"{b}/matrix-{k}", "body": p})))(base, kind, patch[kind]),
+                 kind),
+            Case("DELETE", "/admin/resource-policies/{kind}/{name}", SUPERADMIN_ONLY(204),
+                 _fresh_policy(kind), kind),
+        ]
+    return out
+
+
+async def _ret(value: dict[str, Any]) -> dict[str, Any]:
+    return value
+
+
+def _p(fmt: Callable[[World], str], b: Any = None) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": fmt(w)}
+        if b is not None:
+            out["body"] = b(w) if callable(b) else b
+        return out
+    return prep
+
+
+CASES: list[Case] = [
+    # -- unauthenticated ------------------------------------------------------------------------
+    Case("GET", "/", EVERYONE_200),
+    Case("GET", "/manager/announcement", EVERYONE_200),
+    Case("GET", "/healthz", EVERYONE_200),
+    Case("POST", "/auth/authorize", EVERYONE_200, _login_body),
+    Case("POST", "/auth/signup", row(403, 403, 403, 403, 403, 403),
+         body(lambda w, a: {"email": f"{unique()}@example.test", "password": PASSWORD})),
+    Case("POST", "/auth/update-password-no-auth", row(400, 400, 400, 400, 400, 400),
+         body({"domain": "default", "username": "x@example.test", "current_password": PASSWORD,
+               "new_password": PASSWORD})),
+    # -- the caller's own account --------------------------------------------------------------
+    Case("POST", "/auth/update-password", OWN_200, _password_body),
+    Case("POST", "/auth/update-full-name", OWN_200, body({"full_name": "Matrix"})),
+    Case("GET", "/auth/ssh-keypair", OWN_200),
+    Case("PATCH", "/auth/ssh-keypair", OWN_200),
+    Case("POST", "/auth/ssh-keypair", OWN_200, _ssh_pair),
+    Case("GET", "/auth/role", OWN_200),
+    Case("GET", "/auth", OWN_200),
+    Case("POST", "/auth", OWN_200, body({"echo": "x"})),
+    Case("GET", "/auth/test", OWN_200),
+    Case("POST", "/auth/test", OWN_200, body({"echo": "x"})),
+    Case("GET", "/auth/totp", OWN_200),
+    Case("POST", "/auth/totp", OWN_200, _totp_register),
+    Case("POST", "/auth/totp/confirm", OWN_200, _totp_registered),
+    Case("DELETE", "/auth/totp", OWN_200, _totp_enabled),
+    Case("GET", "/user/me", OWN_200),
+    Case("GET", "/user/preferences", OWN_200),
+    Case("PATCH", "/user/preferences", OWN_200, body({"theme": "dark"})),
+    Case("GET", "/events/notifications", OWN_200, streaming=True),
+    # -- users ------------------------------------------------------------------------------------
+    Case("GET", "/admin/users", READ_SCOPED),
+    Case("POST", "/admin/users", WRITE_DEFAULT(201), _new_user_body()),
+    Case("POST", "/admin/users", row(201, 403, 404, 403, 403, 401), _new_user_body(role="superadmin"),
+         "grant superadmin"),
+    Case("POST", "/admin/users", row(201, 404, 201, 403, 403, 401), _new_user_body(domain_name="other"),
+         "in the other domain"),
+    Case("GET", "/admin/users/{email}", READ_DEFAULT, _p(lambda w: f"/admin/users/{w.target['email']}")),
+    Case("GET", "/admin/users/{email}", row(200, 404, 200, 403, 404, 401),
+         _p(lambda w: f"/admin/users/{w.foreign['email']}"), "user of the other domain"),
+    Case("GET", "/admin/users/{email}", OWN_200,
+         lambda w, a: _ret({"path": f"/admin/users/{w.emails.get(a, 'x@example.test')}"}), "own record"),
+    Case("PATCH", "/admin/users/{email}", WRITE_DEFAULT(200),
+         _p(lambda w: f"/admin/users/{w.target['email']}", {"description": "matrix"})),
+    Case("PATCH", "/admin/users/{email}", row(200, 403, 404, 403, 403, 401),
+         _p(lambda w: "/admin/users/admin@workbay.local", {"description": "the superadmin"}),
+         "the superadmin"),
+    Case("PATCH", "/admin/users/{email}", row(200, 404, 200, 403, 403, 401),
+         _p(lambda w: f"/admin/users/{w.foreign['email']}", {"description": "foreign"}),
+         "user of the other domain"),
+    Case("DELETE", "/admin/users/{email}/totp", WRITE_DEFAULT(200),
+         _p(lambda w: f"/admin/users/{w.target['email']}/totp")),
+    # -- keypairs ---------------------------------------------------------------------------------
+    Case("GET", "/admin/keypairs", READ_SCOPED),
+    Case("POST", "/admin/keypairs", WRITE_DEFAULT(201), body(lambda w, a: {"user_email": w.target["email"]})),
+    Case("GET", "/admin/keypairs/{access_key}", READ_DEFAULT,
+         _p(lambda w: f"/admin/keypairs/{w.target['keypair']['access_key']}")),
+    Case("PATCH", "/admin/keypairs/{access_key}", WRITE_DEFAULT(200),
+         _p(lambda w: f"/admin/keypairs/{w.target['keypair']['access_key']}", {"rate_limit": 5000})),
+    Case("DELETE", "/admin/keypairs/{access_key}", WRITE_DEFAULT(204), _extra_keypair),
+    # -- domains ----------------------------------------------------------------------------------
+    Case("GET", "/admin/domains", READ_SCOPED),
+    Case("POST", "/admin/domains", SUPERADMIN_ONLY(201), body(lambda w, a: {"name": unique("md")})),
+    Case("GET", "/admin/domains/{name}", READ_DEFAULT, _p(lambda w: "/admin/domains/default")),
+    Case("GET", "/admin/domains/{name}", row(200, 404, 200, 403, 404, 401),
+         _p(lambda w: "/admin/domains/other"), "the other domain"),
+    Case("PATCH", "/admin/domains/{name}", SUPERADMIN_ONLY(200),
+         _p(lambda w: "/admin/domains/default", {"description": "The default domain"})),
+    Case("DELETE", "/admin/domains/{name}", SUPERADMIN_ONLY(204), _fresh_domain),
+    # -- projects ---------------------------------------------------------------------------------
+    Case("GET", "/admin/projects", READ_SCOPED),
+    Case("POST", "/admin/projects", WRITE_DEFAULT(201), body(lambda w, a: {"name": unique("mp")})),
+    Case("GET", "/admin/projects/{project_id}", READ_DEFAULT, _p(lambda w: f"/admin/projects/{w.project['id']}")),
+    Case("PATCH", "/admin/projects/{project_id}", WRITE_DEFAULT(200),
+         _p(lambda w: f"/admin/projects/{w.project['id']}", {"description": "matrix"})),
+    Case("DELETE", "/admin/projects/{project_id}", WRITE_DEFAULT(204), _fresh_project),
+    Case("GET", "/admin/projects/{project_id}/members", READ_DEFAULT,
+         _p(lambda w: f"/admin/projects/{w.project['id']}/members")),
+    Case("POST", "/admin/projects/{project_id}/members", WRITE_DEFAULT(200),
+         _p(lambda w: f"/admin/projects/{w.project['id']}/members", lambda w: {"emails": [w.target["email"]]})),
+    Case("DELETE", "/admin/projects/{project_id}/members", WRITE_DEFAULT(200), _remove_target),
+    # -- resource policies ------------------------------------------------------------------------
+    *_policy_cases(),
+    # -- settings ---------------------------------------------------------------------------------
+    Case("GET", "/admin/settings", SUPERADMIN_ONLY(200)),
+    Case("PATCH", "/admin/settings", SUPERADMIN_ONLY(200), body({"signup_enabled": False})),
+]
+
+# The problem type each refusal must carry.
+KINDS = {401: "auth-failed", 403: "insufficient-privilege", 404: "object-not-found"}
+KIND_OVERRIDES = {("POST", "/auth/signup", 403): "generic-forbidden",
+                  ("POST", "/auth/update-password-no-auth", 400): "generic-bad-request"}
+
+
+def _walk(routes, prefix: str = ""):
+    for r in routes:
+        if isinstance(r, APIRoute):
+            for m in r.methods - {"HEAD"}:
+                yield m, prefix + r.path
+        elif hasattr(r, "original_router"):      # FastAPI keeps included routers as one route
+            yield from _walk(r.original_router.routes, prefix + r.include_context.prefix)
+
+
+NOT_API = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+def test_every_endpoint_has_a_matrix_entry(manager):
+    served = set(_walk(manager.app.routes))
+    # the walk must see what OpenAPI documents (it would silently miss routes otherwise)
+    documented = {(m.upper(), p) for p, ops in manager.app.openapi()["paths"].items() for m in ops}
+    assert documented <= served
+    covered = {(c.method, c.route) for c in CASES}
+    assert served - covered == set(), f"endpoints without a matrix entry: {sorted(served - covered)}"
+    assert covered - served == set(), f"matrix entries for endpoints that do not exist: {sorted(covered - served)}"
+    other = {getattr(r, "path", None) for r in manager.app.routes if not isinstance(r, APIRoute)
+             and not hasattr(r, "original_router")}
+    assert other <= NOT_API
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_matrix(world, case: Case):
+    assert set(case.expect) == set(ACTORS)
+    wrong = []
+    for actor in ACTORS:
+        prep = await case.prep(world, actor) if case.prep else {}
+        path = prep.get("path", case.route)
+        assert "{" not in path, f"{case.id}: no path parameters given"
+        do = send_streaming if case.streaming else send
+        status, problem = await do(world, actor, case.method, path, prep.get("body"), prep.get("query", ""))
+        if "after" in prep:
+            await prep["after"](status)
+        expected = case.expect[actor]
+        if status != expected:
+            wrong.append(f"{actor}: {status} (expected {expected}) {problem}")
+            continue
+        if status >= 400:
+            kind = KIND_OVERRIDES.get((case.method, case.route, status), KINDS.get(status))
+            assert problem is not None and problem["type"] == PROBLEM + kind, (actor, problem)
+    assert not wrong, f"{case.id}:\n  " + "\n  ".join(wrong)
+
+
+# -- what the allowed callers see ---------------------------------------------------------------
+async def test_lists_are_confined_to_the_callers_domain(world):
+    h = world.h
+    other_admin = h.client(*world.creds["other_admin"])
+    monitor = h.client(*world.creds["monitor"])
+    users = (await other_admin.get("/admin/users", params={"limit": 1000}))["items"]
+    assert users and {u["domain_name"] for u in users} == {"other"}
+    assert world.foreign["email"] in {u["email"] for u in users}
+    kps = (await other_admin.get("/admin/keypairs", params={"limit": 1000}))["items"]
+    assert world.target["keypair"]["access_key"] not in {k["access_key"] for k in kps}
+    assert world.foreign["keypair"]["access_key"] in {k["access_key"] for k in kps}
+    assert [d["name"] for d in (await other_admin.get("/admin/domains"))["items"]] == ["other"]
+    assert all(p["domain_name"] == "other" for p in (await other_admin.get("/admin/projects"))["items"])
+    # a domain filter cannot widen the scope
+    assert (await other_admin.get("/admin/users", params={"domain": "default"}))["items"] == users[:50]
+    mon_users = (await monitor.get("/admin/users", params={"limit": 1000}))["items"]
+    assert {u["domain_name"] for u in mon_users} == {"default"}
+    # monitors read keypairs without their secrets; admins of the domain see them
+    mon_kps = (await monitor.get("/admin/keypairs", params={"limit": 1000}))["items"]
+    mon_ak, mon_sk = world.creds["monitor"]
+    assert len(mon_kps) > 3
+    assert all(k["secret_key"] is None for k in mon_kps if k["access_key"] != mon_ak)
+    assert [k["secret_key"] for k in mon_kps if k["access_key"] == mon_ak] == [mon_sk]
+    target_ak = world.target["keypair"]["access_key"]
+    assert (await monitor.get(f"/admin/keypairs/{target_ak}"))["secret_key"] is None
+    admin = h.client(*world.creds["admin"])
+    assert (await admin.get(f"/admin/keypairs/{target_ak}"))["secret_key"] == world.target["keypair"]["secret_key"]
+    # a domain admin never sees a superadmin's secret key (it would make them superadmin)
+    assert (await admin.get(f"/admin/keypairs/{h.admin_access_key}"))["secret_key"] is None
+    listed = (await admin.get("/admin/keypairs", params={"q": h.admin_access_key}))["items"]
+    assert [k["secret_key"] for k in listed] == [None]
+    own = (await admin.get(f"/admin/keypairs/{world.creds['admin'][0]}"))["secret_key"]
+    assert own == world.creds["admin"][1]
+    assert (await world.sa.get(f"/admin/keypairs/{target_ak}"))["secret_key"] == world.target["keypair"]["secret_key"]
+
+
+async def test_other_domain_admin_cannot_reach_default_objects_through_bodies(world):
+    h = world.h
+    other_admin = h.client(*world.creds["other_admin"])
+    from workbay.client.sdk import APIError
+
+    # a keypair for a default-domain user: the same answer as for an unknown user
+    with pytest.raises(APIError) as known:
+        await other_admin.post("/admin/keypairs", json={"user_email": world.target["email"]})
+    with pytest.raises(APIError) as unknown:
+        await other_admin.post("/admin/keypairs", json={"user_email": "nobody@example.test"})
+    assert known.value.status == unknown.value.status == 404
+    assert known.value.title == unknown.value.title
+    # a default-domain user cannot be added to the other domain's projects, same answer as unknown
+    project = await other_admin.post("/admin/projects", json={"name": unique("op"), "domain_name": "other"})
+    with pytest.raises(APIError) as e:
+        await other_admin.post(f"/admin/projects/{project['id']}/members", json={"emails": [world.target["email"]]})
+    assert e.value.status == 400 and e.value.msg.startswith("No such users in domain other")
+    # moving a user into the default domain needs the superadmin
+    with pytest.raises(APIError) as e:
+        await other_admin.patch(f"/admin/users/{world.foreign['email']}", json={"domain_name": "default"})
+    assert e.value.status == 403
+    # and an admin cannot promote anyone to superadmin
+    admin = h.client(*world.creds["admin"])
+    with pytest.raises(APIError) as e:
+        await admin.patch(f"/admin/users/{world.target['email']}", json={"role": "superadmin"})
+    assert e.value.status == 403
+    assert (await world.sa.get(f"/admin/users/{world.target['email']}"))["role"] == "user"
