@@ -1,0 +1,51 @@
+"""The sidebar (UI-1): which pages each role sees, where they live, and their guide pages.
+
+A page appears here only once it exists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .i18n import N_
+
+ADMIN_ROLES = frozenset({"superadmin", "admin"})
+EVERYONE = frozenset({"superadmin", "admin", "user", "monitor"})
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    icon: str
+    url: str
+    guide_page: str
+    roles: frozenset[str]
+    admin_section: bool = False
+
+
+NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("settings", N_("Preferences"), "sliders", "/settings",
+            "user_settings/user_settings.html", EVERYONE),
+    NavItem("users", N_("Users"), "people", "/users", "admin_menu/admin_menu.html", ADMIN_ROLES,
+            admin_section=True),
+    NavItem("resource-policy", N_("Resource Policy"), "clipboard-data", "/resource-policy",
+            "admin_menu/admin_menu.html#manage-resource-policy", ADMIN_ROLES, admin_section=True),
+)
+LOGIN_GUIDE_PAGE = "sign_up_and_log_in/sign_up_and_log_in.html"
+
+
+def items_for(role: str, admin_section: bool) -> list[NavItem]:
+    return [i for i in NAV_ITEMS if role in i.roles and i.admin_section == admin_section]
+
+
+def landing_url(role: str) -> str:
+    """Admins land on the Users page, everyone else on their settings (no empty placeholders)."""
+    return "/users" if role in ADMIN_ROLES else "/settings"
+
+
+def guide_url(base: str, section: str, language: str) -> str:
+    page = next((i.guide_page for i in NAV_ITEMS if i.key == section), LOGIN_GUIDE_PAGE)
+    base = base.rstrip("/") + "/"
+    if language != "en" and "/en/" in base:
+        base = base.replace("/en/", f"/{language}/")
+    return base + page

@@ -1,0 +1,226 @@
+/* The WebUI shell: CSRF header on htmx requests, dialogs, toasts, sidebar, theme, notification
+   bell (SSE through /func), copy and reveal buttons, locale-formatted timestamps. */
+(function () {
+  "use strict";
+
+  const strings = JSON.parse(document.getElementById("wb-strings")?.textContent || "{}");
+  const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const lang = document.documentElement.lang || "en";
+
+  /* -- toasts (aria-live region) ---------------------------------------------------------- */
+  function toast(message, level) {
+    const host = document.getElementById("toasts");
+    if (!host || !message) return;
+    const el = document.createElement("div");
+    const tone = { success: "text-bg-success", danger: "text-bg-danger", warning: "text-bg-warning", info: "text-bg-primary" }[level || "success"] || "text-bg-secondary";
+    el.className = "toast align-items-center border-0 " + tone;
+    el.setAttribute("role", level === "danger" ? "alert" : "status");
+    el.innerHTML = '<div class="d-flex"><div class="toast-body"></div><button type="button" class="btn-close me-2 m-auto" data-bs-dismiss="toast"></button></div>';
+    el.querySelector(".toast-body").textContent = message;
+    el.querySelector(".btn-close").setAttribute("aria-label", strings.close || "Close");
+    if (level !== "warning" && level !== undefined) el.querySelector(".btn-close").classList.add("btn-close-white");
+    host.appendChild(el);
+    const t = bootstrap.Toast.getOrCreateInstance(el, { delay: level === "danger" ? 8000 : 4000 });
+    el.addEventListener("hidden.bs.toast", () => el.remove());
+    t.show();
+  }
+  window.wbToast = toast;
+
+  /* -- htmx wiring ------------------------------------------------------------------------ */
+  document.addEventListener("htmx:configRequest", (e) => {
+    e.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+  document.body.addEventListener("wb:toast", (e) => toast(e.detail.message, e.detail.level));
+  document.body.addEventListener("wb:close-modal", () => {
+    const m = document.querySelector("#modal-host .modal");
+    if (m) bootstrap.Modal.getOrCreateInstance(m).hide();
+  });
+  document.body.addEventListener("htmx:responseError", (e) => {
+    if (e.detail.xhr.getResponseHeader("HX-Trigger")) return; // the server already said why
+    toast(strings.serverError, "danger");
+  });
+  document.body.addEventListener("htmx:sendError", () => toast(strings.networkError, "danger"));
+
+  /* dialogs: anything swapped into #modal-host is shown as a Bootstrap modal */
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    const host = document.getElementById("modal-host");
+    if (e.detail.target === host) {
+      const modal = host.querySelector(".modal");
+      if (!modal) return;
+      modal.addEventListener("hidden.bs.modal", () => { if (modal.parentNode === host) host.innerHTML = ""; }, { once: true });
+      modal.addEventListener("shown.bs.modal", () => {
+        const first = modal.querySelector("[autofocus], .modal-body input:not([readonly]):not([type=hidden]), .modal-body select, .modal-body textarea, .modal-footer .btn-primary");
+        if (first) first.focus();
+      }, { once: true });
+      document.querySelectorAll("#modal-host ~ .modal-backdrop, body > .modal-backdrop").forEach((b) => { if (!document.querySelector(".modal.show")) b.remove(); });
+      bootstrap.Modal.getOrCreateInstance(modal).show();
+    }
+    formatTimes(e.detail.target);
+  });
+  document.body.addEventListener("htmx:beforeRequest", (e) => {
+    // opening a dialog while one is open: replace it
+    const host = document.getElementById("modal-host");
+    if (e.detail.target === host) {
+      const open = host.querySelector(".modal");
+      if (open) { bootstrap.Modal.getInstance(open)?.dispose(); host.innerHTML = ""; document.querySelectorAll(".modal-backdrop").forEach((b) => b.remove()); document.body.classList.remove("modal-open"); document.body.style.removeProperty("overflow"); document.body.style.removeProperty("padding-right"); }
+    }
+  });
+
+  /* -- sidebar ---------------------------------------------------------------------------- */
+  function toggleSidebar() {
+    const shell = document.getElementById("wb-shell");
+    if (!shell) return;
+    const compact = shell.classList.toggle("wb-compact");
+    document.querySelectorAll("[data-wb-sidebar-toggle]").forEach((b) => b.setAttribute("aria-expanded", String(!compact)));
+  }
+  document.addEventListener("click", (e) => {
+    if (e.target.closest("[data-wb-sidebar-toggle]")) toggleSidebar();
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "[" || e.ctrlKey || e.metaKey || e.altKey) return;
+    const t = e.target;
+    if (t.closest("input, textarea, select, [contenteditable=true]") || document.querySelector(".modal.show")) return;
+    e.preventDefault();
+    toggleSidebar();
+  });
+
+  /* -- theme ------------------------------------------------------------------------------ */
+  function setTheme(theme, persist) {
+    document.documentElement.setAttribute("data-bs-theme", theme);
+    document.getElementById("wb-theme-toggle")?.setAttribute("aria-pressed", String(theme === "dark"));
+    document.querySelectorAll("[data-wb-theme-select]").forEach((s) => { s.value = theme; });
+    if (persist) htmx.ajax("POST", "/preferences", { values: { theme: theme }, swap: "none" });
+  }
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest("#wb-theme-toggle")) return;
+    const next = document.documentElement.getAttribute("data-bs-theme") === "dark" ? "light" : "dark";
+    setTheme(next, true);
+  });
+  document.addEventListener("change", (e) => {
+    if (e.target.matches("[data-wb-theme-select]")) setTheme(e.target.value, false);
+  });
+
+  /* -- copy / reveal / unlimited / type-to-confirm ------------------------------------------ */
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (_) {
+      const area = document.createElement("textarea");
+      area.value = text; area.setAttribute("readonly", ""); area.style.position = "fixed"; area.style.opacity = "0";
+      document.body.appendChild(area); area.select();
+      const ok = document.execCommand("copy");
+      area.remove();
+      return ok;
+    }
+  }
+  document.addEventListener("click", async (e) => {
+    const copy = e.target.closest("[data-wb-copy]");
+    if (copy) {
+      const src = document.getElementById(copy.dataset.wbCopy);
+      const ok = src && (await copyText(src.value !== undefined ? src.value : src.textContent));
+      toast(ok ? strings.copied : strings.copyFailed, ok ? "success" : "warning");
+    }
+    const reveal = e.target.closest("[data-wb-reveal]");
+    if (reveal) {
+      const input = document.getElementById(reveal.dataset.wbReveal);
+      if (input) {
+        input.type = input.type === "password" ? "text" : "password";
+        reveal.querySelector(".bi")?.classList.toggle("bi-eye-slash", input.type === "text");
+      }
+    }
+  });
+  document.addEventListener("change", (e) => {
+    const box = e.target.closest("[data-wb-unlimited]");
+    if (!box) return;
+    const input = document.getElementById(box.dataset.wbUnlimited);
+    if (input) { input.disabled = box.checked; if (!box.checked) input.focus(); }
+  });
+  document.addEventListener("input", (e) => {
+    const field = e.target.closest("[data-wb-confirm]");
+    if (!field) return;
+    const submit = field.form?.querySelector("button[type=submit]");
+    if (submit) submit.disabled = field.value !== field.dataset.wbConfirm;
+  });
+
+  /* -- timestamps in the user's locale and time zone --------------------------------------- */
+  const timeFormat = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+  function formatTimes(root) {
+    (root || document).querySelectorAll("time[data-format=datetime]").forEach((el) => {
+      const d = new Date(el.getAttribute("datetime"));
+      if (!isNaN(d)) el.textContent = timeFormat.format(d);
+    });
+  }
+  window.wbFormatTimes = formatTimes;
+
+  /* -- notification bell: the manager's SSE stream through /func --------------------------- */
+  const BELL_KEY = "workbay:notifications";
+  const bell = { items: [], unread: 0 };
+  function loadBell() {
+    try { Object.assign(bell, JSON.parse(localStorage.getItem(BELL_KEY) || "{}")); } catch (_) { /* ignore */ }
+    bell.items = Array.isArray(bell.items) ? bell.items : [];
+  }
+  function saveBell() { localStorage.setItem(BELL_KEY, JSON.stringify({ items: bell.items.slice(0, 50), unread: bell.unread })); }
+  function renderBell() {
+    const list = document.getElementById("wb-bell-list");
+    const badge = document.getElementById("wb-bell-count");
+    if (!list || !badge) return;
+    badge.textContent = bell.unread > 99 ? "99+" : String(bell.unread);
+    badge.classList.toggle("d-none", bell.unread === 0);
+    list.innerHTML = "";
+    if (!bell.items.length) {
+      const li = document.createElement("li");
+      li.className = "text-body-secondary text-center py-4";
+      li.textContent = strings.noNotifications;
+      list.appendChild(li);
+      return;
+    }
+    for (const item of bell.items) {
+      const li = document.createElement("li");
+      const title = document.createElement("div");
+      title.className = "fw-semibold";
+      title.textContent = item.title;
+      const meta = document.createElement("div");
+      meta.className = "small text-body-secondary";
+      meta.textContent = (item.message ? item.message + " · " : "") + timeFormat.format(new Date(item.at));
+      li.append(title, meta);
+      list.appendChild(li);
+    }
+  }
+  function onEvent(name, raw) {
+    let data = {};
+    try { data = JSON.parse(raw); } catch (_) { data = { message: raw }; }
+    bell.items.unshift({ title: data.title || name.replace(/_/g, " "), message: data.message || data.reason || "", at: Date.now() });
+    bell.items = bell.items.slice(0, 50);
+    bell.unread += 1;
+    saveBell();
+    renderBell();
+  }
+  // SSE has no wildcard listener: these are the events the manager sends to a user's bell.
+  // Add a name here when a feature starts publishing a new one.
+  const BELL_EVENTS = [
+    "notification", "bgtask_updated", "bgtask_done", "bgtask_failed", "bgtask_cancelled",
+    "session_enqueued", "session_started", "session_terminated", "session_failure", "session_success",
+    "session_cancelled",
+  ];
+  function connectBell() {
+    if (!document.getElementById("wb-bell") || !window.EventSource) return;
+    const source = new EventSource("/func/events/notifications");
+    source.onmessage = (e) => onEvent("message", e.data);
+    for (const name of BELL_EVENTS) source.addEventListener(name, (e) => onEvent(name, e.data));
+    window.addEventListener("pagehide", () => source.close());
+  }
+  document.addEventListener("click", (e) => {
+    if (e.target.closest("#wb-bell-clear")) { bell.items = []; bell.unread = 0; saveBell(); renderBell(); }
+  });
+  document.addEventListener("shown.bs.dropdown", (e) => {
+    if (e.target.id === "wb-bell") { bell.unread = 0; saveBell(); renderBell(); }
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    formatTimes(document);
+    loadBell();
+    renderBell();
+    connectBell();
+  });
+})();
