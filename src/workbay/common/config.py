@@ -57,6 +57,8 @@ class WebserverConfig(Section):
     lockout_attempts: int = Field(10, ge=1)
     lockout_seconds: int = Field(1200, ge=1)
     guide_url: str = "https://webui.docs.backend.ai/en/latest/"
+    signup_enabled: bool = Field(False, description="show the sign-up dialog on the login page; "
+                                 "keep in sync with the manager's sign-up setting")
 
 
 class StorageConfig(Section):
