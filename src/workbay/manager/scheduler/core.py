@@ -214,17 +214,18 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
             else:
                 msg = _capacity_message(pool, group.name, shape, placeable)
                 if others_pass:  # lacks only capacity: may hold back the queue
-                    if not pool.could_ever_fit(per_kernel, s.cluster_size, s.cluster_mode, s.architecture,
-                                               s.designated_agents):
+                    if s.blocking_retries >= group.retries_to_skip:
+                        if group.retries_to_skip:
+                            msg += (f"; skipped after holding back the queue {group.retries_to_skip} times, "
+                                    f"later sessions may go first")
+                    elif not pool.could_ever_fit(per_kernel, s.cluster_size, s.cluster_mode, s.architecture,
+                                                 s.designated_agents):
                         msg += "; it would not fit even on empty agents, so it does not hold back the queue"
-                    elif s.blocking_retries < group.retries_to_skip:
+                    else:
                         blocker = s
                         blocking_retries += 1
                         msg += (f"; holding back the queue (head-of-line, {blocking_retries} of "
                                 f"{group.retries_to_skip} tries before it is skipped)")
-                    else:
-                        msg += (f"; skipped after holding back the queue {group.retries_to_skip} times, "
-                                f"later sessions may go first")
                 preds.append(PredicateResult(PRED_CAPACITY, False, msg))
             decisions.append(StillPending(s, tuple(preds), s.attempts + 1, blocking_retries, None, _summary(preds)))
         queue.done(s)

@@ -31,6 +31,7 @@ from workbay.common.slots import ZERO, ResourceSlot
 from .model import Agent, AgentSelection, ClusterMode
 
 _FAILED_CACHE_CAP = 64
+_SHAPES_PER_BUCKET_CAP = 256
 
 
 class _AgentState:
@@ -85,6 +86,16 @@ class _AgentState:
         self.changed = True
 
 
+class _Bucket:
+    """Agents of one architecture with the same set of slot types."""
+    __slots__ = ("agents", "by_shape")
+
+    def __init__(self) -> None:
+        self.agents: list[_AgentState] = []
+        # request shape -> (heap of (±util, id, version) of agents that may fit it, ids that never will)
+        self.by_shape: dict[tuple, tuple[list[tuple[Decimal, str, int]], set[str]]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Agent id per kernel (kernel 0 first) and the per-kernel slots."""
@@ -115,13 +126,10 @@ class AgentPool:
                 self.excluded[a.id] = f"agent {a.id} is not schedulable"
                 continue
             self.states[a.id] = _AgentState(a)
-        # (arch, signature) -> heap of (±util, id, version)
-        self._buckets: dict[tuple[str, frozenset[str]], list[tuple[Decimal, str, int]]] = {}
+        self._buckets: dict[tuple[str, frozenset[str]], _Bucket] = {}
         for st in self.states.values():
-            self._buckets.setdefault((st.arch, st.sig), []).append((self._sign * st.util, st.id, st.version))
-        for heap in self._buckets.values():
-            heapq.heapify(heap)
-        self._levels_cache: dict[tuple[str, frozenset[str]], list[list[list[tuple[Decimal, str, int]]]]] = {}
+            self._buckets.setdefault((st.arch, st.sig), _Bucket()).agents.append(st)
+        self._levels_cache: dict[tuple[str, frozenset[str]], list[list[_Bucket]]] = {}
         self._failed: dict[tuple, list[dict[str, Decimal]]] = {}
         self.architectures = frozenset(st.arch for st in self.states.values())
         cap: dict[str, Decimal] = {}
@@ -145,42 +153,60 @@ class AgentPool:
     def _key(self, st: _AgentState, req_keys: frozenset[str], util: Decimal) -> tuple[int, Decimal, str]:
         return (len(st.sig - req_keys), self._sign * util, st.id)
 
-    def _levels(self, arch: str, req_keys: frozenset[str]) -> list[list[list[tuple[Decimal, str, int]]]]:
+    def _levels(self, arch: str, req_keys: frozenset[str]) -> list[list[_Bucket]]:
         ck = (arch, req_keys)
         levels = self._levels_cache.get(ck)
         if levels is None:
-            by_extras: dict[int, list] = {}
-            for (b_arch, sig), heap in self._buckets.items():
+            by_extras: dict[int, list[_Bucket]] = {}
+            for (b_arch, sig), bucket in self._buckets.items():
                 if b_arch == arch and req_keys <= sig:
-                    by_extras.setdefault(len(sig - req_keys), []).append(heap)
+                    by_extras.setdefault(len(sig - req_keys), []).append(bucket)
             levels = [by_extras[e] for e in sorted(by_extras)]
             self._levels_cache[ck] = levels
         return levels
 
-    def _best_in_heap(self, heap: list[tuple[Decimal, str, int]], req: Sequence[tuple[str, Decimal]]) -> _AgentState | None:
+    def _best_in_bucket(self, bucket: _Bucket, req: tuple[tuple[str, Decimal], ...]) -> _AgentState | None:
+        """The bucket's preferred agent that fits ``req``.  Each bucket keeps, per request shape, a
+        heap of the agents that may still fit it: one that does not fit now never will again in
+        this tick (free slots only shrink), so it leaves that shape's heap for good."""
+        sign = self._sign
+        entry = bucket.by_shape.get(req)
+        if entry is None:
+            if len(bucket.by_shape) >= _SHAPES_PER_BUCKET_CAP:
+                best = None
+                for st in bucket.agents:
+                    if st.fits(req) and (best is None or (sign * st.util, st.id) < (sign * best.util, best.id)):
+                        best = st
+                return best
+            heap = []
+            dropped = set()
+            for st in bucket.agents:
+                if st.fits(req):
+                    heap.append((sign * st.util, st.id, st.version))
+                else:
+                    dropped.add(st.id)
+            heapq.heapify(heap)
+            entry = bucket.by_shape[req] = (heap, dropped)
+        heap, dropped = entry
         states = self.states
-        aside = []
-        found = None
         while heap:
-            entry = heap[0]
-            st = states[entry[1]]
-            if entry[2] != st.version:
-                heapq.heappop(heap)  # stale: the agent was re-pushed with a newer load
-                continue
-            if st.fits(req):
-                found = st
-                break
-            aside.append(heapq.heappop(heap))
-        for entry in aside:
-            heapq.heappush(heap, entry)
-        return found
+            top = heap[0]
+            st = states[top[1]]
+            if top[2] != st.version:
+                heapq.heappop(heap)  # stale: the agent was pushed again with its new load
+            elif st.fits(req):
+                return st
+            else:
+                heapq.heappop(heap)
+                dropped.add(st.id)
+        return None
 
-    def _best_single(self, arch: str, req: Sequence[tuple[str, Decimal]], req_keys: frozenset[str]) -> _AgentState | None:
+    def _best_single(self, arch: str, req: tuple[tuple[str, Decimal], ...], req_keys: frozenset[str]) -> _AgentState | None:
         for level in self._levels(arch, req_keys):
             best = None
             best_key = None
-            for heap in level:
-                st = self._best_in_heap(heap, req)
+            for bucket in level:
+                st = self._best_in_bucket(bucket, req)
                 if st is not None:
                     key = (self._sign * st.util, st.id)
                     if best_key is None or key < best_key:
@@ -285,4 +311,7 @@ class AgentPool:
                 self._free_total[k] = self._free_total.get(k, ZERO) - v
         for aid in dict.fromkeys(placement.agent_ids):
             st = self.states[aid]
-            heapq.heappush(self._buckets[(st.arch, st.sig)], (self._sign * st.util, st.id, st.version))
+            entry = (self._sign * st.util, st.id, st.version)
+            for heap, dropped in self._buckets[(st.arch, st.sig)].by_shape.values():
+                if st.id not in dropped:
+                    heapq.heappush(heap, entry)

@@ -44,7 +44,7 @@ def allowed_session_type(s: PendingSession, group: ResourceGroup) -> PredicateRe
 def dependencies(s: PendingSession, states: Mapping[str, DependencyState]) -> PredicateResult:
     if not s.dependencies:
         return PredicateResult(PRED_DEPENDENCIES, True, "no dependencies")
-    waiting = [d for d in s.dependencies if states[d] is not DependencyState.SUCCEEDED]
+    waiting = [d for d in s.dependencies if DependencyState(states[d]) is not DependencyState.SUCCEEDED]
     if not waiting:
         return PredicateResult(PRED_DEPENDENCIES, True, f"all {len(s.dependencies)} dependencies succeeded")
     return PredicateResult(PRED_DEPENDENCIES, False, "waiting for dependencies to finish: " + ", ".join(waiting))
