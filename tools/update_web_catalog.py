@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from babel.messages.catalog import Catalog  # noqa: E402
 from babel.messages.pofile import read_po, write_po  # noqa: E402
 
+from workbay import __version__  # noqa: E402
 from workbay.web.i18n import CATALOG_DIR, extract_messages  # noqa: E402
 
 
@@ -26,7 +27,12 @@ def update(language: str = "ko") -> list[str]:
     if path.exists():
         with path.open("rb") as f:
             old = read_po(f, locale=language)
-    new = Catalog(locale=language, project="Workbay WebUI", charset="utf-8")
+    new = Catalog(locale=language, project="Workbay WebUI", version=__version__, charset="utf-8",
+                  header_comment=f"# {language} translations of the Workbay WebUI.\n"
+                                 "# Maintained with tools/update_web_catalog.py.",
+                  copyright_holder="The Workbay authors",
+                  last_translator="The Workbay authors", language_team=f"{language} (Workbay)",
+                  creation_date=old.creation_date, revision_date=old.revision_date, fuzzy=False)
     for message, places in sorted(extract_messages().items()):
         previous = old.get(message)
         new.add(message, previous.string if previous else "",

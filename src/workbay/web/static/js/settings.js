@@ -52,7 +52,12 @@
     }
     document.getElementById("logs-empty")?.classList.toggle("d-none", all.length > 0);
     const total = document.getElementById("logs-total");
-    if (total) total.textContent = all.length ? `${strings.showing || "Showing"} ${(page - 1) * PAGE + 1}–${Math.min(page * PAGE, all.length)} ${strings.of || "of"} ${all.length}` : "";
+    if (total) {
+      total.textContent = !all.length ? "" : (strings.logRange || "%(first)s–%(last)s of %(total)s")
+        .replace("%(first)s", String((page - 1) * PAGE + 1))
+        .replace("%(last)s", String(Math.min(page * PAGE, all.length)))
+        .replace("%(total)s", String(all.length));
+    }
     const nav = document.getElementById("logs-pages");
     if (nav) {
       nav.innerHTML = "";
