@@ -72,6 +72,19 @@ class AppProxyConfig(Section):
     port: int = Field(10200, ge=1, le=65535)
 
 
+class SimulatedDeviceConfig(Section):
+    """A simulated accelerator for tests (``[[agent.simulated_devices]]``)."""
+
+    slot: str = Field(description="slot it provides, e.g. cuda.device (whole) or cuda.shares")
+    count: int = Field(1, ge=0, description="number of devices")
+    memory: str = Field("0", description="memory per device, e.g. 16g")
+    shares_per_device: int = Field(0, ge=0, description="for a *.shares slot: shares per device "
+                                   "(0 = 1 share per device)")
+    env: str = Field("", description="variable listing the allocated device ids; empty = "
+                     "CUDA_VISIBLE_DEVICES for cuda.*, else <PREFIX>_VISIBLE_DEVICES")
+    model: str = "Simulated device"
+
+
 class AgentConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(6001, ge=1, le=65535)
@@ -79,6 +92,33 @@ class AgentConfig(Section):
     id: str = ""
     region: str = "local"
     resource_group: str = "default"
+    # --- kernels (see docs/agent-rpc.md) ---
+    docker_host: str = Field("", description="Docker Engine API endpoint; empty = $DOCKER_HOST, "
+                             "then unix:///run/podman/podman.sock, then /var/run/docker.sock")
+    advertise_url: str = Field("", description="RPC base URL reported to the manager; "
+                               "empty = http://{host}:{port}")
+    container_host: str = Field("127.0.0.1", description="address where published container "
+                                "ports are reachable (reported as kernel_host)")
+    heartbeat_interval: float = Field(3.0, gt=0)
+    poll_interval: float = Field(1.0, gt=0, description="container state polling period")
+    stats_interval: float = Field(10.0, gt=0, description="kernel stats sampling period")
+    slots: dict[str, str | int | float] = Field(
+        default_factory=dict, description='capacity overrides, e.g. {cpu = "4", mem = "8g"}')
+    cpu_set: list[int] = Field(default_factory=list, description="core ids this agent pins "
+                               "kernels to; empty = every core the process may use")
+    port_range: str = Field("", description="host ports for published container ports, e.g. "
+                            "30000-31000; empty = the engine picks free ports")
+    container_ulimits: dict[str, int] = Field(
+        default_factory=lambda: {"nofile": 20000, "nproc": 32768},
+        description="ulimits set on every container (soft == hard)")
+    prepare_timeout: float = Field(600.0, gt=0, description="seconds a kernel may stay preparing")
+    stop_timeout: float = Field(5.0, ge=0, description="grace seconds before a kill on destroy")
+    log_retention: float = Field(604800.0, ge=0, description="seconds logs of dead kernels are kept")
+    cuda_shares_per_device: int = Field(0, ge=0, description="0 = whole GPUs (cuda.device); "
+                                        "N > 0 = fractional GPUs (cuda.shares, N per GPU)")
+    cuda_injection: Literal["auto", "device-requests", "cdi"] = "auto"
+    simulated_devices: list[SimulatedDeviceConfig] = Field(default_factory=list)
+
 
 
 class LoggingConfig(Section):

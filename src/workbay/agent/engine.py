@@ -1,0 +1,217 @@
+"""The container engine, through the Docker Engine API only (aiodocker): Docker or Podman.
+
+Podman 4.3's compatible API differences handled here: no ``precpu_stats`` (callers keep the
+previous sample), empty blkio stats on cgroup v1 (read from the cgroup files instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+from typing import Any
+
+import aiodocker
+from aiodocker.exceptions import DockerError
+
+log = logging.getLogger(__name__)
+
+PODMAN_SOCKET = "unix:///run/podman/podman.sock"
+DOCKER_SOCKET = "unix:///var/run/docker.sock"
+ARCH_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+
+
+def normalize_arch(arch: str) -> str:
+    return ARCH_ALIASES.get(arch.lower(), arch.lower())
+
+
+def engine_candidates(configured: str, environ: dict[str, str] | None = None) -> list[str]:
+    """Endpoints to try, in order. An explicit setting (config, then $DOCKER_HOST) is the only
+    candidate: no silent fallback to another engine."""
+    env = os.environ if environ is None else environ
+    if configured:
+        return [configured]
+    if env.get("DOCKER_HOST"):
+        return [env["DOCKER_HOST"]]
+    return [PODMAN_SOCKET, DOCKER_SOCKET]
+
+
+class EngineUnavailable(Exception):
+    pass
+
+
+class Engine:
+    def __init__(self, url: str, docker: aiodocker.Docker, version: dict[str, Any]) -> None:
+        self.url = url
+        self.docker = docker
+        self.version = version
+        comps = [c.get("Name", "") for c in version.get("Components", [])]
+        self.kind = "podman" if any("podman" in c.lower() for c in comps) else "docker"
+        self.arch = normalize_arch(version.get("Arch") or platform.machine())
+
+    @classmethod
+    async def connect(cls, candidates: list[str]) -> Engine:
+        errors = []
+        for url in candidates:
+            if url.startswith("unix://") and not os.path.exists(url[len("unix://"):]):
+                errors.append(f"{url}: no such socket")
+                continue
+            docker = aiodocker.Docker(url=url)
+            try:
+                version = await asyncio.wait_for(docker.version(), 10)
+                return cls(url, docker, version)
+            except Exception as e:  # connection refused, timeout, bad answer
+                errors.append(f"{url}: {e}")
+                await docker.close()
+        raise EngineUnavailable("; ".join(errors) or "no engine endpoint")
+
+    async def close(self) -> None:
+        await self.docker.close()
+
+    # --- containers ---------------------------------------------------------------------------
+    async def list_containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return await self.docker._query_json("containers/json", method="GET",
+                                             params={"all": "true", "filters": json.dumps(filters)})
+
+    async def inspect(self, cid: str) -> dict[str, Any] | None:
+        try:
+            return await self.docker._query_json(f"containers/{cid}/json", method="GET")
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def create(self, body: dict[str, Any], name: str) -> str:
+        c = await self.docker.containers.create(body, name=name)
+        return c.id
+
+    async def start(self, cid: str) -> None:
+        await self.docker.containers.container(cid).start()
+
+    async def stop(self, cid: str, timeout: float) -> None:
+        try:
+            await self.docker.containers.container(cid).stop(t=int(timeout))
+        except DockerError as e:
+            if e.status not in (304, 404):
+                raise
+
+    async def kill(self, cid: str) -> None:
+        try:
+            await self.docker.containers.container(cid).kill()
+        except DockerError as e:
+            if e.status not in (404, 409, 500):
+                raise
+
+    async def remove(self, cid: str) -> None:
+        try:
+            await self.docker.containers.container(cid).delete(force=True, v=True)
+        except DockerError as e:
+            if e.status != 404:
+                raise
+
+    async def logs(self, cid: str, tail: int | None = None) -> str:
+        params: dict[str, Any] = {"stdout": True, "stderr": True}
+        if tail:
+            params["tail"] = str(tail)
+        lines = await self.docker.containers.container(cid).log(**params)
+        return "".join(lines)
+
+    async def stats(self, cid: str) -> dict[str, Any] | None:
+        try:
+            # Podman answers without a Content-Type: parse the body ourselves.
+            async with self.docker._query(f"containers/{cid}/stats", method="GET",
+                                          params={"stream": "false"}) as resp:
+                body = await resp.read()
+        except DockerError as e:
+            if e.status in (404, 409):
+                return None
+            raise
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if isinstance(data, list):
+            data = data[0] if data else None
+        return data
+
+    # --- images -------------------------------------------------------------------------------
+    async def list_images(self) -> list[dict[str, Any]]:
+        return await self.docker._query_json("images/json", method="GET")
+
+    async def inspect_image(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.docker._query_json(f"images/{name}/json", method="GET")
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def pull(self, name: str) -> None:
+        await self.docker.images.pull(name)
+
+    # --- networks -----------------------------------------------------------------------------
+    async def network_exists(self, name: str) -> bool:
+        try:
+            await self.docker._query_json(f"networks/{name}", method="GET")
+            return True
+        except DockerError as e:
+            if e.status == 404:
+                return False
+            raise
+
+    async def create_network(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
+        return await self.docker._query_json(
+            "networks/create", method="POST",
+            data={"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels})
+
+    async def remove_network(self, name: str) -> bool:
+        try:
+            net = await self.docker.networks.get(name)
+            await net.delete()
+            return True
+        except DockerError as e:
+            if e.status == 404:
+                return False
+            raise
+
+
+def cgroup_io_bytes(container_id: str, root: str = "/sys/fs/cgroup") -> tuple[int, int] | None:
+    """(read, write) bytes of a container from its cgroup files, when the engine's stats lack them."""
+    v1 = [f"blkio/libpod_parent/libpod-{container_id}",
+          f"blkio/machine.slice/libpod-{container_id}.scope",
+          f"blkio/docker/{container_id}", f"blkio/system.slice/docker-{container_id}.scope"]
+    for rel in v1:
+        path = os.path.join(root, rel, "blkio.throttle.io_service_bytes_recursive")
+        try:
+            with open(path) as f:
+                read = write = 0
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 3 and parts[1] == "Read":
+                        read += int(parts[2])
+                    elif len(parts) == 3 and parts[1] == "Write":
+                        write += int(parts[2])
+                return read, write
+        except (OSError, ValueError):
+            continue
+    v2 = [f"machine.slice/libpod-{container_id}.scope", f"libpod_parent/libpod-{container_id}",
+          f"system.slice/docker-{container_id}.scope", f"docker/{container_id}"]
+    for rel in v2:
+        path = os.path.join(root, rel, "io.stat")
+        try:
+            with open(path) as f:
+                read = write = 0
+                for line in f:
+                    for kv in line.split()[1:]:
+                        k, _, v = kv.partition("=")
+                        if k == "rbytes":
+                            read += int(v)
+                        elif k == "wbytes":
+                            write += int(v)
+                return read, write
+        except (OSError, ValueError):
+            continue
+    return None

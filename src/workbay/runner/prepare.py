@@ -1,0 +1,175 @@
+"""Preparation steps of a kernel: environment files, SSH keys, dotfiles, bootstrap script."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from typing import Any, Dict, List, Optional
+
+from . import users
+
+
+class User:
+    """Who user processes run as."""
+
+    def __init__(self, name: str, uid: int, gid: int, home: str, groups: List[int]) -> None:
+        self.name, self.uid, self.gid, self.home, self.groups = name, uid, gid, home, groups
+
+    def env(self, base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        env.update(HOME=self.home, USER=self.name, LOGNAME=self.name,
+                   SHELL=shell_path())
+        env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env.setdefault("LANG", "C.UTF-8")
+        return env
+
+    def popen_kwargs(self) -> Dict[str, Any]:
+        """Keyword arguments of (asyncio) subprocess calls that run as this user."""
+        if os.getuid() != 0:
+            return {"cwd": self.home}
+        return {"user": self.uid, "group": self.gid, "extra_groups": list(self.groups),
+                "cwd": self.home}
+
+
+def shell_path() -> str:
+    for sh in ("/bin/bash", "/usr/bin/bash", "/bin/sh"):
+        if os.path.exists(sh):
+            return sh
+    return "/bin/sh"
+
+
+def write_file(path: str, data: str, mode: int, user: Optional[User] = None) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    if user is not None and os.getuid() == 0:
+        os.chown(path, user.uid, user.gid)
+
+
+def env_file_lines(environ: Dict[str, str]) -> List[str]:
+    return [f"{k}={v}" for k, v in sorted(environ.items()) if "\n" not in v]
+
+
+def profile_lines(environ: Dict[str, str]) -> List[str]:
+    return [f"export {k}={shlex.quote(v)}" for k, v in sorted(environ.items())
+            if k.isidentifier()]
+
+
+def write_environment(environ: Dict[str, str], resources: Dict[str, str],
+                      config_dir: str = "/home/config", profile_dir: str = "/etc/profile.d") -> None:
+    """``/home/config/environ.txt`` (KEY=VALUE lines), ``/home/config/resource.txt`` and
+    ``/etc/profile.d/workbay.sh`` (so login shells — ssh, terminals — see the same variables)."""
+    os.makedirs(config_dir, exist_ok=True)
+    write_file(os.path.join(config_dir, "environ.txt"), "\n".join(env_file_lines(environ)) + "\n",
+               0o644)
+    write_file(os.path.join(config_dir, "resource.txt"),
+               "".join(f"{k}={v}\n" for k, v in sorted(resources.items())), 0o644)
+    if os.path.isdir(profile_dir):
+        write_file(os.path.join(profile_dir, "workbay.sh"),
+                   "# Written by the Workbay runner\n" + "\n".join(profile_lines(environ)) + "\n",
+                   0o644)
+
+
+def ssh_keygen(path: str) -> bool:
+    """An RSA key pair at ``path``/``path``.pub with ssh-keygen; False when it is missing."""
+    exe = shutil.which("ssh-keygen")
+    if exe is None:
+        return False
+    for p in (path, path + ".pub"):
+        if os.path.exists(p):
+            os.unlink(p)
+    r = subprocess.run([exe, "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "work@workbay",
+                        "-f", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return r.returncode == 0
+
+
+def setup_ssh(user: User, fallback: Optional[Dict[str, str]], cluster: Optional[Dict[str, Any]],
+              sshd_port: Optional[int]) -> str:
+    """``~/id_container`` (session key; ssh-keygen in the image, else the agent's key),
+    ``~/.ssh/authorized_keys``, and for clusters ``~/.ssh/id_cluster`` + ``~/.ssh/config`` so that
+    ``ssh sub1`` works between the containers. Returns the session public key."""
+    home = user.home
+    ssh_dir = os.path.join(home, ".ssh")
+    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+    key = os.path.join(home, "id_container")
+    pub = ""
+    if ssh_keygen(key):
+        with open(key + ".pub") as f:
+            pub = f.read().strip()
+    elif fallback and fallback.get("private_key"):
+        write_file(key, fallback["private_key"].rstrip("\n") + "\n", 0o600)
+        pub = fallback.get("public_key", "").strip()
+        if pub:
+            write_file(key + ".pub", pub + "\n", 0o644)
+    authorized = [pub] if pub else []
+    if cluster and cluster.get("private_key"):
+        write_file(os.path.join(ssh_dir, "id_cluster"),
+                   cluster["private_key"].rstrip("\n") + "\n", 0o600)
+        cpub = cluster.get("public_key", "").strip()
+        if cpub:
+            write_file(os.path.join(ssh_dir, "id_cluster.pub"), cpub + "\n", 0o644)
+            authorized.append(cpub)
+        hosts = [h for h in cluster.get("hosts", []) if h]
+        if hosts:
+            lines = [f"Host {' '.join(hosts)}",
+                     "  IdentityFile ~/.ssh/id_cluster",
+                     "  StrictHostKeyChecking no",
+                     "  UserKnownHostsFile /dev/null",
+                     "  LogLevel ERROR"]
+            if sshd_port:
+                lines.append(f"  Port {sshd_port}")
+            cfg = os.path.join(ssh_dir, "config")
+            existing = ""
+            if os.path.exists(cfg):
+                with open(cfg) as f:
+                    existing = f.read()
+            if "id_cluster" not in existing:
+                write_file(cfg, existing + "\n".join(lines) + "\n", 0o600)
+    auth_path = os.path.join(ssh_dir, "authorized_keys")
+    existing_keys: List[str] = []
+    if os.path.exists(auth_path):
+        with open(auth_path) as f:
+            existing_keys = [line.strip() for line in f if line.strip()]
+    merged = existing_keys + [k for k in authorized if k not in existing_keys]
+    write_file(auth_path, "\n".join(merged) + ("\n" if merged else ""), 0o600)
+    if os.getuid() == 0:
+        users.chown_tree(ssh_dir, user.uid, user.gid)
+        for p in (key, key + ".pub"):
+            if os.path.exists(p):
+                os.chown(p, user.uid, user.gid)
+    return pub
+
+
+def dotfile_path(home: str, path: str) -> Optional[str]:
+    """Where a dotfile goes: relative paths under home; absolute paths only inside home."""
+    full = os.path.normpath(path if os.path.isabs(path) else os.path.join(home, path))
+    if full == home or not full.startswith(home.rstrip("/") + "/"):
+        return None
+    return full
+
+
+def apply_dotfiles(user: User, dotfiles: List[Dict[str, Any]], log) -> int:
+    n = 0
+    for item in dotfiles:
+        path = dotfile_path(user.home, str(item.get("path", "")))
+        if path is None:
+            log(f"dotfile {item.get('path')!r} skipped: only paths inside {user.home} are allowed")
+            continue
+        try:
+            mode = int(str(item.get("perm", "644")), 8)
+        except ValueError:
+            mode = 0o644
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, exist_ok=True)
+            if os.getuid() == 0:
+                d = parent
+                while d.startswith(user.home + "/"):
+                    os.chown(d, user.uid, user.gid)
+                    d = os.path.dirname(d)
+        write_file(path, str(item.get("data", "")), mode & 0o777, user)
+        n += 1
+    return n

@@ -1,0 +1,161 @@
+"""Services inside the kernel: intrinsic ones started before the kernel is ready (sshd, ttyd) and
+on-demand ones (jupyter, …) started through the ``start_service`` request.
+
+The hook: ``SERVICES`` maps a service name to a factory ``(ctx) -> ServiceDef | None`` (None when
+the image cannot run it). Images may add or override definitions with JSON files in
+``/etc/workbay/service-defs/NAME.json`` or Backend.AI's ``/etc/backend.ai/service-defs/NAME.json``:
+``{"command": ["{runtime_path}", "-m", "jupyter", "notebook", "--port", "{ports[0]}"],
+"env": {...}, "user": "work"|"root", "prestart": [["cmd", "arg"], ...]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from typing import Any, Callable, Dict, List, Optional
+
+from .prepare import User
+
+SERVICE_DEF_DIRS = ["/etc/workbay/service-defs", "/etc/backend.ai/service-defs"]
+INTRINSIC = ("sshd", "ttyd")
+
+
+class ServiceDef:
+    def __init__(self, name: str, command: List[str], as_root: bool = False,
+                 env: Optional[Dict[str, str]] = None,
+                 prestart: Optional[List[List[str]]] = None) -> None:
+        self.name, self.command, self.as_root = name, command, as_root
+        self.env = env or {}
+        self.prestart = prestart or []
+
+
+class Context:
+    def __init__(self, user: User, ports: List[int], runtime_path: str = "python3",
+                 args: Optional[Dict[str, Any]] = None, envs: Optional[Dict[str, str]] = None
+                 ) -> None:
+        self.user, self.ports, self.runtime_path = user, ports, runtime_path
+        self.args = args or {}
+        self.envs = envs or {}
+
+
+def _sshd(ctx: Context) -> Optional[ServiceDef]:
+    exe = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd",) if os.path.exists(p)), None)
+    if exe is None or not ctx.ports:
+        return None
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    if shutil.which("ssh-keygen"):
+        subprocess.run(["ssh-keygen", "-A"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return ServiceDef("sshd", [exe, "-D", "-e", "-p", str(ctx.ports[0]),
+                               "-o", "PermitRootLogin=no", "-o", "PasswordAuthentication=no",
+                               "-o", "UsePAM=no", "-o", "AllowUsers=" + ctx.user.name,
+                               "-o", "AuthorizedKeysFile=.ssh/authorized_keys",
+                               "-o", "PermitUserEnvironment=no", "-o", "PrintMotd=no"],
+                      as_root=True)
+
+
+def _ttyd(ctx: Context) -> Optional[ServiceDef]:
+    exe = shutil.which("ttyd")
+    if exe is None or not ctx.ports:
+        return None
+    shell = ["tmux", "new-session", "-A", "-s", "main"] if shutil.which("tmux") else ["bash", "-l"]
+    return ServiceDef("ttyd", [exe, "-p", str(ctx.ports[0]), "-W", *shell])
+
+
+def _jupyter(kind: str) -> Callable[[Context], Optional[ServiceDef]]:
+    def factory(ctx: Context) -> Optional[ServiceDef]:
+        if not ctx.ports:
+            return None
+        return ServiceDef(kind, [ctx.runtime_path, "-m", "jupyter", kind, "--no-browser",
+                                 "--ip=0.0.0.0", f"--port={ctx.ports[0]}",
+                                 "--ServerApp.token=", "--ServerApp.password=",
+                                 "--ServerApp.allow_origin=*", "--NotebookApp.token=",
+                                 f"--notebook-dir={ctx.user.home}"])
+    return factory
+
+
+SERVICES: Dict[str, Callable[[Context], Optional[ServiceDef]]] = {
+    "sshd": _sshd,
+    "ttyd": _ttyd,
+    "jupyter": _jupyter("notebook"),
+    "jupyterlab": _jupyter("lab"),
+}
+
+
+def register(name: str, factory: Callable[[Context], Optional[ServiceDef]]) -> None:
+    """Add or replace a service definition (the hook for later services)."""
+    SERVICES[name] = factory
+
+
+def substitute(template: str, ctx: Context) -> str:
+    return template.format(ports=ctx.ports, port=ctx.ports[0] if ctx.ports else "",
+                           runtime_path=ctx.runtime_path, home=ctx.user.home, **ctx.args)
+
+
+def from_file(name: str, ctx: Context, dirs: Optional[List[str]] = None) -> Optional[ServiceDef]:
+    for d in dirs or SERVICE_DEF_DIRS:
+        path = os.path.join(d, name + ".json")
+        if os.path.exists(path):
+            with open(path) as f:
+                spec = json.load(f)
+            return ServiceDef(name, [substitute(str(a), ctx) for a in spec["command"]],
+                              as_root=spec.get("user") == "root",
+                              env={k: substitute(str(v), ctx) for k, v in
+                                   spec.get("env", {}).items()},
+                              prestart=[[substitute(str(a), ctx) for a in step]
+                                        for step in spec.get("prestart", [])])
+    return None
+
+
+def resolve(name: str, ctx: Context) -> Optional[ServiceDef]:
+    sdef = from_file(name, ctx)
+    if sdef is None and name in SERVICES:
+        sdef = SERVICES[name](ctx)
+    return sdef
+
+
+class ServiceManager:
+    def __init__(self, user: User, log) -> None:
+        self.user, self.log = user, log
+        self.procs: Dict[str, asyncio.subprocess.Process] = {}
+
+    def running(self) -> Dict[str, int]:
+        return {n: p.pid for n, p in self.procs.items() if p.returncode is None}
+
+    async def start(self, name: str, ports: List[int], args: Optional[Dict[str, Any]] = None,
+                    envs: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+        proc = self.procs.get(name)
+        if proc is not None and proc.returncode is None:
+            return {"status": "running", "name": name, "pid": proc.pid}
+        ctx = Context(self.user, ports, args=args, envs=envs)
+        sdef = resolve(name, ctx)
+        if sdef is None:
+            return {"status": "unavailable", "name": name,
+                    "error": f"this image cannot run the service {name!r}"}
+        env = self.user.env()
+        env.update(sdef.env)
+        env.update(envs or {})
+        kwargs: Dict[str, Any] = {"cwd": self.user.home} if sdef.as_root else \
+            self.user.popen_kwargs()
+        try:
+            for step in sdef.prestart:
+                p = await asyncio.create_subprocess_exec(*step, env=env, **kwargs)
+                await p.wait()
+            proc = await asyncio.create_subprocess_exec(
+                *sdef.command, stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True,
+                **kwargs)
+        except OSError as e:
+            return {"status": "failed", "name": name, "error": str(e)}
+        self.procs[name] = proc
+        self.log(f"service {name} started (pid {proc.pid}): {' '.join(sdef.command)}")
+        return {"status": "started", "name": name, "pid": proc.pid}
+
+    async def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                try:
+                    proc.terminate()
+                except ProcessLookupError:
+                    pass
