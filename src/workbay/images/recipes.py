@@ -69,6 +69,8 @@ def resolve_image_name(name: str) -> str:
     if not ref or any(c.isspace() for c in ref):
         raise ValueError(f"invalid image name {name!r}")
     digest = ""
+    if ref.endswith((":", "@", "/")):
+        raise ValueError(f"invalid image name {name!r}")
     if "@" in ref:
         ref, digest = ref.split("@", 1)
         digest = "@" + digest
