@@ -93,6 +93,7 @@ class Agent:
         self.runner_dir = Path(workbay.runner.__file__).resolve().parent
         self.kernels: dict[str, Kernel] = {}
         self.engine: Engine | None = None
+        self.engine_ready = False  # connected, and the kernels of a previous run re-adopted
         self.engine_error = ""
         self.images: list[dict[str, Any]] = []
         self.images_scanned_at = 0.0
@@ -165,11 +166,12 @@ class Agent:
             await self.adopt()
         except Exception:
             log.exception("re-adopting running kernels failed")
+        self.engine_ready = True
         await self.scan_images()
         self.link.request_heartbeat()
 
     def need_engine(self) -> Engine:
-        if self.engine is None:
+        if self.engine is None or not self.engine_ready:
             raise errors.EngineUnavailable(self.engine_error or "still connecting")
         return self.engine
 
@@ -192,7 +194,7 @@ class Agent:
             "kernels": [k.id for k in self.live_kernels()],
             "cpu_set": self.registry.plugins[0].alloc.cores,  # type: ignore[attr-defined]
             "kernel_host": self.ac.container_host,
-            "engine": {"available": eng is not None, "kind": eng.kind if eng else None,
+            "engine": {"available": self.engine_ready, "kind": eng.kind if eng else None,
                        "url": eng.url if eng else None, "error": self.engine_error or None},
             "started_at": self.started_at,
         }
@@ -210,6 +212,7 @@ class Agent:
     # --- images -------------------------------------------------------------------------------
     async def scan_images(self) -> list[dict[str, Any]]:
         eng = self.need_engine()
+        assert eng is not None
         out = []
         try:
             listed = await eng.list_images()
@@ -543,7 +546,8 @@ class Agent:
     # --- adoption -----------------------------------------------------------------------------
     async def adopt(self) -> None:
         """Take over the containers a previous run of this agent left (same id and data dir)."""
-        eng = self.need_engine()
+        eng = self.engine
+        assert eng is not None
         for c in await eng.list_containers(self.labels):
             labels = c.get("Labels") or {}
             kid = labels.get(L_KERNEL)
@@ -585,6 +589,8 @@ class Agent:
             log.info("adopted kernel %s (container %s, %s)", kid, c["Id"][:12], c.get("State"))
 
     async def _adopt_preparing(self, kernel: Kernel) -> None:
+        while not self.engine_ready:  # adoption still going on
+            await asyncio.sleep(0.05)
         try:
             await self._wait_ready(kernel, restarted=False)
         except asyncio.CancelledError:
@@ -596,7 +602,7 @@ class Agent:
     async def _poll_loop(self) -> None:
         while True:
             await asyncio.sleep(self.ac.poll_interval)
-            if self.engine is None:
+            if not self.engine_ready:
                 continue
             try:
                 await self.poll_once()
@@ -636,7 +642,7 @@ class Agent:
         while True:
             with contextlib.suppress(Exception):
                 self.prune_logs()
-            if self.engine is not None:
+            if self.engine_ready:
                 with contextlib.suppress(Exception):
                     await self.scan_images()
             await asyncio.sleep(60)
