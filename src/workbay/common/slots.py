@@ -169,6 +169,12 @@ class ResourceSlot(Mapping[str, Decimal]):
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
+    def of_decimals(cls, data: Mapping[str, Decimal]) -> ResourceSlot:
+        """Fast path for amounts that are already ``Decimal`` under valid slot names (results of
+        arithmetic on ResourceSlots): copies, does not validate."""
+        return cls._raw(dict(data))
+
+    @classmethod
     def from_user(cls, data: Mapping[str, Any]) -> ResourceSlot:
         """User/admin input with units (``{"cpu": 2, "mem": "4g", "cuda.shares": "0.5"}``)."""
         out: dict[str, Decimal] = {}
@@ -199,6 +205,19 @@ class ResourceSlot(Mapping[str, Decimal]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._d
+
+    # fast paths (the Mapping mixins go through __iter__/__getitem__)
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._d.get(key, default)
+
+    def items(self):  # type: ignore[override]
+        return self._d.items()
+
+    def keys(self):  # type: ignore[override]
+        return self._d.keys()
+
+    def values(self):  # type: ignore[override]
+        return self._d.values()
 
     def amount(self, slot: str) -> Decimal:
         """The amount of ``slot``, zero when missing (the request/capacity reading)."""

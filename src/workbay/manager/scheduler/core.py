@@ -185,14 +185,13 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
         placeable = preds[-1].passed and preds[-2].passed
         placement = pool.find(per_kernel, s.cluster_size, s.cluster_mode, s.architecture, s.designated_agents) \
             if placeable else None
-        shape = _shape(per_kernel, s)
 
         if blocker is not None:
             if placement is not None:
                 msg = (f"resources are free, but session {blocker.id} ahead in the queue waits for resources "
                        f"first (head-of-line blocking)")
             else:
-                msg = _capacity_message(pool, group.name, shape, placeable) + \
+                msg = _capacity_message(pool, group.name, _shape(per_kernel, s), placeable) + \
                     f"; also queued behind session {blocker.id}"
             preds.append(PredicateResult(PRED_CAPACITY, False, msg))
             decisions.append(StillPending(s, tuple(preds), s.attempts + 1, s.blocking_retries, blocker.id,
@@ -212,7 +211,7 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
             if placement is not None:
                 preds.append(PredicateResult(PRED_CAPACITY, True, "resources are free"))
             else:
-                msg = _capacity_message(pool, group.name, shape, placeable)
+                msg = _capacity_message(pool, group.name, _shape(per_kernel, s), placeable)
                 if others_pass:  # lacks only capacity: may hold back the queue
                     if s.blocking_retries >= group.retries_to_skip:
                         if group.retries_to_skip:
@@ -244,4 +243,4 @@ def _capacity_message(pool: AgentPool, group: str, shape: str, placeable: bool) 
     if not placeable:
         return "no candidate agent to place it on (see architecture / designated agent)"
     return f"not enough free resources in resource group {group!r} for {shape} (free in the group: " \
-           f"{pool.free_total.describe(keep_zeros=True)})"
+           f"{pool.describe_free()})"

@@ -83,7 +83,7 @@ class SessionQueue:
         used = self._usage[key]
         for k, v in slots.items():
             used[k] = used.get(k, ZERO) + v
-        self._share[key] = ResourceSlot(used).dominant_share(self._capacity)
+        self._share[key] = ResourceSlot.of_decimals(used).dominant_share(self._capacity)
 
     def done(self, session: PendingSession) -> None:
         """Call after each popped session (scheduled or not) so its owner's next one queues."""

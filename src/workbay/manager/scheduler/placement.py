@@ -139,16 +139,23 @@ class AgentPool:
                 cap[k] = cap.get(k, ZERO) + v
             for k, v in st.free.items():
                 free[k] = free.get(k, ZERO) + v
-        self.capacity = ResourceSlot(cap)
+        self.capacity = ResourceSlot.of_decimals(cap)
         self._free_total = free
+        self._free_text: str | None = None
 
     # -- read ---------------------------------------------------------------------------------
     @property
     def free_total(self) -> ResourceSlot:
-        return ResourceSlot(self._free_total)
+        return ResourceSlot.of_decimals(self._free_total)
+
+    def describe_free(self) -> str:
+        """``cpu 3, cuda.shares 0, mem 2 GiB``: what the candidate agents have free in all."""
+        if self._free_text is None:
+            self._free_text = self.free_total.describe(keep_zeros=True)
+        return self._free_text
 
     def occupied(self) -> dict[str, ResourceSlot]:
-        return {aid: ResourceSlot(st.used) for aid, st in self.states.items()}
+        return {aid: ResourceSlot.of_decimals(st.used) for aid, st in self.states.items()}
 
     def _key(self, st: _AgentState, req_keys: frozenset[str], util: Decimal) -> tuple[int, Decimal, str]:
         return (len(st.sig - req_keys), self._sign * util, st.id)
@@ -309,6 +316,7 @@ class AgentPool:
             st.allocate(req)
             for k, v in req:
                 self._free_total[k] = self._free_total.get(k, ZERO) - v
+        self._free_text = None
         for aid in dict.fromkeys(placement.agent_ids):
             st = self.states[aid]
             entry = (self._sign * st.util, st.id, st.version)
