@@ -139,6 +139,11 @@ async def test_list_users_filters(manager):
     ak = b["keypair"]["access_key"]
     by_key = await admin.get("/admin/users", params={"q": ak[4:16].lower()})
     assert [u["email"] for u in by_key["items"]] == [b["email"]]
+    # q is literal text: SQL wildcards match only themselves
+    assert (await admin.get("/admin/users", params={"q": "%"}))["total_count"] == 0
+    assert (await admin.get("/admin/users", params={"q": "_"}))["total_count"] == 0
+    assert (await admin.get("/admin/keypairs", params={"q": "%"}))["total_count"] == 0
+    assert (await admin.get("/admin/projects", params={"q": "_"}))["total_count"] == 0
     page = await admin.get("/admin/users", params={"q": tag, "limit": 1, "offset": 1})
     assert page["total_count"] == 2 and len(page["items"]) == 1
     await fails(admin.get("/admin/users", params={"limit": 0}), 400, "invalid-api-params")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -42,8 +43,12 @@ def alembic_config(url: str) -> AlembicConfig:
     return cfg
 
 
+_UPGRADE_LOCK = threading.Lock()  # Alembic's context is process-global: one upgrade at a time
+
+
 def upgrade_sync(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    with _UPGRADE_LOCK:
+        command.upgrade(alembic_config(url), revision)
 
 
 async def upgrade(url: str, revision: str = "head") -> None:

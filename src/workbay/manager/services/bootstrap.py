@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from workbay.common.errors import AlreadyExists
 
 from workbay.manager.models import (
     Domain, KeypairResourcePolicy, Project, ProjectResourcePolicy, ResourceGroup, User,
@@ -38,7 +42,21 @@ def _write_secret_file(path: Path, value: str) -> None:
     os.chmod(path, 0o600)
 
 
-async def bootstrap(ctx: ServiceContext, demo: bool = False) -> BootstrapResult:
+async def bootstrap(ctx: ServiceContext, demo: bool = False, attempts: int = 5) -> BootstrapResult:
+    """Idempotent.  Replicas starting together on one database race for the same rows: the
+    loser's insert fails on a unique key, and its retry finds what the winner created."""
+    for attempt in range(attempts):
+        try:
+            return await _bootstrap(ctx, demo)
+        except (IntegrityError, AlreadyExists):
+            if attempt == attempts - 1:
+                raise
+            log.info("bootstrap raced with another manager; retrying")
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _bootstrap(ctx: ServiceContext, demo: bool) -> BootstrapResult:
     async with ctx.db.begin() as s:
         if await s.get(Domain, "default") is None:
             s.add(Domain(name="default", description="The default domain"))
@@ -60,14 +78,16 @@ async def bootstrap(ctx: ServiceContext, demo: bool = False) -> BootstrapResult:
         has_admin = (await s.execute(select(User.uuid).where(User.email == ADMIN_EMAIL))).first()
     if not has_admin:
         password = os.environ.get("WORKBAY_ADMIN_PASSWORD")
-        if not password:
+        generated = not password
+        if generated:
             password = passwords.generate_password()
-            result.generated_admin_password = password
-            _write_secret_file(ctx.config.data_dir / "initial-admin-password", password)
         await users.create_user_unchecked(NewUser(
             email=ADMIN_EMAIL, username="admin", password=password, full_name="Administrator",
             role="superadmin", description="Superadmin created at first start"),
             join_default_project=True)
+        if generated:  # only the replica that created the account writes its password
+            result.generated_admin_password = password
+            _write_secret_file(ctx.config.data_dir / "initial-admin-password", password)
         result.admin_created = True
         log.info("created the superadmin %s", ADMIN_EMAIL)
     if demo:
@@ -76,12 +96,14 @@ async def bootstrap(ctx: ServiceContext, demo: bool = False) -> BootstrapResult:
                        if not (await s.execute(select(User.uuid).where(User.email == e))).first()]
         if missing:
             password = os.environ.get("WORKBAY_DEMO_PASSWORD")
-            if not password:
+            generated = not password
+            if generated:
                 password = passwords.generate_password()
-                result.generated_demo_password = password
-                _write_secret_file(ctx.config.data_dir / "demo-password", password)
             for email in missing:
                 await users.create_user_unchecked(NewUser(
                     email=email, username=email.split("@")[0], password=password,
                     full_name=email.split("@")[0].capitalize()), join_default_project=True)
+            if generated:
+                result.generated_demo_password = password
+                _write_secret_file(ctx.config.data_dir / "demo-password", password)
     return result

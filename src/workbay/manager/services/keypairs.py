@@ -68,8 +68,9 @@ class KeypairService:
         if user_email:
             stmt = stmt.where(User.email == user_email.lower())
         if q:
-            like = f"%{q.lower()}%"
-            stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(Keypair.access_key).like(like)))
+            q = q.lower()  # matched literally: % and _ are no wildcards
+            stmt = stmt.where(or_(func.lower(User.email).contains(q, autoescape=True),
+                                  func.lower(Keypair.access_key).contains(q, autoescape=True)))
         async with self.ctx.db() as s:
             total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
             rows = (await s.execute(stmt.order_by(Keypair.created_at.desc()).limit(limit).offset(offset))).all()

@@ -99,7 +99,7 @@ class ProjectService:
         elif domain:
             stmt = stmt.where(Project.domain_name == domain)
         if q:
-            stmt = stmt.where(func.lower(Project.name).like(f"%{q.lower()}%"))
+            stmt = stmt.where(func.lower(Project.name).contains(q.lower(), autoescape=True))
         async with self.ctx.db() as s:
             total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
             items = (await s.execute(stmt.order_by(Project.domain_name, Project.name).limit(limit).offset(offset))).scalars().all()

@@ -151,10 +151,14 @@ class UserService:
         if status:
             stmt = stmt.where(User.status == status)
         if q:
-            like = f"%{q.lower()}%"
-            ak_owner = select(Keypair.user_id).where(func.lower(Keypair.access_key).like(like))
-            stmt = stmt.where(or_(func.lower(User.email).like(like), func.lower(User.username).like(like),
-                                  func.lower(User.full_name).like(like), User.uuid.in_(ak_owner)))
+            q = q.lower()  # matched literally: % and _ are no wildcards
+
+            def has(col):
+                return func.lower(col).contains(q, autoescape=True)
+
+            ak_owner = select(Keypair.user_id).where(has(Keypair.access_key))
+            stmt = stmt.where(or_(has(User.email), has(User.username), has(User.full_name),
+                                  User.uuid.in_(ak_owner)))
         async with self.ctx.db() as s:
             total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
             users = (await s.execute(stmt.order_by(User.created_at.desc(), User.email)

@@ -1,6 +1,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from workbay.manager.models import Base
@@ -17,9 +18,16 @@ def _run(connection) -> None:
         context.run_migrations()
 
 
+# Replicas starting together must not run the same migration twice: on PostgreSQL the
+# migration transaction first takes this advisory lock (released at commit).
+MIGRATION_LOCK_ID = 0x776F726B626179  # "workbay"
+
+
 async def _online() -> None:
     engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
     async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         await conn.run_sync(_run)
         await conn.commit()
     await engine.dispose()
