@@ -24,8 +24,9 @@ Run: .venv/bin/python benchmarks/scheduler.py [--sessions N] [--agents N] [--rep
 from __future__ import annotations
 
 import argparse
-import random
+import dataclasses
 import platform
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -122,33 +123,40 @@ def naive_first_fit(inp: SchedulingInput) -> int:
     return decisions
 
 
-def _timed(fn, repeat: int) -> tuple[float, object]:
-    """Best wall-clock time of ``repeat`` runs (the least disturbed by other load) and the output."""
-    times, out = [], None
+def _timed(fn, repeat: int) -> tuple[float, float, object]:
+    """Best CPU time and best wall-clock time of ``repeat`` runs, and the output.  Rates use CPU
+    time (this process only), so other load on a shared machine does not skew the ratio."""
+    cpu, wall, out = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return min(cpu), min(wall), out
 
 
-def bench_pure(n_sessions: int, n_agents: int, repeat: int) -> None:
+def bench_pure(n_sessions: int, n_agents: int, repeat: int) -> dict[str, float]:
+    """Prints and returns decisions per second (CPU time) per configuration and for the baseline."""
     print(f"Python {platform.python_version()} on {platform.machine()}")
-    print(f"pure scheduler, one tick: {n_sessions} pending sessions over {n_agents} agents (best of {repeat})")
+    print(f"pure scheduler, one tick: {n_sessions} pending sessions over {n_agents} agents "
+          f"(best of {repeat}; rates per CPU second)")
     inp = build_input(n_sessions, n_agents)
-    t_naive, n_naive = _timed(lambda: naive_first_fit(inp), repeat)
-    naive_rate = n_naive / t_naive
-    print(f"  naive first-fit baseline          {t_naive:7.3f} s  {naive_rate:10,.0f} decisions/s")
+    cpu, wall, n_naive = _timed(lambda: naive_first_fit(inp), repeat)
+    naive_rate = n_naive / cpu
+    rates = {"naive": naive_rate}
+    print(f"  naive first-fit baseline   cpu {cpu:6.3f} s  wall {wall:6.3f} s  {naive_rate:9,.0f} decisions/s")
     for scheduler in SchedulerKind:
         for selection in AgentSelection:
-            inp = build_input(n_sessions, n_agents, scheduler=scheduler, selection=selection)
-            t, result = _timed(lambda: schedule(inp), repeat)
-            n = len(result.decisions)
-            rate = n / t
-            print(f"  {scheduler.value:4} {selection.value:12}  "
-                  f"{t:7.3f} s  {rate:10,.0f} decisions/s  ×{rate / naive_rate:.2f} of naive  "
+            group = dataclasses.replace(inp.resource_group, scheduler=scheduler, agent_selection=selection)
+            tick = dataclasses.replace(inp, resource_group=group)
+            cpu, wall, result = _timed(lambda: schedule(tick), repeat)
+            rate = len(result.decisions) / cpu
+            rates[f"{scheduler.value}/{selection.value}"] = rate
+            print(f"  {scheduler.value:4} {selection.value:12}          cpu {cpu:6.3f} s  wall {wall:6.3f} s  "
+                  f"{rate:9,.0f} decisions/s  ×{rate / naive_rate:.2f} of naive  "
                   f"({len(result.scheduled)} scheduled, {len(result.pending)} pending, "
                   f"{len(result.cancelled)} cancelled)")
+    return rates
 
 
 def bench_db_pass(n_pending: int = 1_000) -> None:
