@@ -3,6 +3,7 @@ members, the three kinds of resource policy (AD-1), settings.  SQLite and Postgr
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -458,3 +459,24 @@ async def test_settings(manager):
         await fails(admin.patch("/admin/settings", json={"signup_enabled": "maybe"}), 400)
     finally:
         await admin.patch("/admin/settings", json={"signup_enabled": False, "signup_invitation_token": None})
+
+
+@pytest.mark.parametrize("what", ["user", "domain", "project", "policy", "keypair"])
+async def test_concurrent_duplicate_creates_give_one_object_and_400s(manager, what):
+    """The check-then-insert race: one request wins, the others get 400, never a 500."""
+    admin = manager.admin()
+    name = unique()
+    owner = (await new_user(manager))["email"] if what == "keypair" else None
+    path, body = {
+        "user": ("/admin/users", {"email": f"{name}@example.test", "username": name, "password": PASSWORD}),
+        "domain": ("/admin/domains", {"name": name}),
+        "project": ("/admin/projects", {"name": name}),
+        "policy": ("/admin/resource-policies/keypair", {"name": name}),
+        "keypair": ("/admin/keypairs", {"user_email": owner, "access_key": "AKIA" + uuid.uuid4().hex[:16].upper(),
+                                        "secret_key": keys.generate_secret_key()}),
+    }[what]
+    results = await asyncio.gather(*(admin.post(path, json=body) for _ in range(4)), return_exceptions=True)
+    created = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, APIError)]
+    assert len(created) == 1 and len(refused) == 3, results
+    assert all(e.status == 400 and e.type == PROBLEM + "generic-bad-request" for e in refused), refused

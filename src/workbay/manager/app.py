@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
-from workbay.common.errors import InternalServerError, InvalidAPIParameters
+from workbay.common.errors import AlreadyExists, Conflict, InternalServerError, InvalidAPIParameters
 from workbay.common.events import MemoryEventBus, RedisEventBus
 from workbay.common.http import install_error_handlers, problem_response
 from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -40,7 +40,17 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def _unique_violation(exc: IntegrityError) -> bool:
+    return _sqlstate(exc) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
 async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+    # Services check before they write; a constraint still firing means a concurrent request
+    # changed the same rows in between.  The transaction was rolled back.
+    if isinstance(exc, IntegrityError):
+        if _unique_violation(exc):
+            return problem_response(AlreadyExists("The object was just created by another request."))
+        return problem_response(Conflict("The request conflicts with a concurrent change; retry it."))
     if _sqlstate(exc) in BAD_TEXT_SQLSTATES:
         # Bad input, not a server fault; the transaction was rolled back, nothing changed.
         return problem_response(InvalidAPIParameters("Text must not contain NUL characters."))

@@ -56,7 +56,7 @@ class AuthService:
             user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
             # An unknown e-mail costs one bcrypt check too, so timing does not tell it apart.
             hashed = user.password if user is not None else passwords.DUMMY_HASH
-            if not passwords.verify_password(password, hashed) or user is None:
+            if not await passwords.verify_password_async(password, hashed) or user is None:
                 raise AuthFailed("User credential mismatch.", title="User credential mismatch.")
             if domain and domain != user.domain_name:
                 raise AuthFailed("User credential mismatch.", title="User credential mismatch.")
@@ -123,7 +123,7 @@ class AuthService:
         top-level ``error_msg``), then the rules (ID-4)."""
         async with self.ctx.db.begin() as s:
             user = await self._load_user(s, actor)
-            if not passwords.verify_password(old, user.password):
+            if not await passwords.verify_password_async(old, user.password):
                 raise AuthFailed("Old password mismatch", title="Old password mismatch")
             if new != new2:
                 raise GenericBadRequest("new password mismatch",
@@ -132,7 +132,7 @@ class AuthService:
             if problems:
                 msg = passwords.describe_problems(problems)
                 raise InvalidAPIParameters(msg, data={"new_password": msg}, extra={"error_msg": msg})
-            user.password = passwords.hash_password(new)
+            user.password = await passwords.hash_password_async(new)
             user.need_password_change = False
             user.password_changed_at = datetime.now(timezone.utc)
 

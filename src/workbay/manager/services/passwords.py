@@ -7,6 +7,7 @@ at least one digit (0-9 or another script's decimal digit) and at least one spec
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import string
 import unicodedata
@@ -59,6 +60,15 @@ def verify_password(password: str, hashed: str) -> bool:
         return bcrypt.checkpw(_secret_bytes(password), hashed.encode())
     except ValueError:
         return False
+
+
+# bcrypt takes tens of milliseconds on purpose and releases the GIL: keep it off the event loop.
+async def hash_password_async(password: str) -> str:
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_password_async(password: str, hashed: str) -> bool:
+    return await asyncio.to_thread(verify_password, password, hashed)
 
 
 # Checked against when the account does not exist, so both cases cost one bcrypt round.

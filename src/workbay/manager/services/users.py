@@ -183,14 +183,27 @@ class UserService:
                                     ) -> dict[str, Any]:
         """Create a user with a default keypair.  Callers check authorization first."""
         _check_password(new.password)
+        hashed = await passwords.hash_password_async(new.password)
+        try:
+            return await self._insert(new, hashed, join_default_project)
+        except IntegrityError:
+            # A concurrent create won the race between our duplicate check and our insert.
+            async with self.ctx.db() as s:
+                await self._refuse_duplicates(s, new.email, new.username)
+            raise
+
+    async def _refuse_duplicates(self, s, email: str, username: str) -> None:
+        dup = (await s.execute(select(User).where(
+            or_(User.email == email, User.username == username)))).scalars().first()
+        if dup is not None:
+            _duplicate("email" if dup.email == email else "username")
+
+    async def _insert(self, new: NewUser, hashed: str, join_default_project: bool) -> dict[str, Any]:
         async with self.ctx.db.begin() as s:
             await self._check_refs(s, new.domain_name, new.resource_policy, new.project_ids)
-            dup = (await s.execute(select(User).where(
-                or_(User.email == new.email, User.username == new.username)))).scalars().first()
-            if dup is not None:
-                _duplicate("email" if dup.email == new.email else "username")
+            await self._refuse_duplicates(s, new.email, new.username)
             user = User(email=new.email, username=new.username,
-                        password=passwords.hash_password(new.password), full_name=new.full_name,
+                        password=hashed, full_name=new.full_name,
                         description=new.description, status=new.status, role=new.role,
                         domain_name=new.domain_name, need_password_change=new.need_password_change,
                         sudo_session_enabled=new.sudo_session_enabled,
@@ -213,10 +226,7 @@ class UserService:
                          rate_limit=self.ctx.config.manager.default_rate_limit,
                          resource_policy="default", dotfiles=[])
             s.add(kp)
-            try:
-                await s.flush()
-            except IntegrityError as e:  # a concurrent create won the race for the email/name
-                raise AlreadyExists("A user with this e-mail or user name already exists.") from e
+            await s.flush()
             projects = (await self._projects_of(s, [user.uuid]))[user.uuid]
             out = user_out(user, projects)
             out["keypair"] = keypair_out(kp, user.email, show_secret=True)
@@ -224,6 +234,11 @@ class UserService:
 
     async def update(self, actor: Actor, email: str, patch: UserPatch) -> dict[str, Any]:
         changes = patch.model_dump(exclude_unset=True)
+        new_password = changes.pop("password", None)
+        hashed = None
+        if new_password:  # an empty password field means "unchanged"
+            _check_password(new_password)
+            hashed = await passwords.hash_password_async(new_password)
         async with self.ctx.db.begin() as s:
             user = await self._get(s, email)
             access.check_may_modify_user(actor, user.role, user.domain_name)
@@ -238,10 +253,8 @@ class UserService:
                 taken = (await s.execute(select(User.uuid).where(User.username == changes["username"]))).first()
                 if taken:
                     _duplicate("username")
-            if changes.get("password"):
-                _check_password(changes["password"])
-                user.password = passwords.hash_password(changes.pop("password"))
-            changes.pop("password", None)
+            if hashed:
+                user.password = hashed
             project_ids = changes.pop("project_ids", None)
             for key, value in changes.items():
                 if value is None and key not in ("container_uid", "container_gid", "allowed_client_ip"):
@@ -266,10 +279,7 @@ class UserService:
                 others = select(Project.id).where(Project.domain_name != user.domain_name)
                 await s.execute(ProjectMember.__table__.delete().where(
                     ProjectMember.user_id == user.uuid, ProjectMember.project_id.in_(others)))
-            try:
-                await s.flush()
-            except IntegrityError as e:
-                raise AlreadyExists("A user with this user name already exists.") from e
+            await s.flush()  # a concurrent rename to the same user name: the app answers 400
             return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
 
     async def disable_totp(self, actor: Actor, email: str) -> dict[str, Any]:
