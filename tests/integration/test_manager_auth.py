@@ -475,3 +475,18 @@ async def test_allowed_client_ip(manager):
 
 async def test_admin_password_is_the_bootstrap_one(manager):
     assert (await authorize(manager, "admin@workbay.local", ADMIN_PASSWORD)).status_code == 200
+
+
+async def test_each_signed_request_is_counted_on_its_keypair(manager):
+    import asyncio
+
+    user = await new_user(manager)
+    ak, sk = keys_of(user)
+    before = await manager.admin().get(f"/admin/keypairs/{ak}")
+    assert before["num_queries"] == 0 and before["last_used"] is None
+    results = await asyncio.gather(*(call(manager, "GET", "/auth/test", ak=ak, sk=sk) for _ in range(12)))
+    assert all(r.status_code == 200 for r in results)
+    problem(await call(manager, "GET", "/auth/test", ak=ak, sk="v" * 40), 401, "auth-failed")
+    after = await manager.admin().get(f"/admin/keypairs/{ak}")
+    assert after["num_queries"] == 12                      # concurrent requests are not lost
+    assert datetime.fromisoformat(after["last_used"]) > datetime.now(timezone.utc) - timedelta(minutes=1)
