@@ -47,6 +47,10 @@ class ManagerConfig(Section):
     signup_invitation_token: str | None = None
     default_rate_limit: int = Field(10000, ge=1)
     announcement: str = ""
+    scheduler_interval: float = Field(2.0, gt=0, description="seconds between scheduler ticks")
+    reconcile_interval: float = Field(3.0, gt=0)
+    agent_lost_timeout: float = Field(30.0, gt=0, description="seconds without heartbeat")
+    kernel_start_timeout: float = Field(900.0, gt=0)
 
 
 class WebserverConfig(Section):
@@ -109,8 +113,8 @@ class AgentConfig(Section):
     port_range: str = Field("", description="host ports for published container ports, e.g. "
                             "30000-31000; empty = the engine picks free ports")
     container_ulimits: dict[str, int] = Field(
-        default_factory=lambda: {"nofile": 20000, "nproc": 32768},
-        description="ulimits set on every container (soft == hard)")
+        default_factory=dict, description="ulimits set on every container (soft == hard); "
+        "empty = from the host's hard limits (nofile <= 1048576, nproc <= 32768)")
     prepare_timeout: float = Field(600.0, gt=0, description="seconds a kernel may stay preparing")
     stop_timeout: float = Field(5.0, ge=0, description="grace seconds before a kill on destroy")
     log_retention: float = Field(604800.0, ge=0, description="seconds logs of dead kernels are kept")
@@ -118,7 +122,6 @@ class AgentConfig(Section):
                                         "N > 0 = fractional GPUs (cuda.shares, N per GPU)")
     cuda_injection: Literal["auto", "device-requests", "cdi"] = "auto"
     simulated_devices: list[SimulatedDeviceConfig] = Field(default_factory=list)
-
 
 
 class LoggingConfig(Section):

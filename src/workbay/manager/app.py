@@ -16,7 +16,7 @@ from workbay.common.events import MemoryEventBus, RedisEventBus
 from workbay.common.http import install_error_handlers, problem_response
 from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
 
-from .api import account, admin, auth, root
+from .api import account, admin, auth, internal, resources, root, session, session_events
 from .api.middleware import AuthMiddleware
 from .models import db
 from .services.bootstrap import bootstrap
@@ -58,7 +58,8 @@ async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
     return problem_response(InternalServerError())
 
 
-async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool = True) -> ManagerState:
+async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool = True,
+                      background: bool = True) -> ManagerState:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         await db.upgrade(config.db_url)
@@ -80,10 +81,14 @@ async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool =
     if result.generated_demo_password:
         print(f"Demo users user@workbay.local and user2@workbay.local created; password: "
               f"{result.generated_demo_password}", flush=True)
-    return ManagerState(ctx=ctx, engine=engine, rate_limiter=limiter, redis=redis)
+    st = ManagerState(ctx=ctx, engine=engine, rate_limiter=limiter, redis=redis)
+    if background:
+        st.start_background()
+    return st
 
 
 async def close_state(st: ManagerState) -> None:
+    await st.stop_background()
     await st.rate_limiter.close()
     await st.ctx.events.close()
     await st.engine.dispose()
@@ -111,6 +116,6 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
     install_error_handlers(app)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_middleware(AuthMiddleware)
-    for module in (root, auth, account, admin):
+    for module in (root, auth, account, admin, session, session_events, resources, internal):
         app.include_router(module.router)
     return app

@@ -8,12 +8,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workbay.common.ratelimit import RateLimiter
 
+from .reconcilers.compute import ComputeReconciler
+from .scheduler.dispatcher import Dispatcher
+from .scheduler.launcher import Launcher
+from .scheduler.lifecycle import Lifecycle
+from .services.agent_registry import AgentRegistry
 from .services.auth import AuthService
+from .services.compute_admin import ComputeAdmin
 from .services.context import ServiceContext
 from .services.domains import DomainService
 from .services.keypairs import KeypairService
 from .services.policies import PolicyService
 from .services.projects import ProjectService
+from .services.resource_usage import ResourceUsageService
+from .services.sessions import SessionService
 from .services.settings import SettingsService
 from .services.users import UserService
 
@@ -31,6 +39,14 @@ class ManagerState:
     projects: ProjectService = field(init=False)
     policies: PolicyService = field(init=False)
     settings: SettingsService = field(init=False)
+    agents: AgentRegistry = field(init=False)
+    lifecycle: Lifecycle = field(init=False)
+    launcher: Launcher = field(init=False)
+    dispatcher: Dispatcher = field(init=False)
+    reconciler: ComputeReconciler = field(init=False)
+    sessions: SessionService = field(init=False)
+    compute_admin: ComputeAdmin = field(init=False)
+    usage: ResourceUsageService = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.ctx)
@@ -40,3 +56,21 @@ class ManagerState:
         self.projects = ProjectService(self.ctx)
         self.policies = PolicyService(self.ctx)
         self.settings = SettingsService(self.ctx)
+        self.agents = AgentRegistry(self.ctx)
+        self.lifecycle = Lifecycle(self.ctx)
+        self.launcher = Launcher(self.ctx, self.lifecycle)
+        self.dispatcher = Dispatcher(self.ctx, self.launcher)
+        self.reconciler = ComputeReconciler(self.ctx, self.launcher)
+        self.sessions = SessionService(self.ctx, self.dispatcher.wake, self.launcher)
+        self.compute_admin = ComputeAdmin(self.ctx)
+        self.usage = ResourceUsageService(self.ctx, self.sessions)
+
+    def start_background(self) -> None:
+        """The scheduler and the reconcilers (one set per manager process)."""
+        self.dispatcher.start()
+        self.reconciler.start()
+
+    async def stop_background(self) -> None:
+        await self.dispatcher.stop()
+        await self.reconciler.stop()
+        await self.launcher.close()

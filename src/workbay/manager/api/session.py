@@ -1,0 +1,98 @@
+"""/session (Backend.AI) and /sessions (Workbay's list)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
+
+from workbay.common.http import json_body, request_params
+from workbay.manager.services.access import Actor
+from workbay.manager.services.session_request import CreateSession
+from workbay.manager.state import ManagerState
+
+from .deps import actor, state
+
+router = APIRouter(tags=["sessions"])
+
+
+@router.post("/session", status_code=201)
+async def create_session(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    body = await request_params(request, CreateSession)
+    return await st.sessions.create(who, body)
+
+
+@router.get("/sessions")
+async def list_sessions(status: str | None = None, type: str | None = None, access_key: str | None = None,
+                        project_id: uuid.UUID | None = None, owner: str | None = None, q: str | None = None,
+                        all: bool = False, limit: int = Query(50, ge=1, le=1000),
+                        offset: int = Query(0, ge=0, le=2**31 - 1), who: Actor = Depends(actor),
+                        st: ManagerState = Depends(state)) -> dict:
+    return await st.sessions.list(who, status=status, session_type=type, access_key=access_key,
+                                  project_id=project_id, owner_email=owner, search=q, all_users=all,
+                                  limit=limit, offset=offset)
+
+
+class OwnerParams(BaseModel):
+    owner_access_key: str | None = None
+    forced: bool = False
+    recursive: bool = False
+    kernel_id: str | None = None
+
+
+@router.get("/session/{name}")
+async def session_info(name: str, request: Request, who: Actor = Depends(actor),
+                       st: ManagerState = Depends(state)) -> dict:
+    params = await request_params(request, OwnerParams)
+    return await st.sessions.info(who, name, params.owner_access_key)
+
+
+@router.delete("/session/{name}")
+async def destroy_session(name: str, request: Request, who: Actor = Depends(actor),
+                          st: ManagerState = Depends(state)) -> dict:
+    params = await request_params(request, OwnerParams)
+    return await st.sessions.destroy(who, name, forced=params.forced, owner_access_key=params.owner_access_key)
+
+
+@router.patch("/session/{name}", status_code=204)
+async def restart_session(name: str, request: Request, who: Actor = Depends(actor),
+                          st: ManagerState = Depends(state)) -> Response:
+    params = await request_params(request, OwnerParams)
+    await st.sessions.restart(who, name, params.owner_access_key)
+    return Response(status_code=204)
+
+
+@router.post("/session/{name}")
+async def execute(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    return await st.sessions.execute(who, name, await json_body(request))
+
+
+@router.post("/session/{name}/interrupt", status_code=204)
+async def interrupt(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> Response:
+    await st.sessions.interrupt(who, name)
+    return Response(status_code=204)
+
+
+@router.get("/session/{name}/logs")
+async def logs(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    params = await request_params(request, OwnerParams)
+    return await st.sessions.logs(who, name, params.owner_access_key, params.kernel_id)
+
+
+class RenameParams(BaseModel):
+    name: str
+
+
+@router.post("/session/{name}/rename", status_code=204)
+async def rename(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> Response:
+    params = await request_params(request, RenameParams)
+    await st.sessions.rename(who, name, params.name)
+    return Response(status_code=204)
+
+
+@router.get("/session/{name}/status-history")
+async def status_history(name: str, request: Request, who: Actor = Depends(actor),
+                         st: ManagerState = Depends(state)) -> dict:
+    params = await request_params(request, OwnerParams)
+    return await st.sessions.status_history(who, name, params.owner_access_key)

@@ -1,0 +1,219 @@
+"""The scheduling loop: reads the database, asks the pure core, writes its decisions, launches.
+
+One tick per resource group with pending sessions.  Several manager replicas may run it: on
+PostgreSQL each tick holds a transaction-scoped advisory lock; SQLite means one process, so an
+asyncio lock is enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select, text
+
+from workbay.common.slots import ResourceSlot
+from workbay.manager.models import Domain, KeypairResourcePolicy, Keypair, Project, ResourceGroup
+from workbay.manager.models.compute import Agent, ComputeSession, Kernel, SessionDependency
+from workbay.manager.services.context import ServiceContext
+from workbay.manager.services.session_status import DEAD, LIVE, OCCUPYING, set_status
+
+from . import core
+from .launcher import Launcher
+
+log = logging.getLogger(__name__)
+ADVISORY_LOCK_KEY = 0x57_42_53_43  # "WBSC"
+
+
+def group_settings(rg: ResourceGroup) -> core.ResourceGroup:
+    opts = rg.scheduler_opts or {}
+    return core.ResourceGroup(
+        name=rg.name, scheduler=rg.scheduler or "fifo",
+        pending_timeout=float(opts.get("pending_timeout") or 0),
+        retries_to_skip=int(opts.get("retries_to_skip", core.DEFAULT_RETRIES_TO_SKIP)),
+        allowed_session_types=frozenset(opts.get("allowed_session_types") or core.ALL_SESSION_TYPES),
+        agent_selection=opts.get("agent_selection") or "dispersed")
+
+
+def _slots(data: dict[str, Any] | None) -> ResourceSlot:
+    return ResourceSlot.from_json(data or {})
+
+
+def dependency_state(sess: ComputeSession) -> core.DependencyState:
+    if sess.status in ("ERROR", "CANCELLED") or sess.result == "FAILURE":
+        return core.DependencyState.FAILED
+    if sess.status == "TERMINATED":
+        return core.DependencyState.SUCCEEDED
+    return core.DependencyState.WAITING
+
+
+async def occupancy_by_agent(s) -> dict[str, ResourceSlot]:
+    """What live kernels hold on each agent (the source of truth; "recalculate usage")."""
+    acc: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
+    rows = await s.execute(select(Kernel.agent_id, Kernel.occupied_slots)
+                           .where(Kernel.status.in_(OCCUPYING), Kernel.agent_id.is_not(None)))
+    for agent_id, slots in rows.all():
+        acc[agent_id] = acc[agent_id] + _slots(slots)
+    return acc
+
+
+class Dispatcher:
+    def __init__(self, ctx: ServiceContext, launcher: Launcher) -> None:
+        self.ctx = ctx
+        self.launcher = launcher
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="scheduler")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        interval = self.ctx.config.manager.scheduler_interval
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("scheduler tick failed; retrying on the next one")
+
+    async def tick(self, now: datetime | None = None) -> core.SchedulingResult | None:
+        """One pass over every resource group with pending sessions; returns the last result."""
+        now = now or datetime.now(timezone.utc)
+        async with self._lock:
+            async with self.ctx.db.begin() as s:
+                if s.bind.dialect.name == "postgresql":
+                    await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                groups = (await s.execute(select(ComputeSession.resource_group).where(
+                    ComputeSession.status == "PENDING").distinct())).scalars().all()
+                result = None
+                scheduled: list[uuid.UUID] = []
+                events: list[tuple[ComputeSession, str, str]] = []
+                for name in groups:
+                    rg = await s.get(ResourceGroup, name)
+                    if rg is None:
+                        continue
+                    result = await self._tick_group(s, rg, now, scheduled, events)
+        for sess, event, reason in events:
+            await self.launcher.lifecycle.publish(sess, event, reason)
+        for sid in scheduled:
+            self.launcher.launch(sid)
+        return result
+
+    async def _tick_group(self, s, rg: ResourceGroup, now: datetime, scheduled: list[uuid.UUID],
+                          events: list) -> core.SchedulingResult:
+        pending_rows = (await s.execute(select(ComputeSession).where(
+            ComputeSession.resource_group == rg.name, ComputeSession.status == "PENDING"))).scalars().all()
+        by_id = {str(p.id): p for p in pending_rows}
+        occupied = await occupancy_by_agent(s)
+        agents = [core.Agent(id=a.id, resource_group=a.resource_group, total_slots=_slots(a.available_slots),
+                             occupied_slots=occupied.get(a.id, ResourceSlot()), architecture=a.architecture,
+                             schedulable=a.schedulable)
+                  for a in (await s.execute(select(Agent).where(Agent.resource_group == rg.name,
+                                                               Agent.status == "ALIVE"))).scalars()]
+        addr = {a.id: a.addr for a in (await s.execute(select(Agent))).scalars()}
+        live = (await s.execute(select(ComputeSession).where(ComputeSession.status.in_(LIVE)))).scalars().all()
+        by_key: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
+        active: dict[str, int] = defaultdict(int)
+        by_project: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
+        by_domain: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
+        in_group: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
+        for sess in live:
+            if sess.status == "PENDING":
+                continue
+            slots = _slots(sess.occupying_slots)
+            by_key[sess.access_key] += slots
+            active[sess.access_key] += 1
+            by_project[str(sess.project_id)] += slots
+            by_domain[sess.domain_name] += slots
+            if sess.resource_group == rg.name:
+                in_group[sess.access_key] += slots
+        keypairs, projects, domains = {}, {}, {}
+        deps: dict[str, core.DependencyState] = {}
+        pending: list[core.PendingSession] = []
+        for p in pending_rows:
+            if p.access_key not in keypairs:
+                kp = await s.get(Keypair, p.access_key)
+                policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+                keypairs[p.access_key] = core.KeypairUsage(
+                    limit=_slots(policy.total_resource_slots), occupied=by_key[p.access_key],
+                    max_concurrent_sessions=policy.max_concurrent_sessions, active_sessions=active[p.access_key])
+            pid = str(p.project_id)
+            if pid not in projects:
+                project = await s.get(Project, p.project_id)
+                projects[pid] = core.Usage(limit=_slots(project.total_resource_slots), occupied=by_project[pid])
+            if p.domain_name not in domains:
+                domain = await s.get(Domain, p.domain_name)
+                domains[p.domain_name] = core.Usage(limit=_slots(domain.total_resource_slots),
+                                                    occupied=by_domain[p.domain_name])
+            dep_ids = (await s.execute(select(SessionDependency.depends_on).where(
+                SessionDependency.session_id == p.id))).scalars().all()
+            for dep_id in dep_ids:
+                dep = await s.get(ComputeSession, dep_id)
+                deps[str(dep_id)] = dependency_state(dep)
+            blocking = int((p.status_data or {}).get("scheduler", {}).get("blocking_retries", p.skip_count or 0))
+            pending.append(core.PendingSession(
+                id=str(p.id), created_at=p.created_at, access_key=p.access_key, project_id=pid,
+                domain=p.domain_name, resource_group=rg.name, requested_slots=_slots(p.requested_slots),
+                user_id=str(p.user_id), session_type=p.session_type, cluster_size=p.cluster_size,
+                cluster_mode=p.cluster_mode, architecture=p.architecture,
+                designated_agents=tuple(p.designated_agents or ()), starts_at=p.starts_at,
+                dependencies=tuple(str(d) for d in dep_ids), attempts=p.scheduling_attempts,
+                blocking_retries=blocking))
+        result = core.schedule(core.SchedulingInput(
+            now=now, resource_group=group_settings(rg), agents=agents, pending=pending, keypairs=keypairs,
+            projects=projects, domains=domains, dependencies=deps, group_usage=in_group))
+        for decision in result.decisions:
+            sess = by_id[decision.session.id]
+            record = {"last_try": now.isoformat(), "predicates": [
+                {"name": p.name, "passed": p.passed, "message": p.message}
+                for p in getattr(decision, "predicates", ())]}
+            if isinstance(decision, core.Scheduled):
+                kernels = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id)
+                                           .order_by(Kernel.cluster_role != "main", Kernel.cluster_idx))).scalars().all()
+                for k, placement in zip(kernels, sorted(decision.placements, key=lambda p: p.index)):
+                    k.agent_id, k.agent_addr = placement.agent_id, addr[placement.agent_id]
+                    k.occupied_slots = placement.slots.to_json()
+                    set_status(k, "SCHEDULED")
+                sess.occupying_slots = decision.slots.to_json()
+                sess.scheduling_attempts += 1
+                sess.last_try_at = now
+                sess.status_data = {**(sess.status_data or {}), "scheduler": {**record, "retries": sess.scheduling_attempts}}
+                set_status(sess, "SCHEDULED", "scheduled")
+                scheduled.append(sess.id)
+                events.append((sess, "session_scheduled", "scheduled"))
+            elif isinstance(decision, core.StillPending):
+                sess.scheduling_attempts = decision.attempts
+                sess.skip_count = decision.blocking_retries
+                sess.last_try_at = now
+                sess.status_info = "pending"
+                sess.status_data = {**(sess.status_data or {}), "scheduler": {
+                    **record, "retries": decision.attempts, "blocking_retries": decision.blocking_retries,
+                    "blocked_by": decision.blocked_by, "msg": decision.message}}
+            else:
+                for k in (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars():
+                    set_status(k, "CANCELLED", decision.reason)
+                sess.status_data = {**(sess.status_data or {}), "scheduler": {**record, "msg": decision.message}}
+                set_status(sess, "CANCELLED", decision.reason)
+                events.append((sess, "session_cancelled", decision.reason))
+        for agent_id, slots in result.agent_occupied.items():
+            agent = await s.get(Agent, agent_id)
+            if agent is not None:
+                agent.occupied_slots = slots.to_json()
+        return result

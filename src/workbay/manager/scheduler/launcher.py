@@ -1,0 +1,230 @@
+"""Turns scheduling decisions into kernels on agents, and terminates them (agent RPC)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from workbay.agent.client import AgentClient, AgentError
+from workbay.common.errors import BackendError, ServiceUnavailable
+from workbay.manager.models import Keypair, User
+from workbay.manager.models.compute import ComputeSession, Kernel
+from workbay.manager.services.context import ServiceContext
+from workbay.manager.services.keys import generate_ssh_keypair
+from workbay.manager.services.session_status import DEAD, set_status
+
+from .lifecycle import Lifecycle
+
+log = logging.getLogger(__name__)
+
+
+class KernelRunnerError(BackendError):
+    status, kind, title = 502, "kernel-runner-error", "The session's runner did not answer."
+
+
+class Launcher:
+    def __init__(self, ctx: ServiceContext, lifecycle: Lifecycle) -> None:
+        self.ctx = ctx
+        self.lifecycle = lifecycle
+        self.launching: set[uuid.UUID] = set()
+        self.tasks: set[asyncio.Task] = set()
+        lifecycle.on_session_outcome = self._on_outcome
+
+    def client(self, addr: str, timeout: float = 30.0) -> AgentClient:
+        return AgentClient(addr, self.ctx.config.secrets.cluster, timeout=timeout)
+
+    def spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        for t in list(self.tasks):
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    # -- start -------------------------------------------------------------------------------------
+    def launch(self, session_id: uuid.UUID) -> None:
+        if session_id not in self.launching:
+            self.launching.add(session_id)
+            self.spawn(self._launch(session_id))
+
+    async def _launch(self, session_id: uuid.UUID) -> None:
+        try:
+            await self._create_kernels(session_id)
+        except Exception as e:  # every failure ends the session with a reason, never silently
+            log.exception("launching session %s failed", session_id)
+            await self._fail(session_id, str(e) or type(e).__name__)
+        finally:
+            self.launching.discard(session_id)
+
+    async def _create_kernels(self, session_id: uuid.UUID) -> None:
+        async with self.ctx.db.begin() as s:
+            sess = await s.get(ComputeSession, session_id)
+            if sess is None or sess.status not in ("SCHEDULED", "PREPARING", "PULLING"):
+                return
+            kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id)
+                                       .order_by(Kernel.cluster_role != "main", Kernel.cluster_idx))).scalars().all()
+            kp = await s.get(Keypair, sess.access_key)
+            user = await s.get(User, sess.user_id)
+            set_status(sess, "PREPARING", "preparing")
+            cluster_keys = sess.status_data.get("cluster_ssh_keypair") if sess.status_data else None
+            if sess.cluster_size > 1 and not cluster_keys:
+                public, private = generate_ssh_keypair(comment=f"cluster-{sess.id}")
+                cluster_keys = {"public_key": public, "private_key": private}
+                sess.status_data = {**(sess.status_data or {}), "cluster_ssh_keypair": cluster_keys}
+        by_agent: dict[str, list[Kernel]] = defaultdict(list)
+        for k in kernels:
+            by_agent[k.agent_addr].append(k)
+        network = f"wb-{session_id.hex[:12]}" if sess.cluster_size > 1 else None
+        hosts = [k.cluster_hostname for k in kernels]
+        base = {
+            "session_id": str(sess.id), "session_name": sess.name, "session_type": sess.session_type,
+            "owner_access_key": sess.access_key, "owner_user_id": str(sess.user_id), "image": sess.image,
+            "environ": sess.environ or {}, "mounts": sess.mounts or [], "preopen_ports": sess.preopen_ports or [],
+            "startup_command": sess.startup_command, "bootstrap_script": sess.bootstrap_script or kp.bootstrap_script
+            or None, "dotfiles": kp.dotfiles or [], "uid": user.container_uid or 1000,
+            "gid": user.container_gid or 1000, "sudo": user.sudo_session_enabled,
+            "batch_timeout": sess.batch_timeout, "network": network, "cluster_mode": sess.cluster_mode,
+            "cluster_size": sess.cluster_size, "cluster_hosts": hosts, "cluster_ssh_keypair": cluster_keys,
+            "pull_image": False,
+        }
+        for addr, group in by_agent.items():
+            async with self.client(addr, timeout=120) as agent:
+                if network:
+                    await agent.create_network(network, str(sess.id))
+                request = {**base, "kernels": [{
+                    "kernel_id": str(k.id), "cluster_role": k.cluster_role, "cluster_idx": k.cluster_idx,
+                    "cluster_hostname": k.cluster_hostname, "resource_slots": k.occupied_slots,
+                    "resource_opts": sess.resource_opts or {}} for k in group]}
+                created = await agent.create_kernels(request)
+            async with self.ctx.db.begin() as s:
+                for info in created:
+                    k = await s.get(Kernel, uuid.UUID(info["kernel_id"]))
+                    if k is not None and k.status not in DEAD:
+                        k.allocation = info.get("allocations") or {}
+                        if info.get("container_id"):
+                            k.container_id = info["container_id"]
+                        set_status(k, "PREPARING")
+        # Events normally report the start; polling too makes it robust to lost deliveries.
+        for addr, group in by_agent.items():
+            async with self.client(addr, timeout=30) as agent:
+                states = await agent.wait_kernels([str(k.id) for k in group],
+                                                  timeout=self.ctx.config.manager.kernel_start_timeout)
+            for kid, info in states.items():
+                if info.get("status") == "running":
+                    await self.lifecycle.kernel_started(uuid.UUID(kid), info)
+
+    async def _fail(self, session_id: uuid.UUID, message: str) -> None:
+        async with self.ctx.db.begin() as s:
+            sess = await s.get(ComputeSession, session_id)
+            if sess is None or sess.status in DEAD:
+                return
+            sess.status_data = {**(sess.status_data or {}), "error": {"type": "failed-to-start", "message": message}}
+            set_status(sess, "TERMINATING", "failed-to-start")
+        await self.terminate_session(session_id, "failed-to-start", forced=True)
+
+    # -- stop --------------------------------------------------------------------------------------
+    async def _on_outcome(self, session_id: uuid.UUID, reason: str) -> None:
+        self.spawn(self.terminate_session(session_id, reason))
+
+    async def terminate_session(self, session_id: uuid.UUID, reason: str, forced: bool = False) -> None:
+        cancelled = None
+        async with self.ctx.db.begin() as s:
+            sess = await s.get(ComputeSession, session_id)
+            if sess is None or sess.status in DEAD:
+                return
+            kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
+            if sess.status == "PENDING" or all(k.agent_addr is None for k in kernels):
+                for k in kernels:
+                    set_status(k, "CANCELLED", reason)
+                set_status(sess, "CANCELLED", reason)
+                cancelled = sess
+            else:
+                set_status(sess, "TERMINATING", reason if sess.status_info != "failed-to-start" else sess.status_info)
+        if cancelled is not None:
+            await self.lifecycle.publish(cancelled, "session_cancelled", reason)
+            return
+        await self.lifecycle.publish(sess, "session_terminating", reason)
+        await self._destroy_kernels(session_id, reason, forced)
+        await self.lifecycle.finish_terminating(session_id)
+
+    async def _destroy_kernels(self, session_id: uuid.UUID, reason: str, forced: bool) -> None:
+        async with self.ctx.db() as s:
+            kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
+            sess = await s.get(ComputeSession, session_id)
+        networks: set[str] = set()
+        for k in kernels:
+            if k.status in DEAD:
+                continue
+            if k.agent_addr is None:
+                await self.lifecycle.kernel_terminated(k.id, reason, None)
+                continue
+            try:
+                async with self.client(k.agent_addr, timeout=120) as agent:
+                    result = await agent.destroy_kernel(str(k.id), reason, forced)
+                await self.lifecycle.kernel_terminated(k.id, reason, result.get("exit_code"), None, result.get("stats"))
+                networks.add(k.agent_addr)
+            except AgentError as e:
+                if e.status == 404:  # already gone
+                    await self.lifecycle.kernel_terminated(k.id, reason, None)
+                elif forced:
+                    await self.lifecycle.kernel_terminated(k.id, "force-terminated", None, str(e))
+                else:
+                    log.warning("destroying kernel %s failed: %s (will retry)", k.id, e)
+            except (httpx.HTTPError, OSError) as e:
+                if forced:
+                    await self.lifecycle.kernel_terminated(k.id, "force-terminated", None, str(e))
+                else:
+                    log.warning("agent %s unreachable while destroying %s: %s (will retry)", k.agent_id, k.id, e)
+        if sess is not None and sess.cluster_size > 1:
+            for addr in networks:
+                try:
+                    async with self.client(addr) as agent:
+                        await agent.destroy_network(f"wb-{session_id.hex[:12]}")
+                except (AgentError, httpx.HTTPError, OSError):
+                    pass  # another agent's kernels may still use it; a later destroy removes it
+
+    async def restart_session(self, session_id: uuid.UUID) -> None:
+        async with self.ctx.db.begin() as s:
+            sess = await s.get(ComputeSession, session_id)
+            kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
+            set_status(sess, "RESTARTING", "user-requested restart")
+            for k in kernels:
+                set_status(k, "RESTARTING")
+        for k in kernels:
+            async with self.client(k.agent_addr, timeout=120) as agent:
+                await self._agent_call(agent.restart_kernel(str(k.id)))
+
+    # -- in-session calls ----------------------------------------------------------------------------
+    async def _agent_call(self, coro):
+        try:
+            return await coro
+        except AgentError as e:
+            err = KernelRunnerError(e.body.get("msg") or e.body.get("title") or str(e))
+            err.status = e.status if 400 <= e.status < 500 else 502
+            raise err from e
+        except (httpx.HTTPError, OSError) as e:
+            raise ServiceUnavailable(f"The agent does not answer: {e}") from e
+
+    async def execute(self, kernel: Kernel, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.client(kernel.agent_addr, timeout=150) as agent:
+            result = await self._agent_call(agent.execute(
+                str(kernel.id), mode=body.get("mode") or "query", code=body.get("code") or "",
+                run_id=body.get("runId") or body.get("run_id") or "", options=body.get("options"),
+                flush_timeout=float(body.get("flush_timeout") or 2.0)))
+        return {"result": result}
+
+    async def interrupt(self, kernel: Kernel) -> None:
+        async with self.client(kernel.agent_addr) as agent:
+            await self._agent_call(agent.interrupt(str(kernel.id)))
+
+    async def logs(self, kernel: Kernel) -> str:
+        async with self.client(kernel.agent_addr) as agent:
+            return await self._agent_call(agent.logs(str(kernel.id)))

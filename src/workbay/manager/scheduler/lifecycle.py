@@ -1,0 +1,154 @@
+"""Kernel events from agents move kernels and sessions through their lifecycle.
+
+Every handler is idempotent: agents deliver events at least once, and the reconciler may apply
+the same outcome again.  Resources held on agents are derived from kernels in an occupying
+status, so a kernel that ends releases its slots by changing status.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from workbay.manager.models.compute import ComputeSession, Kernel
+from workbay.manager.services.context import ServiceContext
+from workbay.manager.services.session_status import DEAD, set_status
+
+log = logging.getLogger(__name__)
+BATCH_REASONS = {"task-finished": "SUCCESS", "task-failed": "FAILURE", "batch-timeout": "FAILURE"}
+ERROR_REASONS = {"failed-to-start", "prepare-timeout"}
+
+Publisher = Callable[..., Awaitable[None]]
+
+
+class Lifecycle:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        # Sessions whose remaining kernels must be destroyed (set by handlers, drained by the launcher).
+        self.on_session_outcome: Callable[[uuid.UUID, str], Awaitable[None]] | None = None
+
+    async def publish(self, sess: ComputeSession, event: str, reason: str | None, exit_code: int | None = None,
+                      **extra: Any) -> None:
+        await self.ctx.events.publish({
+            "name": event, "sessionId": str(sess.id), "sessionName": sess.name, "ownerAccessKey": sess.access_key,
+            "user_id": str(sess.user_id), "reason": reason or "", "exitCode": exit_code, **extra})
+
+    async def apply(self, agent_id: str, events: list[dict[str, Any]]) -> None:
+        for ev in events:
+            try:
+                kernel_id = uuid.UUID(str(ev.get("kernel_id")))
+            except ValueError:
+                log.warning("agent %s sent an event for an unknown kernel id %r", agent_id, ev.get("kernel_id"))
+                continue
+            name = ev.get("name")
+            if name == "kernel_terminated":
+                await self.kernel_terminated(kernel_id, ev.get("reason") or "terminated", ev.get("exit_code"),
+                                             ev.get("msg"), ev.get("stats"))
+            elif name == "kernel_started":
+                await self.kernel_started(kernel_id, ev)
+            elif name in ("kernel_preparing", "kernel_pulling", "kernel_restarting"):
+                await self._kernel_progress(kernel_id, {"kernel_preparing": "PREPARING", "kernel_pulling": "PULLING",
+                                                        "kernel_restarting": "RESTARTING"}[name])
+
+    async def _kernel_progress(self, kernel_id: uuid.UUID, status: str) -> None:
+        async with self.ctx.db.begin() as s:
+            kernel = await s.get(Kernel, kernel_id)
+            if kernel is None or kernel.status in DEAD:
+                return
+            set_status(kernel, status)
+            sess = await s.get(ComputeSession, kernel.session_id)
+            if status == "PULLING" and sess.status in ("SCHEDULED", "PREPARING"):
+                set_status(sess, "PULLING", "pulling image")
+            elif status == "PREPARING" and sess.status == "SCHEDULED":
+                set_status(sess, "PREPARING", "preparing")
+
+    async def kernel_started(self, kernel_id: uuid.UUID, ev: dict[str, Any]) -> None:
+        started = None
+        async with self.ctx.db.begin() as s:
+            kernel = await s.get(Kernel, kernel_id)
+            if kernel is None or kernel.status in DEAD:
+                return
+            set_status(kernel, "RUNNING", "started")
+            if ev.get("container_id"):
+                kernel.container_id = ev["container_id"]
+            ports = ev.get("service_ports")
+            if ports is not None:
+                host = ev.get("kernel_host")
+                kernel.service_ports = [{**p, "kernel_host": host} if host else p for p in ports]
+            sess = await s.get(ComputeSession, kernel.session_id)
+            siblings = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
+            if sess.status in ("SCHEDULED", "PREPARING", "PULLING", "RESTARTING") and all(
+                    k.status == "RUNNING" for k in siblings):
+                set_status(sess, "RUNNING", "restarted" if sess.status == "RESTARTING" else "started")
+                started = sess
+        if started is not None:
+            await self.publish(started, "session_started", "started")
+
+    async def kernel_terminated(self, kernel_id: uuid.UUID, reason: str, exit_code: int | None,
+                                msg: str | None = None, stats: dict[str, Any] | None = None) -> None:
+        outcome: tuple[ComputeSession, str, str | None] | None = None
+        remaining = False
+        async with self.ctx.db.begin() as s:
+            kernel = await s.get(Kernel, kernel_id)
+            if kernel is None or kernel.status in DEAD:
+                return
+            set_status(kernel, "TERMINATED", reason)
+            kernel.exit_code = exit_code
+            if stats:
+                kernel.last_stat = stats
+            sess = await s.get(ComputeSession, kernel.session_id)
+            siblings = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
+            remaining = any(k.status not in DEAD for k in siblings)
+            if sess.status in DEAD:
+                return
+            if sess.status != "TERMINATING":
+                if kernel.cluster_role == "main" and reason in BATCH_REASONS:
+                    sess.result, sess.exit_code = BATCH_REASONS[reason], exit_code
+                    outcome = (sess, "TERMINATED", reason)
+                elif reason in ERROR_REASONS:
+                    sess.status_data = {**(sess.status_data or {}), "error": {
+                        "type": reason, "agent": kernel.agent_id, "message": msg or reason}}
+                    outcome = (sess, "ERROR", reason)
+                else:
+                    if kernel.cluster_role == "main" and exit_code is not None:
+                        sess.exit_code = exit_code
+                    outcome = (sess, "TERMINATED", reason)
+                if remaining:
+                    set_status(sess, "TERMINATING", outcome[2])
+                else:
+                    set_status(sess, outcome[1], outcome[2])
+            elif not remaining:
+                set_status(sess, "TERMINATED", sess.status_info)
+                outcome = (sess, "TERMINATED", sess.status_info)
+            sess.status_data = {**(sess.status_data or {}), "kernels_exit_codes": {
+                **(sess.status_data or {}).get("kernels_exit_codes", {}), kernel.cluster_hostname: exit_code}}
+        if outcome is None:
+            return
+        sess, status, why = outcome
+        if remaining and self.on_session_outcome is not None:
+            await self.on_session_outcome(sess.id, why or "terminated")
+            return
+        if sess.result == "SUCCESS":
+            await self.publish(sess, "session_success", why, sess.exit_code)
+        elif sess.result == "FAILURE":
+            await self.publish(sess, "session_failure", why, sess.exit_code)
+        await self.publish(sess, "session_terminated" if status == "TERMINATED" else "session_failure",
+                           why, sess.exit_code)
+
+    async def finish_terminating(self, session_id: uuid.UUID) -> None:
+        """A TERMINATING session whose kernels are all dead becomes TERMINATED (or ERROR)."""
+        async with self.ctx.db.begin() as s:
+            sess = await s.get(ComputeSession, session_id)
+            if sess is None or sess.status != "TERMINATING":
+                return
+            kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
+            if any(k.status not in DEAD for k in kernels):
+                return
+            final = "ERROR" if sess.status_info in ERROR_REASONS else "TERMINATED"
+            set_status(sess, final, sess.status_info)
+        await self.publish(sess, "session_terminated" if final == "TERMINATED" else "session_failure",
+                           sess.status_info, sess.exit_code)

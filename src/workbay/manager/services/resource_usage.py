@@ -1,0 +1,96 @@
+"""What a user may still allocate: limits, use and remainders (check-presets, UI-4)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from workbay.common.errors import ObjectNotFound
+from workbay.common.slots import ResourceSlot
+from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, ProjectMember
+from workbay.manager.models.compute import Agent, ComputeSession
+
+from .access import Actor
+from .context import ServiceContext
+from .session_status import LIVE
+
+INF = Decimal("Infinity")
+
+
+def _remaining(limit: ResourceSlot, using: ResourceSlot, slot_names: set[str]) -> ResourceSlot:
+    out = {}
+    for name in slot_names:
+        cap = limit.get(name, INF)
+        out[name] = INF if cap.is_infinite() else max(cap - using.get(name, Decimal(0)), Decimal(0))
+    return ResourceSlot(out)
+
+
+class ResourceUsageService:
+    def __init__(self, ctx: ServiceContext, sessions) -> None:
+        self.ctx = ctx
+        self.sessions = sessions
+
+    async def check_presets(self, actor: Actor, resource_group: str | None, group: str | None,
+                            presets: list[dict[str, Any]]) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            kp = await s.get(Keypair, actor.access_key)
+            policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+            stmt = select(Project).where(Project.domain_name == actor.domain_name)
+            try:
+                stmt = stmt.where(Project.id == uuid.UUID(group or ""))
+            except ValueError:
+                stmt = stmt.where(Project.name == (group or "default"))
+            project = (await s.execute(stmt)).scalar_one_or_none()
+            if project is None or await s.get(ProjectMember, (project.id, actor.user_id)) is None:
+                raise ObjectNotFound(object_name="project")
+            groups = await self.sessions.allowed_resource_groups(s, actor.domain_name, project.id)
+            live = (await s.execute(select(ComputeSession).where(ComputeSession.status.in_(LIVE),
+                                                                 ComputeSession.status != "PENDING"))).scalars().all()
+            agents = (await s.execute(select(Agent).where(Agent.status == "ALIVE", Agent.schedulable.is_(True)))).scalars().all()
+        slot_names = {"cpu", "mem"}
+        for a in agents:
+            slot_names.update(a.available_slots or {})
+        key_using = sum((ResourceSlot.from_json(x.occupying_slots) for x in live if x.access_key == actor.access_key),
+                        ResourceSlot())
+        project_using = sum((ResourceSlot.from_json(x.occupying_slots) for x in live if x.project_id == project.id),
+                            ResourceSlot())
+        key_limit = ResourceSlot.from_json(policy.total_resource_slots or {})
+        project_limit = ResourceSlot.from_json(project.total_resource_slots or {})
+        key_remaining = _remaining(key_limit, key_using, slot_names)
+        project_remaining = _remaining(project_limit, project_using, slot_names)
+        by_group: dict[str, dict[str, Any]] = {}
+        group_names = [g.name for g in groups]
+        using_by_group: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
+        for x in live:
+            if x.access_key == actor.access_key:
+                using_by_group[x.resource_group] += ResourceSlot.from_json(x.occupying_slots)
+        for name in group_names:
+            free = ResourceSlot()
+            for a in agents:
+                if a.resource_group == name:
+                    free = free + (ResourceSlot.from_json(a.available_slots) - ResourceSlot.from_json(a.occupied_slots))
+            by_group[name] = {"using": using_by_group[name].to_json(),
+                              "remaining": ResourceSlot({k: max(v, Decimal(0)) for k, v in free.items()}).to_json()}
+        chosen = resource_group if resource_group in by_group else (group_names[0] if group_names else None)
+        sg_remaining = ResourceSlot.from_json(by_group[chosen]["remaining"]) if chosen else ResourceSlot()
+        # Largest single agent free space decides whether one session fits.
+        best_agent_free = [ResourceSlot.from_json(a.available_slots) - ResourceSlot.from_json(a.occupied_slots)
+                           for a in agents if a.resource_group == chosen]
+        out_presets = []
+        for p in presets:
+            need = ResourceSlot.from_json(p["resource_slots"])
+            fits_limits = need.within_limit(key_remaining) and need.within_limit(project_remaining)
+            fits_agent = any(need.fits_in(free) for free in best_agent_free)
+            out_presets.append({**p, "allocatable": bool(fits_limits and fits_agent)})
+        return {
+            "keypair_limits": key_limit.to_json(), "keypair_using": key_using.to_json(),
+            "keypair_remaining": key_remaining.to_json(),
+            "group_limits": project_limit.to_json(), "group_using": project_using.to_json(),
+            "group_remaining": project_remaining.to_json(),
+            "scaling_group_remaining": sg_remaining.to_json(), "scaling_groups": by_group,
+            "presets": out_presets,
+        }

@@ -1,0 +1,492 @@
+"""Compute sessions: creation, lookup, listing, termination, execution, logs (CS-*)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import platform
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from workbay.common.errors import (
+    BackendError, GenericBadRequest, InsufficientPrivilege, InvalidAPIParameters, ObjectNotFound,
+)
+from workbay.common.slots import ResourceSlot, SlotParseError
+from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, ProjectMember, ResourceGroup, User
+from workbay.manager.models.compute import (
+    ComputeSession, Image, Kernel, ResourceGroupForDomain, ResourceGroupForProject, SessionDependency,
+)
+
+from . import access
+from .access import Actor
+from .context import ServiceContext
+from .session_request import CreateSession, default_session_name, parse_starts_at, valid_session_name
+from .session_status import DEAD, LIVE, STATUS_GROUPS, set_status
+
+log = logging.getLogger(__name__)
+DEFAULT_REQUEST = {"cpu": "1", "mem": "1g"}
+KNOWN_BASE_SLOTS = {"cpu", "mem"}
+
+
+class SessionAlreadyExists(BackendError):
+    status, kind, title = 400, "session-already-exists", "The session already exists."
+
+
+class TooManySessionsMatched(BackendError):
+    status, kind, title = 404, "too-many-sessions-matched", "Too many sessions matched."
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def session_out(s: ComputeSession, kernels: list[Kernel] | None = None) -> dict[str, Any]:
+    """The Workbay session object (list and detail); Backend.AI's info shape is ``session_info``."""
+    out = {
+        "id": str(s.id), "name": s.name, "type": s.session_type, "status": s.status,
+        "status_info": s.status_info, "status_data": s.status_data, "image": s.image,
+        "architecture": s.architecture, "access_key": s.access_key, "user_id": str(s.user_id),
+        "project_id": str(s.project_id), "domain_name": s.domain_name, "resource_group": s.resource_group,
+        "cluster_mode": s.cluster_mode, "cluster_size": s.cluster_size,
+        "requested_slots": s.requested_slots, "occupying_slots": s.occupying_slots,
+        "resource_opts": s.resource_opts, "environ": s.environ, "preopen_ports": s.preopen_ports,
+        "startup_command": s.startup_command, "starts_at": _iso(s.starts_at), "batch_timeout": s.batch_timeout,
+        "tag": s.tag, "result": s.result, "exit_code": s.exit_code, "scheduling_attempts": s.scheduling_attempts,
+        "created_at": _iso(s.created_at), "scheduled_at": _iso(s.scheduled_at), "started_at": _iso(s.started_at),
+        "terminated_at": _iso(s.terminated_at),
+    }
+    if kernels is not None:
+        out["kernels"] = [kernel_out(k) for k in sorted(kernels, key=lambda k: (k.cluster_role != "main", k.cluster_idx))]
+        main = next((k for k in kernels if k.cluster_role == "main"), None)
+        out["service_ports"] = main.service_ports if main else []
+        out["last_stat"] = main.last_stat if main else {}
+        out["agents"] = sorted({k.agent_id for k in kernels if k.agent_id})
+    return out
+
+
+def kernel_out(k: Kernel) -> dict[str, Any]:
+    return {"id": str(k.id), "cluster_role": k.cluster_role, "cluster_idx": k.cluster_idx,
+            "cluster_hostname": k.cluster_hostname, "agent_id": k.agent_id, "container_id": k.container_id,
+            "status": k.status, "status_info": k.status_info, "occupied_slots": k.occupied_slots,
+            "service_ports": k.service_ports, "exit_code": k.exit_code, "last_stat": k.last_stat,
+            "created_at": _iso(k.created_at), "started_at": _iso(k.started_at),
+            "terminated_at": _iso(k.terminated_at)}
+
+
+def service_ports_wire(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Backend.AI's servicePorts: container ports under ``ports``."""
+    return [{"name": p.get("name"), "protocol": p.get("protocol"),
+             "ports": p.get("container_ports") or p.get("ports") or []} for p in ports or []]
+
+
+class SessionService:
+    def __init__(self, ctx: ServiceContext, wake_scheduler, launcher) -> None:
+        self.ctx = ctx
+        self.wake_scheduler = wake_scheduler
+        self.launcher = launcher  # manager.scheduler.launcher.Launcher (agent RPC)
+
+    # -- resolution ------------------------------------------------------------------------------
+    async def _owner(self, s, actor: Actor, owner_access_key: str | None) -> tuple[Keypair, User]:
+        ak = owner_access_key or actor.access_key
+        row = (await s.execute(select(Keypair, User).join(User, User.uuid == Keypair.user_id)
+                               .where(Keypair.access_key == ak))).first()
+        if row is None:
+            raise ObjectNotFound(object_name="keypair") if owner_access_key else InvalidAPIParameters("Unknown keypair.")
+        kp, user = row
+        if ak != actor.access_key:
+            access.check_may_modify_user(actor, user.role, user.domain_name)
+        if not kp.is_active or user.status != "active":
+            raise InvalidAPIParameters("The owner's keypair or account is not active.")
+        return kp, user
+
+    async def _project(self, s, user: User, group: str | None) -> Project:
+        ref = group or "default"
+        stmt = select(Project).where(Project.domain_name == user.domain_name)
+        try:
+            stmt = stmt.where(Project.id == uuid.UUID(ref))
+        except ValueError:
+            stmt = stmt.where(Project.name == ref)
+        project = (await s.execute(stmt)).scalar_one_or_none()
+        if project is None or not project.is_active:
+            raise ObjectNotFound(f"No such project: {ref}", object_name="project")
+        if await s.get(ProjectMember, (project.id, user.uuid)) is None:
+            raise InsufficientPrivilege(f"You are not a member of project {project.name}.")
+        return project
+
+    async def allowed_resource_groups(self, s, domain: str, project_id: uuid.UUID) -> list[ResourceGroup]:
+        by_domain = select(ResourceGroupForDomain.resource_group).where(ResourceGroupForDomain.domain_name == domain)
+        by_project = select(ResourceGroupForProject.resource_group).where(
+            ResourceGroupForProject.project_id == project_id)
+        rows = await s.execute(select(ResourceGroup).where(
+            ResourceGroup.is_active.is_(True),
+            or_(ResourceGroup.is_public.is_(True), ResourceGroup.name.in_(by_domain),
+                ResourceGroup.name.in_(by_project))).order_by(ResourceGroup.name))
+        return list(rows.scalars())
+
+    async def _resource_group(self, s, domain: str, project: Project, name: str | None) -> ResourceGroup:
+        allowed = await self.allowed_resource_groups(s, domain, project.id)
+        if name:
+            for rg in allowed:
+                if rg.name == name:
+                    return rg
+            raise InvalidAPIParameters(f"Resource group {name} is not available to project {project.name}.",
+                                       data={"scaling_group": "not allowed"})
+        if not allowed:
+            raise InvalidAPIParameters("No resource group is available to this project.")
+        return next((rg for rg in allowed if rg.name == "default"), allowed[0])
+
+    async def resolve_image(self, s, ref: str, architecture: str | None) -> Image:
+        from workbay.images.recipes import resolve_image_name
+
+        candidates = [ref]
+        try:
+            candidates.append(resolve_image_name(ref))
+        except ValueError:
+            pass
+        rows = (await s.execute(select(Image).where(Image.name.in_(candidates)))).scalars().all()
+        if not rows:
+            raise ObjectNotFound(f"No such environment image: {ref}", object_name="environment image")
+        arch = architecture or platform.machine()
+        return next((r for r in rows if r.architecture == arch), rows[0])
+
+    async def resolve(self, s, actor: Actor, ref: str, owner_access_key: str | None = None) -> ComputeSession:
+        """A session by id, or by name among the owner's sessions (live ones first)."""
+        try:
+            sid = uuid.UUID(ref)
+        except ValueError:
+            sid = None
+        if sid is not None:
+            sess = await s.get(ComputeSession, sid)
+            if sess is None:
+                raise ObjectNotFound(object_name="session")
+            await self._check_visible(s, actor, sess)
+            return sess
+        ak = owner_access_key or actor.access_key
+        if ak != actor.access_key:
+            await self._owner(s, actor, ak)
+        rows = (await s.execute(select(ComputeSession).where(
+            ComputeSession.access_key == ak, ComputeSession.name == ref)
+            .order_by(ComputeSession.created_at.desc()))).scalars().all()
+        live = [r for r in rows if r.status in LIVE]
+        if len(live) > 1:
+            raise TooManySessionsMatched(data={"matches": [
+                {"id": str(r.id), "name": r.name, "status": r.status, "created_at": _iso(r.created_at)} for r in live]})
+        if live:
+            return live[0]
+        if rows:
+            return rows[0]
+        raise ObjectNotFound(object_name="session")
+
+    async def _check_visible(self, s, actor: Actor, sess: ComputeSession) -> None:
+        if sess.access_key == actor.access_key or sess.user_id == actor.user_id:
+            return
+        if actor.is_superadmin:
+            return
+        if actor.role in ("admin", "monitor") and sess.domain_name == actor.domain_name:
+            return
+        raise ObjectNotFound(object_name="session")
+
+    async def _check_modifiable(self, s, actor: Actor, sess: ComputeSession) -> None:
+        await self._check_visible(s, actor, sess)
+        if actor.role == "monitor" and sess.user_id != actor.user_id:
+            raise InsufficientPrivilege("Monitors cannot change other users' sessions.")
+
+    # -- creation ----------------------------------------------------------------------------------
+    async def create(self, actor: Actor, req: CreateSession) -> dict[str, Any]:
+        created = await self._enqueue(actor, req)
+        if created.get("created") is False or req.enqueue_only:
+            return created
+        final = await self.wait_for_start(uuid.UUID(created["sessionId"]), req.max_wait_seconds)
+        created.update(final)
+        return created
+
+    def _requested_slots(self, req: CreateSession, image: Image) -> ResourceSlot:
+        raw = dict(req.config.resources or DEFAULT_REQUEST)
+        try:
+            slots = ResourceSlot.from_user({k: v for k, v in raw.items() if v is not None})
+        except (SlotParseError, ValueError) as e:
+            raise InvalidAPIParameters(f"resources: {e}", data={"resources": str(e)}) from e
+        if "cpu" not in slots:
+            slots = slots + {"cpu": 1}
+        if "mem" not in slots:
+            slots = slots + ResourceSlot.from_user({"mem": "1g"})
+        minimum = ResourceSlot.from_json(image.min_slots or {})
+        return slots.maximum(minimum) if minimum else slots
+
+    async def _enqueue(self, actor: Actor, req: CreateSession) -> dict[str, Any]:
+        if req.config.mounts or req.config.mount_map:
+            names = list(req.config.mounts or []) or list((req.config.mount_map or {}).keys())
+            raise ObjectNotFound(f"No such virtual folder: {names[0]}", object_name="virtual folder")
+        if req.config.agent_list and not actor.is_superadmin:
+            raise InsufficientPrivilege("Only a superadmin may choose agents (agentList).")
+        bootstrap = None
+        if req.bootstrap_script:
+            try:
+                bootstrap = base64.b64decode(req.bootstrap_script, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as e:
+                raise InvalidAPIParameters("bootstrap_script must be base64-encoded text.") from e
+        async with self.ctx.db.begin() as s:
+            kp, owner = await self._owner(s, actor, req.owner_access_key)
+            project = await self._project(s, owner, req.group)
+            rg = await self._resource_group(s, owner.domain_name, project, req.config.scaling_group)
+            image = await self.resolve_image(s, req.image, req.architecture)
+            policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+            if policy and req.cluster_size > policy.max_containers_per_session:
+                raise InvalidAPIParameters(
+                    f"Cluster size {req.cluster_size} exceeds the policy's "
+                    f"{policy.max_containers_per_session} containers per session.",
+                    data={"cluster_size": "too large"})
+            slots = self._requested_slots(req, image)
+            opts = dict(req.config.resource_opts or {})
+            if "shmem" in opts and opts["shmem"] is not None:
+                try:
+                    shmem = ResourceSlot.from_user({"mem": opts["shmem"]})["mem"]
+                except (SlotParseError, ValueError) as e:
+                    raise InvalidAPIParameters(f"shmem: {e}") from e
+                if shmem > slots["mem"]:
+                    raise InvalidAPIParameters("Shared memory cannot exceed the memory size.",
+                                               data={"shmem": "larger than mem"})
+                opts["shmem"] = str(int(shmem))
+            names = req.session_names(default_session_name())
+            existing = (await s.execute(select(ComputeSession).where(
+                ComputeSession.access_key == kp.access_key, ComputeSession.name.in_(names),
+                ComputeSession.status.in_(LIVE)))).scalars().first()
+            if existing is not None:
+                if req.reuse_if_exists and req.count == 1 and existing.image == image.name:
+                    kernels = (await s.execute(select(Kernel).where(Kernel.session_id == existing.id))).scalars().all()
+                    main = next((k for k in kernels if k.cluster_role == "main"), None)
+                    return {"sessionId": str(existing.id), "sessionName": existing.name,
+                            "status": existing.status, "created": False,
+                            "servicePorts": service_ports_wire(main.service_ports if main else [])}
+                raise SessionAlreadyExists(f"A live session named {existing.name} exists.",
+                                           data={"existingSessionId": str(existing.id)})
+            deps = await self._dependencies(s, kp.access_key, req.dependencies or [])
+            starts_at = parse_starts_at(req.starts_at) if req.starts_at else None
+            environ = {str(k): str(v) for k, v in (req.config.environ or {}).items()}
+            created_ids = []
+            for name in names:
+                sess = ComputeSession(
+                    name=name, session_type=req.type, status="PENDING", status_info="enqueued",
+                    status_data={}, status_history=[], access_key=kp.access_key, user_id=owner.uuid,
+                    project_id=project.id, domain_name=owner.domain_name, resource_group=rg.name,
+                    image=image.name, architecture=image.architecture, cluster_mode=req.cluster_mode,
+                    cluster_size=req.cluster_size, requested_slots=slots.to_json(),
+                    occupying_slots={}, resource_opts=opts, environ=environ, mounts=[],
+                    preopen_ports=list(req.config.preopen_ports or []),
+                    designated_agents=list(req.config.agent_list or []),
+                    startup_command=req.startup_command, bootstrap_script=bootstrap, starts_at=starts_at,
+                    batch_timeout=req.batch_timeout, tag=req.tag, callback_url=req.callback_url)
+                sess.status = "NEW"
+                set_status(sess, "PENDING", "enqueued")
+                s.add(sess)
+                await s.flush()
+                for idx in range(req.cluster_size):
+                    role, n = ("main", 1) if idx == 0 else ("sub", idx)
+                    s.add(Kernel(session_id=sess.id, cluster_role=role, cluster_idx=n,
+                                 cluster_hostname=f"{role}{n}", status="PENDING", occupied_slots={},
+                                 service_ports=[], last_stat={}, allocation={}))
+                for dep in deps:
+                    s.add(SessionDependency(session_id=sess.id, depends_on=dep))
+                kp.has_ever_run_session = True
+                created_ids.append((sess.id, sess.name))
+        for sid, name in created_ids:
+            await self.publish(sid, name, kp.access_key, owner.uuid, "session_enqueued", "enqueued")
+        self.wake_scheduler()
+        first_id, first_name = created_ids[0]
+        out = {"sessionId": str(first_id), "sessionName": first_name, "status": "PENDING",
+               "servicePorts": [], "created": True}
+        if len(created_ids) > 1:
+            out["sessions"] = [{"sessionId": str(i), "sessionName": n} for i, n in created_ids]
+        return out
+
+    async def _dependencies(self, s, access_key: str, refs: list[str]) -> list[uuid.UUID]:
+        out = []
+        for ref in refs:
+            try:
+                sess = await s.get(ComputeSession, uuid.UUID(ref))
+            except ValueError:
+                sess = (await s.execute(select(ComputeSession).where(
+                    ComputeSession.access_key == access_key, ComputeSession.name == ref)
+                    .order_by(ComputeSession.created_at.desc()))).scalars().first()
+            if sess is None or sess.access_key != access_key:
+                raise ObjectNotFound(f"No such session to depend on: {ref}", object_name="session")
+            out.append(sess.id)
+        return out
+
+    async def wait_for_start(self, session_id: uuid.UUID, max_wait: int) -> dict[str, Any]:
+        """Wait until the session runs or ends (max_wait 0 = no limit); TIMEOUT otherwise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait if max_wait else None
+        async with self.ctx.events.subscribe() as events:
+            while True:
+                async with self.ctx.db() as s:
+                    sess = await s.get(ComputeSession, session_id)
+                    if sess.status in ("RUNNING", *DEAD):
+                        kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
+                        main = next((k for k in kernels if k.cluster_role == "main"), None)
+                        return {"status": sess.status, "statusInfo": sess.status_info,
+                                "servicePorts": service_ports_wire(main.service_ports if main else [])}
+                timeout = 1.0 if deadline is None else min(1.0, deadline - loop.time())
+                if timeout <= 0:
+                    return {"status": "TIMEOUT"}
+                try:
+                    await asyncio.wait_for(events.get(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+
+    # -- reading -----------------------------------------------------------------------------------
+    async def info(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            sess = await self.resolve(s, actor, ref, owner_access_key)
+            kernels = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
+        main = next((k for k in kernels if k.cluster_role == "main"), None)
+        age = ((sess.terminated_at or datetime.now(sess.created_at.tzinfo)) - sess.created_at).total_seconds()
+        legacy = {
+            "domainName": sess.domain_name, "groupId": str(sess.project_id), "userId": str(sess.user_id),
+            "lang": sess.image, "image": sess.image, "architecture": sess.architecture,
+            "registry": sess.image.split("/")[0] if "/" in sess.image else "",
+            "tag": sess.tag, "containerId": main.container_id if main else None,
+            "occupiedSlots": sess.occupying_slots, "occupyingSlots": sess.occupying_slots,
+            "requestedSlots": sess.requested_slots, "occupiedShares": {}, "environ": sess.environ,
+            "resourceOpts": sess.resource_opts, "status": sess.status, "statusInfo": sess.status_info,
+            "statusData": sess.status_data, "age": int(age * 1000), "creationTime": _iso(sess.created_at),
+            "terminationTime": _iso(sess.terminated_at), "numQueriesExecuted": sess.num_queries,
+            "lastStat": main.last_stat if main else {}, "idleChecks": {},
+        }
+        return {**session_out(sess, list(kernels)), **legacy}
+
+    async def list(self, actor: Actor, *, status: str | None, session_type: str | None,
+                   access_key: str | None, project_id: uuid.UUID | None, owner_email: str | None,
+                   search: str | None, all_users: bool, limit: int, offset: int) -> dict[str, Any]:
+        stmt = select(ComputeSession, User.email).join(User, User.uuid == ComputeSession.user_id)
+        if all_users:
+            access.require_reader(actor)
+            scope = access.domain_scope(actor)
+            if scope is not None:
+                stmt = stmt.where(ComputeSession.domain_name == scope)
+        else:
+            stmt = stmt.where(ComputeSession.user_id == actor.user_id)
+        if status:
+            wanted = STATUS_GROUPS.get(status.lower()) or tuple(x.strip().upper() for x in status.split(","))
+            stmt = stmt.where(ComputeSession.status.in_(wanted))
+        if session_type:
+            stmt = stmt.where(ComputeSession.session_type == session_type)
+        if access_key:
+            stmt = stmt.where(ComputeSession.access_key == access_key)
+        if project_id:
+            stmt = stmt.where(ComputeSession.project_id == project_id)
+        if owner_email:
+            stmt = stmt.where(User.email == owner_email.lower())
+        if search:
+            stmt = stmt.where(func.lower(ComputeSession.name).contains(search.lower(), autoescape=True))
+        async with self.ctx.db() as s:
+            total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+            rows = (await s.execute(stmt.order_by(ComputeSession.created_at.desc()).limit(limit).offset(offset))).all()
+            ids = [r[0].id for r in rows]
+            kernels: dict[uuid.UUID, list[Kernel]] = {i: [] for i in ids}
+            if ids:
+                for k in (await s.execute(select(Kernel).where(Kernel.session_id.in_(ids)))).scalars():
+                    kernels[k.session_id].append(k)
+        items = []
+        for sess, email in rows:
+            out = session_out(sess, kernels[sess.id])
+            out["owner_email"] = email
+            items.append(out)
+        return {"items": items, "total_count": total}
+
+    async def status_history(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            sess = await self.resolve(s, actor, ref, owner_access_key)
+        return {"session_id": str(sess.id), "result": sess.status_history,
+                "scheduling": sess.status_data.get("scheduler", {})}
+
+    # -- changes -----------------------------------------------------------------------------------
+    async def rename(self, actor: Actor, ref: str, new_name: str) -> None:
+        if not valid_session_name(new_name):
+            raise InvalidAPIParameters("Session names are 4–64 characters of letters, digits, '_', '-' and "
+                                       "'.', starting and ending with a letter or digit.", data={"name": "invalid"})
+        async with self.ctx.db.begin() as s:
+            sess = await self.resolve(s, actor, ref)
+            await self._check_modifiable(s, actor, sess)
+            if sess.status != "RUNNING":
+                raise GenericBadRequest("Only a running session can be renamed.")
+            dup = (await s.execute(select(ComputeSession.id).where(
+                ComputeSession.access_key == sess.access_key, ComputeSession.name == new_name,
+                ComputeSession.status.in_(LIVE), ComputeSession.id != sess.id))).first()
+            if dup:
+                raise SessionAlreadyExists(f"A live session named {new_name} exists.")
+            sess.name = new_name
+
+    async def destroy(self, actor: Actor, ref: str, forced: bool = False,
+                      owner_access_key: str | None = None) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            sess = await self.resolve(s, actor, ref, owner_access_key)
+            await self._check_modifiable(s, actor, sess)
+        await self.launcher.terminate_session(sess.id, "user-requested", forced=forced)
+        async with self.ctx.db() as s:
+            sess = await s.get(ComputeSession, sess.id)
+        return {"stats": {"status": "terminated" if sess.status in DEAD else sess.status.lower(),
+                          "session_status": sess.status}}
+
+    async def restart(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> None:
+        async with self.ctx.db() as s:
+            sess = await self.resolve(s, actor, ref, owner_access_key)
+            await self._check_modifiable(s, actor, sess)
+        if sess.status != "RUNNING":
+            raise GenericBadRequest("Only a running session can be restarted.")
+        await self.launcher.restart_session(sess.id)
+
+    async def _main_kernel(self, actor: Actor, ref: str, owner_access_key: str | None = None,
+                           modify: bool = True) -> tuple[ComputeSession, Kernel]:
+        async with self.ctx.db() as s:
+            sess = await self.resolve(s, actor, ref, owner_access_key)
+            if modify:
+                await self._check_modifiable(s, actor, sess)
+            kernel = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id,
+                                                           Kernel.cluster_role == "main"))).scalars().first()
+        return sess, kernel
+
+    async def execute(self, actor: Actor, ref: str, body: dict[str, Any]) -> dict[str, Any]:
+        sess, kernel = await self._main_kernel(actor, ref)
+        if sess.status in DEAD or kernel is None or kernel.agent_addr is None:
+            return {"result": {"status": "finished", "runId": body.get("runId") or "", "exitCode": 130,
+                               "options": {}, "files": [], "console": []}}
+        if sess.status != "RUNNING":
+            raise GenericBadRequest(f"The session is {sess.status}; code runs once it is RUNNING.")
+        result = await self.launcher.execute(kernel, body)
+        async with self.ctx.db.begin() as s:
+            row = await s.get(ComputeSession, sess.id)
+            row.num_queries = (row.num_queries or 0) + 1
+        return result
+
+    async def interrupt(self, actor: Actor, ref: str) -> None:
+        sess, kernel = await self._main_kernel(actor, ref)
+        if sess.status == "RUNNING" and kernel is not None:
+            await self.launcher.interrupt(kernel)
+
+    async def logs(self, actor: Actor, ref: str, owner_access_key: str | None = None,
+                   kernel_id: str | None = None) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            sess = await self.resolve(s, actor, ref, owner_access_key)
+            stmt = select(Kernel).where(Kernel.session_id == sess.id)
+            kernels = (await s.execute(stmt)).scalars().all()
+        if kernel_id:
+            kernel = next((k for k in kernels if str(k.id) == kernel_id or k.cluster_hostname == kernel_id), None)
+            if kernel is None:
+                raise ObjectNotFound(object_name="kernel")
+        else:
+            kernel = next((k for k in kernels if k.cluster_role == "main"), None)
+        logs = await self.launcher.logs(kernel) if kernel and kernel.agent_addr else ""
+        return {"result": {"logs": logs, "kernel_id": str(kernel.id) if kernel else None}}
+
+    # -- events ------------------------------------------------------------------------------------
+    async def publish(self, session_id: uuid.UUID, name: str, access_key: str, user_id: uuid.UUID,
+                      event: str, reason: str | None, exit_code: int | None = None, **extra: Any) -> None:
+        await self.ctx.events.publish({
+            "name": event, "sessionId": str(session_id), "sessionName": name, "ownerAccessKey": access_key,
+            "user_id": str(user_id), "reason": reason or "", "exitCode": exit_code, **extra})
