@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workbay import __version__
 from workbay.client.sdk import APIError
 from workbay.common.config import WorkbayConfig
-from workbay.common.errors import GenericForbidden, URLNotFound
+from workbay.common.errors import GenericForbidden, InternalServerError, URLNotFound
 from workbay.common.http import problem_response
 
 from .context import CSRFRejected, NotLoggedIn, PageForbidden, build_page_context
@@ -116,6 +116,15 @@ def install_page_error_handlers(app: FastAPI) -> None:
         ctx = await build_page_context(request)
         return _error_page(request, 502, ctx._("The manager is unreachable."),
                            ctx._("Try again in a moment."))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if _is_api(request):
+            return problem_response(InternalServerError())
+        ctx = await build_page_context(request)
+        return _error_page(request, 500, ctx._("Something went wrong."),
+                           ctx._("The error was logged. Try again, or tell your administrator."))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -50,7 +50,7 @@ class Renderer:
     def render(self, request: Request, template: str, status_code: int = 200,
                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
         page = request.state.page  # set by the page_context dependency (context.py)
-        html = self.env.get_template(template).render(**page.template_context(), **context)
+        html = self.env.get_template(template).render({**page.template_context(), **context})
         response = HTMLResponse(html, status_code=status_code, headers=headers)
         for name, value, max_age in page.pending_cookies:
             set_cookie(response, request, name, value, max_age)

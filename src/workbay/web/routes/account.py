@@ -102,9 +102,16 @@ async def totp_start(request: Request, ctx: PageContext = Depends(login_required
     except APIError as err:
         return _render(request, ctx, "forms/totp.html", mode="status", enabled=await _totp_enabled(ctx),
                        general=api_error_text(err))
-    qr = "data:image/svg+xml;base64," + base64.b64encode(pending["qr_svg"].encode()).decode()
+    qr = _svg_data_url(pending["qr_svg"])
     return _render(request, ctx, "forms/totp.html", mode="setup", enabled=False, qr_data_url=qr,
                    secret=pending["secret"], errors={})
+
+
+def _svg_data_url(svg: str) -> str:
+    """The manager's inline SVG as an <img> source (a standalone SVG needs its namespace)."""
+    if "xmlns=" not in svg:
+        svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
 @router.post("/account/totp/confirm")

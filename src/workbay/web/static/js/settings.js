@@ -21,12 +21,16 @@
   /* -- Logs tab ------------------------------------------------------------------------------ */
   const PAGE = 20;
   let page = 1;
-  function cell(key, text, cls) {
+  function cell(key, text, cls, title) {
     const td = document.createElement("td");
     td.dataset.col = key;
     td.textContent = text === undefined || text === "" ? "-" : String(text);
     if (cls) td.className = cls;
+    if (title) td.title = title;
     return td;
+  }
+  function shortUrl(url) {
+    try { const u = new URL(url); return u.origin === location.origin ? u.pathname + u.search : url; } catch (_) { return url; }
   }
   function renderLogs() {
     const body = document.getElementById("logs-body");
@@ -45,8 +49,8 @@
       tr.append(
         cell("timestamp", fmt.format(new Date(x.at)), "text-nowrap"),
         cell("status", x.status ? x.status + " " + (x.statusText || "") : "-", "text-nowrap"),
-        cell("title", x.title), cell("message", x.message, "wb-truncate"), cell("type", x.type),
-        cell("method", x.method), cell("url", x.url, "wb-truncate"), cell("params", x.params, "wb-truncate font-monospace small"),
+        cell("title", x.title), cell("message", x.message, "wb-truncate", x.message), cell("type", x.type),
+        cell("method", x.method), cell("url", shortUrl(x.url), "wb-truncate", x.url), cell("params", x.params, "wb-truncate font-monospace small", x.params),
       );
       body.appendChild(tr);
     }

@@ -6,6 +6,8 @@
   const strings = JSON.parse(document.getElementById("wb-strings")?.textContent || "{}");
   const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
   const lang = document.documentElement.lang || "en";
+  const FOCUSABLE = "[autofocus], .modal-body input:not([readonly]):not([type=hidden]):not([disabled]), " +
+    ".modal-body select, .modal-body textarea, .modal-footer .btn-primary";
 
   /* -- toasts (aria-live region) ---------------------------------------------------------- */
   function toast(message, level) {
@@ -42,6 +44,7 @@
   document.body.addEventListener("htmx:sendError", () => toast(strings.networkError, "danger"));
 
   /* dialogs: anything swapped into #modal-host is shown as a Bootstrap modal */
+  htmx.onLoad((content) => formatTimes(content));  // every piece of content htmx inserts
   document.body.addEventListener("htmx:afterSwap", (e) => {
     const host = document.getElementById("modal-host");
     if (e.detail.target === host) {
@@ -49,13 +52,23 @@
       if (!modal) return;
       modal.addEventListener("hidden.bs.modal", () => { if (modal.parentNode === host) host.innerHTML = ""; }, { once: true });
       modal.addEventListener("shown.bs.modal", () => {
-        const first = modal.querySelector("[autofocus], .modal-body input:not([readonly]):not([type=hidden]), .modal-body select, .modal-body textarea, .modal-footer .btn-primary");
+        modal.dataset.wbReady = "true";
+        // focus the first field unless the user already went to one
+        const active = document.activeElement;
+        if (active && active !== modal && modal.contains(active)) return;
+        const first = modal.querySelector(FOCUSABLE);
         if (first) first.focus();
       }, { once: true });
       document.querySelectorAll("#modal-host ~ .modal-backdrop, body > .modal-backdrop").forEach((b) => { if (!document.querySelector(".modal.show")) b.remove(); });
       bootstrap.Modal.getOrCreateInstance(modal).show();
     }
-    formatTimes(e.detail.target);
+  });
+  // content swapped inside an open dialog: keep the focus in the dialog (Escape, Tab keep working)
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const modal = document.querySelector("#modal-host .modal.show");
+    if (!modal || modal.contains(document.activeElement)) return;
+    const invalid = modal.querySelector(".is-invalid");
+    (invalid || modal.querySelector(FOCUSABLE) || modal).focus();
   });
   document.body.addEventListener("htmx:beforeRequest", (e) => {
     // opening a dialog while one is open: replace it

@@ -1,0 +1,126 @@
+"""Helpers of the end-to-end tests: the admin's API client (signed requests straight to the
+manager, for setting up), screenshots in both themes, and page objects of the WebUI."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from workbay import API_VERSION
+from workbay.common import signing
+
+ADMIN = "admin@workbay.local"
+ADMIN_PASSWORD = "Adm1n!e2e-pass"
+USER_PASSWORD = "Us3r!e2e-pass"
+
+
+class AdminAPI:
+    """The superadmin's keypair, signing requests like the SDK (sync: Playwright's sync API owns
+    the event loop of the test thread)."""
+
+    def __init__(self, url: str, access_key: str, secret_key: str) -> None:
+        self.url, self.access_key, self.secret_key = url, access_key, secret_key
+
+    @classmethod
+    def login(cls, url: str) -> "AdminAPI":
+        resp = httpx.post(url + "/auth/authorize", json={
+            "type": "keypair", "domain": "default", "username": ADMIN, "password": ADMIN_PASSWORD})
+        resp.raise_for_status()
+        data = resp.json()["data"]
+        return cls(url, data["access_key"], data["secret_key"])
+
+    def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        path_and_query = path + (f"?{urlencode(params)}" if params else "")
+        ctype = "application/json" if body is not None else "text/plain"
+        headers = signing.sign_headers(self.access_key, self.secret_key, method, path_and_query,
+                                       urlsplit(self.url).netloc, ctype, API_VERSION)
+        resp = httpx.request(method, self.url + path_and_query, headers=headers,
+                             content=json.dumps(body) if body is not None else None)
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+    def new_user(self, prefix: str = "user", **extra: Any) -> str:
+        email = f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
+        self.call("POST", "/admin/users", {"email": email, "username": email.split("@")[0],
+                                           "password": USER_PASSWORD, "full_name": prefix.title(),
+                                           **extra})
+        return email
+
+
+@dataclass
+class Workbay:
+    url: str
+    manager_url: str
+    admin: AdminAPI
+
+
+class Screenshots:
+    """Saves each screen in the light and the dark theme under test-artifacts/screenshots/."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def take(self, page: Page, name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(250)  # let dialogs and toasts finish their transitions
+        original = page.evaluate("document.documentElement.getAttribute('data-bs-theme')")
+        for theme in ("light", "dark"):
+            page.evaluate("t => document.documentElement.setAttribute('data-bs-theme', t)", theme)
+            page.screenshot(path=str(self.folder / f"{name}-{theme}.png"))
+        page.evaluate("t => document.documentElement.setAttribute('data-bs-theme', t)", original)
+
+
+# -- page objects -----------------------------------------------------------------------------------
+class LoginPage:
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.message = page.get_by_test_id("login-message")
+
+    def open(self) -> "LoginPage":
+        self.page.goto("/login")
+        return self
+
+    def submit(self, email: str, password: str, otp: str | None = None) -> None:
+        self.page.fill("#login-username", email)
+        self.page.fill("#login-password", password)
+        if otp is not None:
+            self.page.fill("#login-otp", otp)
+        self.page.get_by_role("button", name=re.compile("^(Log in|로그인)$")).click()
+
+    def log_in(self, email: str, password: str, landing: str) -> None:
+        self.open().submit(email, password)
+        self.page.wait_for_url(f"**{landing}")
+
+
+class Shell:
+    """The sidebar, the top bar and the user menu."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+
+    def user_menu(self, item: str) -> None:
+        self.page.locator("#wb-user-menu").click()
+        self.page.locator(".dropdown-menu.show").get_by_text(item, exact=True).click()
+
+    def log_out(self) -> None:
+        self.user_menu("Log out")
+        self.page.wait_for_url("**/login")
+
+    def toast(self, text: str | re.Pattern) -> None:
+        expect(self.page.locator("#toasts .toast").filter(has_text=text).first).to_be_visible()
+
+    def dialog(self):
+        dialog = self.page.locator("#modal-host .modal.show[data-wb-ready]")
+        expect(dialog).to_be_visible()
+        return dialog
+
+    def dialog_closed(self) -> None:
+        expect(self.page.locator("#modal-host .modal")).to_have_count(0)
