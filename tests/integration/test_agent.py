@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from tests.support.ports import free_port
+from workbay.agent.agent import generate_ssh_keypair
 from workbay.agent.app import create_app
 from workbay.agent.client import AgentClient, AgentError
 from workbay.agent.engine import Engine, EngineUnavailable, engine_candidates
@@ -528,9 +529,7 @@ async def test_cluster_network_dns(agent, stub, image):
     net = f"wb-test-{uuid.uuid4().hex[:8]}"
     assert (await c.create_network(net, "cluster-session"))["created"] is True
     assert (await c.create_network(net, "cluster-session"))["created"] is False
-    keypair = {"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n"
-                              "-----END OPENSSH PRIVATE KEY-----\n",
-               "public_key": "ssh-ed25519 AAAAtest cluster"}
+    keypair = generate_ssh_keypair()  # the manager makes one per cluster session
     req = session_request(image, n=2, network=net, cluster_ssh_keypair=keypair)
     main_id, sub_id = (k["kernel_id"] for k in req["kernels"])
     await c.create_kernels(req)
@@ -551,11 +550,18 @@ async def test_cluster_network_dns(agent, stub, image):
                          "print(os.environ['BACKENDAI_CLUSTER_ROLE'], "
                          "os.environ['BACKENDAI_CLUSTER_IDX'], "
                          "os.environ['BACKENDAI_CLUSTER_LOCAL_RANK'])\n"
-                         "print('ssh-ed25519 AAAAtest cluster' in "
+                         f"print({keypair['public_key']!r} in "
                          "open(os.path.expanduser('~/.ssh/authorized_keys')).read())")
     main_ip, role, authorized = out.strip().split("\n")
     assert main_ip.count(".") == 3 and main_ip != sub_ip
     assert role == "sub 1 1" and authorized == "True"
+    sshd = next((sp for sp in (await c.get_kernel(sub_id))["service_ports"]
+                 if sp["name"] == "sshd"), None)
+    if sshd is not None:  # an image with openssh: passwordless `ssh sub1` from main1
+        result = await c.execute(main_id, "batch", options={"exec": "ssh sub1 hostname"},
+                                 flush_timeout=20)
+        assert result["exitCode"] == 0, result["console"]
+        assert result["console"] == [["stdout", "sub1\n"]]
     for kid in (main_id, sub_id):
         await c.destroy_kernel(kid)
     assert (await c.destroy_network(net))["removed"] is True

@@ -19,7 +19,7 @@ from aiodocker.exceptions import DockerError
 import workbay.runner
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
-from workbay.common.errors import InvalidAPIParameters
+from workbay.common.errors import Conflict, InvalidAPIParameters
 from workbay.runner import protocol
 
 from . import engine as engine_mod
@@ -102,6 +102,12 @@ class Agent:
                                 self.heartbeat_payload, self.ac.heartbeat_interval)
         self.tasks: list[asyncio.Task] = []
         self.started_at = time.time()
+        if self.ac.container_ulimits:
+            self.ulimits = dict(self.ac.container_ulimits)
+        else:
+            from workbay.images.engine import container_ulimits
+
+            self.ulimits = {u["Name"]: int(u["Hard"]) for u in container_ulimits()}
         self.host_ip = "127.0.0.1" if self.ac.container_host in ("127.0.0.1", "localhost") \
             else "0.0.0.0"
 
@@ -353,7 +359,7 @@ class Agent:
             req=req, k=k, image=image, agent_id=self.id, data_dir=str(self.data_dir), env=env,
             host_config=contrib.host_config, service_ports=service_ports,
             runner_dir=str(self.runner_dir), ipc_dir=str(ipc), scratch_dir=str(scratch),
-            ulimits=self.ac.container_ulimits, host_ip=self.host_ip,
+            ulimits=self.ulimits, host_ip=self.host_ip,
             host_ports=saved["host_ports"], slots=kernel.slots, allocations=kernel.allocations)
         await self._remove_containers_of(kernel.id)
         try:
@@ -478,8 +484,11 @@ class Agent:
         async with kernel.lock:
             if self.kernels.get(kernel_id) is not kernel:
                 raise errors.KernelNotFound(kernel_id)
-            kernel.status = "terminating"
             eng = self.need_engine()
+            if kernel.status == "running":  # a last sample for the usage statistics
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.sample_stats(kernel), 3)
+            kernel.status = "terminating"
             exit_code = None
             if kernel.container_id:
                 if forced:
@@ -777,7 +786,7 @@ class Agent:
         try:
             removed = await eng.remove_network(name)
         except DockerError as e:
-            raise errors.KernelConflict(f"network {name} cannot be removed: {e.message}") from e
+            raise Conflict(f"network {name} cannot be removed: {e.message}") from e
         if not removed:
             raise errors.NetworkNotFound(f"network {name} does not exist")
         return {"name": name, "removed": True}

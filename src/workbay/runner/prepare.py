@@ -74,14 +74,14 @@ def write_environment(environ: Dict[str, str], resources: Dict[str, str],
 
 
 def ssh_keygen(path: str) -> bool:
-    """An RSA key pair at ``path``/``path``.pub with ssh-keygen; False when it is missing."""
+    """An ed25519 key pair at ``path``/``path``.pub with ssh-keygen; False when it is missing."""
     exe = shutil.which("ssh-keygen")
     if exe is None:
         return False
     for p in (path, path + ".pub"):
         if os.path.exists(p):
             os.unlink(p)
-    r = subprocess.run([exe, "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "work@workbay",
+    r = subprocess.run([exe, "-q", "-t", "ed25519", "-N", "", "-C", "work@workbay",
                         "-f", path], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return r.returncode == 0
 

@@ -46,9 +46,13 @@ def _sshd(ctx: Context) -> Optional[ServiceDef]:
     if exe is None or not ctx.ports:
         return None
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    if shutil.which("ssh-keygen"):
-        subprocess.run(["ssh-keygen", "-A"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return ServiceDef("sshd", [exe, "-D", "-e", "-p", str(ctx.ports[0]),
+    # One ed25519 host key per container (ssh-keygen -A would also make a slow RSA key).
+    host_key = "/etc/ssh/ssh_host_ed25519_key"
+    if not os.path.exists(host_key) and shutil.which("ssh-keygen"):
+        os.makedirs(os.path.dirname(host_key), exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return ServiceDef("sshd", [exe, "-D", "-e", "-p", str(ctx.ports[0]), "-h", host_key,
                                "-o", "PermitRootLogin=no", "-o", "PasswordAuthentication=no",
                                "-o", "UsePAM=no", "-o", "AllowUsers=" + ctx.user.name,
                                "-o", "AuthorizedKeysFile=.ssh/authorized_keys",
