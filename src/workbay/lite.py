@@ -46,7 +46,41 @@ def lite_config(data_dir: Path, port_base: int = 8090, config_path: Path | None 
     return ensure_secrets(config)
 
 
-def _apps(config: WorkbayConfig, component: str, demo: bool) -> list[tuple[str, Any, str, int]]:
+def split_cores(cores: list[int], parts: int) -> list[list[int]]:
+    """Disjoint, near-equal shares of the cores (every part gets at least one; shares wrap when
+    there are more agents than cores)."""
+    if parts <= len(cores):
+        size, extra = divmod(len(cores), parts)
+        out, start = [], 0
+        for i in range(parts):
+            end = start + size + (1 if i < extra else 0)
+            out.append(cores[start:end])
+            start = end
+        return out
+    return [[cores[i % len(cores)]] for i in range(parts)]
+
+
+def agent_configs(config: WorkbayConfig, agents: int) -> list[WorkbayConfig]:
+    """``workbay up --agents N``: N agents that split this machine's cores and memory, on ports
+    after the base agent port, with ids ``<id or host>-1 … -N``."""
+    if agents <= 1:
+        return [config]
+    import os
+    import platform
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    base_id = config.agent.id or platform.node()
+    out = []
+    for i, share in enumerate(split_cores(cores, agents)):
+        slots = {"cpu": str(len(share)), "mem": str(mem // agents), **config.agent.slots}
+        agent = config.agent.model_copy(update={
+            "id": f"{base_id}-{i + 1}", "port": config.agent.port + i, "cpu_set": share, "slots": slots})
+        out.append(config.model_copy(update={"agent": agent}))
+    return out
+
+
+def _apps(config: WorkbayConfig, component: str, demo: bool, agents: int = 1) -> list[tuple[str, Any, str, int]]:
     """(label, app, host, port) for one component."""
     if component == "manager":
         from workbay.manager.app import create_app
@@ -70,7 +104,8 @@ def _apps(config: WorkbayConfig, component: str, demo: bool) -> list[tuple[str, 
     if component == "agent":
         from workbay.agent.app import create_app
 
-        return [("agent", create_app(config), config.agent.host, config.agent.port)]
+        return [(f"agent {c.agent.id or ''}".strip(), create_app(c), c.agent.host, c.agent.port)
+                for c in agent_configs(config, agents)]
     raise ValueError(f"unknown component: {component}")
 
 
@@ -86,7 +121,8 @@ class _Server(uvicorn.Server):
 
 
 async def serve(config: WorkbayConfig, components: tuple[str, ...] | list[str], demo: bool = False,
-                ready: Callable[[], None] | None = None, stop: asyncio.Event | None = None) -> None:
+                ready: Callable[[], None] | None = None, stop: asyncio.Event | None = None,
+                agents: int = 1) -> None:
     """Serve the given components until ``stop`` is set (or SIGINT/SIGTERM in the main thread).
 
     The manager starts first (migrations, bootstrap); the others start once it answers.
@@ -102,7 +138,7 @@ async def serve(config: WorkbayConfig, components: tuple[str, ...] | list[str], 
     tasks: list[asyncio.Task] = []
     try:
         for component in ordered:
-            for label, app, host, port in _apps(config, component, demo):
+            for label, app, host, port in _apps(config, component, demo, agents):
                 server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                 lifespan="on"))
                 servers.append(server)
@@ -151,7 +187,7 @@ class LiteHandle:
 
 def start_in_thread(data_dir: Path, port_base: int, demo: bool = False,
                     components: tuple[str, ...] = COMPONENTS, timeout: float = 60,
-                    config: WorkbayConfig | None = None) -> LiteHandle:
+                    config: WorkbayConfig | None = None, agents: int = 1) -> LiteHandle:
     config = config or lite_config(Path(data_dir), port_base)
     started = threading.Event()
     holder: dict[str, Any] = {}
@@ -164,7 +200,7 @@ def start_in_thread(data_dir: Path, port_base: int, demo: bool = False,
         holder["loop"], holder["stop"] = loop, stop_event
         try:
             loop.run_until_complete(serve(config, components, demo=demo, ready=started.set,
-                                          stop=stop_event))
+                                          stop=stop_event, agents=agents))
         except BaseException as e:  # reported to the caller below
             errors.append(e)
             started.set()

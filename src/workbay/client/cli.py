@@ -57,7 +57,9 @@ def _fail_config(e: ConfigError) -> None:
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Optional TOML file with extra settings.")
 @click.option("--demo", is_flag=True, help="Also create the demo users user@ and user2@workbay.local.")
-def up(data_dir: Path, port_base: int, config_path: Path | None, demo: bool) -> None:
+@click.option("--agents", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Agents to start, splitting this machine's cores and memory (ports N+5, N+6, …).")
+def up(data_dir: Path, port_base: int, config_path: Path | None, demo: bool, agents: int) -> None:
     """Start every component in one process (the embedded default)."""
     from workbay.common.logging import setup_logging
     from workbay.lite import COMPONENTS, lite_config, serve
@@ -72,7 +74,7 @@ def up(data_dir: Path, port_base: int, config_path: Path | None, demo: bool) -> 
         click.echo(f"Workbay is up: open http://127.0.0.1:{config.webserver.port} "
                    f"(manager API at http://127.0.0.1:{config.manager.port}). Ctrl+C stops it.")
 
-    asyncio.run(serve(config, COMPONENTS, demo=demo, ready=ready))
+    asyncio.run(serve(config, COMPONENTS, demo=demo, ready=ready, agents=agents))
 
 
 def _component_command(name: str, components: tuple[str, ...]) -> None:
