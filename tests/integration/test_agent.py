@@ -568,3 +568,36 @@ async def test_cluster_network_dns(agent, stub, image):
     with pytest.raises(AgentError) as e:
         await c.destroy_network(net)
     assert e.value.status == 404
+
+
+async def test_sudo_flag_and_custom_uid(agent, stub, image):
+    c = agent.client
+    req = session_request(image, uid=2001, gid=2002, sudo=True)
+    kid = req["kernels"][0]["kernel_id"]
+    await c.create_kernels(req)
+    await stub.wait_event("kernel_started", kid)
+    out = await run_code(c, kid, "import os, shutil, subprocess\n"
+                         "st = os.stat('/home/work')\n"
+                         "print(os.getuid(), os.getgid(), st.st_uid, st.st_gid)\n"
+                         "print(os.path.exists('/etc/sudoers.d/01-workbay-work'))\n"
+                         "print(subprocess.run(['sudo', '-n', 'id', '-u'], capture_output=True,"
+                         " text=True).stdout.strip() if shutil.which('sudo') else 'no-sudo')")
+    ids, sudoers, sudo_uid = out.strip().split("\n")
+    assert ids == "2001 2002 2001 2002"
+    assert sudoers == "True" and sudo_uid in ("0", "no-sudo")
+    await c.destroy_kernel(kid)
+
+
+async def test_runner_on_python39_image(agent, stub, engine):
+    """The runner is stdlib-only Python >= 3.9: the Debian 11 image runs it too."""
+    image = "localhost/workbay/python:3.9"
+    if await engine.inspect_image(image) is None:
+        pytest.skip(f"{image} is not built (workbay image build python:3.9)")
+    c = agent.client
+    req = session_request(image)
+    kid = req["kernels"][0]["kernel_id"]
+    await c.create_kernels(req)
+    await stub.wait_event("kernel_started", kid, timeout=60)
+    assert await run_code(c, kid, "import sys; print(sys.version_info[:2] >= (3, 9), 6*7)") == \
+        "True 42\n"
+    await c.destroy_kernel(kid)

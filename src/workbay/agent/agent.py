@@ -101,6 +101,7 @@ class Agent:
         self.link = ManagerLink(self.ac.manager_url, config.secrets.cluster, self.id,
                                 self.heartbeat_payload, self.ac.heartbeat_interval)
         self.tasks: list[asyncio.Task] = []
+        self.background: set[asyncio.Task] = set()
         self.started_at = time.time()
         if self.ac.container_ulimits:
             self.ulimits = dict(self.ac.container_ulimits)
@@ -144,14 +145,24 @@ class Agent:
         for k in self.kernels.values():
             if k.task is not None:
                 k.task.cancel()
-        for t in self.tasks:
+        if self.background:  # let running clean-ups finish
+            await asyncio.wait(self.background, timeout=10)
+        for t in [*self.tasks, *self.background]:
             t.cancel()
-        await asyncio.gather(*self.tasks, *(k.task for k in self.kernels.values() if k.task),
+        await asyncio.gather(*self.tasks, *self.background,
+                             *(k.task for k in self.kernels.values() if k.task),
                              return_exceptions=True)
         await self.link.close()
         if self.engine is not None:
             await self.engine.close()
         await self.registry.close()
+
+    def spawn(self, coro) -> asyncio.Task:
+        """A background task the agent keeps a reference to until it ends."""
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
 
     async def _engine_loop(self) -> None:
         delay = 1.0
@@ -629,11 +640,11 @@ class Agent:
             if kernel.status != "running" or kernel.lock.locked():
                 continue
             if states.get(kernel.id) != "running":
-                asyncio.create_task(self._on_exit(kernel))
+                self.spawn(self._on_exit(kernel))
             elif (kernel.session_type == "batch" and kernel.batch_timeout and kernel.started_at
                   and now > kernel.started_at + kernel.batch_timeout + 30):
                 # The runner enforces the timeout; this is the safety net.
-                asyncio.create_task(self._destroy_quietly(kernel.id, "batch-timeout"))
+                self.spawn(self._destroy_quietly(kernel.id, "batch-timeout"))
 
     async def _destroy_quietly(self, kernel_id: str, reason: str) -> None:
         with contextlib.suppress(errors.KernelNotFound):

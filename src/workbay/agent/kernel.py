@@ -158,6 +158,8 @@ def kernel_environ(req: CreateKernels, k: KernelSpec, cpu: Decimal,
     env.update(req.environ)
     env.update(k.environ)
     env.update(cluster_env(req, k))
+    env["LOCAL_USER_ID"] = str(req.uid)    # Backend.AI's names for the user's uid/gid
+    env["LOCAL_GROUP_ID"] = str(req.gid)
     preopen = [str(sp["container_ports"][0]) for sp in service_ports
                if sp["protocol"] == "preopen"]
     if preopen:
