@@ -180,6 +180,24 @@ def test_column_chooser_and_filters_keep_their_state(admin: Page, workbay, shots
     expect(page.locator("#users-table th[data-col=email]")).to_be_visible()
 
 
+def test_project_selector_and_notification_bell(admin: Page, workbay, shots):
+    page, shell = admin, Shell(admin)
+    project = workbay.admin.call("GET", "/admin/projects", q="model-store")["items"][0]
+    workbay.admin.call("POST", f"/admin/projects/{project['id']}/members", {"emails": [ADMIN]})
+    with page.expect_response("**/func/events/notifications") as stream:
+        page.reload()
+    assert stream.value.status == 200  # the bell listens to the manager's SSE through /func
+    page.locator("#wb-bell").click()
+    expect(page.locator("#wb-bell-list")).to_contain_text("No notifications yet.")
+    shots.take(page, "46-notifications")
+    page.keyboard.press("Escape")
+    page.select_option("#wb-project-select", label="model-store")
+    shell.toast("The current project was changed.")
+    page.reload()
+    expect(page.locator("#wb-project-select")).to_have_value(project["id"])
+    assert workbay.admin.call("GET", "/user/preferences")["project"] == project["id"]
+
+
 def test_user_menu_screens_and_settings(admin: Page, workbay, shots):
     page, shell = admin, Shell(admin)
     shell.user_menu("About")

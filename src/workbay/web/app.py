@@ -23,6 +23,7 @@ from workbay.common.http import problem_response
 from .context import CSRFRejected, NotLoggedIn, PageForbidden, build_page_context
 from .cookies import SESSION_COOKIE, clear_cookie
 from .csrf import OriginGuard
+from .errors import BadGateway
 from .rendering import STATIC_DIR
 from .responses import api_error_text, error_headers, events, redirect
 from .routes import (
@@ -100,6 +101,8 @@ def install_page_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, err: APIError) -> Response:
+        if _is_api(request):  # the manager's own answer
+            return JSONResponse(err.body, status_code=err.status, media_type="application/problem+json")
         ctx = await build_page_context(request)
         if err.status == 401 and ctx.session is not None:
             # the keypair was deactivated or the user disabled: the login is no longer valid
@@ -113,6 +116,8 @@ def install_page_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(httpx.TransportError)
     async def _unreachable(request: Request, err: httpx.TransportError) -> Response:
         log.warning("manager unreachable: %s", err)
+        if _is_api(request):
+            return problem_response(BadGateway())
         ctx = await build_page_context(request)
         return _error_page(request, 502, ctx._("The manager is unreachable."),
                            ctx._("Try again in a moment."))

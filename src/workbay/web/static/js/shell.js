@@ -80,14 +80,18 @@
   });
 
   /* -- sidebar ---------------------------------------------------------------------------- */
+  const phone = window.matchMedia("(max-width: 767.98px)");
   function toggleSidebar() {
     const shell = document.getElementById("wb-shell");
     if (!shell) return;
-    const compact = shell.classList.toggle("wb-compact");
-    document.querySelectorAll("[data-wb-sidebar-toggle]").forEach((b) => b.setAttribute("aria-expanded", String(!compact)));
+    // phones open the sidebar over the page; wider screens switch between full and compact
+    const expanded = phone.matches ? shell.classList.toggle("wb-mobile-open") : !shell.classList.toggle("wb-compact");
+    document.querySelectorAll("[data-wb-sidebar-toggle]").forEach((b) => b.setAttribute("aria-expanded", String(expanded)));
   }
   document.addEventListener("click", (e) => {
-    if (e.target.closest("[data-wb-sidebar-toggle]")) toggleSidebar();
+    if (e.target.closest("[data-wb-sidebar-toggle]")) { toggleSidebar(); return; }
+    const shell = document.getElementById("wb-shell");
+    if (phone.matches && shell?.classList.contains("wb-mobile-open") && !e.target.closest("#wb-sidebar")) shell.classList.remove("wb-mobile-open");
   });
   document.addEventListener("keydown", (e) => {
     if (e.key !== "[" || e.ctrlKey || e.metaKey || e.altKey) return;
