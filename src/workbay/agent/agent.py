@@ -216,7 +216,11 @@ class Agent:
             "started_at": self.started_at,
         }
 
-    async def heartbeat_payload(self) -> dict[str, Any]:
+    async def heartbeat_payload(self) -> dict[str, Any] | None:
+        if not self.engine_ready:
+            # Until the engine answers and earlier kernels are re-adopted the kernel list would
+            # be wrong (the manager could take running kernels for lost).
+            return None
         payload = self.info()
         payload["kernel_stats"] = {k.id: k.last_stats for k in self.live_kernels()
                                    if k.last_stats is not None}

@@ -19,9 +19,13 @@ MAX_QUEUED_EVENTS = 10000
 MAX_BACKOFF = 30.0
 
 
+class _NotReady(Exception):
+    pass
+
+
 class ManagerLink:
     def __init__(self, manager_url: str, secret: str, agent_id: str,
-                 heartbeat: Callable[[], Awaitable[dict[str, Any]]], interval: float,
+                 heartbeat: Callable[[], Awaitable[dict[str, Any] | None]], interval: float,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.agent_id = agent_id
         self.heartbeat_payload = heartbeat
@@ -75,6 +79,8 @@ class ManagerLink:
             delay = self.interval
             try:
                 payload = await self.heartbeat_payload()
+                if payload is None:  # not ready to report (engine not reached yet)
+                    raise _NotReady
                 await self._post(HEARTBEAT_PATH, payload)
                 if self.heartbeat_failures:
                     log.info("heartbeat to the manager works again")
@@ -82,6 +88,8 @@ class ManagerLink:
                 self.last_heartbeat_ok = time.time()
             except asyncio.CancelledError:
                 raise
+            except _NotReady:
+                pass
             except Exception as e:
                 self.heartbeat_failures += 1
                 delay = min(MAX_BACKOFF, self.interval * 2 ** min(self.heartbeat_failures - 1, 5))
