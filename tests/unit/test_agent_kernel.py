@@ -12,6 +12,7 @@ from workbay.agent.kernel import (PortPool, build_container_body, cluster_env, k
                                   kernel_service_ports, parse_port_range, parse_service_ports,
                                   runner_config)
 from workbay.agent.models import CreateKernels, Execute
+from workbay.agent.resources import InsufficientResources
 from workbay.agent.stats import compute_stats
 
 
@@ -119,7 +120,7 @@ def test_ports():
             parse_port_range(bad)
     pool = PortPool(30000, 30002)
     assert pool.take("a", 2) == [30000, 30001]
-    with pytest.raises(Exception):
+    with pytest.raises(InsufficientResources):
         pool.take("b", 2)
     pool.release("a")
     pool.restore("c", [30001])

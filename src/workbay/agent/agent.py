@@ -51,7 +51,8 @@ class LaunchError(Exception):
 def is_kernel_image(labels: dict[str, str] | None) -> bool:
     """Images the agent reports: Backend.AI kernelspec images or images with Workbay labels."""
     labels = labels or {}
-    return KERNELSPEC_LABEL in labels or any(k.startswith("workbay.") for k in labels)
+    return KERNELSPEC_LABEL in labels or any(k.startswith(("workbay.", "org.workbay."))
+                                             for k in labels)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -300,7 +301,7 @@ class Agent:
                 "free": slots_to_wire({s: self.registry.capacity()[s] - v
                                        for s, v in self.registry.occupied().items()})}) from e
         created = []
-        for (kid, slots, _), k in zip(requests, req.kernels):
+        for (kid, slots, _), k in zip(requests, req.kernels, strict=True):
             kernel = Kernel(id=kid, session_id=req.session_id, session_type=req.session_type,
                             image=k.image or req.image, cluster_role=k.cluster_role,
                             cluster_idx=k.cluster_idx, cluster_hostname=k.cluster_hostname,
