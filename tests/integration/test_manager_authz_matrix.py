@@ -1,5 +1,9 @@
 """The authorization matrix: every manager endpoint × every kind of caller, exact statuses.
 
+Identity endpoints (issue 2) and compute endpoints (sessions, resources, compute administration,
+the agents' internal API) alike; compute objects the cases need (an image, an agent, sessions)
+are inserted straight into the database.
+
 Callers: the superadmin, an admin of the default domain, an admin of ANOTHER domain, a user and a
 monitor of the default domain, and an anonymous client.  Every (method, path) the app serves must
 have at least one case here: a new endpoint without a matrix entry fails
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json as jsonlib
+import platform
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -22,6 +27,7 @@ from fastapi.routing import APIRoute
 
 from tests.support.manager import ADMIN_PASSWORD
 from workbay.common import signing
+from workbay.manager.models import Agent, ComputeSession, Image
 from workbay.manager.services import keys
 
 VERSION = "v7.20230615"
@@ -44,6 +50,12 @@ class World:
     foreign: dict[str, Any]                      # a plain user of the other domain
     project: dict[str, Any]                      # a project of the default domain, target is a member
     emails: dict[str, str] = field(default_factory=dict)
+    default_project: str = ""                    # id of the default domain's "default" project
+    image: str = ""                              # an image in the catalog
+    image_id: str = ""
+    agent_id: str = ""                           # a TERMINATED agent (never scheduled on)
+    session_id: str = ""                         # a PENDING session of the target user
+    user_session_id: str = ""                    # a PENDING session of the "user" actor
 
     @property
     def sa(self):
@@ -76,7 +88,34 @@ async def world(manager) -> World:
     creds["superadmin"] = (manager.admin_access_key, manager.admin_secret_key)
     passwords = {a: PASSWORD for a in users} | {"superadmin": ADMIN_PASSWORD}
     emails = {a: u["email"] for a, u in users.items()} | {"superadmin": "admin@workbay.local"}
-    return World(manager, creds, passwords, target, foreign, project, emails)
+    w = World(manager, creds, passwords, target, foreign, project, emails)
+    # compute: everyone of the default domain is in its "default" project (as after sign-up)
+    default = next(p for p in (await sa.get("/admin/projects", params={"domain": "default"}))["items"]
+                   if p["name"] == "default")
+    w.default_project = default["id"]
+    await sa.post(f"/admin/projects/{default['id']}/members", json={"emails": [
+        target["email"], users["admin"]["email"], users["user"]["email"], users["monitor"]["email"]]})
+    w.image = f"cr.test/matrix/python-{uuid.uuid4().hex[:6]}:3.11"
+    async with manager.state.ctx.db.begin() as s:
+        image = Image(name=w.image, image_registry="cr.test", tag="3.11", architecture=platform.machine())
+        agent = Agent(id=unique("agent"), status="TERMINATED", addr="http://127.0.0.1:9", resource_group="default")
+        s.add_all([image, agent])
+        await s.flush()
+        w.image_id, w.agent_id = str(image.id), agent.id
+    w.session_id = await _session_row(w, target)
+    w.user_session_id = await _session_row(w, users["user"])
+    return w
+
+
+async def _session_row(w: World, owner: dict[str, Any]) -> str:
+    async with w.h.state.ctx.db.begin() as s:
+        sess = ComputeSession(name=unique("ms"), access_key=owner["keypair"]["access_key"],
+                              user_id=uuid.UUID(owner["uuid"]), project_id=uuid.UUID(w.default_project),
+                              domain_name="default", resource_group="default", image=w.image,
+                              status="PENDING")
+        s.add(sess)
+        await s.flush()
+        return str(sess.id)
 
 
 # -- requests -----------------------------------------------------------------------------------
@@ -122,9 +161,11 @@ async def send_streaming(w: World, actor: str, method: str, path: str, body: Any
     async def send_(msg):
         if msg["type"] == "http.response.start" and not started.done():
             started.set_result((msg["status"], dict(msg.get("headers") or [])))
+            if msg["status"] == 200:
+                gone.set()                       # an event stream: no need to wait for events
         elif msg["type"] == "http.response.body":
             chunks.append(msg.get("body", b""))
-            if not msg.get("more_body", False) or chunks:
+            if not msg.get("more_body", False):
                 gone.set()
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
@@ -146,7 +187,6 @@ async def send_streaming(w: World, actor: str, method: str, path: str, body: Any
         problem = jsonlib.loads(b"".join(chunks))
     else:
         assert headers.get(b"content-type", b"").startswith(b"text/event-stream")
-        assert b"event: hello" in b"".join(chunks)
     return status, problem
 
 
@@ -315,6 +355,94 @@ def _p(fmt: Callable[[World], str], b: Any = None) -> Prep:
     return prep
 
 
+# -- compute ----------------------------------------------------------------------------------------
+SESSION_READ = row(200, 200, 404, 404, 200, 401)          # someone else's session: hidden from others
+SESSION_WRITE = lambda ok: row(ok, ok, 404, 404, 403, 401)  # noqa: E731  monitors read, never change
+
+
+def _sess(suffix: str = "", b: Any = None, query: str = "", own: bool = False) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        sid = w.user_session_id if own else w.session_id
+        return {"path": f"/session/{sid}{suffix}", "body": b, "query": query}
+    return prep
+
+
+def _fresh_session(own: bool = False) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        owner = await w.sa.get(f"/admin/users/{w.emails['user'] if own else w.target['email']}")
+        kp = (await w.sa.get("/admin/keypairs", params={"user_email": owner["email"], "is_active": "true"}))["items"][0]
+        return {"path": f"/session/{await _session_row(w, {**owner, 'keypair': kp})}"}
+    return prep
+
+
+def _new_session(on_behalf: bool) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        b = {"image": w.image, "name": unique("ns"), "enqueueOnly": True, "group": "default"}
+        if on_behalf:
+            b["owner_access_key"] = w.target["keypair"]["access_key"]
+        return {"body": b}
+    return prep
+
+
+async def _fresh_rg(w: World, actor: str) -> dict[str, Any]:
+    name = unique("mrg")
+    await w.sa.post("/admin/resource-groups", json={"name": name})
+    return {"path": f"/admin/resource-groups/{name}"}
+
+
+async def _fresh_preset(w: World, actor: str) -> dict[str, Any]:
+    name = unique("mpre")
+    await w.sa.post("/admin/resource-presets", json={"name": name, "resource_slots": {"cpu": "1", "mem": "1g"}})
+    return {"path": f"/admin/resource-presets/{name}", "body": {"resource_slots": {"cpu": "2", "mem": "2g"}}}
+
+
+COMPUTE_CASES: list[Case] = [
+    Case("POST", "/session", row(201, 201, 404, 201, 201, 401), _new_session(False), "own session"),
+    Case("POST", "/session", row(201, 201, 404, 403, 403, 401), _new_session(True), "on behalf of the target"),
+    Case("GET", "/sessions", OWN_200),
+    Case("GET", "/sessions", READ_SCOPED, lambda w, a: _ret({"query": "all=true"}), "all users"),
+    Case("GET", "/session/{name}", SESSION_READ, _sess()),
+    Case("GET", "/session/{name}", row(200, 200, 404, 200, 200, 401), _sess(own=True), "the user's own"),
+    Case("GET", "/session/{name}/logs", SESSION_READ, _sess("/logs")),
+    Case("GET", "/session/{name}/status-history", SESSION_READ, _sess("/status-history")),
+    Case("DELETE", "/session/{name}", SESSION_WRITE(200), _fresh_session()),
+    Case("DELETE", "/session/{name}", row(200, 200, 404, 200, 403, 401), _fresh_session(own=True),
+         "the user's own"),
+    Case("PATCH", "/session/{name}", SESSION_WRITE(400), _sess()),          # 400: restart needs RUNNING
+    Case("POST", "/session/{name}", SESSION_WRITE(200),
+         _sess(b={"mode": "query", "runId": "r1", "code": "print(1)"})),
+    Case("POST", "/session/{name}/interrupt", SESSION_WRITE(204), _sess("/interrupt")),
+    Case("POST", "/session/{name}/rename", SESSION_WRITE(400),              # 400: rename needs RUNNING
+         _sess("/rename", query="name=renamed-session")),
+    Case("GET", "/events/session", OWN_200, streaming=True),
+    Case("GET", "/resource/presets", OWN_200),
+    Case("POST", "/resource/check-presets", row(200, 200, 404, 200, 200, 401)),  # 404: no "default" project in "other"
+    Case("POST", "/resource/recalculate-usage", SUPERADMIN_ONLY(200)),
+    Case("GET", "/images", OWN_200),
+    Case("PATCH", "/admin/images/{ref}", SUPERADMIN_ONLY(200),
+         _p(lambda w: f"/admin/images/{w.image_id}", {"min_slots": {"cpu": "1"}})),
+    Case("POST", "/admin/images/rescan", SUPERADMIN_ONLY(200)),
+    Case("GET", "/admin/agents", READ_SCOPED),
+    Case("PATCH", "/admin/agents/{agent_id}", SUPERADMIN_ONLY(200),
+         _p(lambda w: f"/admin/agents/{w.agent_id}", {"schedulable": False})),
+    Case("GET", "/admin/resource-groups", READ_SCOPED),
+    Case("POST", "/admin/resource-groups", SUPERADMIN_ONLY(201), body(lambda w, a: {"name": unique("mrg")})),
+    Case("GET", "/admin/resource-groups/{name}", READ_SCOPED, _p(lambda w: "/admin/resource-groups/default")),
+    Case("PATCH", "/admin/resource-groups/{name}", SUPERADMIN_ONLY(200),
+         _p(lambda w: "/admin/resource-groups/default", {"description": "The default resource group"})),
+    Case("DELETE", "/admin/resource-groups/{name}", SUPERADMIN_ONLY(204), _fresh_rg),
+    Case("GET", "/admin/resource-presets", READ_SCOPED),
+    Case("POST", "/admin/resource-presets", SUPERADMIN_ONLY(201),
+         body(lambda w, a: {"name": unique("mpre"), "resource_slots": {"cpu": "1", "mem": "1g"}})),
+    Case("PATCH", "/admin/resource-presets/{name}", SUPERADMIN_ONLY(200), _fresh_preset),
+    Case("DELETE", "/admin/resource-presets/{name}", SUPERADMIN_ONLY(204), _fresh_preset),
+    # the agents' API takes the cluster secret, never a user's keypair
+    Case("POST", "/internal/agents/heartbeat", row(401, 401, 401, 401, 401, 401),
+         body({"id": "matrix-agent", "addr": "http://127.0.0.1:9"})),
+    Case("POST", "/internal/agents/events", row(401, 401, 401, 401, 401, 401),
+         body({"agent_id": "matrix-agent", "events": []})),
+]
+
 CASES: list[Case] = [
     # -- unauthenticated ------------------------------------------------------------------------
     Case("GET", "/", EVERYONE_200),
@@ -401,12 +529,13 @@ CASES: list[Case] = [
     # -- settings ---------------------------------------------------------------------------------
     Case("GET", "/admin/settings", SUPERADMIN_ONLY(200)),
     Case("PATCH", "/admin/settings", SUPERADMIN_ONLY(200), body({"signup_enabled": False})),
+    *COMPUTE_CASES,
 ]
 
 # The problem type each refusal must carry.
-KINDS = {401: "auth-failed", 403: "insufficient-privilege", 404: "object-not-found"}
-KIND_OVERRIDES = {("POST", "/auth/signup", 403): "generic-forbidden",
-                  ("POST", "/auth/update-password-no-auth", 400): "generic-bad-request"}
+KINDS = {400: "generic-bad-request", 401: "auth-failed", 403: "insufficient-privilege",
+         404: "object-not-found"}
+KIND_OVERRIDES = {("POST", "/auth/signup", 403): "generic-forbidden"}
 
 
 def _walk(routes, prefix: str = ""):
