@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from functools import partial
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -93,7 +93,8 @@ class PageContext:
 
 
 def _language(request: Request, session: LoginSession | None) -> str:
-    chosen = (session.preferences.get("language") if session else None) or request.cookies.get(LANGUAGE_COOKIE)
+    chosen = ((session.preferences.get("language") if session else None)
+              or request.cookies.get(LANGUAGE_COOKIE))
     return chosen if chosen in LANGUAGES else negotiate(request.headers.get("accept-language"))
 
 
@@ -102,7 +103,8 @@ def _translator(st: WebState, request: Request, session: LoginSession | None) ->
 
 
 def _theme(request: Request, session: LoginSession | None) -> str:
-    chosen = (session.preferences.get("theme") if session else None) or request.cookies.get(THEME_COOKIE)
+    chosen = ((session.preferences.get("theme") if session else None)
+              or request.cookies.get(THEME_COOKIE))
     return chosen if chosen in THEMES else "light"
 
 
@@ -166,3 +168,11 @@ async def admin_required(ctx: PageContext = Depends(login_required)) -> PageCont
 
 async def admin_page(ctx: PageContext = Depends(admin_required)) -> PageContext:
     return await with_user(ctx)
+
+
+# What a route asks for: ``ctx: Admin`` …
+AnyVisitor = Annotated[PageContext, Depends(page_context)]
+LoggedIn = Annotated[PageContext, Depends(login_required)]
+UserPage = Annotated[PageContext, Depends(with_user)]
+Admin = Annotated[PageContext, Depends(admin_required)]
+AdminPage = Annotated[PageContext, Depends(admin_page)]

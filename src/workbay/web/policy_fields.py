@@ -158,7 +158,8 @@ def parse_hosts(text: str) -> dict[str, list[str]]:
     return hosts
 
 
-def read_policy_form(kind: str, form: FormData, number_message: str, hosts_message: str) -> tuple[dict[str, Any], dict[str, str]]:
+def read_policy_form(kind: str, form: FormData, number_message: str, hosts_message: str
+                     ) -> tuple[dict[str, Any], dict[str, str]]:
     """The API body of a policy form, and the per-field errors."""
     body: dict[str, Any] = {}
     errors: dict[str, str] = {}

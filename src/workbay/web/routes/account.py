@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 
 import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError
 
-from ..context import PageContext, login_required
+from ..context import LoggedIn, PageContext
 from ..forms import read_form
 from ..responses import api_error_text, field_errors, notify
 
@@ -24,7 +24,7 @@ def _render(request: Request, ctx: PageContext, template: str, **context) -> Res
 
 
 @router.get("/account")
-async def account_dialog(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def account_dialog(request: Request, ctx: LoggedIn) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         me = await api.get("/user/me")
     return _render(request, ctx, "dialogs/account.html", me=me, errors={}, general=None,
@@ -32,7 +32,7 @@ async def account_dialog(request: Request, ctx: PageContext = Depends(login_requ
 
 
 @router.post("/account/full-name")
-async def update_full_name(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def update_full_name(request: Request, ctx: LoggedIn) -> Response:
     full_name = (await read_form(request)).text("full_name")
     errors: dict[str, str] = {}
     general = None
@@ -53,7 +53,7 @@ async def update_full_name(request: Request, ctx: PageContext = Depends(login_re
 
 
 @router.post("/account/password")
-async def change_password(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def change_password(request: Request, ctx: LoggedIn) -> Response:
     form = await read_form(request)
     old, new, again = form.raw("old_password"), form.raw("new_password"), form.raw("new_password2")
     errors: dict[str, str] = {}
@@ -89,12 +89,12 @@ async def _totp_enabled(ctx: PageContext) -> bool:
 
 
 @router.get("/account/totp")
-async def totp_section(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def totp_section(request: Request, ctx: LoggedIn) -> Response:
     return _render(request, ctx, "forms/totp.html", mode="status", enabled=await _totp_enabled(ctx))
 
 
 @router.post("/account/totp")
-async def totp_start(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def totp_start(request: Request, ctx: LoggedIn) -> Response:
     """Register a pending secret and show its QR code and the confirmation field."""
     try:
         async with ctx.state.gateway.client(ctx.session) as api:
@@ -115,7 +115,7 @@ def _svg_data_url(svg: str) -> str:
 
 
 @router.post("/account/totp/confirm")
-async def totp_confirm(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def totp_confirm(request: Request, ctx: LoggedIn) -> Response:
     form = await read_form(request)
     otp, secret, qr = form.text("otp"), form.text("secret"), form.text("qr_data_url")
     try:
@@ -130,12 +130,12 @@ async def totp_confirm(request: Request, ctx: PageContext = Depends(login_requir
 
 
 @router.get("/account/totp/disable")
-async def totp_disable_form(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def totp_disable_form(request: Request, ctx: LoggedIn) -> Response:
     return _render(request, ctx, "forms/totp.html", mode="disable", enabled=True, errors={})
 
 
 @router.post("/account/totp/disable")
-async def totp_disable(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def totp_disable(request: Request, ctx: LoggedIn) -> Response:
     otp = (await read_form(request)).text("otp")
     try:
         async with ctx.state.gateway.client(ctx.session) as api:
@@ -156,7 +156,7 @@ def _otp_error(ctx: PageContext, err: APIError) -> str:
 
 # -- about --------------------------------------------------------------------------------------
 @router.get("/about")
-async def about_dialog(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def about_dialog(request: Request, ctx: LoggedIn) -> Response:
     try:
         async with ctx.state.gateway.client() as api:
             root = await api.get("/")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError
 
 from .. import nav
-from ..context import PageContext, page_context
-from ..cookies import LANGUAGE_COOKIE, PREFERENCE_COOKIE_AGE, SESSION_COOKIE, THEME_COOKIE, clear_cookie, set_cookie
+from ..context import AnyVisitor, PageContext
+from ..cookies import (
+    LANGUAGE_COOKIE, PREFERENCE_COOKIE_AGE, SESSION_COOKIE, THEME_COOKIE, clear_cookie, set_cookie,
+)
 from ..forms import FormData, read_form
 from ..i18n import LANGUAGES, N_
 from ..lockout import Lock
@@ -38,16 +40,17 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @router.get("/")
-async def home(ctx: PageContext = Depends(page_context)) -> Response:
+async def home(ctx: AnyVisitor) -> Response:
     if ctx.session is None:
         return redirect(ctx, "/login")
     return redirect(ctx, nav.landing_url(ctx.session.role))
 
 
 @router.get("/login")
-async def login_page(request: Request, ctx: PageContext = Depends(page_context)) -> Response:
+async def login_page(request: Request, ctx: AnyVisitor) -> Response:
     if ctx.session is not None:
-        return redirect(ctx, _safe_next(request.query_params.get("next")) or nav.landing_url(ctx.session.role))
+        target = _safe_next(request.query_params.get("next"))
+        return redirect(ctx, target or nav.landing_url(ctx.session.role))
     return ctx.state.renderer.render(request, "pages/login.html", next=request.query_params.get("next", ""),
                                      values={}, feedback=None, show_otp=False)
 
@@ -72,7 +75,7 @@ def _failure_message(ctx: PageContext, result: LoginResult) -> str:
 
 
 @router.post("/login")
-async def login_submit(request: Request, ctx: PageContext = Depends(page_context)) -> Response:
+async def login_submit(request: Request, ctx: AnyVisitor) -> Response:
     form = await read_form(request)
     username, password, otp = form.text("username"), form.raw("password"), form.text("otp")
     if not username or not password:
@@ -103,7 +106,7 @@ def _login_feedback(request: Request, ctx: PageContext, message: str, otp_shown:
 
 
 @router.post("/logout")
-async def logout(request: Request, ctx: PageContext = Depends(page_context)) -> Response:
+async def logout(request: Request, ctx: AnyVisitor) -> Response:
     await ctx.state.logins.logout(ctx.session)
     response = redirect(ctx, "/login")
     clear_cookie(response, request, SESSION_COOKIE)
@@ -111,7 +114,7 @@ async def logout(request: Request, ctx: PageContext = Depends(page_context)) -> 
 
 
 @router.post("/language")
-async def choose_language(request: Request, ctx: PageContext = Depends(page_context)) -> Response:
+async def choose_language(request: Request, ctx: AnyVisitor) -> Response:
     """The login page's language switch (before login; logged-in users use /preferences)."""
     language = (await read_form(request)).text("language")
     response = Response(status_code=200, headers={"HX-Refresh": "true"})
@@ -126,14 +129,14 @@ def _signup_enabled(ctx: PageContext) -> bool:
 
 
 @router.get("/signup")
-async def signup_dialog(request: Request, ctx: PageContext = Depends(page_context)) -> Response:
+async def signup_dialog(request: Request, ctx: AnyVisitor) -> Response:
     if not _signup_enabled(ctx):
         return events(ctx, toast=ctx._("Sign-up is disabled on this server."), level="warning")
     return ctx.state.renderer.render(request, "dialogs/signup.html", values={}, errors={}, general=None)
 
 
 @router.post("/signup")
-async def signup_submit(request: Request, ctx: PageContext = Depends(page_context)) -> Response:
+async def signup_submit(request: Request, ctx: AnyVisitor) -> Response:
     if not _signup_enabled(ctx):
         return events(ctx, toast=ctx._("Sign-up is disabled on this server."), level="warning")
     form = await read_form(request)

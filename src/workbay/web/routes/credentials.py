@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError, Client
 
-from ..context import PageContext, admin_required
+from ..context import Admin, PageContext
 from ..forms import FieldError, FormData, integer, read_form
 from ..responses import events, field_errors
 
@@ -34,7 +34,7 @@ def _rate_limit(ctx: PageContext, form: FormData) -> int:
 
 
 @router.get("/credentials/new")
-async def new_keypair_dialog(request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def new_keypair_dialog(request: Request, ctx: Admin) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         policies = await _policies(api)
     return _render_form(request, ctx, "dialogs/keypair_form.html", keypair=None, policies=policies,
@@ -42,7 +42,7 @@ async def new_keypair_dialog(request: Request, ctx: PageContext = Depends(admin_
 
 
 @router.post("/credentials")
-async def create_keypair(request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def create_keypair(request: Request, ctx: Admin) -> Response:
     form = await read_form(request)
     errors: dict[str, str] = {}
     general = None
@@ -76,7 +76,7 @@ async def create_keypair(request: Request, ctx: PageContext = Depends(admin_requ
 
 
 @router.get("/credentials/{access_key}/detail")
-async def keypair_detail(access_key: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def keypair_detail(access_key: str, request: Request, ctx: Admin) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         keypair = await api.get(f"/admin/keypairs/{access_key}")
     return ctx.state.renderer.render(request, "dialogs/keypair_detail.html", keypair=keypair)
@@ -84,7 +84,7 @@ async def keypair_detail(access_key: str, request: Request, ctx: PageContext = D
 
 @router.get("/credentials/{access_key}/edit")
 async def edit_keypair_dialog(access_key: str, request: Request,
-                              ctx: PageContext = Depends(admin_required)) -> Response:
+                              ctx: Admin) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         keypair = await api.get(f"/admin/keypairs/{access_key}")
         policies = await _policies(api)
@@ -93,7 +93,7 @@ async def edit_keypair_dialog(access_key: str, request: Request,
 
 
 @router.post("/credentials/{access_key}")
-async def update_keypair(access_key: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def update_keypair(access_key: str, request: Request, ctx: Admin) -> Response:
     form = await read_form(request)
     errors: dict[str, str] = {}
     general = None
@@ -118,7 +118,7 @@ async def update_keypair(access_key: str, request: Request, ctx: PageContext = D
 
 @router.get("/credentials/{access_key}/status")
 async def confirm_keypair_status(access_key: str, request: Request,
-                                 ctx: PageContext = Depends(admin_required)) -> Response:
+                                 ctx: Admin) -> Response:
     activate = request.query_params.get("to") == "active"
     async with ctx.state.gateway.client(ctx.session) as api:
         keypair = await api.get(f"/admin/keypairs/{access_key}")
@@ -132,12 +132,13 @@ async def confirm_keypair_status(access_key: str, request: Request,
                         "refused.", **values)
     return ctx.state.renderer.render(request, "dialogs/confirm.html", title=title, message=message,
                                      action=f"/credentials/{access_key}/status", button=button,
-                                     danger=not activate, fields={"is_active": "true" if activate else "false"})
+                                     danger=not activate,
+                                     fields={"is_active": "true" if activate else "false"})
 
 
 @router.post("/credentials/{access_key}/status")
 async def change_keypair_status(access_key: str, request: Request,
-                                ctx: PageContext = Depends(admin_required)) -> Response:
+                                ctx: Admin) -> Response:
     active = (await read_form(request)).flag("is_active")
     async with ctx.state.gateway.client(ctx.session) as api:
         await api.patch(f"/admin/keypairs/{access_key}", json={"is_active": active})
@@ -148,7 +149,7 @@ async def change_keypair_status(access_key: str, request: Request,
 
 @router.get("/credentials/{access_key}/delete")
 async def confirm_keypair_delete(access_key: str, request: Request,
-                                 ctx: PageContext = Depends(admin_required)) -> Response:
+                                 ctx: Admin) -> Response:
     return ctx.state.renderer.render(
         request, "dialogs/confirm.html", title=ctx._("Delete keypair"),
         message=ctx._("Delete keypair %(key)s permanently? This cannot be undone.", key=access_key),
@@ -157,7 +158,7 @@ async def confirm_keypair_delete(access_key: str, request: Request,
 
 
 @router.post("/credentials/{access_key}/delete")
-async def delete_keypair(access_key: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def delete_keypair(access_key: str, request: Request, ctx: Admin) -> Response:
     form = await read_form(request)
     if form.text("confirm") != access_key:
         return _confirm_again(request, ctx, access_key, ctx._("Type the access key exactly to confirm."))

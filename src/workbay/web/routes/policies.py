@@ -3,17 +3,17 @@ delete (the API refuses while in use), and export of a tab as JSON or CSV."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError
 
 from .. import policy_fields as pf
-from ..context import PageContext, admin_page, admin_required
+from ..context import Admin, AdminPage, PageContext
 from ..forms import read_form
+from ..i18n import N_
 from ..responses import events, field_errors
 from ..tables import Column
-from ..i18n import N_
 
 router = APIRouter(tags=["pages"])
 EXPORT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
@@ -35,7 +35,7 @@ def _columns(kind: str) -> tuple[Column, ...]:
 
 
 @router.get("/resource-policy")
-async def policies_page(request: Request, ctx: PageContext = Depends(admin_page)) -> Response:
+async def policies_page(request: Request, ctx: AdminPage) -> Response:
     kind = _kind(request.query_params.get("tab"))
     async with ctx.state.gateway.client(ctx.session) as api:
         listing = await api.get(f"/admin/resource-policies/{kind}")
@@ -73,7 +73,7 @@ def _values_from_form(kind: str, form, body: dict) -> dict:
 
 
 @router.get("/resource-policy/{kind}/new")
-async def new_policy_dialog(kind: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def new_policy_dialog(kind: str, request: Request, ctx: Admin) -> Response:
     kind = _kind(kind)
     return _render_form(request, ctx, "dialogs/policy_form.html", kind, policy=None, values=_defaults(kind),
                         errors={}, general=None)
@@ -113,12 +113,12 @@ async def _submit(request: Request, ctx: PageContext, kind: str, name: str | Non
 
 
 @router.post("/resource-policy/{kind}")
-async def create_policy(kind: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def create_policy(kind: str, request: Request, ctx: Admin) -> Response:
     return await _submit(request, ctx, _kind(kind), None)
 
 
 @router.get("/resource-policy/{kind}/export")
-async def export_policies(kind: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def export_policies(kind: str, request: Request, ctx: Admin) -> Response:
     kind = _kind(kind)
     fmt = request.query_params.get("format", "json")
     fmt = fmt if fmt in EXPORT_TYPES else "json"
@@ -132,7 +132,7 @@ async def export_policies(kind: str, request: Request, ctx: PageContext = Depend
 
 @router.get("/resource-policy/{kind}/{name}/edit")
 async def edit_policy_dialog(kind: str, name: str, request: Request,
-                             ctx: PageContext = Depends(admin_required)) -> Response:
+                             ctx: Admin) -> Response:
     kind = _kind(kind)
     async with ctx.state.gateway.client(ctx.session) as api:
         policy = await api.get(f"/admin/resource-policies/{kind}/{name}")
@@ -141,7 +141,7 @@ async def edit_policy_dialog(kind: str, name: str, request: Request,
 
 
 @router.post("/resource-policy/{kind}/{name}")
-async def update_policy(kind: str, name: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def update_policy(kind: str, name: str, request: Request, ctx: Admin) -> Response:
     return await _submit(request, ctx, _kind(kind), name)
 
 
@@ -157,12 +157,12 @@ def _delete_confirm(request: Request, ctx: PageContext, kind: str, name: str, te
 
 @router.get("/resource-policy/{kind}/{name}/delete")
 async def confirm_delete_policy(kind: str, name: str, request: Request,
-                                ctx: PageContext = Depends(admin_required)) -> Response:
+                                ctx: Admin) -> Response:
     return _delete_confirm(request, ctx, _kind(kind), name, "dialogs/confirm.html")
 
 
 @router.post("/resource-policy/{kind}/{name}/delete")
-async def delete_policy(kind: str, name: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def delete_policy(kind: str, name: str, request: Request, ctx: Admin) -> Response:
     kind = _kind(kind)
     if (await read_form(request)).text("confirm") != name:
         return _delete_confirm(request, ctx, kind, name, "forms/confirm.html",

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError
 
-from ..context import THEMES, PageContext, login_required
+from ..context import THEMES, LoggedIn, PageContext
 from ..cookies import LANGUAGE_COOKIE, PREFERENCE_COOKIE_AGE, THEME_COOKIE, clear_cookie, set_cookie
 from ..forms import FormData, read_form
 from ..i18n import LANGUAGES
@@ -42,7 +42,7 @@ async def _save(ctx: PageContext, patch: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/preferences")
-async def update_preferences(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def update_preferences(request: Request, ctx: LoggedIn) -> Response:
     form = await read_form(request)
     patch = _patch_from(form)
     if not patch:
@@ -64,7 +64,7 @@ async def update_preferences(request: Request, ctx: PageContext = Depends(login_
 
 
 @router.post("/preferences/reset")
-async def reset_preferences(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def reset_preferences(request: Request, ctx: LoggedIn) -> Response:
     await _save(ctx, dict(RESET))
     response = Response(status_code=200, headers={"HX-Refresh": "true"})
     clear_cookie(response, request, LANGUAGE_COOKIE)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError
 
-from ..context import PageContext, login_required, with_user
+from ..context import LoggedIn, UserPage
 from ..forms import read_form
 from ..responses import field_errors, notify
 
@@ -16,7 +16,7 @@ TABS = ("general", "logs")
 
 
 @router.get("/settings")
-async def settings_page(request: Request, ctx: PageContext = Depends(with_user)) -> Response:
+async def settings_page(request: Request, ctx: UserPage) -> Response:
     tab = request.query_params.get("tab", "general")
     ctx.section = "settings"
     return ctx.state.renderer.render(request, "pages/settings.html", tab=tab if tab in TABS else "general",
@@ -24,22 +24,24 @@ async def settings_page(request: Request, ctx: PageContext = Depends(with_user))
 
 
 @router.get("/settings/keypair")
-async def keypair_dialog(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def keypair_dialog(request: Request, ctx: LoggedIn) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         me = await api.get("/user/me")
     return ctx.state.renderer.render(request, "dialogs/my_keypair.html", keypair=me["keypair"])
 
 
 @router.get("/settings/ssh-keypair")
-async def ssh_keypair_dialog(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def ssh_keypair_dialog(request: Request, ctx: LoggedIn) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         current = await api.get("/auth/ssh-keypair")
-    template = "forms/ssh_keypair.html" if request.query_params.get("part") == "body" else "dialogs/ssh_keypair.html"
+    # part=body: only the dialog's content ("Back" from the manual form)
+    part = request.query_params.get("part") == "body"
+    template = "forms/ssh_keypair.html" if part else "dialogs/ssh_keypair.html"
     return ctx.state.renderer.render(request, template, public_key=current.get("ssh_public_key"), mode="view")
 
 
 @router.post("/settings/ssh-keypair/generate")
-async def generate_ssh_keypair(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def generate_ssh_keypair(request: Request, ctx: LoggedIn) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         pair = await api.patch("/auth/ssh-keypair")
     response = ctx.state.renderer.render(request, "forms/ssh_keypair.html", mode="generated",
@@ -49,13 +51,13 @@ async def generate_ssh_keypair(request: Request, ctx: PageContext = Depends(logi
 
 
 @router.get("/settings/ssh-keypair/manual")
-async def manual_ssh_keypair_form(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def manual_ssh_keypair_form(request: Request, ctx: LoggedIn) -> Response:
     return ctx.state.renderer.render(request, "forms/ssh_keypair.html", mode="manual", errors={},
                                      general=None, values={})
 
 
 @router.post("/settings/ssh-keypair")
-async def save_ssh_keypair(request: Request, ctx: PageContext = Depends(login_required)) -> Response:
+async def save_ssh_keypair(request: Request, ctx: LoggedIn) -> Response:
     form = await read_form(request)
     pubkey, privkey = form.text("pubkey"), form.raw("privkey").strip()
     errors: dict[str, str] = {}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError, Client
 
-from ..context import PageContext, admin_page, admin_required
+from ..context import Admin, AdminPage, PageContext
 from ..forms import FormData, read_form
 from ..i18n import N_
 from ..responses import events, field_errors
@@ -34,7 +34,7 @@ STATUSES = ("active", "inactive", "before-verification")
 
 
 @router.get("/users")
-async def users_page(request: Request, ctx: PageContext = Depends(admin_page)) -> Response:
+async def users_page(request: Request, ctx: AdminPage) -> Response:
     q = request.query_params
     tab = q.get("tab") if q.get("tab") in ("users", "credentials") else "users"
     status = q.get("status") if q.get("status") in ("active", "inactive") else "active"
@@ -75,7 +75,7 @@ def _assignable_roles(ctx: PageContext) -> list[str]:
 
 
 @router.get("/users/new")
-async def new_user_dialog(request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def new_user_dialog(request: Request, ctx: Admin) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         choices = await _choices(api)
     values = {"status": "active", "role": "user", "resource_policy": "default", "project_ids": []}
@@ -119,7 +119,7 @@ def _user_form_problems(ctx: PageContext, form: FormData, creating: bool) -> dic
 
 
 @router.post("/users")
-async def create_user(request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def create_user(request: Request, ctx: Admin) -> Response:
     form = await read_form(request)
     errors, general = _user_form_problems(ctx, form, creating=True), None
     async with ctx.state.gateway.client(ctx.session) as api:
@@ -138,14 +138,14 @@ async def create_user(request: Request, ctx: PageContext = Depends(admin_require
 
 
 @router.get("/users/{email}/detail")
-async def user_detail(email: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def user_detail(email: str, request: Request, ctx: Admin) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         user = await api.get(f"/admin/users/{email}")
     return ctx.state.renderer.render(request, "dialogs/user_detail.html", user=user)
 
 
 @router.get("/users/{email}/edit")
-async def edit_user_dialog(email: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def edit_user_dialog(email: str, request: Request, ctx: Admin) -> Response:
     async with ctx.state.gateway.client(ctx.session) as api:
         user = await api.get(f"/admin/users/{email}")
         choices = await _choices(api)
@@ -155,7 +155,7 @@ async def edit_user_dialog(email: str, request: Request, ctx: PageContext = Depe
 
 
 @router.post("/users/{email}")
-async def update_user(email: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def update_user(email: str, request: Request, ctx: Admin) -> Response:
     form = await read_form(request)
     errors, general = _user_form_problems(ctx, form, creating=False), None
     async with ctx.state.gateway.client(ctx.session) as api:
@@ -175,7 +175,7 @@ async def update_user(email: str, request: Request, ctx: PageContext = Depends(a
 
 
 @router.get("/users/{email}/status")
-async def confirm_user_status(email: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def confirm_user_status(email: str, request: Request, ctx: Admin) -> Response:
     target = "active" if request.query_params.get("to") == "active" else "inactive"
     async with ctx.state.gateway.client(ctx.session) as api:
         user = await api.get(f"/admin/users/{email}")
@@ -194,7 +194,7 @@ async def confirm_user_status(email: str, request: Request, ctx: PageContext = D
 
 
 @router.post("/users/{email}/status")
-async def change_user_status(email: str, request: Request, ctx: PageContext = Depends(admin_required)) -> Response:
+async def change_user_status(email: str, request: Request, ctx: Admin) -> Response:
     target = "active" if (await read_form(request)).text("status") == "active" else "inactive"
     async with ctx.state.gateway.client(ctx.session) as api:
         await api.patch(f"/admin/users/{email}", json={"status": target})
