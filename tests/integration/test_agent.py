@@ -601,3 +601,14 @@ async def test_runner_on_python39_image(agent, stub, engine):
     assert await run_code(c, kid, "import sys; print(sys.version_info[:2] >= (3, 9), 6*7)") == \
         "True 42\n"
     await c.destroy_kernel(kid)
+
+
+async def test_memory_limit_is_enforced(agent, stub, image):
+    """A batch task that allocates more than its 256 MiB is killed (exit code 137)."""
+    c = agent.client
+    req = session_request(image, "batch", cpu="0.5",
+                          startup_command="python3 -c \"b = bytearray(600 * 2**20)\"")
+    kid = req["kernels"][0]["kernel_id"]
+    await c.create_kernels(req)
+    ev = await stub.wait_event("kernel_terminated", kid)
+    assert ev["reason"] == "task-failed" and ev["exit_code"] == 137, ev

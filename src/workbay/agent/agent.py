@@ -450,7 +450,13 @@ class Agent:
         async with kernel.lock:
             if self.kernels.get(kernel.id) is not kernel:
                 return
-            await self._cleanup(kernel, code, reason, msg=str(e))
+            msg = str(e)
+            if kernel.container_id and self.engine is not None:
+                with contextlib.suppress(Exception):  # what the container said last, for people
+                    tail = (await self.engine.logs(kernel.container_id, 5)).strip()
+                    if tail:
+                        msg += "; last output: " + tail[-1000:]
+            await self._cleanup(kernel, code, reason, msg=msg)
 
     # --- kernels: end -------------------------------------------------------------------------
     async def _save_logs(self, kernel: Kernel) -> None:
@@ -535,6 +541,8 @@ class Agent:
             else:
                 reason = "self-terminated"
             msg = None if info else "the container disappeared"
+            if info and info["State"].get("OOMKilled"):
+                msg = "killed for running out of memory"
             await self._cleanup(kernel, code, reason, msg=msg)
 
     # --- kernels: restart ---------------------------------------------------------------------
