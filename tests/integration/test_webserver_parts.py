@@ -138,7 +138,8 @@ def test_cookie_signer_rejects_tampering_and_other_secrets():
     ({"host": "web:8090", "origin": "null"}, True),
     ({"host": "web:8090", "referer": "http://web:8090/users?x=1"}, False),
     ({"host": "web:8090", "referer": "http://evil.example/"}, True),
-    ({"host": "10.0.0.1", "x-forwarded-host": "console.example", "origin": "https://console.example"}, False),
+    ({"host": "10.0.0.1", "x-forwarded-host": "console.example",
+      "origin": "https://console.example"}, False),
 ])
 def test_cross_site_detection(headers, cross):
     assert is_cross_site(headers) is cross
@@ -170,7 +171,8 @@ def test_keypair_policy_form_reads_units_and_unlimited():
     assert body["max_session_lifetime"] == 0 and body["max_pending_session_count"] is None
     assert body["allowed_vfolder_hosts"] == {"local:volume1": list(pf.HOST_PERMISSIONS),
                                              "nfs": ["download-file", "upload-file"]}
-    assert pf.hosts_text(body["allowed_vfolder_hosts"]) == "local:volume1\nnfs: download-file, upload-file"
+    assert pf.hosts_text(body["allowed_vfolder_hosts"]) == \
+        "local:volume1\nnfs: download-file, upload-file"
 
 
 def test_policy_form_errors_name_their_field():
@@ -178,7 +180,8 @@ def test_policy_form_errors_name_their_field():
     body, errors = pf.read_policy_form("project", form, "bad number", "unknown: %(names)s")
     assert set(errors) == {"max_vfolder_count", "max_network_count"}
     assert body["max_quota_scope_size"] == int(1.5 * 2**30)
-    _, errors = pf.read_policy_form("keypair", _form(allowed_vfolder_hosts="h: fly"), "n", "unknown: %(names)s")
+    _, errors = pf.read_policy_form("keypair", _form(allowed_vfolder_hosts="h: fly"), "n",
+                                    "unknown: %(names)s")
     assert errors["allowed_vfolder_hosts"] == "unknown: fly"
     with pytest.raises(FieldError):
         pf.SLOTS[2].parse(_form(slot_cuda_device="1.5"), "whole GPUs only")
