@@ -120,15 +120,19 @@ FIELDS: dict[str, tuple[NumberField, ...]] = {
         NumberField("idle_timeout", N_("Idle timeout"), 3600, unlimited=0, maximum=15552000, unit="s"),
     ),
     "user": (
-        NumberField("max_vfolder_count", N_("Max folder count"), 0, unlimited=0),
-        NumberField("max_quota_scope_size", N_("Max folder size"), -1, unlimited=-1, unit="GiB"),
-        NumberField("max_session_count_per_model_session", N_("Max sessions per model service"), 10),
-        NumberField("max_customized_image_count", N_("Max customized images"), 3),
+        NumberField("max_vfolder_count", N_("Max folder count"), 0, unlimited=0, column=N_("Folders")),
+        NumberField("max_quota_scope_size", N_("Max folder size"), -1, unlimited=-1, unit="GiB",
+                    column=N_("Folder size")),
+        NumberField("max_session_count_per_model_session", N_("Max sessions per model service"), 10,
+                    column=N_("Sessions per service")),
+        NumberField("max_customized_image_count", N_("Max customized images"), 3,
+                    column=N_("Custom images")),
     ),
     "project": (
-        NumberField("max_vfolder_count", N_("Max folder count"), 0, unlimited=0),
-        NumberField("max_quota_scope_size", N_("Max folder size"), -1, unlimited=-1, unit="GiB"),
-        NumberField("max_network_count", N_("Max network count"), 3),
+        NumberField("max_vfolder_count", N_("Max folder count"), 0, unlimited=0, column=N_("Folders")),
+        NumberField("max_quota_scope_size", N_("Max folder size"), -1, unlimited=-1, unit="GiB",
+                    column=N_("Folder size")),
+        NumberField("max_network_count", N_("Max network count"), 3, column=N_("Networks")),
     ),
 }
 KIND_LABELS = {"keypair": N_("Keypair"), "user": N_("User"), "project": N_("Project")}
