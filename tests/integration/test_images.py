@@ -24,8 +24,10 @@ from workbay.images import (
     BuildError,
     RecipeError,
     build_image,
+    connect,
     container_ulimits,
     load_recipes,
+    ping,
     recipe_hash,
     resolve_image_name,
     short_image_name,
@@ -165,11 +167,11 @@ def test_bad_recipes_fail_loudly(tmp_path, toml, files, message):
 
 async def _answers(url: str) -> bool:
     try:
-        docker = aiodocker.Docker(url=url)
+        docker = connect(url)
     except Exception:
         return False
     try:
-        await docker.version()
+        await ping(docker)
         return True
     except Exception:
         return False
@@ -199,7 +201,7 @@ async def python_image(engine_url):
 
 @pytest.fixture
 async def docker(engine_url):
-    client = aiodocker.Docker(url=engine_url)
+    client = connect(engine_url)
     yield client
     await client.close()
 
@@ -243,7 +245,7 @@ set -e
 python3 -c 'import sys, ssl, sqlite3, venv; print("python", sys.version.split()[0])'
 echo "hostkeys $(ls /etc/ssh/ssh_host_* 2>/dev/null | wc -l)"
 tmux -V
-ssh-keygen -A >/dev/null && /usr/sbin/sshd -t && echo "sshd ok"
+ssh-keygen -q -t ed25519 -N '' -f /tmp/hostkey && /usr/sbin/sshd -t -h /tmp/hostkey && echo "sshd ok"
 echo "jupyterlab $(jupyter lab --version)"
 echo "notebook $(jupyter notebook --version)"
 git --version

@@ -47,12 +47,11 @@ class _BuildView:
         if ev.kind == "log":
             self.line = ev.message
             if self.verbose:
-                self.console.print(Text(f"  {ev.message}", style="dim"), highlight=False, soft_wrap=True)
+                self.console.print(Text(f"  {ev.message}", style="dim"), highlight=False)
         elif ev.kind in ("start", "step"):
             self.step = ev.message
             self.line = ""
-            self.console.print(f"{stamp} [bold]{ev.image}[/bold] {_escape(ev.message)}", highlight=False,
-                               soft_wrap=True)
+            self.console.print(f"{stamp} [bold]{ev.image}[/bold] {_escape(ev.message)}", highlight=False)
         elif ev.kind == "skip":
             self.console.print(f"{stamp} [green]✓[/green] [bold]{ev.image}[/bold] {_escape(ev.message)}",
                                highlight=False)
@@ -83,7 +82,7 @@ def build(name: str, force: bool, verbose: bool) -> None:
     """
     from workbay.images import BuildError, RecipeError, build_image
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     view = _BuildView(console, verbose)
     try:
         if console.is_terminal:
@@ -111,7 +110,7 @@ def build(name: str, force: bool, verbose: bool) -> None:
 @click.option("--labels", "show_labels", is_flag=True, help="Show every label in the table.")
 def list_(as_json: bool, show_labels: bool) -> None:
     """List local kernel images (those with an ai.backend.kernelspec label)."""
-    from workbay.images import BuildError, list_images
+    from workbay.images import REGISTRY_PREFIX, BuildError, list_images
 
     try:
         items = asyncio.run(list_images())
@@ -123,23 +122,24 @@ def list_(as_json: bool, show_labels: bool) -> None:
         return
     console = Console()
     table = Table(header_style="bold")
-    for col in ("image", "display name", "size", "status", "service ports", "min resources"):
+    table.add_column("name", no_wrap=True)
+    for col in ("display name", "size", "status", "apps", "min resources"):
         table.add_column(col)
     if show_labels:
         table.add_column("labels")
     for item in items:
         labels = item["labels"]
         row = [
-            item["image"],
+            item["name"],
             item["display_name"] or "-",
             f"{item['size'] / 1e6:.0f} MB",
             item["status"] or "-",
-            labels.get("ai.backend.service-ports", "-").replace(",", ", "),
-            ", ".join(f"{k.rsplit('.', 1)[1]}={v}" for k, v in labels.items()
+            " ".join(p.split(":", 1)[0] for p in labels.get("ai.backend.service-ports", "").split(",") if p) or "-",
+            " ".join(f"{k.rsplit('.', 1)[1]}={v}" for k, v in labels.items()
                       if k.startswith("ai.backend.resource.min.")) or "-",
         ]
         if show_labels:
             row.append("\n".join(f"{k}={v}" for k, v in labels.items()))
         table.add_row(*row)
     console.print(table)
-    console.print(f"Total {len(items)} images")
+    console.print(f"Total {len(items)} images (names without a registry are under {REGISTRY_PREFIX}/)")

@@ -15,7 +15,7 @@ from .builder import (
     build_image_sync,
     list_images,
 )
-from .engine import container_ulimits, engine_url
+from .engine import connect, container_ulimits, engine_url, ping
 from .recipes import (
     REGISTRY_PREFIX,
     Recipe,
@@ -37,11 +37,13 @@ __all__ = [
     "RecipeError",
     "build_image",
     "build_image_sync",
+    "connect",
     "container_ulimits",
     "engine_url",
     "image_labels",
     "list_images",
     "load_recipes",
+    "ping",
     "recipe_hash",
     "resolve_image_name",
     "short_image_name",

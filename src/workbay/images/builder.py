@@ -40,7 +40,7 @@ from typing import Any, Literal
 import aiodocker
 from aiodocker.exceptions import DockerError
 
-from .engine import engine_url
+from .engine import connect, engine_url, ping
 from .recipes import (
     LABEL_IMAGE,
     LABEL_KERNELSPEC,
@@ -161,7 +161,7 @@ async def build_image(name: str, progress_callback: ProgressCallback | None = No
         targets = build_order(recipes, target.short_name)
         forced = {target.short_name} if force else set()
     url = docker_url or engine_url()
-    docker = aiodocker.Docker(url=url)
+    docker = connect(url)
     try:
         await _ping(docker, url)
         results = []
@@ -179,7 +179,7 @@ def build_image_sync(name: str, progress_callback: ProgressCallback | None = Non
 
 async def _ping(docker: aiodocker.Docker, url: str) -> None:
     try:
-        await docker.version()
+        await ping(docker)
     except DockerError as e:
         raise BuildError(f"cannot reach the container engine at {url} ({e.message}); "
                          "start Podman's API service with `bash tools/podman_service.sh` "
@@ -222,6 +222,7 @@ async def _build_one(docker: aiodocker.Docker, recipes: dict[str, Recipe], recip
         have = ((existing or {}).get("Config") or {}).get("Labels") or {}
         if existing and have.get(LABEL_RECIPE_HASH) == want and not force:
             report(name, "skip", f"{recipe.ref} is up to date (recipe {want[:12]})")
+            await _remove_previous_images(docker, name, existing["Id"], report)
             return BuildResult(recipe.ref, existing["Id"], int(existing.get("Size") or 0), want, False, 0.0)
         report(name, "start", f"building {recipe.ref} (recipe {want[:12]})"
                + (" — forced" if force and existing else ""))
@@ -236,8 +237,7 @@ async def _build_one(docker: aiodocker.Docker, recipes: dict[str, Recipe], recip
         if not built or labels.get(LABEL_RECIPE_HASH) != want:
             raise BuildError("the engine reported success but the image is missing or carries "
                              "another recipe hash", image=name, step="verify")
-        if existing and existing["Id"] != built["Id"]:
-            await _remove_quietly(docker, existing["Id"], name, report, "previous image")
+        await _remove_previous_images(docker, name, built["Id"], report)
         seconds = time.monotonic() - t0
         size = int(built.get("Size") or 0)
         report(name, "done", f"built {recipe.ref} ({built['Id'].removeprefix('sha256:')[:12]}, "
@@ -248,9 +248,21 @@ async def _build_one(docker: aiodocker.Docker, recipes: dict[str, Recipe], recip
 async def _remove_quietly(docker: aiodocker.Docker, ref: str, name: str, report: _Reporter, what: str) -> None:
     try:
         await docker.images.delete(ref)
-        report(name, "log", f"removed {what} {short_image_name(ref)}")
-    except DockerError as e:  # in use by a container or a child image: keep it
-        report(name, "log", f"kept {what} {short_image_name(ref)} ({e.message})")
+        report(name, "log", f"removed {what} {_short_ref(ref)}")
+    except DockerError as e:  # in use by a container or a child image: keep it (retried next build)
+        report(name, "log", f"kept {what} {_short_ref(ref)} ({e.message})")
+
+
+def _short_ref(ref: str) -> str:
+    return ref.removeprefix("sha256:")[:12] if ref.startswith("sha256:") else short_image_name(ref)
+
+
+async def _remove_previous_images(docker: aiodocker.Docker, name: str, keep_id: str, report: _Reporter) -> None:
+    """Untagged images an earlier build of ``name`` left (kept while containers used them)."""
+    for img in await docker.images.list(filters={"label": [f"{LABEL_IMAGE}={name}"]}):
+        tags = [t for t in img.get("RepoTags") or [] if not t.startswith("<none>")]
+        if img.get("Id") != keep_id and not tags:
+            await _remove_quietly(docker, img["Id"], name, report, "previous image")
 
 
 def _rootfs_tag(recipe: Recipe) -> str:
@@ -488,10 +500,10 @@ async def list_images(docker_url: str | None = None, recipes_dir: Path | None = 
     except RecipeError:
         recipes = {}
     url = docker_url or engine_url()
-    docker = aiodocker.Docker(url=url)
+    docker = connect(url)
     try:
         await _ping(docker, url)
-        images = await docker.images.list(filters=json.dumps({"label": [LABEL_KERNELSPEC]}))
+        images = await docker.images.list(filters={"label": [LABEL_KERNELSPEC]})
     finally:
         await docker.close()
     items = []
