@@ -43,25 +43,37 @@ class EngineUnavailable(Exception):
 
 
 class Engine:
-    def __init__(self, url: str, docker: aiodocker.Docker, version: dict[str, Any]) -> None:
+    def __init__(self, url: str, docker: aiodocker.Docker, kind: str, api_version: str) -> None:
         self.url = url
         self.docker = docker
-        self.version = version
-        comps = [c.get("Name", "") for c in version.get("Components", [])]
-        self.kind = "podman" if any("podman" in c.lower() for c in comps) else "docker"
-        self.arch = normalize_arch(version.get("Arch") or platform.machine())
+        self.kind = kind                       # podman | docker
+        self.api_version = api_version
+        self.arch = normalize_arch(platform.machine())  # the engine runs on this node
 
     @classmethod
     async def connect(cls, candidates: list[str]) -> Engine:
+        """The first endpoint that answers ``/_ping``. The API version and the engine's kind come
+        from the ping's headers (Podman's ``/version`` takes seconds: it runs its helpers)."""
         errors = []
         for url in candidates:
             if url.startswith("unix://") and not os.path.exists(url[len("unix://"):]):
                 errors.append(f"{url}: no such socket")
                 continue
-            docker = aiodocker.Docker(url=url)
+            docker = aiodocker.Docker(url=url, api_version="v1.41")
             try:
-                version = await asyncio.wait_for(docker.version(), 10)
-                return cls(url, docker, version)
+                async def ping() -> tuple[str, dict[str, str]]:
+                    async with docker._query("_ping", versioned_api=False) as resp:
+                        return (await resp.text()), dict(resp.headers)
+                body, headers = await asyncio.wait_for(ping(), 10)
+                if body.strip() != "OK":
+                    raise EngineUnavailable(f"unexpected /_ping answer {body[:50]!r}")
+                api = headers.get("Api-Version") or "1.41"
+                if tuple(int(x) for x in api.split(".")[:2]) > (1, 41):
+                    api = "1.41"  # what this code speaks; newer engines accept older versions
+                docker.api_version = f"v{api}"
+                kind = "podman" if "Libpod-Api-Version" in headers or \
+                    "libpod" in headers.get("Server", "").lower() else "docker"
+                return cls(url, docker, kind, api)
             except Exception as e:  # connection refused, timeout, bad answer
                 errors.append(f"{url}: {e}")
                 await docker.close()
