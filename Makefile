@@ -10,9 +10,9 @@ STAMPS := $(VENV)/.stamps
 APT_PACKAGES := podman runc mmdebstrap chromium uidmap slirp4netns fuse-overlayfs
 PYTEST_ARGS ?=
 
-.PHONY: setup run test system-packages python-env assets clean-assets
+.PHONY: setup run test system-packages python-env assets engine images
 
-setup: system-packages python-env assets
+setup: system-packages python-env assets engine images
 
 # Debian/Ubuntu packages, installed only when missing.
 system-packages:
@@ -40,6 +40,14 @@ $(STAMPS)/assets: package.json package-lock.json tools/copy_assets.py | $(STAMPS
 	@touch $@
 
 assets: $(STAMPS)/assets
+
+# A container engine answering the Docker Engine API (Podman's service when none answers).
+engine: system-packages
+	@bash tools/podman_service.sh >/dev/null
+
+# The default kernel image (cached: a no-op when the recipe has not changed).
+images: engine python-env
+	$(VENV)/bin/workbay image build python:3.11
 
 run: setup
 	$(VENV)/bin/workbay up $(ARGS)
