@@ -271,6 +271,9 @@ class Agent:
 
     async def create_kernels(self, req: CreateKernels) -> list[Kernel]:
         eng = self.need_engine()
+        if req.network and not await eng.network_exists(req.network):
+            raise errors.NetworkNotFound(f"network {req.network} does not exist")
+        # No await from here on: a concurrent retry of the same request sees these kernels.
         existing = [k.kernel_id for k in req.kernels if k.kernel_id in self.kernels]
         if existing:
             if len(existing) == len(req.kernels):  # a retried request: answer the same
@@ -280,8 +283,6 @@ class Agent:
             if not os.path.exists(m.source):
                 raise InvalidAPIParameters(f"mount source {m.source} does not exist on agent "
                                            f"{self.id}")
-        if req.network and not await eng.network_exists(req.network):
-            raise errors.NetworkNotFound(f"network {req.network} does not exist")
         requests = []
         for k in req.kernels:
             try:
