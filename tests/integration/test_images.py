@@ -161,6 +161,17 @@ def test_bad_recipes_fail_loudly(tmp_path, toml, files, message):
         load_recipes(root)
 
 
+async def test_build_without_an_engine_says_how_to_start_one(tmp_path):
+    with pytest.raises(BuildError, match="cannot reach the container engine at unix://.*podman_service.sh"):
+        await build_image("python:3.11", docker_url=f"unix://{tmp_path}/nothing.sock")
+
+
+def test_cli_build_unknown_image_fails_clearly():
+    result = CliRunner().invoke(image_cli, ["build", "nosuch:1"])
+    assert result.exit_code == 1
+    assert "no recipe for image 'nosuch:1' (known: python:3.11, python:3.9, pytorch:1.13-cpu)" in result.output
+
+
 # ---------------------------------------------------------------------------------------------
 # The real engine
 
@@ -297,9 +308,6 @@ def test_cli_build_is_idempotent_and_list_shows_labels(python_image, engine_url,
 
     result = runner.invoke(image_cli, ["list"])
     assert result.exit_code == 0 and "python:3.11" in result.output
-
-    result = runner.invoke(image_cli, ["build", "nosuch:1"])
-    assert result.exit_code == 1 and "no recipe for image 'nosuch:1'" in result.output
 
 
 @pytest.mark.timeout(1800)
