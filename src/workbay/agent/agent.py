@@ -718,6 +718,8 @@ class Agent:
     async def execute(self, kernel_id: str, mode: str, run_id: str, code: str,
                       options: dict[str, Any] | None, flush_timeout: float) -> dict[str, Any]:
         kernel = self.get(kernel_id)
+        if kernel.status in ("terminating", "terminated"):
+            return self._vanished(run_id)
         if kernel.status != "running":
             raise errors.KernelConflict(f"kernel {kernel_id} is {kernel.status}")
         try:
@@ -727,10 +729,15 @@ class Agent:
                                      timeout=flush_timeout + 60)
         except (OSError, asyncio.TimeoutError, ValueError) as e:
             log.info("execute on kernel %s: the runner is gone (%s)", kernel_id, e)
-            return {"status": "finished", "runId": run_id, "exitCode": 130, "options": {},
-                    "files": [], "console": [["stderr", "The kernel is not running.\n"]]}
+            return self._vanished(run_id)
         self._raise_runner_error(resp)
         return resp
+
+    @staticmethod
+    def _vanished(run_id: str) -> dict[str, Any]:
+        """Backend.AI's answer for a kernel that went away."""
+        return {"status": "finished", "runId": run_id, "exitCode": 130, "options": {},
+                "files": [], "console": [["stderr", "The kernel is not running.\n"]]}
 
     @staticmethod
     def _raise_runner_error(resp: dict[str, Any]) -> None:

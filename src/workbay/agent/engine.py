@@ -61,7 +61,7 @@ class Engine:
                 continue
             docker = aiodocker.Docker(url=url, api_version="v1.41")
             try:
-                async def ping() -> tuple[str, dict[str, str]]:
+                async def ping(docker: aiodocker.Docker = docker) -> tuple[str, dict[str, str]]:
                     async with docker._query("_ping", versioned_api=False) as resp:
                         return (await resp.text()), dict(resp.headers)
                 body, headers = await asyncio.wait_for(ping(), 10)

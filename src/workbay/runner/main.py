@@ -231,7 +231,13 @@ def main() -> int:
     with open(os.path.join(ipc, protocol.KERNEL_CONFIG)) as f:
         cfg = json.load(f)
     log(f"kernel {cfg.get('kernel_id')} starting (python {sys.version.split()[0]})")
-    return asyncio.run(Runner(cfg, ipc).run())
+
+    async def run() -> int:
+        # Created inside the loop: before 3.10 asyncio primitives bind to the loop current at
+        # their creation.
+        return await Runner(cfg, ipc).run()
+
+    return asyncio.run(run())
 
 
 if __name__ == "__main__":
