@@ -93,7 +93,7 @@ settings >"$tmp"
 chmod 644 "$tmp"
 mv -f "$tmp" "$target"
 say "wrote $target (runtime runc, ulimits nofile=$NOFILE nproc=$NPROC)"
-if [ -n "${WORKBAY_CONTAINERS_CONF:-}" ]; then
+if [ -n "${WORKBAY_CONTAINERS_CONF:-}" ] && [ "$target" = "$CONF" ]; then
   export CONTAINERS_CONF=$CONF   # a non-default file: tell Podman (it then reads only this one)
 fi
 
