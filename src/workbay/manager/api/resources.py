@@ -116,7 +116,7 @@ async def list_images(installed: bool = False, who: Actor = Depends(actor), st: 
     return await st.compute_admin.list_images(who, installed)
 
 
-@router.patch("/admin/images/{ref}")
+@router.patch("/admin/images/{ref:path}")  # names have slashes: localhost/workbay/python:3.11
 async def update_image(ref: str, body: ImagePatch, who: Actor = Depends(actor),
                        st: ManagerState = Depends(state)) -> dict:
     return await st.compute_admin.update_image(who, ref, body)

@@ -49,7 +49,8 @@ def session_out(s: ComputeSession, kernels: list[Kernel] | None = None) -> dict[
     """The Workbay session object (list and detail); Backend.AI's info shape is ``session_info``."""
     out = {
         "id": str(s.id), "name": s.name, "type": s.session_type, "status": s.status,
-        "status_info": s.status_info, "status_data": s.status_data, "image": s.image,
+        "status_info": s.status_info, "status_data": s.status_data, "status_history": s.status_history or [],
+        "image": s.image,
         "architecture": s.architecture, "access_key": s.access_key, "user_id": str(s.user_id),
         "project_id": str(s.project_id), "domain_name": s.domain_name, "resource_group": s.resource_group,
         "cluster_mode": s.cluster_mode, "cluster_size": s.cluster_size,

@@ -1,0 +1,237 @@
+"""A real Workbay (manager + agent(s) over loopback HTTP, real Podman containers) for the compute
+session tests: start/stop each component on its own so restarts can be exercised, SDK clients
+for test actors, polling helpers, and a view of the engine's containers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.ports import free_port_base
+from workbay.client.sdk import APIError, Client
+from workbay.common.config import WorkbayConfig
+from workbay.lite import LiteHandle, lite_config, start_in_thread
+
+ADMIN_PASSWORD = "Adm1n!pass-word"
+DEMO_PASSWORD = "Dem0!pass-word"
+IMAGE = "localhost/workbay/python:3.11"
+PODMAN_SOCKET = "/run/podman/podman.sock"
+SMALL = {"cpu": 1, "mem": "256m"}
+
+
+def engine_problem() -> str | None:
+    """Why real-container tests cannot run here (None when they can)."""
+    if not shutil.which("podman"):
+        return "podman is not installed"
+    if not os.path.exists(PODMAN_SOCKET) and os.path.exists("tools/podman_service.sh"):
+        subprocess.run(["bash", "tools/podman_service.sh"], check=False, capture_output=True, timeout=60)
+    if not os.path.exists(PODMAN_SOCKET):
+        return f"no Podman API socket at {PODMAN_SOCKET}"
+    r = subprocess.run(["podman", "image", "exists", IMAGE], capture_output=True, timeout=60)
+    if r.returncode != 0:
+        return f"the kernel image {IMAGE} is not built (make setup builds it)"
+    return None
+
+
+def containers(label: str, value: str) -> list[dict[str, Any]]:
+    """Containers (running or not) carrying the label, as `podman ps -a` lists them."""
+    out = subprocess.run(["podman", "ps", "-a", "--filter", f"label={label}={value}", "--format", "json"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return json.loads(out or "[]")
+
+
+def podman_exec(container: str, *cmd: str) -> str:
+    return subprocess.run(["podman", "exec", container, *cmd], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+
+
+def remove_containers(label: str, value: str) -> None:
+    for c in containers(label, value):
+        subprocess.run(["podman", "rm", "-f", c["Id"]], capture_output=True, timeout=60)
+
+
+class System:
+    """Manager and agent in separate lite handles sharing one data directory."""
+
+    def __init__(self, data_dir: Path, agent_slots: dict[str, str] | None = None,
+                 manager: dict[str, Any] | None = None, agent: dict[str, Any] | None = None,
+                 demo: bool = True) -> None:
+        os.environ["WORKBAY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+        os.environ["WORKBAY_DEMO_PASSWORD"] = DEMO_PASSWORD
+        self.data_dir = data_dir
+        self.base = free_port_base(10)
+        cfg = lite_config(data_dir, self.base)
+        self.agent_id = f"wbtest-{self.base}"
+        self.config = self.configure(cfg, manager=manager, agent={
+            "id": self.agent_id, "heartbeat_interval": 1.0, "poll_interval": 0.5,
+            "slots": agent_slots or {"cpu": "2", "mem": "4g"}, **(agent or {})})
+        self.demo = demo
+        self.manager_handle: LiteHandle | None = None
+        self.agent_handle: LiteHandle | None = None
+        self.clients: list[Client] = []
+        self.admin: Client | None = None
+
+    @staticmethod
+    def configure(cfg: WorkbayConfig, manager: dict[str, Any] | None = None,
+                  agent: dict[str, Any] | None = None) -> WorkbayConfig:
+        m = {"scheduler_interval": 0.5, "reconcile_interval": 1.0, **(manager or {})}
+        return cfg.model_copy(update={"manager": cfg.manager.model_copy(update=m),
+                                      "agent": cfg.agent.model_copy(update=agent or {})})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config.manager.port}"
+
+    # -- components ----------------------------------------------------------------------------
+    def start_manager(self, **manager: Any) -> None:
+        if manager:
+            self.config = self.configure(self.config, manager=manager)
+        self.manager_handle = start_in_thread(self.data_dir, self.base, demo=self.demo,
+                                              components=("manager",), config=self.config)
+
+    def stop_manager(self) -> None:
+        if self.manager_handle is not None:
+            self.manager_handle.stop()
+            assert not self.manager_handle.thread.is_alive(), "the manager did not stop"
+            self.manager_handle = None
+
+    def start_agent(self) -> None:
+        self.agent_handle = start_in_thread(self.data_dir, self.base, components=("agent",),
+                                            config=self.config)
+
+    def stop_agent(self) -> None:
+        if self.agent_handle is not None:
+            self.agent_handle.stop()
+            assert not self.agent_handle.thread.is_alive(), "the agent did not stop"
+            self.agent_handle = None
+
+    async def start(self) -> None:
+        self.start_manager()
+        self.start_agent()
+        anon = self.client()
+        login = (await anon.post("/auth/authorize", json={
+            "type": "keypair", "domain": "default", "username": "admin@workbay.local",
+            "password": ADMIN_PASSWORD}))["data"]
+        self.admin = self.client(login["access_key"], login["secret_key"])
+        await self.wait_agent_ready()
+
+    async def wait_agent_ready(self, timeout: float = 60) -> dict[str, Any]:
+        """The agent is ALIVE and the image catalog knows the kernel image."""
+        async def ready():
+            agents = (await self.admin.get("/admin/agents"))["items"]
+            agent = next((a for a in agents if a["id"] == self.agent_id and a["status"] == "ALIVE"), None)
+            images = (await self.admin.get("/images", params={"installed": "true"}))["items"]
+            return agent if agent and any(i["name"] == IMAGE for i in images) else None
+        return await wait_for(ready, timeout, "the agent is ready")
+
+    async def close(self) -> None:
+        for c in self.clients:
+            await c.close()
+        self.stop_agent()
+        self.stop_manager()
+        remove_containers("ai.backend.agent-id", self.agent_id)
+
+    # -- clients -------------------------------------------------------------------------------
+    def client(self, access_key: str | None = None, secret_key: str | None = None) -> Client:
+        c = Client(self.url, access_key, secret_key, timeout=180)
+        self.clients.append(c)
+        return c
+
+    async def login(self, email: str, password: str = DEMO_PASSWORD) -> Client:
+        data = (await self.client().post("/auth/authorize", json={
+            "type": "keypair", "domain": "default", "username": email, "password": password}))["data"]
+        return self.client(data["access_key"], data["secret_key"])
+
+    # -- sessions ------------------------------------------------------------------------------
+    async def session(self, client: Client, ref: str) -> dict[str, Any]:
+        return await client.get(f"/session/{ref}")
+
+    async def wait_status(self, client: Client, ref: str, statuses: str | tuple[str, ...],
+                          timeout: float = 60) -> dict[str, Any]:
+        wanted = (statuses,) if isinstance(statuses, str) else statuses
+
+        async def check():
+            info = await client.get(f"/session/{ref}")
+            return info if info["status"] in wanted else None
+        return await wait_for(check, timeout, f"session {ref} reaches {'/'.join(wanted)}",
+                              lambda: client.get(f"/session/{ref}"))
+
+    async def terminate_all(self, client: Client | None = None) -> None:
+        """Destroy every live session (clean slate between tests)."""
+        client = client or self.admin
+        live = (await client.get("/sessions", params={"status": "live", "all": "true", "limit": 1000}))["items"]
+        for s in live:
+            try:
+                await client.delete(f"/session/{s['id']}", params={"forced": "true"})
+            except APIError:
+                pass
+        for s in live:
+            await self.wait_status(client, s["id"], ("TERMINATED", "CANCELLED", "ERROR"), timeout=60)
+
+
+async def wait_for(check: Callable[[], Awaitable[Any]], timeout: float, what: str,
+                   describe: Callable[[], Awaitable[Any]] | None = None, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            state = await describe() if describe else None
+            raise AssertionError(f"timed out after {timeout}s waiting until {what}; last state: {state}")
+        await asyncio.sleep(interval)
+
+
+class EventStream:
+    """A signed GET /events/session read in the background; collects (event, data) pairs."""
+
+    def __init__(self, client: Client, params: dict[str, str] | None = None) -> None:
+        self.client = client
+        self.params = params or {}
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.connected = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "EventStream":
+        self.task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self.connected.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def _read(self) -> None:
+        query = "&".join(f"{k}={v}" for k, v in self.params.items())
+        path = "/events/session" + (f"?{query}" if query else "")
+        headers = self.client._headers("GET", path, "text/plain")
+        async with httpx.AsyncClient(timeout=None) as http:
+            async with http.stream("GET", self.client.endpoint + path, headers=headers) as resp:
+                assert resp.status_code == 200, await resp.aread()
+                self.connected.set()
+                event, data = None, []
+                async for line in resp.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif not line.strip() and event:
+                        self.events.append((event, json.loads("\n".join(data) or "{}")))
+                        event, data = None, []
+
+    def names(self, session_id: str | None = None) -> list[str]:
+        return [e for e, d in self.events if session_id is None or d.get("sessionId") == session_id]
+
+    async def wait(self, name: str, session_id: str, timeout: float = 30) -> None:
+        async def seen():
+            return name in self.names(session_id)
+        await wait_for(seen, timeout, f"event {name} for {session_id}", lambda: asyncio.sleep(0, self.events))
