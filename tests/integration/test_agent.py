@@ -59,7 +59,7 @@ async def engine():
     try:
         eng = await _connect_engine()
     except EngineUnavailable as e:
-        pytest.skip(f"no container engine: {e}")
+        pytest.fail(f"no container engine (make setup starts one): {e}")
     yield eng
     await eng.close()
 
@@ -69,7 +69,7 @@ async def image(engine) -> str:
     for name in IMAGES:
         if await engine.inspect_image(name) is not None:
             return name
-    pytest.skip(f"none of the kernel images {IMAGES} is built (make setup builds them)")
+    pytest.fail(f"none of the kernel images {IMAGES} is built (make setup builds them)")
 
 
 class ManagerStub:
@@ -592,7 +592,7 @@ async def test_runner_on_python39_image(agent, stub, engine):
     """The runner is stdlib-only Python >= 3.9: the Debian 11 image runs it too."""
     image = "localhost/workbay/python:3.9"
     if await engine.inspect_image(image) is None:
-        pytest.skip(f"{image} is not built (workbay image build python:3.9)")
+        pytest.fail(f"{image} is not built (make setup builds it: workbay image build python:3.9)")
     c = agent.client
     req = session_request(image)
     kid = req["kernels"][0]["kernel_id"]

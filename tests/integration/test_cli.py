@@ -40,11 +40,12 @@ def system(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("up")
     base = free_port_base()
     env = {**os.environ, "WORKBAY_ADMIN_PASSWORD": ADMIN_PASSWORD, "WORKBAY_DEMO_PASSWORD": "Demo-us3r!pw",
-           "WORKBAY_CONFIG_DIR": str(tmp_path_factory.mktemp("cliconf"))}
+           "WORKBAY_CONFIG_DIR": str(tmp_path_factory.mktemp("cliconf")), "COLUMNS": "200"}
     proc = subprocess.Popen([*WORKBAY, "up", "--data-dir", str(data_dir), "--port-base", str(base), "--demo"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_healthy(f"http://127.0.0.1:{base}/healthz", proc)
+        for offset in range(6):  # every component, not only the webserver
+            _wait_healthy(f"http://127.0.0.1:{base + offset}/healthz", proc)
         yield {"base": base, "env": env, "data_dir": data_dir}
     finally:
         proc.terminate()
