@@ -45,9 +45,10 @@ assets: $(STAMPS)/assets
 engine: system-packages
 	@bash tools/podman_service.sh >/dev/null
 
-# The default kernel image (cached: a no-op when the recipe has not changed).
+# The default kernel image and a second Python version (cached: no-ops when the recipes have not changed).
 images: engine python-env
 	$(VENV)/bin/workbay image build python:3.11
+	$(VENV)/bin/workbay image build python:3.9
 
 run: setup
 	$(VENV)/bin/workbay up $(ARGS)
