@@ -1,16 +1,18 @@
 """End-to-end fixtures: one headless Debian chromium per test session, one Workbay (manager +
-webserver through ``workbay.lite``) per test module, a fresh browser context per test."""
+webserver through ``workbay.lite``, in its own thread) per test module, a fresh browser context
+per test.  Playwright's async API runs on pytest-asyncio's loop, so these tests share a pytest
+run with the async integration tests."""
 
 from __future__ import annotations
 
 import os
 import random
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.e2e.support import ADMIN_PASSWORD, AdminAPI, Screenshots, Workbay
 
@@ -38,11 +40,11 @@ def _free_port_pair() -> int:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
-        b.close()
+        await b.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +65,12 @@ def workbay(tmp_path_factory) -> Iterator[Workbay]:
 
 
 @pytest.fixture
-def context(browser: Browser, workbay: Workbay) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(base_url=workbay.url, viewport={"width": 1360, "height": 860},
-                              locale="en-US", accept_downloads=True, reduced_motion="reduce")
+async def context(browser: Browser, workbay: Workbay) -> AsyncIterator[BrowserContext]:
+    ctx = await browser.new_context(base_url=workbay.url, viewport={"width": 1360, "height": 860},
+                                    locale="en-US", accept_downloads=True, reduced_motion="reduce")
     ctx.set_default_timeout(10_000)
     yield ctx
-    ctx.close()
+    await ctx.close()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -79,15 +81,15 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def page(context: BrowserContext, request) -> Page:
-    p = context.new_page()
+async def page(context: BrowserContext, request) -> AsyncIterator[Page]:
+    p = await context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda e: errors.append(str(e)))
     yield p
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         FAILURES.mkdir(parents=True, exist_ok=True)
-        p.screenshot(path=str(FAILURES / f"{request.node.name}.png"))
+        await p.screenshot(path=str(FAILURES / f"{request.node.name}.png"))
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 

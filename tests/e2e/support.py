@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from workbay import API_VERSION
 from workbay.common import signing
@@ -23,8 +23,8 @@ USER_PASSWORD = "Us3r!e2e-pass"
 
 
 class AdminAPI:
-    """The superadmin's keypair, signing requests like the SDK (sync: Playwright's sync API owns
-    the event loop of the test thread)."""
+    """The superadmin's keypair, signing requests like the SDK.  Plain blocking calls: the system
+    under test runs in its own thread, so a short blocking call from a test is harmless."""
 
     def __init__(self, url: str, access_key: str, secret_key: str) -> None:
         self.url, self.access_key, self.secret_key = url, access_key, secret_key
@@ -68,14 +68,14 @@ class Screenshots:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def take(self, page: Page, name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        page.wait_for_timeout(250)  # let dialogs and toasts finish their transitions
-        original = page.evaluate("document.documentElement.getAttribute('data-bs-theme')")
+    async def take(self, page: Page, name: str) -> None:
+        await page.wait_for_load_state("networkidle")
+        await page.wait_for_timeout(250)  # let dialogs and toasts finish their transitions
+        original = await page.evaluate("document.documentElement.getAttribute('data-bs-theme')")
         for theme in ("light", "dark"):
-            page.evaluate("t => document.documentElement.setAttribute('data-bs-theme', t)", theme)
-            page.screenshot(path=str(self.folder / f"{name}-{theme}.png"))
-        page.evaluate("t => document.documentElement.setAttribute('data-bs-theme', t)", original)
+            await page.evaluate("t => document.documentElement.setAttribute('data-bs-theme', t)", theme)
+            await page.screenshot(path=str(self.folder / f"{name}-{theme}.png"))
+        await page.evaluate("t => document.documentElement.setAttribute('data-bs-theme', t)", original)
 
 
 # -- page objects -----------------------------------------------------------------------------------
@@ -84,43 +84,43 @@ class LoginPage:
         self.page = page
         self.message = page.get_by_test_id("login-message")
 
-    def open(self) -> "LoginPage":
-        self.page.goto("/login")
+    async def open(self) -> "LoginPage":
+        await self.page.goto("/login")
         return self
 
-    def submit(self, email: str, password: str, otp: str | None = None) -> None:
-        self.page.fill("#login-username", email)
-        self.page.fill("#login-password", password)
+    async def submit(self, email: str, password: str, otp: str | None = None) -> None:
+        await self.page.fill("#login-username", email)
+        await self.page.fill("#login-password", password)
         if otp is not None:
-            self.page.fill("#login-otp", otp)
-        self.page.get_by_role("button", name=re.compile("^(Log in|로그인)$")).click()
+            await self.page.fill("#login-otp", otp)
+        await self.page.get_by_role("button", name=re.compile("^(Log in|로그인)$")).click()
 
-    def log_in(self, email: str, password: str, landing: str) -> None:
-        self.open().submit(email, password)
-        self.page.wait_for_url(f"**{landing}")
+    async def log_in(self, email: str, password: str, landing: str) -> None:
+        await self.open()
+        await self.submit(email, password)
+        await self.page.wait_for_url(f"**{landing}")
 
 
 class Shell:
-    """The sidebar, the top bar and the user menu."""
+    """The sidebar, the top bar, the user menu, toasts and dialogs."""
 
     def __init__(self, page: Page) -> None:
         self.page = page
 
-    def user_menu(self, item: str) -> None:
-        self.page.locator("#wb-user-menu").click()
-        self.page.locator(".dropdown-menu.show").get_by_text(item, exact=True).click()
+    async def user_menu(self, item: str) -> None:
+        await self.page.locator("#wb-user-menu").click()
+        await self.page.locator(".dropdown-menu.show").get_by_text(item, exact=True).click()
 
-    def log_out(self) -> None:
-        self.user_menu("Log out")
-        self.page.wait_for_url("**/login")
+    async def log_out(self) -> None:
+        await self.user_menu("Log out")
+        await self.page.wait_for_url("**/login")
 
-    def toast(self, text: str | re.Pattern) -> None:
-        expect(self.page.locator("#toasts .toast").filter(has_text=text).first).to_be_visible()
+    async def toast(self, text: str | re.Pattern) -> None:
+        await expect(self.page.locator("#toasts .toast").filter(has_text=text).first).to_be_visible()
 
-    def dialog(self):
-        dialog = self.page.locator("#modal-host .modal.show[data-wb-ready]")
-        expect(dialog).to_be_visible()
-        return dialog
+    def dialog(self) -> Locator:
+        """The open dialog, once shown (actions on it wait until it is)."""
+        return self.page.locator("#modal-host .modal.show[data-wb-ready]")
 
-    def dialog_closed(self) -> None:
-        expect(self.page.locator("#modal-host .modal")).to_have_count(0)
+    async def dialog_closed(self) -> None:
+        await expect(self.page.locator("#modal-host .modal")).to_have_count(0)
