@@ -22,7 +22,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 FAILURES = ARTIFACTS.parent / "failures"
 
-pytestmark = pytest.mark.e2e
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)  # `pytest -m "not e2e"` skips the browser tests
 
 
 def _free_port_pair() -> int:
