@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMPS := $(VENV)/.stamps
-APT_PACKAGES := podman runc mmdebstrap chromium uidmap slirp4netns fuse-overlayfs
+APT_PACKAGES := podman runc mmdebstrap chromium fonts-nanum uidmap slirp4netns fuse-overlayfs
 PYTEST_ARGS ?=
 
 .PHONY: setup run test system-packages python-env assets engine images
