@@ -542,7 +542,7 @@ def _walk(routes, prefix: str = ""):
     for r in routes:
         if isinstance(r, APIRoute):
             for m in r.methods - {"HEAD"}:
-                yield m, prefix + r.path
+                yield m, prefix + r.path_format          # "{ref:path}" -> "{ref}", as OpenAPI has it
         elif hasattr(r, "original_router"):      # FastAPI keeps included routers as one route
             yield from _walk(r.original_router.routes, prefix + r.include_context.prefix)
 
