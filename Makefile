@@ -10,9 +10,9 @@ STAMPS := $(VENV)/.stamps
 APT_PACKAGES := podman runc mmdebstrap chromium fonts-nanum uidmap slirp4netns fuse-overlayfs
 PYTEST_ARGS ?=
 
-.PHONY: setup run test system-packages python-env assets engine images
+.PHONY: setup run test system-packages python-env official-client assets engine images
 
-setup: system-packages python-env assets engine images
+setup: system-packages python-env official-client assets engine images
 
 # Debian/Ubuntu packages, installed only when missing.
 system-packages:
@@ -32,6 +32,15 @@ $(STAMPS)/python: pyproject.toml | $(VENV)/bin/python
 	@mkdir -p $(STAMPS) && touch $@
 
 python-env: $(STAMPS)/python
+
+# Backend.AI's official client 23.09, in a venv of its own (it pins old dependencies), for the
+# conformance tests. yarl 1.9.4: newer releases change the URL it signs.
+$(STAMPS)/official-client: | $(STAMPS)/python
+	$(PYTHON) -m venv .venv-bai
+	.venv-bai/bin/pip install -q backend.ai-client==23.9.10 yarl==1.9.4
+	@touch $@
+
+official-client: $(STAMPS)/official-client
 
 # Front-end assets: pinned in package.json/package-lock.json, copied into the package's static folder.
 $(STAMPS)/assets: package.json package-lock.json tools/copy_assets.py | $(STAMPS)/python
