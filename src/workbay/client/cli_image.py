@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from typing import Any
@@ -59,6 +60,20 @@ class _BuildView:
             self.console.print(f"{stamp} [green]✓ {ev.image}[/green] {_escape(ev.message)}", highlight=False)
 
 
+async def _cancel_on_signals(coro: Any) -> Any:
+    """Run ``coro``; SIGTERM and SIGHUP cancel it so its cleanup runs (mmdebstrap stopped,
+    temporary folder removed), as Ctrl+C does."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 
@@ -85,16 +100,17 @@ def build(name: str, force: bool, verbose: bool) -> None:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     view = _BuildView(console, verbose)
     try:
+        work = _cancel_on_signals(build_image(name, view.event, force=force))
         if console.is_terminal:
             with Live(view, console=console, refresh_per_second=8, transient=True):
-                results = asyncio.run(build_image(name, view.event, force=force))
+                results = asyncio.run(work)
         else:
-            results = asyncio.run(build_image(name, view.event, force=force))
+            results = asyncio.run(work)
     except (BuildError, RecipeError) as e:
         console.print(f"[red]Error:[/red] {_escape(str(e))}", highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt:
-        console.print("[red]Interrupted.[/red]")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[red]Interrupted: nothing was tagged; temporary files removed.[/red]")
         sys.exit(130)
     built = [r for r in results if r.built]
     total = sum(r.seconds for r in built)
