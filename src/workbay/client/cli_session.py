@@ -1,0 +1,932 @@
+"""`workbay session …`: compute sessions — create (with live progress), ls, info, exec, logs, events,
+history, rename, rm, restart.
+
+Progress while a session starts comes from polling ``GET /session/{id}/status-history`` every half
+second: it carries every transition (none is missed between two polls) and, while the session is
+PENDING, the scheduler's predicates of its last attempt.  ``events`` reads ``GET /events/session``
+(SSE) through :func:`open_stream`, a streaming request signed like the SDK's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import click
+import httpx
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from workbay.common import signing
+
+from .credentials import make_client
+from .output import err_console, print_json
+from .sdk import APIError, Client, _error_from
+
+STARTING = ("PENDING", "SCHEDULED", "PREPARING", "PULLING")
+DEAD = ("TERMINATED", "ERROR", "CANCELLED")
+STATUS_STYLE = {"PENDING": "yellow", "SCHEDULED": "cyan", "PREPARING": "cyan", "PULLING": "cyan",
+                "RUNNING": "green", "RESTARTING": "cyan", "RUNNING_DEGRADED": "yellow", "TERMINATING": "magenta",
+                "TERMINATED": "dim", "ERROR": "red", "CANCELLED": "red", "TIMEOUT": "yellow"}
+POLL_INTERVAL = 0.5
+# Tables go to stdout; when it is not a terminal (pipes, logs, tests) they get room instead of
+# being squeezed to 80 columns with cells cut short.
+console = Console() if sys.stdout.isatty() else Console(width=int(os.environ.get("COLUMNS") or 200))
+SSE_SIGN_CONTENT_TYPE = "application/octet-stream"  # SSE: no Content-Type sent, signed as this (§1.1)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+owner_option = click.option("--owner", "owner_access_key", metavar="ACCESS_KEY",
+                            help="The owner's access key (admins acting on another user's session).")
+
+
+# -- running commands ------------------------------------------------------------------------------
+def _run(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    """`run_async` (API errors → message, exit 1), plus Ctrl+C → exit 130 without a traceback."""
+    import functools
+
+    from .cli import run_async
+
+    wrapped = run_async(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return wrapped(*args, **kwargs)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]Interrupted.[/yellow]")
+            sys.exit(130)
+        except httpx.TransportError as e:
+            err_console.print(f"[red]Error:[/red] cannot reach the manager ({e.__class__.__name__}: {e})",
+                              soft_wrap=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+async def call(method: str, path: str, **kw: Any) -> Any:
+    async with make_client() as client:
+        return await client.request(method, path, **kw)
+
+
+# -- formatting (shared with cli_admin_compute) ----------------------------------------------------
+def _dec(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _plain(n: Decimal) -> str:
+    text = f"{n:.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def fmt_bytes(value: Any) -> str:
+    """Bytes in binary units: ``4 GiB``, ``512 MiB``, ``1.5 GiB``."""
+    n = _dec(value)
+    if n is None:
+        return str(value)
+    if n.is_infinite():
+        return "∞"
+    if n == 0:
+        return "0"
+    for unit, power in (("TiB", 4), ("GiB", 3), ("MiB", 2), ("KiB", 1)):
+        if abs(n) >= 1024 ** power:
+            return f"{_plain(n / 1024 ** power)} {unit}"
+    return f"{_plain(n)} B"
+
+
+def fmt_amount(slot: str, value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if slot == "mem" or slot.endswith(".mem"):
+        return fmt_bytes(value)
+    n = _dec(value)
+    if n is None:
+        return str(value)
+    return "∞" if n.is_infinite() else _plain(n)
+
+
+def slot_order(slots: dict[str, Any]) -> list[str]:
+    return sorted(slots, key=lambda k: ({"cpu": 0, "mem": 1}.get(k, 2), k))
+
+
+def fmt_slots(slots: dict[str, Any] | None, skip: tuple[str, ...] = ()) -> str:
+    """``cpu 2 · mem 4 GiB · cuda.device 1`` (``-`` when empty)."""
+    if not slots:
+        return "-"
+    parts = [f"{k} {fmt_amount(k, slots[k])}" for k in slot_order(slots) if k not in skip]
+    return " · ".join(parts) or "-"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def fmt_time(value: str | None) -> str:
+    """A server timestamp in local time, ``2024-01-02 03:04:05``."""
+    dt = parse_time(value)
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"
+
+
+def fmt_age(value: str | None) -> str:
+    dt = parse_time(value)
+    if dt is None:
+        return "-"
+    return fmt_duration((datetime.now(timezone.utc) - dt).total_seconds()) + " ago"
+
+
+def styled_status(status: str | None) -> str:
+    status = status or "-"
+    style = STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    return table
+
+
+def _short_image(name: str | None) -> str:
+    return (name or "-").removeprefix("localhost/").removeprefix("workbay/")
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return escape(json.dumps(value))
+    return escape(str(value))
+
+
+class _Markup(str):
+    """A string that holds rich markup on purpose (other values are escaped)."""
+
+
+def print_fields(rows: list[tuple[str, Any]], title: str | None = None) -> None:
+    table = Table(show_header=False, title=title, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(key, str(value) if isinstance(value, _Markup) else _cell(value))
+    console.print(table)
+
+
+# -- parsing options -------------------------------------------------------------------------------
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str, hint: str) -> int:
+    """``90``, ``90s``, ``10m``, ``2h``, ``1d`` → seconds."""
+    m = _DURATION_RE.match(value)
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a duration (examples: 90, 10m, 2h)", param_hint=hint)
+    return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def parse_pairs(values: tuple[str, ...], hint: str, split_commas: bool = True) -> dict[str, str]:
+    """``KEY=VALUE`` items (repeatable; ``cpu=2,mem=4g`` is split at commas when allowed)."""
+    out: dict[str, str] = {}
+    for value in values:
+        for item in (value.split(",") if split_commas else [value]):
+            if not item.strip():
+                continue
+            key, sep, val = item.partition("=")
+            if not sep or not key.strip():
+                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=hint)
+            out[key.strip()] = val.strip() if split_commas else val
+    return out
+
+
+# -- streaming (SSE) -------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def open_stream(client: Client, path: str, params: dict[str, Any] | None = None
+                      ) -> AsyncIterator[httpx.Response]:
+    """A streaming GET signed like :meth:`Client.request` (same URL and path logic; for SSE no
+    Content-Type is sent and the signature uses ``application/octet-stream``).  Error answers raise
+    :class:`APIError`."""
+    url_path = client._url_path(path)
+    query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+    path_and_query = f"{url_path}?{query}" if query else url_path
+    headers = {"X-BackendAI-Version": client.api_version, "Accept": "text/event-stream",
+               "Cache-Control": "no-cache"}
+    if client.mode == "api" and client.access_key and client.secret_key:
+        signed = signing.sign_headers(client.access_key, client.secret_key, "GET", path_and_query,
+                                      urlsplit(client.endpoint).netloc, SSE_SIGN_CONTENT_TYPE, client.api_version)
+        signed.pop("Content-Type", None)
+        headers.update(signed)
+    parts = urlsplit(client.endpoint)
+    url = f"{parts.scheme}://{parts.netloc}{path_and_query}"
+    timeout = httpx.Timeout(30.0, read=None)
+    async with client._http.stream("GET", url, headers=headers, timeout=timeout) as resp:
+        if resp.status_code >= 400:
+            await resp.aread()
+            raise _error_from(resp)
+        yield resp
+
+
+async def sse_events(client: Client, path: str, params: dict[str, Any] | None = None, reconnect: bool = True,
+                     on_connect: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, str, str | None]]:
+    """``(event, data, id)`` for each server-sent event; reconnects after ``retry`` (default 5 s)
+    when the connection drops, unless the server sent ``server_close``.  ``on_connect`` runs each
+    time the stream is open."""
+    retry = 5.0
+    connected = False
+    while True:
+        try:
+            async with open_stream(client, path, params) as resp:
+                connected = True
+                if on_connect:
+                    on_connect()
+                event, data, last_id = "", [], None
+                async for line in resp.aiter_lines():
+                    if line == "":
+                        if data or event:
+                            name = event or "message"
+                            yield name, "\n".join(data), last_id
+                            if name == "server_close":
+                                return
+                        event, data = "", []
+                        continue
+                    if line.startswith(":"):
+                        continue
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+                    elif field == "id":
+                        last_id = value
+                    elif field == "retry":
+                        with contextlib.suppress(ValueError):
+                            retry = int(value) / 1000
+        except (httpx.TransportError, httpx.RemoteProtocolError) as e:
+            if not reconnect or not connected:
+                raise  # the first connection failing is an error, not a reason to wait
+            err_console.print(f"[yellow]Event stream interrupted ({e.__class__.__name__}); "
+                              f"reconnecting in {retry:g}s…[/yellow]")
+        if not reconnect:
+            return
+        await asyncio.sleep(retry)
+
+
+# -- the group -------------------------------------------------------------------------------------
+@click.group()
+def session() -> None:
+    """Compute sessions: create, list, inspect, run code, follow, terminate."""
+
+
+# -- create ----------------------------------------------------------------------------------------
+class _Watch:
+    """What the progress display knows about one session."""
+
+    def __init__(self, sid: str, name: str) -> None:
+        self.id, self.name = sid, name
+        self.status = "PENDING"
+        self.reason = ""
+        self.seen = 0
+        self.failed: list[dict[str, Any]] = []
+        self.sched_msg = ""
+        self.retries = 0
+        self.done = False
+
+
+def _failed_predicates(scheduling: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in scheduling.get("predicates") or [] if not p.get("passed")]
+
+
+class _Progress:
+    """Spinner lines under the scrolling transition log (terminal only)."""
+
+    def __init__(self, watches: list[_Watch]) -> None:
+        self.watches = watches
+        self.t0 = time.monotonic()
+        self.spinner = Spinner("dots")
+
+    def __rich__(self) -> Group:
+        elapsed = fmt_duration(time.monotonic() - self.t0)
+        lines: list[Any] = []
+        for w in self.watches:
+            if w.done:
+                continue
+            grid = Table.grid(padding=(0, 1))
+            grid.add_row(self.spinner, Text.from_markup(
+                f"[bold]{escape(w.name)}[/bold] {styled_status(w.status)} [dim]{elapsed}"
+                + (f" · scheduling attempt {w.retries}" if w.status == "PENDING" and w.retries else "")
+                + "[/dim]"))
+            lines.append(grid)
+            if w.status == "PENDING":
+                for p in w.failed:
+                    lines.append(Text(f"    ✗ {p.get('name')}: {p.get('message')}", style="yellow",
+                                      overflow="ellipsis", no_wrap=True))
+        return Group(*lines)
+
+
+async def watch_sessions(client: Client, watches: list[_Watch], max_wait: float, until_done: bool = False,
+                         quiet: bool = False) -> None:
+    """Poll until every session runs (or has ended; with ``until_done`` until it has ended), or
+    ``max_wait`` seconds pass (0 = no limit).  Transitions are printed to stderr as they happen."""
+    t0 = time.monotonic()
+    interactive = err_console.is_terminal and not quiet
+    progress = _Progress(watches)
+    live = Live(progress, console=err_console, transient=True, refresh_per_second=8) if interactive else None
+
+    def log(line: str) -> None:
+        if not quiet:
+            err_console.print(line, highlight=False, soft_wrap=True)
+
+    async def poll(w: _Watch) -> None:
+        hist = await client.get(f"/session/{w.id}/status-history")
+        entries = hist.get("result") or []
+        for e in entries[w.seen:]:
+            reason = f" [dim]({escape(str(e.get('reason')))})[/dim]" if e.get("reason") else ""
+            log(f"[dim]{fmt_duration(time.monotonic() - t0):>6}[/dim] [bold]{escape(w.name)}[/bold] "
+                f"{styled_status(e.get('status'))}{reason}")
+        w.seen = len(entries)
+        if entries:
+            w.status, w.reason = entries[-1].get("status") or w.status, entries[-1].get("reason") or ""
+        scheduling = hist.get("scheduling") or {}
+        w.retries = scheduling.get("retries") or 0
+        failed = _failed_predicates(scheduling) if w.status == "PENDING" else []
+        msg = "; ".join(f"{p.get('name')}: {p.get('message')}" for p in failed)
+        if msg and msg != w.sched_msg and not interactive:
+            log(f"       [yellow]{escape(w.name)} waits: {escape(msg)}[/yellow]")  # (no live view)
+        w.failed, w.sched_msg = failed, msg
+        w.done = w.status in DEAD if until_done else w.status not in STARTING
+
+    with live or contextlib.nullcontext():
+        while True:
+            await asyncio.gather(*(poll(w) for w in watches if not w.done))
+            if all(w.done for w in watches):
+                return
+            if max_wait and time.monotonic() - t0 >= max_wait:
+                return
+            await asyncio.sleep(POLL_INTERVAL)
+
+
+def _service_port_rows(ports: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for p in ports or []:
+        container = ", ".join(str(x) for x in (p.get("container_ports") or p.get("ports") or []))
+        host = p.get("kernel_host") or "127.0.0.1"
+        hosts = ", ".join(f"{host}:{x}" for x in p.get("host_ports") or []) or "-"
+        rows.append((str(p.get("name")), str(p.get("protocol")), container or "-", hosts))
+    return rows
+
+
+def print_service_ports(ports: list[dict[str, Any]], title: str = "Service ports") -> None:
+    rows = _service_port_rows(ports)
+    if not rows:
+        return
+    table = _table("app", "protocol", "container port", "host address", title=title)
+    for row in rows:
+        table.add_row(*(escape(x) for x in row))
+    console.print(table)
+
+
+def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> int:
+    """Print one session's outcome; returns its exit status for the command."""
+    name, status = escape(info.get("name") or watch.name), info.get("status") or watch.status
+    sid = info.get("id") or watch.id
+    reason = info.get("status_info") or watch.reason
+    if status == "RUNNING" or status in ("RESTARTING", "RUNNING_DEGRADED"):
+        started = parse_time(info.get("started_at"))
+        created = parse_time(info.get("created_at"))
+        took = f" in {fmt_duration((started - created).total_seconds())}" if started and created else ""
+        console.print(f"[green]✓[/green] Session [bold]{name}[/bold] is {styled_status(status)}{took} "
+                      f"[dim](id {sid})[/dim]")
+        print_service_ports(info.get("service_ports") or [])
+        if info.get("type") == "batch":
+            console.print("[dim]A batch session ends with its startup command: `workbay session info "
+                          f"{name}` shows the result (or create it with --wait).[/dim]")
+        return 0
+    if status in STARTING:
+        if timed_out:
+            console.print(f"[yellow]…[/yellow] Session [bold]{name}[/bold] is still {styled_status(status)} "
+                          f"[dim](id {sid})[/dim]; it stays queued and starts when it can.")
+        else:
+            console.print(f"Session [bold]{name}[/bold] is enqueued: {styled_status(status)} [dim](id {sid})[/dim]")
+        sched = (info.get("status_data") or {}).get("scheduler") or {}
+        for p in _failed_predicates(sched):
+            console.print(f"  [yellow]✗ {escape(str(p.get('name')))}[/yellow]: {escape(str(p.get('message')))}")
+        return 0
+    if status == "TERMINATED" and info.get("type") == "batch":
+        result = info.get("result") or "-"
+        style = "green" if result == "SUCCESS" else "red"
+        console.print(f"Batch session [bold]{name}[/bold] ended: [{style}]{result}[/{style}] "
+                      f"(exit code {info.get('exit_code')}, {escape(str(reason))}) [dim](id {sid})[/dim]")
+        return 0 if result == "SUCCESS" else 1
+    detail = ""
+    data = {k: v for k, v in (info.get("status_data") or {}).items() if k != "scheduler"}
+    if data:
+        detail = f": {escape(json.dumps(data))}"
+    console.print(f"[red]✗[/red] Session [bold]{name}[/bold] is {styled_status(status)} "
+                  f"({escape(str(reason))}){detail} [dim](id {sid})[/dim]")
+    return 1
+
+
+@session.command("create")
+@click.argument("image")
+@click.option("-n", "--name", help="Session name (4–64 letters, digits, '_', '-', '.'); default generated.")
+@click.option("-t", "--type", "session_type", type=click.Choice(["interactive", "batch", "inference"]),
+              default="interactive", show_default=True)
+@click.option("--startup-command", help="Batch: the command to run (its exit code decides the result).")
+@click.option("--starts-at", help="Batch: start at an ISO time or after a delay (30s, 10m, 1h).")
+@click.option("--batch-timeout", help="Batch: terminate after this long (90, 10m, 2h).")
+@click.option("-r", "-c", "--resources", "resources", multiple=True, metavar="SLOT=AMOUNT",
+              help="Resources, repeatable or comma-separated: -c cpu=2 -c mem=4g -c cuda.shares=0.5.")
+@click.option("--shmem", help="Shared memory (/dev/shm), e.g. 256m; at most mem.")
+@click.option("-e", "--env", "envs", multiple=True, metavar="KEY=VALUE", help="Environment variable (repeatable).")
+@click.option("-g", "--group", "project", metavar="PROJECT", help="Project name or id (default: default).")
+@click.option("--resource-group", "--scaling-group", "resource_group", help="Resource group to run in.")
+@click.option("--cluster-size", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--cluster-mode", type=click.Choice(["single-node", "multi-node"]), default="single-node",
+              show_default=True)
+@click.option("--preopen-port", "preopen_ports", type=click.IntRange(1024, 65535), multiple=True,
+              help="Container port to expose (repeatable).")
+@click.option("--bootstrap-script", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Shell script run once before the session is ready.")
+@click.option("--depends-on", "dependencies", multiple=True, metavar="SESSION",
+              help="Start only after this session (name or id) succeeded (repeatable).")
+@click.option("--tag", help="Free-form tag.")
+@click.option("--arch", "architecture", help="Image architecture (default: the agents').")
+@click.option("--agent", "agents", multiple=True, help="Superadmin: run on this agent (repeatable).")
+@click.option("--owner", "owner_access_key", metavar="ACCESS_KEY", help="Admin: create for this keypair's user.")
+@click.option("--count", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="N identical sessions (named NAME-1 … NAME-N).")
+@click.option("--no-reuse", is_flag=True, help="Fail if a live session has this name (default: reuse it).")
+@click.option("--enqueue-only", is_flag=True, help="Return once the session is queued.")
+@click.option("--max-wait", type=click.FloatRange(0), default=0, show_default=True,
+              help="Stop watching after S seconds (0 = until it runs); the session stays queued.")
+@click.option("--wait", "wait_done", is_flag=True,
+              help="Batch: wait until the task ends; the exit status follows its result.")
+@json_option
+@_run
+async def create(image, name, session_type, startup_command, starts_at, batch_timeout, resources, shmem, envs,
+                 project, resource_group, cluster_size, cluster_mode, preopen_ports, bootstrap_script,
+                 dependencies, tag, architecture, agents, owner_access_key, count, no_reuse, enqueue_only,
+                 max_wait, wait_done, as_json):
+    """Start a session from IMAGE and show its progress until it runs."""
+    config: dict[str, Any] = {}
+    if resources:
+        config["resources"] = parse_pairs(resources, "--resources")
+    if shmem:
+        config["resource_opts"] = {"shmem": shmem}
+    if envs:
+        config["environ"] = parse_pairs(envs, "--env", split_commas=False)
+    if resource_group:
+        config["scaling_group"] = resource_group
+    if preopen_ports:
+        config["preopen_ports"] = list(preopen_ports)
+    if agents:
+        config["agentList"] = list(agents)
+    body: dict[str, Any] = {"image": image, "type": session_type, "clusterSize": cluster_size,
+                            "clusterMode": cluster_mode, "config": config, "enqueueOnly": True,
+                            "reuseIfExists": not no_reuse}
+    optional = {"name": name, "group": project, "startupCommand": startup_command, "starts_at": starts_at,
+                "tag": tag, "architecture": architecture, "owner_access_key": owner_access_key,
+                "dependencies": list(dependencies) or None}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if batch_timeout:
+        body["batchTimeout"] = parse_duration(batch_timeout, "--batch-timeout")
+    if count > 1:
+        body["count"] = count
+    if bootstrap_script:
+        body["bootstrap_script"] = base64.b64encode(bootstrap_script.read_bytes()).decode()
+
+    async with make_client() as client:
+        created = await client.post("/session", json=body)
+        listed = created.get("sessions") or [{"sessionId": created["sessionId"],
+                                              "sessionName": created["sessionName"]}]
+        watches = [_Watch(s["sessionId"], s["sessionName"]) for s in listed]
+        if created.get("created") is False:
+            err_console.print(f"Reusing the live session [bold]{escape(created['sessionName'])}[/bold].")
+        elif not as_json:
+            what = (f"{len(watches)} sessions" if len(watches) > 1
+                    else f"session {watches[0].name} [dim](id {watches[0].id})[/dim]")
+            err_console.print(f"Creating {what} from {escape(image)}", highlight=False, soft_wrap=True)
+        timed_out = False
+        if not enqueue_only:
+            try:
+                await watch_sessions(client, watches, max_wait, until_done=wait_done)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                err_console.print("[yellow]Stopped watching; the sessions stay "
+                                  "(`workbay session rm NAME` cancels them).[/yellow]")
+                raise
+            timed_out = not all(w.done for w in watches)
+        infos = [await client.get(f"/session/{w.id}") for w in watches]
+    if as_json:
+        out = []
+        for w, info in zip(watches, infos):
+            status = info.get("status")
+            out.append({"sessionId": w.id, "sessionName": info.get("name", w.name),
+                        "status": "TIMEOUT" if timed_out and status in STARTING else status,
+                        "statusInfo": info.get("status_info"), "result": info.get("result"),
+                        "exitCode": info.get("exit_code"), "servicePorts": info.get("service_ports") or [],
+                        "created": created.get("created", True)})
+        print_json(out[0] if count == 1 else {"sessions": out})
+        codes = [0 if o["status"] not in ("ERROR", "CANCELLED") and o["result"] != "FAILURE" else 1 for o in out]
+    else:
+        codes = [_summarize_created(info, w, timed_out) for w, info in zip(watches, infos)]
+    if any(codes):
+        sys.exit(1)
+
+
+# -- list / info / history -------------------------------------------------------------------------
+@session.command("ls")
+@click.option("-s", "--status", default="live", show_default=True,
+              help="running, pending, live, finished, all, or statuses comma-separated (RUNNING,ERROR).")
+@click.option("--type", "session_type", type=click.Choice(["interactive", "batch", "inference"]))
+@click.option("-a", "--all-users", is_flag=True, help="Admins: every user's sessions (in your scope).")
+@click.option("--owner", "owner_email", metavar="EMAIL", help="Only this user's sessions (with --all-users).")
+@click.option("--project", "project_id", metavar="PROJECT_ID", help="Only this project's sessions.")
+@click.option("-q", "--query", help="Name contains.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@json_option
+@_run
+async def ls(status, session_type, all_users, owner_email, project_id, query, limit, offset, as_json):
+    """List sessions (live ones by default)."""
+    params = {"status": None if status == "all" else status, "type": session_type,
+              "all": "true" if all_users or owner_email else None, "owner": owner_email,
+              "project_id": project_id, "q": query, "limit": limit, "offset": offset}
+    data = await call("GET", "/sessions", params=params)
+    if as_json:
+        print_json(data)
+        return
+    items = data.get("items") or []
+    show_owner = all_users or owner_email
+    show_result = any(i.get("type") == "batch" for i in items)
+    cols = ["name", "id", "type", "status", "image", "resources", "agent", "created"]
+    if show_result:
+        cols.insert(5, "result")
+    if show_owner:
+        cols.insert(1, "owner")
+    table = _table(*cols, title="Sessions")
+    for i in items:
+        row = {"name": escape(i.get("name") or ""), "id": (i.get("id") or "")[:8], "type": i.get("type") or "-",
+               "status": styled_status(i.get("status")) + (f" [dim]{escape(i['status_info'])}[/dim]"
+                                                           if i.get("status_info") else ""),
+               "image": escape(_short_image(i.get("image"))),
+               "resources": fmt_slots(i.get("occupying_slots") or i.get("requested_slots")),
+               "agent": escape(", ".join(i.get("agents") or []) or "-"), "created": fmt_age(i.get("created_at")),
+               "owner": escape(i.get("owner_email") or "-"),
+               "result": _result_cell(i)}
+        if (i.get("cluster_size") or 1) > 1:
+            row["name"] += f" [dim]×{i['cluster_size']}[/dim]"
+        table.add_row(*(row[c] for c in cols))
+    console.print(table)
+    total = data.get("total_count", len(items))
+    more = f" (showing {offset + 1}–{offset + len(items)})" if total > len(items) and items else ""
+    console.print(f"[dim]{total} session{'s' if total != 1 else ''}{more}[/dim]")
+
+
+def _result_cell(i: dict[str, Any]) -> str:
+    result = i.get("result")
+    if not result or result == "UNDEFINED":
+        return "-"
+    style = "green" if result == "SUCCESS" else "red"
+    code = f" ({i.get('exit_code')})" if i.get("exit_code") is not None else ""
+    return f"[{style}]{result}[/{style}]{code}"
+
+
+session.add_command(ls, "list")
+
+
+def print_predicates(scheduling: dict[str, Any], title: str = "Last scheduling attempt") -> None:
+    preds = scheduling.get("predicates") or []
+    if not preds and not scheduling.get("msg"):
+        return
+    when = fmt_time(scheduling.get("last_try"))
+    retries = scheduling.get("retries")
+    table = _table("", "predicate", "message",
+                   title=f"{title} ({when}{f', attempt {retries}' if retries else ''})")
+    for p in preds:
+        mark = "[green]✓[/green]" if p.get("passed") else "[red]✗[/red]"
+        table.add_row(mark, escape(str(p.get("name"))), escape(str(p.get("message") or "")))
+    if preds:
+        console.print(table)
+    elif scheduling.get("msg"):
+        console.print(f"[bold]{title}[/bold]: {escape(str(scheduling['msg']))}")
+    if scheduling.get("blocked_by"):
+        console.print(f"[dim]Blocked behind session {escape(str(scheduling['blocked_by']))}[/dim]")
+
+
+@session.command("info")
+@click.argument("name")
+@owner_option
+@json_option
+@_run
+async def info(name, owner_access_key, as_json):
+    """Details of a session: status, resources, kernels, service ports, scheduling."""
+    data = await call("GET", f"/session/{name}", params={"owner_access_key": owner_access_key})
+    if as_json:
+        print_json(data)
+        return
+    opts = data.get("resource_opts") or {}
+    status = _Markup(styled_status(data.get("status")) + (f" ({escape(str(data['status_info']))})"
+                                                          if data.get("status_info") else ""))
+    rows: list[tuple[str, Any]] = [
+        ("Name", data.get("name")), ("ID", data.get("id")), ("Type", data.get("type")), ("Status", status),
+    ]
+    if data.get("type") == "batch" or (data.get("result") not in (None, "UNDEFINED")):
+        rows.append(("Result", _Markup(_result_cell(data))))
+        rows.append(("Exit code", data.get("exit_code")))
+        rows.append(("Startup command", data.get("startup_command")))
+        rows.append(("Starts at", fmt_time(data.get("starts_at")) if data.get("starts_at") else None))
+        rows.append(("Batch timeout", fmt_duration(data["batch_timeout"]) if data.get("batch_timeout") else None))
+    rows += [
+        ("Image", data.get("image")), ("Architecture", data.get("architecture")),
+        ("Owner access key", data.get("access_key")), ("Project", data.get("project_id")),
+        ("Domain", data.get("domain_name")), ("Resource group", data.get("resource_group")),
+        ("Cluster", f"{data.get('cluster_mode')}, {data.get('cluster_size')} container"
+                    f"{'s' if (data.get('cluster_size') or 1) > 1 else ''}"),
+        ("Requested", fmt_slots(data.get("requested_slots"))),
+        ("Occupying", fmt_slots(data.get("occupying_slots"))),
+        ("Shared memory", fmt_bytes(opts["shmem"]) if opts.get("shmem") else None),
+        ("Environment", " ".join(f"{k}={v}" for k, v in (data.get("environ") or {}).items()) or None),
+        ("Preopen ports", ", ".join(str(p) for p in data.get("preopen_ports") or []) or None),
+        ("Agents", ", ".join(data.get("agents") or []) or None), ("Tag", data.get("tag")),
+        ("Queries executed", data.get("numQueriesExecuted")),
+        ("Created", fmt_time(data.get("created_at"))),
+        ("Started", fmt_time(data.get("started_at")) if data.get("started_at") else None),
+        ("Terminated", fmt_time(data.get("terminated_at")) if data.get("terminated_at") else None),
+    ]
+    extra = {k: v for k, v in (data.get("status_data") or {}).items() if k != "scheduler"}
+    if extra:
+        rows.append(("Status data", extra))
+    print_fields([(k, v) for k, v in rows if v not in (None, "", [], {})], title=f"Session {data.get('name')}")
+
+    kernels = data.get("kernels") or []
+    if kernels:
+        table = _table("hostname", "role", "status", "agent", "container", "cpu", "mem", "other slots",
+                       "exit code", title="Kernels")
+        for k in kernels:
+            slots = k.get("occupied_slots") or {}
+            kstatus = styled_status(k.get("status")) + (f" [dim]({escape(str(k['status_info']))})[/dim]"
+                                                        if k.get("status_info") else "")
+            table.add_row(escape(str(k.get("cluster_hostname"))), escape(str(k.get("cluster_role"))), kstatus,
+                          escape(k.get("agent_id") or "-"), (k.get("container_id") or "-")[:12],
+                          fmt_amount("cpu", slots.get("cpu")), fmt_amount("mem", slots.get("mem")),
+                          fmt_slots(slots, skip=("cpu", "mem")),
+                          "-" if k.get("exit_code") is None else str(k["exit_code"]))
+        console.print(table)
+    print_service_ports(data.get("service_ports") or [])
+    print_predicates((data.get("status_data") or {}).get("scheduler") or {})
+
+
+@session.command("history")
+@click.argument("name")
+@owner_option
+@json_option
+@_run
+async def history(name, owner_access_key, as_json):
+    """The session's status history."""
+    data = await call("GET", f"/session/{name}/status-history", params={"owner_access_key": owner_access_key})
+    if as_json:
+        print_json(data)
+        return
+    table = _table("status", "time", "after", "reason", title=f"Status history of {name}")
+    prev = None
+    for e in data.get("result") or []:
+        ts = parse_time(e.get("timestamp"))
+        after = fmt_duration((ts - prev).total_seconds()) if ts and prev else "-"
+        prev = ts or prev
+        table.add_row(styled_status(e.get("status")), fmt_time(e.get("timestamp")), after,
+                      escape(str(e.get("reason") or "-")))
+    console.print(table)
+    print_predicates(data.get("scheduling") or {})
+
+
+# -- logs / rename / rm / restart ------------------------------------------------------------------
+@session.command("logs")
+@click.argument("name")
+@click.option("-k", "--kernel", metavar="KERNEL", help="Kernel id or hostname (main1, sub1, …); default main1.")
+@owner_option
+@_run
+async def logs(name, kernel, owner_access_key):
+    """Print a kernel's container log."""
+    data = await call("GET", f"/session/{name}/logs", params={"kernel_id": kernel,
+                                                              "owner_access_key": owner_access_key})
+    text = (data.get("result") or {}).get("logs") or ""
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+
+@session.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@_run
+async def rename(name, new_name):
+    """Rename a running session."""
+    await call("POST", f"/session/{name}/rename", params={"name": new_name})
+    console.print(f"Session {escape(name)} is now [bold]{escape(new_name)}[/bold].")
+
+
+@session.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--forced", is_flag=True, help="Terminate at once, even if the agent does not answer.")
+@owner_option
+@_run
+async def rm(names, forced, owner_access_key):
+    """Terminate sessions (pending ones are cancelled)."""
+    async with make_client() as client:
+        client._http.timeout = httpx.Timeout(30.0, read=180.0)  # DELETE answers once the kernels stopped
+
+        async def one(name: str) -> bool:
+            try:
+                data = await client.delete(f"/session/{name}", params={
+                    "forced": "true" if forced else None, "owner_access_key": owner_access_key})
+            except APIError as e:
+                err_console.print(f"[red]✗[/red] {escape(name)}: {escape(e.message)}")
+                return False
+            stats = data.get("stats") or {}
+            status = stats.get("session_status") or str(stats.get("status", "")).upper()
+            console.print(f"[green]✓[/green] {escape(name)}: {styled_status(status)}")
+            return True
+
+        results = await asyncio.gather(*(one(n) for n in dict.fromkeys(names)))
+    if not all(results):
+        sys.exit(1)
+
+
+session.add_command(rm, "destroy")
+
+
+@session.command("restart")
+@click.argument("name")
+@owner_option
+@_run
+async def restart(name, owner_access_key):
+    """Restart a running session's kernels (their scratch files stay)."""
+    await call("PATCH", f"/session/{name}", params={"owner_access_key": owner_access_key})
+    console.print(f"Session {escape(name)} restarted.")
+
+
+# -- exec ------------------------------------------------------------------------------------------
+def _write_console(items: list[Any]) -> None:
+    for item in items or []:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            continue
+        kind, data = item
+        if kind == "stdout":
+            sys.stdout.write(str(data))
+            sys.stdout.flush()
+        elif kind == "stderr":
+            sys.stderr.write(str(data))
+            sys.stderr.flush()
+        elif kind == "media":
+            mime = data[0] if isinstance(data, (list, tuple)) and data else "?"
+            err_console.print(f"[dim][media output: {escape(str(mime))}][/dim]")
+        elif kind == "html":
+            err_console.print(f"[dim][html output, {len(str(data))} characters][/dim]")
+        elif kind == "log":
+            err_console.print(f"[dim]{escape(str(data))}[/dim]")
+
+
+@session.command("exec")
+@click.argument("name")
+@click.argument("code", required=False)
+@click.option("-f", "--file", "code_file", type=click.File("r"), help="Run this file ('-' reads stdin).")
+@_run
+async def exec_(name, code, code_file):
+    """Run Python CODE (or a file) in the session; its output streams back and the command exits
+    with the run's exit code."""
+    if code_file is not None:
+        if code is not None:
+            raise click.UsageError("Give CODE or --file, not both.")
+        code = code_file.read()
+    if code is None:
+        raise click.UsageError("Give CODE or --file.")
+    run_id = uuid.uuid4().hex
+    body: dict[str, Any] = {"mode": "query", "code": code, "runId": run_id}
+    async with make_client() as client:
+        client._http.timeout = httpx.Timeout(30.0, read=None)  # a query answers when it has output
+        printed_any = False
+        while True:
+            result = (await client.post(f"/session/{name}", json=body)).get("result") or {}
+            _write_console(result.get("console") or [])
+            status = result.get("status")
+            if status == "continued":
+                body = {"mode": "continue", "code": "", "runId": run_id}
+            elif status == "waiting-input":
+                prompt = "Password: " if (result.get("options") or {}).get("is_password") else ""
+                try:
+                    text = click.prompt(prompt or "", prompt_suffix="", default="", show_default=False,
+                                        hide_input=bool(prompt), err=True)
+                except (EOFError, click.Abort):
+                    text = ""  # no more input: the program reads an empty line
+                body = {"mode": "input", "code": text, "runId": run_id}
+            elif status == "exec-timeout":
+                err_console.print("[red]The run timed out.[/red]")
+                code_ = result.get("exitCode")
+                sys.exit(code_ if isinstance(code_, int) and code_ else 1)
+            else:
+                exit_code = result.get("exitCode")
+                if exit_code == 130 and not printed_any and not result.get("console"):
+                    err_console.print("[yellow]Exit code 130 with no output: the kernel is gone "
+                                      "(is the session still running?).[/yellow]")
+                sys.exit(exit_code if isinstance(exit_code, int) else 0)
+            printed_any = printed_any or bool(result.get("console"))
+
+
+# -- events ----------------------------------------------------------------------------------------
+def _event_line(event: str, data: dict[str, Any]) -> str:
+    now = datetime.now().strftime("%H:%M:%S")
+    style = ("red" if event.endswith(("failure", "cancelled")) else "green" if event.endswith(("started", "success"))
+             else "magenta" if "terminat" in event else "cyan")
+    parts = [f"[dim]{now}[/dim]", f"[{style}]{event:<20}[/{style}]",
+             f"[bold]{escape(str(data.get('sessionName')))}[/bold]"]
+    if data.get("kernelId"):
+        role = f"{data.get('clusterRole') or ''}{data.get('clusterIdx') or ''}"
+        parts.append(f"[dim]kernel {escape(role or str(data['kernelId'])[:8])}[/dim]")
+    if data.get("reason"):
+        parts.append(escape(str(data["reason"])))
+    if data.get("exitCode") is not None:
+        parts.append(f"exit code {data['exitCode']}")
+    return " ".join(parts)
+
+
+@session.command("events")
+@click.option("-n", "--name", "session_name", help="Only events of sessions with this name.")
+@click.option("--session-id", help="Only events of this session.")
+@click.option("--owner", "owner_access_key", metavar="ACCESS_KEY", help="Admins: events of this keypair's sessions.")
+@click.option("--scope", type=click.Choice(["*", "session", "kernel"]), default="*", show_default=True)
+@click.option("--max-events", type=click.IntRange(1), help="Stop after this many events.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
+@json_option
+def events(session_name, session_id, owner_access_key, scope, max_events, timeout, as_json):
+    """Print session and kernel events as they happen (until Ctrl+C)."""
+    params = {"sessionId": session_id, "name": session_name, "ownerAccessKey": owner_access_key, "scope": scope}
+
+    def connected() -> None:
+        err_console.print("[dim]Listening for events (Ctrl+C stops)…[/dim]", highlight=False)
+
+    async def follow() -> None:
+        seen = 0
+        async with make_client() as client:
+            async for event, raw, _ in sse_events(client, "/events/session", params, on_connect=connected):
+                try:
+                    data = json.loads(raw) if raw else {}
+                except ValueError:
+                    data = {"raw": raw}
+                if as_json:
+                    print(json.dumps({"event": event, "data": data}), flush=True)
+                else:
+                    console.print(_event_line(event, data if isinstance(data, dict) else {}), highlight=False)
+                    sys.stdout.flush()
+                seen += 1
+                if max_events and seen >= max_events:
+                    return
+
+    async def bounded() -> None:
+        try:
+            await asyncio.wait_for(follow(), timeout) if timeout else await follow()
+        except asyncio.TimeoutError:
+            pass
+
+    try:
+        _run(bounded)()
+    except SystemExit as e:
+        if e.code != 130:  # Ctrl+C is how one stops following: not an error
+            raise
