@@ -596,6 +596,9 @@ async def ls(status, session_type, all_users, owner_email, project_id, query, li
         print_json(data)
         return
     items = data.get("items") or []
+    if not items and not offset:
+        console.print(f"No sessions{'' if status == 'all' else f' ({status})'}.")
+        return
     show_owner = all_users or owner_email
     show_result = any(i.get("type") == "batch" for i in items)
     cols = ["name", "id", "type", "status", "image", "resources", "agent", "created"]
