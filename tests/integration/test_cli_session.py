@@ -1,7 +1,7 @@
 """`workbay session …` and `workbay admin agent|resource-group|preset|image …` against a real system.
 
 A manager and an agent run in a background thread (`workbay.lite.start_in_thread`); sessions are
-real Podman containers of localhost/workbay/python:3.11 (skipped when no engine or no image).  The
+real Podman containers of localhost/workbay/python:3.11 (a missing engine or image fails the module: make setup provides both).  The
 CLI runs as a subprocess, exactly as a user runs it, with keypair credentials in the environment.
 The agent has the machine's cores; every session here asks for one core, at most two live at once.
 """
@@ -65,7 +65,7 @@ def _engine_ready() -> str | None:
 def system(tmp_path_factory):
     why = _engine_ready()
     if why:
-        pytest.skip(why)
+        pytest.fail(why)
     from workbay.lite import start_in_thread
 
     with pytest.MonkeyPatch.context() as mp:
