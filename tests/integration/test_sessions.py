@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -95,6 +96,17 @@ async def test_create_execute_logs_terminate(system, admin):
     # Resources are released: the agent holds nothing any more.
     agent = next(a for a in (await admin.get("/admin/agents"))["items"] if a["id"] == system.agent_id)
     assert agent["occupied_slots"] == {} or all(float(v) == 0 for v in agent["occupied_slots"].values())
+
+
+async def test_container_death_is_reported(system, admin):
+    created = await create(admin, "dies")
+    sid = created["sessionId"]
+    [ctr] = containers("ai.backend.session-id", sid)
+    subprocess.run(["podman", "kill", "--signal", "KILL", ctr["Id"]], check=True, capture_output=True, timeout=60)
+    info = await system.wait_status(admin, sid, DEAD, timeout=30)
+    assert (info["status"], info["statusInfo"]) == ("TERMINATED", "self-terminated"), info
+    assert info["exit_code"] == 137 and info["kernels"][0]["exit_code"] == 137
+    assert containers("ai.backend.session-id", sid) == []
 
 
 # -- 2. batch ------------------------------------------------------------------------------------

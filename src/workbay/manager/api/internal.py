@@ -25,6 +25,7 @@ async def heartbeat(body: Heartbeat, x_workbay_secret: str | None = Header(None)
                     st: ManagerState = Depends(state)) -> dict:
     check_cluster_secret(st.ctx.config.secrets.cluster, x_workbay_secret)
     result = await st.agents.heartbeat(body)
+    await st.reconciler.on_heartbeat(body)
     st.dispatcher.wake()
     return result
 

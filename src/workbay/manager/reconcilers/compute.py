@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import httpx
 from sqlalchemy import select
 
+from workbay.agent.client import AgentClient, AgentError
 from workbay.manager.models.compute import Agent, ComputeSession, Kernel
 from workbay.manager.scheduler.dispatcher import occupancy_by_agent
 from workbay.manager.scheduler.launcher import Launcher
+from workbay.manager.services.agent_registry import AgentRegistry, Heartbeat
 from workbay.manager.services.context import ServiceContext
 from workbay.manager.services.session_status import DEAD
+
+PROBE_TIMEOUT = 3.0
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +28,14 @@ class ComputeReconciler:
     def __init__(self, ctx: ServiceContext, launcher: Launcher) -> None:
         self.ctx = ctx
         self.launcher = launcher
+        self.registry = AgentRegistry(ctx)
         self._task: asyncio.Task | None = None
+        # Silence is counted from this process's start at the earliest: while the manager was
+        # down, agents could not reach it (and their retries back off).
+        self.started_at = datetime.now(timezone.utc)
+        # Kernels an agent stopped reporting: kernel id -> when first missed (see agent_reported).
+        self._missing: dict[uuid.UUID, datetime] = {}
+        self._destroying: set[uuid.UUID] = set()  # orphans being destroyed
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="compute-reconciler")
@@ -46,10 +60,22 @@ class ComputeReconciler:
         await self.retry_terminations(now)
 
     async def mark_lost_agents(self, now: datetime) -> list[str]:
-        """Agents silent for longer than agent_lost_timeout: LOST, their kernels end with agent-lost."""
+        """Agents silent for longer than agent_lost_timeout (and not answering a direct probe
+        either): LOST, their kernels end with agent-lost."""
         cutoff = now - timedelta(seconds=self.ctx.config.manager.agent_lost_timeout)
+        if cutoff <= self.started_at:
+            return []
+        async with self.ctx.db() as s:
+            silent = (await s.execute(select(Agent.id, Agent.addr).where(
+                Agent.status == "ALIVE", Agent.last_heartbeat < cutoff))).all()
+        if not silent:
+            return []
+        answered = await asyncio.gather(*(self.probe(aid, addr) for aid, addr in silent))
+        silent_ids = [aid for (aid, _), ok in zip(silent, answered) if not ok]
+        if not silent_ids:
+            return []
         async with self.ctx.db.begin() as s:
-            lost = (await s.execute(select(Agent).where(Agent.status == "ALIVE",
+            lost = (await s.execute(select(Agent).where(Agent.id.in_(silent_ids), Agent.status == "ALIVE",
                                                         Agent.last_heartbeat < cutoff))).scalars().all()
             for agent in lost:
                 agent.status, agent.status_info, agent.lost_at = "LOST", "no heartbeat", now
@@ -64,6 +90,93 @@ class ComputeReconciler:
         for kid in kernels:
             await self.launcher.lifecycle.kernel_terminated(kid, "agent-lost", None, "the agent stopped answering")
         return lost_ids
+
+    async def probe(self, agent_id: str, addr: str) -> bool:
+        """Ask a silent agent directly; an answer counts as a heartbeat (its heartbeats may be
+        backing off after the manager was unreachable, or only that direction may be broken)."""
+        try:
+            async with AgentClient(addr, self.ctx.config.secrets.cluster, timeout=PROBE_TIMEOUT) as client:
+                info = await client.info()
+            hb = Heartbeat.model_validate({**info, "id": agent_id})
+            await self.registry.heartbeat(hb)
+        except (AgentError, httpx.HTTPError, OSError, ValueError) as e:
+            log.info("agent %s is silent and does not answer at %s: %s", agent_id, addr, e)
+            return False
+        log.info("agent %s is silent but answers at %s; kept alive", agent_id, addr)
+        await self.agent_reported(hb)
+        return True
+
+    async def agent_reported(self, hb: Heartbeat, now: datetime | None = None) -> None:
+        """Reconcile the kernels an agent reports (heartbeat or probe) with the database.
+
+        * a kernel the agent runs that has ended here (or never existed) is destroyed on the agent
+          -- e.g. the agent was declared lost and came back with its containers still running;
+        * a started kernel the agent no longer reports (its container vanished while the agent
+          was down, so no event will ever tell) ends with ``kernel-lost`` once it has been
+          missing for twice agent_lost_timeout (time for queued events to arrive first);
+        * the kernels' last stats sample is stored (the session's ``lastStat``).
+        """
+        now = now or datetime.now(timezone.utc)
+        reported: set[uuid.UUID] = set()
+        for raw in hb.kernels:
+            try:
+                reported.add(uuid.UUID(str(raw)))
+            except ValueError:
+                continue
+        stats: dict[str, Any] = getattr(hb, "kernel_stats", None) or {}
+        grace = timedelta(seconds=2 * self.ctx.config.manager.agent_lost_timeout)
+        orphans: list[tuple[uuid.UUID, str]] = []
+        vanished: list[uuid.UUID] = []
+        async with self.ctx.db.begin() as s:
+            known = {k.id: k for k in (await s.execute(select(Kernel).where(Kernel.id.in_(reported)))).scalars()} \
+                if reported else {}
+            for kid in reported:
+                k = known.get(kid)
+                if k is None or k.status in DEAD or (k.agent_id not in (None, hb.id)):
+                    orphans.append((kid, (k.status_info if k is not None else None) or "orphaned"))
+                elif stats.get(str(kid)) and k.last_stat != stats[str(kid)]:
+                    k.last_stat = stats[str(kid)]
+            running = (await s.execute(select(Kernel.id).where(
+                Kernel.agent_id == hb.id, Kernel.status == "RUNNING"))).scalars().all()
+        for kid in running:
+            if kid in reported:
+                self._missing.pop(kid, None)
+                continue
+            first = self._missing.setdefault(kid, now)
+            if now - first >= grace:
+                vanished.append(kid)
+        for kid in list(self._missing):
+            if kid not in running:
+                self._missing.pop(kid, None)
+        for kid, reason in orphans:
+            if kid in self._destroying:
+                continue
+            log.warning("agent %s runs kernel %s that ended here (%s); destroying it", hb.id, kid, reason)
+            self._destroying.add(kid)
+            self.launcher.spawn(self._destroy_orphan(hb.addr, kid, reason))
+        for kid in vanished:
+            log.warning("agent %s no longer reports kernel %s; it is gone", hb.id, kid)
+            self._missing.pop(kid, None)
+            await self.launcher.lifecycle.kernel_terminated(
+                kid, "kernel-lost", None, f"agent {hb.id} no longer reports this kernel")
+
+    async def on_heartbeat(self, hb: Heartbeat) -> None:
+        try:
+            await self.agent_reported(hb)
+        except Exception:  # never fail the heartbeat itself; the next one retries
+            log.exception("reconciling the kernels of agent %s failed", hb.id)
+
+    async def _destroy_orphan(self, addr: str, kernel_id: uuid.UUID, reason: str) -> None:
+        try:
+            async with AgentClient(addr, self.ctx.config.secrets.cluster, timeout=120) as client:
+                await client.destroy_kernel(str(kernel_id), reason, forced=True)
+        except AgentError as e:
+            if not e.not_found:
+                log.warning("destroying orphaned kernel %s failed: %s", kernel_id, e)
+        except (httpx.HTTPError, OSError) as e:
+            log.warning("destroying orphaned kernel %s failed: %s", kernel_id, e)
+        finally:
+            self._destroying.discard(kernel_id)
 
     async def resume_launches(self, now: datetime) -> None:
         """Sessions scheduled before a manager restart: send their (idempotent) create again."""

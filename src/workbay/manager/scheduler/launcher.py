@@ -112,11 +112,18 @@ class Launcher:
                         if info.get("container_id"):
                             k.container_id = info["container_id"]
                         set_status(k, "PREPARING")
-        # Events normally report the start; polling too makes it robust to lost deliveries.
+        # Events normally report the start; polling too makes it robust to lost deliveries.  The
+        # kernels exist now: losing the agent from here on is the reconciler's business (agent
+        # lost, kernels it stops reporting), not a failure to start.
         for addr, group in by_agent.items():
-            async with self.client(addr, timeout=30) as agent:
-                states = await agent.wait_kernels([str(k.id) for k in group],
-                                                  timeout=self.ctx.config.manager.kernel_start_timeout)
+            try:
+                async with self.client(addr, timeout=30) as agent:
+                    states = await agent.wait_kernels([str(k.id) for k in group],
+                                                      timeout=self.ctx.config.manager.kernel_start_timeout)
+            except (AgentError, httpx.HTTPError, OSError) as e:
+                log.warning("polling the start of session %s on %s failed (events will tell): %s",
+                            session_id, addr, e)
+                continue
             for kid, info in states.items():
                 if info.get("status") == "running":
                     await self.lifecycle.kernel_started(uuid.UUID(kid), info)
@@ -124,8 +131,8 @@ class Launcher:
     async def _fail(self, session_id: uuid.UUID, message: str) -> None:
         async with self.ctx.db.begin() as s:
             sess = await s.get(ComputeSession, session_id)
-            if sess is None or sess.status in DEAD:
-                return
+            if sess is None or sess.status not in ("SCHEDULED", "PREPARING", "PULLING"):
+                return  # it started (or ended) meanwhile: not a failure to start
             sess.status_data = {**(sess.status_data or {}), "error": {"type": "failed-to-start", "message": message}}
             set_status(sess, "TERMINATING", "failed-to-start")
         await self.terminate_session(session_id, "failed-to-start", forced=True)
