@@ -15,10 +15,11 @@ and refuses a lot.  Sessions: five resource presets (CPU and GPU), 5 % clusters 
 timeout that 1 % of the sessions have outlived.  ``retries_to_skip``
 is 0 so no head-of-line session cuts the tick short: every session gets a full evaluation.
 
-Database part: ``bench_db_pass()`` is the hook for "one scheduling pass with the database over
-1,000 pending sessions"; it is written with the dispatcher.
+Database part (``--db``): one scheduling pass with the database over 1,000 pending sessions,
+``Dispatcher.tick()`` once, timed as a whole and for the pure core inside it (``bench_db_pass``).
 
 Run: .venv/bin/python benchmarks/scheduler.py [--sessions N] [--agents N] [--repeat N]
+     [--db | --db-only] [--db-pending N] [--db-url postgresql+asyncpg://…]
 """
 
 from __future__ import annotations
@@ -159,11 +160,131 @@ def bench_pure(n_sessions: int, n_agents: int, repeat: int) -> dict[str, float]:
     return rates
 
 
-def bench_db_pass(n_pending: int = 1_000) -> None:
-    """Hook: one scheduling pass with the database over ``n_pending`` pending sessions (load the
-    input, run the core, persist the decisions), against the pure core on the same input.  Written
-    with the dispatcher."""
-    raise NotImplementedError("the database pass is added with the dispatcher")
+def bench_db_pass(n_pending: int = 1_000, n_agents: int = 100, n_running: int = 200, db_url: str = "") -> dict[str, float]:
+    """One scheduling pass with the database: ``Dispatcher.tick()`` over ``n_pending`` pending
+    sessions (load agents, live sessions, keypairs/projects/domains/dependencies, run the pure
+    core, write every decision: placements, statuses, history, predicate records, agent
+    occupancy).  The pure core's share of it is measured inside the same pass.
+
+    The database (SQLite in a temporary directory unless ``db_url``) holds ``n_agents`` agents
+    (32 cores, 128 GiB) running ``n_running`` sessions, and ``n_pending`` sessions of the
+    presets' CPU shapes, about twice what fits; no agent RPC is made (launches are recorded only).
+    """
+    import asyncio
+
+    return asyncio.run(_db_pass(n_pending, n_agents, n_running, db_url))
+
+
+async def _db_pass(n_pending: int, n_agents: int, n_running: int, db_url: str) -> dict[str, float]:
+    import os
+    import tempfile
+    import uuid
+    from pathlib import Path
+
+    from sqlalchemy import func, select
+
+    from workbay.common.config import load_config
+    from workbay.manager.app import build_state, close_state
+    from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, User
+    from workbay.manager.models.compute import Agent as AgentRow
+    from workbay.manager.models.compute import ComputeSession, Kernel
+    from workbay.manager.scheduler import core, dispatcher as dispatcher_mod
+    from workbay.manager.scheduler.lifecycle import Lifecycle
+    from workbay.manager.services.session_status import set_status
+
+    os.environ.setdefault("WORKBAY_ADMIN_PASSWORD", "Bench-adm1n!pw")
+    data_dir = Path(tempfile.mkdtemp(prefix="wb-bench-db-"))
+    config = load_config(data_dir=data_dir, db={"url": db_url})
+    st = await build_state(config, background=False)
+    rnd = random.Random(11)
+    shapes = [(w, ResourceSlot(sh)) for w, sh in PRESETS if "cuda.shares" not in sh]
+    try:
+        async with st.ctx.db.begin() as s:
+            user = (await s.execute(select(User).where(User.email == "admin@workbay.local"))).scalar_one()
+            kp = (await s.execute(select(Keypair).where(Keypair.user_id == user.uuid))).scalars().first()
+            project = (await s.execute(select(Project).where(Project.name == "default"))).scalar_one()
+            s.add(KeypairResourcePolicy(name="bench", total_resource_slots={}, max_concurrent_sessions=10**6,
+                                        max_containers_per_session=8))
+            await s.flush()
+            kp.resource_policy = "bench"
+            total = ResourceSlot({"cpu": 32, "mem": 128 * GIB})
+            agents = [AgentRow(id=f"bench-agent-{i:03d}", status="ALIVE", schedulable=True,
+                               addr=f"http://127.0.0.1:{20000 + i}", resource_group="default",
+                               available_slots=total.to_json(), occupied_slots={})
+                      for i in range(n_agents)]
+            s.add_all(agents)
+            await s.flush()
+
+            def session(i: int, status: str) -> ComputeSession:
+                slots = rnd.choices([sh for _, sh in shapes], [w for w, _ in shapes])[0]
+                sess = ComputeSession(
+                    name=f"bench-{status.lower()}-{i:05d}", session_type="interactive", status="NEW",
+                    status_data={}, status_history=[], access_key=kp.access_key, user_id=user.uuid,
+                    project_id=project.id, domain_name=user.domain_name, resource_group="default",
+                    image="localhost/workbay/python:3.11", requested_slots=slots.to_json(),
+                    occupying_slots=slots.to_json() if status == "RUNNING" else {})
+                set_status(sess, "PENDING", "enqueued")
+                if status == "RUNNING":
+                    set_status(sess, "RUNNING", "started")
+                return sess
+
+            running = [session(i, "RUNNING") for i in range(n_running)]
+            pending = [session(i, "PENDING") for i in range(n_pending)]
+            s.add_all(running + pending)
+            await s.flush()
+            for i, sess in enumerate(running):
+                agent = agents[i % n_agents]
+                s.add(Kernel(session_id=sess.id, status="RUNNING", agent_id=agent.id, agent_addr=agent.addr,
+                             occupied_slots=sess.requested_slots, service_ports=[], last_stat={}, allocation={}))
+            for sess in pending:
+                s.add(Kernel(session_id=sess.id, status="PENDING", occupied_slots={}, service_ports=[],
+                             last_stat={}, allocation={}))
+
+        class RecordingLauncher:
+            """Stands in for the agent RPC: records which sessions would be launched."""
+
+            def __init__(self) -> None:
+                self.lifecycle = Lifecycle(st.ctx)
+                self.launched: list[uuid.UUID] = []
+
+            def launch(self, session_id: uuid.UUID) -> None:
+                self.launched.append(session_id)
+
+        launcher = RecordingLauncher()
+        dispatcher = dispatcher_mod.Dispatcher(st.ctx, launcher)  # type: ignore[arg-type]
+        pure_time: list[float] = []
+        real_schedule = dispatcher_mod.core.schedule
+
+        def timed_schedule(inp):
+            t = time.perf_counter()
+            try:
+                return real_schedule(inp)
+            finally:
+                pure_time.append(time.perf_counter() - t)
+
+        dispatcher_mod.core.schedule = timed_schedule
+        try:
+            c0, w0 = time.process_time(), time.perf_counter()
+            result = await dispatcher.tick()
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        finally:
+            dispatcher_mod.core.schedule = real_schedule
+        async with st.ctx.db() as s:
+            counts = dict((await s.execute(select(ComputeSession.status, func.count()).where(
+                ComputeSession.name.like("bench-pending-%")).group_by(ComputeSession.status))).all())
+        decisions = len(result.decisions) if result else 0
+        pure = sum(pure_time)
+        dialect = "PostgreSQL" if config.db_url.startswith("postgresql") else "SQLite"
+        print(f"database pass ({dialect}): Dispatcher.tick() over {n_pending} pending sessions, "
+              f"{n_agents} agents, {n_running} running sessions")
+        print(f"  one pass: wall {wall:6.3f} s  cpu {cpu:6.3f} s  {decisions / wall:9,.0f} decisions/s (wall)  "
+              f"({len(launcher.launched)} scheduled, {counts.get('PENDING', 0)} still pending)")
+        print(f"  of which the pure core: {pure:6.3f} s ({pure / wall:.0%}); database load + writes "
+              f"{wall - pure:6.3f} s; pass / pure core ×{wall / pure:.1f}")
+        assert isinstance(result, core.SchedulingResult)
+        return {"wall": wall, "cpu": cpu, "pure": pure, "decisions": decisions}
+    finally:
+        await close_state(st)
 
 
 def main() -> None:
@@ -172,11 +293,15 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--db", action="store_true", help="also run the database pass (bench_db_pass)")
+    parser.add_argument("--db-pending", type=int, default=1_000, help="pending sessions of the database pass")
+    parser.add_argument("--db-url", default="", help="database of the pass (default: SQLite in a temp dir)")
+    parser.add_argument("--db-only", action="store_true", help="only the database pass")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    bench_pure(args.sessions, args.agents, args.repeat)
-    if args.db:
-        bench_db_pass()
+    if not args.db_only:
+        bench_pure(args.sessions, args.agents, args.repeat)
+    if args.db or args.db_only:
+        bench_db_pass(args.db_pending, db_url=args.db_url)
     print(f"total {time.perf_counter() - t0:.1f} s")
 
 

@@ -152,6 +152,31 @@ async def test_batch_timeout_and_scheduled_start(system, admin):
     assert started["timestamp"] >= later["starts_at"]
 
 
+async def test_batch_dependencies(system, admin):
+    first = await create(admin, "dep-first", type="batch", startupCommand="sleep 2", enqueueOnly=True)
+    failing = await create(admin, "dep-fails", type="batch", startupCommand="exit 1", enqueueOnly=True)
+    after = await create(admin, "dep-after", type="batch", startupCommand="echo after", enqueueOnly=True,
+                         dependencies=[first["sessionId"]])
+    doomed = await create(admin, "dep-doomed", type="batch", startupCommand="echo never", enqueueOnly=True,
+                          dependencies=["dep-fails"])
+
+    async def waiting_on_dependency():
+        hist = await admin.get(f"/session/{after['sessionId']}/status-history")
+        pred = next((p for p in hist["scheduling"].get("predicates", []) if p["name"] == "dependencies"), None)
+        return pred if pred and not pred["passed"] else None
+    assert (await wait_for(waiting_on_dependency, 10, "the dependency predicate fails"))["message"]
+
+    after = await system.wait_status(admin, after["sessionId"], DEAD, timeout=40)
+    first = await admin.get(f"/session/{first['sessionId']}")
+    assert (after["status"], after["result"]) == ("TERMINATED", "SUCCESS"), after
+    # It started only once the session it depends on had finished.
+    started = next(h["timestamp"] for h in after["status_history"] if h["status"] == "SCHEDULED")
+    assert started >= first["terminationTime"]
+    doomed = await system.wait_status(admin, doomed["sessionId"], DEAD, timeout=30)
+    assert (doomed["status"], doomed["statusInfo"]) == ("CANCELLED", "dependency-failed"), doomed
+    assert (await admin.get(f"/session/{failing['sessionId']}"))["result"] == "FAILURE"
+
+
 # -- 3. the guide's queue example ------------------------------------------------------------------
 async def test_queue_capacity_for_two(system, admin):
     created = await admin.post("/session", json={
@@ -163,7 +188,10 @@ async def test_queue_capacity_for_two(system, admin):
         infos = [await admin.get(f"/session/{i}") for i in ids]
         statuses = sorted(i["status"] for i in infos)
         return infos if statuses == ["PENDING", "RUNNING", "RUNNING"] else None
-    infos = await wait_for(settled, 60, "two sessions run and one waits")
+    async def describe():
+        return [(i["status"], i["statusInfo"], (i["status_data"] or {}).get("error")) for i in
+                [await admin.get(f"/session/{x}") for x in ids]]
+    infos = await wait_for(settled, 60, "two sessions run and one waits", describe)
     # FIFO: the first two requested are the ones running.
     assert [i["status"] for i in infos] == ["RUNNING", "RUNNING", "PENDING"]
     waiting = infos[2]

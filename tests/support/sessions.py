@@ -28,6 +28,26 @@ PODMAN_SOCKET = "/run/podman/podman.sock"
 SMALL = {"cpu": 1, "mem": "256m"}
 
 
+def host_port_range(size: int = 200) -> str:
+    """A window of free ports below the kernel's ephemeral range (32768-)."""
+    import random
+    import socket
+
+    for _ in range(100):
+        lo = random.randrange(10000, 32000 - size, 50)
+        ok = True
+        for port in range(lo, lo + size, 7):  # a sample is enough
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return f"{lo}-{lo + size - 1}"
+    raise RuntimeError("no free host port range")
+
+
 def engine_problem() -> str | None:
     """Why real-container tests cannot run here (None when they can)."""
     if not shutil.which("podman"):
@@ -71,9 +91,13 @@ class System:
         self.base = free_port_base(10)
         cfg = lite_config(data_dir, self.base)
         self.agent_id = f"wbtest-{self.base}"
+        # Host ports for published container ports come from a range the agent manages: when the
+        # engine picks them, containers created at the same moment can race for one port
+        # ("bind: address already in use", the kernel fails to start).
         self.config = self.configure(cfg, manager=manager, agent={
             "id": self.agent_id, "heartbeat_interval": 1.0, "poll_interval": 0.5,
-            "slots": agent_slots or {"cpu": "2", "mem": "4g"}, **(agent or {})})
+            "slots": agent_slots or {"cpu": "2", "mem": "4g"}, "port_range": host_port_range(),
+            **(agent or {})})
         self.demo = demo
         self.manager_handle: LiteHandle | None = None
         self.agent_handle: LiteHandle | None = None

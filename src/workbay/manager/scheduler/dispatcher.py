@@ -118,9 +118,28 @@ class Dispatcher:
 
     async def _tick_group(self, s, rg: ResourceGroup, now: datetime, scheduled: list[uuid.UUID],
                           events: list) -> core.SchedulingResult:
-        pending_rows = (await s.execute(select(ComputeSession).where(
-            ComputeSession.resource_group == rg.name, ComputeSession.status == "PENDING"))).scalars().all()
+        pending_ids = select(ComputeSession.id).where(
+            ComputeSession.resource_group == rg.name, ComputeSession.status == "PENDING")
+        pending_rows = (await s.execute(select(ComputeSession).where(ComputeSession.id.in_(pending_ids)))).scalars().all()
         by_id = {str(p.id): p for p in pending_rows}
+        # Everything per session in a few set queries (not one query per session: the pass must
+        # stay cheap with thousands queued).
+        kernels_of: dict[uuid.UUID, list[Kernel]] = defaultdict(list)
+        for k in (await s.execute(select(Kernel).where(Kernel.session_id.in_(pending_ids))
+                                  .order_by(Kernel.cluster_role != "main", Kernel.cluster_idx))).scalars():
+            kernels_of[k.session_id].append(k)
+        deps_of: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+        for sid, dep_id in (await s.execute(select(SessionDependency.session_id, SessionDependency.depends_on)
+                                            .where(SessionDependency.session_id.in_(pending_ids)))).all():
+            deps_of[sid].append(dep_id)
+        deps: dict[str, core.DependencyState] = {}
+        dep_ids_all = {d for ds in deps_of.values() for d in ds}
+        if dep_ids_all:
+            dep_rows = select(ComputeSession).join(
+                SessionDependency, SessionDependency.depends_on == ComputeSession.id).where(
+                SessionDependency.session_id.in_(pending_ids))
+            for dep in (await s.execute(dep_rows)).scalars().unique():
+                deps[str(dep.id)] = dependency_state(dep)
         occupied = await occupancy_by_agent(s)
         agents = [core.Agent(id=a.id, resource_group=a.resource_group, total_slots=_slots(a.available_slots),
                              occupied_slots=occupied.get(a.id, ResourceSlot()), architecture=a.architecture,
@@ -145,7 +164,6 @@ class Dispatcher:
             if sess.resource_group == rg.name:
                 in_group[sess.access_key] += slots
         keypairs, projects, domains = {}, {}, {}
-        deps: dict[str, core.DependencyState] = {}
         pending: list[core.PendingSession] = []
         for p in pending_rows:
             if p.access_key not in keypairs:
@@ -162,11 +180,7 @@ class Dispatcher:
                 domain = await s.get(Domain, p.domain_name)
                 domains[p.domain_name] = core.Usage(limit=_slots(domain.total_resource_slots),
                                                     occupied=by_domain[p.domain_name])
-            dep_ids = (await s.execute(select(SessionDependency.depends_on).where(
-                SessionDependency.session_id == p.id))).scalars().all()
-            for dep_id in dep_ids:
-                dep = await s.get(ComputeSession, dep_id)
-                deps[str(dep_id)] = dependency_state(dep)
+            dep_ids = deps_of.get(p.id, [])
             blocking = int((p.status_data or {}).get("scheduler", {}).get("blocking_retries", p.skip_count or 0))
             pending.append(core.PendingSession(
                 id=str(p.id), created_at=p.created_at, access_key=p.access_key, project_id=pid,
@@ -185,8 +199,7 @@ class Dispatcher:
                 {"name": p.name, "passed": p.passed, "message": p.message}
                 for p in getattr(decision, "predicates", ())]}
             if isinstance(decision, core.Scheduled):
-                kernels = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id)
-                                           .order_by(Kernel.cluster_role != "main", Kernel.cluster_idx))).scalars().all()
+                kernels = kernels_of[sess.id]
                 for k, placement in zip(kernels, sorted(decision.placements, key=lambda p: p.index)):
                     k.agent_id, k.agent_addr = placement.agent_id, addr[placement.agent_id]
                     k.occupied_slots = placement.slots.to_json()
@@ -207,7 +220,7 @@ class Dispatcher:
                     **record, "retries": decision.attempts, "blocking_retries": decision.blocking_retries,
                     "blocked_by": decision.blocked_by, "msg": decision.message}}
             else:
-                for k in (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars():
+                for k in kernels_of[sess.id]:
                     set_status(k, "CANCELLED", decision.reason)
                 sess.status_data = {**(sess.status_data or {}), "scheduler": {**record, "msg": decision.message}}
                 set_status(sess, "CANCELLED", decision.reason)
