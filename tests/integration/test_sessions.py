@@ -10,6 +10,7 @@ event stream.  Each test leaves no live session behind.
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 import subprocess
 
@@ -106,6 +107,69 @@ async def test_container_death_is_reported(system, admin):
     info = await system.wait_status(admin, sid, DEAD, timeout=30)
     assert (info["status"], info["statusInfo"]) == ("TERMINATED", "self-terminated"), info
     assert info["exit_code"] == 137 and info["kernels"][0]["exit_code"] == 137
+    assert containers("ai.backend.session-id", sid) == []
+
+
+async def test_restart_rename_environ_stats(system, admin):
+    created = await create(admin, "restartable", config={"resources": SMALL, "environ": {"GREETING": "hello"}})
+    sid = created["sessionId"]
+    out = (await admin.post(f"/session/{sid}", json={"mode": "query", "runId": "", "code": (
+        "import os\n"
+        "open('/home/work/kept.txt', 'w').write('kept')\n"
+        "state = 1\n"
+        "print(os.environ['GREETING'], os.environ['BACKENDAI_SESSION_ID'], os.getuid())\n")}))["result"]
+    assert out["console"] == [["stdout", f"hello {sid} 1000\n"]], out
+
+    await admin.post("/session/restartable/rename", params={"name": "renamed"})
+    assert (await admin.get("/session/renamed"))["id"] == sid
+
+    await admin.patch("/session/renamed")
+    info = await system.wait_status(admin, sid, "RUNNING", timeout=60)
+    assert history(info)[-2:] == ["RESTARTING", "RUNNING"] and info["statusInfo"] == "restarted"
+    out = (await admin.post(f"/session/{sid}", json={"mode": "query", "runId": "", "code": (
+        "print(open('/home/work/kept.txt').read(), 'state' in globals())")}))["result"]
+    assert out["console"] == [["stdout", "kept False\n"]], out
+
+    # Agents sample usage; the manager keeps the last sample per kernel (the session's lastStat).
+    async def sampled():
+        stat = (await admin.get(f"/session/{sid}"))["lastStat"]
+        return stat if stat.get("mem", {}).get("current") else None
+    stat = await wait_for(sampled, 30, "a usage sample arrives")
+    assert 0 < int(stat["mem"]["current"]) <= 256 * 2**20 and "cpu_util" in stat
+
+
+async def test_admin_launches_for_a_user(system, admin):
+    user = await system.login("user@workbay.local")
+    me = await user.get("/user/me")
+    ak = user.access_key
+    created = await create(admin, "on-behalf", owner_access_key=ak)
+    assert created["status"] == "RUNNING"
+    info = await user.get("/session/on-behalf")
+    assert info["id"] == created["sessionId"] and info["access_key"] == ak and info["user_id"] == me["uuid"]
+    # A regular user cannot launch for someone else.
+    with pytest.raises(APIError) as e:
+        await create(user, "not-allowed", owner_access_key=admin.access_key)
+    assert e.value.status in (403, 404)
+    await user.delete("/session/on-behalf")
+    await system.wait_status(user, created["sessionId"], "TERMINATED")
+
+
+async def test_failure_while_preparing_is_an_error(system, admin):
+    # The bootstrap script keeps the session PREPARING; the container dies meanwhile.
+    script = base64.b64encode(b"sleep 60").decode()
+    created = await create(admin, "dies-early", enqueueOnly=True, bootstrap_script=script)
+    sid = created["sessionId"]
+
+    async def preparing_container():
+        info = await admin.get(f"/session/{sid}")
+        found = containers("ai.backend.session-id", sid)
+        return found[0] if info["status"] == "PREPARING" and found and found[0]["State"] == "running" else None
+    ctr = await wait_for(preparing_container, 30, "the container runs while the session prepares")
+    subprocess.run(["podman", "kill", "--signal", "KILL", ctr["Id"]], check=True, capture_output=True, timeout=60)
+    info = await system.wait_status(admin, sid, DEAD, timeout=30)
+    assert (info["status"], info["statusInfo"]) == ("ERROR", "failed-to-start"), info
+    assert "RUNNING" not in history(info)
+    assert info["status_data"]["error"]["message"]
     assert containers("ai.backend.session-id", sid) == []
 
 

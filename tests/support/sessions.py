@@ -95,7 +95,7 @@ class System:
         # engine picks them, containers created at the same moment can race for one port
         # ("bind: address already in use", the kernel fails to start).
         self.config = self.configure(cfg, manager=manager, agent={
-            "id": self.agent_id, "heartbeat_interval": 1.0, "poll_interval": 0.5,
+            "id": self.agent_id, "heartbeat_interval": 1.0, "poll_interval": 0.5, "stats_interval": 2.0,
             "slots": agent_slots or {"cpu": "2", "mem": "4g"}, "port_range": host_port_range(),
             **(agent or {})})
         self.demo = demo
