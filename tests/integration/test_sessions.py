@@ -331,6 +331,26 @@ async def test_cluster_of_three_single_node(system, admin):
     assert containers("ai.backend.session-id", sid) == []
 
 
+async def test_cluster_kernel_failing_to_start_fails_the_session(system, admin):
+    await admin.patch("/admin/resource-policies/keypair/default", json={"max_containers_per_session": 2})
+    script = base64.b64encode(b"sleep 60").decode()
+    created = await create(admin, "cluster-fails", clusterSize=2, enqueueOnly=True, bootstrap_script=script)
+    sid = created["sessionId"]
+
+    async def sub_preparing():
+        found = [c for c in containers("ai.backend.session-id", sid)
+                 if c["Labels"].get("ai.backend.cluster-hostname") == "sub1" and c["State"] == "running"]
+        return found[0] if found and (await admin.get(f"/session/{sid}"))["status"] == "PREPARING" else None
+    sub = await wait_for(sub_preparing, 30, "sub1 runs while the session prepares")
+    subprocess.run(["podman", "kill", "--signal", "KILL", sub["Id"]], check=True, capture_output=True, timeout=60)
+    # One kernel failing to start fails the whole session; the other kernel is destroyed.
+    info = await system.wait_status(admin, sid, DEAD, timeout=40)
+    assert (info["status"], info["statusInfo"]) == ("ERROR", "failed-to-start"), info
+    assert [k["status"] for k in info["kernels"]] == ["TERMINATED", "TERMINATED"]
+    assert {k["cluster_hostname"]: k["status_info"] for k in info["kernels"]}["sub1"] == "failed-to-start"
+    assert containers("ai.backend.session-id", sid) == []
+
+
 # -- 5. resource limits ----------------------------------------------------------------------------
 def _cpus(spec: str) -> set[int]:
     out: set[int] = set()

@@ -80,27 +80,39 @@ def remove_containers(label: str, value: str) -> None:
 
 
 class System:
-    """Manager and agent in separate lite handles sharing one data directory."""
+    """Manager and agent(s) in separate lite handles sharing one data directory.
+
+    ``agents`` > 1 starts that many agents, each with its own id (``wbtest-<base>-<i>``), RPC port,
+    share of the cores, host port range and ``agent_slots`` capacity -- what ``workbay up
+    --agents N`` does, with each agent in its own handle so they can be stopped one by one."""
 
     def __init__(self, data_dir: Path, agent_slots: dict[str, str] | None = None,
                  manager: dict[str, Any] | None = None, agent: dict[str, Any] | None = None,
-                 demo: bool = True) -> None:
+                 demo: bool = True, agents: int = 1) -> None:
         os.environ["WORKBAY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         os.environ["WORKBAY_DEMO_PASSWORD"] = DEMO_PASSWORD
         self.data_dir = data_dir
-        self.base = free_port_base(10)
+        self.base = free_port_base(10 + agents)
         cfg = lite_config(data_dir, self.base)
-        self.agent_id = f"wbtest-{self.base}"
         # Host ports for published container ports come from a range the agent manages: when the
         # engine picks them, containers created at the same moment can race for one port
         # ("bind: address already in use", the kernel fails to start).
-        self.config = self.configure(cfg, manager=manager, agent={
-            "id": self.agent_id, "heartbeat_interval": 1.0, "poll_interval": 0.5, "stats_interval": 2.0,
-            "slots": agent_slots or {"cpu": "2", "mem": "4g"}, "port_range": host_port_range(),
-            **(agent or {})})
+        common = {"heartbeat_interval": 1.0, "poll_interval": 0.5, "stats_interval": 2.0,
+                  "slots": agent_slots or {"cpu": "2", "mem": "4g"}, **(agent or {})}
+        self.config = self.configure(cfg, manager=manager, agent={"id": f"wbtest-{self.base}", **common})
+        if agents == 1:
+            self.agent_configs = [self.configure(self.config, agent={"port_range": host_port_range()})]
+        else:
+            cores = sorted(os.sched_getaffinity(0))
+            self.agent_configs = [self.configure(self.config, agent={
+                "id": f"wbtest-{self.base}-{i + 1}", "port": self.config.agent.port + i,
+                "cpu_set": [cores[i % len(cores)]], "port_range": host_port_range()})
+                for i in range(agents)]
+        self.agent_ids = [c.agent.id for c in self.agent_configs]
+        self.agent_id = self.agent_ids[0]
         self.demo = demo
         self.manager_handle: LiteHandle | None = None
-        self.agent_handle: LiteHandle | None = None
+        self.agent_handles: dict[str, LiteHandle] = {}
         self.clients: list[Client] = []
         self.admin: Client | None = None
 
@@ -128,15 +140,17 @@ class System:
             assert not self.manager_handle.thread.is_alive(), "the manager did not stop"
             self.manager_handle = None
 
-    def start_agent(self) -> None:
-        self.agent_handle = start_in_thread(self.data_dir, self.base, components=("agent",),
-                                            config=self.config)
+    def start_agent(self, agent_id: str | None = None) -> None:
+        for cfg in self.agent_configs:
+            if agent_id in (None, cfg.agent.id) and cfg.agent.id not in self.agent_handles:
+                self.agent_handles[cfg.agent.id] = start_in_thread(
+                    self.data_dir, self.base, components=("agent",), config=cfg)
 
-    def stop_agent(self) -> None:
-        if self.agent_handle is not None:
-            self.agent_handle.stop()
-            assert not self.agent_handle.thread.is_alive(), "the agent did not stop"
-            self.agent_handle = None
+    def stop_agent(self, agent_id: str | None = None) -> None:
+        for aid in [a for a in self.agent_handles if agent_id in (None, a)]:
+            handle = self.agent_handles.pop(aid)
+            handle.stop()
+            assert not handle.thread.is_alive(), f"agent {aid} did not stop"
 
     async def start(self) -> None:
         self.start_manager()
@@ -148,21 +162,23 @@ class System:
         self.admin = self.client(login["access_key"], login["secret_key"])
         await self.wait_agent_ready()
 
-    async def wait_agent_ready(self, timeout: float = 60) -> dict[str, Any]:
-        """The agent is ALIVE and the image catalog knows the kernel image."""
+    async def wait_agent_ready(self, timeout: float = 60) -> list[dict[str, Any]]:
+        """Every agent is ALIVE and the image catalog has the kernel image on each."""
         async def ready():
-            agents = (await self.admin.get("/admin/agents"))["items"]
-            agent = next((a for a in agents if a["id"] == self.agent_id and a["status"] == "ALIVE"), None)
+            agents = {a["id"]: a for a in (await self.admin.get("/admin/agents"))["items"]}
             images = (await self.admin.get("/images", params={"installed": "true"}))["items"]
-            return agent if agent and any(i["name"] == IMAGE for i in images) else None
-        return await wait_for(ready, timeout, "the agent is ready")
+            on = {aid for i in images if i["name"] == IMAGE for aid in i["installed_on"]}
+            ok = all(agents.get(aid, {}).get("status") == "ALIVE" and aid in on for aid in self.agent_ids)
+            return [agents[aid] for aid in self.agent_ids] if ok else None
+        return await wait_for(ready, timeout, "the agents are ready")
 
     async def close(self) -> None:
         for c in self.clients:
             await c.close()
         self.stop_agent()
         self.stop_manager()
-        remove_containers("ai.backend.agent-id", self.agent_id)
+        for aid in self.agent_ids:
+            remove_containers("ai.backend.agent-id", aid)
 
     # -- clients -------------------------------------------------------------------------------
     def client(self, access_key: str | None = None, secret_key: str | None = None) -> Client:

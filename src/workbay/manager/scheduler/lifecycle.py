@@ -122,8 +122,11 @@ class Lifecycle:
                 else:
                     set_status(sess, outcome[1], outcome[2])
             elif not remaining:
-                set_status(sess, "TERMINATED", sess.status_info)
-                outcome = (sess, "TERMINATED", sess.status_info)
+                # The last kernel of a terminating session: it ends as the termination began
+                # (a kernel that failed to start makes the whole session an ERROR).
+                final = "ERROR" if sess.status_info in ERROR_REASONS else "TERMINATED"
+                set_status(sess, final, sess.status_info)
+                outcome = (sess, final, sess.status_info)
             sess.status_data = {**(sess.status_data or {}), "kernels_exit_codes": {
                 **(sess.status_data or {}).get("kernels_exit_codes", {}), kernel.cluster_hostname: exit_code}}
         if outcome is None:
