@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -26,6 +27,17 @@ log = logging.getLogger(__name__)
 
 class KernelRunnerError(BackendError):
     status, kind, title = 502, "kernel-runner-error", "The session's runner did not answer."
+
+
+REQUEUE_WINDOW = 60.0  # seconds an agent may keep refusing a scheduled session
+
+
+class AgentRefused(Exception):
+    """The agent answered insufficient-resource to a create (nothing was created)."""
+
+    def __init__(self, agent_id: str | None, message: str) -> None:
+        super().__init__(message)
+        self.agent_id, self.message = agent_id, message
 
 
 class Launcher:
@@ -58,6 +70,8 @@ class Launcher:
     async def _launch(self, session_id: uuid.UUID) -> None:
         try:
             await self._create_kernels(session_id)
+        except AgentRefused as e:
+            await self._requeue(session_id, e)
         except Exception as e:  # every failure ends the session with a reason, never silently
             log.exception("launching session %s failed", session_id)
             await self._fail(session_id, str(e) or type(e).__name__)
@@ -95,7 +109,7 @@ class Launcher:
             "cluster_size": sess.cluster_size, "cluster_hosts": hosts, "cluster_ssh_keypair": cluster_keys,
             "pull_image": False,
         }
-        for addr, group in by_agent.items():
+        for n, (addr, group) in enumerate(by_agent.items()):
             async with self.client(addr, timeout=120) as agent:
                 if network:
                     await agent.create_network(network, str(sess.id))
@@ -103,7 +117,15 @@ class Launcher:
                     "kernel_id": str(k.id), "cluster_role": k.cluster_role, "cluster_idx": k.cluster_idx,
                     "cluster_hostname": k.cluster_hostname, "resource_slots": k.occupied_slots,
                     "resource_opts": sess.resource_opts or {}} for k in group]}
-                created = await agent.create_kernels(request)
+                try:
+                    created = await agent.create_kernels(request)
+                except AgentError as e:
+                    # The agent's own bookkeeping says no room (it still holds kernels this manager
+                    # already counts as gone, e.g. orphans being destroyed): schedule again later
+                    # rather than fail -- unless kernels were already created elsewhere.
+                    if e.status == 409 and e.type.endswith("insufficient-resource") and n == 0:
+                        raise AgentRefused(group[0].agent_id, e.msg or e.title) from e
+                    raise
             async with self.ctx.db.begin() as s:
                 for info in created:
                     k = await s.get(Kernel, uuid.UUID(info["kernel_id"]))
@@ -127,6 +149,35 @@ class Launcher:
             for kid, info in states.items():
                 if info.get("status") == "running":
                     await self.lifecycle.kernel_started(uuid.UUID(kid), info)
+
+    async def _requeue(self, session_id: uuid.UUID, refusal: AgentRefused) -> None:
+        """Back to PENDING (kernels unplaced) after an agent refused for lack of resources, to be
+        placed again on a later regular tick; refusals for longer than REQUEUE_WINDOW seconds
+        fail the start as usual."""
+        now = datetime.now(timezone.utc)
+        give_up = False
+        async with self.ctx.db.begin() as s:
+            sess = await s.get(ComputeSession, session_id)
+            if sess is None or sess.status not in ("SCHEDULED", "PREPARING", "PULLING"):
+                return
+            data = dict(sess.status_data or {})
+            since = datetime.fromisoformat(data.get("requeued_since") or now.isoformat())
+            give_up = (now - since).total_seconds() > REQUEUE_WINDOW
+            if not give_up:
+                data["requeues"] = int(data.get("requeues", 0)) + 1
+                data["requeued_since"] = since.isoformat()
+                log.warning("agent %s refused session %s (%s); requeued (%d)", refusal.agent_id, session_id,
+                            refusal.message, data["requeues"])
+                kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
+                for k in kernels:
+                    k.agent_id, k.agent_addr, k.occupied_slots, k.allocation = None, None, {}, {}
+                    set_status(k, "PENDING")
+                sess.occupying_slots = {}
+                sess.status_data = data
+                set_status(sess, "PENDING", f"requeued: agent {refusal.agent_id} lacked resources")
+                sess.status_info = "pending"
+        if give_up:
+            await self._fail(session_id, f"agent {refusal.agent_id}: {refusal.message}")
 
     async def _fail(self, session_id: uuid.UUID, message: str) -> None:
         async with self.ctx.db.begin() as s:
