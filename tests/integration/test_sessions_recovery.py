@@ -9,6 +9,7 @@ comes back); a session that waits longer than the resource group's pending timeo
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import pytest
 
@@ -51,6 +52,11 @@ async def test_manager_restart_keeps_sessions(system, admin):
     created = await admin.post("/session", json={"image": IMAGE, "name": "survivor", "config": {"resources": SMALL}})
     sid = created["sessionId"]
     await run(admin, sid, "state = 'kept'")
+    # A session still preparing (its bootstrap script runs) when the manager goes away.
+    preparing = await admin.post("/session", json={
+        "image": IMAGE, "name": "preparing", "enqueueOnly": True, "config": {"resources": SMALL},
+        "bootstrap_script": base64.b64encode(b"sleep 4").decode()})
+    await system.wait_status(admin, preparing["sessionId"], "PREPARING", timeout=30)
     # A queued session waits through the restart too.
     await admin.patch(f"/admin/agents/{system.agent_id}", json={"schedulable": False})
     queued = await admin.post("/session", json={"image": IMAGE, "name": "queued", "enqueueOnly": True,
@@ -71,6 +77,11 @@ async def test_manager_restart_keeps_sessions(system, admin):
     assert agent["status"] == "ALIVE", agent
     assert (await admin.get(f"/session/{sid}"))["status"] == "RUNNING"
     assert (await admin.get(f"/session/{queued['sessionId']}"))["status"] == "PENDING"
+    # The start that began before the restart completes after it.
+    started = await system.wait_status(admin, preparing["sessionId"], ("RUNNING", *DEAD), timeout=30)
+    assert started["status"] == "RUNNING", started
+    assert (await run(admin, preparing["sessionId"], "print('ready')")).strip() == "ready"
+    await admin.delete(f"/session/{preparing['sessionId']}")
     await admin.patch(f"/admin/agents/{system.agent_id}", json={"schedulable": True})
     await system.wait_status(admin, queued["sessionId"], "RUNNING", timeout=30)
 
