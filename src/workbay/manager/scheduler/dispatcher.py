@@ -20,7 +20,7 @@ from workbay.common.slots import ResourceSlot
 from workbay.manager.models import Domain, KeypairResourcePolicy, Keypair, Project, ResourceGroup
 from workbay.manager.models.compute import Agent, ComputeSession, Kernel, SessionDependency
 from workbay.manager.services.context import ServiceContext
-from workbay.manager.services.session_status import DEAD, LIVE, OCCUPYING, set_status
+from workbay.manager.services.session_status import LIVE, OCCUPYING, set_status
 
 from . import core
 from .launcher import Launcher
