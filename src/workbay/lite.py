@@ -23,6 +23,7 @@ from workbay.common.secrets import ensure_secrets
 
 log = logging.getLogger(__name__)
 COMPONENTS = ("manager", "webserver", "storage-proxy", "app-proxy", "agent")
+LITE_PORT_RANGE = "30000-31999"  # host ports for published container ports, split among agents
 # Port offsets from --port-base (webserver at the base).
 OFFSETS = {"webserver": 0, "manager": 1, "storage-client": 2, "storage-manager": 3, "app-proxy": 4,
            "agent": 5}
@@ -42,6 +43,9 @@ def lite_config(data_dir: Path, port_base: int = 8090, config_path: Path | None 
         appproxy={"port": port_base + OFFSETS["app-proxy"]},
         agent={"port": port_base + OFFSETS["agent"], "manager_url": manager_url},
     )
+    if not config.agent.port_range:
+        # The engine picking host ports lets containers started at the same moment collide.
+        config = config.model_copy(update={"agent": config.agent.model_copy(update={"port_range": LITE_PORT_RANGE})})
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     return ensure_secrets(config)
 
@@ -60,6 +64,17 @@ def split_cores(cores: list[int], parts: int) -> list[list[int]]:
     return [[cores[i % len(cores)]] for i in range(parts)]
 
 
+def split_port_range(text: str, parts: int) -> list[str]:
+    """Disjoint slices of "LOW-HIGH" (empty stays empty: the engine picks)."""
+    if not text:
+        return [""] * parts
+    low, high = (int(x) for x in text.split("-", 1))
+    size = (high - low + 1) // parts
+    if size < 1:
+        raise ValueError(f"port range {text} is too small for {parts} agents")
+    return [f"{low + i * size}-{low + (i + 1) * size - 1}" for i in range(parts)]
+
+
 def agent_configs(config: WorkbayConfig, agents: int) -> list[WorkbayConfig]:
     """``workbay up --agents N``: N agents that split this machine's cores and memory, on ports
     after the base agent port, with ids ``<id or host>-1 … -N``."""
@@ -72,10 +87,12 @@ def agent_configs(config: WorkbayConfig, agents: int) -> list[WorkbayConfig]:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     base_id = config.agent.id or platform.node()
     out = []
+    ranges = split_port_range(config.agent.port_range, agents)
     for i, share in enumerate(split_cores(cores, agents)):
         slots = {"cpu": str(len(share)), "mem": str(mem // agents), **config.agent.slots}
         agent = config.agent.model_copy(update={
-            "id": f"{base_id}-{i + 1}", "port": config.agent.port + i, "cpu_set": share, "slots": slots})
+            "id": f"{base_id}-{i + 1}", "port": config.agent.port + i, "cpu_set": share, "slots": slots,
+            "port_range": ranges[i]})
         out.append(config.model_copy(update={"agent": agent}))
     return out
 

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_PATH = "/internal/agents/heartbeat"
 EVENTS_PATH = "/internal/agents/events"
 MAX_QUEUED_EVENTS = 10000
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 5.0  # well under the manager's agent_lost_timeout
 
 
 class _NotReady(Exception):

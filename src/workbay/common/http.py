@@ -34,7 +34,8 @@ def _validation_data(errors: list[dict[str, Any]]) -> dict[str, str]:
     data: dict[str, str] = {}
     for e in errors:
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
-        data[".".join(loc) or "_"] = e.get("msg", "invalid")
+        # pydantic prefixes our own validators' messages with "Value error, "; users need only ours
+        data[".".join(loc) or "_"] = str(e.get("msg", "invalid")).removeprefix("Value error, ")
     return data
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from workbay.common.http import request_params
 from workbay.manager.services.agent_registry import Heartbeat, check_cluster_secret
 from workbay.manager.state import ManagerState
 
@@ -20,10 +21,15 @@ class EventBatch(BaseModel):
     events: list[dict[str, Any]]
 
 
+def _authenticated(request: Request, st: ManagerState) -> None:
+    """The secret is checked before the body is even parsed: strangers learn nothing."""
+    check_cluster_secret(st.ctx.config.secrets.cluster, request.headers.get("x-workbay-secret"))
+
+
 @router.post("/heartbeat")
-async def heartbeat(body: Heartbeat, x_workbay_secret: str | None = Header(None),
-                    st: ManagerState = Depends(state)) -> dict:
-    check_cluster_secret(st.ctx.config.secrets.cluster, x_workbay_secret)
+async def heartbeat(request: Request, st: ManagerState = Depends(state)) -> dict:
+    _authenticated(request, st)
+    body = await request_params(request, Heartbeat)
     result = await st.agents.heartbeat(body)
     await st.reconciler.on_heartbeat(body)
     st.dispatcher.wake()
@@ -31,9 +37,9 @@ async def heartbeat(body: Heartbeat, x_workbay_secret: str | None = Header(None)
 
 
 @router.post("/events")
-async def events(body: EventBatch, x_workbay_secret: str | None = Header(None),
-                 st: ManagerState = Depends(state)) -> dict:
-    check_cluster_secret(st.ctx.config.secrets.cluster, x_workbay_secret)
+async def events(request: Request, st: ManagerState = Depends(state)) -> dict:
+    _authenticated(request, st)
+    body = await request_params(request, EventBatch)
     await st.lifecycle.apply(body.agent_id, body.events)
     st.dispatcher.wake()
     return {"ok": True}

@@ -37,6 +37,12 @@ class Lifecycle:
             "name": event, "sessionId": str(sess.id), "sessionName": sess.name, "ownerAccessKey": sess.access_key,
             "user_id": str(sess.user_id), "reason": reason or "", "exitCode": exit_code, **extra})
 
+    async def publish_kernel(self, sess: ComputeSession, kernel: Kernel, event: str, reason: str | None,
+                             exit_code: int | None = None) -> None:
+        """kernel_* events (§2.6) carry the kernel's id and cluster position."""
+        await self.publish(sess, event, reason, exit_code, kernelId=str(kernel.id),
+                           clusterRole=kernel.cluster_role, clusterIdx=kernel.cluster_idx)
+
     async def apply(self, agent_id: str, events: list[dict[str, Any]]) -> None:
         for ev in events:
             try:
@@ -59,12 +65,14 @@ class Lifecycle:
             kernel = await s.get(Kernel, kernel_id)
             if kernel is None or kernel.status in DEAD:
                 return
-            set_status(kernel, status)
+            changed = set_status(kernel, status)
             sess = await s.get(ComputeSession, kernel.session_id)
             if status == "PULLING" and sess.status in ("SCHEDULED", "PREPARING"):
                 set_status(sess, "PULLING", "pulling image")
             elif status == "PREPARING" and sess.status == "SCHEDULED":
                 set_status(sess, "PREPARING", "preparing")
+        if changed:
+            await self.publish_kernel(sess, kernel, f"kernel_{status.lower()}", status.lower())
 
     async def kernel_started(self, kernel_id: uuid.UUID, ev: dict[str, Any]) -> None:
         started = None
@@ -72,7 +80,7 @@ class Lifecycle:
             kernel = await s.get(Kernel, kernel_id)
             if kernel is None or kernel.status in DEAD:
                 return
-            set_status(kernel, "RUNNING", "started")
+            kernel_changed = set_status(kernel, "RUNNING", "started")
             if ev.get("container_id"):
                 kernel.container_id = ev["container_id"]
             ports = ev.get("service_ports")
@@ -85,6 +93,8 @@ class Lifecycle:
                     k.status == "RUNNING" for k in siblings):
                 set_status(sess, "RUNNING", "restarted" if sess.status == "RESTARTING" else "started")
                 started = sess
+        if kernel_changed:
+            await self.publish_kernel(sess, kernel, "kernel_started", "started")
         if started is not None:
             await self.publish(started, "session_started", "started")
 
@@ -129,6 +139,7 @@ class Lifecycle:
                 outcome = (sess, final, sess.status_info)
             sess.status_data = {**(sess.status_data or {}), "kernels_exit_codes": {
                 **(sess.status_data or {}).get("kernels_exit_codes", {}), kernel.cluster_hostname: exit_code}}
+        await self.publish_kernel(sess, kernel, "kernel_terminated", reason, exit_code)
         if outcome is None:
             return
         sess, status, why = outcome

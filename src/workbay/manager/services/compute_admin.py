@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
 from workbay.agent.client import AgentClient, AgentError
-from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.common.slots import ResourceSlot, SlotParseError
 from workbay.manager.models import Domain, Project, ResourceGroup
 from workbay.manager.models.compute import (
@@ -219,7 +219,7 @@ class ComputeAdmin:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             if await s.get(ResourceGroup, new.name) is not None:
-                raise Conflict("A resource group with this name already exists.", data={"name": "already exists"})
+                raise AlreadyExists("A resource group with this name already exists.", data={"name": "already exists"})
             rg = ResourceGroup(name=new.name, description="", scheduler="fifo", scheduler_opts={})
             s.add(rg)
             await s.flush()
@@ -267,7 +267,13 @@ class ComputeAdmin:
                 raise InvalidAPIParameters("A preset needs cpu and mem.", data={"resource_slots": "cpu and mem"})
         if "shared_memory" in fields:
             shm = fields["shared_memory"]
-            out["shared_memory"] = None if shm in (None, "") else int(ResourceSlot.from_user({"mem": shm})["mem"])
+            if shm in (None, ""):
+                out["shared_memory"] = None
+            else:
+                amount = ResourceSlot.from_json(_user_slots({"mem": shm}, "shared_memory"))["mem"]
+                if amount.is_infinite() or amount >= 2**63:
+                    raise InvalidAPIParameters("shared_memory: too large", data={"shared_memory": "too large"})
+                out["shared_memory"] = int(amount)
         if "resource_group" in fields:
             out["resource_group"] = fields["resource_group"] or None
         return out
@@ -279,7 +285,7 @@ class ComputeAdmin:
             raise InvalidAPIParameters("resource_slots is required.", data={"resource_slots": "required"})
         async with self.ctx.db.begin() as s:
             if await s.get(ResourcePreset, new.name) is not None:
-                raise Conflict("A preset with this name already exists.", data={"name": "already exists"})
+                raise AlreadyExists("A preset with this name already exists.", data={"name": "already exists"})
             if values.get("resource_group") and await s.get(ResourceGroup, values["resource_group"]) is None:
                 raise InvalidAPIParameters("No such resource group.", data={"resource_group": "unknown"})
             self._check_shmem(values)

@@ -84,11 +84,16 @@ class CreateSession(BaseModel):
     def _null_config(cls, v):
         return v if v is not None else {}
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not valid_session_name(v):
+            raise ValueError("4–64 characters of letters, digits, '_', '-' and '.', "
+                             "starting and ending with a letter or digit")
+        return v
+
     @model_validator(mode="after")
     def _rules(self) -> "CreateSession":
-        if self.name is not None and not valid_session_name(self.name):
-            raise ValueError("name: 4–64 characters of letters, digits, '_', '-' and '.', "
-                             "starting and ending with a letter or digit")
         if self.type == "batch" and not (self.startup_command or "").strip():
             raise ValueError("startupCommand is required for batch sessions")
         if self.starts_at and self.type != "batch":
