@@ -130,8 +130,8 @@ def wait_status(system, name: str, statuses: tuple[str, ...], timeout: float = 4
 
 # -- the session life cycle ----------------------------------------------------------------------
 def test_create_shows_progress_and_ports_while_events_stream(system):
-    events = subprocess.Popen([*WORKBAY, "session", "events", "--json", "--name", "cli-one", "--max-events", "3",
-                               "--timeout", "60"], env=system["env"], stdout=subprocess.PIPE,
+    events = subprocess.Popen([*WORKBAY, "session", "events", "--json", "--name", "cli-one", "--scope", "session",
+                               "--max-events", "3", "--timeout", "60"], env=system["env"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
         assert "Listening" in events.stderr.readline()  # connected before the session exists

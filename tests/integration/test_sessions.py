@@ -461,4 +461,8 @@ async def test_session_events_for_the_owner(system, admin):
         assert order == sorted(order), names
         data = next(d for e, d in mine.events if e == "session_terminated" and d["sessionId"] == sid)
         assert data["sessionName"] == "evented" and data["reason"] == "user-requested"
+        # kernel_* events too, with the kernel's id and cluster position (§2.6)
+        assert names.index("kernel_started") < names.index("kernel_terminated"), names
+        kernel = next(d for e, d in mine.events if e == "kernel_started" and d["sessionId"] == sid)
+        assert kernel["kernelId"] and (kernel["clusterRole"], kernel["clusterIdx"]) == ("main", 1)
         assert theirs.names(sid) == []
