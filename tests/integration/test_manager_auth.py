@@ -240,6 +240,21 @@ async def test_authorize_refusals(manager):
     assert "inactive" in inactive["msg"]
 
 
+async def test_authorize_refuses_users_of_an_inactive_domain(manager):
+    admin = manager.admin()
+    name = f"dorm-{uuid.uuid4().hex[:8]}"
+    await admin.post("/admin/domains", json={"name": name})
+    user = await new_user(manager, domain_name=name)
+    login = await call(manager, "POST", "/auth/authorize", json={
+        "type": "keypair", "domain": name, "username": user["email"], "password": PASSWORD})
+    assert login.status_code == 200
+    await admin.patch(f"/admin/domains/{name}", json={"is_active": False})
+    refused = await call(manager, "POST", "/auth/authorize", json={
+        "type": "keypair", "domain": name, "username": user["email"], "password": PASSWORD})
+    assert "domain is inactive" in problem(refused, 401, "auth-failed")["msg"]
+    await admin.patch(f"/admin/domains/{name}", json={"is_active": True})
+
+
 # -- /auth/signup ---------------------------------------------------------------------------------
 async def test_signup(manager):
     admin = manager.admin()

@@ -16,7 +16,7 @@ from workbay.common.errors import (
     AuthFailed, GenericBadRequest, GenericForbidden, InvalidAPIParameters, ObjectNotFound,
 )
 from workbay.common.http import validation_error
-from workbay.manager.models import Keypair, Project, ProjectMember, User
+from workbay.manager.models import Domain, Keypair, Project, ProjectMember, User
 
 from . import keys, passwords
 from .access import Actor
@@ -62,6 +62,9 @@ class AuthService:
                 raise AuthFailed("User credential mismatch.", title="User credential mismatch.")
             if user.status != "active":
                 raise AuthFailed(f"The account is {user.status}.", title="User credential mismatch.")
+            user_domain = await s.get(Domain, user.domain_name)
+            if user_domain is None or not user_domain.is_active:
+                raise AuthFailed("The account's domain is inactive.", title="User credential mismatch.")
             if user.totp_activated:
                 if not otp:
                     raise AuthFailed("OTP not provided", title="OTP not provided")
