@@ -68,10 +68,24 @@ class WebserverConfig(Section):
                                  "keep in sync with the manager's sign-up setting")
 
 
+class StorageVolumeConfig(Section):
+    """One storage volume (``[[storage.volumes]]``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    backend: Literal["vfs", "xfs"] = "vfs"
+    path: Path
+
+
 class StorageConfig(Section):
     host: str = "127.0.0.1"
     client_port: int = Field(6021, ge=1, le=65535)
     manager_port: int = Field(6022, ge=1, le=65535)
+    proxy_name: str = Field("local", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                            description="host names are <proxy_name>:<volume name>")
+    volumes: list[StorageVolumeConfig] = Field(
+        default_factory=list, description="empty = one vfs volume 'volume1' under "
+        "data_dir/volumes/volume1")
+    token_ttl: int = Field(1800, ge=1, description="seconds a file-transfer token stays valid")
 
 
 class AppProxyConfig(Section):

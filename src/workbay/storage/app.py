@@ -1,8 +1,5 @@
-"""The storage-proxy: a client-facing app (browsers, CLI) and a manager-facing app.
-
-Volumes, folders and file transfer come with the storage issue; both apps already run and answer
-health checks so the rest of the platform can depend on them.
-"""
+"""The storage-proxy: a client-facing app (browsers, CLI; token-authenticated file transfer) and a
+manager-facing app (volumes, folders, quotas; authenticated with the storage secret)."""
 
 from __future__ import annotations
 
@@ -13,8 +10,12 @@ from workbay.common.config import WorkbayConfig
 from workbay.common.health import health_router
 from workbay.common.http import install_error_handlers
 
+from .client_api import client_router
+from .manager_api import manager_router
+from .volumes import Volumes
 
-def create_client_app(config: WorkbayConfig) -> FastAPI:
+
+def create_client_app(config: WorkbayConfig, volumes: Volumes | None = None) -> FastAPI:
     app = FastAPI(title="Workbay storage-proxy (client-facing)", version=__version__)
     install_error_handlers(app)
     app.include_router(health_router("storage-proxy-client"))
@@ -23,10 +24,11 @@ def create_client_app(config: WorkbayConfig) -> FastAPI:
     async def root() -> dict:
         return {"status": "ok", "type": "client-facing", "storage-proxy": __version__}
 
+    app.include_router(client_router(volumes or Volumes(config), config.secrets.storage))
     return app
 
 
-def create_manager_app(config: WorkbayConfig) -> FastAPI:
+def create_manager_app(config: WorkbayConfig, volumes: Volumes | None = None) -> FastAPI:
     app = FastAPI(title="Workbay storage-proxy (manager-facing)", version=__version__)
     install_error_handlers(app)
     app.include_router(health_router("storage-proxy-manager"))
@@ -35,4 +37,5 @@ def create_manager_app(config: WorkbayConfig) -> FastAPI:
     async def root() -> dict:
         return {"status": "ok", "type": "manager-facing", "storage-proxy": __version__}
 
+    app.include_router(manager_router(volumes or Volumes(config), config.secrets.storage))
     return app

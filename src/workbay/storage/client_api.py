@@ -1,0 +1,216 @@
+"""Client-facing file API (browsers, CLI): every request carries a token the manager issued."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
+
+from workbay.common.errors import GenericBadRequest, InvalidAPIParameters
+from workbay.common.http import json_body, problem_response
+
+from . import files, tus
+from .download import file_response, zip_response
+from .errors import NotFound, QuotaExceeded
+from .paths import confine
+from .tokens import verify_token
+from .volumes import Volume, Volumes
+
+TUS_HEADERS = {"Tus-Resumable": tus.TUS_VERSION}
+
+
+def client_router(volumes: Volumes, secret: str) -> APIRouter:
+    router = APIRouter()
+    locks: dict[str, asyncio.Lock] = {}
+
+    async def params(request: Request) -> dict[str, Any]:
+        raw: dict[str, Any] = dict(request.query_params)
+        raw.update(await json_body(request))
+        return raw
+
+    def authorize(raw: dict[str, Any], op: str) -> tuple[dict, Volume, Path]:
+        claims = verify_token(secret, raw.get("token"), op)
+        volume = volumes.get(claims["volume"])
+        folder = volume.folder_path(claims["vfid"])
+        return claims, volume, folder
+
+    def base_of(claims: dict, path: Any) -> str:
+        """A request path joined to the token's relpath (the token's subtree is the scope)."""
+        if path is None:
+            path = ""
+        if not isinstance(path, str):
+            raise InvalidAPIParameters("Paths must be strings.")
+        base = claims["relpath"].strip("/")
+        if path.startswith("/"):
+            return path  # confine() refuses it
+        return f"{base}/{path}" if base and base != "." else path
+
+    # --- files ---
+    @router.get("/files")
+    async def list_files(request: Request) -> dict:
+        raw = await params(request)
+        claims, _, folder = authorize(raw, "files")
+        items = await anyio.to_thread.run_sync(files.list_dir, folder, base_of(claims, raw.get("path")))
+        return {"items": items}
+
+    @router.post("/files/mkdir", status_code=201)
+    async def mkdir(request: Request) -> Response:
+        raw = await params(request)
+        claims, _, folder = authorize(raw, "files")
+        await anyio.to_thread.run_sync(lambda: files.mkdir(
+            folder, base_of(claims, raw.get("path")), parents=_flag(raw.get("parents")),
+            exist_ok=_flag(raw.get("exist_ok"))))
+        return Response(status_code=201)
+
+    @router.post("/files/rename")
+    async def rename(request: Request) -> dict:
+        raw = await params(request)
+        claims, _, folder = authorize(raw, "files")
+        new_name = raw.get("new_name")
+        if not isinstance(new_name, str):
+            raise InvalidAPIParameters("new_name is required.")
+        await anyio.to_thread.run_sync(files.rename, folder, base_of(claims, raw.get("target_path")),
+                                       new_name)
+        return {}
+
+    @router.post("/files/move")
+    async def move(request: Request) -> dict:
+        raw = await params(request)
+        claims, _, folder = authorize(raw, "files")
+        await anyio.to_thread.run_sync(files.move, folder, base_of(claims, raw.get("src")),
+                                       base_of(claims, raw.get("dst")))
+        return {}
+
+    @router.api_route("/files/delete", methods=["POST", "DELETE"])
+    async def delete(request: Request) -> dict:
+        raw = await params(request)
+        claims, _, folder = authorize(raw, "files")
+        names = raw.get("files")
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not names:
+            raise InvalidAPIParameters("files must be a non-empty list of paths.")
+        paths = [base_of(claims, n) for n in names]
+        await anyio.to_thread.run_sync(lambda: files.delete(folder, paths,
+                                                            recursive=_flag(raw.get("recursive"))))
+        return {}
+
+    # --- download ---
+    @router.get("/download")
+    async def download(request: Request) -> Response:
+        raw = await params(request)
+        claims, _, folder = authorize(raw, "download")
+        archive = _flag(raw.get("archive")) or _flag(claims.get("archive"))
+        relpaths = claims.get("relpaths")
+        if isinstance(relpaths, list) and relpaths:
+            targets = [confine(folder, str(p)) for p in relpaths]
+            missing = [p for p, t in zip(relpaths, targets) if not t.exists()]
+            if missing:
+                raise NotFound(f"No such file: {missing[0]!r}")
+            return zip_response([(t, t.name) for t in targets], "download.zip")
+        target = confine(folder, claims["relpath"])
+        if not target.exists():
+            raise NotFound(f"No such file: {claims['relpath']!r}")
+        if target.is_dir():
+            if not archive:
+                raise GenericBadRequest("A directory downloads only as an archive (archive=true).")
+            name = target.name if target != Path(os.path.realpath(folder)) else claims["vfid"]
+            return zip_response([(target, name)], f"{name}.zip")
+        return file_response(target, request.headers.get("range"), request.headers.get("if-range"))
+
+    # --- upload (tus 1.0.0) ---
+    def upload_state(raw: dict[str, Any]) -> tuple[dict, Volume, Path, str]:
+        claims, volume, folder = authorize(raw, "upload")
+        tus.target_path(folder, claims["relpath"])  # confinement checked on every request
+        key = tus.session_key(claims["vfid"], claims["relpath"], claims["size"], claims.get("session"))
+        return claims, volume, folder, key
+
+    @router.options("/upload")
+    async def upload_options() -> Response:
+        return Response(status_code=204, headers={**TUS_HEADERS, "Tus-Version": tus.TUS_VERSION,
+                                                  "Tus-Max-Size": str(1 << 50),
+                                                  "Tus-Extension": ""})
+
+    @router.head("/upload")
+    async def upload_head(request: Request) -> Response:
+        claims, volume, folder, key = upload_state(dict(request.query_params))
+        size = claims["size"]
+        offset = tus.current_offset(volume, key, size)
+        return Response(status_code=200, headers={**TUS_HEADERS, "Upload-Offset": str(offset),
+                                                  "Upload-Length": str(size),
+                                                  "Cache-Control": "no-store"})
+
+    @router.patch("/upload")
+    async def upload_patch(request: Request) -> Response:
+        claims, volume, folder, key = upload_state(dict(request.query_params))
+        if request.headers.get("tus-resumable") != tus.TUS_VERSION:
+            return Response(status_code=412, headers={"Tus-Version": tus.TUS_VERSION})
+        if request.headers.get("content-type", "").split(";")[0].strip() \
+                != "application/offset+octet-stream":
+            return Response(status_code=415, headers=TUS_HEADERS)
+        try:
+            offset = int(request.headers["upload-offset"])
+        except (KeyError, ValueError):
+            raise InvalidAPIParameters("Upload-Offset is required.") from None
+        size = claims["size"]
+        lock = locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            partial = tus.partial_path(volume, key)
+            stored = tus.current_offset(volume, key, size)
+            if offset != stored:
+                return problem_response(_offset_conflict(stored))
+            if tus.done_marker(volume, key).exists():
+                return Response(status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(size),
+                                                          "Upload-Length": str(size)})
+            if stored == 0:
+                try:  # refused before any byte is written; nothing stays behind
+                    await anyio.to_thread.run_sync(tus.check_quota, volume, folder, size)
+                except QuotaExceeded as e:
+                    partial.unlink(missing_ok=True)
+                    locks.pop(key, None)
+                    return problem_response(e)
+            stored = await _receive(request, partial, stored, size)
+            headers = {**TUS_HEADERS, "Upload-Offset": str(stored), "Upload-Length": str(size)}
+            if stored >= size:
+                await anyio.to_thread.run_sync(tus.finish, volume, folder, key, claims["relpath"])
+                locks.pop(key, None)
+            return Response(status_code=204, headers=headers)
+
+    return router
+
+
+async def _receive(request: Request, partial: Path, offset: int, size: int) -> int:
+    """Append the request body to the partial file; keep what arrived if the client vanishes."""
+    f = await anyio.to_thread.run_sync(open, partial, "ab")
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            if offset + len(chunk) > size:
+                raise InvalidAPIParameters("The upload is longer than its declared size.")
+            await anyio.to_thread.run_sync(f.write, chunk)
+            offset += len(chunk)
+    except (OSError, ClientDisconnect):
+        pass
+    finally:
+        await anyio.to_thread.run_sync(f.close)
+    return offset
+
+
+def _offset_conflict(stored: int) -> GenericBadRequest:
+    err = GenericBadRequest(f"Upload-Offset does not match the stored offset {stored}.",
+                            headers={**TUS_HEADERS, "Upload-Offset": str(stored)})
+    err.status = 409
+    return err
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -1,0 +1,121 @@
+"""Manager-facing API: volumes, folders and quota scopes, authenticated with the storage secret."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from workbay.common.errors import AuthFailed, InvalidAPIParameters
+from workbay.common.http import json_body
+
+from . import tus
+from .quota import parse_scope, parse_vfid
+from .volumes import Volumes
+
+SECRET_HEADER = "X-Workbay-Secret"
+
+
+def manager_router(volumes: Volumes, secret: str) -> APIRouter:
+    async def require_secret(request: Request) -> None:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+            raise AuthFailed("A valid X-Workbay-Secret header is required.")
+
+    router = APIRouter(dependencies=[Depends(require_secret)])
+
+    async def params(request: Request) -> dict[str, Any]:
+        raw: dict[str, Any] = dict(request.query_params)
+        raw.update(await json_body(request))
+        return raw
+
+    def need(raw: dict[str, Any], *keys: str) -> list[Any]:
+        missing = [k for k in keys if raw.get(k) in (None, "")]
+        if missing:
+            raise InvalidAPIParameters(f"Missing: {', '.join(missing)}",
+                                       data={k: "required" for k in missing})
+        return [raw[k] for k in keys]
+
+    @router.get("/volumes")
+    async def list_volumes() -> dict:
+        infos = [await anyio.to_thread.run_sync(v.info) for v in volumes]
+        return {"volumes": infos}
+
+    @router.post("/folder/create", status_code=201)
+    async def create_folder(request: Request) -> dict:
+        raw = await params(request)
+        volume_name, vfid, qsid = need(raw, "volume", "vfid", "quota_scope_id")
+        volume, scope = volumes.get(volume_name), parse_scope(qsid)
+        path = await anyio.to_thread.run_sync(volume.create_folder, scope, vfid)
+        return {"volume": volume.name, "vfid": parse_vfid(vfid), "quota_scope_id": str(scope),
+                "path": str(path)}
+
+    @router.post("/folder/delete", status_code=204)
+    async def delete_folder(request: Request) -> Response:
+        volume_name, vfid = need(await params(request), "volume", "vfid")
+        await anyio.to_thread.run_sync(volumes.get(volume_name).delete_folder, vfid)
+        return Response(status_code=204)
+
+    @router.post("/folder/clone", status_code=201)
+    async def clone_folder(request: Request) -> dict:
+        raw = await params(request)
+        src_volume, src_vfid, dst_vfid, qsid = need(raw, "src_volume", "src_vfid", "dst_vfid",
+                                                    "dst_quota_scope_id")
+        dst = volumes.get(raw.get("dst_volume") or src_volume)
+        path = await anyio.to_thread.run_sync(volumes.get(src_volume).clone_folder, src_vfid, dst,
+                                              parse_scope(qsid), dst_vfid)
+        return {"volume": dst.name, "vfid": parse_vfid(dst_vfid), "path": str(path)}
+
+    @router.api_route("/folder/usage", methods=["GET", "POST"])
+    async def folder_usage(request: Request) -> dict:
+        volume_name, vfid = need(await params(request), "volume", "vfid")
+        return await anyio.to_thread.run_sync(volumes.get(volume_name).folder_usage, vfid)
+
+    @router.api_route("/folder/mount-path", methods=["GET", "POST"])
+    async def mount_path(request: Request) -> dict:
+        volume_name, vfid = need(await params(request), "volume", "vfid")
+        path = await anyio.to_thread.run_sync(volumes.get(volume_name).folder_path, vfid)
+        return {"path": str(path)}
+
+    @router.post("/folder/file/prepare-upload", status_code=204)
+    async def prepare_upload(request: Request) -> Response:
+        raw = await params(request)
+        volume_name, vfid, relpath, size = need(raw, "volume", "vfid", "relpath", "size")
+        try:
+            size = int(size)
+        except (TypeError, ValueError):
+            raise InvalidAPIParameters("size must be an integer.") from None
+        if size < 0:
+            raise InvalidAPIParameters("size must be >= 0.")
+        await anyio.to_thread.run_sync(tus.prepare_upload, volumes.get(volume_name), vfid,
+                                       relpath, size)
+        return Response(status_code=204)
+
+    @router.get("/quota-scope")
+    async def get_quota(request: Request) -> dict:
+        volume_name, qsid = need(await params(request), "volume", "quota_scope_id")
+        return await anyio.to_thread.run_sync(volumes.get(volume_name).get_quota, parse_scope(qsid))
+
+    @router.api_route("/quota-scope", methods=["PUT", "PATCH", "POST"])
+    async def set_quota(request: Request) -> dict:
+        raw = await params(request)
+        volume_name, qsid, limit = need(raw, "volume", "quota_scope_id", "limit_bytes")
+        try:
+            limit = int(limit)
+        except (TypeError, ValueError):
+            raise InvalidAPIParameters("limit_bytes must be an integer.") from None
+        volume, scope = volumes.get(volume_name), parse_scope(qsid)
+        await anyio.to_thread.run_sync(volume.set_quota, scope, limit)
+        return await anyio.to_thread.run_sync(volume.get_quota, scope)
+
+    @router.delete("/quota-scope")
+    async def unset_quota(request: Request) -> dict:
+        volume_name, qsid = need(await params(request), "volume", "quota_scope_id")
+        volume, scope = volumes.get(volume_name), parse_scope(qsid)
+        await anyio.to_thread.run_sync(volume.unset_quota, scope)
+        return await anyio.to_thread.run_sync(volume.get_quota, scope)
+
+    return router

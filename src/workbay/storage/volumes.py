@@ -1,0 +1,291 @@
+"""Volumes: a directory holding folders laid out as ``<root>/<scope_type>/<scope_id>/<vfid>``.
+
+``vfs`` enforces quotas itself (usage summed per scope before an upload is accepted); ``xfs`` sets
+project quotas with ``xfs_quota`` when the filesystem supports them (detected at startup) and
+otherwise reports quotas as unsupported. Quota limits are remembered in ``<root>/.workbay/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from workbay.common.config import StorageVolumeConfig, WorkbayConfig
+from workbay.common.errors import InvalidAPIParameters
+
+from .errors import FileExists, NotFound, QuotaUnsupported
+from .quota import SCOPE_TYPES, QuotaScope, parse_vfid, percentage
+
+log = logging.getLogger(__name__)
+META = ".workbay"
+
+
+def tree_usage(path: Path) -> tuple[int, int]:
+    """(bytes, file count) under ``path``; symlinks are counted as entries, never followed."""
+    total = count = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        with it:
+            for entry in it:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+                        count += 1
+                except FileNotFoundError:
+                    continue
+    return total, count
+
+
+class Volume:
+    backend = "vfs"
+
+    def __init__(self, name: str, root: Path, host: str = "") -> None:
+        self.name = name
+        self.host = host or name
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.meta_dir.mkdir(exist_ok=True)
+        self.upload_dir.mkdir(exist_ok=True)
+        (self.meta_dir / "quota").mkdir(exist_ok=True)
+
+    # --- layout ---
+    @property
+    def meta_dir(self) -> Path:
+        return self.root / META
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.meta_dir / "uploads"
+
+    def scope_dir(self, scope: QuotaScope) -> Path:
+        return self.root / scope.type / scope.id
+
+    def find_folder(self, vfid: str) -> Path | None:
+        hexid = parse_vfid(vfid)
+        for kind in SCOPE_TYPES:
+            base = self.root / kind
+            try:
+                scopes = os.scandir(base)
+            except FileNotFoundError:
+                continue
+            with scopes:
+                for s in scopes:
+                    candidate = Path(s.path) / hexid
+                    if candidate.is_dir():
+                        return candidate
+        return None
+
+    def folder_path(self, vfid: str) -> Path:
+        path = self.find_folder(vfid)
+        if path is None:
+            raise NotFound(f"No folder {vfid} on volume {self.name}.", title="No such virtual folder.")
+        return path
+
+    def folder_scope(self, folder: Path) -> QuotaScope:
+        return QuotaScope(folder.parent.parent.name, folder.parent.name)
+
+    # --- folders ---
+    def create_folder(self, scope: QuotaScope, vfid: str, *, exist_ok: bool = False) -> Path:
+        hexid = parse_vfid(vfid)
+        existing = self.find_folder(hexid)
+        if existing is not None:
+            if exist_ok:
+                return existing
+            raise FileExists(f"Folder {hexid} already exists.")
+        path = self.scope_dir(scope) / hexid
+        path.mkdir(parents=True)
+        self.on_scope_dir(scope)
+        return path
+
+    def delete_folder(self, vfid: str) -> None:
+        shutil.rmtree(self.folder_path(vfid))
+
+    def clone_folder(self, vfid: str, dst: Volume, dst_scope: QuotaScope, dst_vfid: str) -> Path:
+        src = self.folder_path(vfid)
+        target = dst.create_folder(dst_scope, dst_vfid)
+        shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
+        return target
+
+    def folder_usage(self, vfid: str) -> dict:
+        used, count = tree_usage(self.folder_path(vfid))
+        return {"used_bytes": used, "file_count": count}
+
+    # --- volume ---
+    @property
+    def quota_supported(self) -> bool:
+        return True
+
+    @property
+    def capabilities(self) -> list[str]:
+        return ["vfolder", "quota"] if self.quota_supported else ["vfolder"]
+
+    def usage(self) -> dict:
+        du = shutil.disk_usage(self.root)
+        used = du.total - du.free
+        return {"used": used, "total": du.total, "percentage": percentage(used, du.total)}
+
+    def info(self) -> dict:
+        return {"name": self.name, "host": self.host, "backend": self.backend, "path": str(self.root),
+                "capabilities": self.capabilities, "quota_supported": self.quota_supported,
+                "usage": self.usage()}
+
+    # --- quotas ---
+    def _limit_file(self, scope: QuotaScope) -> Path:
+        return self.meta_dir / "quota" / f"{scope.type}-{scope.id}.json"
+
+    def scope_limit(self, scope: QuotaScope) -> int | None:
+        try:
+            return int(json.loads(self._limit_file(scope).read_text())["limit_bytes"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    def scope_used(self, scope: QuotaScope) -> int:
+        return tree_usage(self.scope_dir(scope))[0]
+
+    def get_quota(self, scope: QuotaScope) -> dict:
+        used, count = tree_usage(self.scope_dir(scope))
+        return {"quota_scope_id": str(scope), "supported": self.quota_supported,
+                "limit_bytes": self.scope_limit(scope) if self.quota_supported else None,
+                "used_bytes": used, "file_count": count}
+
+    def set_quota(self, scope: QuotaScope, limit_bytes: int) -> None:
+        if not self.quota_supported:
+            raise QuotaUnsupported(f"Volume {self.name} ({self.backend}) does not support quotas.")
+        if limit_bytes < 0:
+            raise InvalidAPIParameters("limit_bytes must be >= 0.")
+        self.scope_dir(scope).mkdir(parents=True, exist_ok=True)
+        self.on_scope_dir(scope)
+        tmp = self._limit_file(scope).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"limit_bytes": int(limit_bytes)}))
+        os.replace(tmp, self._limit_file(scope))
+        self.apply_limit(scope, int(limit_bytes))
+
+    def unset_quota(self, scope: QuotaScope) -> None:
+        if not self.quota_supported:
+            raise QuotaUnsupported(f"Volume {self.name} ({self.backend}) does not support quotas.")
+        self._limit_file(scope).unlink(missing_ok=True)
+        self.apply_limit(scope, None)
+
+    # hooks for backends enforcing quotas in the filesystem
+    def on_scope_dir(self, scope: QuotaScope) -> None:
+        pass
+
+    def apply_limit(self, scope: QuotaScope, limit_bytes: int | None) -> None:
+        pass
+
+
+Runner = Callable[[list[str]], tuple[int, str]]
+
+
+def run_command(argv: list[str]) -> tuple[int, str]:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return 127, str(e)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def mount_point(path: Path) -> Path:
+    path = path.resolve()
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+class XfsVolume(Volume):
+    """Project quotas: one XFS project id per quota scope (ids kept in .workbay/xfs-projects.json)."""
+
+    backend = "xfs"
+
+    def __init__(self, name: str, root: Path, host: str = "", runner: Runner = run_command) -> None:
+        super().__init__(name, root, host)
+        self.runner = runner
+        self.mount = mount_point(self.root)
+        self._supported = self._detect()
+        if not self._supported:
+            log.warning("volume %s: no XFS project quotas at %s; quotas unsupported", name, self.root)
+
+    def _detect(self) -> bool:
+        rc, out = self.runner(["stat", "-f", "-c", "%T", str(self.root)])
+        if rc != 0 or out.strip() != "xfs":
+            return False
+        rc, out = self.runner(["xfs_quota", "-x", "-c", "state -p", str(self.mount)])
+        return rc == 0 and "Enforcement: ON" in out
+
+    @property
+    def quota_supported(self) -> bool:
+        return self._supported
+
+    def _projects_file(self) -> Path:
+        return self.meta_dir / "xfs-projects.json"
+
+    def project_id(self, scope: QuotaScope) -> int:
+        path = self._projects_file()
+        try:
+            ids = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            ids = {}
+        key = str(scope)
+        if key not in ids:
+            ids[key] = max(ids.values(), default=10000) + 1
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(ids))
+            os.replace(tmp, path)
+        return int(ids[key])
+
+    def _xfs(self, command: str) -> None:
+        rc, out = self.runner(["xfs_quota", "-x", "-c", command, str(self.mount)])
+        if rc != 0:
+            raise RuntimeError(f"xfs_quota {command!r} failed: {out.strip()}")
+
+    def on_scope_dir(self, scope: QuotaScope) -> None:
+        if self._supported:
+            self._xfs(f"project -s -p {self.scope_dir(scope)} {self.project_id(scope)}")
+
+    def apply_limit(self, scope: QuotaScope, limit_bytes: int | None) -> None:
+        if self._supported:
+            self._xfs(f"limit -p bhard={limit_bytes or 0} {self.project_id(scope)}")
+
+
+BACKENDS: dict[str, type[Volume]] = {"vfs": Volume, "xfs": XfsVolume}
+
+
+def volume_configs(config: WorkbayConfig) -> list[StorageVolumeConfig]:
+    if config.storage.volumes:
+        return list(config.storage.volumes)
+    return [StorageVolumeConfig(name="volume1", backend="vfs",
+                                path=config.data_dir / "volumes" / "volume1")]
+
+
+class Volumes:
+    """The configured volumes, addressed as ``volume1`` or ``<proxy_name>:volume1``."""
+
+    def __init__(self, config: WorkbayConfig) -> None:
+        self.proxy_name = config.storage.proxy_name
+        self.by_name: dict[str, Volume] = {}
+        for vc in volume_configs(config):
+            cls = BACKENDS[vc.backend]
+            self.by_name[vc.name] = cls(vc.name, vc.path, f"{self.proxy_name}:{vc.name}")
+
+    def get(self, name: str) -> Volume:
+        proxy, sep, vol = str(name).rpartition(":")
+        if sep and proxy != self.proxy_name:
+            raise NotFound(f"No volume {name!r}.", title="No such volume.")
+        try:
+            return self.by_name[vol]
+        except KeyError:
+            raise NotFound(f"No volume {name!r}.", title="No such volume.") from None
+
+    def __iter__(self):
+        return iter(self.by_name.values())
