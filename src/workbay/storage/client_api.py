@@ -128,7 +128,9 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     def upload_state(raw: dict[str, Any]) -> tuple[dict, Volume, Path, str]:
         claims, volume, folder = authorize(raw, "upload")
         tus.target_path(folder, claims["relpath"])  # confinement checked on every request
-        key = tus.session_key(claims["vfid"], claims["relpath"], claims["size"], claims.get("session"))
+        # one upload per session claim (the manager's upload id); without one, per token
+        session = claims.get("session") or f"exp:{claims['exp']}"
+        key = tus.session_key(claims["vfid"], claims["relpath"], claims["size"], str(session))
         return claims, volume, folder, key
 
     @router.options("/upload")
