@@ -282,6 +282,12 @@ async def test_tus_upload_in_chunks(proxy):
     r = await c.patch("/upload", params={"token": tok2}, content=b"x" * 11,
                       headers=TUS | {"Upload-Offset": "0"})
     assert r.status_code == 400
+    # an upload never lands on the folder itself or on a directory
+    (path / "adir").mkdir()
+    for rel in ("", "adir"):
+        r = await c.patch("/upload", params={"token": proxy.token("upload", vfid, rel, size=1)},
+                          content=b"x", headers=TUS | {"Upload-Offset": "0"})
+        assert r.status_code == 400, rel
     # a new upload session to the same path replaces the file
     tok3 = proxy.token("upload", vfid, "deep/dir/file.bin", size=len(data), session="s2")
     r = await c.patch("/upload", params={"token": tok3}, content=data[::-1],
@@ -320,9 +326,27 @@ async def test_quota_refusal_leaves_nothing_behind(proxy):
     r = await proxy.client.patch("/upload", params={"token": tok}, content=b"z" * 400,
                                  headers=TUS | {"Upload-Offset": "0"})
     assert r.status_code == 204 and (path / "fits.bin").stat().st_size == 400
+    # an unfinished upload reserves its whole size: a concurrent one that would not fit is refused
+    (path / "fits.bin").unlink()
+    first = proxy.token("upload", vfid, "first.bin", size=300, session="a")
+    r = await proxy.client.patch("/upload", params={"token": first}, content=b"1" * 100,
+                                 headers=TUS | {"Upload-Offset": "0"})
+    assert r.status_code == 204 and r.headers["upload-offset"] == "100"
+    second = proxy.token("upload", vfid, "second.bin", size=101, session="b")
+    r = await proxy.client.patch("/upload", params={"token": second}, content=b"2" * 101,
+                                 headers=TUS | {"Upload-Offset": "0"})
+    assert r.status_code == 413 and not (path / "second.bin").exists()
+    r = await proxy.client.patch("/upload", params={"token": first}, content=b"1" * 200,
+                                 headers=TUS | {"Upload-Offset": "100"})
+    assert r.status_code == 204 and (path / "first.bin").stat().st_size == 300
+    assert list(vol.upload_dir.glob("*.resv")) == []
+    tok = proxy.token("upload", vfid, "fits.bin", size=100)
+    r = await proxy.client.patch("/upload", params={"token": tok}, content=b"z" * 100,
+                                 headers=TUS | {"Upload-Offset": "0"})
+    assert r.status_code == 204
     r = await proxy.manager.get("/quota-scope", params={"volume": "volume1", "quota_scope_id": QSID})
     assert r.json() == {"quota_scope_id": QSID, "supported": True, "limit_bytes": 1000,
-                        "used_bytes": 1000, "file_count": 2}
+                        "used_bytes": 1000, "file_count": 3}
 
 
 async def _serve(app, port: int):

@@ -74,3 +74,19 @@ def test_xfs_with_project_quotas_drives_xfs_quota(tmp_path):
     vol.unset_quota(scope)
     assert [c[3] for c in calls][-1] == f"limit -p bhard=0 {pid}"
     assert vol.project_id(parse_scope(f"user:{uuid.UUID(int=5)}")) == pid + 1
+
+
+def test_stale_uploads_are_dropped(tmp_path):
+    import os
+    import time
+
+    from workbay.storage.tus import drop_stale
+
+    vol = Volume("v", tmp_path / "v")
+    old, fresh = vol.upload_dir / "old", vol.upload_dir / "fresh"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    past = time.time() - 2 * 24 * 3600
+    os.utime(old, (past, past))
+    drop_stale(vol)
+    assert sorted(p.name for p in vol.upload_dir.iterdir()) == ["fresh"]

@@ -170,9 +170,9 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
             if tus.done_marker(volume, key).exists():
                 return Response(status_code=204, headers={**TUS_HEADERS, "Upload-Offset": str(size),
                                                           "Upload-Length": str(size)})
-            if stored == 0:
+            if not tus.reservation_path(volume, key).exists():
                 try:  # refused before any byte is written; nothing stays behind
-                    await anyio.to_thread.run_sync(tus.check_quota, volume, folder, size)
+                    await anyio.to_thread.run_sync(tus.reserve, volume, folder, key, size)
                 except QuotaExceeded as e:
                     partial.unlink(missing_ok=True)
                     locks.pop(key, None)
