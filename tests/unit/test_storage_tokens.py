@@ -40,6 +40,10 @@ def test_refusals():
                                          "exp": 2**40}, None, algorithm="none"), "files")
     with pytest.raises(ValueError):
         issue_token(SECRET, "admin", "v", VFID, "f", 60)
+    with pytest.raises(ValueError):
+        issue_token("", "files", "v", VFID, "", 60)
+    with pytest.raises(InvalidToken):  # a proxy without a secret accepts nothing
+        verify_token("", issue_token(SECRET, "files", "v", VFID, "", 60), "files")
 
 
 def test_quota_arithmetic():

@@ -30,6 +30,8 @@ def verify_token(secret: str, token: str | None, op: str) -> dict[str, Any]:
     """The token's claims if it is genuine, unexpired and made for ``op``."""
     if not token:
         raise InvalidToken("A token is required.")
+    if not secret:  # never accept tokens signed with an empty key
+        raise InvalidToken("The storage-proxy has no secret configured.")
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
                             options={"require": ["exp", "op", "volume", "vfid", "relpath"]})
