@@ -140,6 +140,9 @@ async def test_file_operations(proxy):
     assert r.status_code == 200 and list(path.iterdir()) == []
     r = await c.post("/files/delete", json={"token": tok, "files": ["nope"]})
     assert r.status_code == 404
+    (path / "plain").write_text("x")
+    r = await c.post("/files/mkdir", json={"token": tok, "path": "plain/sub"})
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_path_escapes_are_refused(proxy, tmp_path):

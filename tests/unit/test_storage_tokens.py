@@ -64,3 +64,19 @@ def test_scope_and_folder_ids():
             parse_scope(bad)
     with pytest.raises(InvalidAPIParameters):
         parse_vfid("../etc")
+
+
+def test_range_parsing():
+    from workbay.storage.download import content_disposition, parse_range
+
+    assert parse_range("bytes=0-9", 100) == (0, 9)
+    assert parse_range("bytes=90-", 100) == (90, 99)
+    assert parse_range("bytes=95-200", 100) == (95, 99)
+    assert parse_range("bytes=-10", 100) == (90, 99)
+    assert parse_range("bytes=-200", 100) == (0, 99)
+    assert parse_range("items=0-1", 100) is None and parse_range("bytes=0-1,5-6", 100) is None
+    for bad in ("bytes=100-", "bytes=5-4", "bytes=-0"):
+        with pytest.raises(ValueError):
+            parse_range(bad, 100)
+    assert content_disposition('a"b é.txt') == \
+        "attachment;filename=\"a_b ?.txt\"; filename*=UTF-8''a%22b%20%C3%A9.txt"

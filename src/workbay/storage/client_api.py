@@ -198,7 +198,7 @@ async def _receive(request: Request, partial: Path, offset: int, size: int) -> i
                 raise InvalidAPIParameters("The upload is longer than its declared size.")
             await anyio.to_thread.run_sync(f.write, chunk)
             offset += len(chunk)
-    except (OSError, ClientDisconnect):
+    except ClientDisconnect:  # whatever arrived is kept; HEAD tells the client where to resume
         pass
     finally:
         await anyio.to_thread.run_sync(f.close)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from workbay.common.errors import BackendError
+import errno
+
+from workbay.common.errors import BackendError, GenericBadRequest, GenericForbidden
 
 
 class InvalidPath(BackendError):
@@ -31,3 +33,16 @@ class QuotaUnsupported(BackendError):
 
 class FileExists(BackendError):
     status, kind, title = 400, "generic-bad-request", "The target already exists."
+
+
+def from_os_error(exc: OSError) -> BackendError:
+    """A problem for a filesystem error met while serving a request."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return QuotaExceeded("No space left in the quota scope or on the volume.")
+    if isinstance(exc, FileNotFoundError):
+        return NotFound("No such file or directory.")
+    if isinstance(exc, PermissionError):
+        return GenericForbidden("Permission denied by the filesystem.")
+    if isinstance(exc, FileExistsError):
+        return FileExists()
+    return GenericBadRequest(f"Filesystem error: {exc.strerror or exc.__class__.__name__}.")
