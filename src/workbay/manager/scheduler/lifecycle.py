@@ -80,6 +80,8 @@ class Lifecycle:
             kernel = await s.get(Kernel, kernel_id)
             if kernel is None or kernel.status in DEAD:
                 return
+            if kernel.status == "RESTARTING" and not ev.get("restarted"):
+                return  # a late delivery of the first start's event, not the restart's
             kernel_changed = set_status(kernel, "RUNNING", "started")
             if ev.get("container_id"):
                 kernel.container_id = ev["container_id"]
