@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -69,8 +71,14 @@ class ManagerState:
         """The scheduler and the reconcilers (one set per manager process)."""
         self.dispatcher.start()
         self.reconciler.start()
+        self._usage_task = asyncio.create_task(self.ctx.keypair_usage.run(), name="keypair-usage")
 
     async def stop_background(self) -> None:
         await self.dispatcher.stop()
         await self.reconciler.stop()
         await self.launcher.close()
+        task = getattr(self, "_usage_task", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.ctx.keypair_usage.flush()

@@ -10,7 +10,7 @@ from typing import Any
 import pyotp
 import segno
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from workbay.common.errors import (
     AuthFailed, GenericBadRequest, GenericForbidden, InvalidAPIParameters, ObjectNotFound,
@@ -43,11 +43,8 @@ class AuthService:
         return (row[0], row[1]) if row else None
 
     async def touch_keypair(self, access_key: str) -> None:
-        """Count the request and remember when the keypair was last used (one UPDATE, atomic
-        under concurrent requests and replicas)."""
-        async with self.ctx.db.begin() as s:
-            await s.execute(update(Keypair).where(Keypair.access_key == access_key).values(
-                num_queries=Keypair.num_queries + 1, last_used=datetime.now(timezone.utc)))
+        """Count the request and remember when the keypair was last used (written in batches)."""
+        self.ctx.keypair_usage.record(access_key)
 
     # -- login --------------------------------------------------------------------------------
     async def authorize(self, domain: str, email: str, password: str,

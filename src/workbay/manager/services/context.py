@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -15,3 +15,9 @@ class ServiceContext:
     db: async_sessionmaker
     config: WorkbayConfig
     events: EventBus
+    keypair_usage: "KeypairUsage" = field(init=False)
+
+    def __post_init__(self) -> None:
+        from .keypair_usage import KeypairUsage
+
+        self.keypair_usage = KeypairUsage(self.db)

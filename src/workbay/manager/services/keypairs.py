@@ -59,6 +59,7 @@ class KeypairService:
     async def list(self, actor: Actor, is_active: bool | None, user_email: str | None, q: str | None,
                    limit: int, offset: int) -> dict[str, Any]:
         access.require_reader(actor)
+        await self.ctx.keypair_usage.flush()  # counters are read: write what accumulated first
         stmt = select(Keypair, User).join(User, User.uuid == Keypair.user_id)
         scope = access.domain_scope(actor)
         if scope is not None:
@@ -79,6 +80,7 @@ class KeypairService:
 
     async def get(self, actor: Actor, access_key: str) -> dict[str, Any]:
         access.require_reader(actor)
+        await self.ctx.keypair_usage.flush()
         async with self.ctx.db() as s:
             kp, user = await self._get(s, actor, access_key)
         return keypair_out(kp, user.email, self._show_secret(actor, user))
