@@ -106,6 +106,7 @@ say "starting podman system service on unix://$SOCK (log: $LOG)"
 (
   ulimit -n "$NOFILE"
   ulimit -u "$NPROC"
+  cd /  # the service must not leave files in the caller's directory
   echo "=== $(date -Is) podman system service --time=0 unix://$SOCK" >>"$LOG"
   exec setsid -w nohup podman system service --time=0 "unix://$SOCK" </dev/null >>"$LOG" 2>&1
 ) &

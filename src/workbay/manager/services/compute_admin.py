@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
 from workbay.agent.client import AgentClient, AgentError
@@ -23,14 +23,20 @@ from . import access
 from .access import Actor
 from .agent_registry import AgentRegistry, Heartbeat
 from .context import ServiceContext
+from .serialize import iso
 from .session_status import LIVE
 
 log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def _iso(dt):
-    return dt.isoformat() if dt else None
+def _object_name(v: str) -> str:
+    if not NAME_RE.match(v):
+        raise ValueError("1–64 letters, digits, '.', '_' or '-'")
+    return v
+
+
+ObjectName = Annotated[str, AfterValidator(_object_name)]
 
 
 def _user_slots(v: dict[str, Any] | None, field: str) -> dict[str, str]:
@@ -45,8 +51,8 @@ def agent_out(a: Agent, occupied: dict[str, str] | None = None) -> dict[str, Any
             "addr": a.addr, "region": a.region, "resource_group": a.resource_group,
             "architecture": a.architecture, "available_slots": a.available_slots,
             "occupied_slots": occupied if occupied is not None else a.occupied_slots,
-            "accelerators": a.accelerators, "version": a.version, "first_contact": _iso(a.first_contact),
-            "last_heartbeat": _iso(a.last_heartbeat), "lost_at": _iso(a.lost_at), "live_stat": a.live_stat}
+            "accelerators": a.accelerators, "version": a.version, "first_contact": iso(a.first_contact),
+            "last_heartbeat": iso(a.last_heartbeat), "lost_at": iso(a.lost_at), "live_stat": a.live_stat}
 
 
 def resource_group_out(rg: ResourceGroup, domains: list[str], projects: list[str]) -> dict[str, Any]:
@@ -56,14 +62,14 @@ def resource_group_out(rg: ResourceGroup, domains: list[str], projects: list[str
             "allowed_session_types": opts.get("allowed_session_types") or ["interactive", "batch", "inference"],
             "pending_timeout": opts.get("pending_timeout", 0), "retries_to_skip": opts.get("retries_to_skip", 3),
             "agent_selection": opts.get("agent_selection", "dispersed"),
-            "domains": domains, "projects": projects, "created_at": _iso(rg.created_at)}
+            "domains": domains, "projects": projects, "created_at": iso(rg.created_at)}
 
 
 def image_out(i: Image) -> dict[str, Any]:
     return {"id": str(i.id), "name": i.name, "registry": i.image_registry, "tag": i.tag, "architecture": i.architecture,
             "digest": i.digest, "size_bytes": i.size_bytes, "labels": i.labels, "min_slots": i.min_slots,
             "service_ports": i.service_ports, "installed_on": i.installed_on, "installed": bool(i.installed_on),
-            "created_at": _iso(i.created_at), "modified_at": _iso(i.modified_at)}
+            "created_at": iso(i.created_at), "modified_at": iso(i.modified_at)}
 
 
 def preset_out(p: ResourcePreset) -> dict[str, Any]:
@@ -88,14 +94,7 @@ class ResourceGroupFields(BaseModel):
 
 
 class NewResourceGroup(ResourceGroupFields):
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError("1–64 letters, digits, '.', '_' or '-'")
-        return v
+    name: ObjectName
 
 
 class PresetFields(BaseModel):
@@ -106,14 +105,7 @@ class PresetFields(BaseModel):
 
 
 class NewPreset(PresetFields):
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError("1–64 letters, digits, '.', '_' or '-'")
-        return v
+    name: ObjectName
 
 
 class ImagePatch(BaseModel):

@@ -26,6 +26,7 @@ from . import access
 from .access import Actor
 from .context import ServiceContext
 from .session_request import CreateSession, default_session_name, parse_starts_at, valid_session_name
+from .serialize import iso
 from .session_status import DEAD, LIVE, STATUS_GROUPS, set_status
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,6 @@ class TooManySessionsMatched(BackendError):
     status, kind, title = 404, "too-many-sessions-matched", "Too many sessions matched."
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt else None
-
-
 def session_out(s: ComputeSession, kernels: list[Kernel] | None = None) -> dict[str, Any]:
     """The Workbay session object (list and detail); Backend.AI's info shape is ``session_info``."""
     out = {
@@ -56,10 +53,10 @@ def session_out(s: ComputeSession, kernels: list[Kernel] | None = None) -> dict[
         "cluster_mode": s.cluster_mode, "cluster_size": s.cluster_size,
         "requested_slots": s.requested_slots, "occupying_slots": s.occupying_slots,
         "resource_opts": s.resource_opts, "environ": s.environ, "preopen_ports": s.preopen_ports,
-        "startup_command": s.startup_command, "starts_at": _iso(s.starts_at), "batch_timeout": s.batch_timeout,
+        "startup_command": s.startup_command, "starts_at": iso(s.starts_at), "batch_timeout": s.batch_timeout,
         "tag": s.tag, "result": s.result, "exit_code": s.exit_code, "scheduling_attempts": s.scheduling_attempts,
-        "created_at": _iso(s.created_at), "scheduled_at": _iso(s.scheduled_at), "started_at": _iso(s.started_at),
-        "terminated_at": _iso(s.terminated_at),
+        "created_at": iso(s.created_at), "scheduled_at": iso(s.scheduled_at), "started_at": iso(s.started_at),
+        "terminated_at": iso(s.terminated_at),
     }
     if kernels is not None:
         out["kernels"] = [kernel_out(k) for k in sorted(kernels, key=lambda k: (k.cluster_role != "main", k.cluster_idx))]
@@ -75,8 +72,8 @@ def kernel_out(k: Kernel) -> dict[str, Any]:
             "cluster_hostname": k.cluster_hostname, "agent_id": k.agent_id, "container_id": k.container_id,
             "status": k.status, "status_info": k.status_info, "occupied_slots": k.occupied_slots,
             "service_ports": k.service_ports, "exit_code": k.exit_code, "last_stat": k.last_stat,
-            "created_at": _iso(k.created_at), "started_at": _iso(k.started_at),
-            "terminated_at": _iso(k.terminated_at)}
+            "created_at": iso(k.created_at), "started_at": iso(k.started_at),
+            "terminated_at": iso(k.terminated_at)}
 
 
 def service_ports_wire(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -176,7 +173,7 @@ class SessionService:
         live = [r for r in rows if r.status in LIVE]
         if len(live) > 1:
             raise TooManySessionsMatched(data={"matches": [
-                {"id": str(r.id), "name": r.name, "status": r.status, "created_at": _iso(r.created_at)} for r in live]})
+                {"id": str(r.id), "name": r.name, "status": r.status, "created_at": iso(r.created_at)} for r in live]})
         if live:
             return live[0]
         if rows:
@@ -355,8 +352,8 @@ class SessionService:
             "occupiedSlots": sess.occupying_slots, "occupyingSlots": sess.occupying_slots,
             "requestedSlots": sess.requested_slots, "occupiedShares": {}, "environ": sess.environ,
             "resourceOpts": sess.resource_opts, "status": sess.status, "statusInfo": sess.status_info,
-            "statusData": sess.status_data, "age": int(age * 1000), "creationTime": _iso(sess.created_at),
-            "terminationTime": _iso(sess.terminated_at), "numQueriesExecuted": sess.num_queries,
+            "statusData": sess.status_data, "age": int(age * 1000), "creationTime": iso(sess.created_at),
+            "terminationTime": iso(sess.terminated_at), "numQueriesExecuted": sess.num_queries,
             "lastStat": main.last_stat if main else {}, "idleChecks": {},
         }
         return {**session_out(sess, list(kernels)), **legacy}
