@@ -26,6 +26,8 @@ ASSETS: list[tuple[str, str]] = [
     ("htmx.org/dist/htmx.min.js", "htmx/htmx.min.js"),
     ("@xterm/xterm/lib/xterm.js", "xterm/xterm.js"),
     ("@xterm/xterm/css/xterm.css", "xterm/xterm.css"),
+    ("tus-js-client/dist/tus.min.js", "tus/tus.min.js"),
+    ("tus-js-client/dist/tus.min.js.map", "tus/tus.min.js.map"),
 ]
 
 
