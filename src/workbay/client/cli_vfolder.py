@@ -463,14 +463,14 @@ async def download(name, paths, out_dir, extract):
                 for path in remote:
                     saved, archive, _ = await sdk.download(client, name, path, out_dir, reporter=reporter,
                                                            state=state, http=http)
-                    saved_all.append((saved, archive))
+                    saved_all.append((saved, archive, path))
     except transfer.TransferError as e:
         err_console.print(f"[red]Error:[/red] {escape(str(e))}")
         sys.exit(1)
-    for saved, archive in saved_all:
+    for saved, archive, path in saved_all:
         if archive and extract:
-            try:
-                tops = transfer.safe_extract(saved, out_dir)
+            try:  # a directory's zip holds the directory; the whole folder's holds its contents
+                tops = transfer.safe_extract(saved, out_dir if path else out_dir / name)
             except transfer.TransferError as e:
                 err_console.print(f"[red]Error:[/red] {escape(str(e))}")
                 sys.exit(1)

@@ -115,8 +115,12 @@ async def request_upload(client: Client, name: str, path: str, size: int,
     return await client.post(f"/folders/{_n(name)}/request-upload", json=body)
 
 
-async def request_download(client: Client, name: str, path: str, *, archive: bool = False) -> dict[str, Any]:
-    return await client.post(f"/folders/{_n(name)}/request-download", json={"path": path, "archive": archive})
+async def request_download(client: Client, name: str, path: str, *, archive: bool = False,
+                           files: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"path": path, "archive": archive}
+    if files:
+        body["files"] = files
+    return await client.post(f"/folders/{_n(name)}/request-download", json=body)
 
 
 async def stat_path(client: Client, name: str, path: str) -> dict[str, Any] | None:
@@ -202,16 +206,23 @@ async def upload(client: Client, name: str, sources: list[Path | str], *, base_d
 async def download(client: Client, name: str, remote: str, out_dir: Path, *,
                    reporter: transfer.Reporter | None = None, state: transfer.StateFile | None = None,
                    http: httpx.AsyncClient | None = None) -> tuple[Path, bool, int]:
-    """Download a file (resumable) or a directory (as ``<dir>.zip``) into ``out_dir``; returns
-    ``(saved path, is_archive, resumed_at)``."""
+    """Download a file (resumable) or a directory (as ``<dir>.zip``; the whole folder as
+    ``<name>.zip``) into ``out_dir``; returns ``(saved path, is_archive, resumed_at)``."""
     path = transfer.normalize_remote(remote, allow_root=True)
-    entry = await stat_path(client, name, path)
-    if entry is None:
-        raise LookupError(f"No such file or directory in {name}: {remote!r}")
-    archive = entry.get("type") == "DIRECTORY"
-    base = path.rpartition("/")[2] or name
-    dest = out_dir / (f"{base}.zip" if archive else base)
-    grant = await request_download(client, name, path, archive=archive)
+    if path:
+        entry = await stat_path(client, name, path)
+        if entry is None:
+            raise LookupError(f"No such file or directory in {name}: {remote!r}")
+        archive = entry.get("type") == "DIRECTORY"
+        base = path.rpartition("/")[2]
+        dest = out_dir / (f"{base}.zip" if archive else base)
+        grant = await request_download(client, name, path, archive=archive)
+    else:  # the whole folder: every top-level entry in one zip
+        top = [i["name"] for i in await list_files(client, name, "")]
+        if not top:
+            raise LookupError(f"{name} is empty: nothing to download")
+        archive, dest = True, out_dir / f"{name}.zip"
+        grant = await request_download(client, name, top[0], archive=True, files=top)
     state = state if state is not None else transfer.download_state()
     own = http is None
     http = http or transfer.new_http()
