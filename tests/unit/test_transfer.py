@@ -421,3 +421,29 @@ def test_safe_extract_refuses_escaping_members(tmp_path, member):
     with pytest.raises(transfer.TransferError, match="unsafe"):
         transfer.safe_extract(archive, out)
     assert list(out.iterdir()) == []
+
+
+async def test_a_dropped_connection_resynchronizes_with_head(storage, tmp_path, monkeypatch):
+    folder = await storage.folder()
+    data = os.urandom(3000)
+    local = tmp_path / "x.bin"
+    local.write_bytes(data)
+    grant = await storage.grant("x.bin", len(data), "sess2")
+    monkeypatch.setattr(transfer, "_resync_delay", lambda attempt: 0)
+    inner = storage.http._transport
+    dropped = []
+
+    class Flaky(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request):
+            if request.method == "PATCH" and request.headers["upload-offset"] == "1000" and not dropped:
+                dropped.append(request)
+                raise httpx.ReadError("connection reset")
+            return await inner.handle_async_request(request)
+
+    rec = Recorder()
+    async with httpx.AsyncClient(transport=Flaky()) as http:
+        done = await transfer.tus_upload(http, grant["url"], grant["token"], local, len(data), 0,
+                                         chunk_size=1000, reporter=rec)
+    assert done == len(data) and dropped and (folder / "x.bin").read_bytes() == data
+    assert rec.bytes == len(data)  # bytes counted for the lost request were taken back
+    assert any("connection lost" in e[1] for e in rec.events if e[0] == "note")

@@ -9,6 +9,7 @@ interruption: rerun the same command (the upload sessions are remembered in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -428,6 +429,9 @@ async def upload(name, sources, base_dir, chunk_size, stop_after):
 
                     await transfer.upload_item(http, grant, name, item, state=state, reporter=reporter,
                                                chunk_size=chunk, stop_after=stop)
+    except asyncio.CancelledError:  # Ctrl+C: what arrived stays on the storage-proxy
+        err_console.print("[yellow]Upload interrupted; run the same command again to resume.[/yellow]")
+        raise
     except transfer.UploadInterrupted as e:
         err_console.print(f"[yellow]Upload of {escape(e.remote)} stopped at {e.offset} bytes; "
                           "run the same command again to resume.[/yellow]")

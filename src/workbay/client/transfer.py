@@ -12,6 +12,7 @@ Pure parts (unit-tested): :func:`normalize_remote`, :func:`plan_upload`, :func:`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
@@ -354,10 +355,12 @@ async def tus_upload(http: httpx.AsyncClient, url: str, token: str, path: Path, 
     return offset
 
 
-async def _resync(http: httpx.AsyncClient, url: str, token: str, attempt: int) -> int:
-    import asyncio
+def _resync_delay(attempt: int) -> float:
+    return min(0.5 * attempt, 3.0)
 
-    await asyncio.sleep(min(0.5 * attempt, 3.0))
+
+async def _resync(http: httpx.AsyncClient, url: str, token: str, attempt: int) -> int:
+    await asyncio.sleep(_resync_delay(attempt))
     try:
         return await tus_offset(http, url, token)
     except httpx.TransportError as e:
@@ -378,7 +381,7 @@ async def upload_item(http: httpx.AsyncClient, request_upload: RequestUpload, fo
     reporter = reporter or Reporter()
     key = upload_key(folder, item.remote, item.size, item.mtime_ns)
     saved = state.get(key) if state and item.size else None
-    session = (saved or {}).get("session")
+    asked = session = (saved or {}).get("session")
     grant = await request_upload(item.remote, item.size, session)
     if item.size == 0:  # the manager created it; tus never PATCHes an empty upload
         reporter.file_started(item.remote, 0, 0)
@@ -388,7 +391,8 @@ async def upload_item(http: httpx.AsyncClient, request_upload: RequestUpload, fo
     if state is not None and session:
         state.put(key, session=session, local=str(item.local))
     url, token = grant["url"], grant["token"]
-    offset = await tus_offset(http, url, token)
+    # a session we resume may hold bytes already; a new one holds none
+    offset = await tus_offset(http, url, token) if asked and asked == session else 0
     if offset > item.size:
         raise TransferError(f"the storage-proxy holds {offset} bytes of {item.remote}, more than its size")
     if offset:
