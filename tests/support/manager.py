@@ -15,6 +15,30 @@ from workbay.manager.state import ManagerState
 
 ADMIN_PASSWORD = "Adm1n!pass-word"
 TEST_ENDPOINT = "http://manager.test"
+STORAGE_SECRET = "storage-secret-for-manager-tests-0123456789"
+
+
+class HostRouter(httpx.AsyncBaseTransport):
+    """Sends each request to the in-process app serving its host:port (the storage-proxy's two
+    APIs), so the manager's real HTTP client code runs without sockets."""
+
+    def __init__(self, routes: dict[str, httpx.AsyncBaseTransport]) -> None:
+        self.routes = routes
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.routes[f"{request.url.host}:{request.url.port}"].handle_async_request(request)
+
+
+def storage_router(config) -> HostRouter:
+    from workbay.storage.app import create_client_app, create_manager_app
+    from workbay.storage.volumes import Volumes
+
+    volumes = Volumes(config)
+    st = config.storage
+    return HostRouter({
+        f"{st.host}:{st.client_port}": httpx.ASGITransport(app=create_client_app(config, volumes)),
+        f"{st.host}:{st.manager_port}": httpx.ASGITransport(app=create_manager_app(config, volumes)),
+    })
 
 
 @dataclass
@@ -24,6 +48,13 @@ class ManagerHarness:
     admin_access_key: str = ""
     admin_secret_key: str = ""
     clients: list[Client] = field(default_factory=list)
+    storage: HostRouter | None = None
+
+    def storage_http(self) -> httpx.AsyncClient:
+        """An HTTP client for the URLs request-upload / request-download answer."""
+        c = httpx.AsyncClient(transport=self.storage)
+        self.clients.append(c)
+        return c
 
     def client(self, access_key: str | None = None, secret_key: str | None = None) -> Client:
         c = Client(TEST_ENDPOINT, access_key, secret_key,
@@ -43,7 +74,7 @@ class ManagerHarness:
 
     async def close(self) -> None:
         for c in self.clients:
-            await c.close()
+            await (c.aclose() if isinstance(c, httpx.AsyncClient) else c.close())
         await close_state(self.state)
 
 
@@ -53,10 +84,11 @@ async def start_manager(db_url: str, data_dir: Path, redis_url: str = "", **mana
 
     os.environ["WORKBAY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     config = load_config(data_dir=data_dir, db={"url": db_url}, redis={"url": redis_url},
-                         manager=manager_cfg)
-    state = await build_state(config)
+                         manager=manager_cfg, secrets={"storage": STORAGE_SECRET})
+    router = storage_router(config)
+    state = await build_state(config, storage_transport=router)
     app = create_app(config, state=state)
-    h = ManagerHarness(app=app, state=state)
+    h = ManagerHarness(app=app, state=state, storage=router)
     login = (await h.client().post("/auth/authorize", json={
         "type": "keypair", "domain": "default", "username": "admin@workbay.local",
         "password": ADMIN_PASSWORD}))["data"]

@@ -113,6 +113,7 @@ class System:
         self.demo = demo
         self.manager_handle: LiteHandle | None = None
         self.agent_handles: dict[str, LiteHandle] = {}
+        self.storage_handle: LiteHandle | None = None
         self.clients: list[Client] = []
         self.admin: Client | None = None
 
@@ -140,6 +141,16 @@ class System:
             assert not self.manager_handle.thread.is_alive(), "the manager did not stop"
             self.manager_handle = None
 
+    def start_storage(self) -> None:
+        if self.storage_handle is None:
+            self.storage_handle = start_in_thread(self.data_dir, self.base, components=("storage-proxy",),
+                                                  config=self.config)
+
+    def stop_storage(self) -> None:
+        if self.storage_handle is not None:
+            self.storage_handle.stop()
+            self.storage_handle = None
+
     def start_agent(self, agent_id: str | None = None) -> None:
         for cfg in self.agent_configs:
             if agent_id in (None, cfg.agent.id) and cfg.agent.id not in self.agent_handles:
@@ -152,15 +163,18 @@ class System:
             handle.stop()
             assert not handle.thread.is_alive(), f"agent {aid} did not stop"
 
-    async def start(self) -> None:
+    async def start(self, agent: bool = True) -> None:
+        self.start_storage()
         self.start_manager()
-        self.start_agent()
+        if agent:
+            self.start_agent()
         anon = self.client()
         login = (await anon.post("/auth/authorize", json={
             "type": "keypair", "domain": "default", "username": "admin@workbay.local",
             "password": ADMIN_PASSWORD}))["data"]
         self.admin = self.client(login["access_key"], login["secret_key"])
-        await self.wait_agent_ready()
+        if agent:
+            await self.wait_agent_ready()
 
     async def wait_agent_ready(self, timeout: float = 60) -> list[dict[str, Any]]:
         """Every agent is ALIVE and the image catalog has the kernel image on each."""
@@ -177,6 +191,7 @@ class System:
             await c.close()
         self.stop_agent()
         self.stop_manager()
+        self.stop_storage()
         for aid in self.agent_ids:
             remove_containers("ai.backend.agent-id", aid)
 

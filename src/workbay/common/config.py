@@ -86,6 +86,26 @@ class StorageConfig(Section):
         default_factory=list, description="empty = one vfs volume 'volume1' under "
         "data_dir/volumes/volume1")
     token_ttl: int = Field(1800, ge=1, description="seconds a file-transfer token stays valid")
+    manager_url: str = Field("", description="where the manager reaches the manager-facing API; "
+                             "empty = http://{host}:{manager_port}")
+    client_url: str = Field("", description="the client-facing API's URL handed to browsers and the "
+                            "CLI; empty = http://{host}:{client_port}")
+    default_host: str = Field("", description="the host new folders go to; empty = the first volume")
+
+    @property
+    def manager_api_url(self) -> str:
+        return (self.manager_url or f"http://{self.host}:{self.manager_port}").rstrip("/")
+
+    @property
+    def client_api_url(self) -> str:
+        return (self.client_url or f"http://{self.host}:{self.client_port}").rstrip("/")
+
+    @property
+    def default_volume_host(self) -> str:
+        if self.default_host:
+            return self.default_host
+        first = self.volumes[0].name if self.volumes else "volume1"
+        return f"{self.proxy_name}:{first}"
 
 
 class AppProxyConfig(Section):

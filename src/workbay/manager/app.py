@@ -16,7 +16,7 @@ from workbay.common.events import MemoryEventBus, RedisEventBus
 from workbay.common.http import install_error_handlers, problem_response
 from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
 
-from .api import account, admin, auth, internal, resources, root, session, session_events
+from .api import account, admin, auth, folders, internal, resources, root, session, session_events
 from .api.middleware import AuthMiddleware
 from .models import db
 from .services.bootstrap import bootstrap
@@ -59,7 +59,7 @@ async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
 
 
 async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool = True,
-                      background: bool = True) -> ManagerState:
+                      background: bool = True, storage_transport=None) -> ManagerState:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate:
         await db.upgrade(config.db_url)
@@ -81,7 +81,8 @@ async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool =
     if result.generated_demo_password:
         print(f"Demo users user@workbay.local and user2@workbay.local created; password: "
               f"{result.generated_demo_password}", flush=True)
-    st = ManagerState(ctx=ctx, engine=engine, rate_limiter=limiter, redis=redis)
+    st = ManagerState(ctx=ctx, engine=engine, rate_limiter=limiter, redis=redis,
+                      storage_transport=storage_transport)
     if background:
         st.start_background()
     return st
@@ -89,6 +90,7 @@ async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool =
 
 async def close_state(st: ManagerState) -> None:
     await st.stop_background()
+    await st.storage.close()
     await st.rate_limiter.close()
     await st.ctx.events.close()
     await st.engine.dispose()
@@ -116,6 +118,6 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
     install_error_handlers(app)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_middleware(AuthMiddleware)
-    for module in (root, auth, account, admin, session, session_events, resources, internal):
+    for module in (root, auth, account, admin, session, session_events, resources, folders, internal):
         app.include_router(module.router)
     return app

@@ -19,12 +19,17 @@ from .services.auth import AuthService
 from .services.compute_admin import ComputeAdmin
 from .services.context import ServiceContext
 from .services.domains import DomainService
+from .services.folder_admin import FolderAdmin
+from .services.folder_mounts import FolderMounts
+from .services.folder_sharing import FolderSharing
+from .services.folders import FolderService
 from .services.keypairs import KeypairService
 from .services.policies import PolicyService
 from .services.projects import ProjectService
 from .services.resource_usage import ResourceUsageService
 from .services.sessions import SessionService
 from .services.settings import SettingsService
+from .services.storage_proxy import StorageProxy
 from .services.users import UserService
 
 
@@ -34,6 +39,7 @@ class ManagerState:
     engine: AsyncEngine
     rate_limiter: RateLimiter
     redis: object | None = None
+    storage_transport: object | None = None  # tests route the storage-proxy in-process
     auth: AuthService = field(init=False)
     users: UserService = field(init=False)
     keypairs: KeypairService = field(init=False)
@@ -49,6 +55,10 @@ class ManagerState:
     sessions: SessionService = field(init=False)
     compute_admin: ComputeAdmin = field(init=False)
     usage: ResourceUsageService = field(init=False)
+    storage: StorageProxy = field(init=False)
+    folders: FolderService = field(init=False)
+    folder_sharing: FolderSharing = field(init=False)
+    folder_admin: FolderAdmin = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.ctx)
@@ -63,7 +73,11 @@ class ManagerState:
         self.launcher = Launcher(self.ctx, self.lifecycle)
         self.dispatcher = Dispatcher(self.ctx, self.launcher)
         self.reconciler = ComputeReconciler(self.ctx, self.launcher)
-        self.sessions = SessionService(self.ctx, self.dispatcher.wake, self.launcher)
+        self.storage = StorageProxy(self.ctx.config, transport=self.storage_transport)
+        self.folders = FolderService(self.ctx, self.storage)
+        self.folder_sharing = FolderSharing(self.ctx)
+        self.folder_admin = FolderAdmin(self.ctx, self.folders)
+        self.sessions = SessionService(self.ctx, self.dispatcher.wake, self.launcher, FolderMounts(self.folders))
         self.compute_admin = ComputeAdmin(self.ctx)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
 

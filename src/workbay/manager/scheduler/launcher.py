@@ -17,6 +17,7 @@ from workbay.common.errors import BackendError, ServiceUnavailable
 from workbay.manager.models import Keypair, User
 from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.manager.services.context import ServiceContext
+from workbay.manager.services.folder_mounts import agent_mount
 from workbay.manager.services.keys import generate_ssh_keypair
 from workbay.manager.services.session_status import DEAD, set_status
 
@@ -101,7 +102,7 @@ class Launcher:
         base = {
             "session_id": str(sess.id), "session_name": sess.name, "session_type": sess.session_type,
             "owner_access_key": sess.access_key, "owner_user_id": str(sess.user_id), "image": sess.image,
-            "environ": sess.environ or {}, "mounts": sess.mounts or [], "preopen_ports": sess.preopen_ports or [],
+            "environ": sess.environ or {}, "mounts": [agent_mount(m) for m in sess.mounts or []], "preopen_ports": sess.preopen_ports or [],
             "startup_command": sess.startup_command, "bootstrap_script": sess.bootstrap_script or kp.bootstrap_script
             or None, "dotfiles": kp.dotfiles or [], "uid": user.container_uid or 1000,
             "gid": user.container_gid or 1000, "sudo": user.sudo_session_enabled,

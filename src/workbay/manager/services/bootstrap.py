@@ -14,15 +14,17 @@ from sqlalchemy.exc import IntegrityError
 from workbay.common.errors import AlreadyExists
 
 from workbay.manager.models import (
-    Domain, KeypairResourcePolicy, Project, ProjectResourcePolicy, ResourceGroup, User,
+    Domain, KeypairResourcePolicy, Project, ProjectResourcePolicy, ResourceGroup, SystemSetting, User,
     UserResourcePolicy,
 )
 
 from . import passwords
 from .context import ServiceContext
+from .policies import HOST_PERMISSIONS
 from .users import NewUser, UserService
 
 log = logging.getLogger(__name__)
+STORAGE_HOSTS_APPLIED = "bootstrap.storage_hosts_applied"
 ADMIN_EMAIL = "admin@workbay.local"
 DEMO_EMAILS = ("user@workbay.local", "user2@workbay.local")
 
@@ -66,6 +68,13 @@ async def _bootstrap(ctx: ServiceContext, demo: bool) -> BootstrapResult:
         if await s.get(ResourceGroup, "default") is None:
             s.add(ResourceGroup(name="default", description="The default resource group"))
         await s.flush()
+        if await s.get(SystemSetting, STORAGE_HOSTS_APPLIED) is None:
+            # Once, on a new (or pre-storage) database: the default keypair policy may use the
+            # default storage host, so folders work out of the box.  Admins may change it later.
+            kp_policy = await s.get(KeypairResourcePolicy, "default")
+            if kp_policy is not None and not kp_policy.allowed_vfolder_hosts:
+                kp_policy.allowed_vfolder_hosts = {ctx.config.storage.default_volume_host: sorted(HOST_PERMISSIONS)}
+            s.add(SystemSetting(key=STORAGE_HOSTS_APPLIED, value=True))
         for name, ptype in (("default", "general"), ("model-store", "model-store")):
             exists = (await s.execute(select(Project.id).where(
                 Project.domain_name == "default", Project.name == name))).first()

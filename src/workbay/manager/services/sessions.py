@@ -83,8 +83,9 @@ def service_ports_wire(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class SessionService:
-    def __init__(self, ctx: ServiceContext, wake_scheduler, launcher) -> None:
+    def __init__(self, ctx: ServiceContext, wake_scheduler, launcher, mounts=None) -> None:
         self.ctx = ctx
+        self.mounts = mounts  # FolderMounts; None = no storage (folders cannot be mounted)
         self.wake_scheduler = wake_scheduler
         self.launcher = launcher  # manager.scheduler.launcher.Launcher (agent RPC)
 
@@ -101,6 +102,17 @@ class SessionService:
         if not kp.is_active or user.status != "active":
             raise InvalidAPIParameters("The owner's keypair or account is not active.")
         return kp, user
+
+    async def _mounts(self, s, kp: Keypair, owner: User, req: CreateSession) -> list[dict[str, Any]]:
+        """The folders the session mounts, resolved with the owner's permissions."""
+        if self.mounts is None:
+            return []
+        names = list(req.config.mounts or [])
+        aliases = {str(k): str(v) for k, v in (req.config.mount_map or {}).items() if v}
+        names += [n for n in (req.config.mount_map or {}) if n not in names]
+        who = Actor(user_id=owner.uuid, email=owner.email, role=owner.role, domain_name=owner.domain_name,
+                    access_key=kp.access_key)
+        return await self.mounts.resolve(s, who, names, aliases)
 
     async def _project(self, s, user: User, group: str | None) -> Project:
         ref = group or "default"
@@ -217,9 +229,6 @@ class SessionService:
         return slots.maximum(minimum) if minimum else slots
 
     async def _enqueue(self, actor: Actor, req: CreateSession) -> dict[str, Any]:
-        if req.config.mounts or req.config.mount_map:
-            names = list(req.config.mounts or []) or list((req.config.mount_map or {}).keys())
-            raise ObjectNotFound(f"No such virtual folder: {names[0]}", object_name="virtual folder")
         if req.config.agent_list and not actor.is_superadmin:
             raise InsufficientPrivilege("Only a superadmin may choose agents (agentList).")
         bootstrap = None
@@ -233,6 +242,7 @@ class SessionService:
             project = await self._project(s, owner, req.group)
             rg = await self._resource_group(s, owner.domain_name, project, req.config.scaling_group)
             image = await self.resolve_image(s, req.image, req.architecture)
+            mounts = await self._mounts(s, kp, owner, req)
             policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
             if policy and req.cluster_size > policy.max_containers_per_session:
                 raise InvalidAPIParameters(
@@ -274,7 +284,7 @@ class SessionService:
                     project_id=project.id, domain_name=owner.domain_name, resource_group=rg.name,
                     image=image.name, architecture=image.architecture, cluster_mode=req.cluster_mode,
                     cluster_size=req.cluster_size, requested_slots=slots.to_json(),
-                    occupying_slots={}, resource_opts=opts, environ=environ, mounts=[],
+                    occupying_slots={}, resource_opts=opts, environ=environ, mounts=mounts,
                     preopen_ports=list(req.config.preopen_ports or []),
                     designated_agents=list(req.config.agent_list or []),
                     startup_command=req.startup_command, bootstrap_script=bootstrap, starts_at=starts_at,

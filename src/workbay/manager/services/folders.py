@@ -1,0 +1,400 @@
+"""Storage folders: create, list, info, rename, trash/restore/purge, clone, files and transfers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import uuid
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from workbay.common.errors import (
+    AlreadyExists, Conflict, GenericBadRequest, InsufficientPrivilege, InvalidAPIParameters, ObjectNotFound,
+)
+from workbay.manager.models import (
+    Domain, Keypair, KeypairResourcePolicy, Project, ProjectMember, ProjectResourcePolicy, QuotaLimit,
+    User, UserResourcePolicy, VFolder, VFolderShare,
+)
+from workbay.manager.models.base import utcnow
+
+from . import folder_rules as rules
+from .access import Actor
+from .context import ServiceContext
+from .folder_lookup import Visible, live_mount_users, require, resolve, viewer_for, visible_folders
+from .serialize import iso
+from .storage_proxy import StorageProxy, StorageProxyError
+
+log = logging.getLogger(__name__)
+UPLOAD_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class NewFolder(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    name: str
+    host: str | None = Field(None, validation_alias=AliasChoices("host", "folder_host"))
+    group: str | None = Field(None, validation_alias=AliasChoices("group", "group_id", "project"))
+    usage_mode: str = "general"
+    permission: str = "rw"
+    cloneable: bool = False
+
+
+class CloneFolder(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    target_name: str
+    target_host: str | None = None
+    usage_mode: str = "general"
+    permission: str = "rw"
+    cloneable: bool = False
+
+
+def wire_type(f: VFolder) -> str:
+    return "user" if f.ownership_type == "user" else "group"
+
+
+class FolderService:
+    def __init__(self, ctx: ServiceContext, storage: StorageProxy) -> None:
+        self.ctx = ctx
+        self.storage = storage
+
+    # -- shared pieces -----------------------------------------------------------------------------
+    async def host_permissions(self, s, actor: Actor, project_id: uuid.UUID | None = None) -> dict[str, set[str]]:
+        """Hosts the caller may use, with the permissions for each (domain ∪ projects ∪ policy)."""
+        domain = await s.get(Domain, actor.domain_name)
+        kp = await s.get(Keypair, actor.access_key)
+        policy = await s.get(KeypairResourcePolicy, kp.resource_policy) if kp else None
+        stmt = select(Project.allowed_vfolder_hosts).join(
+            ProjectMember, ProjectMember.project_id == Project.id).where(ProjectMember.user_id == actor.user_id)
+        if project_id is not None:
+            stmt = select(Project.allowed_vfolder_hosts).where(Project.id == project_id)
+        projects = [r[0] for r in (await s.execute(stmt)).all()]
+        return rules.allowed_host_permissions(domain.allowed_vfolder_hosts if domain else None,
+                                              policy.allowed_vfolder_hosts if policy else None, *projects)
+
+    async def check_host(self, s, actor: Actor, host: str, perm: str, project_id: uuid.UUID | None = None) -> None:
+        if actor.is_superadmin:
+            return
+        allowed = await self.host_permissions(s, actor, project_id)
+        if perm not in allowed.get(host, set()):
+            raise InsufficientPrivilege(f"Your policies do not allow '{perm}' on storage host {host}.",
+                                        data={"host": host, "permission": perm})
+
+    async def known_hosts(self) -> dict[str, dict[str, Any]]:
+        return {v["host"]: v for v in await self.storage.volumes()}
+
+    async def scope_default_limit(self, s, qsid: str) -> int | None:
+        kind, _, raw = qsid.partition(":")
+        if kind == "user":
+            user = await s.get(User, uuid.UUID(raw))
+            policy = await s.get(UserResourcePolicy, user.resource_policy) if user else None
+        else:
+            project = await s.get(Project, uuid.UUID(raw))
+            policy = await s.get(ProjectResourcePolicy, project.resource_policy) if project else None
+        return rules.effective_limit(None, policy.max_quota_scope_size if policy else None)
+
+    async def effective_limit(self, s, host: str, qsid: str) -> tuple[int | None, bool, int | None]:
+        """(limit, explicit?, policy default) for a quota scope on a host."""
+        explicit = await s.get(QuotaLimit, (host, qsid))
+        default = await self.scope_default_limit(s, qsid)
+        if explicit is not None:
+            return explicit.limit_bytes, True, default
+        return default, False, default
+
+    async def sync_quota(self, host: str, qsid: str) -> dict[str, Any]:
+        """Make the storage-proxy enforce the scope's effective limit; answers the scope's state."""
+        async with self.ctx.db() as s:
+            limit, _, _ = await self.effective_limit(s, host, qsid)
+        state = await self.storage.get_quota(host, qsid)
+        if state.get("supported") and state.get("limit_bytes") != limit:
+            state = await self.storage.set_quota(host, qsid, limit)
+        return state
+
+    async def _usage(self, f: VFolder) -> dict[str, Any]:
+        try:
+            return await self.storage.usage(f.host, f.id.hex)
+        except (StorageProxyError, Exception) as e:  # a listing survives one unreadable folder
+            log.warning("usage of folder %s unavailable: %s", f.id, e)
+            return {"used_bytes": None, "file_count": None}
+
+    async def _names(self, s, folders: list[VFolder]) -> tuple[dict, dict]:
+        uids = {f.user_id for f in folders if f.user_id}
+        pids = {f.project_id for f in folders if f.project_id}
+        users = dict((await s.execute(select(User.uuid, User.email).where(User.uuid.in_(uids)))).all()) if uids else {}
+        projects = dict((await s.execute(select(Project.id, Project.name).where(Project.id.in_(pids)))).all()) \
+            if pids else {}
+        return users, projects
+
+    def _out(self, v: Visible, actor: Actor, users: dict, projects: dict, usage: dict | None = None) -> dict[str, Any]:
+        f = v.folder
+        used = (usage or {}).get("used_bytes")
+        return {
+            "id": f.id.hex, "name": f.name, "host": f.host, "quota_scope_id": f.quota_scope_id,
+            "status": f.status, "usage_mode": f.usage_mode, "created_at": iso(f.created_at),
+            "is_owner": f.user_id == actor.user_id, "permission": v.permission,
+            "mount_permission": rules.mount_permission(v.permission),
+            "user": str(f.user_id) if f.user_id else None, "group": str(f.project_id) if f.project_id else None,
+            "creator": f.creator, "user_email": users.get(f.user_id), "group_name": projects.get(f.project_id),
+            "ownership_type": wire_type(f), "type": wire_type(f), "cloneable": f.cloneable,
+            "is_automount": rules.is_automount(f.name), "shared": v.share is not None,
+            "max_files": 0, "max_size": 0, "cur_size": used or 0,
+            "last_used": iso(f.last_used), "status_changed": iso(f.status_changed),
+        }
+
+    async def _name_taken(self, s, qsid: str, name: str, user_id: uuid.UUID | None) -> bool:
+        if (await s.execute(select(VFolder.id).where(VFolder.quota_scope_id == qsid,
+                                                     VFolder.name == name))).first():
+            return True
+        if user_id is None:
+            return False
+        shared = await s.execute(select(VFolder.id).join(VFolderShare, VFolderShare.vfolder_id == VFolder.id)
+                                 .where(VFolderShare.user_id == user_id, VFolder.name == name))
+        return shared.first() is not None
+
+    async def _project(self, s, actor: Actor, ref: str) -> Project:
+        try:
+            pid = uuid.UUID(ref)
+            project = await s.get(Project, pid)
+        except ValueError:
+            project = (await s.execute(select(Project).where(
+                Project.domain_name == actor.domain_name, Project.name == ref))).scalars().first()
+        if project is None or (not actor.is_superadmin and project.domain_name != actor.domain_name):
+            raise ObjectNotFound(f"No such project: {ref}", object_name="project")
+        return project
+
+    # -- folders -----------------------------------------------------------------------------------
+    async def create(self, actor: Actor, new: NewFolder) -> dict[str, Any]:
+        name = rules.check_folder_name(new.name)
+        if new.usage_mode not in rules.USAGE_MODES:
+            raise InvalidAPIParameters(f"usage_mode must be one of {', '.join(rules.USAGE_MODES)}.")
+        if new.permission not in rules.PERMISSIONS:
+            raise InvalidAPIParameters(f"permission must be one of {', '.join(rules.PERMISSIONS)}.")
+        host = new.host or self.ctx.config.storage.default_volume_host
+        hosts = await self.known_hosts()
+        if host not in hosts:
+            raise InvalidAPIParameters(f"No such storage host: {host}", data={"host": "unknown"})
+        async with self.ctx.db() as s:
+            project = None
+            if new.group:
+                if not actor.is_admin:
+                    raise InsufficientPrivilege("Only administrators can create project folders.")
+                project = await self._project(s, actor, new.group)
+                qsid = rules.quota_scope_id("project", project.id)
+                await self.check_host(s, actor, host, "create-vfolder", project.id)
+                policy = await s.get(ProjectResourcePolicy, project.resource_policy)
+                count_stmt = select(func.count()).select_from(VFolder).where(VFolder.project_id == project.id)
+            else:
+                qsid = rules.quota_scope_id("user", actor.user_id)
+                await self.check_host(s, actor, host, "create-vfolder")
+                user = await s.get(User, actor.user_id)
+                policy = await s.get(UserResourcePolicy, user.resource_policy)
+                count_stmt = select(func.count()).select_from(VFolder).where(VFolder.user_id == actor.user_id)
+            if await self._name_taken(s, qsid, name, None if project else actor.user_id):
+                raise AlreadyExists(f"A folder named {name} already exists.", data={"name": "already exists"})
+            limit = policy.max_vfolder_count if policy else 0
+            if limit > 0 and (await s.execute(count_stmt)).scalar_one() >= limit:
+                raise GenericBadRequest(f"You cannot create more than {limit} folders.",
+                                        data={"max_vfolder_count": limit})
+        folder_id = uuid.uuid4()
+        await self.storage.create_folder(host, folder_id.hex, qsid)
+        try:
+            async with self.ctx.db.begin() as s:
+                f = VFolder(id=folder_id, name=name, host=host, quota_scope_id=qsid,
+                            ownership_type="project" if project else "user",
+                            user_id=None if project else actor.user_id,
+                            project_id=project.id if project else None,
+                            domain_name=project.domain_name if project else actor.domain_name,
+                            creator=actor.email, usage_mode=new.usage_mode,
+                            permission=new.permission if project else "wd", cloneable=new.cloneable)
+                s.add(f)
+        except Exception:
+            await self.storage.delete_folder(host, folder_id.hex)  # no orphan directory behind
+            raise
+        await self.sync_quota(host, qsid)
+        return {"id": folder_id.hex, "name": name, "quota_scope_id": qsid, "host": host,
+                "usage_mode": new.usage_mode, "permission": f.permission, "max_size": 0,
+                "creator": actor.email, "ownership_type": wire_type(f),
+                "user": str(actor.user_id) if not project else None,
+                "group": str(project.id) if project else None, "cloneable": new.cloneable, "status": "ready"}
+
+    async def list(self, actor: Actor, *, all_folders: bool = False, group_id: str | None = None,
+                   owner_email: str | None = None) -> list[dict[str, Any]]:
+        async with self.ctx.db() as s:
+            viewer = await viewer_for(s, actor)
+            visible = await visible_folders(s, actor, viewer, all_folders=all_folders)
+            if group_id:
+                visible = [v for v in visible if v.folder.project_id and
+                           (v.folder.project_id.hex == group_id.replace("-", "") or False)]
+            users, projects = await self._names(s, [v.folder for v in visible])
+            if owner_email:
+                visible = [v for v in visible if users.get(v.folder.user_id) == owner_email]
+        usages = await asyncio.gather(*(self._usage(v.folder) for v in visible))
+        return [self._out(v, actor, users, projects, u) for v, u in zip(visible, usages)]
+
+    async def info(self, actor: Actor, ref: str) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            v = await resolve(s, actor, ref, trash=True)
+            users, projects = await self._names(s, [v.folder])
+        usage = await self._usage(v.folder)
+        out = self._out(v, actor, users, projects, usage)
+        out.update({"numFiles": usage.get("file_count") or 0, "num_files": usage.get("file_count") or 0,
+                    "used_bytes": usage.get("used_bytes") or 0, "created": out["created_at"]})
+        return out
+
+    async def rename(self, actor: Actor, ref: str, new_name: str) -> None:
+        new_name = rules.check_folder_name(new_name)
+        async with self.ctx.db.begin() as s:
+            v = await resolve(s, actor, ref)
+            require(rules.can_delete(v.permission) and v.share is None, "rename this folder")
+            if v.folder.name == new_name:
+                return
+            owner = v.folder.user_id if v.folder.ownership_type == "user" else None
+            if await self._name_taken(s, v.folder.quota_scope_id, new_name, owner):
+                raise AlreadyExists(f"A folder named {new_name} already exists.", data={"name": "already exists"})
+            v.folder.name = new_name
+
+    async def update_options(self, actor: Actor, ref: str, cloneable: bool | None,
+                             permission: str | None) -> None:
+        if permission is not None and permission not in rules.PERMISSIONS:
+            raise InvalidAPIParameters(f"permission must be one of {', '.join(rules.PERMISSIONS)}.")
+        async with self.ctx.db.begin() as s:
+            v = await resolve(s, actor, ref)
+            require(rules.can_delete(v.permission) and v.share is None, "change this folder's options")
+            if cloneable is not None:
+                v.folder.cloneable = cloneable
+            if permission is not None and v.folder.ownership_type == "project":
+                v.folder.permission = permission
+
+    async def trash(self, actor: Actor, ref: str) -> None:
+        async with self.ctx.db.begin() as s:
+            v = await resolve(s, actor, ref)
+            require(rules.can_delete(v.permission) and v.share is None, "delete this folder")
+            await self.check_host(s, actor, v.folder.host, "delete-vfolder",
+                                  v.folder.project_id)
+            users = await live_mount_users(s, v.folder.id)
+            if users:
+                raise Conflict(f"The folder is mounted by running sessions: {', '.join(users)}.",
+                               data={"sessions": users})
+            v.folder.status = "delete-pending"
+            v.folder.status_changed = utcnow()
+
+    async def restore(self, actor: Actor, ref: str) -> None:
+        async with self.ctx.db.begin() as s:
+            v = await resolve(s, actor, ref, trash=True)
+            require(rules.can_delete(v.permission) and v.share is None, "restore this folder")
+            if v.folder.status != "delete-pending":
+                raise GenericBadRequest("The folder is not in the trash.")
+            v.folder.status = "ready"
+            v.folder.status_changed = utcnow()
+
+    async def purge(self, actor: Actor, ref: str) -> None:
+        async with self.ctx.db() as s:
+            v = await resolve(s, actor, ref, trash=True)
+            require(rules.can_delete(v.permission) and v.share is None, "delete this folder")
+            if v.folder.status != "delete-pending":
+                raise GenericBadRequest("Move the folder to the trash before deleting it forever.")
+            host, fid = v.folder.host, v.folder.id
+        try:
+            await self.storage.delete_folder(host, fid.hex)
+        except StorageProxyError as e:
+            if e.status != 404:  # already gone on disk: forget the row too
+                raise
+        async with self.ctx.db.begin() as s:
+            f = await s.get(VFolder, fid)
+            if f is not None:
+                await s.delete(f)
+
+    async def clone(self, actor: Actor, ref: str, req: CloneFolder) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            v = await resolve(s, actor, ref)
+            require(rules.can_read(v.permission) and (v.folder.cloneable or rules.can_delete(v.permission)),
+                    "clone this folder (it is not cloneable)")
+            src_host, src_id = v.folder.host, v.folder.id
+        created = await self.create(actor, NewFolder(name=req.target_name, host=req.target_host or src_host,
+                                                     usage_mode=req.usage_mode, permission=req.permission,
+                                                     cloneable=req.cloneable))
+        # Replace the new, empty directory with a copy of the source.
+        await self.storage.delete_folder(created["host"], created["id"])
+        try:
+            await self.storage.clone_folder(src_host, src_id.hex, created["host"], created["id"],
+                                            created["quota_scope_id"])
+        except Exception:
+            async with self.ctx.db.begin() as s:
+                f = await s.get(VFolder, uuid.UUID(created["id"]))
+                if f is not None:
+                    await s.delete(f)
+            raise
+        return {**created, "bgtask_id": None}
+
+    # -- files ---------------------------------------------------------------------------------------
+    async def _folder_for(self, actor: Actor, ref: str, check, what: str, host_perm: str | None = None) -> VFolder:
+        async with self.ctx.db() as s:
+            v = await resolve(s, actor, ref)
+            require(check(v.permission), what)
+            if host_perm:
+                await self.check_host(s, actor, v.folder.host, host_perm, v.folder.project_id)
+            return v.folder
+
+    async def list_files(self, actor: Actor, ref: str, path: str) -> dict[str, Any]:
+        f = await self._folder_for(actor, ref, rules.can_read, "read this folder")
+        out = await self.storage.files_call("GET", "/files", f.host, f.id.hex, path=path or "")
+        items = out["items"]
+        legacy = [{"filename": i["name"], "size": i["size"], "mode": _mode_string(i),
+                   "ctime": i.get("created"), "mtime": i.get("modified"), "atime": i.get("modified")}
+                  for i in items]
+        return {"items": items, "files": json.dumps(legacy)}
+
+    async def mkdir(self, actor: Actor, ref: str, path: str | list[str], parents: bool, exist_ok: bool) -> None:
+        f = await self._folder_for(actor, ref, rules.can_write, "write into this folder")
+        for p in ([path] if isinstance(path, str) else path):
+            await self.storage.files_call("POST", "/files/mkdir", f.host, f.id.hex, path=p,
+                                          parents=parents, exist_ok=exist_ok)
+
+    async def rename_file(self, actor: Actor, ref: str, target_path: str, new_name: str) -> None:
+        f = await self._folder_for(actor, ref, rules.can_write, "write into this folder")
+        await self.storage.files_call("POST", "/files/rename", f.host, f.id.hex, target_path=target_path,
+                                      new_name=new_name)
+
+    async def move_file(self, actor: Actor, ref: str, src: str, dst: str) -> None:
+        f = await self._folder_for(actor, ref, rules.can_write, "write into this folder")
+        await self.storage.files_call("POST", "/files/move", f.host, f.id.hex, src=src, dst=dst)
+
+    async def delete_files(self, actor: Actor, ref: str, files: list[str], recursive: bool) -> None:
+        f = await self._folder_for(actor, ref, rules.can_write, "delete files in this folder")
+        await self.storage.files_call("POST", "/files/delete", f.host, f.id.hex, files=files, recursive=recursive)
+
+    async def request_upload(self, actor: Actor, ref: str, path: str, size: int,
+                             session: str | None) -> dict[str, Any]:
+        if size < 0:
+            raise InvalidAPIParameters("size must be ≥ 0.")
+        if session is not None and not UPLOAD_SESSION_RE.match(session):
+            raise InvalidAPIParameters("session must be 1–64 letters, digits, '_' or '-'.")
+        f = await self._folder_for(actor, ref, rules.can_write, "upload into this folder", "upload-file")
+        await self.sync_quota(f.host, f.quota_scope_id)
+        await self.storage.prepare_upload(f.host, f.id.hex, path, size)  # path and quota checked
+        session = session or secrets.token_hex(16)
+        token = self.storage.token("upload", f.host, f.id.hex, path, size=size, session=session)
+        return {"token": token, "url": f"{self.storage.client_url}/upload", "session": session}
+
+    async def request_download(self, actor: Actor, ref: str, path: str | None, files: list[str] | None,
+                               archive: bool) -> dict[str, Any]:
+        if not path and not files:
+            raise InvalidAPIParameters("Give the path of a file or directory to download.")
+        f = await self._folder_for(actor, ref, rules.can_read, "download from this folder", "download-file")
+        extra: dict[str, Any] = {"relpaths": files} if files else {}
+        token = self.storage.token("download", f.host, f.id.hex, path or "", archive=archive, **extra)
+        return {"token": token, "url": f"{self.storage.client_url}/download"}
+
+
+def _mode_string(item: dict[str, Any]) -> str:
+    """``0o644`` + type → ``-rw-r--r--`` (what the Backend.AI CLI prints)."""
+    try:
+        bits = int(str(item.get("mode", "0")), 8)
+    except ValueError:
+        bits = 0
+    kind = {"DIRECTORY": "d", "SYMLINK": "l"}.get(item.get("type", ""), "-")
+    flags = "".join(ch if bits & (1 << (8 - i)) else "-" for i, ch in enumerate("rwxrwxrwx"))
+    return kind + flags
