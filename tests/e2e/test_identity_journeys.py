@@ -86,7 +86,8 @@ async def test_admin_logs_in_and_creates_a_user(page: Page, workbay, shots):
 async def test_user_changes_password_and_turns_on_two_factor_login(page: Page, workbay, shots):
     email = workbay.admin.new_user("alice")
     login = LoginPage(page)
-    await login.log_in(email, USER_PASSWORD, "/settings")
+    await login.log_in(email, USER_PASSWORD, "/summary")  # users land on the Summary page
+    await page.goto("/settings")
     shell = Shell(page)
     await expect(page.locator("#wb-sidebar")).not_to_contain_text("Users")  # users see no admin pages
     await shots.take(page, "10-settings-general")
@@ -127,7 +128,7 @@ async def test_user_changes_password_and_turns_on_two_factor_login(page: Page, w
     await shots.take(page, "14-login-otp")
     await page.fill("#login-otp", pyotp.TOTP(secret).now())
     await page.get_by_role("button", name="Log in").click()
-    await page.wait_for_url("**/settings")
+    await page.wait_for_url("**/summary")
     await expect(page.locator("#wb-user-menu")).to_contain_text("Alice")
 
 
@@ -144,12 +145,13 @@ async def test_ten_bad_passwords_lock_the_account(page: Page, workbay, shots):
     # an unrelated account still logs in
     other = workbay.admin.new_user("bob")
     await login.submit(other, USER_PASSWORD)
-    await page.wait_for_url("**/settings")
+    await page.wait_for_url("**/summary")
 
 
 async def test_theme_and_language_persist_across_reloads_and_logins(browser, workbay, page: Page, shots):
     email = workbay.admin.new_user("carol")
-    await LoginPage(page).log_in(email, USER_PASSWORD, "/settings")
+    await LoginPage(page).log_in(email, USER_PASSWORD, "/summary")
+    await page.goto("/settings")
     html = page.locator("html")
     await expect(html).to_have_attribute("data-bs-theme", "light")
     async with page.expect_response("**/preferences"):
@@ -173,7 +175,7 @@ async def test_theme_and_language_persist_across_reloads_and_logins(browser, wor
         await other.fill("#login-username", email)
         await other.fill("#login-password", USER_PASSWORD)
         await other.get_by_role("button", name="Log in").click()
-        await other.wait_for_url("**/settings")
+        await other.wait_for_url("**/summary")
         await expect(other.locator("html")).to_have_attribute("data-bs-theme", "dark")
         await expect(other.locator("html")).to_have_attribute("lang", "ko")
     finally:

@@ -279,7 +279,7 @@ async def _form_login(web: httpx.AsyncClient, username: str, password: str) -> h
                           headers={"HX-Request": "true"})
 
 
-async def test_login_page_sends_admins_to_users_and_users_to_settings(system, web):
+async def test_login_page_sends_admins_to_users_and_users_to_summary(system, web):
     assert (await web.get("/users")).status_code == 303
     resp = await _form_login(web, ADMIN, ADMIN_PASSWORD)
     assert resp.headers["HX-Redirect"] == "/users"
@@ -289,7 +289,7 @@ async def test_login_page_sends_admins_to_users_and_users_to_settings(system, we
     await web.post("/server/logout")
     email = await new_user(system)
     resp = await _form_login(web, email, PASSWORD)
-    assert resp.headers["HX-Redirect"] == "/settings"
+    assert resp.headers["HX-Redirect"] == "/summary"
     assert (await web.get("/users")).status_code == 403  # not an admin
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import FastAPI
@@ -18,7 +19,8 @@ from .csrf import OriginGuard
 from .error_handlers import install_error_handlers
 from .rendering import STATIC_DIR
 from .routes import (
-    account, auth_pages, credentials, policies, preferences, proxy, server_api, settings, users,
+    account, auth_pages, credentials, folders, policies, preferences, proxy, server_api, settings,
+    storage_admin, summary, users,
 )
 from .state import WebState, build_state
 
@@ -27,18 +29,33 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
-    (b"content-security-policy",
-     b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-     b"img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; "
-     b"base-uri 'self'; form-action 'self'"),
 ]
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'{connect}; font-src 'self'; frame-ancestors 'none'; "
+       "base-uri 'self'; form-action 'self'")
+
+
+def storage_origin(config: WorkbayConfig) -> str:
+    """The storage-proxy's client-facing origin: the browser uploads there directly (tus)."""
+    storage = config.storage
+    url = getattr(storage, "client_api_url", "") or f"http://{storage.host}:{storage.client_port}"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def security_headers(config: WorkbayConfig) -> list[tuple[bytes, bytes]]:
+    origin = storage_origin(config)
+    csp = CSP.format(connect=f" {origin}" if origin else "")
+    return [*SECURITY_HEADERS, (b"content-security-policy", csp.encode("latin-1"))]
 
 
 class SecurityHeaders:
     """Adds browser hardening headers to every answer (pure ASGI: streams pass untouched)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.app = app
+        self.headers = headers if headers is not None else [
+            *SECURITY_HEADERS, (b"content-security-policy", CSP.format(connect="").encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +64,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -72,9 +89,9 @@ def create_app(config: WorkbayConfig, *, manager_transport: httpx.AsyncBaseTrans
     app.state.web = web
     install_error_handlers(app)
     app.add_middleware(OriginGuard)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, headers=security_headers(config))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (server_api, proxy, auth_pages, account, preferences, settings, users, credentials,
-                   policies):
+                   policies, summary, folders, storage_admin):
         app.include_router(module.router)
     return app

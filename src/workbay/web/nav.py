@@ -24,12 +24,16 @@ class NavItem:
 
 
 NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("summary", N_("Summary"), "speedometer2", "/summary", "summary/summary.html", EVERYONE),
+    NavItem("data", N_("Data"), "folder2-open", "/data", "vfolder/vfolder.html", EVERYONE),
     NavItem("settings", N_("Preferences"), "sliders", "/settings",
             "user_settings/user_settings.html", EVERYONE),
     NavItem("users", N_("Users"), "people", "/users", "admin_menu/admin_menu.html", ADMIN_ROLES,
             admin_section=True),
     NavItem("resource-policy", N_("Resource Policy"), "clipboard-data", "/resource-policy",
             "admin_menu/admin_menu.html#manage-resource-policy", ADMIN_ROLES, admin_section=True),
+    NavItem("resources", N_("Resources"), "hdd-rack", "/resources", "admin_menu/admin_menu.html#storages",
+            ADMIN_ROLES, admin_section=True),
 )
 LOGIN_GUIDE_PAGE = "sign_up_and_log_in/sign_up_and_log_in.html"
 
@@ -39,8 +43,8 @@ def items_for(role: str, admin_section: bool) -> list[NavItem]:
 
 
 def landing_url(role: str) -> str:
-    """Admins land on the Users page, everyone else on their settings (no empty placeholders)."""
-    return "/users" if role in ADMIN_ROLES else "/settings"
+    """Admins land on the Users page, everyone else on the Summary page."""
+    return "/users" if role in ADMIN_ROLES else "/summary"
 
 
 def guide_url(base: str, section: str, language: str) -> str:
