@@ -377,7 +377,7 @@ class RichReporter(transfer.Reporter):
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}", justify="left"), BarColumn(), DownloadColumn(),
+    return Progress(TextColumn("{task.description}", justify="left"), BarColumn(), DownloadColumn(binary_units=True),
                     TransferSpeedColumn(), TimeRemainingColumn(), console=err_console, transient=True)
 
 
@@ -468,6 +468,9 @@ async def download(name, paths, out_dir, extract):
                     saved, archive, _ = await sdk.download(client, name, path, out_dir, reporter=reporter,
                                                            state=state, http=http)
                     saved_all.append((saved, archive, path))
+    except asyncio.CancelledError:  # Ctrl+C: FILE.part stays for the next run
+        err_console.print("[yellow]Download interrupted; run the same command again to resume.[/yellow]")
+        raise
     except transfer.TransferError as e:
         err_console.print(f"[red]Error:[/red] {escape(str(e))}")
         sys.exit(1)

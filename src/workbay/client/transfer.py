@@ -389,7 +389,7 @@ async def upload_item(http: httpx.AsyncClient, request_upload: RequestUpload, fo
         return 0
     session = grant.get("session") or session
     if state is not None and session:
-        state.put(key, session=session, local=str(item.local))
+        state.put(key, session=session, local=str(item.local.absolute()))
     url, token = grant["url"], grant["token"]
     # a session we resume may hold bytes already; a new one holds none
     offset = await tus_offset(http, url, token) if asked and asked == session else 0
