@@ -531,6 +531,9 @@ CASES: list[Case] = [
     Case("PATCH", "/admin/settings", SUPERADMIN_ONLY(200), body({"signup_enabled": False})),
     *COMPUTE_CASES,
 ]
+from tests.integration.authz_folder_cases import FOLDER_CASES  # noqa: E402  (uses the helpers above)
+
+CASES += FOLDER_CASES
 
 # The problem type each refusal must carry.
 KINDS = {400: "generic-bad-request", 401: "auth-failed", 403: "insufficient-privilege",

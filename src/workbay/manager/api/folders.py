@@ -152,13 +152,13 @@ async def hosts(request: Request, who: Actor = Depends(actor), st: ManagerState 
 
 
 @router.get("/folders/_/all_hosts")
-@router.get("/folders/_/all-hosts")
+@router.get("/folders/_/all-hosts", operation_id="all_hosts_alias")
 async def all_hosts(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.folder_admin.all_hosts(who)
 
 
 @router.get("/folders/_/allowed_types")
-@router.get("/folders/_/allowed-types")
+@router.get("/folders/_/allowed-types", operation_id="allowed_types_alias")
 async def allowed_types(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> list:
     return st.folder_admin.allowed_types(who)
 
@@ -209,7 +209,7 @@ async def invitations(who: Actor = Depends(actor), st: ManagerState = Depends(st
 
 
 @router.get("/folders/invitations/list-sent")
-@router.get("/folders/invitations/list_sent")
+@router.get("/folders/invitations/list_sent", operation_id="invitations_sent_alias")
 async def invitations_sent(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.folder_sharing.sent(who)
 
@@ -233,7 +233,7 @@ async def restore_by_id(request: Request, who: Actor = Depends(actor), st: Manag
 
 
 @router.post("/folders/delete-from-trash-bin", status_code=204)
-@router.delete("/folders/purge", status_code=204)
+@router.delete("/folders/purge", status_code=204, operation_id="purge_by_id_alias")
 async def purge_by_id(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> Response:
     await st.folders.purge(who, (await request_params(request, IdParams)).id)
     return Response(status_code=204)
