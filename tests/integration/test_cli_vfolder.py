@@ -219,6 +219,11 @@ def test_share_with_user2_read_only(system, tmp_path):
     vf(system, "decline", inv["id"], who="user2")
     assert json.loads(vf(system, "invitations", "--json", who="user2").stdout) == []
     assert "maybe" not in folders(system, "user2")
+    # unsharing cancels a pending invitation too
+    vf(system, "invite", "maybe", "user2@workbay.local")
+    assert "Cancelled the invitation of user2@workbay.local" in vf(system, "unshare", "maybe",
+                                                                  "user2@workbay.local").stdout
+    assert json.loads(vf(system, "invitations", "--json", who="user2").stdout) == []
 
 
 def test_clone(system, tmp_path):

@@ -540,14 +540,28 @@ async def invite(name, emails, perm, as_json):
 @json_option
 @_run
 async def unshare(name, emails, as_json):
-    """Stop sharing a folder with users."""
+    """Stop sharing a folder with users (their pending invitations to it are cancelled too)."""
     async with make_client() as client:
+        folder = await sdk.get_folder(client, name)
         data = await sdk.unshare(client, name, list(emails))
+        cancelled = []
+        for inv in await sdk.sent_invitations(client):
+            if inv.get("vfolder_id") in (folder.get("id"), str(folder.get("id"))) and inv.get("invitee") in emails:
+                await sdk.delete_invitation(client, str(inv["id"]))
+                cancelled.append(inv["invitee"])
+    data = {**data, "cancelled_invitations": cancelled}
     if as_json:
         print_json(data)
         return
-    done = data.get("unshared_emails") or list(emails)
-    console.print(f"{escape(name)} is no longer shared with {escape(', '.join(done))}.")
+    done = data.get("unshared_emails") or []
+    if done:
+        console.print(f"{escape(name)} is no longer shared with {escape(', '.join(done))}.")
+    if cancelled:
+        console.print(f"Cancelled the invitation{'s' if len(cancelled) != 1 else ''} of "
+                      f"{escape(', '.join(cancelled))} to {escape(name)}.")
+    rest = [e for e in emails if e not in done and e not in cancelled]
+    if rest:
+        err_console.print(f"[yellow]{escape(name)} was not shared with {escape(', '.join(rest))}.[/yellow]")
 
 
 @vfolder.command("leave")
