@@ -113,6 +113,9 @@ class Client:
     async def post(self, path: str, **kw: Any) -> Any:
         return await self.request("POST", path, **kw)
 
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self.request("PUT", path, **kw)
+
     async def patch(self, path: str, **kw: Any) -> Any:
         return await self.request("PATCH", path, **kw)
 
