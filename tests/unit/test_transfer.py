@@ -447,3 +447,17 @@ async def test_a_dropped_connection_resynchronizes_with_head(storage, tmp_path, 
     assert done == len(data) and dropped and (folder / "x.bin").read_bytes() == data
     assert rec.bytes == len(data)  # bytes counted for the lost request were taken back
     assert any("connection lost" in e[1] for e in rec.events if e[0] == "note")
+
+
+def test_cli_size_option():
+    import click
+
+    import workbay.client.cli  # noqa: F401  (the CLI modules load through it)
+    from workbay.client.cli_vfolder import _parse_size
+
+    assert _parse_size(None, "x") is None
+    assert [_parse_size(v, "x") for v in ("1048576", "512k", "16m", "16MiB", "1g", "2MB")] == \
+        [MiB, 512 << 10, 16 * MiB, 16 * MiB, 1 << 30, 2 * MiB]
+    for bad in ("", "m", "1.5m", "-1", "lots"):
+        with pytest.raises(click.BadParameter):
+            _parse_size(bad, "x")
