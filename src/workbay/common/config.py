@@ -91,6 +91,9 @@ class StorageConfig(Section):
     client_url: str = Field("", description="the client-facing API's URL handed to browsers and the "
                             "CLI; empty = http://{host}:{client_port}")
     default_host: str = Field("", description="the host new folders go to; empty = the first volume")
+    file_owner: str = Field("1000:1000", pattern=r"^(\d+:\d+)?$",
+                            description="uid:gid given to folders and the files written into them "
+                            "(the containers' default user); empty = the proxy's own user")
 
     @property
     def manager_api_url(self) -> str:

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import ownership
 from .errors import InvalidPath, QuotaExceeded
 from .paths import confine
 from .quota import would_exceed
@@ -119,6 +120,7 @@ def finish(volume: Volume, folder: Path, key: str, relpath: str) -> Path:
     # re-check after creating parents: a symlinked parent must not lead outside
     target = target_path(folder, relpath)
     os.replace(partial_path(volume, key), target)
+    ownership.give(target, stop=folder)
     done_marker(volume, key).touch()
     reservation_path(volume, key).unlink(missing_ok=True)
     return target
@@ -134,3 +136,4 @@ def prepare_upload(volume: Volume, vfid: str, relpath: str, size: int) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target = target_path(folder, relpath)
         target.touch()
+        ownership.give(target, stop=folder)

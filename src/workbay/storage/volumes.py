@@ -18,6 +18,7 @@ from pathlib import Path
 from workbay.common.config import StorageVolumeConfig, WorkbayConfig
 from workbay.common.errors import InvalidAPIParameters
 
+from . import ownership
 from .errors import FileExists, NotFound, QuotaUnsupported
 from .quota import SCOPE_TYPES, QuotaScope, parse_vfid, percentage
 
@@ -106,6 +107,7 @@ class Volume:
         path = self.scope_dir(scope) / hexid
         path.mkdir(parents=True)
         self.on_scope_dir(scope)
+        ownership.give(path)
         return path
 
     def delete_folder(self, vfid: str) -> None:
@@ -115,6 +117,7 @@ class Volume:
         src = self.folder_path(vfid)
         target = dst.create_folder(dst_scope, dst_vfid)
         shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
+        ownership.give_tree(target)
         return target
 
     def folder_usage(self, vfid: str) -> dict:
@@ -273,6 +276,7 @@ class Volumes:
 
     def __init__(self, config: WorkbayConfig) -> None:
         self.proxy_name = config.storage.proxy_name
+        ownership.configure(config.storage.file_owner)
         self.by_name: dict[str, Volume] = {}
         for vc in volume_configs(config):
             cls = BACKENDS[vc.backend]
