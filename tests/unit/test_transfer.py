@@ -236,7 +236,7 @@ class Recorder(transfer.Reporter):
         self.events.append(("start", name, total, offset))
         self.bytes = offset
 
-    def advance(self, n):
+    def advance(self, name, n):
         self.bytes += n
 
     def file_done(self, name, size):
@@ -354,8 +354,8 @@ async def test_download_resumes_a_partial_file(storage, tmp_path):
 
     # a run dies after the first MiB: the .part and the file's ETag stay behind
     class Dies(Recorder):
-        def advance(self, n):
-            super().advance(n)
+        def advance(self, name, n):
+            super().advance(name, n)
             if self.bytes >= MiB:
                 raise KeyboardInterrupt
 
@@ -461,3 +461,34 @@ def test_cli_size_option():
     for bad in ("", "m", "1.5m", "-1", "lots"):
         with pytest.raises(click.BadParameter):
             _parse_size(bad, "x")
+
+
+async def test_run_limited_bounds_concurrency_and_stops_at_the_first_failure():
+    import asyncio
+
+    running, peak, finished = 0, 0, []
+
+    def job(i: int, fail: bool = False):
+        async def run():
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            try:
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                if fail:
+                    raise transfer.TransferError(f"job {i} failed")
+                if i >= 6:
+                    await asyncio.Event().wait()  # would never end: must be cancelled
+                finished.append(i)
+                return i
+            finally:
+                running -= 1
+        return run
+
+    assert await transfer.run_limited(3, [job(i) for i in range(5)]) == [0, 1, 2, 3, 4]
+    assert peak == 3
+    finished.clear()
+    with pytest.raises(transfer.TransferError, match="job 5 failed"):
+        await transfer.run_limited(2, [job(i) for i in range(5)] + [job(5, fail=True), job(6), job(7)])
+    assert running == 0 and 6 not in finished

@@ -347,29 +347,29 @@ async def rm_files(name, paths, recursive):
 
 # -- transfers -------------------------------------------------------------------------------------
 class RichReporter(transfer.Reporter):
-    """Progress bars on stderr: one per file, plus a total when there are several."""
+    """Progress bars on stderr: one per file in flight, plus a total when there are several."""
 
     def __init__(self, progress: Progress, total_bytes: int | None = None, nfiles: int = 1) -> None:
         self.progress = progress
-        self.overall: TaskID | None = (progress.add_task("[bold]total", total=total_bytes)
+        self.overall: TaskID | None = (progress.add_task(f"[bold]total ({nfiles} files)", total=total_bytes)
                                        if nfiles > 1 else None)
-        self.current: TaskID | None = None
+        self.tasks: dict[str, TaskID] = {}
 
     def file_started(self, name: str, total: int | None, offset: int) -> None:
-        self.current = self.progress.add_task(escape(name), total=total, completed=offset)
+        self.tasks[name] = self.progress.add_task(escape(name), total=total, completed=offset)
         if self.overall is not None and offset:
             self.progress.advance(self.overall, offset)
 
-    def advance(self, nbytes: int) -> None:
-        if self.current is not None:
-            self.progress.advance(self.current, nbytes)
+    def advance(self, name: str, nbytes: int) -> None:
+        if name in self.tasks:
+            self.progress.advance(self.tasks[name], nbytes)
         if self.overall is not None:
             self.progress.advance(self.overall, nbytes)
 
     def file_done(self, name: str, size: int) -> None:
-        if self.current is not None:
-            self.progress.remove_task(self.current)
-            self.current = None
+        task = self.tasks.pop(name, None)
+        if task is not None:
+            self.progress.remove_task(task)
         self.progress.console.print(f"[green]✓[/green] {escape(name)} ({fmt_bytes(size)})")
 
     def note(self, text: str) -> None:
@@ -401,9 +401,11 @@ def _parse_size(value: str | None, hint: str) -> int | None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-b", "--base-dir", default="", metavar="REMOTE_DIR", help="Upload into this directory of the folder.")
 @click.option("--chunk-size", default="16m", show_default=True, help="Bytes per request (e.g. 4m, 16m).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Files uploaded at the same time.")
 @click.option("--stop-after", hidden=True, help="Testing: stop each file's upload after this many bytes.")
 @_run
-async def upload(name, sources, base_dir, chunk_size, stop_after):
+async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
     """Upload files and directories (their structure kept) into folder NAME.
 
     An interrupted upload resumes where it stopped when the same command runs again."""
@@ -423,12 +425,15 @@ async def upload(name, sources, base_dir, chunk_size, stop_after):
                 for d in plan.empty_dirs:
                     await sdk.mkdir(client, name, d, parents=True, exist_ok=True)
 
-                for item in plan.files:
-                    async def grant(path: str, size: int, session: str | None) -> dict[str, Any]:
-                        return await sdk.request_upload(client, name, path, size, session)
 
-                    await transfer.upload_item(http, grant, name, item, state=state, reporter=reporter,
-                                               chunk_size=chunk, stop_after=stop)
+                async def grant(path: str, size: int, session: str | None) -> dict[str, Any]:
+                    return await sdk.request_upload(client, name, path, size, session)
+
+                def job(item: transfer.UploadItem):
+                    return lambda: transfer.upload_item(http, grant, name, item, state=state, reporter=reporter,
+                                                        chunk_size=chunk, stop_after=stop)
+
+                await transfer.run_limited(jobs, [job(item) for item in plan.files])
     except asyncio.CancelledError:  # Ctrl+C: what arrived stays on the storage-proxy
         err_console.print("[yellow]Upload interrupted; run the same command again to resume.[/yellow]")
         raise

@@ -179,10 +179,10 @@ async def shared_list(client: Client, vfolder_id: str | None = None) -> list[dic
 # -- transfers -------------------------------------------------------------------------------------
 async def upload(client: Client, name: str, sources: list[Path | str], *, base_dir: str = "",
                  reporter: transfer.Reporter | None = None, state: transfer.StateFile | None = None,
-                 chunk_size: int = transfer.CHUNK_SIZE, stop_after: int | None = None,
+                 chunk_size: int = transfer.CHUNK_SIZE, stop_after: int | None = None, jobs: int = 4,
                  http: httpx.AsyncClient | None = None) -> transfer.UploadPlan:
-    """Upload files and directories (structure kept) into folder ``name`` below ``base_dir``;
-    resumable through ``state`` (default: the user's cache)."""
+    """Upload files and directories (structure kept) into folder ``name`` below ``base_dir``,
+    ``jobs`` files at a time; resumable through ``state`` (default: the user's cache)."""
     plan = transfer.plan_upload(sources, base_dir)
     state = state if state is not None else transfer.upload_state()
 
@@ -194,9 +194,12 @@ async def upload(client: Client, name: str, sources: list[Path | str], *, base_d
     try:
         for d in plan.empty_dirs:
             await mkdir(client, name, d, parents=True, exist_ok=True)
-        for item in plan.files:
-            await transfer.upload_item(http, grant, name, item, state=state, reporter=reporter,
-                                       chunk_size=chunk_size, stop_after=stop_after)
+
+        def job(item: transfer.UploadItem):
+            return lambda: transfer.upload_item(http, grant, name, item, state=state, reporter=reporter,
+                                                chunk_size=chunk_size, stop_after=stop_after)
+
+        await transfer.run_limited(jobs, [job(item) for item in plan.files])
     finally:
         if own:
             await http.aclose()

@@ -251,7 +251,7 @@ class Reporter:
 
     def file_started(self, name: str, total: int | None, offset: int) -> None: ...
 
-    def advance(self, nbytes: int) -> None: ...
+    def advance(self, name: str, nbytes: int) -> None: ...
 
     def file_done(self, name: str, size: int) -> None: ...
 
@@ -294,8 +294,8 @@ async def _file_body(path: Path, start: int, length: int, on_bytes: Callable[[in
 
 async def tus_upload(http: httpx.AsyncClient, url: str, token: str, path: Path, size: int,
                      offset: int, *, chunk_size: int = CHUNK_SIZE, reporter: Reporter | None = None,
-                     stop_after: int | None = None,
-                     renew: Callable[[], Awaitable[str]] | None = None) -> int:
+                     stop_after: int | None = None, renew: Callable[[], Awaitable[str]] | None = None,
+                     name: str = "") -> int:
     """PATCH ``path``'s bytes from ``offset`` on, ``chunk_size`` at a time; returns the final
     offset (``size``).  An offset mismatch (409) or a dropped connection resynchronizes with
     ``HEAD`` and goes on; an expired token (401) is replaced by ``renew()`` when given."""
@@ -311,7 +311,7 @@ async def tus_upload(http: httpx.AsyncClient, url: str, token: str, path: Path, 
         def on_bytes(n: int) -> None:
             nonlocal sent
             sent += n
-            reporter.advance(n)
+            reporter.advance(name, n)
 
         headers = {**TUS_HEADERS, "Upload-Offset": str(start), "Content-Length": str(length),
                    "Content-Type": "application/offset+octet-stream"}
@@ -320,43 +320,63 @@ async def tus_upload(http: httpx.AsyncClient, url: str, token: str, path: Path, 
                                     content=_file_body(path, start, length, on_bytes))
         except httpx.TransportError as e:
             failures += 1
-            reporter.advance(-sent)
+            reporter.advance(name, -sent)
             if failures > MAX_RETRIES:
                 raise TransferError(f"cannot reach the storage-proxy ({e.__class__.__name__}: {e})") from e
             reporter.note(f"connection lost ({e.__class__.__name__}); resuming")
             offset = await _resync(http, url, token, failures)
-            reporter.advance(offset - start)
+            reporter.advance(name, offset - start)
             continue
         if resp.status_code == 409 and "upload-offset" in resp.headers:
             failures += 1
-            reporter.advance(-sent)
+            reporter.advance(name, -sent)
             if failures > MAX_RETRIES:
                 raise _storage_error(resp)
             offset = int(resp.headers["upload-offset"])
-            reporter.advance(offset - start)
+            reporter.advance(name, offset - start)
             continue
         if resp.status_code == 401 and renew is not None and failures < MAX_RETRIES:
             failures += 1
-            reporter.advance(-sent)
+            reporter.advance(name, -sent)
             token = await renew()
             offset = await tus_offset(http, url, token)
-            reporter.advance(offset - start)
+            reporter.advance(name, offset - start)
             continue
         if resp.status_code >= 400:
-            reporter.advance(-sent)
+            reporter.advance(name, -sent)
             raise _storage_error(resp)
         failures = 0
         try:
             new_offset = int(resp.headers["upload-offset"])
         except (KeyError, ValueError):
             raise TransferError("the storage-proxy did not answer an Upload-Offset") from None
-        reporter.advance(new_offset - start - sent)
+        reporter.advance(name, new_offset - start - sent)
         offset = new_offset
     return offset
 
 
 def _resync_delay(attempt: int) -> float:
     return min(0.5 * attempt, 3.0)
+
+
+async def run_limited(jobs: int, factories: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Run the coroutines ``factories`` make, at most ``jobs`` at a time; the first failure
+    cancels the others and is raised as it is (not as a group)."""
+    sem = asyncio.Semaphore(max(1, jobs))
+
+    async def one(factory: Callable[[], Awaitable[Any]]) -> Any:
+        async with sem:
+            return await factory()
+
+    tasks = [asyncio.ensure_future(one(f)) for f in factories]
+    try:
+        for done in asyncio.as_completed(tasks):
+            await done
+        return [t.result() for t in tasks]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _resync(http: httpx.AsyncClient, url: str, token: str, attempt: int) -> int:
@@ -404,7 +424,7 @@ async def upload_item(http: httpx.AsyncClient, request_upload: RequestUpload, fo
 
     try:
         await tus_upload(http, url, token, item.local, item.size, offset, chunk_size=chunk_size,
-                         reporter=reporter, stop_after=stop_after, renew=renew)
+                         reporter=reporter, stop_after=stop_after, renew=renew, name=item.remote)
     except UploadInterrupted as e:
         raise UploadInterrupted(item.remote, e.offset) from None
     if state is not None:
@@ -473,7 +493,7 @@ async def download(http: httpx.AsyncClient, url: str, token: str, dest: Path, *,
             async for data in resp.aiter_bytes(READ_SIZE):
                 f.write(data)
                 written += len(data)
-                reporter.advance(len(data))
+                reporter.advance(name, len(data))
     if total is not None and written != total:
         raise TransferError(f"{name}: the connection ended after {written} of {total} bytes; rerun to resume")
     os.replace(part, dest)
