@@ -236,7 +236,7 @@
       }
     }
     await Promise.all(Array.from({ length: Math.min(PARALLEL, list.length) }, worker));
-    if (summary) summary.textContent = fmt(s.uploaded, { count: done }) + (failed ? " · " + failed + " " + s.failed : "");
+    if (summary) summary.textContent = failed ? fmt(s.uploadedSome, { count: done, failed: failed }) : fmt(s.uploaded, { count: done });
     if (done) toast(fmt(s.uploaded, { count: done }), "success");
     refreshListing(fid, currentPath());
     document.body.dispatchEvent(new CustomEvent("wb:changed", { bubbles: true }));
