@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
 
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
@@ -23,8 +24,29 @@ def _install_os_error_handler(app: FastAPI) -> None:
         return problem_response(from_os_error(exc))
 
 
+# The WebUI (another origin) calls the client-facing app straight from the browser. Requests carry
+# a token in the query string or body, never cookies, so any origin may call it (no credentials).
+CORS_ALLOW_METHODS = ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["Tus-Resumable", "Upload-Offset", "Upload-Length", "Upload-Metadata",
+                      "Content-Type", "Range", "If-Range", "X-Requested-With",
+                      "X-HTTP-Method-Override"]
+CORS_EXPOSE_HEADERS = ["Upload-Offset", "Upload-Length", "Tus-Resumable", "Tus-Version",
+                       "Tus-Max-Size", "Tus-Extension", "Content-Disposition", "Content-Length",
+                       "Content-Range", "Accept-Ranges", "ETag", "Last-Modified", "Location"]
+
+
+def _install_cors(app: FastAPI) -> None:
+    """CORS for the browser. A preflight (OPTIONS with Origin and Access-Control-Request-Method)
+    is answered by the middleware; any other OPTIONS, e.g. tus's ``OPTIONS /upload``, reaches the
+    route as before."""
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_credentials=False,
+                       allow_methods=CORS_ALLOW_METHODS, allow_headers=CORS_ALLOW_HEADERS,
+                       expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
+
+
 def create_client_app(config: WorkbayConfig, volumes: Volumes | None = None) -> FastAPI:
     app = FastAPI(title="Workbay storage-proxy (client-facing)", version=__version__)
+    _install_cors(app)
     install_error_handlers(app)
     _install_os_error_handler(app)
     app.include_router(health_router("storage-proxy-client"))

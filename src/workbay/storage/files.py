@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import stat
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 
+from . import ownership
 from .errors import FileExists, InvalidPath, NotFound
 from .paths import check_name, clean_relpath, confine
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
+class _IsoCache:
+    """``datetime.fromtimestamp(ts, UTC).isoformat()`` for the many timestamps of one listing,
+    about twice as fast: the date and time of day are formatted once per whole second and the
+    microseconds appended, rounded as ``fromtimestamp`` rounds them (half to even, carried into
+    the second), so the text is exactly the same."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, str] = {}
+
+    def __call__(self, ts: float) -> str:
+        frac, whole = math.modf(ts)
+        us = round(frac * 1e6)
+        if us >= 1_000_000:
+            us -= 1_000_000
+            whole += 1.0
+        elif us < 0:
+            us += 1_000_000
+            whole -= 1.0
+        sec = int(whole)
+        prefix = self.seconds.get(sec)
+        if prefix is None:
+            prefix = self.seconds[sec] = datetime.fromtimestamp(sec, UTC).isoformat()[:-6]
+        return f"{prefix}.{us:06d}+00:00" if us else f"{prefix}+00:00"
 
 
 def entry_type(mode: int) -> str:
@@ -28,15 +52,24 @@ def list_dir(root: Path, relpath: str) -> list[dict]:
     path = confine(root, relpath)
     if not path.is_dir():
         raise NotFound(f"Not a directory: {relpath!r}")
-    items = []
+    iso = _IsoCache()
+    dirs, others = [], []
     with os.scandir(path) as it:
         for entry in it:
             st = entry.stat(follow_symlinks=False)
-            items.append({"name": entry.name, "type": entry_type(st.st_mode), "size": st.st_size,
-                          "mode": oct(stat.S_IMODE(st.st_mode)),
-                          "created": _iso(st.st_ctime), "modified": _iso(st.st_mtime)})
-    items.sort(key=lambda i: (i["type"] != "DIRECTORY", i["name"]))
-    return items
+            mode = st.st_mode
+            kind = entry_type(mode)
+            ctime, mtime = st.st_ctime, st.st_mtime
+            created = iso(ctime)
+            (dirs if kind == "DIRECTORY" else others).append(
+                {"name": entry.name, "type": kind, "size": st.st_size,
+                 "mode": oct(stat.S_IMODE(mode)), "created": created,
+                 "modified": created if mtime == ctime else iso(mtime)})
+    # directories first, then by name (what sorting on (type != DIRECTORY, name) gives)
+    by_name = itemgetter("name")
+    dirs.sort(key=by_name)
+    others.sort(key=by_name)
+    return dirs + others
 
 
 def mkdir(root: Path, relpath: str, *, parents: bool = False, exist_ok: bool = False) -> None:
@@ -45,6 +78,7 @@ def mkdir(root: Path, relpath: str, *, parents: bool = False, exist_ok: bool = F
     path = confine(root, relpath, follow_last=False)
     try:
         path.mkdir(parents=parents, exist_ok=exist_ok)
+        ownership.give(path, stop=root)
     except FileExistsError as e:
         raise FileExists(f"{relpath!r} already exists.") from e
     except FileNotFoundError as e:
