@@ -233,14 +233,19 @@ async def clone(name, target, target_host, usage_mode, permission, cloneable, no
 async def _follow_task(client, task_id: str) -> tuple[str, str]:
     """Wait for a background task: ``(done|failed|cancelled, message)``."""
     result = ("done", "")
-    async for event, data, _ in sse_events(client, "/events/background-task", {"task_id": task_id},
-                                           reconnect=False):
-        try:
-            payload = json.loads(data) if data else {}
-        except ValueError:
-            payload = {}
-        if event in ("bgtask_done", "bgtask_failed", "bgtask_cancelled"):
-            result = (event.removeprefix("bgtask_"), str(payload.get("message") or ""))
+    try:
+        async for event, data, _ in sse_events(client, "/events/background-task", {"task_id": task_id},
+                                               reconnect=False):
+            try:
+                payload = json.loads(data) if data else {}
+            except ValueError:
+                payload = {}
+            if event in ("bgtask_done", "bgtask_failed", "bgtask_cancelled"):
+                result = (event.removeprefix("bgtask_"), str(payload.get("message") or ""))
+    except APIError as e:
+        if e.status != 404:
+            raise
+        # the task is unknown (long finished and forgotten): the folder itself tells
     return result
 
 
