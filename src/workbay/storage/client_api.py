@@ -187,19 +187,41 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     return router
 
 
+WRITE_BATCH = 1 << 20  # bytes gathered before one write in a worker thread
+
+
 async def _receive(request: Request, partial: Path, offset: int, size: int) -> int:
-    """Append the request body to the partial file; keep what arrived if the client vanishes."""
+    """Append the request body to the partial file; keep what arrived if the client vanishes.
+    The body arrives in pieces of about 64 KiB; they are written in batches of ``WRITE_BATCH``
+    (one thread hop each instead of one per piece, about half the CPU per byte)."""
     f = await anyio.to_thread.run_sync(open, partial, "ab")
+    batch: list[bytes] = []
+    pending = 0
+
+    async def flush() -> None:
+        nonlocal offset, pending
+        data = b"".join(batch)
+        batch.clear()
+        await anyio.to_thread.run_sync(f.write, data)
+        offset += pending
+        pending = 0
+
     try:
-        async for chunk in request.stream():
-            if not chunk:
-                continue
-            if offset + len(chunk) > size:
-                raise InvalidAPIParameters("The upload is longer than its declared size.")
-            await anyio.to_thread.run_sync(f.write, chunk)
-            offset += len(chunk)
-    except ClientDisconnect:  # whatever arrived is kept; HEAD tells the client where to resume
-        pass
+        try:
+            async for chunk in request.stream():
+                if not chunk:
+                    continue
+                if offset + pending + len(chunk) > size:
+                    raise InvalidAPIParameters("The upload is longer than its declared size.")
+                batch.append(chunk)
+                pending += len(chunk)
+                if pending >= WRITE_BATCH:
+                    await flush()
+        except ClientDisconnect:  # whatever arrived is kept; HEAD tells the client where to resume
+            pass
+        finally:
+            if pending:  # also what arrived before an error or a disconnect
+                await flush()
     finally:
         await anyio.to_thread.run_sync(f.close)
     return offset
