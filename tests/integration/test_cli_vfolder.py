@@ -176,9 +176,15 @@ def test_interrupted_upload_resumes_at_the_stored_offset(system, tmp_path):
     second = vf(system, "upload", "resume", str(local), "--chunk-size", "1m")
     assert f"Resuming large.bin at {2 * MiB} of {local.stat().st_size} bytes" in second.stderr
     assert json.loads(state_file.read_text()) == {}
+
+    # downloads resume too: the first run stops after 1 MiB and leaves large.bin.part
     dl = tmp_path / "dl"
-    vf(system, "download", "resume", "large.bin", "-o", str(dl))
-    assert _sha(dl / "large.bin") == _sha(local)
+    first = vf(system, "download", "resume", "large.bin", "-o", str(dl), "--stop-after", "1m", ok=None)
+    assert first.returncode == 3 and f"stopped at {MiB} bytes" in first.stderr
+    assert (dl / "large.bin.part").stat().st_size == MiB and not (dl / "large.bin").exists()
+    second = vf(system, "download", "resume", "large.bin", "-o", str(dl))
+    assert f"Resuming large.bin at {MiB} bytes" in second.stderr
+    assert _sha(dl / "large.bin") == _sha(local) and not (dl / "large.bin.part").exists()
 
 
 def test_share_with_user2_read_only(system, tmp_path):

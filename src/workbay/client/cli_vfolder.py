@@ -462,12 +462,14 @@ async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Directory to save into.")
 @click.option("-x", "--extract", is_flag=True, help="Unpack downloaded directories (zip) into the output directory.")
+@click.option("--stop-after", hidden=True, help="Testing: stop each file's download after this many bytes.")
 @_run
-async def download(name, paths, out_dir, extract):
+async def download(name, paths, out_dir, extract, stop_after):
     """Download files or directories (directories arrive as DIR.zip) from folder NAME.
 
     A partially downloaded file (FILE.part) resumes where it stopped."""
     remote = [_remote(p, "PATHS", allow_root=True) for p in paths]
+    stop = _parse_size(stop_after, "--stop-after")
     state = transfer.download_state()
     try:
         async with make_client() as client, transfer.new_http() as http:
@@ -476,11 +478,15 @@ async def download(name, paths, out_dir, extract):
                 saved_all = []
                 for path in remote:
                     saved, archive, _ = await sdk.download(client, name, path, out_dir, reporter=reporter,
-                                                           state=state, http=http)
+                                                           state=state, http=http, stop_after=stop)
                     saved_all.append((saved, archive, path))
     except asyncio.CancelledError:  # Ctrl+C: FILE.part stays for the next run
         err_console.print("[yellow]Download interrupted; run the same command again to resume.[/yellow]")
         raise
+    except transfer.DownloadInterrupted as e:
+        err_console.print(f"[yellow]Download of {escape(e.name)} stopped at {e.offset} bytes; "
+                          "run the same command again to resume.[/yellow]")
+        sys.exit(3)
     except transfer.TransferError as e:
         err_console.print(f"[red]Error:[/red] {escape(str(e))}")
         sys.exit(1)

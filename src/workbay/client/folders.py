@@ -208,7 +208,7 @@ async def upload(client: Client, name: str, sources: list[Path | str], *, base_d
 
 async def download(client: Client, name: str, remote: str, out_dir: Path, *,
                    reporter: transfer.Reporter | None = None, state: transfer.StateFile | None = None,
-                   http: httpx.AsyncClient | None = None) -> tuple[Path, bool, int]:
+                   http: httpx.AsyncClient | None = None, stop_after: int | None = None) -> tuple[Path, bool, int]:
     """Download a file (resumable) or a directory (as ``<dir>.zip``; the whole folder as
     ``<name>.zip``) into ``out_dir``; returns ``(saved path, is_archive, resumed_at)``."""
     path = transfer.normalize_remote(remote, allow_root=True)
@@ -232,7 +232,8 @@ async def download(client: Client, name: str, remote: str, out_dir: Path, *,
     try:
         saved, resumed = await transfer.download(http, grant["url"], grant["token"], dest, archive=archive,
                                                  reporter=reporter, state=state,
-                                                 key=transfer.download_key(name, path, dest), name=path or name)
+                                                 key=transfer.download_key(name, path, dest), name=path or name,
+                                                 stop_after=stop_after)
     finally:
         if own:
             await http.aclose()

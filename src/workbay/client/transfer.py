@@ -46,6 +46,14 @@ class UploadInterrupted(TransferError):
         self.remote, self.offset = remote, offset
 
 
+class DownloadInterrupted(TransferError):
+    """The download stopped on purpose (``stop_after``) at ``offset``; rerunning resumes it."""
+
+    def __init__(self, name: str, offset: int) -> None:
+        super().__init__(f"download of {name} stopped at {offset} bytes")
+        self.name, self.offset = name, offset
+
+
 class StorageError(TransferError):
     """An error answer from the storage-proxy (problem+json when it has one)."""
 
@@ -444,12 +452,14 @@ def download_key(folder: str, remote: str, dest: Path) -> str:
 
 async def download(http: httpx.AsyncClient, url: str, token: str, dest: Path, *, archive: bool = False,
                    reporter: Reporter | None = None, state: StateFile | None = None,
-                   key: str | None = None, name: str | None = None) -> tuple[Path, int]:
+                   key: str | None = None, name: str | None = None,
+                   stop_after: int | None = None) -> tuple[Path, int]:
     """Stream a download into ``dest`` (through ``dest.part``); returns ``(dest, resumed_at)``.
 
     A file whose ``.part`` is left from an interrupted run resumes with ``Range`` +
     ``If-Range`` (its ETag, kept in ``state``): a 206 appends, a 200 (the file changed) starts
-    over.  Archives are streamed and cannot resume."""
+    over.  Archives are streamed and cannot resume.  ``stop_after`` (a test hook) stops a file
+    after that many bytes, as an interruption would."""
     reporter = reporter or Reporter()
     name = name or dest.name
     part = partial_path(dest)
@@ -470,7 +480,7 @@ async def download(http: httpx.AsyncClient, url: str, token: str, dest: Path, *,
             if state and key:
                 state.delete(key)
             return await download(http, url, token, dest, archive=archive, reporter=reporter,
-                                  state=state, key=key, name=name)
+                                  state=state, key=key, name=name, stop_after=stop_after)
         if resp.status_code >= 400:
             await resp.aread()
             raise _storage_error(resp)
@@ -491,6 +501,11 @@ async def download(http: httpx.AsyncClient, url: str, token: str, dest: Path, *,
         written = have
         with open(part, mode) as f:
             async for data in resp.aiter_bytes(READ_SIZE):
+                if stop_after is not None and written + len(data) >= stop_after and not archive:
+                    data = data[:max(0, stop_after - written)]
+                    f.write(data)
+                    reporter.advance(name, len(data))
+                    raise DownloadInterrupted(name, written + len(data))
                 f.write(data)
                 written += len(data)
                 reporter.advance(name, len(data))
