@@ -43,11 +43,13 @@ def system(tmp_path_factory):
         for offset in range(6):
             _wait_healthy(f"http://127.0.0.1:{base + offset}/healthz", proc)
         users = {}
-        for who, email in (("user", "user@workbay.local"), ("user2", "user2@workbay.local")):
+        for who, email, password in (("user", "user@workbay.local", DEMO_PASSWORD),
+                                     ("user2", "user2@workbay.local", DEMO_PASSWORD),
+                                     ("admin", "admin@workbay.local", ADMIN_PASSWORD)):
             uenv = {**env, "WORKBAY_CONFIG_DIR": str(tmp_path_factory.mktemp(f"{who}-conf")),
                     "XDG_CACHE_HOME": str(tmp_path_factory.mktemp(f"{who}-cache"))}
             out = subprocess.run([*WORKBAY, "login", "--endpoint", f"http://127.0.0.1:{base}", "-u", email,
-                                  "-p", DEMO_PASSWORD], env=uenv, capture_output=True, text=True, timeout=60)
+                                  "-p", password], env=uenv, capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, out.stderr
             users[who] = uenv
         yield {"base": base, "data_dir": data_dir, **users}
@@ -242,3 +244,27 @@ def test_clone(system, tmp_path):
     dl = tmp_path / "dl"
     vf(system, "download", "copy", "m/model.txt", "-o", str(dl))
     assert (dl / "model.txt").read_text() == "weights\n"
+
+
+def test_quota_refuses_an_upload_before_any_byte(system, tmp_path):
+    vols = json.loads(vf(system, "volumes", "--json", who="admin").stdout)
+    assert vols and all(v["host"] for v in vols)
+    vf(system, "volumes", who="user", ok=False)
+    vf(system, "create", "small")
+    used = json.loads(vf(system, "quota", "--user", "user@workbay.local", "--json", who="admin").stdout)["used_bytes"]
+    set_ = json.loads(vf(system, "quota", "--user", "user@workbay.local", "--set", str(used + MiB), "--json",
+                         who="admin").stdout)
+    assert set_["limit_bytes"] == used + MiB and set_["explicit"] is True
+    assert "Quota" in vf(system, "quota", "--user", "user@workbay.local", who="admin").stdout
+    vf(system, "quota", "--user", "user@workbay.local", "--set", "1m", who="user", ok=False)
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 * MiB))
+    refused = vf(system, "upload", "small", str(big), ok=False)
+    assert "quota" in refused.stderr.lower() and "Traceback" not in refused.stderr
+    assert "big.bin" not in vf(system, "files", "small").stdout
+
+    unset = json.loads(vf(system, "quota", "--user", "user@workbay.local", "--unset", "--json", who="admin").stdout)
+    assert unset["explicit"] is False
+    vf(system, "upload", "small", str(big))
+    assert "big.bin" in vf(system, "files", "small").stdout

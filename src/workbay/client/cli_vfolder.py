@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +274,80 @@ async def status(group_id, as_json):
                               fmt_bytes(s["limit_bytes"]) if s.get("limit_bytes") is not None else "unlimited")
     if table.row_count:
         console.print(table)
+
+
+@vfolder.command("volumes")
+@json_option
+@_run
+async def volumes(as_json):
+    """Superadmins: the storage volumes, their backends and usage."""
+    async with make_client() as client:
+        items = await sdk.volumes(client)
+    if as_json:
+        print_json(items)
+        return
+    table = _table("host", "backend", "capabilities", "quotas", "used", "total", "use %", title="Volumes")
+    for v in items:
+        u = v.get("usage") or {}
+        table.add_row(escape(str(v.get("host"))), escape(str(v.get("backend") or "-")),
+                      escape(", ".join(v.get("capabilities") or []) or "-"),
+                      "yes" if v.get("quota_supported") else "no", fmt_bytes(u.get("used") or 0),
+                      fmt_bytes(u.get("total") or 0), f"{u.get('percentage', 0)}")
+    console.print(table)
+
+
+async def _scope_id(client, user: str | None, project: str | None, scope: str | None) -> str:
+    if sum(x is not None for x in (user, project, scope)) != 1:
+        raise click.UsageError("Give one of --user, --project or --scope.")
+    if scope:
+        return scope
+    if user:
+        return f"user:{(await client.get(f'/admin/users/{user}'))['uuid']}"
+    try:
+        return f"project:{uuid.UUID(project)}"
+    except ValueError:
+        pass
+    found = [p for p in (await client.get("/admin/projects", params={"q": project})).get("items") or []
+             if p.get("name") == project]
+    if not found:
+        raise LookupError(f"No such project: {project}")
+    return f"project:{found[0]['id']}"
+
+
+@vfolder.command("quota")
+@click.option("--user", metavar="EMAIL", help="The quota of this user's folders.")
+@click.option("--project", metavar="PROJECT", help="The quota of this project's folders (name or id).")
+@click.option("--scope", metavar="SCOPE_ID", help="A quota scope id: user:<uuid> or project:<uuid>.")
+@click.option("--host", help="Storage host (default: the default host).")
+@click.option("--set", "set_to", metavar="SIZE", help="Set the limit in bytes (e.g. 10g, 500m).")
+@click.option("--unset", is_flag=True, help="Back to the resource policy's default.")
+@json_option
+@_run
+async def quota(user, project, scope, host, set_to, unset, as_json):
+    """Admins: show or set the storage quota of a user or a project on a host."""
+    if set_to is not None and unset:
+        raise click.UsageError("--set and --unset exclude each other.")
+    limit = _parse_size(set_to, "--set")
+    async with make_client() as client:
+        qsid = await _scope_id(client, user, project, scope)
+        host = host or (await sdk.hosts(client)).get("default")
+        if limit is not None:
+            data = await sdk.set_quota(client, host, qsid, limit)
+        elif unset:
+            data = await sdk.unset_quota(client, host, qsid)
+        else:
+            data = await sdk.get_quota(client, host, qsid)
+    if as_json:
+        print_json(data)
+        return
+    lim = data.get("limit_bytes")
+    where = "set explicitly" if data.get("explicit") else "resource policy default"
+    print_fields([("Host", data.get("host")), ("Quota scope", data.get("quota_scope_id")),
+                  ("Supported", data.get("supported")),
+                  ("Limit", f"{fmt_bytes(lim)} ({where})" if lim is not None else f"unlimited ({where})"),
+                  ("Policy default", fmt_bytes(data["default_limit_bytes"])
+                   if data.get("default_limit_bytes") is not None else "unlimited"),
+                  ("Used", fmt_bytes(data.get("used_bytes") or 0))], title="Quota")
 
 
 # -- files -----------------------------------------------------------------------------------------

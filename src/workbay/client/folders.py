@@ -85,6 +85,25 @@ async def hosts(client: Client) -> dict[str, Any]:
     return await client.get("/folders/_/hosts")
 
 
+async def volumes(client: Client) -> list[dict[str, Any]]:
+    """Superadmins: the storage volumes with their usage."""
+    return list((await client.get("/folders/_/volumes")).get("volumes") or [])
+
+
+async def get_quota(client: Client, host: str, quota_scope_id: str) -> dict[str, Any]:
+    return await client.get("/folders/_/quota", params={"host": host, "quota_scope_id": quota_scope_id})
+
+
+async def set_quota(client: Client, host: str, quota_scope_id: str, limit_bytes: int) -> dict[str, Any]:
+    return await client.request("PUT", "/folders/_/quota", json={"host": host, "quota_scope_id": quota_scope_id,
+                                                                  "limit_bytes": limit_bytes})
+
+
+async def unset_quota(client: Client, host: str, quota_scope_id: str) -> dict[str, Any]:
+    """Back to the scope's resource-policy default."""
+    return await client.delete("/folders/_/quota", params={"host": host, "quota_scope_id": quota_scope_id})
+
+
 # -- files -----------------------------------------------------------------------------------------
 async def list_files(client: Client, name: str, path: str = "") -> list[dict[str, Any]]:
     data = await client.get(f"/folders/{_n(name)}/files", params={"path": path})
