@@ -11,6 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.test_cli import _wait_healthy
@@ -268,3 +269,28 @@ def test_quota_refuses_an_upload_before_any_byte(system, tmp_path):
     assert unset["explicit"] is False
     vf(system, "upload", "small", str(big))
     assert "big.bin" in vf(system, "files", "small").stdout
+
+
+def test_names_with_spaces_and_non_ascii(system, tmp_path):
+    vf(system, "create", "my data ü")
+    local = tmp_path / "sp ace+ü #1.txt"
+    local.write_text("ünïcode\n")
+    vf(system, "upload", "my data ü", str(local), "--base-dir", "dir ü")
+    assert "sp ace+ü #1.txt" in vf(system, "files", "my data ü", "dir ü").stdout
+    dl = tmp_path / "dl"
+    vf(system, "download", "my data ü", "dir ü/sp ace+ü #1.txt", "-o", str(dl))
+    assert (dl / "sp ace+ü #1.txt").read_text() == "ünïcode\n"
+    vf(system, "rename", "my data ü", "ü 2")
+    assert folders(system)["ü 2"]["status"] == "ready"
+
+    # keypair mode (signed requests straight to the manager) reaches the same folder
+    keys = httpx.post(f"http://127.0.0.1:{system['base'] + 1}/auth/authorize", timeout=30, json={
+        "type": "keypair", "domain": "default", "username": "user@workbay.local",
+        "password": DEMO_PASSWORD}).json()["data"]
+    system["keypair"] = {**system["user"], "WORKBAY_ACCESS_KEY": keys["access_key"],
+                         "WORKBAY_SECRET_KEY": keys["secret_key"],
+                         "WORKBAY_ENDPOINT": f"http://127.0.0.1:{system['base'] + 1}"}
+    assert "sp ace+ü #1.txt" in vf(system, "files", "ü 2", "dir ü", who="keypair").stdout
+    vf(system, "upload", "ü 2", str(local), who="keypair")
+    vf(system, "download", "ü 2", "sp ace+ü #1.txt", "-o", str(tmp_path / "kp"), who="keypair")
+    assert (tmp_path / "kp" / "sp ace+ü #1.txt").read_text() == "ünïcode\n"
