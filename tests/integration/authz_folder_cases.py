@@ -228,6 +228,37 @@ FOLDER_CASES: list[Case] = [
 ]
 
 
+def own_task(suffix: str = "") -> Any:
+    """A background task of the actor (a clone); the anonymous get an unknown id."""
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        if actor == "anon":
+            task = str(uuid.uuid4())
+        else:
+            c = _client(w, actor)
+            name = await _own(w, actor, cloneable=True)
+            task = (await c.post(f"/folders/{name}/clone", json={"target_name": unique("bg")}))["bgtask_id"]
+        if suffix == "events":
+            return {"path": "/events/background-task", "query": f"task_id={task}"}
+        return {"path": f"/background-tasks/{task}"}
+    return prep
+
+
+async def _targets_task(w: World, actor: str) -> dict[str, Any]:
+    """The target's background task: nobody else may watch it (superadmins may)."""
+    name = unique("tc")
+    await _target(w).post("/folders", json={"name": name, "cloneable": True})
+    task = (await _target(w).post(f"/folders/{name}/clone", json={"target_name": unique("bg")}))["bgtask_id"]
+    return {"path": f"/background-tasks/{task}"}
+
+
+BGTASK_CASES: list[Case] = [
+    Case("GET", "/background-tasks", OWN_200),
+    Case("GET", "/background-tasks/{task_id}", ALL(200), own_task(), "own"),
+    Case("GET", "/background-tasks/{task_id}", OTHERS_USER_FOLDER(200), _targets_task, "another user's"),
+    Case("GET", "/events/background-task", ALL(200), own_task("events"), streaming=True),
+]
+
+
 async def _target_id(w: World) -> dict[str, Any]:
     name = await _target_folder(w)
     fid = (await _target(w).get(f"/folders/{name}"))["id"]

@@ -3,6 +3,7 @@ on SQLite and PostgreSQL: lifecycle, files, tus uploads, downloads, quotas, path
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -109,7 +110,14 @@ async def test_folder_lifecycle(manager):
     await c.post("/folders", json={"name": src, "cloneable": True})
     await upload(h, c, src, "a/b.txt", b"cloned bytes")
     clone = await c.post(f"/folders/{src}/clone", json={"target_name": src + "-c"})
-    assert clone["id"] != (await c.get(f"/folders/{src}"))["id"]
+    assert clone["id"] != (await c.get(f"/folders/{src}"))["id"] and clone["bgtask_id"]
+    for _ in range(200):
+        task = await c.get(f"/background-tasks/{clone['bgtask_id']}")
+        if task["status"] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert task["status"] == "done" and task["kind"] == "clone-folder", task
+    assert {f["name"]: f["status"] for f in await c.get("/folders")}[src + "-c"] == "ready"
     assert await download(h, c, src + "-c", path="a/b.txt") == b"cloned bytes"
 
 

@@ -418,6 +418,7 @@ COMPUTE_CASES: list[Case] = [
     Case("GET", "/resource/presets", OWN_200),
     Case("POST", "/resource/check-presets", row(200, 200, 404, 200, 200, 401)),  # 404: no "default" project in "other"
     Case("POST", "/resource/recalculate-usage", SUPERADMIN_ONLY(200)),
+    Case("POST", "/resource/recalculate-usage", SUPERADMIN_ONLY(200), body({"background": True}), "background"),
     Case("GET", "/images", OWN_200),
     Case("PATCH", "/admin/images/{ref}", SUPERADMIN_ONLY(200),
          _p(lambda w: f"/admin/images/{w.image_id}", {"min_slots": {"cpu": "1"}})),
@@ -531,9 +532,9 @@ CASES: list[Case] = [
     Case("PATCH", "/admin/settings", SUPERADMIN_ONLY(200), body({"signup_enabled": False})),
     *COMPUTE_CASES,
 ]
-from tests.integration.authz_folder_cases import FOLDER_CASES  # noqa: E402  (uses the helpers above)
+from tests.integration.authz_folder_cases import BGTASK_CASES, FOLDER_CASES  # noqa: E402  (uses the helpers above)
 
-CASES += FOLDER_CASES
+CASES += FOLDER_CASES + BGTASK_CASES
 
 # The problem type each refusal must carry.
 KINDS = {400: "generic-bad-request", 401: "auth-failed", 403: "insufficient-privilege",

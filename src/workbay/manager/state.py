@@ -15,6 +15,7 @@ from .scheduler.dispatcher import Dispatcher
 from .scheduler.launcher import Launcher
 from .scheduler.lifecycle import Lifecycle
 from .services.agent_registry import AgentRegistry
+from .services.bgtasks import BackgroundTasks
 from .services.auth import AuthService
 from .services.compute_admin import ComputeAdmin
 from .services.context import ServiceContext
@@ -56,6 +57,7 @@ class ManagerState:
     compute_admin: ComputeAdmin = field(init=False)
     usage: ResourceUsageService = field(init=False)
     storage: StorageProxy = field(init=False)
+    bgtasks: BackgroundTasks = field(init=False)
     folders: FolderService = field(init=False)
     folder_sharing: FolderSharing = field(init=False)
     folder_admin: FolderAdmin = field(init=False)
@@ -73,8 +75,9 @@ class ManagerState:
         self.launcher = Launcher(self.ctx, self.lifecycle)
         self.dispatcher = Dispatcher(self.ctx, self.launcher)
         self.reconciler = ComputeReconciler(self.ctx, self.launcher)
+        self.bgtasks = BackgroundTasks(self.ctx)
         self.storage = StorageProxy(self.ctx.config, transport=self.storage_transport)
-        self.folders = FolderService(self.ctx, self.storage)
+        self.folders = FolderService(self.ctx, self.storage, self.bgtasks)
         self.folder_sharing = FolderSharing(self.ctx)
         self.folder_admin = FolderAdmin(self.ctx, self.folders)
         self.sessions = SessionService(self.ctx, self.dispatcher.wake, self.launcher, FolderMounts(self.folders))
@@ -88,6 +91,7 @@ class ManagerState:
         self._usage_task = asyncio.create_task(self.ctx.keypair_usage.run(), name="keypair-usage")
 
     async def stop_background(self) -> None:
+        await self.bgtasks.close()
         await self.dispatcher.stop()
         await self.reconciler.stop()
         await self.launcher.close()

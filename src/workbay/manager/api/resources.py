@@ -35,11 +35,25 @@ async def check_presets(request: Request, who: Actor = Depends(actor), st: Manag
     return await st.usage.check_presets(who, params.scaling_group, params.group, listed)
 
 
+class RecalculateParams(BaseModel):
+    background: bool = False
+
+
 @router.post("/resource/recalculate-usage")
-async def recalculate_usage(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+async def recalculate_usage(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    """Backend.AI answers ``{}`` when done; with ``background`` Workbay answers a ``task_id`` at once
+    and reports per-agent progress as background-task events."""
     access.require_superadmin(who)
-    await st.reconciler.recalculate_usage()
-    return {}
+    params = await request_params(request, RecalculateParams)
+    if not params.background:
+        await st.reconciler.recalculate_usage()
+        return {}
+
+    async def work(progress) -> str:
+        done = await st.reconciler.recalculate_usage(
+            lambda n, total: progress.update(n, total, f"agent {n} of {total}"))
+        return f"Recalculated the usage of {len(done)} agents."
+    return {"task_id": st.bgtasks.start(who, "recalculate-usage", work)}
 
 
 # -- admin: agents, resource groups, presets, images -------------------------------------------------

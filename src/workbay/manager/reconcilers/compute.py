@@ -197,12 +197,16 @@ class ComputeReconciler:
             if last and datetime.fromisoformat(last) < cutoff:
                 self.launcher.spawn(self.launcher.terminate_session(sess.id, sess.status_info or "terminated"))
 
-    async def recalculate_usage(self) -> dict[str, dict[str, str]]:
-        """AD-8: rebuild every agent's occupied slots from its live kernels."""
+    async def recalculate_usage(self, progress=None) -> dict[str, dict[str, str]]:
+        """AD-8: rebuild every agent's occupied slots from its live kernels.  ``progress``
+        (``await progress(done, total)``) hears about each agent."""
         async with self.ctx.db.begin() as s:
             occupied = await occupancy_by_agent(s)
             out = {}
-            for agent in (await s.execute(select(Agent))).scalars():
+            agents = list((await s.execute(select(Agent))).scalars())
+            for n, agent in enumerate(agents, 1):
                 agent.occupied_slots = occupied.get(agent.id, {}) and occupied[agent.id].to_json()
                 out[agent.id] = agent.occupied_slots or {}
+                if progress is not None:
+                    await progress(n, len(agents))
         return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
-from workbay.common.errors import InsufficientPrivilege, ObjectNotFound
+from workbay.common.errors import Conflict, InsufficientPrivilege, ObjectNotFound
 from workbay.manager.models import ComputeSession, ProjectMember, VFolder, VFolderShare
 
 from .access import Actor
@@ -97,9 +97,10 @@ async def resolve(s, actor: Actor, ref: str, *, trash: bool = False) -> Visible:
 
 
 def _check_trash(v: Visible, trash: bool) -> Visible:
-    in_trash = v.folder.status == "delete-pending"
-    if in_trash and not trash:
+    if v.folder.status == "delete-pending" and not trash:
         raise ObjectNotFound(f"The folder {v.folder.name} is in the trash.", object_name="virtual folder")
+    if v.folder.status == "cloning" and not trash:
+        raise Conflict(f"The folder {v.folder.name} is still being cloned; try again shortly.")
     return v
 
 

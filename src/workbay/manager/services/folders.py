@@ -27,6 +27,7 @@ from .access import Actor
 from .context import ServiceContext
 from .folder_lookup import Visible, live_mount_users, require, resolve, viewer_for, visible_folders
 from .serialize import iso
+from .bgtasks import BackgroundTasks
 from .storage_proxy import StorageProxy, StorageProxyError
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,10 @@ def wire_type(f: VFolder) -> str:
 
 
 class FolderService:
-    def __init__(self, ctx: ServiceContext, storage: StorageProxy) -> None:
+    def __init__(self, ctx: ServiceContext, storage: StorageProxy, bgtasks: BackgroundTasks | None = None) -> None:
         self.ctx = ctx
         self.storage = storage
+        self.bgtasks = bgtasks
 
     # -- shared pieces -----------------------------------------------------------------------------
     async def host_permissions(self, s, actor: Actor, project_id: uuid.UUID | None = None) -> dict[str, set[str]]:
@@ -166,7 +168,7 @@ class FolderService:
         return project
 
     # -- folders -----------------------------------------------------------------------------------
-    async def create(self, actor: Actor, new: NewFolder) -> dict[str, Any]:
+    async def create(self, actor: Actor, new: NewFolder, status: str = "ready") -> dict[str, Any]:
         name = rules.check_folder_name(new.name)
         if new.usage_mode not in rules.USAGE_MODES:
             raise InvalidAPIParameters(f"usage_mode must be one of {', '.join(rules.USAGE_MODES)}.")
@@ -208,7 +210,8 @@ class FolderService:
                             project_id=project.id if project else None,
                             domain_name=project.domain_name if project else actor.domain_name,
                             creator=actor.email, usage_mode=new.usage_mode,
-                            permission=new.permission if project else "wd", cloneable=new.cloneable)
+                            permission=new.permission if project else "wd", cloneable=new.cloneable,
+                            status=status)
                 s.add(f)
         except Exception:
             await self.storage.delete_folder(host, folder_id.hex)  # no orphan directory behind
@@ -218,7 +221,7 @@ class FolderService:
                 "usage_mode": new.usage_mode, "permission": f.permission, "max_size": 0,
                 "creator": actor.email, "ownership_type": wire_type(f),
                 "user": str(actor.user_id) if not project else None,
-                "group": str(project.id) if project else None, "cloneable": new.cloneable, "status": "ready"}
+                "group": str(project.id) if project else None, "cloneable": new.cloneable, "status": status}
 
     async def list(self, actor: Actor, *, all_folders: bool = False, group_id: str | None = None,
                    owner_email: str | None = None) -> list[dict[str, Any]]:
@@ -315,19 +318,28 @@ class FolderService:
             src_host, src_id = v.folder.host, v.folder.id
         created = await self.create(actor, NewFolder(name=req.target_name, host=req.target_host or src_host,
                                                      usage_mode=req.usage_mode, permission=req.permission,
-                                                     cloneable=req.cloneable))
-        # Replace the new, empty directory with a copy of the source.
-        await self.storage.delete_folder(created["host"], created["id"])
-        try:
-            await self.storage.clone_folder(src_host, src_id.hex, created["host"], created["id"],
-                                            created["quota_scope_id"])
-        except Exception:
+                                                     cloneable=req.cloneable), status="cloning")
+
+        async def copy(progress=None) -> str:
+            # The new, empty directory is replaced by a copy of the source.
+            try:
+                await self.storage.delete_folder(created["host"], created["id"])
+                await self.storage.clone_folder(src_host, src_id.hex, created["host"], created["id"],
+                                                created["quota_scope_id"])
+            except Exception:
+                async with self.ctx.db.begin() as s:
+                    f = await s.get(VFolder, uuid.UUID(created["id"]))
+                    if f is not None:
+                        await s.delete(f)
+                raise
             async with self.ctx.db.begin() as s:
                 f = await s.get(VFolder, uuid.UUID(created["id"]))
-                if f is not None:
-                    await s.delete(f)
-            raise
-        return {**created, "bgtask_id": None}
+                f.status, f.status_changed = "ready", utcnow()
+            return f"Cloned into {created['name']}."
+        if self.bgtasks is None:
+            await copy()
+            return {**created, "status": "ready", "bgtask_id": None}
+        return {**created, "bgtask_id": self.bgtasks.start(actor, "clone-folder", copy)}
 
     # -- files ---------------------------------------------------------------------------------------
     async def _folder_for(self, actor: Actor, ref: str, check, what: str, host_perm: str | None = None) -> VFolder:
