@@ -418,6 +418,9 @@ COMPUTE_CASES: list[Case] = [
     Case("GET", "/resource/presets", OWN_200),
     Case("POST", "/resource/check-presets", row(200, 200, 404, 200, 200, 401)),  # 404: no "default" project in "other"
     Case("POST", "/resource/recalculate-usage", SUPERADMIN_ONLY(200)),
+    # other-domain admins are not in the default domain's "default" project
+    Case("GET", "/resource/summary", row(200, 200, 404, 200, 200, 401)),
+    Case("GET", "/resource/agent-summary", row(200, 200, 404, 200, 200, 401)),
     Case("POST", "/resource/recalculate-usage", SUPERADMIN_ONLY(200), body({"background": True}), "background"),
     Case("GET", "/images", OWN_200),
     Case("PATCH", "/admin/images/{ref}", SUPERADMIN_ONLY(200),

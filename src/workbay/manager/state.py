@@ -27,7 +27,7 @@ from .services.folders import FolderService
 from .services.keypairs import KeypairService
 from .services.policies import PolicyService
 from .services.projects import ProjectService
-from .services.resource_usage import ResourceUsageService
+from .services.resource_usage import ResourceSummary, ResourceUsageService
 from .services.sessions import SessionService
 from .services.settings import SettingsService
 from .services.storage_proxy import StorageProxy
@@ -56,6 +56,7 @@ class ManagerState:
     sessions: SessionService = field(init=False)
     compute_admin: ComputeAdmin = field(init=False)
     usage: ResourceUsageService = field(init=False)
+    resource_summary: ResourceSummary = field(init=False)
     storage: StorageProxy = field(init=False)
     bgtasks: BackgroundTasks = field(init=False)
     folders: FolderService = field(init=False)
@@ -83,6 +84,7 @@ class ManagerState:
         self.sessions = SessionService(self.ctx, self.dispatcher.wake, self.launcher, FolderMounts(self.folders))
         self.compute_admin = ComputeAdmin(self.ctx)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
+        self.resource_summary = ResourceSummary(self.ctx, self.sessions)
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""

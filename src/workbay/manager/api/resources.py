@@ -35,6 +35,23 @@ async def check_presets(request: Request, who: Actor = Depends(actor), st: Manag
     return await st.usage.check_presets(who, params.scaling_group, params.group, listed)
 
 
+class SummaryParams(BaseModel):
+    group: str | None = None
+    scaling_group: str | None = None
+
+
+@router.get("/resource/summary")
+async def resource_summary(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    p = await request_params(request, SummaryParams)
+    return await st.resource_summary.summary(who, p.group, p.scaling_group)
+
+
+@router.get("/resource/agent-summary")
+async def agent_summary(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    p = await request_params(request, SummaryParams)
+    return await st.resource_summary.agents(who, p.group, p.scaling_group)
+
+
 class RecalculateParams(BaseModel):
     background: bool = False
 

@@ -94,3 +94,63 @@ class ResourceUsageService:
             "scaling_group_remaining": sg_remaining.to_json(), "scaling_groups": by_group,
             "presets": out_presets,
         }
+
+
+class ResourceSummary:
+    """UI-4 and AS-1: what the resource groups a user may use hold, without admin details."""
+
+    def __init__(self, ctx: ServiceContext, sessions) -> None:
+        self.ctx = ctx
+        self.sessions = sessions
+
+    async def _scope(self, s, actor: Actor, group: str | None) -> tuple[Project, list[str]]:
+        stmt = select(Project).where(Project.domain_name == actor.domain_name)
+        try:
+            stmt = stmt.where(Project.id == uuid.UUID(group or ""))
+        except ValueError:
+            stmt = stmt.where(Project.name == (group or "default"))
+        project = (await s.execute(stmt)).scalar_one_or_none()
+        if project is None or await s.get(ProjectMember, (project.id, actor.user_id)) is None:
+            raise ObjectNotFound(object_name="project")
+        groups = await self.sessions.allowed_resource_groups(s, actor.domain_name, project.id)
+        return project, [g.name for g in groups]
+
+    async def summary(self, actor: Actor, group: str | None, resource_group: str | None) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            project, names = await self._scope(s, actor, group)
+            chosen = resource_group if resource_group in names else (names[0] if names else None)
+            agents = (await s.execute(select(Agent).where(Agent.resource_group == chosen))).scalars().all()
+            live = (await s.execute(select(ComputeSession).where(
+                ComputeSession.status.in_(LIVE), ComputeSession.resource_group == chosen))).scalars().all()
+            kp = await s.get(Keypair, actor.access_key)
+            policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+        alive = [a for a in agents if a.status == "ALIVE"]
+        capacity = sum((ResourceSlot.from_json(a.available_slots) for a in alive), ResourceSlot())
+        occupied = sum((ResourceSlot.from_json(a.occupied_slots) for a in alive), ResourceSlot())
+        mine = [x for x in live if x.access_key == actor.access_key]
+        visible = live if actor.role in ("superadmin", "admin", "monitor") else mine
+        if actor.role in ("admin", "monitor"):
+            visible = [x for x in live if x.domain_name == actor.domain_name]
+        return {
+            "project": {"id": str(project.id), "name": project.name},
+            "resource_group": chosen, "resource_groups": names,
+            "agents": {"alive": len(alive), "total": len(agents)},
+            "capacity": capacity.to_json(), "occupied": occupied.to_json(),
+            "sessions": {"running": sum(1 for x in visible if x.status == "RUNNING"),
+                         "pending": sum(1 for x in visible if x.status == "PENDING"),
+                         "live": len(visible)},
+            "my_sessions": {"live": len(mine), "limit": policy.max_concurrent_sessions if policy else 0},
+        }
+
+    async def agents(self, actor: Actor, group: str | None, resource_group: str | None) -> dict[str, Any]:
+        async with self.ctx.db() as s:
+            _, names = await self._scope(s, actor, group)
+            wanted = [resource_group] if resource_group in names else names
+            agents = (await s.execute(select(Agent).where(Agent.resource_group.in_(wanted))
+                                      .order_by(Agent.id))).scalars().all() if wanted else []
+        return {"items": [{
+            "id": a.id, "status": a.status, "region": a.region, "architecture": a.architecture,
+            "resource_group": a.resource_group, "schedulable": a.schedulable,
+            "available_slots": a.available_slots or {}, "occupied_slots": a.occupied_slots or {},
+            "first_contact": a.first_contact.isoformat() if a.first_contact else None,
+        } for a in agents], "total_count": len(agents)}
