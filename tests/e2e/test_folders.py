@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,6 +144,17 @@ async def test_folder_upload_browse_share_trash(browser, page: Page, workbay, sh
     await explorer.locator(".wb-crumbs").get_by_role("link", name="foo").click()
     await expect(files.locator('tr[data-entry="test.txt"]')).to_be_visible()
 
+    # drag & drop onto the explorer uploads into the directory shown
+    await explorer.locator("[data-wb-dropzone]").evaluate("""zone => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(["dropped!"], "dropped.txt", {type: "text/plain"}));
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+        }
+    }""")
+    await expect(uploads.locator('[data-upload="foo/dropped.txt"].wb-upload-done')).to_be_visible()
+    await expect(files.locator('tr[data-entry="dropped.txt"]')).to_contain_text("8 B")
+
     # new folder, rename a file, download it
     await explorer.get_by_role("button", name="New folder").click()
     await explorer.locator("#explorer-mkdir-name").fill("made-here")
@@ -159,6 +171,14 @@ async def test_folder_upload_browse_share_trash(browser, page: Page, workbay, sh
     download = await info.value
     assert download.suggested_filename == "renamed.txt"
     assert Path(await download.path()).read_text() == "hello from test.txt\n"
+    # a directory downloads as a zip archive
+    async with page.expect_download() as info:
+        await files.locator('tr[data-entry="test"]').get_by_role("button", name="Download test").click()
+    archive = await info.value
+    with zipfile.ZipFile(await archive.path()) as zf:
+        names = zf.namelist()
+        assert any(n.endswith("test2.txt") for n in names), names
+        assert zf.read(next(n for n in names if n.endswith("test2.txt"))) == b"nested file test2\n"
     # the owner may delete files (after confirming in place)
     await files.locator('tr[data-entry="made-here"]').get_by_role("button", name="Delete made-here").click()
     await explorer.locator("tr.wb-inline-danger:not([hidden])").get_by_role("button", name="Delete").click()
