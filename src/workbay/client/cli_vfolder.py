@@ -495,7 +495,9 @@ async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
         raise click.BadParameter(str(e), param_hint="SOURCES") from None
     except ValueError as e:
         raise _bad_path(e, "--base-dir/SOURCES") from None
-    chunk = _parse_size(chunk_size, "--chunk-size") or transfer.CHUNK_SIZE
+    chunk = _parse_size(chunk_size, "--chunk-size")
+    if not chunk:
+        raise click.BadParameter("must be at least 1 byte", param_hint="--chunk-size")
     stop = _parse_size(stop_after, "--stop-after")
     state = transfer.upload_state()
     try:
@@ -504,7 +506,6 @@ async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
                 reporter = RichReporter(progress, plan.total_bytes, len(plan.files))
                 for d in plan.empty_dirs:
                     await sdk.mkdir(client, name, d, parents=True, exist_ok=True)
-
 
                 async def grant(path: str, size: int, session: str | None) -> dict[str, Any]:
                     return await sdk.request_upload(client, name, path, size, session)
@@ -522,7 +523,9 @@ async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
                           "run the same command again to resume.[/yellow]")
         sys.exit(3)
     except transfer.TransferError as e:
-        err_console.print(f"[red]Error:[/red] {escape(str(e))}. Run the same command again to resume.")
+        refused = isinstance(e, transfer.StorageError) and e.status < 500  # rerunning will not help
+        err_console.print(f"[red]Error:[/red] {escape(str(e))}"
+                          + ("" if refused else ". Run the same command again to resume."))
         sys.exit(1)
     n = len(plan.files)
     dirs = f" and {len(plan.empty_dirs)} empty director{'ies' if len(plan.empty_dirs) != 1 else 'y'}" \
