@@ -117,7 +117,8 @@ async def test_create_checks_names_and_shows_api_errors_in_place(user):
     assert toast(ok) == "Folder first was created."
     assert trigger(ok)["wb:close-modal"] is True and trigger(ok)["wb:changed"] is True
     again = await create(b, "first")
-    assert not toast(again) and "already exists" in again.text  # the manager's answer, in the form
+    assert not toast(again) and "A folder named first already exists." in again.text  # the manager's answer
+    assert 'id="fc-name-error"' in again.text  # next to the name
     assert toast(await create(b, ".local")) == "Folder .local was created."
     assert toast(await create(b, "weights", usage_mode="model", cloneable="on")) == "Folder weights was created."
     general = (await b.get("/data")).text
@@ -250,6 +251,17 @@ async def test_sharing_invitations_and_read_only_access(system, user):
         declined = await f.post(f"/summary/invitations/{inv_id}/decline")
         assert toast(declined) == "You declined the invitation to shared-stuff."
         assert 'data-folder="shared-stuff"' not in (await f.get("/data")).text
+        # accepted, then left by the invitee
+        await b.post(f"/data/{fid}/invite", {"emails": friend, "perm": "rw"})
+        summary = (await f.get("/summary")).text
+        inv_id = re.search(r"/summary/invitations/([^/]+)/accept", summary).group(1)
+        await f.post(f"/summary/invitations/{inv_id}/accept")
+        ffid = await f.folder_id("shared-stuff")
+        assert "Stop using shared-stuff?" in (await f.get(f"/data/{ffid}/leave", htmx=True)).text
+        left = await f.post(f"/data/{ffid}/leave")
+        assert toast(left) == "You left the shared folder shared-stuff."
+        assert 'data-folder="shared-stuff"' not in (await f.get("/data")).text
+    assert "Nobody uses this folder through a share yet." in (await b.get(f"/data/{fid}/share", htmx=True)).text
 
 
 async def test_api_errors_become_clear_messages(user):

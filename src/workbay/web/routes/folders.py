@@ -111,6 +111,15 @@ def _name_problem(ctx: PageContext, name: str, limit: int = NAME_MAX) -> str | N
     return None
 
 
+def _form_errors(err: APIError, fields: set[str]) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """The API's sentence next to the field it names (``data`` only says which field)."""
+    errors, general = field_errors(err, fields)
+    if len(errors) == 1 and err.msg:
+        errors = {name: str(err.msg) for name in errors}
+        general = None
+    return errors, general
+
+
 def _error_toast(ctx: PageContext, err: APIError) -> Response:
     title, message = api_error_text(err)
     return events(ctx, toast=f"{title} {message}".strip(), level="danger", status_code=err.status)
@@ -223,7 +232,7 @@ async def create_folder(request: Request, ctx: LoggedIn) -> Response:
             try:
                 created = await api.post("/folders", json=body)
             except APIError as err:
-                errors, general = field_errors(err, CREATE_FIELDS | {"group", "name"})
+                errors, general = _form_errors(err, CREATE_FIELDS)
             else:
                 return events(ctx, toast=ctx._("Folder %(name)s was created.", name=created.get("name", body["name"])),
                               close_modal=True, changed=True)
@@ -256,7 +265,9 @@ async def rename_folder(fid: str, request: Request, ctx: LoggedIn) -> Response:
             try:
                 await api.post(f"/folders/{quote(fid)}/rename", json={"new_name": new_name})
             except APIError as err:
-                errors, general = field_errors(err, {"new_name"})
+                errors, general = _form_errors(err, {"new_name"})
+                if not errors and general:
+                    errors, general = {"new_name": " ".join(x for x in general if x)}, None
         if not errors and not general:
             return events(ctx, toast=ctx._("Folder %(old)s was renamed to %(new)s.", old=folder["name"], new=new_name),
                           close_modal=True, changed=True)
@@ -300,6 +311,31 @@ async def restore_folder(fid: str, request: Request, ctx: LoggedIn) -> Response:
         except APIError as err:
             return _error_toast(ctx, err)
     return events(ctx, toast=ctx._("Folder %(name)s was restored.", name=folder["name"]), changed=True)
+
+
+@router.get("/data/{fid}/leave")
+async def leave_dialog(fid: str, request: Request, ctx: LoggedIn) -> Response:
+    async with ctx.state.gateway.client(ctx.session) as api:
+        folder = await _folder(api, fid)
+    return _render(ctx, request, "dialogs/confirm.html", title=ctx._("Leave shared folder"),
+                   message=ctx._("Stop using %(name)s? Its owner can invite you again.", name=folder["name"]),
+                   action=f"/data/{fid}/leave", button=ctx._("Leave"), danger=True, fields={})
+
+
+@router.post("/data/{fid}/leave")
+async def leave_folder(fid: str, request: Request, ctx: LoggedIn) -> Response:
+    async with ctx.state.gateway.client(ctx.session) as api:
+        folder = await _folder(api, fid)
+        try:
+            await api.post(f"/folders/{quote(fid)}/leave", json={"shared_user_uuid": None})
+        except APIError as err:
+            title, message = api_error_text(err)
+            return _render(ctx, request, "forms/confirm.html",
+                           message=ctx._("Stop using %(name)s? Its owner can invite you again.", name=folder["name"]),
+                           error=f"{title} {message}".strip(), action=f"/data/{fid}/leave",
+                           button=ctx._("Leave"), danger=True, fields={})
+    return events(ctx, toast=ctx._("You left the shared folder %(name)s.", name=folder["name"]),
+                  close_modal=True, changed=True)
 
 
 @router.get("/data/{fid}/purge")
@@ -367,7 +403,7 @@ async def clone_folder(fid: str, request: Request, ctx: LoggedIn) -> Response:
             try:
                 await api.post(f"/folders/{quote(fid)}/clone", json=body)
             except APIError as err:
-                errors, general = field_errors(err, {"target_name", "target_host", "usage_mode", "permission"})
+                errors, general = _form_errors(err, {"target_name", "target_host", "usage_mode", "permission"})
             else:
                 return events(ctx, toast=ctx._("Cloning %(name)s into %(target)s started.", name=folder["name"],
                                                target=body["target_name"]), close_modal=True, changed=True)
@@ -539,7 +575,7 @@ async def invite(fid: str, request: Request, ctx: LoggedIn) -> Response:
             try:
                 result = await api.post(f"/folders/{quote(fid)}/invite", json={"perm": perm, "emails": emails})
             except APIError as err:
-                errors, general = field_errors(err, {"emails", "perm"})
+                errors, general = _form_errors(err, {"emails", "perm"})
                 if not errors and general:
                     errors, general = {"emails": " ".join(x for x in general if x)}, None
             else:
