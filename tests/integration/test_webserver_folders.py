@@ -317,3 +317,14 @@ async def test_admin_storage_tab_volumes_and_quotas(system):
         assert "Project" in row and "Read only" in row
         assert "Move to trash team-data" not in row and "Rename team-data" not in row
         assert re.search(r'data-testid="stat-project">\s*<div class="wb-stat-value">1', page)
+
+
+async def test_domain_admins_see_their_hosts_on_the_storage_tab(system):
+    email = f"dadmin-{uuid.uuid4().hex[:8]}@example.com"
+    await system.manager.admin().post("/admin/users", json={
+        "email": email, "username": email.split("@")[0], "password": PASSWORD, "role": "admin"})
+    async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as client:
+        a = await Browser(client).login(email, PASSWORD)
+        page = await a.get("/resources")
+        assert page.status_code == 200  # volumes are superadmin-only: the allowed hosts instead
+        assert 'data-volume="local:volume1"' in page.text and "vfs" in page.text
