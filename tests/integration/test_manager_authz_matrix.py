@@ -404,6 +404,11 @@ COMPUTE_CASES: list[Case] = [
     Case("GET", "/session/{name}", SESSION_READ, _sess()),
     Case("GET", "/session/{name}", row(200, 200, 404, 200, 200, 401), _sess(own=True), "the user's own"),
     Case("GET", "/session/{name}/logs", SESSION_READ, _sess("/logs")),
+    # a PENDING session: those who may open its apps hear that it is not running yet
+    Case("POST", "/session/{name}/start-service", row(400, 400, 404, 404, 403, 401),
+         _sess("/start-service", b={"app": "jupyter"})),
+    Case("GET", "/stream/session/{name}/apps", SESSION_READ,
+         lambda w, a: _ret({"path": f"/stream/session/{w.session_id}/apps"})),
     Case("GET", "/session/{name}/status-history", SESSION_READ, _sess("/status-history")),
     Case("DELETE", "/session/{name}", SESSION_WRITE(200), _fresh_session()),
     Case("DELETE", "/session/{name}", row(200, 200, 404, 200, 403, 401), _fresh_session(own=True),

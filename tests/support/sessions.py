@@ -114,6 +114,7 @@ class System:
         self.manager_handle: LiteHandle | None = None
         self.agent_handles: dict[str, LiteHandle] = {}
         self.storage_handle: LiteHandle | None = None
+        self.appproxy_handle: LiteHandle | None = None
         self.clients: list[Client] = []
         self.admin: Client | None = None
 
@@ -146,6 +147,16 @@ class System:
             self.storage_handle = start_in_thread(self.data_dir, self.base, components=("storage-proxy",),
                                                   config=self.config)
 
+    def start_appproxy(self) -> None:
+        if self.appproxy_handle is None:
+            self.appproxy_handle = start_in_thread(self.data_dir, self.base, components=("app-proxy",),
+                                                   config=self.config)
+
+    def stop_appproxy(self) -> None:
+        if self.appproxy_handle is not None:
+            self.appproxy_handle.stop()
+            self.appproxy_handle = None
+
     def stop_storage(self) -> None:
         if self.storage_handle is not None:
             self.storage_handle.stop()
@@ -163,8 +174,10 @@ class System:
             handle.stop()
             assert not handle.thread.is_alive(), f"agent {aid} did not stop"
 
-    async def start(self, agent: bool = True) -> None:
+    async def start(self, agent: bool = True, appproxy: bool = False) -> None:
         self.start_storage()
+        if appproxy:
+            self.start_appproxy()
         self.start_manager()
         if agent:
             self.start_agent()
@@ -192,6 +205,7 @@ class System:
         self.stop_agent()
         self.stop_manager()
         self.stop_storage()
+        self.stop_appproxy()
         for aid in self.agent_ids:
             remove_containers("ai.backend.agent-id", aid)
 

@@ -38,6 +38,7 @@ class Secrets(Section):
     cluster: str = ""   # manager <-> agent
     storage: str = ""   # manager <-> storage-proxy, JWT signing of file tokens
     session: str = ""   # webserver cookie signing
+    appproxy: str = ""  # manager <-> app-proxy, app access tokens and cookies
 
 
 class ManagerConfig(Section):
@@ -114,6 +115,25 @@ class StorageConfig(Section):
 class AppProxyConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(10200, ge=1, le=65535)
+    url: str = Field("", description="where the manager reaches the app-proxy's API; "
+                     "empty = http://{host}:{port}")
+    advertise_host: str = Field("", description="host name in the app URLs handed to browsers; "
+                                "empty = host (127.0.0.1 when host is 0.0.0.0)")
+    port_range: str = Field("", pattern=r"^(\d+-\d+)?$",
+                            description="ports for app circuits, e.g. 10205-10300; empty = the OS "
+                            "picks a free port per circuit")
+    open_token_ttl: int = Field(60, ge=5, description="seconds an app's opening link stays valid")
+    tcp_token_ttl: int = Field(86400, ge=60, description="seconds a TCP tunnel token stays valid")
+
+    @property
+    def api_url(self) -> str:
+        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def public_host(self) -> str:
+        if self.advertise_host:
+            return self.advertise_host
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
 
 
 class SimulatedDeviceConfig(Section):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import WorkbayConfig
 
-NAMES = ("cluster", "storage", "session")
+NAMES = ("cluster", "storage", "session", "appproxy")
 
 
 def ensure_secrets(config: WorkbayConfig) -> WorkbayConfig:

@@ -91,6 +91,7 @@ async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool =
 async def close_state(st: ManagerState) -> None:
     await st.stop_background()
     await st.storage.close()
+    await st.apps.proxy.close()
     await st.rate_limiter.close()
     await st.ctx.events.close()
     await st.engine.dispose()

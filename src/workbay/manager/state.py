@@ -29,6 +29,7 @@ from .services.policies import PolicyService
 from .services.projects import ProjectService
 from .services.resource_usage import ResourceSummary, ResourceUsageService
 from .services.sessions import SessionService
+from .services.session_apps import AppProxyClient, SessionApps
 from .services.settings import SettingsService
 from .services.storage_proxy import StorageProxy
 from .services.users import UserService
@@ -59,6 +60,7 @@ class ManagerState:
     resource_summary: ResourceSummary = field(init=False)
     storage: StorageProxy = field(init=False)
     bgtasks: BackgroundTasks = field(init=False)
+    apps: SessionApps = field(init=False)
     folders: FolderService = field(init=False)
     folder_sharing: FolderSharing = field(init=False)
     folder_admin: FolderAdmin = field(init=False)
@@ -85,20 +87,23 @@ class ManagerState:
         self.compute_admin = ComputeAdmin(self.ctx)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
         self.resource_summary = ResourceSummary(self.ctx, self.sessions)
+        self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""
         self.dispatcher.start()
         self.reconciler.start()
         self._usage_task = asyncio.create_task(self.ctx.keypair_usage.run(), name="keypair-usage")
+        self._circuit_task = asyncio.create_task(self.apps.watch_terminations(), name="circuit-janitor")
 
     async def stop_background(self) -> None:
         await self.bgtasks.close()
         await self.dispatcher.stop()
         await self.reconciler.stop()
         await self.launcher.close()
-        task = getattr(self, "_usage_task", None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        for name in ("_usage_task", "_circuit_task"):
+            task = getattr(self, name, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.ctx.keypair_usage.flush()

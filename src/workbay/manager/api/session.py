@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from workbay.common.http import json_body, request_params
 from workbay.manager.services.access import Actor
+from workbay.manager.services.session_apps import StartService
 from workbay.manager.services.session_request import CreateSession
 from workbay.manager.state import ManagerState
 
@@ -96,3 +97,15 @@ async def status_history(name: str, request: Request, who: Actor = Depends(actor
                          st: ManagerState = Depends(state)) -> dict:
     params = await request_params(request, OwnerParams)
     return await st.sessions.status_history(who, name, params.owner_access_key)
+
+
+@router.post("/session/{name}/start-service")
+async def start_service(name: str, request: Request, who: Actor = Depends(actor),
+                        st: ManagerState = Depends(state)) -> dict:
+    """Start an app in the session and open a circuit to it on the app-proxy."""
+    return await st.apps.start(who, name, await request_params(request, StartService))
+
+
+@router.get("/stream/session/{name}/apps")
+async def apps(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> list:
+    return await st.apps.apps(who, name)
