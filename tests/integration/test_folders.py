@@ -372,3 +372,29 @@ async def test_hosts_and_volumes(manager):
     await h.admin().patch(f"/admin/keypairs/{u['keypair']['access_key']}", json={"resource_policy": pol})
     await expect_error(403, c2.post("/folders", json={"name": unique()}))
     assert (await c2.get("/folders/_/hosts"))["allowed"] == []
+
+
+async def test_resuming_under_a_quota_and_whole_folder_archive(manager):
+    h = manager
+    u, c = await new_user(h)
+    name = unique()
+    await c.post("/folders", json={"name": name})
+    await h.admin().put("/folders/_/quota", json={"host": "local:volume1", "quota_scope_id": f"user:{u['uuid']}",
+                                                    "limit_bytes": 1000})
+    data = os.urandom(600)
+    first = await c.post(f"/folders/{name}/request-upload", json={"path": "big.bin", "size": 600})
+    http = h.storage_http()
+    resp = await http.patch(first["url"], params={"token": first["token"]}, content=data[:300],
+                            headers={**TUS, "Upload-Offset": "0"})
+    assert resp.status_code == 204
+    # a fresh token for the same upload: its own reservation does not count against the quota
+    again = await c.post(f"/folders/{name}/request-upload", json={"path": "big.bin", "size": 600,
+                                                                  "session": first["session"]})
+    resp = await http.patch(again["url"], params={"token": again["token"]}, content=data[300:],
+                            headers={**TUS, "Upload-Offset": "300"})
+    assert resp.status_code == 204
+    # but another upload still is refused while the quota is used
+    await expect_error(413, c.post(f"/folders/{name}/request-upload", json={"path": "more.bin", "size": 600}))
+    z = zipfile.ZipFile(io.BytesIO(await download(h, c, name, path="", archive=True)))
+    assert [n for n in z.namelist() if n.endswith("big.bin")] and \
+        z.read(next(n for n in z.namelist() if n.endswith("big.bin"))) == data

@@ -90,14 +90,18 @@ def manager_router(volumes: Volumes, secret: str) -> APIRouter:
             raise InvalidAPIParameters("size must be an integer.") from None
         if size < 0:
             raise InvalidAPIParameters("size must be >= 0.")
+        session = raw.get("session")
         await anyio.to_thread.run_sync(tus.prepare_upload, volumes.get(volume_name), vfid,
-                                       relpath, size)
+                                       relpath, size, str(session) if session else None)
         return Response(status_code=204)
 
     @router.get("/quota-scope")
     async def get_quota(request: Request) -> dict:
-        volume_name, qsid = need(await params(request), "volume", "quota_scope_id")
-        return await anyio.to_thread.run_sync(volumes.get(volume_name).get_quota, parse_scope(qsid))
+        raw = await params(request)
+        volume_name, qsid = need(raw, "volume", "quota_scope_id")
+        with_usage = str(raw.get("usage", "true")).lower() not in ("false", "0", "no")
+        return await anyio.to_thread.run_sync(volumes.get(volume_name).get_quota, parse_scope(qsid),
+                                              with_usage)
 
     @router.api_route("/quota-scope", methods=["PUT", "PATCH", "POST"])
     async def set_quota(request: Request) -> dict:

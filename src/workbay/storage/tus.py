@@ -126,12 +126,13 @@ def finish(volume: Volume, folder: Path, key: str, relpath: str) -> Path:
     return target
 
 
-def prepare_upload(volume: Volume, vfid: str, relpath: str, size: int) -> None:
+def prepare_upload(volume: Volume, vfid: str, relpath: str, size: int, session: str | None = None) -> None:
     """What the manager does at request-upload time: check the path and quota, and create a
-    zero-byte file right away (tus never PATCHes an empty upload)."""
+    zero-byte file right away (tus never PATCHes an empty upload).  Resuming ``session`` does
+    not count its own reservation against the quota."""
     folder = volume.folder_path(vfid)
     target = target_path(folder, relpath)
-    check_quota(volume, folder, size)
+    check_quota(volume, folder, size, exclude=session_key(vfid, relpath, size, session) if session else None)
     if size == 0:
         target.parent.mkdir(parents=True, exist_ok=True)
         target = target_path(folder, relpath)

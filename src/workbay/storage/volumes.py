@@ -156,8 +156,9 @@ class Volume:
     def scope_used(self, scope: QuotaScope) -> int:
         return tree_usage(self.scope_dir(scope))[0]
 
-    def get_quota(self, scope: QuotaScope) -> dict:
-        used, count = tree_usage(self.scope_dir(scope))
+    def get_quota(self, scope: QuotaScope, with_usage: bool = True) -> dict:
+        """The scope's limit and (unless ``with_usage`` is off: a walk of the scope) its usage."""
+        used, count = tree_usage(self.scope_dir(scope)) if with_usage else (None, None)
         return {"quota_scope_id": str(scope), "supported": self.quota_supported,
                 "limit_bytes": self.scope_limit(scope) if self.quota_supported else None,
                 "used_bytes": used, "file_count": count}

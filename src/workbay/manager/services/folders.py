@@ -110,7 +110,7 @@ class FolderService:
         """Make the storage-proxy enforce the scope's effective limit; answers the scope's state."""
         async with self.ctx.db() as s:
             limit, _, _ = await self.effective_limit(s, host, qsid)
-        state = await self.storage.get_quota(host, qsid)
+        state = await self.storage.get_quota(host, qsid, usage=False)  # no walk of the scope
         if state.get("supported") and state.get("limit_bytes") != limit:
             state = await self.storage.set_quota(host, qsid, limit)
         return state
@@ -386,15 +386,18 @@ class FolderService:
             raise InvalidAPIParameters("session must be 1–64 letters, digits, '_' or '-'.")
         f = await self._folder_for(actor, ref, rules.can_write, "upload into this folder", "upload-file")
         await self.sync_quota(f.host, f.quota_scope_id)
-        await self.storage.prepare_upload(f.host, f.id.hex, path, size)  # path and quota checked
+        resumed = session is not None
         session = session or secrets.token_hex(16)
+        # path and quota checked (a resumed upload's own reservation does not count)
+        await self.storage.prepare_upload(f.host, f.id.hex, path, size, session if resumed else None)
         token = self.storage.token("upload", f.host, f.id.hex, path, size=size, session=session)
         return {"token": token, "url": f"{self.storage.client_url}/upload", "session": session}
 
     async def request_download(self, actor: Actor, ref: str, path: str | None, files: list[str] | None,
                                archive: bool) -> dict[str, Any]:
-        if not path and not files:
-            raise InvalidAPIParameters("Give the path of a file or directory to download.")
+        if not path and not files and not archive:
+            raise InvalidAPIParameters("Give the path of a file or directory to download "
+                                       "(the whole folder downloads as an archive).")
         f = await self._folder_for(actor, ref, rules.can_read, "download from this folder", "download-file")
         extra: dict[str, Any] = {"relpaths": files} if files else {}
         token = self.storage.token("download", f.host, f.id.hex, path or "", archive=archive, **extra)

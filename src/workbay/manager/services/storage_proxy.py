@@ -94,14 +94,15 @@ class StorageProxy:
         out = await self.manager_call("POST", "/folder/mount-path", {"volume": volume_of(host), "vfid": vfid})
         return out["path"]
 
-    async def prepare_upload(self, host: str, vfid: str, relpath: str, size: int) -> None:
+    async def prepare_upload(self, host: str, vfid: str, relpath: str, size: int,
+                             session: str | None = None) -> None:
         await self.manager_call("POST", "/folder/file/prepare-upload", {
-            "volume": volume_of(host), "vfid": vfid, "relpath": relpath, "size": size})
+            "volume": volume_of(host), "vfid": vfid, "relpath": relpath, "size": size, "session": session})
 
     # -- quota scopes ----------------------------------------------------------------------------
-    async def get_quota(self, host: str, quota_scope_id: str) -> dict[str, Any]:
+    async def get_quota(self, host: str, quota_scope_id: str, usage: bool = True) -> dict[str, Any]:
         return await self.manager_call("GET", "/quota-scope", {
-            "volume": volume_of(host), "quota_scope_id": quota_scope_id})
+            "volume": volume_of(host), "quota_scope_id": quota_scope_id, "usage": usage})
 
     async def set_quota(self, host: str, quota_scope_id: str, limit_bytes: int | None) -> dict[str, Any]:
         body = {"volume": volume_of(host), "quota_scope_id": quota_scope_id}
