@@ -5,6 +5,7 @@ TCP-over-WebSocket tunnel, another user refused, circuits closed when the sessio
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import uuid
@@ -158,3 +159,42 @@ async def test_circuits_close_with_the_session(system):
     with pytest.raises(OSError):
         _, w = await asyncio.open_connection("127.0.0.1", opened["port"])
         w.close()
+
+
+async def _read_until(ws, needle: str, timeout: float = 30) -> str:
+    seen = ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while needle not in seen:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise AssertionError(f"{needle!r} never came; saw {seen[-500:]!r}")
+        msg = json.loads(await asyncio.wait_for(ws.recv(), left))
+        if msg[0] == "stdout":
+            seen += msg[1]
+    return seen
+
+
+async def test_web_terminal_runs_in_tmux_and_survives_reconnects(system, session):
+    user, sid = session
+    opened = await user.post(f"/session/{sid}/start-service", json={"app": "ttyd"})
+    base = f"ws://127.0.0.1:{opened['port']}/websocket"
+    async with httpx.AsyncClient(follow_redirects=True, timeout=60) as browser:
+        page = await browser.get(opened["url"])
+        assert page.status_code == 200 and "/__workbay/assets/xterm.js" in page.text
+        asset = await browser.get(f"http://127.0.0.1:{opened['port']}/__workbay/assets/xterm.js")
+        assert asset.status_code == 200 and "Terminal" in asset.text
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    async with websockets.connect(base, additional_headers={"Cookie": cookie}) as ws:
+        await ws.send(json.dumps(["set_size", 24, 80]))
+        await ws.send(json.dumps(["stdin", "echo The answer is $((6*7))\r"]))
+        await _read_until(ws, "The answer is 42")
+    # a new window (or a reconnect) attaches to the same tmux session: the screen comes back
+    async with websockets.connect(base, additional_headers={"Cookie": cookie}) as ws:
+        await ws.send(json.dumps(["set_size", 30, 100]))
+        await _read_until(ws, "The answer is 42")
+        await ws.send(json.dumps(["stdin", "tmux display-message -p 'session=#S'\r"]))
+        await _read_until(ws, "session=main")
+    with pytest.raises(Exception):
+        async with websockets.connect(base) as ws:  # no cookie
+            await asyncio.wait_for(ws.recv(), 10)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,7 +22,12 @@ from .circuits import Circuit, NewCircuit, candidate_ports, may_use
 
 log = logging.getLogger(__name__)
 OPEN_PATH = "/__workbay/open"
+ASSETS_PATH = "/__workbay/assets/"
 COOKIE_PREFIX = "wbapp_"
+# Front-end files in-session pages (the web terminal) load from the proxy: the WebUI's vendored copies.
+VENDOR = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor"
+ASSETS = {"xterm.js": (VENDOR / "xterm" / "xterm.js", b"text/javascript; charset=utf-8"),
+          "xterm.css": (VENDOR / "xterm" / "xterm.css", b"text/css; charset=utf-8")}
 
 
 class _QuietServer(uvicorn.Server):
@@ -154,6 +160,8 @@ class Frontend:
             return await self._refuse(scope, receive, send, 404, b"This app is no longer open.")
         if scope["type"] == "http" and scope["path"] == OPEN_PATH:
             return await self._open(scope, send, circuit)
+        if scope["type"] == "http" and scope["path"].startswith(ASSETS_PATH):
+            return await self._asset(send, scope["path"][len(ASSETS_PATH):])
         if not may_use(circuit, self._user(scope, circuit)):
             return await self._refuse(scope, receive, send, 403,
                                       b"Forbidden: open this app from Workbay (the link is personal).")
@@ -177,6 +185,16 @@ class Frontend:
             (b"location", (circuit.url_path or "/").encode("latin-1")), (b"set-cookie", cookie.encode("latin-1")),
             (b"cache-control", b"no-store"), (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
+
+    async def _asset(self, send, name: str) -> None:
+        entry = ASSETS.get(name)
+        if entry is None or not entry[0].is_file():
+            return await relay._plain(send, 404, b"No such asset.")
+        body = await asyncio.to_thread(entry[0].read_bytes)
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", entry[1]), (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"public, max-age=86400")]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _refuse(self, scope: dict[str, Any], receive, send, status: int, body: bytes) -> None:
         if scope["type"] == "websocket":

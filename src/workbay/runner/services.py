@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .prepare import User
 
 SERVICE_DEF_DIRS = ["/etc/workbay/service-defs", "/etc/backend.ai/service-defs"]
-INTRINSIC = ("sshd", "ttyd")
+INTRINSIC = ("sshd",)  # the terminal starts when first opened (start_service)
 
 
 class ServiceDef:
@@ -61,11 +61,28 @@ def _sshd(ctx: Context) -> Optional[ServiceDef]:
 
 
 def _ttyd(ctx: Context) -> Optional[ServiceDef]:
-    exe = shutil.which("ttyd")
-    if exe is None or not ctx.ports:
+    if not ctx.ports:
         return None
     shell = ["tmux", "new-session", "-A", "-s", "main"] if shutil.which("tmux") else ["bash", "-l"]
-    return ServiceDef("ttyd", [exe, "-p", str(ctx.ports[0]), "-W", *shell])
+    exe = shutil.which("ttyd")
+    if exe is not None:
+        return ServiceDef("ttyd", [exe, "-p", str(ctx.ports[0]), "-W", *shell])
+    # No ttyd (Debian has no package): Workbay's own terminal, where the image has terminado.
+    if _has_modules(ctx.runtime_path, "tornado", "terminado"):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "terminal.py")
+        return ServiceDef("ttyd", [ctx.runtime_path, script, "--port", str(ctx.ports[0])],
+                          env={"TERM": "xterm-256color"})
+    return None
+
+
+def _has_modules(python: str, *modules: str) -> bool:
+    exe = shutil.which(python) or python
+    try:
+        probe = subprocess.run([exe, "-c", "import " + ", ".join(modules)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
 
 
 def _jupyter(kind: str) -> Callable[[Context], Optional[ServiceDef]]:
