@@ -25,6 +25,9 @@ class NavItem:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("summary", N_("Summary"), "speedometer2", "/summary", "summary/summary.html", EVERYONE),
+    NavItem("sessions", N_("Sessions"), "terminal", "/sessions", "sessions_all/sessions_all.html", EVERYONE),
+    NavItem("launcher", N_("Start"), "play-circle", "/session/start", "sessions_all/sessions_all.html",
+            EVERYONE - {"monitor"}),
     NavItem("data", N_("Data"), "folder2-open", "/data", "vfolder/vfolder.html", EVERYONE),
     NavItem("settings", N_("Preferences"), "sliders", "/settings",
             "user_settings/user_settings.html", EVERYONE),

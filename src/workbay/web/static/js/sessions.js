@@ -1,0 +1,175 @@
+/* The Sessions page: selection for bulk terminate (kept across the list's refreshes), the pause
+   of the refresh while a name is edited in place, refresh at once on session events (SSE through
+   /func), the detail drawer, and the logs viewer's search (match count, next/previous). */
+(function () {
+  "use strict";
+
+  const strings = JSON.parse(document.getElementById("wb-session-strings")?.textContent || "{}");
+  const format = (text, values) => text.replace(/%\((\w+)\)s/g, (_, k) => String(values[k]));
+  const selected = new Set();
+
+  /* -- selection ---------------------------------------------------------------------------- */
+  function boxes() { return [...document.querySelectorAll("#sessions-list [data-session-select]")]; }
+  function syncSelection() {
+    const present = new Set(boxes().filter((b) => !b.disabled).map((b) => b.value));
+    for (const id of [...selected]) if (!present.has(id)) selected.delete(id);
+    boxes().forEach((b) => { b.checked = selected.has(b.value); b.closest("tr")?.classList.toggle("table-active", b.checked); });
+    const all = document.getElementById("session-select-all");
+    const enabled = boxes().filter((b) => !b.disabled);
+    if (all) {
+      all.checked = enabled.length > 0 && enabled.every((b) => selected.has(b.value));
+      all.indeterminate = !all.checked && enabled.some((b) => selected.has(b.value));
+      all.disabled = enabled.length === 0;
+    }
+    const button = document.getElementById("session-bulk-terminate");
+    const count = document.getElementById("session-selected-count");
+    if (button) button.disabled = selected.size === 0;
+    if (count) { count.textContent = String(selected.size); count.classList.toggle("d-none", selected.size === 0); }
+  }
+  document.addEventListener("change", (e) => {
+    const box = e.target.closest("[data-session-select]");
+    if (box) {
+      if (box.checked) selected.add(box.value); else selected.delete(box.value);
+      syncSelection();
+      return;
+    }
+    if (e.target.id === "session-select-all") {
+      boxes().filter((b) => !b.disabled).forEach((b) => { if (e.target.checked) selected.add(b.value); else selected.delete(b.value); });
+      syncSelection();
+    }
+  });
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest("#session-bulk-terminate") || selected.size === 0) return;
+    const query = [...selected].map((id) => "id=" + encodeURIComponent(id)).join("&");
+    htmx.ajax("GET", "/sessions/terminate?" + query, { target: "#modal-host", swap: "innerHTML" });
+  });
+  document.body.addEventListener("wb:sessions-cleared", () => { selected.clear(); syncSelection(); });
+
+  /* -- the list's refresh: paused while a name is edited in place ------------------------------ */
+  document.body.addEventListener("htmx:beforeRequest", (e) => {
+    const elt = e.detail.elt;
+    if (elt && elt.id === "sessions-list" && elt.querySelector(".wb-editing")) e.preventDefault();
+  });
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const list = document.getElementById("sessions-list");
+    if (list) {
+      document.querySelectorAll("#session-search [data-session-state]").forEach((input) => {
+        input.value = input.dataset.sessionState === "tab" ? (list.dataset.tab || "") : (list.dataset.status || "");
+      });
+      syncSelection();
+    }
+    const input = document.querySelector(".wb-editing input[name=name]");
+    if (input && !input.dataset.focused) { input.dataset.focused = "1"; input.focus(); input.select(); }
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    const form = e.target.closest?.(".wb-editing");
+    if (!form) return;
+    e.preventDefault();
+    form.querySelector("[data-rename-cancel]")?.click();
+  });
+
+  /* -- session events: refresh the list at once (the polling is the fallback) ------------------- */
+  let pending = null;
+  function refreshSoon() {
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; document.body.dispatchEvent(new CustomEvent("wb:sessions-refresh")); }, 300);
+  }
+  function connectEvents() {
+    if (!window.EventSource || !document.getElementById("sessions-list")) return;
+    const source = new EventSource("/func/events/session");
+    ["session_enqueued", "session_scheduled", "session_started", "session_terminating", "session_terminated",
+     "session_cancelled", "session_success", "session_failure", "kernel_started", "kernel_terminated"]
+      .forEach((name) => source.addEventListener(name, refreshSoon));
+    window.addEventListener("pagehide", () => source.close());
+  }
+
+  /* -- detail drawer ------------------------------------------------------------------------- */
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    if (e.detail.target?.id !== "session-drawer-host") return;
+    const drawer = document.getElementById("session-drawer");
+    if (!drawer) return;
+    drawer.addEventListener("hidden.bs.offcanvas", () => { if (drawer.isConnected) drawer.remove(); }, { once: true });
+    bootstrap.Offcanvas.getOrCreateInstance(drawer).show();
+  });
+  document.body.addEventListener("htmx:beforeRequest", (e) => {
+    if (e.detail.target?.id !== "session-drawer-host") return;
+    const open = document.getElementById("session-drawer");
+    if (open) { bootstrap.Offcanvas.getInstance(open)?.dispose(); open.remove(); document.querySelectorAll(".offcanvas-backdrop").forEach((b) => b.remove()); }
+  });
+  // the drawer's own refresh stops once it is closed
+  document.body.addEventListener("htmx:beforeRequest", (e) => {
+    if (e.detail.elt?.id === "session-detail-body" && !e.detail.elt.closest(".offcanvas.show")) e.preventDefault();
+  });
+
+  /* -- export: the download starts, the dialog closes ------------------------------------------ */
+  document.addEventListener("submit", (e) => {
+    if (!e.target.matches("[data-wb-download]")) return;
+    setTimeout(() => document.body.dispatchEvent(new CustomEvent("wb:close-modal")), 100);
+  });
+
+  /* -- logs search ------------------------------------------------------------------------------ */
+  const log = { matches: [], index: -1 };
+  function escapeRegExp(text) { return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+  function searchLogs(keepIndex) {
+    const box = document.getElementById("session-log");
+    const input = document.getElementById("log-search");
+    const counter = document.getElementById("log-matches");
+    if (!box || !input) return;
+    const term = input.value;
+    box.querySelectorAll("li").forEach((li) => {
+      if (li.dataset.text === undefined) li.dataset.text = li.textContent;
+      li.textContent = li.dataset.text;
+    });
+    log.matches = [];
+    if (term) {
+      const re = new RegExp(escapeRegExp(term), "gi");
+      box.querySelectorAll("li").forEach((li) => {
+        const text = li.dataset.text;
+        if (!re.test(text)) return;
+        re.lastIndex = 0;
+        li.textContent = "";
+        let last = 0;
+        for (const m of text.matchAll(re)) {
+          li.append(text.slice(last, m.index));
+          const mark = document.createElement("mark");
+          mark.textContent = m[0];
+          li.append(mark);
+          log.matches.push(mark);
+          last = m.index + m[0].length;
+        }
+        li.append(text.slice(last));
+      });
+    }
+    if (!keepIndex || log.index >= log.matches.length) log.index = log.matches.length ? 0 : -1;
+    const n = log.matches.length;
+    if (counter) counter.textContent = n === 0 ? strings.noMatch : n === 1 ? strings.oneMatch : format(strings.matches, { count: n });
+    showMatch();
+  }
+  function showMatch() {
+    log.matches.forEach((m, i) => m.classList.toggle("wb-current", i === log.index));
+    const current = log.matches[log.index];
+    if (current) current.scrollIntoView({ block: "center" });
+    const counter = document.getElementById("log-matches");
+    if (counter && current && log.matches.length > 1) counter.textContent = (log.index + 1) + " / " + format(strings.matches, { count: log.matches.length });
+  }
+  function step(delta) {
+    if (!log.matches.length) return;
+    log.index = (log.index + delta + log.matches.length) % log.matches.length;
+    showMatch();
+  }
+  document.addEventListener("input", (e) => { if (e.target.id === "log-search") searchLogs(false); });
+  document.addEventListener("keydown", (e) => {
+    if (e.target.id === "log-search" && e.key === "Enter") { e.preventDefault(); step(e.shiftKey ? -1 : 1); }
+  });
+  document.addEventListener("click", (e) => {
+    if (e.target.closest("#log-next")) step(1);
+    if (e.target.closest("#log-prev")) step(-1);
+  });
+  document.body.addEventListener("htmx:afterSettle", () => {
+    const box = document.getElementById("session-log");
+    if (box && !box.dataset.searched) { box.dataset.searched = "1"; searchLogs(true); }
+  });
+
+  document.addEventListener("DOMContentLoaded", () => { syncSelection(); connectEvents(); });
+})();
