@@ -198,3 +198,21 @@ async def test_web_terminal_runs_in_tmux_and_survives_reconnects(system, session
     with pytest.raises(Exception):
         async with websockets.connect(base) as ws:  # no cookie
             await asyncio.wait_for(ws.recv(), 10)
+
+
+async def test_files_download_from_the_session(system, session):
+    user, sid = session
+    resp = await user.request("GET", f"/session/{sid}/download_single", params={"file": "id_container"}, raw=True)
+    assert b"PRIVATE KEY" in resp.content and 'filename="id_container"' in resp.headers["content-disposition"]
+    multi = await user.request("GET", f"/session/{sid}/download", json={"files": ["id_container", "/etc/hostname"]},
+                               raw=True)
+    assert multi.headers["content-type"].startswith("multipart/mixed")
+    assert multi.content.count(b"Content-Type: application/x-tar") == 2
+    for bad, status in (({"file": "/no/such/file"}, 404), ({"file": "/etc"}, 400)):
+        with pytest.raises(APIError) as e:
+            await user.request("GET", f"/session/{sid}/download_single", params=bad, raw=True)
+        assert e.value.status == status, bad
+    other = await system.login("user2@workbay.local")
+    with pytest.raises(APIError) as e:
+        await other.request("GET", f"/session/{sid}/download_single", params={"file": "id_container"}, raw=True)
+    assert e.value.status == 404

@@ -407,6 +407,10 @@ COMPUTE_CASES: list[Case] = [
     # a PENDING session: those who may open its apps hear that it is not running yet
     Case("POST", "/session/{name}/start-service", row(400, 400, 404, 404, 403, 401),
          _sess("/start-service", b={"app": "jupyter"})),
+    Case("GET", "/session/{name}/download", row(400, 400, 404, 404, 403, 401),
+         _sess("/download", b={"files": ["id_container"]})),
+    Case("GET", "/session/{name}/download_single", row(400, 400, 404, 404, 403, 401),
+         _sess("/download_single", query="file=id_container")),
     Case("GET", "/stream/session/{name}/apps", SESSION_READ,
          lambda w, a: _ret({"path": f"/stream/session/{w.session_id}/apps"})),
     Case("GET", "/session/{name}/status-history", SESSION_READ, _sess("/status-history")),

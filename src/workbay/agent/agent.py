@@ -19,7 +19,7 @@ from aiodocker.exceptions import DockerError
 import workbay.runner
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
-from workbay.common.errors import Conflict, InvalidAPIParameters
+from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.runner import protocol
 
 from . import engine as engine_mod
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 KERNELSPEC_LABEL = "ai.backend.kernelspec"
 MAX_SAVED_LOG = 10 * 2**20
+ARCHIVE_LIMIT = 256 * 2**20  # the largest download from a container through the agent
 
 
 class LaunchError(Exception):
@@ -782,6 +783,23 @@ class Agent:
             sp and port in sp["container_ports"]) else []
         resp["kernel_host"] = self.ac.container_host
         return resp
+
+    async def archive(self, kernel_id: str, path: str, limit: int = ARCHIVE_LIMIT) -> bytes:
+        """A file or directory of the container as a tar (Docker's archive API)."""
+        kernel = self.get(kernel_id)
+        if kernel.status != "running" or not kernel.container_id:
+            raise errors.KernelConflict(f"kernel {kernel_id} is {kernel.status}")
+        if not path.startswith("/"):
+            path = "/home/work/" + path
+        if "\x00" in path:
+            raise InvalidAPIParameters("bad path")
+        try:
+            tar = await self.need_engine().archive(kernel.container_id, path, limit)
+        except ValueError as e:
+            raise InvalidAPIParameters(f"{path} is too large to download this way ({e}).") from e
+        if tar is None:
+            raise ObjectNotFound(f"No such file in the session: {path}", object_name="file")
+        return tar
 
     async def logs(self, kernel_id: str, tail: int | None) -> str:
         kernel = self.kernels.get(kernel_id)

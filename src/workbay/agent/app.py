@@ -10,7 +10,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
@@ -103,6 +103,11 @@ def create_app(config: WorkbayConfig) -> FastAPI:
         if kernel.status != "running":
             return {"kernel_id": kernel_id, "stats": kernel.last_stats}
         return {"kernel_id": kernel_id, "stats": await agent.sample_stats(kernel, fresh=True)}
+
+    @app.get("/v1/kernels/{kernel_id}/archive")
+    async def archive(kernel_id: str, path: str) -> Response:
+        """A file or directory of the container as a tar."""
+        return Response(await agent.archive(kernel_id, path), media_type="application/x-tar")
 
     @app.post("/v1/kernels/{kernel_id}/services")
     async def start_service(kernel_id: str, request: Request) -> dict:

@@ -138,6 +138,16 @@ class AgentClient:
     async def stats(self, kernel_id: str) -> dict[str, Any] | None:
         return (await self._call("GET", f"/v1/kernels/{kernel_id}/stats"))["stats"]
 
+    async def archive(self, kernel_id: str, path: str) -> bytes:
+        r = await self.http.get(f"/v1/kernels/{kernel_id}/archive", params={"path": path}, timeout=300)
+        if r.status_code >= 300:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {"title": r.text[:200]}
+            raise AgentError(r.status_code, body if isinstance(body, dict) else {"data": body})
+        return r.content
+
     async def start_service(self, kernel_id: str, name: str, port: int | None = None,
                             args: dict[str, Any] | None = None,
                             envs: dict[str, str] | None = None) -> dict[str, Any]:

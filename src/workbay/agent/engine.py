@@ -131,6 +131,23 @@ class Engine:
         lines = await self.docker.containers.container(cid).log(**params)
         return "".join(lines)
 
+    async def archive(self, cid: str, path: str, limit: int) -> bytes | None:
+        """A tar of ``path`` in the container (None when it does not exist); at most ``limit``
+        bytes (ValueError beyond)."""
+        try:
+            async with self.docker._query(f"containers/{cid}/archive", method="GET",
+                                          params={"path": path}) as resp:
+                out = bytearray()
+                async for chunk in resp.content.iter_chunked(65536):
+                    out += chunk
+                    if len(out) > limit:
+                        raise ValueError(f"larger than {limit} bytes")
+                return bytes(out)
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise
+
     async def stats(self, cid: str) -> dict[str, Any] | None:
         try:
             # Podman answers without a Content-Type: parse the body ourselves.

@@ -30,6 +30,7 @@ from .services.projects import ProjectService
 from .services.resource_usage import ResourceSummary, ResourceUsageService
 from .services.sessions import SessionService
 from .services.session_apps import AppProxyClient, SessionApps
+from .services.session_files import SessionFiles
 from .services.settings import SettingsService
 from .services.storage_proxy import StorageProxy
 from .services.users import UserService
@@ -61,6 +62,7 @@ class ManagerState:
     storage: StorageProxy = field(init=False)
     bgtasks: BackgroundTasks = field(init=False)
     apps: SessionApps = field(init=False)
+    session_files: SessionFiles = field(init=False)
     folders: FolderService = field(init=False)
     folder_sharing: FolderSharing = field(init=False)
     folder_admin: FolderAdmin = field(init=False)
@@ -87,6 +89,7 @@ class ManagerState:
         self.compute_admin = ComputeAdmin(self.ctx)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
         self.resource_summary = ResourceSummary(self.ctx, self.sessions)
+        self.session_files = SessionFiles(self.sessions, self.launcher)
         self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
 
     def start_background(self) -> None:

@@ -109,3 +109,30 @@ async def start_service(name: str, request: Request, who: Actor = Depends(actor)
 @router.get("/stream/session/{name}/apps")
 async def apps(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> list:
     return await st.apps.apps(who, name)
+
+
+class DownloadParams(BaseModel):
+    files: list[str] = []
+
+
+class SingleParams(BaseModel):
+    file: str
+
+
+@router.get("/session/{name}/download")
+async def download(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> Response:
+    """Backend.AI's download: multipart/mixed, one tar archive per path (≤ 5)."""
+    params = await request_params(request, DownloadParams)
+    body, ctype = await st.session_files.download(who, name, params.files)
+    return Response(body, media_type=ctype)
+
+
+@router.get("/session/{name}/download_single")
+async def download_single(name: str, request: Request, who: Actor = Depends(actor),
+                          st: ManagerState = Depends(state)) -> Response:
+    """One file's bytes (the SSH dialog's id_container, `workbay session download`)."""
+    params = await request_params(request, SingleParams)
+    filename, data = await st.session_files.download_single(who, name, params.file)
+    quoted = filename.replace('"', "")
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{quoted}"'})

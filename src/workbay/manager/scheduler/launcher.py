@@ -284,6 +284,15 @@ class Launcher:
         async with self.client(kernel.agent_addr) as agent:
             await self._agent_call(agent.interrupt(str(kernel.id)))
 
+    async def archive(self, kernel: Kernel, path: str) -> bytes:
+        async with self.client(kernel.agent_addr, timeout=300) as agent:
+            return await self._agent_call(agent.archive(str(kernel.id), path))
+
+    async def start_service(self, kernel: Kernel, name: str, port: int | None, args: dict[str, Any],
+                            envs: dict[str, str]) -> dict[str, Any]:
+        async with self.client(kernel.agent_addr, timeout=90) as agent:
+            return await self._agent_call(agent.start_service(str(kernel.id), name, port, args, envs))
+
     async def logs(self, kernel: Kernel) -> str:
         async with self.client(kernel.agent_addr) as agent:
             return await self._agent_call(agent.logs(str(kernel.id)))

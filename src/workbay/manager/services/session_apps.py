@@ -120,12 +120,8 @@ class SessionApps:
         if protocol == "preopen":
             info = {"host_ports": declared.get("host_ports") or [], "kernel_host": declared.get("kernel_host")}
         else:
-            async with self.launcher.client(kernel.agent_addr, timeout=90) as agent:
-                try:
-                    info = await agent.start_service(str(kernel.id), req.app, req.port,
-                                                     req.arguments or {}, req.envs or {})
-                except BackendError:
-                    raise
+            info = await self.launcher.start_service(kernel, req.app, req.port, req.arguments or {},
+                                                     req.envs or {})
             if info.get("error"):
                 raise GenericBadRequest(f"The app {req.app} could not start: {info['error']}")
         host = info.get("kernel_host") or (declared or {}).get("kernel_host")
