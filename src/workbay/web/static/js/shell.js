@@ -194,9 +194,18 @@
     }
     for (const item of bell.items) {
       const li = document.createElement("li");
-      const title = document.createElement("div");
-      title.className = "fw-semibold";
-      title.textContent = item.title;
+      const title = document.createElement(item.href ? "a" : "div");
+      title.className = "fw-semibold d-block";
+      if (item.href) title.href = item.href;
+      if (item.key) li.dataset.sessionId = item.key;
+      if (item.status) li.dataset.status = item.status;
+      if (item.tracking) {
+        const spin = document.createElement("span");
+        spin.className = "spinner-border spinner-border-sm text-primary me-2";
+        spin.setAttribute("aria-hidden", "true");
+        title.appendChild(spin);
+      }
+      title.append(item.title);
       const meta = document.createElement("div");
       meta.className = "small text-body-secondary";
       meta.textContent = (item.message ? item.message + " · " : "") + timeFormat.format(new Date(item.at));
@@ -204,10 +213,71 @@
       list.appendChild(li);
     }
   }
+  /* session creation (UI-2): one item per session, updated by its events until it runs */
+  const SESSION_STATUS = {
+    session_enqueued: "PENDING", session_scheduled: "PREPARING", session_started: "RUNNING",
+    session_success: "TERMINATED", session_terminated: "TERMINATED", session_failure: "ERROR",
+    session_cancelled: "CANCELLED",
+  };
+  const SESSION_DONE = ["RUNNING", "TERMINATED", "ERROR", "CANCELLED"];
+  const sessionText = (status) => (strings.sessionStatus || {})[status] || status;
+  function sessionUpdate(key, status, reason) {
+    const item = bell.items.find((i) => i.key === key);
+    if (!item || !status) return false;
+    if (item.status === status) return true;
+    item.status = status;
+    item.message = sessionText(status) + (reason && status !== "RUNNING" && status !== "PENDING" ? " (" + reason + ")" : "");
+    item.at = Date.now();
+    if (SESSION_DONE.includes(status)) item.tracking = false;
+    bell.items = [item, ...bell.items.filter((i) => i !== item)];
+    bell.unread += 1;
+    saveBell();
+    renderBell();
+    return true;
+  }
+  window.wbBellTrack = function (sessions, message) {
+    for (const s of sessions) {
+      let item = bell.items.find((i) => i.key === s.id);
+      if (!item) {
+        item = { key: s.id, status: "PENDING", message: sessionText("PENDING"), at: Date.now() };
+        bell.items.unshift(item);
+        bell.unread += 1;
+      }
+      item.title = (strings.sessionTitle || "%(name)s").replace("%(name)s", s.name);
+      item.href = "/sessions";
+      item.tracking = !SESSION_DONE.includes(item.status);
+    }
+    bell.items = bell.items.slice(0, 50);
+    saveBell();
+    renderBell();
+    void message;
+  };
+  async function pollTracked() {
+    // events sent while no page listened (between two pages): ask for the status
+    for (const item of bell.items.filter((i) => i.tracking && i.key)) {
+      try {
+        const resp = await fetch("/func/session/" + encodeURIComponent(item.key), { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (resp.status === 404) { item.tracking = false; saveBell(); renderBell(); continue; }
+        if (resp.ok) {
+          const info = await resp.json();
+          const status = info.status === "SCHEDULED" || info.status === "PREPARING" || info.status === "PULLING" ? "PREPARING" : info.status;
+          sessionUpdate(item.key, status, info.statusInfo || "");
+        }
+      } catch (_) { /* offline: try again later */ }
+    }
+  }
   function onEvent(name, raw) {
     let data = {};
     try { data = JSON.parse(raw); } catch (_) { data = { message: raw }; }
-    bell.items.unshift({ title: data.title || name.replace(/_/g, " "), message: data.message || data.reason || "", at: Date.now() });
+    if (data.sessionId && sessionUpdate(data.sessionId, SESSION_STATUS[name], data.reason)) return;
+    const item = { title: data.title || name.replace(/_/g, " "), message: data.message || data.reason || "", at: Date.now() };
+    if (data.sessionId && SESSION_STATUS[name]) {
+      // later events of the same session update this item instead of adding more
+      Object.assign(item, { key: data.sessionId, status: SESSION_STATUS[name], href: "/sessions",
+        title: (strings.sessionTitle || "%(name)s").replace("%(name)s", data.sessionName || ""),
+        message: sessionText(SESSION_STATUS[name]) + (data.reason && SESSION_STATUS[name] !== "PENDING" && SESSION_STATUS[name] !== "RUNNING" ? " (" + data.reason + ")" : "") });
+    }
+    bell.items.unshift(item);
     bell.items = bell.items.slice(0, 50);
     bell.unread += 1;
     saveBell();
@@ -218,7 +288,7 @@
   const BELL_EVENTS = [
     "notification", "bgtask_updated", "bgtask_done", "bgtask_failed", "bgtask_cancelled",
     "session_enqueued", "session_started", "session_terminated", "session_failure", "session_success",
-    "session_cancelled",
+    "session_cancelled", "session_scheduled",
   ];
   function connectBell() {
     if (!document.getElementById("wb-bell") || !window.EventSource) return;
@@ -239,5 +309,9 @@
     loadBell();
     renderBell();
     connectBell();
+    if (bell.items.some((i) => i.tracking)) {
+      pollTracked();
+      const timer = setInterval(() => { if (bell.items.some((i) => i.tracking)) pollTracked(); else clearInterval(timer); }, 3000);
+    }
   });
 })();
