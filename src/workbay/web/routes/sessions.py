@@ -325,6 +325,21 @@ async def _session(api: Client, sid: str) -> dict[str, Any]:
     return await api.get(f"/session/{quote(sid)}")
 
 
+async def _owner_email(ctx: PageContext, api: Client, s: dict[str, Any]) -> str | None:
+    """``GET /session/{id}`` names the owner by access key only; the list has the e-mail."""
+    if s.get("owner_email"):
+        return s["owner_email"]
+    if ctx.session and s.get("access_key") == ctx.session.access_key:
+        return ctx.session.email
+    if not can_read_all(ctx):
+        return None
+    try:
+        found = await api.get("/sessions", params={"q": s.get("name"), "all": "true", "limit": 100})
+    except APIError:
+        return None
+    return next((x.get("owner_email") for x in found.get("items") or [] if x.get("id") == s.get("id")), None)
+
+
 def _error_toast(ctx: PageContext, err: APIError) -> Response:
     title, message = api_error_text(err)
     return events(ctx, toast=f"{title} {message}".strip(), level="danger", status_code=err.status)
@@ -337,6 +352,7 @@ async def session_detail(sid: str, request: Request, ctx: LoggedIn) -> Response:
             s = await _session(api, sid)
         except APIError as err:
             return _error_toast(ctx, err)
+        s["owner_email"] = await _owner_email(ctx, api, s)
     s = row(s)
     s["shmem_bytes"] = shmem_bytes(s.get("shmem"))
     template = "dialogs/session_detail_body.html" if request.query_params.get("refresh") else "dialogs/session_detail.html"

@@ -50,7 +50,30 @@
     const elt = e.detail.elt;
     if (elt && elt.id === "sessions-list" && elt.querySelector(".wb-editing")) e.preventDefault();
   });
+  // keyboard users keep their place: the focused control is focused again after a refresh
+  let refocus = null;
+  document.body.addEventListener("htmx:beforeSwap", (e) => {
+    const active = document.activeElement;
+    const list = document.getElementById("sessions-list");
+    refocus = null;
+    if (!list || e.detail.target !== list || !active || !list.contains(active)) return;
+    const row = active.closest("tr[data-session-id]");
+    const attrs = ["hx-get", "data-tab", "value", "id", "name"];
+    const attr = attrs.find((a) => active.hasAttribute(a));
+    refocus = { row: row?.dataset.sessionId, attr, value: attr ? active.getAttribute(attr) : null, tag: active.tagName };
+  });
+  function restoreFocus() {
+    if (!refocus) return;
+    const list = document.getElementById("sessions-list");
+    const scope = refocus.row ? list?.querySelector(`tr[data-session-id="${refocus.row}"]`) : list;
+    const wanted = refocus;
+    refocus = null;
+    if (!scope || !wanted.attr) return;
+    const match = [...scope.querySelectorAll(wanted.tag)].find((el) => el.getAttribute(wanted.attr) === wanted.value);
+    if (match && document.activeElement === document.body) match.focus({ preventScroll: true });
+  }
   document.body.addEventListener("htmx:afterSettle", () => {
+    restoreFocus();
     const list = document.getElementById("sessions-list");
     if (list) {
       document.querySelectorAll("#session-search [data-session-state]").forEach((input) => {
