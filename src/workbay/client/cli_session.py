@@ -483,6 +483,8 @@ def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> 
 @click.option("--cluster-size", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--cluster-mode", type=click.Choice(["single-node", "multi-node"]), default="single-node",
               show_default=True)
+@click.option("-m", "--mount", "mounts", multiple=True, metavar="FOLDER[:PATH]",
+              help="Mount a storage folder (at /home/work/FOLDER, or PATH); repeatable.")
 @click.option("--preopen-port", "preopen_ports", type=click.IntRange(1024, 65535), multiple=True,
               help="Container port to expose (repeatable).")
 @click.option("--bootstrap-script", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -504,7 +506,7 @@ def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> 
 @json_option
 @_run
 async def create(image, name, session_type, startup_command, starts_at, batch_timeout, resources, shmem, envs,
-                 project, resource_group, cluster_size, cluster_mode, preopen_ports, bootstrap_script,
+                 project, resource_group, cluster_size, cluster_mode, mounts, preopen_ports, bootstrap_script,
                  dependencies, tag, architecture, agents, owner_access_key, count, no_reuse, enqueue_only,
                  max_wait, wait_done, as_json):
     """Start a session from IMAGE and show its progress until it runs."""
@@ -519,6 +521,11 @@ async def create(image, name, session_type, startup_command, starts_at, batch_ti
         config["scaling_group"] = resource_group
     if preopen_ports:
         config["preopen_ports"] = list(preopen_ports)
+    if mounts:
+        config["mounts"] = [m.partition(":")[0] for m in mounts]
+        mount_map = {m.partition(":")[0]: m.partition(":")[2] for m in mounts if m.partition(":")[2]}
+        if mount_map:
+            config["mount_map"] = mount_map
     if agents:
         config["agentList"] = list(agents)
     body: dict[str, Any] = {"image": image, "type": session_type, "clusterSize": cluster_size,
@@ -933,3 +940,78 @@ def events(session_name, session_id, owner_access_key, scope, max_events, timeou
     except SystemExit as e:
         if e.code != 130:  # Ctrl+C is how one stops following: not an error
             raise
+
+
+# -- download --------------------------------------------------------------------------------------
+def _multipart_parts(body: bytes, content_type: str) -> list[bytes]:
+    """The bodies of a multipart/mixed answer (``GET /session/{n}/download``: one tar per path)."""
+    boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")
+                     if p.strip().startswith("boundary=")), None)
+    if not boundary:
+        raise click.ClickException("The download answer is not multipart.")
+    parts = []
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            break
+        _, sep, data = chunk.partition(b"\r\n\r\n")
+        if sep:
+            parts.append(data[:-2] if data.endswith(b"\r\n") else data)
+    return parts
+
+
+def _extract_tar(data: bytes, out_dir: Path) -> list[str]:
+    """Extract a tar safely: no absolute paths, no `..`, no links out of ``out_dir``, no devices."""
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+        try:
+            tar.extractall(out_dir, members=members, filter="data")
+        except TypeError:  # Python without extraction filters: check by hand
+            root = out_dir.resolve()
+            for m in members:
+                target = (out_dir / m.name).resolve()
+                if not (m.isfile() or m.isdir()) or (target != root and root not in target.parents):
+                    raise click.ClickException(f"Refusing to extract {m.name!r}.")
+            tar.extractall(out_dir, members=members)
+        return [m.name for m in members]
+
+
+@session.command("download")
+@click.argument("name")
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True, help="Directory to write into.")
+@_run
+async def download(name, files, out_dir):
+    """Download FILES from a running session (paths relative to /home/work, or absolute), e.g.
+    `workbay session download my-session id_container`.  A directory arrives as its whole tree."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    async with make_client() as client:
+        client._http.timeout = httpx.Timeout(30.0, read=300.0)
+        for path in files:
+            try:
+                resp = await client.request("GET", f"/session/{name}/download_single", params={"file": path},
+                                            raw=True)
+            except APIError as e:
+                if e.status != 400 or "regular file" not in e.message:
+                    raise
+                resp = None  # a directory: Backend.AI's download, one tar per path
+            if resp is not None:
+                filename = os.path.basename(path.rstrip("/")) or "download"
+                target = out_dir / filename
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                             0o600 if filename == "id_container" else 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(resp.content)
+                console.print(f"[green]✓[/green] {escape(path)} → {escape(str(target))} "
+                              f"[dim]({fmt_bytes(len(resp.content))})[/dim]")
+                continue
+            multi = await client.request("GET", f"/session/{name}/download", json={"files": [path]}, raw=True)
+            names: list[str] = []
+            for part in _multipart_parts(multi.content, multi.headers.get("content-type", "")):
+                names += _extract_tar(part, out_dir)
+            top = names[0].split("/")[0] if names else path
+            console.print(f"[green]✓[/green] {escape(path)} → {escape(str(out_dir / top))} "
+                          f"[dim]({len(names)} entries)[/dim]")
