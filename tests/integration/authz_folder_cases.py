@@ -223,6 +223,11 @@ FOLDER_CASES: list[Case] = [
     Case("DELETE", "/folders/{name}/unshare", PROJECT_MANAGE(200),
          project("/unshare", lambda w: {"emails": [w.target["email"]]})),
     Case("POST", "/folders/{name}/leave", ALL(200), _shared_with_actor),
+    # the matrix has no agent and no system image: allowed callers get as far as the image (404)
+    Case("POST", "/folders/{name}/file-browser", row(404, 404, 404, 404, 404, 401), target("/file-browser"),
+         "another user's"),
+    Case("POST", "/folders/{name}/sftp-server", row(404, 404, 404, 404, 404, 401), target("/sftp-server"),
+         "another user's"),
     Case("POST", "/folders/{name}/clone", ALL(201), own("/clone", method_body=lambda w, a, n: _ret(
         {"target_name": unique("cl")}), cloneable=True)),
 ]

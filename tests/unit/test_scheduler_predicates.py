@@ -126,6 +126,17 @@ def test_concurrency_is_per_keypair():
     assert ids(r.scheduled) == ["a1", "b1"]
 
 
+def test_system_sessions_are_not_counted_against_limits():
+    """SFTP / file-browser sessions (AP-7) start even when the owner is at every limit, and do not
+    use up the owner's room for ordinary sessions."""
+    kp = {"AK1": KeypairUsage(limit=slots(cpu=1, mem="1g"), occupied=slots(cpu=1, mem="1g"),
+                              max_concurrent_sessions=1, active_sessions=1)}
+    r = tick([session("sftp", age=2, session_type="system"), session("work", age=1)], BIG, keypairs=kp)
+    assert ids(r.scheduled) == ["sftp"]
+    assert predicate(r.for_session("sftp"), PRED_CONCURRENCY).message == "system sessions are not counted"
+    assert not predicate(r.for_session("work"), PRED_CONCURRENCY).passed
+
+
 # -- resource limits ----------------------------------------------------------------------------
 @pytest.mark.parametrize("scope,pred", [("keypair", PRED_KEYPAIR_LIMIT), ("project", PRED_PROJECT_LIMIT),
                                         ("domain", PRED_DOMAIN_LIMIT)])

@@ -64,7 +64,7 @@ class KernelSpec(Strict):
 class CreateKernels(Strict):
     session_id: str = Field(pattern=ID_RE)
     session_name: str = ""
-    session_type: Literal["interactive", "batch", "inference"] = "interactive"
+    session_type: Literal["interactive", "batch", "inference", "system"] = "interactive"
     owner_access_key: str = ""
     owner_user_id: str = ""
     image: str = Field(min_length=1)

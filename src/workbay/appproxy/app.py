@@ -16,7 +16,7 @@ from workbay.common.health import health_router
 from workbay.common.http import install_error_handlers
 
 from . import relay, tokens
-from .circuits import NewCircuit, may_use, parse_range
+from .circuits import Activity, NewCircuit, may_use, parse_range
 from .frontend import Circuits
 
 
@@ -76,6 +76,7 @@ def create_app(config: WorkbayConfig) -> FastAPI:
             await ws.close(code=4403)
             return
         await ws.accept()
-        await relay.tcp_over_websocket(ws.receive, ws.send, circuit.target_host, circuit.target_port)
+        with Activity(circuit):
+            await relay.tcp_over_websocket(ws.receive, ws.send, circuit.target_host, circuit.target_port)
 
     return app

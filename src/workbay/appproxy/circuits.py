@@ -42,6 +42,8 @@ class Circuit:
     port: int
     url_path: str = "/"
     created_at: float = field(default_factory=time.time)
+    active_connections: int = 0  # requests, WebSockets and TCP connections in flight
+    last_activity: float = field(default_factory=time.time)
 
     @classmethod
     def from_request(cls, req: NewCircuit, port: int) -> "Circuit":
@@ -52,6 +54,21 @@ class Circuit:
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Activity:
+    """Counts a connection in flight on a circuit (the manager reclaims idle SFTP sessions)."""
+
+    def __init__(self, circuit: Circuit) -> None:
+        self.circuit = circuit
+
+    def __enter__(self) -> None:
+        self.circuit.active_connections += 1
+        self.circuit.last_activity = time.time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.circuit.active_connections -= 1
+        self.circuit.last_activity = time.time()
 
 
 def may_use(circuit: Circuit, user_id: str | None) -> bool:

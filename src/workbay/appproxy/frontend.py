@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 
 from . import relay, tokens
-from .circuits import Circuit, NewCircuit, candidate_ports, may_use
+from .circuits import Activity, Circuit, NewCircuit, candidate_ports, may_use
 
 log = logging.getLogger(__name__)
 OPEN_PATH = "/__workbay/open"
@@ -79,8 +79,10 @@ class Circuits:
         circuit = Circuit.from_request(req, sock.getsockname()[1])
         self.by_port[circuit.port] = circuit
         if circuit.protocol == "tcp":
-            server = await asyncio.start_server(
-                lambda r, w: relay.pipe_streams(r, w, circuit.target_host, circuit.target_port), sock=sock)
+            async def pipe(r, w) -> None:
+                with Activity(circuit):
+                    await relay.pipe_streams(r, w, circuit.target_host, circuit.target_port)
+            server = await asyncio.start_server(pipe, sock=sock)
 
             async def stop_tcp() -> None:
                 server.close()
@@ -165,12 +167,13 @@ class Frontend:
         if not may_use(circuit, self._user(scope, circuit)):
             return await self._refuse(scope, receive, send, 403,
                                       b"Forbidden: open this app from Workbay (the link is personal).")
-        if scope["type"] == "websocket":
-            await relay.proxy_websocket(scope, receive, send, circuit.target_host, circuit.target_port,
-                                        COOKIE_PREFIX)
-        else:
-            await relay.proxy_http(scope, receive, send, self.circuits.http, circuit.target_host,
-                                   circuit.target_port, COOKIE_PREFIX)
+        with Activity(circuit):
+            if scope["type"] == "websocket":
+                await relay.proxy_websocket(scope, receive, send, circuit.target_host, circuit.target_port,
+                                            COOKIE_PREFIX)
+            else:
+                await relay.proxy_http(scope, receive, send, self.circuits.http, circuit.target_host,
+                                       circuit.target_port, COOKIE_PREFIX)
 
     async def _open(self, scope: dict[str, Any], send, circuit: Circuit) -> None:
         query = parse_qs((scope.get("query_string") or b"").decode("latin-1"))

@@ -52,6 +52,10 @@ class ManagerConfig(Section):
     reconcile_interval: float = Field(3.0, gt=0)
     agent_lost_timeout: float = Field(30.0, gt=0, description="seconds without heartbeat")
     kernel_start_timeout: float = Field(900.0, gt=0)
+    system_image: str = Field("localhost/workbay/python:3.11", description="the image of SFTP and "
+                              "File Browser sessions (it must offer the sshd and filebrowser apps)")
+    system_idle_timeout: float = Field(900.0, gt=0, description="seconds without transfers after "
+                                       "which an SFTP or File Browser session is reclaimed")
     trusted_proxies: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"],
         description="peers whose X-Forwarded-For is believed (allowed client IPs)")

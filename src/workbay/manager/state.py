@@ -21,6 +21,7 @@ from .services.compute_admin import ComputeAdmin
 from .services.context import ServiceContext
 from .services.domains import DomainService
 from .services.folder_admin import FolderAdmin
+from .services.folder_apps import FolderApps
 from .services.folder_mounts import FolderMounts
 from .services.folder_sharing import FolderSharing
 from .services.folders import FolderService
@@ -63,6 +64,7 @@ class ManagerState:
     bgtasks: BackgroundTasks = field(init=False)
     apps: SessionApps = field(init=False)
     session_files: SessionFiles = field(init=False)
+    folder_apps: FolderApps = field(init=False)
     folders: FolderService = field(init=False)
     folder_sharing: FolderSharing = field(init=False)
     folder_admin: FolderAdmin = field(init=False)
@@ -91,6 +93,7 @@ class ManagerState:
         self.resource_summary = ResourceSummary(self.ctx, self.sessions)
         self.session_files = SessionFiles(self.sessions, self.launcher)
         self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
+        self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""
@@ -98,13 +101,14 @@ class ManagerState:
         self.reconciler.start()
         self._usage_task = asyncio.create_task(self.ctx.keypair_usage.run(), name="keypair-usage")
         self._circuit_task = asyncio.create_task(self.apps.watch_terminations(), name="circuit-janitor")
+        self._reclaim_task = asyncio.create_task(self.folder_apps.run_reclaimer(), name="system-session-reclaimer")
 
     async def stop_background(self) -> None:
         await self.bgtasks.close()
         await self.dispatcher.stop()
         await self.reconciler.stop()
         await self.launcher.close()
-        for name in ("_usage_task", "_circuit_task"):
+        for name in ("_usage_task", "_circuit_task", "_reclaim_task"):
             task = getattr(self, name, None)
             if task is not None:
                 task.cancel()

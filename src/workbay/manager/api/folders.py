@@ -348,6 +348,18 @@ async def leave(name: str, request: Request, who: Actor = Depends(actor), st: Ma
     return await st.folder_sharing.leave(who, name, p.shared_user_uuid)
 
 
+@router.post("/folders/{name}/file-browser", status_code=201)
+async def file_browser(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    """AP-6: a File Browser session with this folder as its root; answers the app's opening link."""
+    return await st.folder_apps.file_browser(who, name)
+
+
+@router.post("/folders/{name}/sftp-server", status_code=201)
+async def sftp_server(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    """AP-7: an SFTP-only session mounting this folder; answers host, port, user and the key's path."""
+    return await st.folder_apps.sftp_server(who, name)
+
+
 @router.post("/folders/{name}/clone", status_code=201)
 async def clone(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.folders.clone(who, name, await request_params(request, CloneFolder))

@@ -170,14 +170,23 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
         kp: KeypairUsage = inp.keypairs[s.access_key]
         proj: Usage = inp.projects[s.project_id]
         dom: Usage = inp.domains[s.domain]
+        counted = s.session_type != SessionType.SYSTEM
+        if counted:
+            limits = [
+                P.concurrency(s, kp, kp_started.get(s.access_key, 0)),
+                P.resource_limit(PRED_KEYPAIR_LIMIT, "keypair", total, kp.limit, kp.occupied, kp_added.get(s.access_key)),
+                P.resource_limit(PRED_PROJECT_LIMIT, "project", total, proj.limit, proj.occupied,
+                                 proj_added.get(s.project_id)),
+                P.resource_limit(PRED_DOMAIN_LIMIT, "domain", total, dom.limit, dom.occupied, dom_added.get(s.domain)),
+            ]
+        else:  # system sessions never count against their owner's, project's or domain's limits
+            limits = [PredicateResult(name, True, "system sessions are not counted")
+                      for name in (PRED_CONCURRENCY, PRED_KEYPAIR_LIMIT, PRED_PROJECT_LIMIT, PRED_DOMAIN_LIMIT)]
         preds = [
             P.reserved_start_time(s, inp.now),
             P.allowed_session_type(s, group),
             P.dependencies(s, inp.dependencies),
-            P.concurrency(s, kp, kp_started.get(s.access_key, 0)),
-            P.resource_limit(PRED_KEYPAIR_LIMIT, "keypair", total, kp.limit, kp.occupied, kp_added.get(s.access_key)),
-            P.resource_limit(PRED_PROJECT_LIMIT, "project", total, proj.limit, proj.occupied, proj_added.get(s.project_id)),
-            P.resource_limit(PRED_DOMAIN_LIMIT, "domain", total, dom.limit, dom.occupied, dom_added.get(s.domain)),
+            *limits,
             P.architecture(s, pool.architectures, group.name),
             P.designated_agent(s, pool.states, pool.excluded),
         ]
@@ -199,10 +208,11 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
         elif placement is not None and others_pass:
             pool.commit(placement)
             preds.append(PredicateResult(PRED_CAPACITY, True, f"placed on {', '.join(dict.fromkeys(placement.agent_ids))}"))
-            _add(kp_added, s.access_key, total)
-            _add(proj_added, s.project_id, total)
-            _add(dom_added, s.domain, total)
-            kp_started[s.access_key] = kp_started.get(s.access_key, 0) + 1
+            if counted:
+                _add(kp_added, s.access_key, total)
+                _add(proj_added, s.project_id, total)
+                _add(dom_added, s.domain, total)
+                kp_started[s.access_key] = kp_started.get(s.access_key, 0) + 1
             queue.allocated(s, total)
             placements = tuple(KernelPlacement(i, aid, per_kernel) for i, aid in enumerate(placement.agent_ids))
             decisions.append(Scheduled(s, placements, tuple(preds)))

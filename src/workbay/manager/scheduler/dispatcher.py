@@ -154,7 +154,7 @@ class Dispatcher:
         by_domain: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
         in_group: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
         for sess in live:
-            if sess.status == "PENDING":
+            if sess.status == "PENDING" or sess.session_type == "system":
                 continue
             slots = _slots(sess.occupying_slots)
             by_key[sess.access_key] += slots

@@ -28,6 +28,7 @@ class SessionType(StrEnum):
     INTERACTIVE = "interactive"
     BATCH = "batch"
     INFERENCE = "inference"
+    SYSTEM = "system"  # SFTP / file-browser sessions: not counted in the owner's limits (AP-7)
 
 
 class ClusterMode(StrEnum):

@@ -48,8 +48,9 @@ class ResourceUsageService:
             if project is None or await s.get(ProjectMember, (project.id, actor.user_id)) is None:
                 raise ObjectNotFound(object_name="project")
             groups = await self.sessions.allowed_resource_groups(s, actor.domain_name, project.id)
-            live = (await s.execute(select(ComputeSession).where(ComputeSession.status.in_(LIVE),
-                                                                 ComputeSession.status != "PENDING"))).scalars().all()
+            live = (await s.execute(select(ComputeSession).where(
+                ComputeSession.status.in_(LIVE), ComputeSession.status != "PENDING",
+                ComputeSession.session_type != "system"))).scalars().all()  # system sessions are free
             agents = (await s.execute(select(Agent).where(Agent.status == "ALIVE", Agent.schedulable.is_(True)))).scalars().all()
         slot_names = {"cpu", "mem"}
         for a in agents:

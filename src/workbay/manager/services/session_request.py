@@ -56,7 +56,8 @@ class CreateSession(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     image: str = Field(validation_alias=AliasChoices("image", "lang"), min_length=1, max_length=512)
     name: str | None = Field(None, validation_alias=AliasChoices("name", "session_name", "clientSessionToken"))
-    type: Literal["interactive", "batch", "inference"] = Field(
+    # "system" (SFTP / file-browser sessions) is created by the manager only, never by clients.
+    type: Literal["interactive", "batch", "inference", "system"] = Field(
         "interactive", validation_alias=AliasChoices("type", "sessionType", "session_type"))
     group: str | None = Field(None, validation_alias=AliasChoices("group", "groupName", "group_name"))
     domain: str | None = Field(None, validation_alias=AliasChoices("domain", "domainName", "domain_name"))

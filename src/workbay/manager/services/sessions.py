@@ -207,7 +207,10 @@ class SessionService:
             raise InsufficientPrivilege("Monitors cannot change other users' sessions.")
 
     # -- creation ----------------------------------------------------------------------------------
-    async def create(self, actor: Actor, req: CreateSession) -> dict[str, Any]:
+    async def create(self, actor: Actor, req: CreateSession, system: bool = False) -> dict[str, Any]:
+        if req.type == "system" and not system:
+            raise InvalidAPIParameters("System sessions are created by Workbay itself "
+                                       "(a folder's SFTP server or File Browser).", data={"type": "system"})
         created = await self._enqueue(actor, req)
         if created.get("created") is False or req.enqueue_only:
             return created

@@ -1,0 +1,122 @@
+"""A folder's File Browser (AP-6) and SFTP server (AP-7): small system sessions that mount the
+folder, are not counted in the owner's resource usage, and are reclaimed when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+
+from workbay.common.errors import BackendError, GenericBadRequest
+from workbay.manager.models import Keypair, KeypairResourcePolicy
+from workbay.manager.models.compute import ComputeSession
+
+from . import folder_rules as rules
+from .access import Actor
+from .context import ServiceContext
+from .folder_lookup import require, resolve
+from .session_apps import SessionApps, StartService
+from .session_request import CreateSession
+from .session_status import LIVE
+
+log = logging.getLogger(__name__)
+TAGS = {"filebrowser": "workbay:file-browser", "sftp": "workbay:sftp"}
+SYSTEM_RESOURCES = {"cpu": 1, "mem": "256m"}
+START_WAIT = 180
+
+
+def session_name(kind: str, folder: str) -> str:
+    """``fb-<folder>-<random>`` within the session-name rules (4–64, word chars, '.', '-')."""
+    slug = re.sub(r"[^\w.-]+", "-", folder.lstrip(".")).strip("-.")[:40] or "folder"
+    return f"{kind}-{slug}-{secrets.token_hex(3)}"
+
+
+class FolderApps:
+    def __init__(self, ctx: ServiceContext, sessions, apps: SessionApps) -> None:
+        self.ctx = ctx
+        self.sessions = sessions
+        self.apps = apps
+
+    async def _start(self, actor: Actor, ref: str, kind: str) -> tuple[dict[str, Any], str]:
+        async with self.ctx.db() as s:
+            v = await resolve(s, actor, ref)
+            require(rules.can_read(v.permission), "open this folder")
+            folder = v.folder
+            if kind == "sftp":
+                kp = await s.get(Keypair, actor.access_key)
+                policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+                live = (await s.execute(select(func.count()).select_from(ComputeSession).where(
+                    ComputeSession.access_key == actor.access_key, ComputeSession.status.in_(LIVE),
+                    ComputeSession.tag == TAGS["sftp"]))).scalar_one()
+                limit = policy.max_concurrent_sftp_sessions if policy else 1
+                if live >= limit:
+                    raise GenericBadRequest(f"You already run {live} of {limit} SFTP sessions; "
+                                            "close one first.", data={"max_concurrent_sftp_sessions": limit})
+        req = CreateSession.model_validate({
+            "image": self.ctx.config.manager.system_image, "name": session_name("fb" if kind == "filebrowser" else "sftp",
+                                                                                 folder.name),
+            "type": "system", "tag": TAGS[kind], "maxWaitSeconds": START_WAIT,
+            "config": {"resources": SYSTEM_RESOURCES, "mounts": [folder.id.hex]}})
+        created = await self.sessions.create(actor, req, system=True)
+        if created.get("status") != "RUNNING":
+            raise GenericBadRequest(f"The {kind} session did not start ({created.get('status')}): "
+                                    f"{created.get('statusInfo') or created.get('status_info') or ''}".strip())
+        return created, f"/home/work/{folder.name}"
+
+    async def file_browser(self, actor: Actor, ref: str) -> dict[str, Any]:
+        created, root = await self._start(actor, ref, "filebrowser")
+        opened = await self.apps.start(actor, created["sessionId"], StartService(
+            app="filebrowser", arguments={"root": root}))
+        return {"session_id": created["sessionId"], "session_name": created["sessionName"], "root": root, **opened}
+
+    async def sftp_server(self, actor: Actor, ref: str) -> dict[str, Any]:
+        created, root = await self._start(actor, ref, "sftp")
+        opened = await self.apps.start(actor, created["sessionId"], StartService(app="sshd"))
+        sid = created["sessionId"]
+        return {"session_id": sid, "session_name": created["sessionName"], "root": root, "user": "work",
+                "host": opened["host"], "port": opened["port"], "tcp_url": opened["tcp_url"],
+                "key_path": f"/session/{sid}/download_single?file=id_container",
+                "sftp_command": f"sftp -i id_container -P {opened['port']} work@{opened['host']}",
+                "idle_timeout": self.ctx.config.manager.system_idle_timeout}
+
+    # -- reclaiming idle ones ----------------------------------------------------------------------
+    async def reclaim_idle(self) -> list[str]:
+        """Terminate File Browser / SFTP sessions whose circuits carried nothing for the timeout."""
+        timeout = self.ctx.config.manager.system_idle_timeout
+        async with self.ctx.db() as s:
+            rows = (await s.execute(select(ComputeSession.id, ComputeSession.started_at).where(
+                ComputeSession.session_type == "system", ComputeSession.status == "RUNNING",
+                ComputeSession.tag.in_(list(TAGS.values()))))).all()
+        reclaimed = []
+        now = time.time()
+        for sid, started in rows:
+            try:
+                circuits = (await self.apps.proxy.call("GET", "/v1/circuits", params={"session_id": str(sid)}))["circuits"]
+            except BackendError:
+                continue
+            busy = any(c.get("active_connections", 0) > 0 for c in circuits)
+            last = max([c.get("last_activity", 0) for c in circuits] +
+                       [started.timestamp() if started else now])
+            if not busy and now - last > timeout:
+                log.info("reclaiming idle system session %s (%.0f s without transfers)", sid, now - last)
+                try:
+                    await self.sessions.launcher.terminate_session(sid, "idle-timeout")
+                except BackendError as e:
+                    log.warning("could not reclaim %s: %s", sid, e)
+                    continue
+                reclaimed.append(str(sid))
+        return reclaimed
+
+    async def run_reclaimer(self, interval: float | None = None) -> None:
+        interval = interval or min(60.0, max(0.5, self.ctx.config.manager.system_idle_timeout / 2))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reclaim_idle()
+            except Exception:  # keep reclaiming later
+                log.exception("reclaiming idle system sessions failed")
