@@ -97,11 +97,25 @@ def _jupyter(kind: str) -> Callable[[Context], Optional[ServiceDef]]:
     return factory
 
 
+def _filebrowser(ctx: Context) -> Optional[ServiceDef]:
+    """The File Browser (filebrowser.py, tornado): ``root`` from the arguments, inside the home."""
+    if not ctx.ports:
+        return None
+    from .filebrowser import root_allowed  # ValueError for roots outside the home: a 400 to the user
+    root = root_allowed(ctx.args.get("root") or None, ctx.user.home)
+    if not _has_modules(ctx.runtime_path, "tornado"):
+        return None
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "filebrowser.py")
+    return ServiceDef("filebrowser", [ctx.runtime_path, script, "--port", str(ctx.ports[0]),
+                                      "--root", root, "--home", ctx.user.home])
+
+
 SERVICES: Dict[str, Callable[[Context], Optional[ServiceDef]]] = {
     "sshd": _sshd,
     "ttyd": _ttyd,
     "jupyter": _jupyter("notebook"),
     "jupyterlab": _jupyter("lab"),
+    "filebrowser": _filebrowser,
 }
 
 
