@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import click
@@ -418,4 +417,4 @@ def sftp_cmd(session: str, args: tuple[str, ...]) -> None:
 
 
 COMMANDS = (app_cmd, ssh_cmd, scp_cmd, sftp_cmd)
-__all__ = ["COMMANDS", "Tunnel", "parse_bind", "pipe", "rewrite_scp_args", "Path"]
+__all__ = ["COMMANDS", "Tunnel", "parse_bind", "pipe", "rewrite_scp_args"]
