@@ -132,7 +132,14 @@ async def main() -> None:
                                       headers={"HX-Request": "true", "HX-Target": "sessions-list"})
                     assert r.status_code == 200
 
+                async def call_seven():  # what the page asks the manager for the list
+                    await call_api()
+                    for status, typ in (("live", None), ("live", "interactive"), ("live", "batch"),
+                                        ("live", "inference"), ("live", "system"), ("finished", None)):
+                        await api.get("/sessions", params={"status": status, "type": typ, "all": "true", "limit": 1})
+
                 api_ms = await timed(call_api, args.rounds)
+                seven_ms = await timed(call_seven, args.rounds)
                 page_ms = await timed(call_page, args.rounds)
                 frag_ms = await timed(call_fragment, args.rounds)
                 last_ms = await timed(call_last_page, args.rounds)
@@ -147,6 +154,7 @@ async def main() -> None:
     print(f"\nsessions in the database: {args.sessions} (live, listed by the Running tab: {total})")
     print(f"{'what':<44}{'median ms':>10}{'min ms':>9}{'× api':>8}")
     rows = [("api   GET /sessions (limit 20)", api_ms),
+            ("api   the list + 6 tab counts, in sequence", seven_ms),
             ("page  GET /sessions (server, full HTML)", page_ms),
             ("page  list fragment (server, 5 s refresh)", frag_ms),
             ("page  list fragment, last page (server)", last_ms),
