@@ -394,7 +394,12 @@ def op_move(root: str, rels: Any, to: Any) -> List[str]:
             except OSError as e:
                 if e.errno != errno.EXDEV:
                     raise
-                shutil.move(src, target)  # another mount: copy, then delete
+                # Another mount: copy, then delete -- only when the source can be deleted (a
+                # read-only mount would otherwise keep the original and get a copy anyway).
+                parent = os.path.dirname(src)
+                if not os.access(parent, os.W_OK):
+                    raise OSError(errno.EROFS if is_readonly_fs(parent) else errno.EACCES, name) from e
+                shutil.move(src, target)
         except OSError as e:
             raise fs_error(e, name) from e
         moved.append(target)
