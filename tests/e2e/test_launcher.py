@@ -122,7 +122,8 @@ async def test_user_launches_through_every_step(page: Page, user_api: Client, sy
     await page.locator("#l-sched").uncheck()
     await page.locator("label[for=l-type-interactive]").click()
     await expect(page.locator("#batch-config")).to_be_hidden()
-    await la.next(2)
+    await page.locator("#l-name").press("Enter")  # keyboard: Enter goes to the next step
+    await la.at(2)
 
     # 2 environments & resources
     await page.locator("#l-version").select_option(IMAGE)
@@ -135,6 +136,9 @@ async def test_user_launches_through_every_step(page: Page, user_api: Client, sy
     await page.get_by_role("button", name="Add variable").click()
     await expect(page.locator("#env-vars .wb-env-row")).to_have_count(2)
     await expect(page.get_by_test_id("limit-cpu")).to_contain_text("Free in resource group: 2")
+    await page.evaluate("window.scrollTo(0, 0)")
+    await shots.take(page, "launcher-03-2-environments")
+    await page.locator("#l-count").scroll_into_view_if_needed()
     await shots.take(page, "launcher-03-2-resources")
     await la.next(3)
 

@@ -157,6 +157,11 @@ class Choices:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _version_key(tag: str) -> tuple:
+    """Natural order: 3.11 after 3.9, 1.13-cpu after 1.9."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-_]", tag))
+
+
 def _environments(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The catalog grouped into environments (repository) and versions (tags)."""
     envs: dict[str, dict[str, Any]] = {}
@@ -174,7 +179,7 @@ def _environments(images: list[dict[str, Any]]) -> list[dict[str, Any]]:
         })
     out = sorted(envs.values(), key=lambda e: e["label"].lower())
     for env in out:
-        env["versions"].sort(key=lambda v: v["tag"], reverse=True)
+        env["versions"].sort(key=lambda v: _version_key(v["tag"]), reverse=True)
         env["installed"] = any(v["installed"] for v in env["versions"])
     return out
 
@@ -462,7 +467,14 @@ def _summary(form: LaunchForm, ch: Choices, body: dict[str, Any]) -> dict[str, A
     res = (body.get("config") or {}).get("resources") or {}
     size = body.get("clusterSize") or 1
     count = body.get("count") or 1
-    return {"version": version, "resources": res,
+    cpu = _decimal(str(res.get("cpu", "")))
+    mem = str(res.get("mem", ""))
+    mem_bytes = (int(mem[:-1]) << 20) if mem.endswith("m") and mem[:-1].isdigit() else (
+        int(mem) if mem.isdigit() else None)
+    return {"version": version, "resources": res, "cpu": _fmt(cpu) if cpu is not None else None,
+            "cpu_one": cpu == 1, "cpu_total": _fmt(cpu * size * count) if cpu is not None else None,
+            "cpu_total_one": cpu is not None and cpu * size * count == 1,
+            "mem_total": mem_bytes * size * count if mem_bytes else None,
             "shmem": ((body.get("config") or {}).get("resource_opts") or {}).get("shmem"),
             "containers": size, "count": count, "total_factor": size * count}
 
