@@ -787,7 +787,7 @@ function ask({title, message = "", value = null, ok = "OK", danger = false, pick
     const input = $("#dlg-input"); input.hidden = value === null; input.value = value || "";
     const pk = $("#dlg-picker"); pk.hidden = !picker; pk.textContent = "";
     $("#dlg-err").textContent = "";
-    const okb = $("#dlg-ok"); okb.textContent = ok; okb.classList.toggle("danger", danger);
+    const okb = $("#dlg-ok"); okb.textContent = ok; okb.classList.toggle("danger", danger); okb.disabled = false;
     let pickPath = "";
     async function showPick(p) {
       pickPath = p; pk.innerHTML = '<div class="cur">Loading…</div>';
@@ -805,6 +805,7 @@ function ask({title, message = "", value = null, ok = "OK", danger = false, pick
         b.innerHTML = ICON.dir + `<span>${esc(it.name)}</span>`; b.onclick = () => showPick(join(p, it.name)); pk.appendChild(b);
       }
       okb.textContent = ok + " to /" + p;
+      okb.disabled = picker.exclude.size > 0 && [...picker.exclude].every(x => x.split("/").slice(0, -1).join("/") === p);
     }
     if (picker) showPick(picker.start);
     const onSubmit = async ev => {
