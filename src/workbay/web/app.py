@@ -19,8 +19,9 @@ from .csrf import OriginGuard
 from .error_handlers import install_error_handlers
 from .rendering import STATIC_DIR
 from .routes import (
-    account, auth_pages, credentials, folders, launcher, policies, preferences, proxy, server_api,
-    sessions, settings, storage_admin, summary, users,
+    account, admin_resources, agent_summary, auth_pages, credentials, environments, folders, launcher,
+    maintenance, policies, preferences, proxy, server_api, sessions, settings, start, storage_admin, summary,
+    users,
 )
 from .state import WebState, build_state
 
@@ -92,6 +93,7 @@ def create_app(config: WorkbayConfig, *, manager_transport: httpx.AsyncBaseTrans
     app.add_middleware(SecurityHeaders, headers=security_headers(config))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (server_api, proxy, auth_pages, account, preferences, settings, users, credentials,
-                   policies, summary, folders, storage_admin, sessions, launcher):
+                   policies, summary, folders, storage_admin, sessions, launcher, start, agent_summary,
+                   admin_resources, environments, maintenance):
         app.include_router(module.router)
     return app

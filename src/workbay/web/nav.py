@@ -24,11 +24,14 @@ class NavItem:
 
 
 NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("start", N_("Home"), "house-door", "/start", "start/start.html", EVERYONE),
     NavItem("summary", N_("Summary"), "speedometer2", "/summary", "summary/summary.html", EVERYONE),
     NavItem("sessions", N_("Sessions"), "terminal", "/sessions", "sessions_all/sessions_all.html", EVERYONE),
     NavItem("launcher", N_("Start"), "play-circle", "/session/start", "sessions_all/sessions_all.html",
             EVERYONE - {"monitor"}),
     NavItem("data", N_("Data"), "folder2-open", "/data", "vfolder/vfolder.html", EVERYONE),
+    NavItem("agent-summary", N_("Agent Summary"), "cpu", "/agent-summary", "agent_summary/agent_summary.html",
+            EVERYONE),
     NavItem("settings", N_("Preferences"), "sliders", "/settings",
             "user_settings/user_settings.html", EVERYONE),
     NavItem("users", N_("Users"), "people", "/users", "admin_menu/admin_menu.html", ADMIN_ROLES,
@@ -37,6 +40,10 @@ NAV_ITEMS: tuple[NavItem, ...] = (
             "admin_menu/admin_menu.html#manage-resource-policy", ADMIN_ROLES, admin_section=True),
     NavItem("resources", N_("Resources"), "hdd-rack", "/resources", "admin_menu/admin_menu.html#storages",
             ADMIN_ROLES, admin_section=True),
+    NavItem("environments", N_("Environments"), "box-seam", "/environments",
+            "admin_menu/admin_menu.html#manage-images", ADMIN_ROLES, admin_section=True),
+    NavItem("maintenance", N_("Maintenance"), "tools", "/maintenance",
+            "admin_menu/admin_menu.html#server-management", frozenset({"superadmin"}), admin_section=True),
 )
 LOGIN_GUIDE_PAGE = "sign_up_and_log_in/sign_up_and_log_in.html"
 

@@ -19,9 +19,9 @@ from ..responses import api_error_text, events
 from ..tables import Column
 
 router = APIRouter(tags=["pages"])
-RESOURCE_TABS = ("storage",)
-RESOURCE_TAB_LABELS = {"storage": N_("Storage")}
-RESOURCE_TAB_ICONS = {"storage": "hdd-stack"}
+RESOURCE_TABS = ("storage", "agents", "resource-groups")  # agents, resource groups: admin_resources.py
+RESOURCE_TAB_LABELS = {"storage": N_("Storage"), "agents": N_("Agents"), "resource-groups": N_("Resource Groups")}
+RESOURCE_TAB_ICONS = {"storage": "hdd-stack", "agents": "cpu", "resource-groups": "diagram-3"}
 VOLUME_COLUMNS = (Column("host", N_("Host")), Column("backend", N_("Backend")),
                   Column("usage", N_("Usage")), Column("capabilities", N_("Capabilities")))
 GIB = 2**30
@@ -82,6 +82,10 @@ async def _quota(api: Client, host: str, scope_id: str | None) -> tuple[dict | N
 async def resources_page(request: Request, ctx: AdminPage) -> Response:
     q = request.query_params
     tab = q.get("tab") if q.get("tab") in RESOURCE_TABS else "storage"
+    if tab != "storage":
+        from .admin_resources import render_tab
+
+        return await render_tab(request, ctx, tab)
     scope = "project" if q.get("scope") == "project" else "user"
     target = q.get("target", "").strip()
     async with ctx.state.gateway.client(ctx.session) as api:

@@ -210,6 +210,21 @@
       meta.className = "small text-body-secondary";
       meta.textContent = (item.message ? item.message + " · " : "") + timeFormat.format(new Date(item.at));
       li.append(title, meta);
+      if (item.task) {
+        // background task (AD-8): a progress bar while it runs
+        li.dataset.taskId = item.task;
+        const bar = document.createElement("div");
+        bar.className = "progress mt-1";
+        bar.style.height = ".35rem";
+        bar.setAttribute("role", "progressbar");
+        bar.setAttribute("aria-label", item.title);
+        bar.setAttribute("aria-valuenow", String(Math.round(item.progress || 0)));
+        const fill = document.createElement("div");
+        fill.className = "progress-bar" + (item.status === "failed" ? " bg-danger" : item.status === "done" ? " bg-success" : "");
+        fill.style.width = Math.max(0, Math.min(100, item.progress || 0)) + "%";
+        bar.appendChild(fill);
+        li.appendChild(bar);
+      }
       list.appendChild(li);
     }
   }
@@ -252,7 +267,68 @@
     renderBell();
     void message;
   };
+  /* background tasks (AD-8): one item per task, its progress updated by bgtask_* events */
+  const TASK_DONE = { bgtask_done: "done", bgtask_failed: "failed", bgtask_cancelled: "cancelled" };
+  const taskText = (status) => (strings.taskStatus || {})[status] || status;
+  function taskUpdate(info, name) {
+    const id = info.task_id;
+    let item = bell.items.find((i) => i.task === id);
+    if (!item) {
+      item = { task: id, title: strings.taskTitle || "Background task", at: Date.now(), progress: 0, status: "running", tracking: true };
+      bell.items.unshift(item);
+      bell.unread += 1;
+    }
+    const status = TASK_DONE[name] || info.status || (name === "bgtask_updated" ? "running" : item.status);
+    const total = Number(info.total_progress || 0), current = Number(info.current_progress || 0);
+    if (total) item.progress = current / total * 100;
+    if (status === "done") item.progress = 100;
+    if (item.status !== status && status !== "running") bell.unread += 1;
+    item.status = status;
+    item.tracking = status === "running";
+    item.message = taskText(status) + (info.message ? " · " + info.message : "");
+    item.at = Date.now();
+    bell.items = [item, ...bell.items.filter((i) => i !== item)].slice(0, 50);
+    saveBell();
+    renderBell();
+  }
+  function trackTask(detail) {
+    if (!detail || !detail.task_id) return;
+    let item = bell.items.find((i) => i.task === detail.task_id);
+    if (!item) {
+      item = { task: detail.task_id, at: Date.now(), progress: 0, status: "running", tracking: true, message: taskText("running") };
+      bell.items.unshift(item);
+      bell.unread += 1;
+    }
+    item.title = detail.title || item.title || strings.taskTitle;
+    if (detail.href) item.href = detail.href;
+    saveBell();
+    renderBell();
+    startPolling();
+  }
+  document.body.addEventListener("wb:bgtask", (e) => trackTask(e.detail));
+  async function pollTasks() {
+    for (const item of bell.items.filter((i) => i.tracking && i.task)) {
+      try {
+        const resp = await fetch("/func/background-tasks/" + encodeURIComponent(item.task), { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (resp.status === 404) { item.tracking = false; saveBell(); renderBell(); continue; }
+        if (resp.ok) {
+          const info = await resp.json();
+          if (info.status !== "running" || info.current_progress !== undefined) taskUpdate(info, "bgtask_" + (info.status === "running" ? "updated" : info.status));
+        }
+      } catch (_) { /* offline: try again later */ }
+    }
+  }
+  let pollTimer = null;
+  function startPolling() {
+    if (pollTimer) return;
+    pollTracked();
+    pollTimer = setInterval(() => {
+      if (bell.items.some((i) => i.tracking)) pollTracked();
+      else { clearInterval(pollTimer); pollTimer = null; }
+    }, 3000);
+  }
   async function pollTracked() {
+    pollTasks();
     // events sent while no page listened (between two pages): ask for the status
     for (const item of bell.items.filter((i) => i.tracking && i.key)) {
       try {
@@ -270,6 +346,7 @@
     let data = {};
     try { data = JSON.parse(raw); } catch (_) { data = { message: raw }; }
     if (data.sessionId && sessionUpdate(data.sessionId, SESSION_STATUS[name], data.reason)) return;
+    if (data.task_id && name.startsWith("bgtask_")) { taskUpdate(data, name); return; }
     const item = { title: data.title || name.replace(/_/g, " "), message: data.message || data.reason || "", at: Date.now() };
     if (data.sessionId && SESSION_STATUS[name]) {
       // later events of the same session update this item instead of adding more
@@ -309,9 +386,6 @@
     loadBell();
     renderBell();
     connectBell();
-    if (bell.items.some((i) => i.tracking)) {
-      pollTracked();
-      const timer = setInterval(() => { if (bell.items.some((i) => i.tracking)) pollTracked(); else clearInterval(timer); }, 3000);
-    }
+    if (bell.items.some((i) => i.tracking)) startPolling();
   });
 })();
