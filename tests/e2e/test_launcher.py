@@ -265,8 +265,26 @@ async def test_admin_launches_for_another_user(page: Page, system: System, shots
     await shots.take(page, "launcher-11-owner")
     await la.next(2)
     await page.locator("#l-version").select_option(IMAGE)
+    # presets: the one larger than what is free is hidden; choosing one fills the sliders
+    await system.admin.post("/admin/resource-presets", json={
+        "name": "e2e-small", "resource_slots": {"cpu": "1", "mem": "512m"}, "shared_memory": "128m"})
+    await system.admin.post("/admin/resource-presets", json={
+        "name": "e2e-huge", "resource_slots": {"cpu": "64", "mem": "512g"}})
+    try:
+        await page.reload()
+        await la.at(2)
+        options = page.locator("#l-preset option")
+        await expect(options.filter(has_text="e2e-small")).to_have_count(1)
+        await expect(options.filter(has_text="e2e-huge")).to_have_count(0)
+        await page.locator("#l-preset").select_option("e2e-small")
+        await expect(page.locator("#l-mem")).to_have_value("0.5")
+        await expect(page.locator("#l-shmem")).to_have_value("0.125")
+        await page.locator("#l-mem").fill("0.25")  # a slider change switches back to custom
+        await expect(page.locator("#l-preset")).to_have_value("custom")
+    finally:
+        for name in ("e2e-small", "e2e-huge"):
+            await system.admin.delete(f"/admin/resource-presets/{name}")
     await page.locator("#l-cpu").fill("1")
-    await page.locator("#l-mem").fill("0.25")
     await expect(page.locator("#l-agent")).to_contain_text(system.agent_id)
     await page.locator(".wb-launcher-actions").get_by_role("button", name="Skip to review").click()
     await la.at(5)

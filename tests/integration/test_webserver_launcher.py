@@ -59,7 +59,6 @@ class Browser:
         for k, v in (data.items() if isinstance(data, dict) else data):
             fields.setdefault(k, []).append(v)
         resp = await self.http.post("/session/start", data=fields, headers=self.hx)
-        open("/tmp/launch.html", "w").write(resp.text)
         return resp
 
 
@@ -297,3 +296,20 @@ def test_query_round_trip():
     assert again.values["cpu"] == "2" and again.mounts == ["x", "z"] and again.aliases == {"x": "/y"}
     assert "csrf_token" not in form.query() and "cluster_mode" not in form.query()  # defaults stay out
     assert urlsplit("/?" + urlencode({"a": 1})).query == "a=1"
+
+
+async def test_presets_that_do_not_fit_are_hidden_and_refused(user, system):
+    email, b = user
+    admin = system.manager.admin()
+    await admin.post("/admin/resource-presets", json={
+        "name": "it-small", "resource_slots": {"cpu": "1", "mem": "512m"}, "shared_memory": "128m"})
+    try:
+        page = await b.page(step=2)
+        assert page.status_code == 200
+        assert 'value="it-small"' not in page.text  # no agent here: nothing is free
+        refused = await b.launch({"preset": "it-small", "version": IMAGE, "nomount_ok": "on"})
+        assert "The preset it-small needs more than what is free." in refused.text
+        unknown = await b.launch({"preset": "nope", "version": IMAGE, "nomount_ok": "on"})
+        assert "The preset nope does not exist." in unknown.text
+    finally:
+        await admin.delete("/admin/resource-presets/it-small")

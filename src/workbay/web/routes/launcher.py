@@ -133,11 +133,15 @@ def _slot(data: dict[str, Any] | None, name: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _fmt(value: Decimal | None, bytes_: bool = False) -> str:
-    if value is None:
+def _fmt(value: Any, bytes_: bool = False) -> str:
+    if value is None or value == "":
         return "∞"
+    if not isinstance(value, Decimal):
+        value = _decimal(str(value))
+        if value is None:
+            return "∞"
     if bytes_:
-        return f"{(value / GiB).quantize(Decimal('0.01')).normalize():f}"
+        return f"{(value / GiB).quantize(Decimal('0.0001')).normalize():f}"
     return f"{value.normalize():f}"
 
 
