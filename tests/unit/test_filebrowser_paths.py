@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import subprocess
 import sys
@@ -244,3 +245,15 @@ def test_zip_stream(tree):
     names = set(z.namelist())
     assert "root/a/b/c.txt" in names and "root/in-file" in names
     assert not any("secret" in n or n.startswith("root/out-") or n.startswith("root/in-dir/") for n in names)
+
+
+def test_listing_names_that_are_not_utf8(tmp_path):
+    os.mkdir(os.fsencode(tmp_path) + b"/bad-\xff-name")
+    (items,) = fb.list_dir(str(tmp_path), os.path.realpath(tmp_path))
+    assert items["type"] == "badname" and items["name"] == "bad-\ufffd-name"
+    assert json.dumps(items)  # the listing stays valid JSON
+    (tmp_path / "ok.txt").write_text("ok")
+    with open(os.fsencode(tmp_path) + b"/bad-\xff-name/f", "w") as f:
+        f.write("x")
+    z = zipfile.ZipFile(io.BytesIO(b"".join(fb.iter_zip([(str(tmp_path), "t")], os.path.realpath(tmp_path)))))
+    assert z.namelist() == ["t/", "t/ok.txt"]

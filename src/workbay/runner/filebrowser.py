@@ -195,6 +195,11 @@ def entry_info(full: str, root_real: str) -> Dict[str, Any]:
     name = os.path.basename(full)
     info: Dict[str, Any] = {"name": name, "type": "file", "size": 0, "mtime": 0.0}
     try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # not UTF-8 on disk: shown (escaped), but it cannot be addressed
+        info.update(name=name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), type="badname")
+        return info
+    try:
         lst = os.lstat(full)
     except OSError:
         info["type"] = "missing"
@@ -261,14 +266,25 @@ class _Sink:
         return out
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def walk_for_zip(sources: Iterable[Tuple[str, str]], root_real: str) -> Iterator[Tuple[str, str]]:
     """(path on disk, name in the archive) of every file and folder under ``sources``; symlinks are
-    followed only to files inside the root (never to folders, so no loops)."""
+    followed only to files inside the root (never to folders, so no loops); names that are not
+    UTF-8 are left out."""
     for full, arc in sources:
+        if not _utf8(arc):
+            continue
         if os.path.isdir(full) and not os.path.islink(full):
             yield full, arc + "/"
             for dirpath, dirnames, filenames in os.walk(full):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(TMP_PREFIX))
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(TMP_PREFIX) and _utf8(d))
                 rel = os.path.relpath(dirpath, full)
                 base = arc if rel == "." else arc + "/" + rel
                 for d in dirnames:
@@ -276,7 +292,7 @@ def walk_for_zip(sources: Iterable[Tuple[str, str]], root_real: str) -> Iterator
                     if not os.path.islink(p):
                         yield p, base + "/" + d + "/"
                 for f in sorted(filenames):
-                    if f.startswith(TMP_PREFIX):
+                    if f.startswith(TMP_PREFIX) or not _utf8(f):
                         continue
                     p = os.path.join(dirpath, f)
                     if os.path.islink(p) and not within(root_real, os.path.realpath(p)):
@@ -539,7 +555,7 @@ dialog .actions{display:flex;flex-direction:row-reverse;justify-content:flex-sta
 <div id="alert" role="alert" hidden><span class="msg"></span><button type="button" aria-label="Dismiss">&times;</button></div>
 <div id="notice" hidden>Read-only file system: this folder is mounted read-only, so uploads and changes are refused.</div>
 <main id="main">
-  <table aria-label="Folder contents">
+  <table role="grid" aria-multiselectable="true" aria-label="Folder contents">
     <thead><tr>
       <th class="c-check"><input type="checkbox" id="all" aria-label="Select all"></th>
       <th class="c-name"><button data-sort="name">Name<span class="arrow"></span></button></th>
@@ -575,6 +591,10 @@ const ICON = {
 const S = {path: "", items: [], sel: new Set(), anchor: null, cursor: 0, sort: {key: "name", dir: 1},
            readonly: false, root: "", loading: 0};
 const rows = $("#rows");
+function enc(s) {
+  try { return encodeURIComponent(s); }
+  catch (e) { return encodeURIComponent(String(s).replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd")); }
+}
 
 function join(a, b) { return a ? a + "/" + b : b; }
 function esc(s) { return String(s).replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c])); }
@@ -615,7 +635,7 @@ function pathFromHash() {
   try { return h.split("/").filter(Boolean).map(decodeURIComponent).join("/"); } catch (e) { return ""; }
 }
 function go(path) {
-  const h = "#/" + path.split("/").filter(Boolean).map(encodeURIComponent).join("/");
+  const h = "#/" + path.split("/").filter(Boolean).map(enc).join("/");
   if (location.hash === h) load(path); else location.hash = h;
 }
 window.addEventListener("hashchange", () => load(pathFromHash()));
@@ -647,7 +667,7 @@ function renderCrumbs() {
   const parts = S.path ? S.path.split("/") : [];
   const add = (label, p, cur) => {
     const li = document.createElement("li"), a = document.createElement("a");
-    a.href = "#/" + p.split("/").filter(Boolean).map(encodeURIComponent).join("/");
+    a.href = "#/" + p.split("/").filter(Boolean).map(enc).join("/");
     a.textContent = label; if (cur) a.setAttribute("aria-current", "page");
     a.addEventListener("dragover", e => dragOverTarget(e, p)); a.addEventListener("drop", e => dropOnTarget(e, p));
     li.appendChild(a); ol.appendChild(li);
@@ -677,9 +697,9 @@ function render() {
     const p = join(S.path, it.name);
     const icon = it.type === "dir" ? ICON.dir : (it.link ? ICON.link : ICON.file);
     let name;
-    if (it.type === "dir") name = `<a class="name" href="#/${p.split("/").map(encodeURIComponent).join("/")}" tabindex="-1">${icon}<span>${esc(it.name)}</span></a>`;
+    if (it.type === "dir") name = `<a class="name" href="#/${p.split("/").map(enc).join("/")}" tabindex="-1">${icon}<span>${esc(it.name)}</span></a>`;
     else if (it.type === "file") name = `<a class="name" href="/api/download?${qs([["path", p]])}" download tabindex="-1">${icon}<span>${esc(it.name)}</span></a>`;
-    else name = `<span class="name dim" title="${it.type === "outside" ? "Link outside the root folder" : "Not a regular file"}">${icon}<span>${esc(it.name)}</span></span>`;
+    else name = `<span class="name dim" title="${{outside: "A link leading outside the root folder", broken: "A broken link", badname: "The name is not valid UTF-8"}[it.type] || "Not a regular file"}">${icon}<span>${esc(it.name)}</span></span>`;
     tr.innerHTML = `<td class="c-check"><input type="checkbox" tabindex="-1" aria-label="Select ${esc(it.name)}" ${S.sel.has(it.name) ? "checked" : ""}></td>` +
       `<td class="c-name">${name}</td><td class="c-size">${it.type === "file" ? fmtSize(it.size) : (it.type === "dir" ? "—" : "")}</td>` +
       `<td class="c-date">${fmtDate(it.mtime)}</td>`;
