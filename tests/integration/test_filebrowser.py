@@ -247,3 +247,65 @@ async def test_read_only_share_and_roots(system):
     await system.wait_status(user, sid, "TERMINATED")
     assert {i["name"] for i in (await owner.get(f"/folders/{shared}/files"))["items"]} == {"readme.txt"}
     assert {i["name"] for i in (await user.get(f"/folders/{mine}/files"))["items"]} == {"ok.txt"}
+
+
+CHROMIUM = os.environ.get("WORKBAY_E2E_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+async def test_the_page_in_a_browser(system, tmp_path):
+    """The page itself, through the proxy: a folder uploaded with its structure from the folder
+    picker (progress shown per file), a new folder from the keyboard, the read-only error."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"no chromium at {CHROMIUM} (WORKBAY_E2E_CHROMIUM)")
+    from playwright.async_api import async_playwright
+
+    user, owner = await system.login("user@workbay.local"), await system.login("user2@workbay.local")
+    data, shared = unique("fbpage"), unique("fbpagero")
+    await user.post("/folders", json={"name": data})
+    await owner.post("/folders", json={"name": shared})
+    await owner.post(f"/folders/{shared}/invite", json={"perm": "ro", "user_ids": ["user@workbay.local"]})
+    inv = next(i for i in (await user.get("/folders/invitations/list"))["invitations"]
+               if i["vfolder_name"] == shared)
+    await user.post("/folders/invitations/accept", json={"inv_id": inv["id"]})
+    sid = await start_session(user, [data, shared])
+    opened = await user.post(f"/session/{sid}/start-service", json={"app": "filebrowser"})
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "one.txt").write_text("one")
+    (tree / "sub" / "two.txt").write_text("two")
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = await b.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(opened["url"])
+            await page.wait_for_selector(f"tr[data-name='{data}']")
+            await page.focus(f"tr[data-name='{data}']")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("#empty:not([hidden])")
+            await page.set_input_files("#f-dir", str(tree))
+            await page.wait_for_selector("#uploads li.done >> nth=1")
+            assert await page.locator("#uploads li.err").count() == 0
+            await page.wait_for_selector("tr[data-name='tree']")
+            await page.keyboard.press("n")
+            await page.wait_for_selector("dialog[open]")
+            await page.fill("#dlg-input", "from-keyboard")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector("tr[data-name='from-keyboard']")
+            # the read-only share: the page says so, and an upload fails with the error
+            await page.goto(opened["url"].split("/__workbay")[0] + f"/#/{shared}")
+            await page.wait_for_selector("#notice:not([hidden])")
+            await page.set_input_files("#f-files", str(tree / "one.txt"))
+            await page.wait_for_selector("#uploads li.err")
+            assert "Read-only file system" in await page.text_content("#alert")
+            assert errors == []
+        finally:
+            await b.close()
+    out = await shell(user, sid, f"cd /home/work/{data} && find . | sort && cat tree/sub/two.txt")
+    assert out.split() == [".", "./from-keyboard", "./tree", "./tree/one.txt", "./tree/sub",
+                           "./tree/sub/two.txt", "two"], out
+    await user.delete(f"/session/{sid}")
+    await system.wait_status(user, sid, "TERMINATED")
