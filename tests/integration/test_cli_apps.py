@@ -204,6 +204,9 @@ def test_ssh_runs_a_command_and_returns_its_exit_code(system):
     assert out.stdout.strip() == "42"
     failed = cli(system, "ssh", SESSION, "--", "exit 3")
     assert failed.returncode == 3
+    # leading options go to ssh itself (before the destination), the rest is the command
+    opts = ok(system, "ssh", SESSION, "--", "-o", "ServerAliveInterval=5", "-T", "echo", "opts-ok")
+    assert opts.stdout.strip() == "opts-ok"
     leftovers = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("workbay-ssh-*")]
     assert not any((p / "id_container").exists() for p in leftovers)
 
@@ -227,10 +230,14 @@ def test_scp_into_a_mounted_folder_persists_after_the_session(system, tmp_path):
     ok(system, "scp", SESSION, str(local), f":/home/work/{FOLDER}/", cwd=tmp_path)
     ok(system, "scp", SESSION, f":/home/work/{FOLDER}/local.txt", str(tmp_path / "back.txt"))
     assert (tmp_path / "back.txt").read_bytes() == payload
+    batch = tmp_path / "batch"
+    batch.write_text(f"put {local} /home/work/{FOLDER}/via-sftp.txt\n")
+    ok(system, "sftp", SESSION, "-b", str(batch))
     usage = cli(system, "scp", SESSION, "a", "b")
     assert usage.returncode == 2 and "leading colon" in usage.stderr
 
     ok(system, "session", "rm", SESSION, timeout=180)
     out_dir = tmp_path / "after"
-    ok(system, "vfolder", "download", FOLDER, "local.txt", "-o", str(out_dir))
+    ok(system, "vfolder", "download", FOLDER, "local.txt", "via-sftp.txt", "-o", str(out_dir))
     assert (out_dir / "local.txt").read_bytes() == payload
+    assert (out_dir / "via-sftp.txt").read_bytes() == payload

@@ -12,7 +12,8 @@ import click
 import pytest
 import websockets
 
-from workbay.client.cli_app import (Tunnel, local_url, parse_bind, rewrite_scp_args, scp_command, ssh_command)
+from workbay.client.cli_app import (Tunnel, local_url, parse_bind, rewrite_scp_args, scp_command, split_ssh_args,
+                                    ssh_command)
 from workbay.client.cli_session import _extract_tar, _multipart_parts
 from workbay.client.sdk import APIError
 
@@ -56,6 +57,19 @@ def test_scp_remote_paths_are_rewritten():
 def test_scp_needs_a_remote_path_and_complete_options(args):
     with pytest.raises(click.UsageError):
         rewrite_scp_args(args)
+
+
+def test_ssh_arguments_split_into_options_and_command():
+    assert split_ssh_args(["echo", "$((6*7))"]) == ([], ["echo", "$((6*7))"])
+    assert split_ssh_args(["-L", "8888:127.0.0.1:8888", "-N"]) == (["-L", "8888:127.0.0.1:8888", "-N"], [])
+    assert split_ssh_args(["-t", "htop"]) == (["-t"], ["htop"])
+    assert split_ssh_args(["-vo", "ServerAliveInterval=5", "ls", "-l"]) == (
+        ["-vo", "ServerAliveInterval=5"], ["ls", "-l"])
+    assert split_ssh_args(["-oBatchMode=yes", "--", "-weird-command"]) == (["-oBatchMode=yes"], ["-weird-command"])
+    with pytest.raises(click.UsageError):
+        split_ssh_args(["-L"])
+    ssh = ssh_command("/k", 22, ["-t", "top", "-b"])
+    assert ssh[ssh.index("work@127.0.0.1") - 1] == "-t" and ssh[-2:] == ["top", "-b"]
 
 
 def test_commands():

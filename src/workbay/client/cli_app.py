@@ -116,8 +116,39 @@ def rewrite_scp_args(args: Sequence[str], target: str = f"{SSH_USER}@127.0.0.1")
     return out
 
 
+# ssh options that take a value.
+SSH_VALUE_OPTIONS = frozenset("BbcDEeFIiJLlmOoPpRSWw")
+
+
+def split_ssh_args(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The user's ssh arguments as (options, remote command): leading options (with their values)
+    go before the destination, the rest after it (``-L 8888:localhost:8888 -N``, ``-t htop``)."""
+    options: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or len(arg) == 1:
+            break
+        options.append(arg)
+        letters = arg[1:]
+        for j, letter in enumerate(letters):
+            if letter in SSH_VALUE_OPTIONS:
+                if j == len(letters) - 1:  # the value is the next argument
+                    if i + 1 >= len(args):
+                        raise click.UsageError(f"ssh option {arg} needs a value")
+                    options.append(args[i + 1])
+                    i += 1
+                break
+        i += 1
+    return options, list(args[i:])
+
+
 def ssh_command(key: str, port: int, extra: Sequence[str], user: str = SSH_USER) -> list[str]:
-    return ["ssh", "-i", key, "-p", str(port), *SSH_OPTIONS, f"{user}@127.0.0.1", *extra]
+    options, command = split_ssh_args(extra)
+    return ["ssh", "-i", key, "-p", str(port), *SSH_OPTIONS, *options, f"{user}@127.0.0.1", *command]
 
 
 def scp_command(key: str, port: int, args: Sequence[str], user: str = SSH_USER) -> list[str]:
@@ -368,14 +399,17 @@ _PASSTHROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False
 def ssh_cmd(session: str, args: tuple[str, ...]) -> None:
     """SSH into SESSION (as `work`, with the session's id_container key, through the app-proxy).
 
-    Arguments after SESSION (or after `--`) go to ssh: a command to run, or ssh options.
+    Arguments after SESSION (or after `--`) go to ssh: leading options (before the
+    destination), then a command to run.
 
     \b
     Examples:
       workbay ssh my-session
       workbay ssh my-session -- nvidia-smi
+      workbay ssh my-session -- -L 8888:127.0.0.1:8888 -N
     """
     extra = list(args[1:] if args[:1] == ("--",) else args)
+    split_ssh_args(extra)  # usage errors before anything is opened
 
     async def go() -> int:
         return await _run_tool(session, lambda key, port: ssh_command(key, port, extra))
@@ -417,4 +451,4 @@ def sftp_cmd(session: str, args: tuple[str, ...]) -> None:
 
 
 COMMANDS = (app_cmd, ssh_cmd, scp_cmd, sftp_cmd)
-__all__ = ["COMMANDS", "Tunnel", "parse_bind", "pipe", "rewrite_scp_args"]
+__all__ = ["COMMANDS", "Tunnel", "parse_bind", "pipe", "rewrite_scp_args", "split_ssh_args"]
