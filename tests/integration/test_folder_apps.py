@@ -89,3 +89,20 @@ async def test_idle_sftp_sessions_are_reclaimed(tmp_path_factory):
     finally:
         await sysm.terminate_all()
         await sysm.close()
+
+
+async def test_file_browser_for_a_folder(system):
+    user = await system.login("user@workbay.local")
+    name = f"fb-{uuid.uuid4().hex[:6]}"
+    await user.post("/folders", json={"name": name})
+    opened = await user.post(f"/folders/{name}/file-browser")
+    assert opened["root"] == f"/home/work/{name}" and opened["protocol"] == "http"
+    async with httpx.AsyncClient(follow_redirects=True, timeout=60) as browser:
+        page = await browser.get(opened["url"])
+        assert page.status_code == 200
+        base = f"http://127.0.0.1:{opened['port']}"
+        listing = await browser.get(f"{base}/api/list", params={"path": ""})
+        assert listing.status_code == 200, listing.text
+    listed = (await user.get("/sessions", params={"status": "live"}))["items"]
+    assert {s["id"]: s["type"] for s in listed}[opened["session_id"]] == "system"
+    await user.delete(f"/session/{opened['session_id']}")

@@ -398,3 +398,19 @@ async def test_resuming_under_a_quota_and_whole_folder_archive(manager):
     z = zipfile.ZipFile(io.BytesIO(await download(h, c, name, path="", archive=True)))
     assert [n for n in z.namelist() if n.endswith("big.bin")] and \
         z.read(next(n for n in z.namelist() if n.endswith("big.bin"))) == data
+
+
+async def test_group_filter_keeps_own_folders_and_upload_needs_a_path(manager):
+    h = manager
+    sa = h.admin()
+    mine = unique("own")
+    await sa.post("/folders", json={"name": mine})
+    proj = await sa.post("/admin/projects", json={"name": unique("gp")})
+    other = await sa.post("/admin/projects", json={"name": unique("gq")})
+    await sa.post("/folders", json={"name": unique("pf"), "group": proj["id"]})
+    theirs = unique("pf")
+    await sa.post("/folders", json={"name": theirs, "group": other["id"]})
+    names = {f["name"] for f in await sa.get("/folders", params={"group_id": proj["id"]})}
+    assert mine in names and theirs not in names
+    e = await expect_error(400, sa.post(f"/folders/{mine}/request-upload", json={"path": "", "size": 1}))
+    assert e.data == {"path": "required"}

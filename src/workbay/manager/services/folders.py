@@ -228,9 +228,9 @@ class FolderService:
         async with self.ctx.db() as s:
             viewer = await viewer_for(s, actor)
             visible = await visible_folders(s, actor, viewer, all_folders=all_folders)
-            if group_id:
-                visible = [v for v in visible if v.folder.project_id and
-                           (v.folder.project_id.hex == group_id.replace("-", "") or False)]
+            if group_id:  # as Backend.AI: only project folders are narrowed to that project
+                wanted = group_id.replace("-", "")
+                visible = [v for v in visible if v.folder.project_id is None or v.folder.project_id.hex == wanted]
             users, projects = await self._names(s, [v.folder for v in visible])
             if owner_email:
                 visible = [v for v in visible if users.get(v.folder.user_id) == owner_email]
@@ -382,6 +382,8 @@ class FolderService:
                              session: str | None) -> dict[str, Any]:
         if size < 0:
             raise InvalidAPIParameters("size must be ≥ 0.")
+        if not path or not path.strip("/"):
+            raise InvalidAPIParameters("Give the path of the file to upload.", data={"path": "required"})
         if session is not None and not UPLOAD_SESSION_RE.match(session):
             raise InvalidAPIParameters("session must be 1–64 letters, digits, '_' or '-'.")
         f = await self._folder_for(actor, ref, rules.can_write, "upload into this folder", "upload-file")
