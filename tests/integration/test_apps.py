@@ -216,3 +216,22 @@ async def test_files_download_from_the_session(system, session):
     with pytest.raises(APIError) as e:
         await other.request("GET", f"/session/{sid}/download_single", params={"file": "id_container"}, raw=True)
     assert e.value.status == 404
+
+
+async def test_an_app_asked_again_with_other_arguments_restarts(session):
+    user, sid = session
+    result = (await user.post(f"/session/{sid}", json={"mode": "batch", "runId": "", "code": "", "options": {
+        "exec": "mkdir -p /home/work/sub && touch /home/work/sub/marker"}}))["result"]
+    while result["status"] == "continued":
+        result = (await user.post(f"/session/{sid}", json={"mode": "continue", "runId": result["runId"],
+                                                            "code": ""}))["result"]
+
+    async def names(root: str) -> set[str]:
+        opened = await user.post(f"/session/{sid}/start-service", json={"app": "filebrowser",
+                                                                         "arguments": {"root": root}})
+        async with httpx.AsyncClient(follow_redirects=True, timeout=60) as browser:
+            await browser.get(opened["url"])
+            listing = (await browser.get(f"http://127.0.0.1:{opened['port']}/api/list", params={"path": ""})).json()
+        return {e["name"] for e in listing.get("entries", listing.get("items", []))}
+    assert "sub" in await names("/home/work")
+    assert await names("/home/work/sub") == {"marker"}

@@ -155,6 +155,7 @@ class ServiceManager:
     def __init__(self, user: User, log) -> None:
         self.user, self.log = user, log
         self.procs: Dict[str, asyncio.subprocess.Process] = {}
+        self.started_with: Dict[str, Any] = {}
 
     def running(self) -> Dict[str, int]:
         return {n: p.pid for n, p in self.procs.items() if p.returncode is None}
@@ -162,8 +163,19 @@ class ServiceManager:
     async def start(self, name: str, ports: List[int], args: Optional[Dict[str, Any]] = None,
                     envs: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         proc = self.procs.get(name)
+        wanted = (list(ports), args or {}, envs or {})
         if proc is not None and proc.returncode is None:
-            return {"status": "running", "name": name, "pid": proc.pid}
+            if self.started_with.get(name) == wanted:
+                return {"status": "running", "name": name, "pid": proc.pid}
+            # Asked again with other arguments (say, another File Browser root): restart it.
+            try:
+                proc.terminate()
+                await asyncio.wait_for(proc.wait(), 10)
+            except (ProcessLookupError, asyncio.TimeoutError):
+                try:
+                    proc.kill()
+                except ProcessLookupError:
+                    pass
         ctx = Context(self.user, ports, args=args, envs=envs)
         sdef = resolve(name, ctx)
         if sdef is None:
@@ -184,6 +196,7 @@ class ServiceManager:
         except OSError as e:
             return {"status": "failed", "name": name, "error": str(e)}
         self.procs[name] = proc
+        self.started_with[name] = wanted
         self.log(f"service {name} started (pid {proc.pid}): {' '.join(sdef.command)}")
         return {"status": "started", "name": name, "pid": proc.pid}
 
