@@ -312,11 +312,12 @@ async def _open(client: Client, session: str, app: str, port: int | None, host: 
 @click.argument("app")
 @click.option("-b", "--bind", "bind", metavar="[HOST:]PORT",
               help="Local address to listen on (default 127.0.0.1 and a free port).")
-@click.option("-p", "--port", "app_port", type=click.IntRange(1, 65535),
-              help="A port in the session that is not a declared app (e.g. a server you started).")
-def app_cmd(session: str, app: str, bind: str | None, app_port: int | None) -> None:
+def app_cmd(session: str, app: str, bind: str | None) -> None:
     """Open APP of SESSION on a local port: every connection there is tunnelled to the app
     (TCP over WebSocket through the app-proxy).  Runs until Ctrl+C.
+
+    APP is one of the session's apps (`workbay session info` lists them): jupyter, jupyterlab,
+    ttyd, sshd, filebrowser, … or a preopen port given at creation (e.g. 8080).
 
     \b
     Examples:
@@ -327,7 +328,7 @@ def app_cmd(session: str, app: str, bind: str | None, app_port: int | None) -> N
 
     async def serve() -> None:
         async with make_client() as client:
-            tunnel, bound_host, bound = await _open(client, session, app, app_port, host, bind_port)
+            tunnel, bound_host, bound = await _open(client, session, app, None, host, bind_port)
             try:
                 circuit = tunnel.circuit
                 url = local_url(circuit, bound_host, bound)
@@ -335,6 +336,11 @@ def app_cmd(session: str, app: str, bind: str | None, app_port: int | None) -> N
                 if app == "sshd":
                     print(f"Connect with: ssh -p {bound} -i {KEY_FILE} {SSH_USER}@127.0.0.1   "
                           f"(key: workbay session download {shlex.quote(session)} {KEY_FILE})", flush=True)
+                if app == "ttyd" and circuit.get("url"):
+                    # the terminal page loads xterm.js from the app-proxy (/__workbay/assets/), which
+                    # this tunnel to the app's own port does not serve
+                    err_console.print("[yellow]The web terminal's page needs the app-proxy: in a browser open "
+                                      f"{escape(circuit['url'])} (or use `workbay ssh`).[/yellow]", soft_wrap=True)
                 if bound_host not in ("127.0.0.1", "localhost", "::1"):
                     err_console.print(f"[yellow]Listening on {escape(bound_host)}: anyone who can reach this "
                                       "address reaches the app.[/yellow]")
