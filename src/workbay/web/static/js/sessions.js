@@ -46,9 +46,24 @@
   document.body.addEventListener("wb:sessions-cleared", () => { selected.clear(); syncSelection(); });
 
   /* -- the list's refresh: paused while a name is edited in place ------------------------------ */
+  // a tab, filter or page the user asked for wins over a refresh in flight (which would otherwise
+  // put the old tab back); refreshes wait while such a request runs
+  let asked = 0;
+  let askedAt = 0;
   document.body.addEventListener("htmx:beforeRequest", (e) => {
     const elt = e.detail.elt;
-    if (elt && elt.id === "sessions-list" && elt.querySelector(".wb-editing")) e.preventDefault();
+    const list = document.getElementById("sessions-list");
+    if (!list) return;
+    if (elt === list) {
+      if (elt.querySelector(".wb-editing") || (asked > 0 && Date.now() - askedAt < 10000)) e.preventDefault();
+      return;
+    }
+    if (e.detail.target === list) {
+      htmx.trigger(list, "htmx:abort");
+      asked += 1;
+      askedAt = Date.now();
+      elt.addEventListener("htmx:afterRequest", () => { asked = Math.max(0, asked - 1); }, { once: true });
+    }
   });
   // keyboard users keep their place: the focused control is focused again after a refresh
   let refocus = null;
