@@ -29,6 +29,19 @@ def _remaining(limit: ResourceSlot, using: ResourceSlot, slot_names: set[str]) -
     return ResourceSlot(out)
 
 
+async def member_project(s, actor: Actor, group: str | None) -> Project:
+    """The caller's project by id or name (default "default"); 404 unless they are a member."""
+    stmt = select(Project).where(Project.domain_name == actor.domain_name)
+    try:
+        stmt = stmt.where(Project.id == uuid.UUID(group or ""))
+    except ValueError:
+        stmt = stmt.where(Project.name == (group or "default"))
+    project = (await s.execute(stmt)).scalar_one_or_none()
+    if project is None or await s.get(ProjectMember, (project.id, actor.user_id)) is None:
+        raise ObjectNotFound(object_name="project")
+    return project
+
+
 class ResourceUsageService:
     def __init__(self, ctx: ServiceContext, sessions) -> None:
         self.ctx = ctx
@@ -39,14 +52,7 @@ class ResourceUsageService:
         async with self.ctx.db() as s:
             kp = await s.get(Keypair, actor.access_key)
             policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
-            stmt = select(Project).where(Project.domain_name == actor.domain_name)
-            try:
-                stmt = stmt.where(Project.id == uuid.UUID(group or ""))
-            except ValueError:
-                stmt = stmt.where(Project.name == (group or "default"))
-            project = (await s.execute(stmt)).scalar_one_or_none()
-            if project is None or await s.get(ProjectMember, (project.id, actor.user_id)) is None:
-                raise ObjectNotFound(object_name="project")
+            project = await member_project(s, actor, group)
             groups = await self.sessions.allowed_resource_groups(s, actor.domain_name, project.id)
             live = (await s.execute(select(ComputeSession).where(
                 ComputeSession.status.in_(LIVE), ComputeSession.status != "PENDING",
@@ -105,14 +111,7 @@ class ResourceSummary:
         self.sessions = sessions
 
     async def _scope(self, s, actor: Actor, group: str | None) -> tuple[Project, list[str]]:
-        stmt = select(Project).where(Project.domain_name == actor.domain_name)
-        try:
-            stmt = stmt.where(Project.id == uuid.UUID(group or ""))
-        except ValueError:
-            stmt = stmt.where(Project.name == (group or "default"))
-        project = (await s.execute(stmt)).scalar_one_or_none()
-        if project is None or await s.get(ProjectMember, (project.id, actor.user_id)) is None:
-            raise ObjectNotFound(object_name="project")
+        project = await member_project(s, actor, group)
         groups = await self.sessions.allowed_resource_groups(s, actor.domain_name, project.id)
         return project, [g.name for g in groups]
 
