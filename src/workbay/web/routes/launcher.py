@@ -216,7 +216,7 @@ async def load_choices(ctx: PageContext, api: Client, form: LaunchForm) -> Choic
     if isinstance(check, APIError):
         ch.errors.append(api_error_text(check))
         check = {}
-    for got in (images, folders):
+    for got in (images, folders, check):
         if isinstance(got, BaseException):
             raise got
     ch.images = list(images.get("items") or [])

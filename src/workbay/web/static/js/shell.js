@@ -204,6 +204,12 @@
         spin.className = "spinner-border spinner-border-sm text-primary me-2";
         spin.setAttribute("aria-hidden", "true");
         title.appendChild(spin);
+      } else if (item.status) {
+        const icon = document.createElement("i");
+        icon.className = "me-2 bi " + ({ RUNNING: "bi-play-circle-fill text-success", ERROR: "bi-x-circle-fill text-danger",
+          CANCELLED: "bi-x-circle text-secondary", TERMINATED: "bi-stop-circle text-secondary" }[item.status] || "bi-hourglass-split text-warning");
+        icon.setAttribute("aria-hidden", "true");
+        title.appendChild(icon);
       }
       title.append(item.title);
       const meta = document.createElement("div");
