@@ -131,7 +131,7 @@ async def test_agents_tab_lists_addresses_toggles_schedulable_and_shows_live_usa
     assert page.status_code == 200
     assert 'href="/resources?tab=storage"' in page.text and 'href="/resources?tab=resource-groups"' in page.text
     row = re.search(rf'<tr data-agent="{AGENT}">.*?</tr>', page.text, re.S).group(0)
-    assert "http://10.1.2.3:6001" in row and "x86_64" in row and "ALIVE" in row
+    assert "http://10.1.2.3:6001" in row and "x86_64" in row and "Running" in row
     assert 'data-testid="schedulable-switch" checked' in row and "disabled" not in row.split("schedulable-switch")[1][:40]
     assert 'data-col="utilization"' in row and "CPU" in row
     assert 'hx-trigger="every 10s, wb:changed from:body"' in page.text  # live without reloading

@@ -30,12 +30,12 @@ TABS = ("agents", "resource-groups")
 AGENT_COLUMNS = (
     Column("id", N_("ID / Endpoint")), Column("region", N_("Region")), Column("architecture", N_("Architecture")),
     Column("started", N_("Starts")), Column("allocation", N_("Allocation")), Column("utilization", N_("Utilization")),
-    Column("disk", N_("Disk")), Column("resource_group", N_("Resource group")), Column("status", N_("Status")),
+    Column("disk", N_("Disk")), Column("resource_group", N_("Resource group")),
     Column("schedulable", N_("Schedulable"), "text-center"),
 )
 GROUP_COLUMNS = (
-    Column("name", N_("Name")), Column("description", N_("Description")), Column("active", N_("Active status")),
-    Column("public", N_("Public status")), Column("scheduler", N_("Scheduler")),
+    Column("name", N_("Name")), Column("description", N_("Description")), Column("status", N_("Status")),
+    Column("scheduler", N_("Scheduler")),
     Column("session_types", N_("Allowed session types")), Column("options", N_("Scheduler options")),
     Column("wsproxy", N_("App-proxy address")),
 )

@@ -1,15 +1,23 @@
-/* Live lists ([data-wb-live]) refresh by polling; a refresh waits while the user works inside the
-   list (focus in it, or a dropdown open), so keyboard users keep their place. */
+/* Live lists ([data-wb-live]) refresh by polling.  A refresh waits while a menu or a dialog is
+   open; keyboard users keep their place: the focused control (found again by its id) gets the
+   focus back after the swap. */
 (function () {
   "use strict";
+  let refocus = null;
   document.addEventListener("htmx:beforeRequest", (e) => {
     const el = e.detail.elt;
     if (!el || !el.matches || !el.matches("[data-wb-live]")) return;
-    const trigger = e.detail.requestConfig && e.detail.requestConfig.triggeringEvent;
-    if (trigger && trigger.type && trigger.type.startsWith("wb:")) return; // something changed: refresh now
-    const active = document.activeElement;
-    if ((active && active !== document.body && el.contains(active)) || el.querySelector(".dropdown-menu.show") || document.querySelector(".modal.show")) {
-      e.preventDefault();
+    if (el.querySelector(".dropdown-menu.show") || document.querySelector(".modal.show")) {
+      const trigger = e.detail.requestConfig && e.detail.requestConfig.triggeringEvent;
+      if (!(trigger && trigger.type && trigger.type.startsWith("wb:"))) { e.preventDefault(); return; }
     }
+    const active = document.activeElement;
+    refocus = active && active.id && el.contains(active) ? active.id : null;
+  });
+  document.addEventListener("htmx:afterSettle", () => {
+    if (!refocus) return;
+    const wanted = document.getElementById(refocus);
+    refocus = null;
+    if (wanted && (document.activeElement === document.body || !document.activeElement)) wanted.focus({ preventScroll: true });
   });
 })();
