@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -146,13 +146,10 @@ async def test_review_shows_errors_on_the_card_that_has_them(user):
     page = await b.page(step=5, type="batch", name="a b", cmd="", cpu="0", mem="1", shmem="2",
                         ports="80, 8080", **{"ev_k": "1BAD", "ev_v": "x"})
     html = page.text
-    cards = {n: re.search(rf'data-testid="review-{n}">(.*?)</dl>|data-testid="review-{n}">(.*?)</table>|'
-                          rf'data-testid="review-{n}">(.*?)</p>', html, re.S) for n in (1, 2, 3, 4)}
     one = html.split('data-testid="review-1"')[1].split('data-testid="review-2"')[0]
     two = html.split('data-testid="review-2"')[1].split('data-testid="review-3"')[0]
     three = html.split('data-testid="review-3"')[1].split('data-testid="review-4"')[0]
     four = html.split('data-testid="review-4"')[1]
-    assert cards
     assert "4–64 letters" in one and "needs a startup command" in one and "border-danger" in one
     assert "CPU must be a whole number" in two and "Shared memory cannot exceed" in two
     assert "Variable names are letters" in two
@@ -195,10 +192,8 @@ async def test_launch_warns_without_a_folder_then_builds_the_request(user, syste
     assert sess.requested_slots["cpu"] == "1" and sess.requested_slots["mem"] == str(256 << 20)
     assert sess.resource_opts == {"shmem": str(64 << 20)}
     assert sess.preopen_ports == [8080, 8081]
-    targets = {m["name"]: m["mount_path"] if "mount_path" in m else m for m in sess.mounts}
-    assert set(targets) == {"data1", "data2"}
-    assert any("/home/work/inputs" in json.dumps(m) for m in sess.mounts)
-    assert any("/home/work/data1" in json.dumps(m) for m in sess.mounts)
+    targets = {m["name"]: m["target"] for m in sess.mounts}
+    assert targets == {"data1": "/home/work/data1", "data2": "/home/work/inputs"}
 
 
 async def test_batch_cluster_count_and_the_nomount_confirmation(user, system):
@@ -249,8 +244,6 @@ async def test_admin_assigns_the_owner_and_chooses_the_agent(admin, system):
     assert done.headers.get("HX-Redirect") == "/sessions", done.text
     sess = await created_session(system, "for-owner")
     assert sess.access_key == ak and str(sess.project_id) == project
-    # a user cannot use the owner lookup
-    assert (await b.http.get("/session/start/owner")).status_code in (200, 403)
 
 
 async def test_users_cannot_choose_agents_or_owners(user, system):
@@ -291,11 +284,9 @@ def test_query_round_trip():
                       ("mount", "x"), ("alias:x", "/y"), ("mount", "z"), ("csrf_token", "t")])
     form = LaunchForm.parse(data)
     assert form.step == 3 and form.env_vars == [("A", "1")] and form.mounts == ["x", "z"]
-    again = LaunchForm.parse(MultiDict(parse_qs(form.query(), keep_blank_values=True).items()
-                                       and [(k, v) for k, vs in parse_qs(form.query()).items() for v in vs]))
+    again = LaunchForm.parse(MultiDict([(k, v) for k, vs in parse_qs(form.query()).items() for v in vs]))
     assert again.values["cpu"] == "2" and again.mounts == ["x", "z"] and again.aliases == {"x": "/y"}
     assert "csrf_token" not in form.query() and "cluster_mode" not in form.query()  # defaults stay out
-    assert urlsplit("/?" + urlencode({"a": 1})).query == "a=1"
 
 
 async def test_presets_that_do_not_fit_are_hidden_and_refused(user, system):
