@@ -19,7 +19,7 @@ from .csrf import OriginGuard
 from .error_handlers import install_error_handlers
 from .rendering import STATIC_DIR
 from .routes import (
-    account, admin_resources, agent_summary, auth_pages, credentials, environments, folders, launcher,
+    account, admin_resources, agent_summary, apps, auth_pages, credentials, environments, folders, launcher,
     maintenance, policies, preferences, proxy, server_api, sessions, settings, start, storage_admin, summary,
     users,
 )
@@ -94,6 +94,6 @@ def create_app(config: WorkbayConfig, *, manager_transport: httpx.AsyncBaseTrans
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (server_api, proxy, auth_pages, account, preferences, settings, users, credentials,
                    policies, summary, folders, storage_admin, sessions, launcher, start, agent_summary,
-                   admin_resources, environments, maintenance):
+                   admin_resources, environments, maintenance, apps):
         app.include_router(module.router)
     return app

@@ -44,15 +44,16 @@ class ManagerGateway:
         self._transport = transport or httpx.AsyncHTTPTransport()
         self._http = httpx.AsyncClient(transport=_Borrowed(self._transport), timeout=PROXY_TIMEOUT)
 
-    def client(self, session: LoginSession | None = None) -> Client:
-        """An SDK client signed with the session's keypair (anonymous without one)."""
+    def client(self, session: LoginSession | None = None, timeout: float = 30.0) -> Client:
+        """An SDK client signed with the session's keypair (anonymous without one); ``timeout``
+        for calls that wait longer (starting an app in a session)."""
         if session is None:
-            return self.keyed_client(None, None)
-        return self.keyed_client(session.access_key, session.secret_key)
+            return self.keyed_client(None, None, timeout)
+        return self.keyed_client(session.access_key, session.secret_key, timeout)
 
-    def keyed_client(self, access_key: str | None, secret_key: str | None) -> Client:
+    def keyed_client(self, access_key: str | None, secret_key: str | None, timeout: float = 30.0) -> Client:
         return Client(self.url, access_key, secret_key, transport=_Borrowed(self._transport),
-                      timeout=30.0)
+                      timeout=timeout)
 
     async def forward(self, session: LoginSession | None, method: str, path_and_query: str,
                       headers: dict[str, str], body: AsyncIterator[bytes] | bytes | None

@@ -378,14 +378,7 @@ async def status_details(sid: str, request: Request, ctx: LoggedIn) -> Response:
         exit_codes=data.get("kernels_exit_codes") or {})
 
 
-@router.get("/sessions/{sid}/apps")
-async def apps_dialog(sid: str, request: Request, ctx: LoggedIn) -> Response:
-    async with ctx.state.gateway.client(ctx.session) as api:
-        try:
-            s = await _session(api, sid)
-        except APIError as err:
-            return _error_toast(ctx, err)
-    return ctx.state.renderer.render(request, "dialogs/session_apps.html", s=row(s))
+# The app launcher (GET /sessions/{sid}/apps) and the SSH dialog live in routes/apps.py.
 
 
 @router.get("/sessions/{sid}/logs")

@@ -232,6 +232,11 @@
     const d = e.detail || {};
     if (d.query !== undefined) saveHistory({ at: Date.now(), query: d.query, summary: d.summary || {} });
     if (window.wbBellTrack) window.wbBellTrack(d.sessions || [], d.message || "");
+    // the Sessions page opens the app launcher when it runs (static/js/apps.js)
+    const first = (d.sessions || [])[0];
+    if (first && (d.summary?.type || "interactive") === "interactive") {
+      try { sessionStorage.setItem("workbay:open-apps", JSON.stringify([{ id: first.id, at: Date.now() }])); } catch (_) { /* private mode */ }
+    }
   });
 
   /* -- events -------------------------------------------------------------------------------------- */
