@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
+import aiohttp
 import uvicorn
 
 from . import relay, tokens
@@ -55,14 +55,15 @@ class Circuits:
         self.pool = pool
         self.by_id: dict[str, Listener] = {}
         self.by_port: dict[int, Circuit] = {}
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, read=None, write=None),
-                                      follow_redirects=False, limits=httpx.Limits(max_connections=1000))
+        self._http: aiohttp.ClientSession | None = None
         self.frontend = Frontend(self)
 
     def _bind(self, preferred: int | None) -> socket.socket:
         last: OSError | None = None
         for port in candidate_ports(self.pool, set(self.by_port), preferred):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on such sockets, and
+            # accepted connections inherit it; with Nagle on, small responses wait ~40 ms for ACKs.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.host, port))
@@ -132,10 +133,17 @@ class Circuits:
         lst = self.by_id.get(circuit_id)
         return lst.circuit if lst else None
 
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:  # made inside the running loop
+            self._http = relay.upstream_session()
+        return self._http
+
     async def shutdown(self) -> None:
         for cid in list(self.by_id):
             await self.close(cid)
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
 
 class Frontend:

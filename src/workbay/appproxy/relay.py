@@ -10,8 +10,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import websockets
+import yarl
 from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "trailers", "transfer-encoding", "upgrade", "host"}
 WS_SKIP = HOP_BY_HOP | {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
                         "sec-websocket-protocol", "origin", "content-length"}
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
+SKIP_AUTO = frozenset({"User-Agent", "Accept-Encoding", "Content-Type"})
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -68,31 +70,38 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def proxy_http(scope: dict[str, Any], receive: Receive, send: Send, client: httpx.AsyncClient,
+def upstream_session() -> aiohttp.ClientSession:
+    """The proxy's HTTP client to apps: kept-alive connections, bodies passed as they are
+    (no decompression, no headers of its own)."""
+    return aiohttp.ClientSession(
+        auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=15))
+
+
+async def proxy_http(scope: dict[str, Any], receive: Receive, send: Send, client: aiohttp.ClientSession,
                      host: str, port: int, cookie_prefix: str) -> None:
     url = f"http://{host}:{port}{target_path(scope)}"
     headers = forward_headers(scope, HOP_BY_HOP, cookie_prefix)
-    headers.append(("host", f"{host}:{port}"))
     has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
-    req = client.build_request(scope["method"], url, headers=headers,
-                               content=_request_body(receive) if has_body else None)
     try:
-        resp = await client.send(req, stream=True)
-    except httpx.HTTPError as e:
+        resp = await client.request(scope["method"], yarl.URL(url, encoded=True), headers=headers,
+                                    data=_request_body(receive) if has_body else None,
+                                    allow_redirects=False, skip_auto_headers=SKIP_AUTO)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
         log.info("app unreachable at %s:%s: %s", host, port, e)
         await _plain(send, 502, b"The app is not answering yet; try again in a moment.")
         return
     try:
-        out_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.multi_items()
-                       if k.lower() not in HOP_BY_HOP]
-        await send({"type": "http.response.start", "status": resp.status_code, "headers": out_headers})
-        async for chunk in resp.aiter_raw(CHUNK):
+        out_headers = [(k, v) for k, v in resp.raw_headers if k.lower().decode("latin-1") not in HOP_BY_HOP]
+        await send({"type": "http.response.start", "status": resp.status, "headers": out_headers})
+        async for chunk in resp.content.iter_chunked(CHUNK):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except (httpx.HTTPError, OSError) as e:
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
         log.info("app stream to %s:%s broke: %s", host, port, e)
     finally:
-        await resp.aclose()
+        resp.release()
 
 
 async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
