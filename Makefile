@@ -54,10 +54,12 @@ assets: $(STAMPS)/assets
 engine: system-packages
 	@bash tools/podman_service.sh >/dev/null
 
-# The default kernel image and a second Python version (cached: no-ops when the recipes have not changed).
+# The default kernel image, a second Python version and PyTorch with TensorBoard and MLflow (cached:
+# no-ops when the recipes have not changed; the PyTorch image takes about 6 minutes the first time).
 images: engine python-env
 	$(VENV)/bin/workbay image build python:3.11
 	$(VENV)/bin/workbay image build python:3.9
+	$(VENV)/bin/workbay image build pytorch:1.13-cpu
 
 run: setup
 	$(VENV)/bin/workbay up $(ARGS)

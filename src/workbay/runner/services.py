@@ -139,9 +139,23 @@ def from_file(name: str, ctx: Context, dirs: Optional[List[str]] = None) -> Opti
                               as_root=spec.get("user") == "root",
                               env={k: substitute(str(v), ctx) for k, v in
                                    spec.get("env", {}).items()},
-                              prestart=[[substitute(str(a), ctx) for a in step]
-                                        for step in spec.get("prestart", [])])
+                              prestart=[prestart_command(step, ctx) for step in spec.get("prestart", [])
+                                        if prestart_command(step, ctx)])
     return None
+
+
+def prestart_command(step: Any, ctx: Context) -> List[str]:
+    """A prestart step as a command: a list (``["cmd", "arg"]``) or Backend.AI's action objects
+    (``{"action": "mkdir", "args": {"path": …}}``, ``run_command`` with ``args.command``)."""
+    if isinstance(step, list):
+        return [substitute(str(a), ctx) for a in step]
+    if isinstance(step, dict):
+        args = step.get("args") or {}
+        if step.get("action") == "mkdir" and args.get("path"):
+            return ["mkdir", "-p", substitute(str(args["path"]), ctx)]
+        if step.get("action") == "run_command" and isinstance(args.get("command"), list):
+            return [substitute(str(a), ctx) for a in args["command"]]
+    return []
 
 
 def resolve(name: str, ctx: Context) -> Optional[ServiceDef]:
