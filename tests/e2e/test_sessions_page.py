@@ -81,6 +81,10 @@ class SessionsPage:
         await self.page.goto("/sessions" + query)
         return self
 
+    def popover(self):
+        """The status details popover next to a "?"."""
+        return self.page.locator("body > .wb-status-popover")
+
     def row(self, name: str):
         return self.page.locator(f'#session-table tr[data-session-name="{name}"]')
 
@@ -159,9 +163,13 @@ async def test_run_logs_rename_terminate_and_finished(page: Page, user_api: Clie
     await sp.status_of("e2e-renamed", "TERMINATED")
     await expect(sp.row("e2e-renamed").locator("[data-col=status]")).to_contain_text("user-requested")
     await sp.row("e2e-renamed").get_by_role("button", name="Status details of e2e-renamed").click()
-    dialog = sp.shell.dialog()
-    await expect(dialog.get_by_test_id("status-termination")).to_contain_text("user-requested")
+    popover = sp.popover()
+    await expect(popover.get_by_test_id("status-termination")).to_contain_text("user-requested")
+    await expect(popover).to_be_focused()
     await shots.take(page, "65-sessions-finished-status")
+    await page.keyboard.press("Escape")
+    await expect(popover).to_have_count(0)
+    await expect(page.get_by_role("button", name="Status details of e2e-renamed")).to_be_focused()
     assert await page.evaluate("window.__noReload === true")
 
 
@@ -184,14 +192,14 @@ async def test_queue_example_pending_explained_then_started(page: Page, user_api
     await expect(sp.row(waiting).locator("[data-col=status]")).to_contain_text("pending")
     await shots.take(page, "66-sessions-queue")
     await sp.row(waiting).get_by_role("button", name=f"Status details of {waiting}").click()
-    dialog = sp.shell.dialog()
-    failed = dialog.locator('[data-predicate][data-passed="false"]')
+    popover = sp.popover()
+    failed = popover.locator('[data-predicate][data-passed="false"]')
     await expect(failed.first).to_be_visible(timeout=20_000)
     assert await failed.count() >= 1
-    await expect(dialog.get_by_test_id("retries")).not_to_have_text("0")
+    await expect(popover.get_by_test_id("retries")).not_to_have_text("0")
     await shots.take(page, "67-sessions-pending-why")
-    await dialog.get_by_role("button", name="Close").first.click()
-    await sp.shell.dialog_closed()
+    await popover.get_by_role("button", name="Close").click()
+    await expect(popover).to_have_count(0)
 
     # bulk terminate with one selected row
     await sp.row(running[0]).locator("[data-session-select]").check()

@@ -140,6 +140,59 @@
     if (e.detail.elt?.id === "session-detail-body" && !e.detail.elt.closest(".offcanvas.show")) e.preventDefault();
   });
 
+  /* -- status details popover (CS-13) ------------------------------------------------------------ */
+  let popoverFor = null;  // the session id whose "?" opened it
+  function closePopover(returnFocus) {
+    const open = document.querySelector("body > .wb-status-popover");
+    if (!open) return;
+    open.remove();
+    if (returnFocus && popoverFor) {
+      // the list may have been re-rendered meanwhile: find the "?" again
+      document.querySelector(`[data-status-help="${popoverFor}"]`)?.focus();
+    }
+  }
+  document.body.addEventListener("htmx:beforeRequest", (e) => {
+    if (e.detail.target?.id !== "session-popover-host") return;
+    closePopover(false);
+    popoverFor = e.detail.elt?.dataset.statusHelp || null;
+  });
+  document.body.addEventListener("htmx:afterSwap", (e) => {
+    if (e.detail.target?.id !== "session-popover-host") return;
+    const card = e.detail.target.querySelector(".wb-status-popover");
+    const trigger = popoverFor && document.querySelector(`[data-status-help="${popoverFor}"]`);
+    if (!card) return;
+    document.body.appendChild(card);
+    const width = Math.min(420, document.documentElement.clientWidth - 16);
+    card.style.width = width + "px";
+    const r = trigger ? trigger.getBoundingClientRect() : { left: 16, right: 16, top: 80, bottom: 80 };
+    const left = Math.max(8, Math.min(r.left + window.scrollX - 16, window.scrollX + document.documentElement.clientWidth - width - 8));
+    card.style.left = left + "px";
+    // below the "?" when it fits (or has more room), else above; never off the screen
+    const below = window.innerHeight - r.bottom - 14;
+    const above = r.top - 14;
+    const natural = card.offsetHeight;
+    const downward = below >= Math.min(natural, 320) || below >= above;
+    const room = Math.max(160, downward ? below : above);
+    card.style.maxHeight = room + "px";
+    const height = Math.min(natural, room);
+    card.style.top = (downward ? r.bottom + window.scrollY + 6 : Math.max(window.scrollY + 8, r.top + window.scrollY - height - 6)) + "px";
+    card.focus();
+    if (window.wbFormatTimes) window.wbFormatTimes(card);
+  });
+  document.addEventListener("click", (e) => {
+    const open = document.querySelector("body > .wb-status-popover");
+    if (!open) return;
+    if (e.target.closest("[data-status-close]")) { closePopover(true); return; }
+    if (!open.contains(e.target) && !e.target.closest("[data-status-help]")) closePopover(false);
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && document.querySelector("body > .wb-status-popover")) {
+      e.preventDefault();
+      e.stopPropagation();
+      closePopover(true);
+    }
+  }, true);
+
   /* -- export: the download starts, the dialog closes ------------------------------------------ */
   document.addEventListener("submit", (e) => {
     if (!e.target.matches("[data-wb-download]")) return;
