@@ -30,7 +30,7 @@ TABS = ("agents", "resource-groups")
 AGENT_COLUMNS = (
     Column("id", N_("ID / Endpoint")), Column("region", N_("Region")), Column("architecture", N_("Architecture")),
     Column("started", N_("Starts")), Column("allocation", N_("Allocation")), Column("utilization", N_("Utilization")),
-    Column("disk", N_("Disk")), Column("resource_group", N_("Resource group")),
+    Column("resource_group", N_("Resource group")),
     Column("schedulable", N_("Schedulable"), "text-center"),
 )
 GROUP_COLUMNS = (

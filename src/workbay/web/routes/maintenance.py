@@ -18,8 +18,7 @@ from ..responses import api_error_text, events, notify
 from .. import context as web_context
 
 router = APIRouter(tags=["pages"])
-TASK_TITLES = {"recalculate-usage": N_("Recalculate usage"), "folder-clone": N_("Clone folder"),
-               "clone-folder": N_("Clone folder")}
+TASK_TITLES = {"recalculate-usage": N_("Recalculate usage"), "clone-folder": N_("Clone folder")}
 
 
 def _require_superadmin(ctx: PageContext) -> None:

@@ -284,6 +284,8 @@
       bell.items.unshift(item);
       bell.unread += 1;
     }
+    const kindTitle = info.kind && (strings.taskKinds || {})[info.kind];
+    if (kindTitle && item.title === (strings.taskTitle || "Background task")) item.title = kindTitle;
     const status = TASK_DONE[name] || info.status || (name === "bgtask_updated" ? "running" : item.status);
     const total = Number(info.total_progress || 0), current = Number(info.current_progress || 0);
     if (total) item.progress = current / total * 100;
