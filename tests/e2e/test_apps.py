@@ -100,6 +100,7 @@ async def test_launcher_terminal_and_jupyter(page: Page, session: dict, shots):
     dialog = shell.dialog()
     await expect(dialog.locator("#app-launcher")).to_be_visible()
     await expect(dialog).to_contain_text(f"Apps of {session['name']}")
+    await expect(dialog.get_by_test_id("app-ttyd")).to_be_focused()
     assert await page.evaluate("sessionStorage.getItem('workbay:open-apps')") is None
     for label in ("Terminal", "SSH / SFTP", "File Browser", "Jupyter Notebook", "JupyterLab"):
         await expect(dialog.locator(".wb-app-tile").filter(has_text=label)).to_have_count(1)
@@ -108,7 +109,14 @@ async def test_launcher_terminal_and_jupyter(page: Page, session: dict, shots):
     await expect(port_input).to_be_disabled()
     await dialog.get_by_role("checkbox", name="Try preferred port").check()
     await expect(port_input).to_be_enabled()
+    await expect(port_input).to_be_focused()
+    await port_input.fill("80")  # below 1024: refused in place, nothing opens
+    await dialog.get_by_test_id("app-jupyter").click()
+    await expect(port_input).to_have_class(re.compile("is-invalid"))
+    await expect(dialog.locator("#app-port-error")).to_have_text("Enter a port from 1024 to 65535.")
+    assert len(page.context.pages) == 1
     await dialog.get_by_role("checkbox", name="Try preferred port").uncheck()
+    await expect(dialog.locator("#app-port-error")).to_be_hidden()
     await shots.take(page, "apps-01-launcher")
     await dialog.locator(".modal-footer").get_by_role("button", name="Close").click()
     await shell.dialog_closed()
@@ -218,6 +226,7 @@ async def test_folder_sftp_server_and_file_browser(page: Page, user_api: Client,
         "button", name=f"Open {folder}", exact=True).first.click()
     explorer = shell.dialog()
     await expect(explorer.locator("#explorer-files")).to_be_visible()
+    await shots.take(page, "apps-07-explorer")
 
     # Run SFTP server: the connection dialog; scp a file into the folder with the key
     await explorer.get_by_role("button", name="Run SFTP server").click()

@@ -118,6 +118,7 @@ async def test_launcher_dialog_groups_the_apps_with_the_options(system, user):
     for group in ("Utilities", "Development", "Machine learning tools", "Preopen ports", "Other apps"):
         assert group in html
     assert 'data-protocol="tcp"' in html and 'data-protocol="preopen"' in html
+    assert re.search(r'data-wb-app="ttyd"[^>]*autofocus', html)
     assert 'id="app-public"' in html and 'id="app-try-port"' in html and 'id="app-port"' in html
     assert "app-not-running" not in html and " disabled\n" not in html.split('id="app-status"')[0].split("data-wb-app")[1]
 
@@ -165,8 +166,9 @@ async def test_ssh_dialog_shows_user_host_port_and_commands(system, user):
     assert f'href="/sessions/{sid}/ssh-key"' in html and "Download SSH key" in html
     assert ".ssh" in html and "authorized_keys" in html
     sftp = (await b.get(f"/sessions/{sid}/ssh?host=h.example&port=2222&folder=mydata&idle=600")).text
-    assert "SFTP server for the folder mydata" in sftp and "/home/work/mydata" in sftp and "600 s" in sftp
+    assert "SFTP server for the folder mydata" in sftp and "/home/work/mydata" in sftp and "10 min" in sftp
     assert "work@h.example:~/mydata/" in sftp
+    assert "90 s" in (await b.get(f"/sessions/{sid}/ssh?host=h.example&port=2222&folder=mydata&idle=90")).text
     for bad in ("host=&port=22", "host=h&port=x", "host=h&port=70000", "host=a;rm&port=22"):
         resp = await b.get(f"/sessions/{sid}/ssh?{bad}")
         assert resp.status_code == 400 and toast(resp)
