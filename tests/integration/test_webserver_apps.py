@@ -222,3 +222,16 @@ async def test_preferred_ssh_port_preference(system, user):
     assert cleared.status_code == 200
     assert 'value="10322"' not in (await b.get("/settings")).text
     assert "ssh-port-note" not in (await b.get(f"/sessions/{sid}/apps")).text
+
+
+async def test_the_dialogs_in_korean(system, user):
+    email, b = user
+    sid = await running_session(system, email, "apps-korean")
+    assert (await b.post("/preferences", {"language": "ko"}, htmx=True)).status_code == 200
+    html = (await b.get(f"/sessions/{sid}/apps")).text
+    for text in ("터미널", "유틸리티", "개발", "앱을 외부에 공개", "선호 포트 시도"):
+        assert text in html, text
+    ssh = (await b.get(f"/sessions/{sid}/ssh?host=h.example&port=2222")).text
+    assert "SSH 키 다운로드" in ssh and "접속 예제" in ssh
+    refused = await b.post(f"/sessions/{sid}/apps/jupyter", {"try_preferred_port": "on", "preferred_port": "1"})
+    assert "1024" in refused.json()["message"] and "사이의 포트" in refused.json()["message"]
