@@ -296,3 +296,26 @@ async def test_korean_pages_are_translated(system):
                 assert text in (await a.get(url)).text, url
         finally:
             await a.post("/preferences", {"language": "en"})
+
+
+async def test_image_minimum_resources_and_the_summary_switcher_url(system, admin, user):
+    image = "localhost/workbay/python:3.11"
+    page = await admin.get("/environments")
+    assert 'hx-get="/environments/images/edit?ref=localhost/workbay/python%3A3.11"' in page.text
+    dialog = await admin.get("/environments/images/edit", htmx=True, ref=image)
+    assert 'id="image-cpu"' in dialog.text and image in dialog.text
+    bad = await admin.post("/environments/images/min-resources", {"ref": image, "cpu": "-1", "mem": "much"})
+    assert "Enter a number of cores greater than 0." in bad.text and "Enter a memory size" in bad.text
+    ok = await admin.post("/environments/images/min-resources", {"ref": image, "cpu": "1", "mem": "384m"})
+    assert toast(ok) == f"The minimum resources of {image} were saved."
+    images = (await system.manager.admin().get("/images"))["items"]
+    assert next(i for i in images if i["name"] == image)["min_slots"]["mem"] == str(384 << 20)
+    assert "384 MiB" in (await admin.get("/environments")).text
+    unknown = await admin.get("/environments/images/edit", htmx=True, ref="nope:1")
+    assert trigger(unknown)["wb:toast"]["level"] == "danger"
+    assert (await user.get("/environments/images/edit", ref=image)).status_code == 403
+    assert (await user.post("/environments/images/min-resources", {"ref": image, "cpu": "9"})).status_code == 403
+    summary = await user.get("/summary", scaling_group="default")
+    assert 'hx-get="/summary/resources?scaling_group=default"' in summary.text
+    cards = await user.get("/summary/resources", htmx=True, scaling_group="default")
+    assert 'data-wb-url-param="scaling_group"' in cards.text

@@ -282,3 +282,67 @@ async def delete_preset(name: str, request: Request, ctx: Admin) -> Response:
                 action=f"/environments/presets/{quote(name, safe='')}/delete", button=ctx._("Delete"), danger=True,
                 fields={})
     return events(ctx, toast=ctx._("Preset %(name)s was deleted.", name=name), close_modal=True, changed=True)
+
+
+# -- images: minimum resources (the launcher raises smaller requests to them) ---------------------------
+async def _image(api: Client, ref: str) -> dict[str, Any] | None:
+    items = (await api.get("/images")).get("items") or []
+    return next((i for i in items if i["name"] == ref or i["id"] == ref), None)
+
+
+def _render_image_form(request: Request, ctx: PageContext, template: str, *, image, values, errors, general
+                       ) -> Response:
+    return ctx.state.renderer.render(request, template, image=image, values=values, errors=errors, general=general)
+
+
+@router.get("/environments/images/edit")
+async def edit_image_dialog(request: Request, ctx: Admin) -> Response:
+    ref = request.query_params.get("ref", "")
+    async with ctx.state.gateway.client(ctx.session) as api:
+        image = await _image(api, ref)
+    if image is None:
+        return events(ctx, toast=ctx._("The image %(name)s is not known.", name=ref), level="danger")
+    slots = image.get("min_slots") or {}
+    values = {"cpu": format(dec(slots.get("cpu")).normalize(), "f") if dec(slots.get("cpu")) is not None else "",
+              "mem": size_text(slots.get("mem"))}
+    return _render_image_form(request, ctx, "dialogs/image_form.html", image=image, values=values, errors={},
+                              general=None)
+
+
+@router.post("/environments/images/min-resources")
+async def update_image(request: Request, ctx: Admin) -> Response:
+    form = await read_form(request)
+    ref = form.text("ref")
+    errors: dict[str, str] = {}
+    min_slots: dict[str, str] = {}
+    if form.text("cpu"):
+        cpu = dec(form.text("cpu"))
+        if cpu is None or cpu <= 0:
+            errors["cpu"] = ctx._("Enter a number of cores greater than 0.")
+        else:
+            min_slots["cpu"] = form.text("cpu")
+    if form.text("mem"):
+        try:
+            if parse_binary_size(form.text("mem")) <= 0:
+                raise ValueError
+            min_slots["mem"] = form.text("mem")
+        except ValueError:
+            errors["mem"] = ctx._("Enter a memory size such as 512m, 1g or 1.5g.")
+    general = None
+    async with ctx.state.gateway.client(ctx.session) as api:
+        image = await _image(api, ref)
+        if image is None:
+            general = (ctx._("The image %(name)s is not known.", name=ref), "")
+        elif not errors:
+            try:
+                await api.patch(f"/admin/images/{quote(image['id'], safe='')}", json={"min_slots": min_slots})
+            except APIError as err:
+                errors, general = field_errors(err, {"cpu", "mem", "min_slots"})
+                if "min_slots" in errors:
+                    errors["mem"] = errors.pop("min_slots")
+            else:
+                return events(ctx, toast=ctx._("The minimum resources of %(name)s were saved.", name=image["name"]),
+                              close_modal=True, changed=True)
+    return _render_image_form(request, ctx, "forms/image.html", image=image or {"name": ref, "id": ref},
+                              values={"cpu": form.text("cpu"), "mem": form.text("mem")}, errors=errors,
+                              general=general)

@@ -20,4 +20,12 @@
     refocus = null;
     if (wanted && (document.activeElement === document.body || !document.activeElement)) wanted.focus({ preventScroll: true });
   });
+  /* a switcher inside a fragment ([data-wb-url-param]) keeps its choice in the page's URL */
+  document.addEventListener("change", (e) => {
+    const el = e.target.closest && e.target.closest("[data-wb-url-param]");
+    if (!el) return;
+    const url = new URL(window.location.href);
+    if (el.value) url.searchParams.set(el.dataset.wbUrlParam, el.value); else url.searchParams.delete(el.dataset.wbUrlParam);
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  });
 })();
