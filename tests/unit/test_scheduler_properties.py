@@ -124,9 +124,12 @@ INPUTS = st.builds(_input, AGENTS, SESSIONS, GROUPS, st.tuples(*[KEYPAIR] * len(
 
 
 def added_by(result, attr):
+    """What counted sessions added per key (system sessions never count against limits)."""
     added = defaultdict(ResourceSlot)
     count = defaultdict(int)
     for d in result.scheduled:
+        if d.session.session_type == SessionType.SYSTEM:
+            continue
         k = getattr(d.session, attr)
         added[k] = added[k] + d.slots
         count[k] += 1
