@@ -97,6 +97,9 @@ async def test_create_execute_logs_terminate(system, admin):
     # Resources are released: the agent holds nothing any more.
     agent = next(a for a in (await admin.get("/admin/agents"))["items"] if a["id"] == system.agent_id)
     assert agent["occupied_slots"] == {} or all(float(v) == 0 for v in agent["occupied_slots"].values())
+    # the heartbeat carries the node's memory and disk use (the Agents tab's utilization)
+    node = agent["live_stat"]["node"]
+    assert 0 < float(node["mem"]["pct"]) <= 100 and 0 < float(node["disk"]["pct"]) <= 100
 
 
 async def test_container_death_is_reported(system, admin):

@@ -33,7 +33,7 @@ from .models import CreateKernels, KernelSpec
 from .resources import (InsufficientResources, InvalidResourceRequest, build_registry,
                         parse_size, slots_from_wire, slots_to_wire)
 from .runner_client import runner_request
-from .stats import compute_stats
+from .stats import NodeStats, compute_stats
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class Agent:
         self.registry = build_registry(self.ac)
         rng = parse_port_range(self.ac.port_range)
         self.ports = PortPool(*rng) if rng else None
+        self.node_stats = NodeStats(str(self.data_dir))
         self.runner_dir = Path(workbay.runner.__file__).resolve().parent
         self.kernels: dict[str, Kernel] = {}
         self.engine: Engine | None = None
@@ -226,6 +227,7 @@ class Agent:
         payload = self.info()
         payload["kernel_stats"] = {k.id: k.last_stats for k in self.live_kernels()
                                    if k.last_stats is not None}
+        payload["stats"] = {"node": self.node_stats.sample()}
         payload["timestamp"] = time.time()
         return payload
 

@@ -67,3 +67,58 @@ def compute_stats(cur: dict[str, Any], cur_t: float, prev: dict[str, Any] | None
         "net_tx": {"current": str(tx), "capacity": None, "pct": None, "unit_hint": "bytes"},
     }
     return out
+
+
+# -- the node as a whole (the Agents tab's utilization and disk) ---------------------------------
+def read_cpu_times(text: str) -> tuple[int, int]:
+    """(busy, total) jiffies from the first line of /proc/stat."""
+    fields = [int(x) for x in text.split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+def read_meminfo(text: str) -> tuple[int, int]:
+    """(used, total) bytes from /proc/meminfo (available memory is what is not used)."""
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts:
+            values[key] = int(parts[0]) * 1024
+    total = values.get("MemTotal", 0)
+    return total - values.get("MemAvailable", values.get("MemFree", 0)), total
+
+
+def pct(used: float, total: float) -> str:
+    return _num(round(100.0 * used / total, 2)) if total else "0"
+
+
+class NodeStats:
+    """CPU (since the previous sample), memory and the data directory's disk, as percentages."""
+
+    def __init__(self, data_dir: str, proc: str = "/proc") -> None:
+        self.data_dir, self.proc = data_dir, proc
+        self.prev: tuple[int, int] | None = None
+
+    def sample(self) -> dict[str, Any]:
+        import shutil
+
+        out: dict[str, Any] = {}
+        try:
+            with open(f"{self.proc}/stat") as f:
+                busy, total = read_cpu_times(f.read())
+            if self.prev is not None and total > self.prev[1]:
+                out["cpu_util"] = {"pct": pct(busy - self.prev[0], total - self.prev[1])}
+            self.prev = (busy, total)
+            with open(f"{self.proc}/meminfo") as f:
+                used, mtotal = read_meminfo(f.read())
+            out["mem"] = {"current": _num(used), "capacity": _num(mtotal), "pct": pct(used, mtotal)}
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            disk = shutil.disk_usage(self.data_dir)
+            out["disk"] = {"current": _num(disk.used), "capacity": _num(disk.total), "pct": pct(disk.used, disk.total)}
+        except OSError:
+            pass
+        return out
