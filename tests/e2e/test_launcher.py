@@ -2,7 +2,7 @@
 webserver): user@workbay.local goes through every step with a mounted folder (one made through
 the API, one made with the launcher's "+") and an environment variable, checks that reload and
 back/forward keep the form, launches, lands on the sessions list where the bell follows the session
-to RUNNING, and the API confirms the folder is mounted and the variable set; recent history brings
+to RUNNING and the app launcher opens by itself, and the API confirms the folder is mounted and the variable set; recent history brings
 the launch back to review; review shows validation errors on the cards and the no-mount warning;
 an admin starts a session for another user; the launcher in Korean."""
 
@@ -196,6 +196,12 @@ async def test_user_launches_through_every_step(page: Page, user_api: Client, sy
     await page.locator("#l-launch").click()
     await page.wait_for_url("**/sessions")
     await expect(page.locator("#wb-bell-count")).to_be_visible()
+    # once it runs, the app launcher opens by itself (AP-1; tests/e2e/test_apps.py uses it)
+    apps = la.shell.dialog()
+    await expect(apps.locator("#app-launcher")).to_be_visible(timeout=LIVE_WAIT)
+    await expect(apps).to_contain_text("Apps of e2e-launch")
+    await apps.locator(".modal-footer").get_by_role("button", name="Close").click()
+    await la.shell.dialog_closed()
     await page.locator("#wb-bell").click()
     item = page.locator("#wb-bell-list li").filter(has_text="Session e2e-launch")
     await expect(item).to_have_count(1)
