@@ -401,6 +401,8 @@ COMPUTE_CASES: list[Case] = [
     Case("POST", "/session", row(201, 201, 404, 403, 403, 401), _new_session(True), "on behalf of the target"),
     Case("GET", "/sessions", OWN_200),
     Case("GET", "/sessions", READ_SCOPED, lambda w, a: _ret({"query": "all=true"}), "all users"),
+    Case("GET", "/sessions/counts", OWN_200),
+    Case("GET", "/sessions/counts", READ_SCOPED, lambda w, a: _ret({"query": "all=true"}), "all users"),
     Case("GET", "/session/{name}", SESSION_READ, _sess()),
     Case("GET", "/session/{name}", row(200, 200, 404, 200, 200, 401), _sess(own=True), "the user's own"),
     Case("GET", "/session/{name}/logs", SESSION_READ, _sess("/logs")),

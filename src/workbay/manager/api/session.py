@@ -28,11 +28,20 @@ async def create_session(request: Request, who: Actor = Depends(actor), st: Mana
 async def list_sessions(status: str | None = None, type: str | None = None, access_key: str | None = None,
                         project_id: uuid.UUID | None = None, owner: str | None = None, q: str | None = None,
                         all: bool = False, limit: int = Query(50, ge=1, le=1000),
-                        offset: int = Query(0, ge=0, le=2**31 - 1), who: Actor = Depends(actor),
-                        st: ManagerState = Depends(state)) -> dict:
+                        offset: int = Query(0, ge=0, le=2**31 - 1), sort: str | None = None,
+                        who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.sessions.list(who, status=status, session_type=type, access_key=access_key,
                                   project_id=project_id, owner_email=owner, search=q, all_users=all,
-                                  limit=limit, offset=offset)
+                                  limit=limit, offset=offset, sort=sort)
+
+
+@router.get("/sessions/counts")
+async def session_counts(access_key: str | None = None, project_id: uuid.UUID | None = None,
+                         owner: str | None = None, q: str | None = None, all: bool = False,
+                         who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+    """How many sessions each tab of the Sessions page holds (one query)."""
+    return await st.sessions.counts(who, access_key=access_key, project_id=project_id, owner_email=owner,
+                                    search=q, all_users=all)
 
 
 class OwnerParams(BaseModel):

@@ -57,6 +57,8 @@ def session_out(s: ComputeSession, kernels: list[Kernel] | None = None) -> dict[
         "tag": s.tag, "result": s.result, "exit_code": s.exit_code, "scheduling_attempts": s.scheduling_attempts,
         "created_at": iso(s.created_at), "scheduled_at": iso(s.scheduled_at), "started_at": iso(s.started_at),
         "terminated_at": iso(s.terminated_at),
+        "mounts": [{"vfolder_id": m.get("vfolder_id"), "name": m.get("name"), "target": m.get("target"),
+                    "read_only": bool(m.get("read_only"))} for m in s.mounts or [] if isinstance(m, dict)],
     }
     if kernels is not None:
         out["kernels"] = [kernel_out(k) for k in sorted(kernels, key=lambda k: (k.cluster_role != "main", k.cluster_idx))]
@@ -65,6 +67,23 @@ def session_out(s: ComputeSession, kernels: list[Kernel] | None = None) -> dict[
         out["last_stat"] = main.last_stat if main else {}
         out["agents"] = sorted({k.agent_id for k in kernels if k.agent_id})
     return out
+
+
+SORT_KEYS = {"created_at": ComputeSession.created_at, "name": ComputeSession.name,
+             "status": ComputeSession.status, "type": ComputeSession.session_type,
+             "started_at": ComputeSession.started_at, "terminated_at": ComputeSession.terminated_at,
+             "owner": User.email, "resource_group": ComputeSession.resource_group}
+
+
+def sort_order(sort: str | None) -> list:
+    """``name`` or ``-name`` (descending); newest first by default, then by id for a stable order."""
+    key = (sort or "-created_at").strip()
+    desc = key.startswith("-")
+    column = SORT_KEYS.get(key.lstrip("-"))
+    if column is None:
+        raise InvalidAPIParameters(f"sort must be one of {', '.join(sorted(SORT_KEYS))} (prefix - to reverse).",
+                                   data={"sort": key})
+    return [column.desc() if desc else column.asc(), ComputeSession.id]
 
 
 def kernel_out(k: Kernel) -> dict[str, Any]:
@@ -355,6 +374,7 @@ class SessionService:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             kernels = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
+            owner_email = (await s.execute(select(User.email).where(User.uuid == sess.user_id))).scalar_one_or_none()
         main = next((k for k in kernels if k.cluster_role == "main"), None)
         age = ((sess.terminated_at or datetime.now(sess.created_at.tzinfo)) - sess.created_at).total_seconds()
         legacy = {
@@ -369,12 +389,11 @@ class SessionService:
             "terminationTime": iso(sess.terminated_at), "numQueriesExecuted": sess.num_queries,
             "lastStat": main.last_stat if main else {}, "idleChecks": {},
         }
-        return {**session_out(sess, list(kernels)), **legacy}
+        return {**session_out(sess, list(kernels)), "owner_email": owner_email, **legacy}
 
-    async def list(self, actor: Actor, *, status: str | None, session_type: str | None,
-                   access_key: str | None, project_id: uuid.UUID | None, owner_email: str | None,
-                   search: str | None, all_users: bool, limit: int, offset: int) -> dict[str, Any]:
-        stmt = select(ComputeSession, User.email).join(User, User.uuid == ComputeSession.user_id)
+    def _scoped(self, stmt, actor: Actor, *, all_users: bool, access_key: str | None,
+                project_id: uuid.UUID | None, owner_email: str | None, search: str | None):
+        """The filters every session listing shares (who, whose, which project, name search)."""
         if all_users:
             access.require_reader(actor)
             scope = access.domain_scope(actor)
@@ -382,11 +401,6 @@ class SessionService:
                 stmt = stmt.where(ComputeSession.domain_name == scope)
         else:
             stmt = stmt.where(ComputeSession.user_id == actor.user_id)
-        if status:
-            wanted = STATUS_GROUPS.get(status.lower()) or tuple(x.strip().upper() for x in status.split(","))
-            stmt = stmt.where(ComputeSession.status.in_(wanted))
-        if session_type:
-            stmt = stmt.where(ComputeSession.session_type == session_type)
         if access_key:
             stmt = stmt.where(ComputeSession.access_key == access_key)
         if project_id:
@@ -395,9 +409,45 @@ class SessionService:
             stmt = stmt.where(User.email == owner_email.lower())
         if search:
             stmt = stmt.where(func.lower(ComputeSession.name).contains(search.lower(), autoescape=True))
+        return stmt
+
+    async def counts(self, actor: Actor, *, access_key: str | None, project_id: uuid.UUID | None,
+                     owner_email: str | None, search: str | None, all_users: bool) -> dict[str, Any]:
+        """Counts per status group and, among live sessions, per type (the Sessions page's tabs)."""
+        stmt = select(ComputeSession.status, ComputeSession.session_type, func.count()).join(
+            User, User.uuid == ComputeSession.user_id)
+        stmt = self._scoped(stmt, actor, all_users=all_users, access_key=access_key, project_id=project_id,
+                            owner_email=owner_email, search=search)
+        async with self.ctx.db() as s:
+            rows = (await s.execute(stmt.group_by(ComputeSession.status, ComputeSession.session_type))).all()
+        groups = {name: 0 for name in STATUS_GROUPS}
+        live_types = {t: 0 for t in ("interactive", "batch", "inference", "system")}
+        total = 0
+        for status, stype, n in rows:
+            total += n
+            for name, members in STATUS_GROUPS.items():
+                if status in members:
+                    groups[name] += n
+            if status in LIVE:
+                live_types[stype] = live_types.get(stype, 0) + n
+        return {"total": total, "status_groups": groups, "live_by_type": live_types}
+
+    async def list(self, actor: Actor, *, status: str | None, session_type: str | None,
+                   access_key: str | None, project_id: uuid.UUID | None, owner_email: str | None,
+                   search: str | None, all_users: bool, limit: int, offset: int,
+                   sort: str | None = None) -> dict[str, Any]:
+        stmt = select(ComputeSession, User.email).join(User, User.uuid == ComputeSession.user_id)
+        stmt = self._scoped(stmt, actor, all_users=all_users, access_key=access_key, project_id=project_id,
+                            owner_email=owner_email, search=search)
+        if status:
+            wanted = STATUS_GROUPS.get(status.lower()) or tuple(x.strip().upper() for x in status.split(","))
+            stmt = stmt.where(ComputeSession.status.in_(wanted))
+        if session_type:
+            stmt = stmt.where(ComputeSession.session_type == session_type)
+        order = sort_order(sort)
         async with self.ctx.db() as s:
             total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
-            rows = (await s.execute(stmt.order_by(ComputeSession.created_at.desc()).limit(limit).offset(offset))).all()
+            rows = (await s.execute(stmt.order_by(*order).limit(limit).offset(offset))).all()
             ids = [r[0].id for r in rows]
             kernels: dict[uuid.UUID, list[Kernel]] = {i: [] for i in ids}
             if ids:
