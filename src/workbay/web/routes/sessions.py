@@ -229,12 +229,12 @@ def read_query(request: Request, ctx: PageContext) -> Query:
 
 
 async def _counts(api: Client, query: Query) -> dict[str, int]:
-    """How many sessions each tab holds (the search and scope apply; the status filter does not)."""
-    async def one(tab: Tab) -> tuple[str, int]:
-        got = await api.get("/sessions", params={"status": tab.status, "type": tab.type, "q": query.search or None,
-                                                 "all": "true" if query.scope == "all" else None, "limit": 1})
-        return tab.key, int(got.get("total_count") or 0)
-    return dict(await asyncio.gather(*(one(t) for t in TABS)))
+    """How many sessions each tab holds (the search and scope apply; the status filter does not):
+    one ``GET /sessions/counts``."""
+    got = await api.get("/sessions/counts", params={"q": query.search or None,
+                                                     "all": "true" if query.scope == "all" else None})
+    groups, types = got.get("status_groups") or {}, got.get("live_by_type") or {}
+    return {t.key: int((types.get(t.type) if t.type else groups.get(t.status)) or 0) for t in TABS}
 
 
 async def _listing(api: Client, query: Query) -> tuple[dict[str, Any], dict[str, int]]:
@@ -326,18 +326,8 @@ async def _session(api: Client, sid: str) -> dict[str, Any]:
 
 
 async def _owner_email(ctx: PageContext, api: Client, s: dict[str, Any]) -> str | None:
-    """``GET /session/{id}`` names the owner by access key only; the list has the e-mail."""
-    if s.get("owner_email"):
-        return s["owner_email"]
-    if ctx.session and s.get("access_key") == ctx.session.access_key:
-        return ctx.session.email
-    if not can_read_all(ctx):
-        return None
-    try:
-        found = await api.get("/sessions", params={"q": s.get("name"), "all": "true", "limit": 100})
-    except APIError:
-        return None
-    return next((x.get("owner_email") for x in found.get("items") or [] if x.get("id") == s.get("id")), None)
+    """The owner's e-mail (``GET /session/{id}`` carries it)."""
+    return s.get("owner_email")
 
 
 def _error_toast(ctx: PageContext, err: APIError) -> Response:
