@@ -432,13 +432,18 @@ async def test_totp_register_confirm_login_disable(manager):
 async def test_preferences(manager):
     user = await new_user(manager)
     ak, sk = keys_of(user)
-    defaults = {"theme": None, "language": None, "project": None, "compact_sidebar": False}
+    defaults = {"theme": None, "language": None, "project": None, "compact_sidebar": False,
+                "preferred_ssh_port": None}
     assert (await call(manager, "GET", "/user/preferences", ak=ak, sk=sk)).json() == defaults
     resp = await call(manager, "PATCH", "/user/preferences", ak=ak, sk=sk,
                       json={"theme": "dark", "language": "ko", "compact_sidebar": True})
     assert resp.json() == {**defaults, "theme": "dark", "language": "ko", "compact_sidebar": True}
+    resp = await call(manager, "PATCH", "/user/preferences", ak=ak, sk=sk, json={"preferred_ssh_port": 22022})
+    assert resp.json()["preferred_ssh_port"] == 22022
+    await call(manager, "PATCH", "/user/preferences", ak=ak, sk=sk, json={"preferred_ssh_port": None})
     for bad in [{"theme": "purple"}, {"language": "xx"}, {"compact_sidebar": "yes"},
-                {"unknown": 1}, {"project": "not-a-uuid"}, {"project": str(uuid.uuid4())}]:
+                {"unknown": 1}, {"project": "not-a-uuid"}, {"project": str(uuid.uuid4())},
+                {"preferred_ssh_port": 80}, {"preferred_ssh_port": "2200"}, {"preferred_ssh_port": True}]:
         body = problem(await call(manager, "PATCH", "/user/preferences", ak=ak, sk=sk, json=bad),
                        400, "invalid-api-params")
         assert set(body["data"]) == set(bad)

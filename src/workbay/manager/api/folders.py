@@ -354,10 +354,16 @@ async def file_browser(name: str, who: Actor = Depends(actor), st: ManagerState 
     return await st.folder_apps.file_browser(who, name)
 
 
+class SftpParams(Params):
+    preferred_port: int | None = Field(None, ge=1, le=65535)
+
+
 @router.post("/folders/{name}/sftp-server", status_code=201)
-async def sftp_server(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
+async def sftp_server(name: str, request: Request, who: Actor = Depends(actor),
+                      st: ManagerState = Depends(state)) -> dict:
     """AP-7: an SFTP-only session mounting this folder; answers host, port, user and the key's path."""
-    return await st.folder_apps.sftp_server(who, name)
+    params = await request_params(request, SftpParams)
+    return await st.folder_apps.sftp_server(who, name, params.preferred_port)
 
 
 @router.post("/folders/{name}/clone", status_code=201)

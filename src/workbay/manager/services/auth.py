@@ -26,7 +26,7 @@ from .settings import SettingsService
 
 PREFERENCE_KEYS = {"theme": ("light", "dark"), "language": ("en", "ko")}
 PREFERENCE_DEFAULTS: dict[str, Any] = {"theme": None, "language": None, "project": None,
-                                       "compact_sidebar": False}
+                                       "compact_sidebar": False, "preferred_ssh_port": None}
 
 
 class AuthService:
@@ -231,6 +231,11 @@ class AuthService:
                 if not isinstance(value, bool):
                     raise InvalidAPIParameters("compact_sidebar must be a boolean",
                                                data={key: "must be a boolean"})
+            elif key == "preferred_ssh_port":  # AP-4: tried first for the session's SSH/SFTP app
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                          or not 1024 <= value <= 65535):
+                    raise InvalidAPIParameters("preferred_ssh_port must be a port number 1024–65535 (or null)",
+                                               data={key: "invalid port"})
             elif key == "project":
                 if value is not None:
                     try:

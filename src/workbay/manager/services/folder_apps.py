@@ -74,9 +74,10 @@ class FolderApps:
             app="filebrowser", arguments={"root": root}))
         return {"session_id": created["sessionId"], "session_name": created["sessionName"], "root": root, **opened}
 
-    async def sftp_server(self, actor: Actor, ref: str) -> dict[str, Any]:
+    async def sftp_server(self, actor: Actor, ref: str, preferred_port: int | None = None) -> dict[str, Any]:
         created, root = await self._start(actor, ref, "sftp")
-        opened = await self.apps.start(actor, created["sessionId"], StartService(app="sshd"))
+        opened = await self.apps.start(actor, created["sessionId"], StartService(
+            app="sshd", preferred_port=preferred_port))
         sid = created["sessionId"]
         return {"session_id": sid, "session_name": created["sessionName"], "root": root, "user": "work",
                 "host": opened["host"], "port": opened["port"], "tcp_url": opened["tcp_url"],

@@ -222,7 +222,8 @@ async def folder_file_browser(fid: str, ctx: LoggedIn) -> Response:
 async def folder_sftp_server(fid: str, ctx: LoggedIn) -> Response:
     async with _client(ctx, FOLDER_APP_TIMEOUT) as api:
         try:
-            opened = await api.post(f"/folders/{quote(fid)}/sftp-server")
+            opened = await api.post(f"/folders/{quote(fid)}/sftp-server",
+                                    json={"preferred_port": preferred_ssh_port(ctx)})
             folder = await api.get(f"/folders/{quote(fid)}")
         except APIError as err:
             return _problem(err)
