@@ -3,6 +3,7 @@ manager, for setting up), screenshots in both themes, and page objects of the We
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+import pytest
 from playwright.async_api import Locator, Page, expect
 
 from workbay import API_VERSION
@@ -124,3 +126,35 @@ class Shell:
 
     async def dialog_closed(self) -> None:
         await expect(self.page.locator("#modal-host .modal")).to_have_count(0)
+
+
+# -- a whole system with real containers, for the compute journeys ------------------------------
+@contextlib.asynccontextmanager
+async def container_system(tmp_dir, purpose: str, cpu: str = "2", appproxy: bool = False):
+    """Manager, storage-proxy, agent (real Podman containers), app-proxy when asked, and the
+    webserver: what `workbay up` runs, one component per handle.  ``purpose`` names the journeys
+    in the failure when the engine is missing."""
+    from tests.support.sessions import System, engine_problem
+    from workbay.lite import start_in_thread
+
+    problem = engine_problem()
+    if problem:
+        pytest.fail(f"the {purpose} need real containers: {problem}")
+    sysm = System(tmp_dir, agent_slots={"cpu": cpu, "mem": "4g"})
+    web = None
+    try:
+        await sysm.start(appproxy=appproxy)
+        web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
+        sysm.web = web
+        yield sysm
+    finally:
+        if web is not None:
+            web.stop()
+        await sysm.terminate_all()
+        await sysm.close()
+
+
+def workbay_of(system) -> Workbay:
+    """The conftest's fixtures (browser context, page) run against this system."""
+    return Workbay(system.web.webserver_url, system.url,
+                   AdminAPI(system.url, system.admin.access_key, system.admin.secret_key))

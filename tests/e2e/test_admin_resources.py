@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.support import AdminAPI, LoginPage, Shell, Workbay
-from tests.support.sessions import ADMIN_PASSWORD, DEMO_PASSWORD, IMAGE, SMALL, System, engine_problem, wait_for
+from tests.e2e.support import container_system, workbay_of, LoginPage, Shell, Workbay
+from tests.support.sessions import ADMIN_PASSWORD, DEMO_PASSWORD, IMAGE, SMALL, System, wait_for
 from workbay.client.sdk import Client
-from workbay.lite import start_in_thread
 
 pytestmark = pytest.mark.timeout(300)
 USER = "user@workbay.local"
@@ -26,27 +25,13 @@ LIVE_WAIT = 60_000  # ms: a container start on a busy machine
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory) -> AsyncIterator[System]:
-    problem = engine_problem()
-    if problem:
-        pytest.fail(f"the compute page journeys need real containers: {problem}")
-    sysm = System(tmp_path_factory.mktemp("e2e-compute"), agent_slots={"cpu": "2", "mem": "4g"})
-    web = None
-    try:
-        await sysm.start()
-        web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
-        sysm.web = web
+    async with container_system(tmp_path_factory.mktemp("e2e-compute"), "compute page journeys", cpu="2") as sysm:
         yield sysm
-    finally:
-        if web is not None:
-            web.stop()
-        await sysm.close()
 
 
 @pytest.fixture(scope="module")
 def workbay(system: System) -> Workbay:
-    """The conftest's fixtures (browser context, page) run against this system."""
-    return Workbay(system.web.webserver_url, system.url,
-                   AdminAPI(system.url, system.admin.access_key, system.admin.secret_key))
+    return workbay_of(system)
 
 
 @pytest.fixture(scope="module")

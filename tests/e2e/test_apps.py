@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.support import AdminAPI, LoginPage, Shell, Workbay
-from tests.support.sessions import DEMO_PASSWORD, IMAGE, System, engine_problem
+from tests.e2e.support import container_system, workbay_of, LoginPage, Shell, Workbay
+from tests.support.sessions import DEMO_PASSWORD, IMAGE, System
 from workbay.client.sdk import Client
-from workbay.lite import start_in_thread
 
 pytestmark = pytest.mark.timeout(420)
 USER = "user@workbay.local"
@@ -35,28 +34,13 @@ SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/nul
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory) -> AsyncIterator[System]:
-    problem = engine_problem()
-    if problem:
-        pytest.fail(f"the app journeys need real containers: {problem}")
-    sysm = System(tmp_path_factory.mktemp("e2e-apps"), agent_slots={"cpu": "3", "mem": "4g"})
-    web = None
-    try:
-        await sysm.start(appproxy=True)
-        web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
-        sysm.web = web
+    async with container_system(tmp_path_factory.mktemp("e2e-apps"), "app journeys", cpu="3", appproxy=True) as sysm:
         yield sysm
-    finally:
-        if web is not None:
-            web.stop()
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 @pytest.fixture(scope="module")
 def workbay(system: System) -> Workbay:
-    """The conftest's fixtures (browser context, page) run against this system."""
-    return Workbay(system.web.webserver_url, system.url,
-                   AdminAPI(system.url, system.admin.access_key, system.admin.secret_key))
+    return workbay_of(system)
 
 
 @pytest.fixture(scope="module")
