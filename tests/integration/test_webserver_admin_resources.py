@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.manager import ADMIN_PASSWORD
-from tests.support.webserver import running_system
+from tests.support.webserver import WebVisitor, running_system
 from workbay.manager.services.agent_registry import AgentRegistry, Heartbeat
 
 ADMIN = "admin@workbay.local"
@@ -34,18 +34,7 @@ async def system(tmp_path_factory):
         yield s
 
 
-class Browser:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.http = client
-        self.token = ""
-
-    async def login(self, email: str, password: str) -> "Browser":
-        resp = await self.http.post("/server/login", json={"username": email, "password": password})
-        assert resp.json()["authenticated"] is True
-        page = await self.http.get("/summary")
-        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        return self
-
+class Browser(WebVisitor):
     def hx(self) -> dict[str, str]:
         return {"HX-Request": "true", "X-CSRF-Token": self.token}
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.support.session_rows import insert_sessions
-from tests.support.webserver import running_system
+from tests.support.webserver import WebVisitor, running_system
 from workbay.manager.models.compute import Kernel
 
 PASSWORD = "Us3r!pass-word"
@@ -28,17 +28,9 @@ async def system(tmp_path_factory):
         yield s
 
 
-class Browser:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.http = client
-        self.token = ""
-
-    async def login(self, email: str) -> "Browser":
-        resp = await self.http.post("/server/login", json={"username": email, "password": PASSWORD})
-        assert resp.json()["authenticated"] is True
-        page = await self.http.get("/summary")
-        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        return self
+class Browser(WebVisitor):
+    async def login(self, email: str, password: str = "") -> "Browser":
+        return await super().login(email, password or PASSWORD)
 
     def headers(self, htmx: bool = True) -> dict[str, str]:
         out = {"X-CSRF-Token": self.token}

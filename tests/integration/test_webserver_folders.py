@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.manager import ADMIN_PASSWORD
-from tests.support.webserver import running_system
+from tests.support.webserver import WebVisitor, running_system
 
 ADMIN = "admin@workbay.local"
 PASSWORD = "Us3r!pass-word"
@@ -26,19 +26,8 @@ async def system(tmp_path_factory):
         yield s
 
 
-class Browser:
+class Browser(WebVisitor):
     """A logged-in WebUI visitor: pages, and htmx requests carrying the CSRF token."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.http = client
-        self.token = ""
-
-    async def login(self, email: str, password: str) -> "Browser":
-        resp = await self.http.post("/server/login", json={"username": email, "password": password})
-        assert resp.json()["authenticated"] is True
-        page = await self.http.get("/summary")
-        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        return self
 
     @property
     def hx(self) -> dict[str, str]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.support.webserver import running_system
+from tests.support.webserver import WebVisitor, running_system
 from workbay.manager.models.compute import ComputeSession, Image
 
 PASSWORD = "Us3r!pass-word"
@@ -35,18 +35,7 @@ async def system(tmp_path_factory):
         yield s
 
 
-class Browser:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.http = client
-        self.token = ""
-
-    async def login(self, email: str, password: str) -> "Browser":
-        resp = await self.http.post("/server/login", json={"username": email, "password": password})
-        assert resp.json()["authenticated"] is True
-        page = await self.http.get("/summary")
-        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        return self
-
+class Browser(WebVisitor):
     @property
     def hx(self) -> dict[str, str]:
         return {"HX-Request": "true", "X-CSRF-Token": self.token}

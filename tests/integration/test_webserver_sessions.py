@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.session_rows import insert_sessions
-from tests.support.webserver import running_system
+from tests.support.webserver import WebVisitor, running_system
 
 ADMIN = "admin@workbay.local"
 PASSWORD = "Us3r!pass-word"
@@ -27,18 +27,7 @@ async def system(tmp_path_factory):
         yield s
 
 
-class Browser:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.http = client
-        self.token = ""
-
-    async def login(self, email: str, password: str) -> "Browser":
-        resp = await self.http.post("/server/login", json={"username": email, "password": password})
-        assert resp.json()["authenticated"] is True
-        page = await self.http.get("/summary")
-        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
-        return self
-
+class Browser(WebVisitor):
     def hx(self, target: str | None = None) -> dict[str, str]:
         headers = {"HX-Request": "true", "X-CSRF-Token": self.token}
         if target:

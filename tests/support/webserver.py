@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from tests.support.manager import ManagerHarness, start_manager
@@ -67,3 +69,19 @@ async def running_system(tmp: Path, redis_url: str = "", **webserver: Any) -> As
                 yield System(manager, manager_url, web_url, config)
     finally:
         await manager.close()
+
+
+class WebVisitor:
+    """A WebUI visitor over HTTP: logs in, and keeps the page's CSRF token for htmx requests.
+    The tests' Browser classes add what their pages need."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.http = client
+        self.token = ""
+
+    async def login(self, email: str, password: str):
+        resp = await self.http.post("/server/login", json={"username": email, "password": password})
+        assert resp.json()["authenticated"] is True
+        page = await self.http.get("/summary")
+        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        return self
