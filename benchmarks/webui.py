@@ -8,7 +8,7 @@ into its database) owned by the superadmin.  Then, median of ``--rounds`` after 
 * api: ``GET /sessions?status=live&all=true&limit=20`` signed with the admin's keypair (the list
   the page shows first);
 * page (server): ``GET /sessions`` through the webserver with a logged-in cookie, until the whole
-  HTML has arrived — the shell, ``/user/me``, the list and the six tab counts (seven API calls);
+  HTML has arrived — the shell, ``/user/me``, the list and ``/sessions/counts`` (three API calls);
 * fragment (server): the same with ``HX-Request``/``HX-Target: sessions-list``, what the page's
   refresh every 5 s fetches (no shell, no ``/user/me``);
 * browser: headless chromium (Playwright) loads the page until the ``load`` event and the table
@@ -132,11 +132,9 @@ async def main() -> None:
                                       headers={"HX-Request": "true", "HX-Target": "sessions-list"})
                     assert r.status_code == 200
 
-                async def call_seven():  # what the page asks the manager for the list
+                async def call_seven():  # what the page asks the manager for the list and its tabs
                     await call_api()
-                    for status, typ in (("live", None), ("live", "interactive"), ("live", "batch"),
-                                        ("live", "inference"), ("live", "system"), ("finished", None)):
-                        await api.get("/sessions", params={"status": status, "type": typ, "all": "true", "limit": 1})
+                    await api.get("/sessions/counts", params={"all": "true"})
 
                 api_ms = await timed(call_api, args.rounds)
                 seven_ms = await timed(call_seven, args.rounds)
@@ -154,7 +152,7 @@ async def main() -> None:
     print(f"\nsessions in the database: {args.sessions} (live, listed by the Running tab: {total})")
     print(f"{'what':<44}{'median ms':>10}{'min ms':>9}{'× api':>8}")
     rows = [("api   GET /sessions (limit 20)", api_ms),
-            ("api   the list + 6 tab counts, in sequence", seven_ms),
+            ("api   the list + /sessions/counts, in sequence", seven_ms),
             ("page  GET /sessions (server, full HTML)", page_ms),
             ("page  list fragment (server, 5 s refresh)", frag_ms),
             ("page  list fragment, last page (server)", last_ms),
@@ -162,7 +160,7 @@ async def main() -> None:
             ("browser + resource bars filled in", stats_ms)]
     for label, xs in rows:
         print(f"{label:<44}{med(xs):>10.1f}{min(xs):>9.1f}{med(xs) / a:>8.1f}")
-    print("\nThe page makes seven list calls (the list and one count per tab) plus /user/me; the "
+    print("\nThe page makes two calls for the list (the list and /sessions/counts) plus /user/me; the "
           "fragment skips /user/me and the shell.")
 
 
