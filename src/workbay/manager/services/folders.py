@@ -118,7 +118,7 @@ class FolderService:
     async def _usage(self, f: VFolder) -> dict[str, Any]:
         try:
             return await self.storage.usage(f.host, f.id.hex)
-        except (StorageProxyError, Exception) as e:  # a listing survives one unreadable folder
+        except Exception as e:  # a listing survives one unreadable folder
             log.warning("usage of folder %s unavailable: %s", f.id, e)
             return {"used_bytes": None, "file_count": None}
 

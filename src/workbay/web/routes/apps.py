@@ -24,7 +24,6 @@ from ..context import LoggedIn, PageContext
 from ..forms import read_form
 from ..i18n import N_
 from ..responses import api_error_text, events
-from .preferences import SSH_PORT_COOKIE
 from .sessions import row
 
 router = APIRouter(tags=["pages"])
@@ -106,9 +105,8 @@ def _bad(ctx: PageContext, message: str, status: int = 400) -> JSONResponse:
 
 
 def preferred_ssh_port(ctx: PageContext) -> int | None:
-    """The user's preferred SSH port: their preferences, else this browser's cookie (see
-    routes/preferences.py)."""
-    value = (ctx.preferences or {}).get(SSH_PORT_PREFERENCE) or ctx.request.cookies.get(SSH_PORT_COOKIE)
+    """The user's preferred SSH port (their preferences)."""
+    value = (ctx.preferences or {}).get(SSH_PORT_PREFERENCE)
     try:
         port = int(value)
     except (TypeError, ValueError):

@@ -17,11 +17,8 @@ from ..i18n import LANGUAGES
 from ..responses import api_error_text, events
 
 router = APIRouter(tags=["pages"])
-RESET = {"language": None, "theme": None, "compact_sidebar": False}
+RESET = {"language": None, "theme": None, "compact_sidebar": False, "preferred_ssh_port": None}
 SSH_PORT_MIN, SSH_PORT_MAX = 1024, 65535
-# Where the preferred SSH port is kept while the manager refuses the key in /user/preferences
-# ("Unknown preference"): a cookie of this browser, read by routes/apps.py.
-SSH_PORT_COOKIE = "workbay_ssh_port"
 
 
 def _patch_from(form: FormData) -> dict[str, Any]:
@@ -55,18 +52,6 @@ async def _save(ctx: PageContext, patch: dict[str, Any]) -> dict[str, Any]:
     return prefs
 
 
-async def _save_ssh_port(ctx: PageContext, port: int | None) -> tuple[bool, Any]:
-    """Keep the port with the user's preferences; (True, port) when it has to go into a cookie
-    because the manager does not accept the key."""
-    try:
-        await _save(ctx, {"preferred_ssh_port": port})
-    except APIError as err:
-        if err.status == 400 and "preferred_ssh_port" in (err.data if isinstance(err.data, dict) else {}):
-            return True, port
-        raise
-    return False, port
-
-
 @router.post("/preferences")
 async def update_preferences(request: Request, ctx: LoggedIn) -> Response:
     form = await read_form(request)
@@ -76,22 +61,11 @@ async def update_preferences(request: Request, ctx: LoggedIn) -> Response:
     problem = ssh_port_problem(ctx, patch)
     if problem:
         return events(ctx, toast=problem, level="danger", status_code=400)
-    ssh_cookie: tuple[bool, Any] = (False, None)
     try:
-        if "preferred_ssh_port" in patch:
-            ssh_cookie = await _save_ssh_port(ctx, patch.pop("preferred_ssh_port"))
-        if patch:
-            await _save(ctx, patch)
+        await _save(ctx, patch)
     except APIError as err:
         title, message = api_error_text(err)
         return events(ctx, toast=f"{title} {message}".strip(), level="danger", status_code=err.status)
-    if ssh_cookie[0]:
-        response = events(ctx, toast=ctx._("Saved."), extra={"wb:preferences": {"preferred_ssh_port": ssh_cookie[1]}})
-        if ssh_cookie[1] is None:
-            clear_cookie(response, request, SSH_PORT_COOKIE)
-        else:
-            set_cookie(response, request, SSH_PORT_COOKIE, str(ssh_cookie[1]), PREFERENCE_COOKIE_AGE)
-        return response
     if "language" in patch:
         response = Response(status_code=200, headers={"HX-Refresh": "true"})
         set_cookie(response, request, LANGUAGE_COOKIE, patch["language"], PREFERENCE_COOKIE_AGE)
@@ -106,9 +80,7 @@ async def update_preferences(request: Request, ctx: LoggedIn) -> Response:
 @router.post("/preferences/reset")
 async def reset_preferences(request: Request, ctx: LoggedIn) -> Response:
     await _save(ctx, dict(RESET))
-    await _save_ssh_port(ctx, None)
     response = Response(status_code=200, headers={"HX-Refresh": "true"})
     clear_cookie(response, request, LANGUAGE_COOKIE)
     clear_cookie(response, request, THEME_COOKIE)
-    clear_cookie(response, request, SSH_PORT_COOKIE)
     return response
