@@ -414,3 +414,64 @@ async def test_group_filter_keeps_own_folders_and_upload_needs_a_path(manager):
     assert mine in names and theirs not in names
     e = await expect_error(400, sa.post(f"/folders/{mine}/request-upload", json={"path": "", "size": 1}))
     assert e.data == {"path": "required"}
+
+
+def _owner(path: str) -> tuple[int, int]:
+    st = os.lstat(path)
+    return st.st_uid, st.st_gid
+
+
+async def test_files_belong_to_the_users_container_uid(manager):
+    """A user whose sessions run as 2000:2000 owns what they create through the API (folder,
+    directories, uploads, clones); a user without settings gets ``storage.file_owner``."""
+    h = manager
+    if os.geteuid() != 0:
+        pytest.fail("the storage-proxy runs as root in these tests (as deployed)")
+    _, mine = await new_user(h, container_uid=2000, container_gid=2000)
+    _, plain = await new_user(h)
+    for c, want in ((mine, (2000, 2000)), (plain, (1000, 1000))):
+        name = unique()
+        created = await c.post("/folders", json={"name": name, "cloneable": True})
+        root = folder_dir(h, created)
+        await c.post(f"/folders/{name}/mkdir", json={"path": "a/b", "parents": True})
+        await upload(h, c, name, "up/loaded.txt", b"mine")
+        await upload(h, c, name, "empty.txt", b"")
+        made = [root, *(os.path.join(root, p) for p in ("a", "a/b", "up", "up/loaded.txt", "empty.txt"))]
+        assert {p: _owner(p) for p in made} == {p: want for p in made}
+        # renamed and moved entries keep their owner
+        await c.post(f"/folders/{name}/rename-file", json={"target_path": "up/loaded.txt", "new_name": "r.txt"})
+        assert _owner(os.path.join(root, "up", "r.txt")) == want
+        clone = await c.post(f"/folders/{name}/clone", json={"target_name": name + "-c"})
+        for _ in range(200):
+            task = await c.get(f"/background-tasks/{clone['bgtask_id']}")
+            if task["status"] != "running":
+                break
+            await asyncio.sleep(0.05)
+        assert task["status"] == "done", task
+        croot = folder_dir(h, clone)
+        cloned = [croot, *(os.path.join(dp, n) for dp, dns, fns in os.walk(croot) for n in dns + fns)]
+        assert len(cloned) == 6 and {_owner(p) for p in cloned} == {want}
+
+
+async def test_listed_sizes_follow_uploads_and_deletes(manager):
+    """GET /folders takes sizes from the storage-proxy's cached figures; writes through the API
+    refresh them at once (the wire format stays: cur_size)."""
+    h = manager
+    _, c = await new_user(h)
+    name, other = unique(), unique()
+    await c.post("/folders", json={"name": name})
+    await c.post("/folders", json={"name": other})
+
+    async def sizes() -> dict[str, int]:
+        return {f["name"]: f["cur_size"] for f in await c.get("/folders")}
+    assert (await sizes()) == {name: 0, other: 0}
+    await upload(h, c, name, "one.bin", b"1" * 1000)
+    assert (await sizes()) == {name: 1000, other: 0}
+    await upload(h, c, name, "two/three.bin", b"3" * 24)
+    assert (await sizes())[name] == 1024
+    info = await c.get(f"/folders/{name}")
+    assert info["num_files"] == 2 and info["used_bytes"] == 1024
+    await c.delete(f"/folders/{name}/delete-files", json={"files": ["one.bin"]})
+    assert (await sizes()) == {name: 24, other: 0}
+    await c.delete(f"/folders/{name}/delete-files", json={"files": ["two"], "recursive": True})
+    assert (await sizes())[name] == 0

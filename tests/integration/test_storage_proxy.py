@@ -396,3 +396,159 @@ async def test_tus_resume_after_interruption_over_tcp(proxy):
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+def _owner_of(path) -> tuple[int, int]:
+    st = os.lstat(path)
+    return st.st_uid, st.st_gid
+
+
+async def test_owner_claim_decides_who_owns_what_the_proxy_writes(proxy, tmp_path):
+    """What the proxy creates for a user goes to their container uid/gid (the ``owner`` the
+    manager sends); without one to ``storage.file_owner`` (1000:1000).  Needs a root proxy."""
+    if os.geteuid() != 0:
+        pytest.fail("these tests run the storage-proxy as root (as deployed)")
+    theirs = [2000, 2001]
+    vfid = uuid.uuid4().hex
+    r = await proxy.manager.post("/folder/create", json={"volume": "volume1", "vfid": vfid,
+                                                         "quota_scope_id": QSID, "owner": theirs})
+    assert r.status_code == 201, r.text
+    path = proxy.volumes.get("volume1").folder_path(vfid)
+    assert _owner_of(path) == (2000, 2001)
+    c = proxy.client
+    # mkdir -p as the default user, then deeper as the user: only what is new changes hands
+    r = await c.post("/files/mkdir", json={"token": proxy.token("files", vfid), "path": "pre"})
+    assert r.status_code == 201 and _owner_of(path / "pre") == (1000, 1000)
+    tok = proxy.token("files", vfid, owner=theirs)
+    r = await c.post("/files/mkdir", json={"token": tok, "path": "pre/a/b", "parents": True})
+    assert r.status_code == 201
+    assert _owner_of(path / "pre") == (1000, 1000)
+    assert _owner_of(path / "pre" / "a") == _owner_of(path / "pre" / "a" / "b") == (2000, 2001)
+    # a tus upload: the file and the directories made for it
+    up = proxy.token("upload", vfid, "deep/dir/file.bin", size=3, session="o1", owner=theirs)
+    r = await c.patch("/upload", params={"token": up}, content=b"abc", headers=TUS | {"Upload-Offset": "0"})
+    assert r.status_code == 204, r.text
+    for p in (path / "deep", path / "deep" / "dir", path / "deep" / "dir" / "file.bin"):
+        assert _owner_of(p) == (2000, 2001), p
+    up = proxy.token("upload", vfid, "pre/plain.bin", size=1, session="o2")  # no owner claim
+    assert (await c.patch("/upload", params={"token": up}, content=b"x",
+                          headers=TUS | {"Upload-Offset": "0"})).status_code == 204
+    assert _owner_of(path / "pre" / "plain.bin") == (1000, 1000)
+    # an empty file, made at request-upload time
+    r = await proxy.manager.post("/folder/file/prepare-upload", json={
+        "volume": "volume1", "vfid": vfid, "relpath": "e/empty", "size": 0, "owner": theirs})
+    assert r.status_code == 204
+    assert _owner_of(path / "e") == _owner_of(path / "e" / "empty") == (2000, 2001)
+    # a clone belongs wholly to the user who cloned it
+    clone = uuid.uuid4().hex
+    r = await proxy.manager.post("/folder/clone", json={
+        "src_volume": "volume1", "src_vfid": vfid, "dst_vfid": clone, "dst_quota_scope_id": QSID,
+        "owner": [3000, 3000]})
+    assert r.status_code == 201, r.text
+    cpath = proxy.volumes.get("volume1").folder_path(clone)
+    assert {_owner_of(p) for p in [cpath, *cpath.rglob("*")]} == {(3000, 3000)}
+    # a bad owner is refused before anything is written
+    for bad in (["2000"], [-1, 5], [2**31, 1], "root", [True, 1]):
+        r = await c.post("/files/mkdir", json={"token": proxy.token("files", vfid, owner=bad),
+                                               "path": "never"})
+        assert r.status_code == 400, bad
+        r = await proxy.manager.post("/folder/create", json={
+            "volume": "volume1", "vfid": uuid.uuid4().hex, "quota_scope_id": QSID, "owner": bad})
+        assert r.status_code == 400, bad
+    assert not (path / "never").exists()
+
+
+async def test_ownership_never_leaves_the_folder(proxy, tmp_path):
+    """Symlinks (a session may make any) are chowned as links, never followed; a path through a
+    symlinked directory is refused, even when it was swapped in after the path was checked."""
+    from workbay.storage import ownership
+    from workbay.storage.errors import InvalidPath
+    if os.geteuid() != 0:
+        pytest.fail("these tests run the storage-proxy as root (as deployed)")
+    vfid, path = await proxy.folder()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("not yours")
+    os.chown(outside, 0, 0)
+    os.chown(outside / "f", 0, 0)
+    os.symlink(outside, path / "ln")
+    os.symlink(outside / "f", path / "lnf")
+    ownership.give(path, [path / "lnf"], (2000, 2000))
+    assert _owner_of(path / "lnf") == (2000, 2000) and _owner_of(outside / "f") == (0, 0)
+    with pytest.raises(InvalidPath):  # through the symlinked directory
+        ownership.give(path, [path / "ln" / "f"], (2000, 2000))
+    with pytest.raises(InvalidPath):  # outside altogether
+        ownership.give(path, [outside / "f"], (2000, 2000))
+    assert _owner_of(outside) == _owner_of(outside / "f") == (0, 0)
+    # over the API: mkdir through the link is refused, the outside untouched
+    tok = proxy.token("files", vfid, owner=[2000, 2000])
+    r = await proxy.client.post("/files/mkdir", json={"token": tok, "path": "ln/x", "parents": True})
+    assert r.status_code == 400
+    assert sorted(p.name for p in outside.iterdir()) == ["f"] and _owner_of(outside) == (0, 0)
+
+
+async def test_folder_usage_is_cached_and_follows_writes_through_the_proxy(proxy):
+    vfid, path = await proxy.folder()
+    other, _ = await proxy.folder()
+    vol = proxy.volumes.get("volume1")
+    vol.usage_cache.ttl = 3600  # sessions' own writes would show after this; not in this test
+    (path / "a.bin").write_bytes(b"a" * 100)
+
+    async def usage() -> dict:
+        r = await proxy.manager.post("/folders/usage", json={"volume": "volume1",
+                                                             "vfids": [vfid, other, uuid.uuid4().hex]})
+        assert r.status_code == 200, r.text
+        got = r.json()["usage"]
+        single = (await proxy.manager.post("/folder/usage", json={"volume": "volume1", "vfid": vfid})).json()
+        assert got[vfid] == single
+        return got
+
+    first = await usage()
+    assert first[vfid] == {"used_bytes": 100, "file_count": 1}
+    assert first[other] == {"used_bytes": 0, "file_count": 0}
+    assert list(first.values())[2] is None  # not on this volume
+    # a write that bypasses the proxy (a session's) does not show yet: the figure is cached
+    (path / "session.bin").write_bytes(b"s" * 10)
+    assert (await usage())[vfid] == {"used_bytes": 100, "file_count": 1}
+    # an upload through the proxy drops the figure
+    tok = proxy.token("upload", vfid, "up.bin", size=5, session="u1")
+    assert (await proxy.client.patch("/upload", params={"token": tok}, content=b"u" * 5,
+                                     headers=TUS | {"Upload-Offset": "0"})).status_code == 204
+    assert (await usage())[vfid] == {"used_bytes": 115, "file_count": 3}
+    # so does a delete, and a mkdir + rename + move (file counts do not change with these)
+    ftok = proxy.token("files", vfid)
+    assert (await proxy.client.post("/files/delete", json={"token": ftok, "files": ["a.bin"]})
+            ).status_code == 200
+    assert (await usage())[vfid] == {"used_bytes": 15, "file_count": 2}
+    (path / "late.bin").write_bytes(b"l" * 7)
+    assert (await proxy.client.post("/files/mkdir", json={"token": ftok, "path": "d"})).status_code == 201
+    assert (await usage())[vfid] == {"used_bytes": 22, "file_count": 3}
+    # bad input: 400, nothing cached changes
+    for body in ({"volume": "volume1", "vfids": "abc"}, {"volume": "volume1", "vfids": [1]},
+                 {"volume": "volume1"}):
+        assert (await proxy.manager.post("/folders/usage", json=body)).status_code == 400
+
+
+def test_usage_cache_expires_after_its_ttl():
+    from workbay.storage.volumes import UsageCache
+    now = [0.0]
+    cache = UsageCache(ttl=30, clock=lambda: now[0])
+    walks = []
+
+    def walk():
+        walks.append(1)
+        return len(walks), len(walks)
+    assert cache.get("f", walk) == (1, 1)
+    now[0] = 29.0
+    assert cache.get("f", walk) == (1, 1)
+    now[0] = 30.0
+    assert cache.get("f", walk) == (2, 2)
+    cache.drop("f")
+    assert cache.get("f", walk) == (3, 3)
+
+    # a walk that a write overtook is answered but not kept
+    def overtaken():
+        cache.drop("g")
+        return 9, 9
+    assert cache.get("g", overtaken) == (9, 9)
+    assert cache.get("g", walk) == (4, 4)

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from workbay.common.errors import GenericBadRequest, InvalidAPIParameters
 from workbay.common.http import json_body, problem_response
 
-from . import files, tus
+from . import files, ownership, tus
 from .download import file_response, zip_response
 from .errors import NotFound, QuotaExceeded
 from .paths import confine
@@ -62,43 +62,57 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     @router.post("/files/mkdir", status_code=201)
     async def mkdir(request: Request) -> Response:
         raw = await params(request)
-        claims, _, folder = authorize(raw, "files")
-        await anyio.to_thread.run_sync(lambda: files.mkdir(
-            folder, base_of(claims, raw.get("path")), parents=_flag(raw.get("parents")),
-            exist_ok=_flag(raw.get("exist_ok"))))
+        claims, volume, folder = authorize(raw, "files")
+        owner = ownership.parse_owner(claims.get("owner"))
+        try:
+            await anyio.to_thread.run_sync(lambda: files.mkdir(
+                folder, base_of(claims, raw.get("path")), parents=_flag(raw.get("parents")),
+                exist_ok=_flag(raw.get("exist_ok")), owner=owner))
+        finally:
+            volume.changed(folder)
         return Response(status_code=201)
 
     @router.post("/files/rename")
     async def rename(request: Request) -> dict:
         raw = await params(request)
-        claims, _, folder = authorize(raw, "files")
+        claims, volume, folder = authorize(raw, "files")
         new_name = raw.get("new_name")
         if not isinstance(new_name, str):
             raise InvalidAPIParameters("new_name is required.")
-        await anyio.to_thread.run_sync(files.rename, folder, base_of(claims, raw.get("target_path")),
-                                       new_name)
+        # a renamed or moved entry keeps its owner: it may be another member's (project folders)
+        try:
+            await anyio.to_thread.run_sync(files.rename, folder,
+                                           base_of(claims, raw.get("target_path")), new_name)
+        finally:
+            volume.changed(folder)
         return {}
 
     @router.post("/files/move")
     async def move(request: Request) -> dict:
         raw = await params(request)
-        claims, _, folder = authorize(raw, "files")
-        await anyio.to_thread.run_sync(files.move, folder, base_of(claims, raw.get("src")),
-                                       base_of(claims, raw.get("dst")))
+        claims, volume, folder = authorize(raw, "files")
+        try:
+            await anyio.to_thread.run_sync(files.move, folder, base_of(claims, raw.get("src")),
+                                           base_of(claims, raw.get("dst")))
+        finally:
+            volume.changed(folder)
         return {}
 
     @router.api_route("/files/delete", methods=["POST", "DELETE"])
     async def delete(request: Request) -> dict:
         raw = await params(request)
-        claims, _, folder = authorize(raw, "files")
+        claims, volume, folder = authorize(raw, "files")
         names = raw.get("files")
         if isinstance(names, str):
             names = [names]
         if not isinstance(names, list) or not names:
             raise InvalidAPIParameters("files must be a non-empty list of paths.")
         paths = [base_of(claims, n) for n in names]
-        await anyio.to_thread.run_sync(lambda: files.delete(folder, paths,
-                                                            recursive=_flag(raw.get("recursive"))))
+        try:
+            await anyio.to_thread.run_sync(lambda: files.delete(
+                folder, paths, recursive=_flag(raw.get("recursive"))))
+        finally:
+            volume.changed(folder)
         return {}
 
     # --- download ---
@@ -127,6 +141,7 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     # --- upload (tus 1.0.0) ---
     def upload_state(raw: dict[str, Any]) -> tuple[dict, Volume, Path, str]:
         claims, volume, folder = authorize(raw, "upload")
+        ownership.parse_owner(claims.get("owner"))  # a bad owner claim fails before any byte
         tus.target_path(folder, claims["relpath"])  # confinement checked on every request
         # one upload per session claim (the manager's upload id); without one, per token
         session = claims.get("session") or f"exp:{claims['exp']}"
@@ -180,7 +195,8 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
             stored = await _receive(request, partial, stored, size)
             headers = {**TUS_HEADERS, "Upload-Offset": str(stored), "Upload-Length": str(size)}
             if stored >= size:
-                await anyio.to_thread.run_sync(tus.finish, volume, folder, key, claims["relpath"])
+                await anyio.to_thread.run_sync(tus.finish, volume, folder, key, claims["relpath"],
+                                               ownership.parse_owner(claims.get("owner")))
                 locks.pop(key, None)
             return Response(status_code=204, headers=headers)
 

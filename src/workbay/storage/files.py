@@ -72,13 +72,16 @@ def list_dir(root: Path, relpath: str) -> list[dict]:
     return dirs + others
 
 
-def mkdir(root: Path, relpath: str, *, parents: bool = False, exist_ok: bool = False) -> None:
+def mkdir(root: Path, relpath: str, *, parents: bool = False, exist_ok: bool = False,
+          owner: ownership.Owner | None = None) -> None:
+    """Create a directory; what it creates (only that) goes to ``owner`` or the default owner."""
     if clean_relpath(relpath).name == "":
         raise InvalidPath("A directory name is required.")
     path = confine(root, relpath, follow_last=False)
+    created = ownership.missing_dirs(path, root)
     try:
         path.mkdir(parents=parents, exist_ok=exist_ok)
-        ownership.give(path, stop=root)
+        ownership.give(root, reversed(created), owner)
     except FileExistsError as e:
         raise FileExists(f"{relpath!r} already exists.") from e
     except FileNotFoundError as e:

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from workbay.common.errors import AuthFailed, InvalidAPIParameters
 from workbay.common.http import json_body
 
-from . import tus
+from . import ownership, tus
 from .quota import parse_scope, parse_vfid
 from .volumes import Volumes
 
@@ -49,7 +49,8 @@ def manager_router(volumes: Volumes, secret: str) -> APIRouter:
         raw = await params(request)
         volume_name, vfid, qsid = need(raw, "volume", "vfid", "quota_scope_id")
         volume, scope = volumes.get(volume_name), parse_scope(qsid)
-        path = await anyio.to_thread.run_sync(volume.create_folder, scope, vfid)
+        owner = ownership.parse_owner(raw.get("owner"))
+        path = await anyio.to_thread.run_sync(lambda: volume.create_folder(scope, vfid, owner=owner))
         return {"volume": volume.name, "vfid": parse_vfid(vfid), "quota_scope_id": str(scope),
                 "path": str(path)}
 
@@ -65,14 +66,25 @@ def manager_router(volumes: Volumes, secret: str) -> APIRouter:
         src_volume, src_vfid, dst_vfid, qsid = need(raw, "src_volume", "src_vfid", "dst_vfid",
                                                     "dst_quota_scope_id")
         dst = volumes.get(raw.get("dst_volume") or src_volume)
-        path = await anyio.to_thread.run_sync(volumes.get(src_volume).clone_folder, src_vfid, dst,
-                                              parse_scope(qsid), dst_vfid)
+        src, scope = volumes.get(src_volume), parse_scope(qsid)
+        owner = ownership.parse_owner(raw.get("owner"))
+        path = await anyio.to_thread.run_sync(lambda: src.clone_folder(src_vfid, dst, scope, dst_vfid,
+                                                                       owner=owner))
         return {"volume": dst.name, "vfid": parse_vfid(dst_vfid), "path": str(path)}
 
     @router.api_route("/folder/usage", methods=["GET", "POST"])
     async def folder_usage(request: Request) -> dict:
         volume_name, vfid = need(await params(request), "volume", "vfid")
         return await anyio.to_thread.run_sync(volumes.get(volume_name).folder_usage, vfid)
+
+    @router.post("/folders/usage")
+    async def folders_usage(request: Request) -> dict:
+        """Usage of many folders of one volume in one call (a folder listing's sizes)."""
+        volume_name, vfids = need(await params(request), "volume", "vfids")
+        if not isinstance(vfids, list) or not all(isinstance(v, str) for v in vfids):
+            raise InvalidAPIParameters("vfids must be a list of folder ids.")
+        usage = await anyio.to_thread.run_sync(volumes.get(volume_name).folders_usage, vfids)
+        return {"usage": usage}
 
     @router.api_route("/folder/mount-path", methods=["GET", "POST"])
     async def mount_path(request: Request) -> dict:
@@ -91,8 +103,9 @@ def manager_router(volumes: Volumes, secret: str) -> APIRouter:
         if size < 0:
             raise InvalidAPIParameters("size must be >= 0.")
         session = raw.get("session")
+        owner = ownership.parse_owner(raw.get("owner"))
         await anyio.to_thread.run_sync(tus.prepare_upload, volumes.get(volume_name), vfid,
-                                       relpath, size, str(session) if session else None)
+                                       relpath, size, str(session) if session else None, owner)
         return Response(status_code=204)
 
     @router.get("/quota-scope")

@@ -113,20 +113,25 @@ def target_path(folder: Path, relpath: str) -> Path:
     return target
 
 
-def finish(volume: Volume, folder: Path, key: str, relpath: str) -> Path:
-    """Move a complete upload into place (parent directories created)."""
+def finish(volume: Volume, folder: Path, key: str, relpath: str,
+           owner: ownership.Owner | None = None) -> Path:
+    """Move a complete upload into place (parent directories created); the file and the
+    directories created for it go to ``owner`` (the uploading user's container owner)."""
     target = target_path(folder, relpath)
+    created = ownership.missing_dirs(target.parent, folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     # re-check after creating parents: a symlinked parent must not lead outside
     target = target_path(folder, relpath)
     os.replace(partial_path(volume, key), target)
-    ownership.give(target, stop=folder)
+    volume.changed(folder)
+    ownership.give(folder, [*reversed(created), target], owner)
     done_marker(volume, key).touch()
     reservation_path(volume, key).unlink(missing_ok=True)
     return target
 
 
-def prepare_upload(volume: Volume, vfid: str, relpath: str, size: int, session: str | None = None) -> None:
+def prepare_upload(volume: Volume, vfid: str, relpath: str, size: int, session: str | None = None,
+                   owner: ownership.Owner | None = None) -> None:
     """What the manager does at request-upload time: check the path and quota, and create a
     zero-byte file right away (tus never PATCHes an empty upload).  Resuming ``session`` does
     not count its own reservation against the quota."""
@@ -134,7 +139,9 @@ def prepare_upload(volume: Volume, vfid: str, relpath: str, size: int, session: 
     target = target_path(folder, relpath)
     check_quota(volume, folder, size, exclude=session_key(vfid, relpath, size, session) if session else None)
     if size == 0:
+        created = ownership.missing_dirs(target.parent, folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         target = target_path(folder, relpath)
         target.touch()
-        ownership.give(target, stop=folder)
+        volume.changed(folder)
+        ownership.give(folder, [*reversed(created), target], owner)

@@ -12,6 +12,8 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,10 +50,46 @@ def tree_usage(path: Path) -> tuple[int, int]:
     return total, count
 
 
+# Seconds a folder's usage figure is reused.  Writes through the proxy drop it at once; writes made
+# in sessions (straight to the mounted directory) show in the figure within this time.
+USAGE_TTL = 60.0
+
+
+class UsageCache:
+    """(bytes, file count) per folder, from one walk, reused until a write through the proxy drops
+    it or it is older than ``ttl``.  A walk that a write overtook is not kept (the generation
+    counter), so a figure is never older than the last write through the proxy."""
+
+    def __init__(self, ttl: float = USAGE_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.clock = ttl, clock
+        self._lock = threading.Lock()
+        self._figures: dict[str, tuple[float, int, int]] = {}
+        self._generations: dict[str, int] = {}
+
+    def get(self, key: str, walk: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        now = self.clock()
+        with self._lock:
+            cached = self._figures.get(key)
+            generation = self._generations.get(key, 0)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1], cached[2]
+        used, count = walk()
+        with self._lock:
+            if self._generations.get(key, 0) == generation:
+                self._figures[key] = (now, used, count)
+        return used, count
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._figures.pop(key, None)
+            self._generations[key] = self._generations.get(key, 0) + 1
+
+
 class Volume:
     backend = "vfs"
 
-    def __init__(self, name: str, root: Path, host: str = "") -> None:
+    def __init__(self, name: str, root: Path, host: str = "", usage_ttl: float = USAGE_TTL) -> None:
+        self.usage_cache = UsageCache(usage_ttl)
         self.name = name
         self.host = host or name
         self.root = Path(root).resolve()
@@ -97,7 +135,12 @@ class Volume:
         return QuotaScope(folder.parent.parent.name, folder.parent.name)
 
     # --- folders ---
-    def create_folder(self, scope: QuotaScope, vfid: str, *, exist_ok: bool = False) -> Path:
+    def changed(self, folder: Path) -> None:
+        """A write through the proxy into ``folder``: its usage figure is walked again next time."""
+        self.usage_cache.drop(folder.name)
+
+    def create_folder(self, scope: QuotaScope, vfid: str, *, exist_ok: bool = False,
+                      owner: ownership.Owner | None = None) -> Path:
         hexid = parse_vfid(vfid)
         existing = self.find_folder(hexid)
         if existing is not None:
@@ -107,22 +150,43 @@ class Volume:
         path = self.scope_dir(scope) / hexid
         path.mkdir(parents=True)
         self.on_scope_dir(scope)
-        ownership.give(path)
+        self.changed(path)
+        ownership.give(path, [path], owner)
         return path
 
     def delete_folder(self, vfid: str) -> None:
-        shutil.rmtree(self.folder_path(vfid))
+        path = self.folder_path(vfid)
+        try:
+            shutil.rmtree(path)
+        finally:
+            self.changed(path)
 
-    def clone_folder(self, vfid: str, dst: Volume, dst_scope: QuotaScope, dst_vfid: str) -> Path:
+    def clone_folder(self, vfid: str, dst: Volume, dst_scope: QuotaScope, dst_vfid: str,
+                     owner: ownership.Owner | None = None) -> Path:
         src = self.folder_path(vfid)
-        target = dst.create_folder(dst_scope, dst_vfid)
-        shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
-        ownership.give_tree(target)
+        target = dst.create_folder(dst_scope, dst_vfid, owner=owner)
+        try:
+            shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
+        finally:
+            dst.changed(target)
+        ownership.give_tree(target, owner)
         return target
 
     def folder_usage(self, vfid: str) -> dict:
-        used, count = tree_usage(self.folder_path(vfid))
+        """Bytes and file count of a folder: the cached figure (UsageCache), else a walk."""
+        path = self.folder_path(vfid)
+        used, count = self.usage_cache.get(path.name, lambda: tree_usage(path))
         return {"used_bytes": used, "file_count": count}
+
+    def folders_usage(self, vfids: list[str]) -> dict[str, dict | None]:
+        """``folder_usage`` of many folders (one listing's worth); None for a folder not here."""
+        out: dict[str, dict | None] = {}
+        for vfid in vfids:
+            try:
+                out[vfid] = self.folder_usage(vfid)
+            except (NotFound, InvalidAPIParameters):
+                out[vfid] = None
+        return out
 
     # --- volume ---
     @property
@@ -212,8 +276,9 @@ class XfsVolume(Volume):
 
     backend = "xfs"
 
-    def __init__(self, name: str, root: Path, host: str = "", runner: Runner = run_command) -> None:
-        super().__init__(name, root, host)
+    def __init__(self, name: str, root: Path, host: str = "", runner: Runner = run_command,
+                 usage_ttl: float = USAGE_TTL) -> None:
+        super().__init__(name, root, host, usage_ttl)
         self.runner = runner
         self.mount = mount_point(self.root)
         self._supported = self._detect()

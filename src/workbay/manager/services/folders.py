@@ -8,6 +8,7 @@ import logging
 import re
 import secrets
 import uuid
+from collections import defaultdict
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -51,6 +52,15 @@ class CloneFolder(BaseModel):
     usage_mode: str = "general"
     permission: str = "rw"
     cloneable: bool = False
+
+
+def container_owner(user: User | None) -> list[int] | None:
+    """[uid, gid] the user's sessions run as (the launcher's ``container_uid or 1000``): the owner
+    of what the storage-proxy writes for them.  None when the user has neither set: the proxy's
+    ``storage.file_owner`` then."""
+    if user is None or (user.container_uid is None and user.container_gid is None):
+        return None
+    return [user.container_uid or 1000, user.container_gid or 1000]
 
 
 def wire_type(f: VFolder) -> str:
@@ -121,6 +131,28 @@ class FolderService:
         except Exception as e:  # a listing survives one unreadable folder
             log.warning("usage of folder %s unavailable: %s", f.id, e)
             return {"used_bytes": None, "file_count": None}
+
+    async def _usages(self, folders: list[VFolder]) -> list[dict[str, Any]]:
+        """Usage of each folder, one storage-proxy call per host (the proxy caches the figures)."""
+        by_host: dict[str, list[str]] = defaultdict(list)
+        for f in folders:
+            by_host[f.host].append(f.id.hex)
+
+        async def of_host(host: str, vfids: list[str]) -> dict[str, Any]:
+            try:
+                return await self.storage.folders_usage(host, vfids)
+            except Exception as e:  # a listing survives one unreachable host
+                log.warning("usage of the folders on %s unavailable: %s", host, e)
+                return {}
+        merged: dict[str, Any] = {}
+        for part in await asyncio.gather(*(of_host(h, ids) for h, ids in by_host.items())):
+            merged.update(part)
+        unknown = {"used_bytes": None, "file_count": None}
+        return [merged.get(f.id.hex) or unknown for f in folders]
+
+    async def _owner(self, actor: Actor) -> list[int] | None:
+        async with self.ctx.db() as s:
+            return container_owner(await s.get(User, actor.user_id))
 
     async def _names(self, s, folders: list[VFolder]) -> tuple[dict, dict]:
         uids = {f.user_id for f in folders if f.user_id}
@@ -200,8 +232,9 @@ class FolderService:
             if limit > 0 and (await s.execute(count_stmt)).scalar_one() >= limit:
                 raise GenericBadRequest(f"You cannot create more than {limit} folders.",
                                         data={"max_vfolder_count": limit})
+            owner = container_owner(await s.get(User, actor.user_id))
         folder_id = uuid.uuid4()
-        await self.storage.create_folder(host, folder_id.hex, qsid)
+        await self.storage.create_folder(host, folder_id.hex, qsid, owner)
         try:
             async with self.ctx.db.begin() as s:
                 f = VFolder(id=folder_id, name=name, host=host, quota_scope_id=qsid,
@@ -234,7 +267,7 @@ class FolderService:
             users, projects = await self._names(s, [v.folder for v in visible])
             if owner_email:
                 visible = [v for v in visible if users.get(v.folder.user_id) == owner_email]
-        usages = await asyncio.gather(*(self._usage(v.folder) for v in visible))
+        usages = await self._usages([v.folder for v in visible])
         return [self._out(v, actor, users, projects, u) for v, u in zip(visible, usages)]
 
     async def info(self, actor: Actor, ref: str) -> dict[str, Any]:
@@ -316,6 +349,7 @@ class FolderService:
             require(rules.can_read(v.permission) and (v.folder.cloneable or rules.can_delete(v.permission)),
                     "clone this folder (it is not cloneable)")
             src_host, src_id = v.folder.host, v.folder.id
+        owner = await self._owner(actor)
         created = await self.create(actor, NewFolder(name=req.target_name, host=req.target_host or src_host,
                                                      usage_mode=req.usage_mode, permission=req.permission,
                                                      cloneable=req.cloneable), status="cloning")
@@ -325,7 +359,7 @@ class FolderService:
             try:
                 await self.storage.delete_folder(created["host"], created["id"])
                 await self.storage.clone_folder(src_host, src_id.hex, created["host"], created["id"],
-                                                created["quota_scope_id"])
+                                                created["quota_scope_id"], owner)
             except Exception:
                 async with self.ctx.db.begin() as s:
                     f = await s.get(VFolder, uuid.UUID(created["id"]))
@@ -361,8 +395,9 @@ class FolderService:
 
     async def mkdir(self, actor: Actor, ref: str, path: str | list[str], parents: bool, exist_ok: bool) -> None:
         f = await self._folder_for(actor, ref, rules.can_write, "write into this folder")
+        owner = await self._owner(actor)
         for p in ([path] if isinstance(path, str) else path):
-            await self.storage.files_call("POST", "/files/mkdir", f.host, f.id.hex, path=p,
+            await self.storage.files_call("POST", "/files/mkdir", f.host, f.id.hex, owner=owner, path=p,
                                           parents=parents, exist_ok=exist_ok)
 
     async def rename_file(self, actor: Actor, ref: str, target_path: str, new_name: str) -> None:
@@ -387,12 +422,14 @@ class FolderService:
         if session is not None and not UPLOAD_SESSION_RE.match(session):
             raise InvalidAPIParameters("session must be 1–64 letters, digits, '_' or '-'.")
         f = await self._folder_for(actor, ref, rules.can_write, "upload into this folder", "upload-file")
+        owner = await self._owner(actor)
         await self.sync_quota(f.host, f.quota_scope_id)
         resumed = session is not None
         session = session or secrets.token_hex(16)
         # path and quota checked (a resumed upload's own reservation does not count)
-        await self.storage.prepare_upload(f.host, f.id.hex, path, size, session if resumed else None)
-        token = self.storage.token("upload", f.host, f.id.hex, path, size=size, session=session)
+        await self.storage.prepare_upload(f.host, f.id.hex, path, size, session if resumed else None, owner)
+        extra: dict[str, Any] = {"owner": owner} if owner else {}
+        token = self.storage.token("upload", f.host, f.id.hex, path, size=size, session=session, **extra)
         return {"token": token, "url": f"{self.storage.client_url}/upload", "session": session}
 
     async def request_download(self, actor: Actor, ref: str, path: str | None, files: list[str] | None,

@@ -74,30 +74,37 @@ class StorageProxy:
     async def volumes(self) -> list[dict[str, Any]]:
         return (await self.manager_call("GET", "/volumes"))["volumes"]
 
-    async def create_folder(self, host: str, vfid: str, quota_scope_id: str) -> dict[str, Any]:
+    async def create_folder(self, host: str, vfid: str, quota_scope_id: str,
+                            owner: list[int] | None = None) -> dict[str, Any]:
         return await self.manager_call("POST", "/folder/create", {
-            "volume": volume_of(host), "vfid": vfid, "quota_scope_id": quota_scope_id})
+            "volume": volume_of(host), "vfid": vfid, "quota_scope_id": quota_scope_id, "owner": owner})
 
     async def delete_folder(self, host: str, vfid: str) -> None:
         await self.manager_call("POST", "/folder/delete", {"volume": volume_of(host), "vfid": vfid})
 
     async def clone_folder(self, src_host: str, src_vfid: str, dst_host: str, dst_vfid: str,
-                           dst_quota_scope_id: str) -> dict[str, Any]:
+                           dst_quota_scope_id: str, owner: list[int] | None = None) -> dict[str, Any]:
         return await self.manager_call("POST", "/folder/clone", {
             "src_volume": volume_of(src_host), "src_vfid": src_vfid, "dst_volume": volume_of(dst_host),
-            "dst_vfid": dst_vfid, "dst_quota_scope_id": dst_quota_scope_id})
+            "dst_vfid": dst_vfid, "dst_quota_scope_id": dst_quota_scope_id, "owner": owner})
 
     async def usage(self, host: str, vfid: str) -> dict[str, Any]:
         return await self.manager_call("POST", "/folder/usage", {"volume": volume_of(host), "vfid": vfid})
+
+    async def folders_usage(self, host: str, vfids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Usage of many folders on one host in one call (cached by the proxy)."""
+        out = await self.manager_call("POST", "/folders/usage", {"volume": volume_of(host), "vfids": vfids})
+        return out["usage"]
 
     async def mount_path(self, host: str, vfid: str) -> str:
         out = await self.manager_call("POST", "/folder/mount-path", {"volume": volume_of(host), "vfid": vfid})
         return out["path"]
 
     async def prepare_upload(self, host: str, vfid: str, relpath: str, size: int,
-                             session: str | None = None) -> None:
+                             session: str | None = None, owner: list[int] | None = None) -> None:
         await self.manager_call("POST", "/folder/file/prepare-upload", {
-            "volume": volume_of(host), "vfid": vfid, "relpath": relpath, "size": size, "session": session})
+            "volume": volume_of(host), "vfid": vfid, "relpath": relpath, "size": size, "session": session,
+            "owner": owner})
 
     # -- quota scopes ----------------------------------------------------------------------------
     async def get_quota(self, host: str, quota_scope_id: str, usage: bool = True) -> dict[str, Any]:
@@ -115,8 +122,10 @@ class StorageProxy:
         return issue_token(self.secret, op, volume_of(host), vfid, relpath, self.config.storage.token_ttl,
                            **extra)
 
-    async def files_call(self, method: str, endpoint: str, host: str, vfid: str, **params: Any) -> Any:
-        token = self.token("files", host, vfid)
+    async def files_call(self, method: str, endpoint: str, host: str, vfid: str,
+                         owner: list[int] | None = None, **params: Any) -> Any:
+        """``owner``: who gets what the call creates (the acting user's container uid/gid)."""
+        token = self.token("files", host, vfid, **({"owner": owner} if owner else {}))
         if method == "GET":
             return await self._call(self._client, method, endpoint, params={"token": token, **params})
         return await self._call(self._client, method, endpoint, json={"token": token, **params})
