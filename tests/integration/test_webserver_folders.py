@@ -317,3 +317,149 @@ async def test_domain_admins_see_their_hosts_on_the_storage_tab(system):
         page = await a.get("/resources")
         assert page.status_code == 200  # volumes are superadmin-only: the allowed hosts instead
         assert 'data-volume="local:volume1"' in page.text and "vfs" in page.text
+
+
+async def names_in(system, email: str, folder: str, path: str = "") -> set[str]:
+    """What the folder holds at ``path``, as its owner sees it through the API (not the page)."""
+    api = await system.manager.login(email, PASSWORD)
+    return {e["name"] for e in (await api.get(f"/folders/{folder}/files", params={"path": path}))["items"]}
+
+
+def notice(resp: httpx.Response) -> str:
+    found = re.search(r'data-testid="explorer-notice">.*?<div>(.*?)</div>', resp.text, re.S)
+    return found.group(1).strip() if found else ""
+
+
+async def test_explorer_moves_entries_into_another_directory(system, user):
+    email, b = user
+    await create(b, "movable")
+    fid = await b.folder_id("movable")
+    for path, name in (("", "docs"), ("", "archive"), ("archive", "old")):
+        await b.post(f"/data/{fid}/mkdir", {"path": path, "name": name})
+    for path in ("docs/a.txt", "docs/b.txt", "c.txt", "archive/c.txt"):
+        await upload(system, b, fid, path, path.encode())
+    shown = await b.get(f"/data/{fid}/files?path=docs", htmx=True)
+    assert 'hx-post="/data/' + fid + '/move-files"' in shown.text
+    assert 'name="target" value="docs/a.txt" form="explorer-move"' in shown.text
+    for choice in ("/", "/docs"):  # the root and the directories above are suggested
+        assert f'<option value="{choice}">' in shown.text
+    assert 'data-wb-move-target="/"' in shown.text  # the breadcrumb takes dropped entries
+
+    moved = await b.post(f"/data/{fid}/move-files", {"path": "docs", "target": ["docs/a.txt", "docs/b.txt"],
+                                                     "destination": "/archive/old/"})
+    assert notice(moved) == "a.txt, b.txt moved to /archive/old."
+    assert 'data-entry="a.txt"' not in moved.text and 'data-path="docs"' in moved.text
+    assert await names_in(system, email, "movable", "archive/old") == {"a.txt", "b.txt"}
+    assert await names_in(system, email, "movable", "docs") == set()
+    # a directory with what it holds, back to the top
+    up = await b.post(f"/data/{fid}/move-files", {"path": "archive", "target": "archive/old", "destination": "/"})
+    assert notice(up) == "old moved to /."
+    assert await names_in(system, email, "movable", "old") == {"a.txt", "b.txt"}
+
+    async def refused(target, destination, path=""):
+        before = {p: await names_in(system, email, "movable", p) for p in ("", "archive", "docs", "old")}
+        resp = await b.post(f"/data/{fid}/move-files", {"path": path, "target": target, "destination": destination})
+        assert resp.status_code == 200 and 'role="alert"' in resp.text
+        assert {p: await names_in(system, email, "movable", p) for p in before} == before  # nothing moved
+        return notice(resp)
+
+    # one name taken in the destination: none of the chosen entries move
+    assert await refused(["old", "c.txt"], "archive") == (
+        "/archive already holds c.txt. Rename or delete it first; nothing was moved.")
+    assert await refused("docs", "/docs/deeper") == "A folder cannot be moved into itself: docs."
+    assert await refused("c.txt", "/") == "c.txt is already in /."
+    assert await refused("c.txt", "/nowhere") == "There is no directory /nowhere in this folder."
+    assert await refused("c.txt", "/old/a.txt") == "There is no directory /old/a.txt in this folder."
+    assert (await refused("c.txt", "../../etc")).startswith("Enter a directory of this folder")
+    assert (await refused("c.txt", "x" * 256)).startswith("Enter a directory of this folder")
+    assert await refused([], "/docs") == "Choose a file."
+
+
+async def test_moving_needs_write_permission(system, user):
+    owner, b = user
+    await create(b, "guarded")
+    fid = await b.folder_id("guarded")
+    await b.post(f"/data/{fid}/mkdir", {"path": "", "name": "inbox"})
+    await upload(system, b, fid, "note.txt", b"keep me")
+    reader, writer = await new_user(system, "reader"), await new_user(system, "writer")
+    for friend, perm in ((reader, "ro"), (writer, "rw")):
+        await b.post(f"/data/{fid}/invite", {"emails": friend, "perm": perm})
+        api = await system.manager.login(friend, PASSWORD)
+        inv = (await api.get("/folders/invitations/list"))["invitations"][0]
+        await api.post("/folders/invitations/accept", json={"inv_id": inv["id"]})
+    async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as client:
+        r = await Browser(client).login(reader, PASSWORD)
+        rfid = await r.folder_id("guarded")
+        listing = (await r.get(f"/data/{rfid}/files", htmx=True)).text
+        assert "move-files" not in listing and 'name="target"' not in listing and "draggable" not in listing
+        refused = await r.post(f"/data/{rfid}/move-files", {"path": "", "target": "note.txt", "destination": "/inbox"})
+        assert 'role="alert"' in refused.text and "permission" in notice(refused)  # the API's refusal
+    assert await names_in(system, owner, "guarded") == {"inbox", "note.txt"}
+    async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as client:
+        w = await Browser(client).login(writer, PASSWORD)
+        wfid = await w.folder_id("guarded")
+        done = await w.post(f"/data/{wfid}/move-files", {"path": "", "target": "note.txt", "destination": "inbox"})
+        assert notice(done) == "note.txt moved to /inbox."
+    assert await names_in(system, owner, "guarded", "inbox") == {"note.txt"}
+    # someone without access learns nothing about the folder
+    async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as client:
+        stranger = await Browser(client).login(await new_user(system, "stranger"), PASSWORD)
+        resp = await stranger.post(f"/data/{fid}/move-files", {"path": "inbox", "target": "inbox/note.txt",
+                                                              "destination": "/"})
+        assert resp.status_code == 404
+    assert await names_in(system, owner, "guarded", "inbox") == {"note.txt"}
+
+
+async def test_admins_share_a_project_folder_with_named_users(system):
+    admin_api = system.manager.admin()
+    side = await admin_api.post("/admin/projects", json={"name": f"side-{uuid.uuid4().hex[:6]}"})
+    named = await new_user(system, "named")
+    member = await new_user(system, "member")
+    async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as client:
+        a = await Browser(client).login(ADMIN, ADMIN_PASSWORD)
+        dialog = await a.get("/data/new", htmx=True)
+        project = re.search(r'<option value="([0-9a-f-]+)"[^>]*>default</option>', dialog.text).group(1)
+        await admin_api.post(f"/admin/projects/{project}/members", json={"emails": [member]})
+        # the named user works in another project: a shared project folder shows anyway
+        await admin_api.post(f"/admin/projects/{side['id']}/members", json={"emails": [named]})
+        assert toast(await create(a, "team-share", type="project", group=project, permission="ro")) \
+            == "Folder team-share was created."
+        fid = await a.folder_id("team-share")
+        row = re.search(r'<tr data-folder="team-share">.*?</tr>', (await a.get("/data")).text, re.S).group(0)
+        assert "Share team-share" in row
+        share = await a.get(f"/data/{fid}/share", htmx=True)
+        assert "Share with users" in share.text and f'hx-post="/data/{fid}/project-shares"' in share.text
+        assert "Pending invitations" not in share.text and "Invite users" not in share.text
+        unknown = await a.post(f"/data/{fid}/project-shares", {"emails": "ghost@example.com", "perm": "ro"})
+        assert 'id="share-emails-error"' in unknown.text and "ghost@example.com" in unknown.text
+        bad = await a.post(f"/data/{fid}/project-shares", {"emails": named, "perm": "wd"})
+        assert "Choose read only or read &amp; write." in bad.text
+        assert (await admin_api.get("/folders/_/shared", params={"vfolder_id": fid}))["shared"] == []
+        done = await a.post(f"/data/{fid}/project-shares", {"emails": named, "perm": "ro"})
+        assert f"{named} can now use this folder." in done.text and f'data-share="{named}"' in done.text
+
+        async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as other:
+            n = await Browser(other).login(named, PASSWORD)
+            row = re.search(r'<tr data-folder="team-share">.*?</tr>', (await n.get("/data")).text, re.S).group(0)
+            assert "Read only" in row and "Shared with you" in row and "Share team-share" not in row
+            nfid = await n.folder_id("team-share")
+            assert "read-only for you" in (await n.get(f"/data/{nfid}/explorer", htmx=True)).text
+
+            user_uuid = re.search(r'name="user" value="([^"]+)"', done.text).group(1)
+            changed = await a.post(f"/data/{fid}/shares", {"user": user_uuid, "email": named, "perm": "rw"})
+            assert f"Permission of {named} was changed." in changed.text
+            row = re.search(r'<tr data-folder="team-share">.*?</tr>', (await n.get("/data")).text, re.S).group(0)
+            assert "Read &amp; write" in row
+            removed = await a.post(f"/data/{fid}/shares", {"user": user_uuid, "email": named, "perm": ""})
+            assert f"The share of {named} was removed." in removed.text and 'data-testid="no-shares"' in removed.text
+            assert 'data-folder="team-share"' not in (await n.get("/data")).text
+
+        # a member who is no admin sees the folder, but neither the share button nor the dialog
+        async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as other:
+            m = await Browser(other).login(member, PASSWORD)
+            row = re.search(r'<tr data-folder="team-share">.*?</tr>', (await m.get("/data")).text, re.S).group(0)
+            assert "Share team-share" not in row
+            assert (await m.get(f"/data/{fid}/share", htmx=True)).status_code == 403
+            sneaky = await m.post(f"/data/{fid}/project-shares", {"emails": named, "perm": "rw"})
+            assert sneaky.status_code == 403
+        assert (await admin_api.get("/folders/_/shared", params={"vfolder_id": fid}))["shared"] == []

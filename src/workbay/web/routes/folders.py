@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from workbay.client.sdk import APIError, Client
 
 from ..context import LoggedIn, PageContext, UserPage
+from ..folder_moves import MoveRefused, destination_path, plan_moves
 from ..forms import read_form
 from ..i18n import N_
 from ..responses import api_error_text, events, field_errors
@@ -85,11 +86,12 @@ def folder_caps(ctx: PageContext, folder: dict[str, Any]) -> dict[str, bool]:
     return {
         "rename": owner or (project and admin),
         "trash": manage,
-        "share": owner and not project,
+        # user folders: their owner invites; project folders: admins share them with named users
+        "share": (owner and not project) or (project and admin and not folder.get("shared")),
         "clone": bool(folder.get("cloneable")),
         "write": perm in ("rw", "wd"),
         "delete_files": perm == "wd",
-        "shared_with_me": not owner and not project,
+        "shared_with_me": not owner and (not project or bool(folder.get("shared"))),
     }
 
 
@@ -142,9 +144,11 @@ async def data_page(request: Request, ctx: UserPage) -> Response:
     page, size = requested_page(request)
     project = current_project(ctx)
     async with ctx.state.gateway.client(ctx.session) as api:
-        # project folders of the current project only; the user's own and shared ones always
+        # project folders of the current project only (unless shared with the user by name);
+        # the user's own and shared ones always
         folders = [f for f in _items(await api.get("/folders"))
-                   if not is_project_folder(f) or not project or _same_id(f.get("group"), project)]
+                   if not is_project_folder(f) or not project or f.get("shared")
+                   or _same_id(f.get("group"), project)]
         try:
             status = await api.get("/folders/_/status", params={"group_id": project})
         except APIError as err:
@@ -440,9 +444,13 @@ async def _render_files(ctx: PageContext, request: Request, api: Client, fid: st
     entries.sort(key=lambda e: (e.get("type") != "DIRECTORY", str(e.get("name", "")).lower()))
     for e in entries:
         e["path"] = f"{path}/{e['name']}" if path else e["name"]
+    # the move form's suggestions: the root, the directories above, the ones shown
+    move_choices = ["/", *(f"/{p}" for _, p in _crumbs(path)),
+                    *(f"/{e['path']}" for e in entries if e.get("type") == "DIRECTORY")]
     return _render(ctx, request, template, folder=folder, fid=fid, path=path, crumbs=_crumbs(path),
                    entries=entries, error=error, notice=notice, caps=folder_caps(ctx, folder),
-                   columns=FILE_COLUMNS, name_max=FILE_NAME_MAX)
+                   columns=FILE_COLUMNS, name_max=FILE_NAME_MAX,
+                   move_choices=list(dict.fromkeys(move_choices)))
 
 
 @router.get("/data/{fid}/explorer")
@@ -529,10 +537,74 @@ async def delete_files(fid: str, request: Request, ctx: LoggedIn) -> Response:
         ctx._("%(names)s deleted.", names=names))
 
 
+def _move_refusal(ctx: PageContext, refused: MoveRefused, shown: str) -> str:
+    names = ", ".join(refused.names)
+    if refused.kind == "into-itself":
+        return ctx._("A folder cannot be moved into itself: %(names)s.", names=names)
+    if refused.kind == "already-there":
+        return ctx._("%(names)s is already in %(target)s.", names=names, target=shown)
+    if refused.kind == "exists":
+        return ctx._("%(target)s already holds %(names)s. Rename or delete it first; nothing was moved.",
+                     names=names, target=shown)
+    return ctx._("Enter a directory of this folder, such as /data/raw (no ..).")
+
+
+@router.post("/data/{fid}/move-files")
+async def move_files(fid: str, request: Request, ctx: LoggedIn) -> Response:
+    """Move the chosen entries into another directory of the folder: checked first (the
+    destination exists and holds none of their names), then one ``move-file`` per entry."""
+    form = await read_form(request)
+    path = _clean_path(form.text("path"))
+    targets = [t for t in (_clean_path(x) for x in form.all("target")) if t]
+    async with ctx.state.gateway.client(ctx.session) as api:
+        folder = await _folder(api, fid)
+
+        def shown_again(level: str, text: str):
+            return _render_files(ctx, request, api, fid, folder, path, "dialogs/folder_files.html",
+                                 notice=(level, text))
+
+        if not targets:
+            return await shown_again("danger", ctx._("Choose a file."))
+        destination = ""
+        try:
+            destination = destination_path(form.text("destination"))
+            plan_moves(targets, destination, ())  # what needs no listing: into itself, there already
+        except MoveRefused as refused:
+            return await shown_again("danger", _move_refusal(ctx, refused, "/" + destination))
+        shown = "/" + destination
+        try:
+            listing = await api.get(f"/folders/{quote(fid)}/files", params={"path": destination})
+        except APIError as err:
+            title, message = api_error_text(err)
+            text = (ctx._("There is no directory %(target)s in this folder.", target=shown)
+                    if err.status == 404 else f"{title} {message}".strip())
+            return await shown_again("danger", text)
+        try:
+            moves = plan_moves(targets, destination, (str(e.get("name")) for e in _items(listing)))
+        except MoveRefused as refused:
+            return await shown_again("danger", _move_refusal(ctx, refused, shown))
+        moved: list[str] = []
+        for move in moves:
+            try:
+                await api.post(f"/folders/{quote(fid)}/move-file", json={"src": move.src, "dst": move.dst})
+            except APIError as err:
+                title, message = api_error_text(err)
+                reason = f"{title} {message}".strip()
+                text = ctx._("%(name)s could not be moved: %(reason)s", name=move.name, reason=reason)
+                if moved:
+                    text += " " + ctx._("Moved already: %(names)s.", names=", ".join(moved))
+                return await shown_again("danger", text)
+            moved.append(move.name)
+        return await shown_again("success", ctx._("%(names)s moved to %(target)s.", names=", ".join(moved),
+                                                  target=shown))
+
+
 # -- sharing ---------------------------------------------------------------------------------------
 async def _share_state(api: Client, fid: str, folder: dict[str, Any]) -> dict[str, Any]:
     vid = str(folder.get("id") or fid)
     shared = _items(await api.get("/folders/_/shared", params={"vfolder_id": vid}), "shared")
+    if is_project_folder(folder):  # shared by admins directly, never through invitations
+        return {"shares": shared, "pending": [], "project_folder": True}
     try:
         sent = _items(await api.get("/folders/invitations/list-sent"), "invitations")
     except APIError:
@@ -540,7 +612,7 @@ async def _share_state(api: Client, fid: str, folder: dict[str, Any]) -> dict[st
     hexid = vid.replace("-", "")
     pending = [i for i in sent if str(i.get("vfolder_id", "")).replace("-", "") == hexid
                and i.get("state", "pending") == "pending"]
-    return {"shares": shared, "pending": pending}
+    return {"shares": shared, "pending": pending, "project_folder": False}
 
 
 async def _render_share(ctx: PageContext, request: Request, api: Client, fid: str, template: str, *,
@@ -586,6 +658,39 @@ async def invite(fid: str, request: Request, ctx: LoggedIn) -> Response:
                                    errors=errors, general=general, notice=notice)
 
 
+@router.post("/data/{fid}/project-shares")
+async def share_project_folder(fid: str, request: Request, ctx: LoggedIn) -> Response:
+    """VF-10: an admin gives named users their own permission on a project folder (no invitation;
+    they see it at once, members or not)."""
+    form = await read_form(request)
+    emails = list(dict.fromkeys(e.strip() for e in re.split(r"[,\s;]+", form.text("emails")) if e.strip()))
+    perm = form.text("perm")
+    errors: dict[str, str] = {}
+    general = None
+    notice = None
+    async with ctx.state.gateway.client(ctx.session) as api:
+        if not emails:
+            errors["emails"] = ctx._("Enter the email of a user.")
+        elif any("@" not in e for e in emails):
+            errors["emails"] = ctx._("Enter valid email addresses.")
+        if perm not in ("ro", "rw"):
+            errors["perm"] = ctx._("Choose read only or read & write.")
+        if not errors:
+            try:
+                result = await api.post(f"/folders/{quote(fid)}/share", json={"permission": perm, "emails": emails})
+            except APIError as err:
+                errors, general = _form_errors(err, {"emails", "perm"})
+                if not errors and general:
+                    errors, general = {"emails": " ".join(x for x in general if x)}, None
+            else:
+                shared = result.get("shared_emails") if isinstance(result, dict) else None
+                notice = ("success", ctx._("%(emails)s can now use this folder.", emails=", ".join(shared or emails)))
+        return await _render_share(ctx, request, api, fid, "dialogs/folder_share_body.html",
+                                   values={"perm": perm if perm in ("ro", "rw") else "ro",
+                                           "emails": "" if notice else form.text("emails")},
+                                   errors=errors, general=general, notice=notice)
+
+
 @router.post("/data/{fid}/shares")
 async def change_share(fid: str, request: Request, ctx: LoggedIn) -> Response:
     form = await read_form(request)
@@ -602,8 +707,12 @@ async def change_share(fid: str, request: Request, ctx: LoggedIn) -> Response:
             notice = ("danger", f"{title} {message}".strip())
         else:
             email = form.text("email") or user
-            notice = ("success", ctx._("%(email)s can no longer use this folder.", email=email)
-                      if body["perm"] is None else ctx._("Permission of %(email)s was changed.", email=email))
+            if body["perm"] is not None:
+                notice = ("success", ctx._("Permission of %(email)s was changed.", email=email))
+            elif is_project_folder(folder):  # members keep the folder's own permission
+                notice = ("success", ctx._("The share of %(email)s was removed.", email=email))
+            else:
+                notice = ("success", ctx._("%(email)s can no longer use this folder.", email=email))
         return await _render_share(ctx, request, api, fid, "dialogs/folder_share_body.html", notice=notice)
 
 

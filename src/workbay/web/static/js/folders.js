@@ -1,6 +1,7 @@
 /* Data page: what htmx cannot do.  The create dialog's dependent fields; the folder explorer's
-   uploads (tus through the storage-proxy, files and whole folders, drag & drop, progress per file)
-   and downloads (a token from the manager, then the storage-proxy's URL). */
+   uploads (tus through the storage-proxy, files and whole folders, drag & drop, progress per file,
+   resumed after a page reload), downloads (a token from the manager, then the storage-proxy's URL)
+   and moving entries (selection, the move form, dragging entries onto a directory). */
 (function () {
   "use strict";
 
@@ -79,11 +80,103 @@
     if (e.key !== "Escape") return;
     const row = e.target.closest?.(".wb-inline-row");
     if (row) { e.preventDefault(); e.stopPropagation(); row.hidden = true; }
+    const moveTo = e.target.closest?.("#explorer-move-to");
+    if (moveTo) { e.preventDefault(); e.stopPropagation(); showMoveForm(false); }
   }, true);
   /* the mkdir form: focus its field when it opens */
   document.addEventListener("shown.bs.collapse", (e) => {
     if (e.target.id === "explorer-mkdir") e.target.querySelector("input[name=name]")?.focus();
   });
+
+  /* -- moving entries into another directory of the folder ------------------------------------- */
+  const MOVE_TYPE = "application/x-workbay-entries";
+  const moveForm = () => document.getElementById("explorer-move");
+  const selectBoxes = () => [...document.querySelectorAll("#explorer-table [data-wb-select]")];
+
+  function syncSelection() {
+    const form = moveForm();
+    if (!form) return;
+    const boxes = selectBoxes();
+    const chosen = boxes.filter((b) => b.checked).length;
+    const all = document.querySelector("#explorer-table [data-wb-select-all]");
+    if (all) { all.checked = chosen > 0 && chosen === boxes.length; all.indeterminate = chosen > 0 && chosen < boxes.length; }
+    form.querySelector("[data-wb-move-open]").disabled = !chosen;
+    form.querySelector("[data-wb-move-count]").textContent = chosen ? fmt(strings().selected, { count: chosen }) : "";
+    boxes.forEach((b) => b.closest("tr")?.classList.toggle("table-active", b.checked));
+    if (!chosen) showMoveForm(false);
+  }
+
+  function showMoveForm(open) {
+    const form = moveForm();
+    if (!form) return;
+    const to = form.querySelector("#explorer-move-to");
+    to.hidden = !open;
+    form.querySelector("[data-wb-move-help]").hidden = !open;
+    form.querySelector("[data-wb-move-open]").setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) { const field = to.querySelector("input[name=destination]"); field.focus(); field.select(); }
+  }
+
+  function selectOnly(paths) {
+    selectBoxes().forEach((b) => { b.checked = paths.includes(b.value); });
+    syncSelection();
+  }
+
+  document.addEventListener("change", (e) => {
+    if (e.target.closest("[data-wb-select-all]")) {
+      selectBoxes().forEach((b) => { b.checked = e.target.checked; });
+      syncSelection();
+    } else if (e.target.closest("[data-wb-select]")) {
+      syncSelection();
+    }
+  });
+  document.addEventListener("click", (e) => {
+    if (e.target.closest("[data-wb-move-open]")) { showMoveForm(true); return; }
+    if (e.target.closest("[data-wb-move-cancel]")) { showMoveForm(false); return; }
+    const one = e.target.closest("[data-wb-move-one]");
+    if (one) { selectOnly([one.dataset.wbMoveOne]); showMoveForm(true); }
+  });
+
+  /* drag entries onto a directory row or a breadcrumb: the checked ones when the dragged row is
+     checked, else that row alone; the move form then submits as if typed */
+  const isMoveDrag = (e) => [...(e.dataTransfer?.types || [])].includes(MOVE_TYPE);
+  let dragged = [];
+  document.addEventListener("dragstart", (e) => {
+    const row = e.target.closest?.("#explorer-table tr[draggable=true]");
+    if (!row) return;
+    const box = row.querySelector("[data-wb-select]");
+    dragged = box && box.checked ? selectBoxes().filter((b) => b.checked).map((b) => b.value) : [row.dataset.path];
+    e.dataTransfer.setData(MOVE_TYPE, JSON.stringify(dragged));
+    e.dataTransfer.setData("text/plain", dragged.join("\n"));
+    e.dataTransfer.effectAllowed = "move";
+  });
+  const moveTarget = (e) => e.target.closest?.("#explorer-files [data-wb-move-target]");
+  document.addEventListener("dragover", (e) => {
+    const target = moveTarget(e);
+    if (!target || !isMoveDrag(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "move";
+    target.classList.add("table-primary", "wb-move-over");
+  });
+  document.addEventListener("dragleave", (e) => {
+    const target = moveTarget(e);
+    if (target && !target.contains(e.relatedTarget)) target.classList.remove("table-primary", "wb-move-over");
+  });
+  document.addEventListener("drop", (e) => {
+    if (!isMoveDrag(e)) return;
+    e.preventDefault();
+    const target = moveTarget(e);
+    document.querySelectorAll(".wb-move-over").forEach((el) => el.classList.remove("table-primary", "wb-move-over"));
+    let paths = [];
+    try { paths = JSON.parse(e.dataTransfer.getData(MOVE_TYPE) || "[]"); } catch (_) { paths = dragged; }
+    const destination = target?.dataset.wbMoveTarget;
+    const form = moveForm();
+    // onto nothing, or a directory onto itself: no move
+    if (!form || !destination || !paths.length || paths.some((p) => "/" + p === destination)) return;
+    selectOnly(paths);
+    form.querySelector("input[name=destination]").value = destination;
+    form.requestSubmit();
+  });
+  document.addEventListener("dragend", () => { dragged = []; });
 
   /* -- downloads ---------------------------------------------------------------------------------- */
   document.addEventListener("click", async (e) => {
@@ -158,7 +251,61 @@
     }
   }
 
-  function tusUpload(file, url, li) {
+  /* -- resuming after a page reload -------------------------------------------------------------
+     The manager's request-upload takes the `session` of an earlier upload of the same path and
+     size and answers a fresh token for it; the storage-proxy kept the bytes that arrived (HEAD
+     says how many).  So each upload's session is kept in localStorage under the folder, the path
+     and the file's name, size and modification time, until it completes or goes stale. */
+  const RESUME_PREFIX = "wb-upload-resume:";
+  const RESUME_TTL_MS = 24 * 3600 * 1000; // the storage-proxy drops uploads idle this long
+
+  const resumeKey = (fid, relpath, file) =>
+    RESUME_PREFIX + JSON.stringify([fid, relpath, file.name, file.size, file.lastModified]);
+
+  function readResume(key) {
+    let entry = null;
+    try { entry = JSON.parse(localStorage.getItem(key) || "null"); } catch (_) { entry = null; }
+    if (entry && entry.session && Date.now() - (entry.savedAt || 0) < RESUME_TTL_MS) return entry;
+    forgetResume(key);
+    return null;
+  }
+  function saveResume(key, entry) {
+    try { localStorage.setItem(key, JSON.stringify({ ...entry, savedAt: Date.now() })); } catch (_) { /* storage off or full: no resume */ }
+  }
+  function forgetResume(key) {
+    try { localStorage.removeItem(key); } catch (_) { /* storage off */ }
+  }
+  function dropStaleResumes() {
+    try {
+      for (let i = localStorage.length - 1; i >= 0; i--) {
+        const key = localStorage.key(i);
+        if (key && key.startsWith(RESUME_PREFIX)) readResume(key); // removes what expired
+      }
+    } catch (_) { /* storage off */ }
+  }
+  dropStaleResumes();
+
+  async function storedOffset(url) {
+    try {
+      const resp = await fetch(url, { method: "HEAD", headers: { "Tus-Resumable": "1.0.0" } });
+      return resp.ok ? Number(resp.headers.get("Upload-Offset") || 0) : 0;
+    } catch (_) {
+      return 0;
+    }
+  }
+
+  function note(li, text) {
+    if (!li) return;
+    let el = li.querySelector(".wb-upload-note");
+    if (!el) {
+      el = document.createElement("div");
+      el.className = "small text-body-secondary wb-upload-note";
+      li.querySelector(".wb-upload-bar").before(el);
+    }
+    el.textContent = text;
+  }
+
+  function tusUpload(file, url, li, onAccepted) {
     return new Promise((resolve, reject) => {
       const upload = new tus.Upload(file, {
         uploadUrl: url,
@@ -171,6 +318,7 @@
           return status === 0 || status === 409 || status === 423 || status >= 500;
         },
         onProgress: (sent, total) => setProgress(li, sent, total),
+        onChunkComplete: (_, accepted) => onAccepted(accepted),
         onSuccess: () => resolve(),
         onError: (err) => {
           const res = err.originalResponse;
@@ -182,7 +330,9 @@
             } catch (_) { /* not problem+json */ }
             if (res.getStatus() === 413) reason = reason || strings().quotaExceeded;
           }
-          reject(new Error(reason));
+          const error = new Error(reason);
+          error.status = res ? res.getStatus() : 0;
+          reject(error);
         },
       });
       upload.start();
@@ -191,11 +341,38 @@
 
   async function uploadOne(fid, job, li) {
     const path = job.relpath;
-    const ticket = await api("POST", folderPath(fid) + "/request-upload", { path: path, size: job.file.size });
-    if (job.file.size === 0) { setProgress(li, 1, 1); return; } // created by request-upload
+    const size = job.file.size;
+    const key = resumeKey(fid, path, job.file);
+    const earlier = size ? readResume(key) : null;
+    let ticket = null;
+    if (earlier) {
+      try {
+        ticket = await api("POST", folderPath(fid) + "/request-upload", { path: path, size: size, session: earlier.session });
+      } catch (_) {
+        forgetResume(key); // start over below; a real refusal shows there
+      }
+    }
+    ticket = ticket || await api("POST", folderPath(fid) + "/request-upload", { path: path, size: size });
+    if (size === 0) { setProgress(li, 1, 1); return; } // created by request-upload
     const url = new URL(ticket.url, location.href);
     url.searchParams.set("token", ticket.token);
-    await tusUpload(job.file, url.href, li);
+    const entry = { session: ticket.session, url: ticket.url, offset: 0 };
+    if (earlier) {
+      entry.offset = await storedOffset(url.href);
+      if (entry.offset > 0 && entry.offset < size) {
+        note(li, fmt(strings().resumed, { percent: Math.floor((entry.offset / size) * 100) + "%" }));
+        setProgress(li, entry.offset, size);
+      }
+    }
+    saveResume(key, entry);
+    try {
+      await tusUpload(job.file, url.href, li, (accepted) => saveResume(key, { ...entry, offset: accepted }));
+    } catch (err) {
+      // refused for good (quota, permission, path): nothing to resume
+      if (err.status >= 400 && err.status < 500 && err.status !== 409 && err.status !== 423) forgetResume(key);
+      throw err;
+    }
+    forgetResume(key);
   }
 
   /** jobs: [{file, relpath}] relative to the explorer's current directory; dirs: empty folders */
@@ -281,13 +458,13 @@
   let dragDepth = 0;
   document.addEventListener("dragenter", (e) => {
     const zone = dropzone(e.target);
-    if (!zone || explorer()?.dataset.writable !== "true") return;
+    if (!zone || isMoveDrag(e) || explorer()?.dataset.writable !== "true") return;
     e.preventDefault();
     dragDepth++;
     zone.classList.add("wb-dragging");
   });
   document.addEventListener("dragover", (e) => {
-    if (dropzone(e.target) && explorer()?.dataset.writable === "true") { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; }
+    if (dropzone(e.target) && !isMoveDrag(e) && explorer()?.dataset.writable === "true") { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; }
   });
   document.addEventListener("dragleave", (e) => {
     const zone = dropzone(e.target);
@@ -297,7 +474,7 @@
   });
   document.addEventListener("drop", async (e) => {
     const zone = dropzone(e.target);
-    if (!zone) return;
+    if (!zone || isMoveDrag(e)) return;
     e.preventDefault();
     dragDepth = 0;
     zone.classList.remove("wb-dragging");
