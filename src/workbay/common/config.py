@@ -71,6 +71,8 @@ class WebserverConfig(Section):
     guide_url: str = "https://webui.docs.backend.ai/en/latest/"
     signup_enabled: bool = Field(False, description="show the sign-up dialog on the login page; "
                                  "keep in sync with the manager's sign-up setting")
+    agent_summary_enabled: bool = Field(True, description="the Agent Summary page (AS-1) for every "
+                                        "user: off hides it from the sidebar and its URL answers 404")
 
 
 class StorageVolumeConfig(Section):

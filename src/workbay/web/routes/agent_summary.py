@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError
@@ -113,6 +113,8 @@ async def _load(request: Request, ctx: PageContext) -> dict[str, Any]:
 async def agent_summary_page(request: Request, ctx: LoggedIn) -> Response:
     from ..context import with_user
 
+    if not ctx.state.config.webserver.agent_summary_enabled:
+        raise HTTPException(status_code=404)  # switched off: as if the page did not exist
     if not ctx.is_htmx:
         ctx = await with_user(ctx)
     data = await _load(request, ctx)
