@@ -9,6 +9,17 @@
   const FOCUSABLE = "[autofocus], .modal-body input:not([readonly]):not([type=hidden]):not([disabled]), " +
     ".modal-body select, .modal-body textarea, .modal-footer .btn-primary";
 
+  /* -- htmx forms submitted before htmx bound them ------------------------------------------- */
+  // htmx binds swapped-in content at settle time, a few ms after an [autofocus] field already has
+  // the focus; an Enter in that window would submit the form natively (a GET with the CSRF token
+  // in the URL). Binding it here, in the capture phase, lets htmx's own handler take this submit.
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (window.htmx && form instanceof HTMLFormElement && (form.hasAttribute("hx-post") || form.hasAttribute("hx-get"))) {
+      htmx.process(form);
+    }
+  }, true);
+
   /* -- toasts (aria-live region) ---------------------------------------------------------- */
   function toast(message, level) {
     const host = document.getElementById("toasts");
