@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from workbay.client.sdk import APIError
+
 from workbay.manager.models import Agent, ComputeSession
 
 
@@ -45,3 +49,31 @@ async def test_summary_and_agent_summary(manager):
                 ComputeSession.access_key.in_([alice["keypair"]["access_key"], bob["keypair"]["access_key"]])))).all():
             (await s.get(ComputeSession, row.id)).status = "TERMINATED"
         (await s.get(Agent, agent_id)).status = "TERMINATED"
+
+
+async def test_check_presets_for_an_owner(manager):
+    """CS-4: an admin launching for someone else sees the owner's limits and use, not their own."""
+    h = manager
+    name = f"small-{uuid.uuid4().hex[:6]}"
+    await h.admin().post("/admin/resource-policies/keypair", json={
+        "name": name, "total_resource_slots": {"cpu": "1", "mem": str(1 << 30)}})
+    alice, ac = await _user(h)
+    bob, bc = await _user(h)
+    await h.admin().patch(f"/admin/keypairs/{alice['keypair']['access_key']}", json={"resource_policy": name})
+    projects = (await h.admin().get("/admin/projects", params={"domain": "default"}))["items"]
+    default = next(p for p in projects if p["name"] == "default")
+    await h.admin().post(f"/admin/projects/{default['id']}/members", json={"emails": [alice["email"], bob["email"]]})
+
+    own = await h.admin().post("/resource/check-presets", json={})
+    assert own["keypair_limits"].get("cpu") != "1"
+    for_alice = await h.admin().post("/resource/check-presets",
+                                     json={"owner_access_key": alice["keypair"]["access_key"]})
+    assert for_alice["keypair_limits"]["cpu"] == "1" and for_alice["keypair_limits"]["mem"] == str(1 << 30)
+    assert for_alice == await ac.post("/resource/check-presets", json={})   # what she sees herself
+    # a user may not look at another user's limits this way
+    with pytest.raises(APIError) as e:
+        await bc.post("/resource/check-presets", json={"owner_access_key": alice["keypair"]["access_key"]})
+    assert e.value.status == 403
+    with pytest.raises(APIError) as e:
+        await h.admin().post("/resource/check-presets", json={"owner_access_key": "AKNOSUCHKEY000000000"})
+    assert e.value.status == 404

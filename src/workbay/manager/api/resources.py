@@ -26,13 +26,15 @@ async def presets(who: Actor = Depends(actor), st: ManagerState = Depends(state)
 class CheckPresetsParams(BaseModel):
     scaling_group: str | None = None
     group: str | None = None
+    owner_access_key: str | None = None
 
 
 @router.post("/resource/check-presets")
 async def check_presets(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     params = await request_params(request, CheckPresetsParams)
     listed = await st.compute_admin.list_presets(params.scaling_group)
-    return await st.usage.check_presets(who, params.scaling_group, params.group, listed)
+    return await st.usage.check_presets(who, params.scaling_group, params.group, listed,
+                                        params.owner_access_key)
 
 
 class SummaryParams(BaseModel):

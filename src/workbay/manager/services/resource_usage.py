@@ -48,7 +48,15 @@ class ResourceUsageService:
         self.sessions = sessions
 
     async def check_presets(self, actor: Actor, resource_group: str | None, group: str | None,
-                            presets: list[dict[str, Any]]) -> dict[str, Any]:
+                            presets: list[dict[str, Any]], owner_access_key: str | None = None
+                            ) -> dict[str, Any]:
+        """With ``owner_access_key`` (an admin launching for someone else, CS-4) the limits, use and
+        project are the owner's, as the session will be theirs."""
+        if owner_access_key and owner_access_key != actor.access_key:
+            async with self.ctx.db() as s:
+                kp, user = await self.sessions.resolve_owner(s, actor, owner_access_key)
+            actor = Actor(user_id=user.uuid, email=user.email, role=user.role,
+                          domain_name=user.domain_name, access_key=kp.access_key)
         async with self.ctx.db() as s:
             kp = await s.get(Keypair, actor.access_key)
             policy = await s.get(KeypairResourcePolicy, kp.resource_policy)

@@ -109,7 +109,8 @@ class SessionService:
         self.launcher = launcher  # manager.scheduler.launcher.Launcher (agent RPC)
 
     # -- resolution ------------------------------------------------------------------------------
-    async def _owner(self, s, actor: Actor, owner_access_key: str | None) -> tuple[Keypair, User]:
+    async def resolve_owner(self, s, actor: Actor, owner_access_key: str | None) -> tuple[Keypair, User]:
+        """The keypair and user a request acts for: the caller's own, or (CS-4) one an admin may manage."""
         ak = owner_access_key or actor.access_key
         row = (await s.execute(select(Keypair, User).join(User, User.uuid == Keypair.user_id)
                                .where(Keypair.access_key == ak))).first()
@@ -197,7 +198,7 @@ class SessionService:
             return sess
         ak = owner_access_key or actor.access_key
         if ak != actor.access_key:
-            await self._owner(s, actor, ak)
+            await self.resolve_owner(s, actor, ak)
         rows = (await s.execute(select(ComputeSession).where(
             ComputeSession.access_key == ak, ComputeSession.name == ref)
             .order_by(ComputeSession.created_at.desc()))).scalars().all()
@@ -260,7 +261,7 @@ class SessionService:
             except (binascii.Error, UnicodeDecodeError) as e:
                 raise InvalidAPIParameters("bootstrap_script must be base64-encoded text.") from e
         async with self.ctx.db.begin() as s:
-            kp, owner = await self._owner(s, actor, req.owner_access_key)
+            kp, owner = await self.resolve_owner(s, actor, req.owner_access_key)
             project = await self._project(s, owner, req.group)
             rg = await self._resource_group(s, owner.domain_name, project, req.config.scaling_group)
             image = await self.resolve_image(s, req.image, req.architecture)

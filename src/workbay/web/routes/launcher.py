@@ -207,6 +207,13 @@ async def load_choices(ctx: PageContext, api: Client, form: LaunchForm) -> Choic
     params = {"group": group} if group else {}
     if form.get("rg"):
         params["scaling_group"] = form.get("rg")
+    if form.on("owner") and form.get("owner_ak") and ctx.session and ctx.session.is_admin:
+        # CS-4: the presets and limits shown are the owner's, as the session will be theirs
+        params["owner_access_key"] = form.get("owner_ak")
+        if form.get("owner_project"):
+            params["group"] = form.get("owner_project")
+        if form.get("owner_rg"):
+            params["scaling_group"] = form.get("owner_rg")
     superadmin = bool(ctx.session and ctx.session.is_superadmin)
     images, check, folders = await asyncio.gather(
         _safe(api.get("/images"), {"items": []}),
