@@ -16,6 +16,13 @@ baselines work in that same directory, so both sides use the same disk and files
   same directory with one ``stat`` per entry (the name, type, size, mode and times ``GET /files``
   returns; plain ``os.scandir`` without ``stat`` is shown too).
 
+* folder list (``--folders`` N, default 10): ``GET /folders`` of the manager (manager and
+  storage-proxy of a throwaway ``workbay.lite`` in a thread, SQLite) for a user with N folders of
+  ``--folder-files`` files each (10,000; written straight to disk, as sessions write), cold (every
+  folder's usage figure dropped before the call, so the proxy walks each folder) and cached (the
+  proxy's cached figures), against the same call for a user with no folders (the call's own cost).
+  Sizes are checked against the files written before anything is reported.
+
 No fsync on either side (``sync`` runs before each timed step so earlier writes do not bleed
 into it); the source file is in the page cache for both ``cp`` and tus, and so is the uploaded
 file for both ``cat`` and the download: these are the proxy's own costs, not the disk's.
@@ -24,7 +31,7 @@ Upload and download run ``--rounds`` times (default 3), each round timing the ba
 the proxy, and the medians are reported: a shared machine's load moves these numbers a lot.
 
 Run: .venv/bin/python benchmarks/storage.py [--size-mib 1024] [--files 10000] [--chunk-mib 16]
-     [--rounds 3] [--dir DIR]
+     [--rounds 3] [--dir DIR] [--folders 10] [--folder-files 10000] [--only transfer|folders]
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
 
 MIB = 1 << 20
 SECRET = "storage-benchmark-secret-" + "b" * 16
@@ -223,10 +233,134 @@ def check_space(where: Path, size: int) -> int:
     return shrunk
 
 
+# --- the folder list ---
+
+ADMIN = "admin@workbay.local"
+ADMIN_PASSWORD = "Adm1n!bench-pass"
+USER_PASSWORD = "Us3r!bench-pass"
+
+
+def free_pair() -> int:
+    """A port base with the manager's and the storage-proxy's ports free (lite offsets 1..3)."""
+    for _ in range(200):
+        base = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
+        try:
+            with socket.socket() as a, socket.socket() as b, socket.socket() as c, socket.socket() as d:
+                for sock, off in ((a, 0), (b, 1), (c, 2), (d, 3)):
+                    sock.bind(("127.0.0.1", base + off))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free ports")
+
+
+async def folder_list(args: argparse.Namespace, base_dir: Path) -> dict[str, float]:
+    from workbay.client.sdk import Client
+    from workbay.lite import lite_config, start_in_thread
+
+    os.environ["WORKBAY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    work = Path(tempfile.mkdtemp(prefix="workbay-folders-bench-", dir=base_dir))
+    handle = None
+    try:
+        port_base = free_pair()
+        config = lite_config(work, port_base)
+        handle = start_in_thread(work, port_base, components=("manager", "storage-proxy"), config=config)
+        url = handle.manager_url
+
+        async def login(email: str, password: str) -> Client:
+            async with httpx.AsyncClient() as http:
+                r = await http.post(url + "/auth/authorize", json={
+                    "type": "keypair", "domain": "default", "username": email, "password": password})
+                r.raise_for_status()
+                data = r.json()["data"]
+            return Client(url, data["access_key"], data["secret_key"], timeout=600)
+
+        admin = await login(ADMIN, ADMIN_PASSWORD)
+        clients = {}
+        for who in ("owner", "empty"):
+            email = f"bench-{who}@example.test"
+            await admin.post("/admin/users", json={"email": email, "username": f"bench-{who}",
+                                                    "password": USER_PASSWORD})
+            clients[who] = await login(email, USER_PASSWORD)
+        owner, empty = clients["owner"], clients["empty"]
+        names = [f"bench-{i:03d}" for i in range(args.folders)]
+        expected = {}
+        print(f"writing {args.folders} folders × {args.folder_files} files …", flush=True)
+        for name in names:
+            created = await owner.post("/folders", json={"name": name})
+            kind, _, scope = created["quota_scope_id"].partition(":")
+            folder = work / "volumes" / "volume1" / kind / scope / created["id"]
+            total = 0
+            for i in range(args.folder_files):
+                sub = folder / f"d{i // 1000:03d}"
+                if i % 1000 == 0:
+                    sub.mkdir()
+                size = i % 100
+                with open(sub / f"f{i:06d}", "wb") as f:
+                    f.write(b"x" * size)
+                total += size
+            expected[name] = total
+        os.sync()
+
+        async def listing(client: Client) -> list:
+            return await client.get("/folders")
+
+        async def drop_figures() -> None:
+            # a write through the proxy (an existing directory, nothing changes on disk) drops
+            # the folder's cached figure: the next listing walks it again
+            for name in names:
+                await owner.post(f"/folders/{name}/mkdir", json={"path": "d000", "exist_ok": True})
+
+        sizes = {f["name"]: f["cur_size"] for f in await listing(owner)}
+        if sizes != expected:
+            raise RuntimeError(f"GET /folders reported other sizes: {sizes} != {expected}")
+        if await listing(empty):
+            raise RuntimeError("the user without folders lists some")
+
+        async def timed_ms(call, before=None) -> float:
+            times = []
+            for _ in range(args.rounds + 1):  # the first is a warm-up
+                if before is not None:
+                    await before()
+                t0 = time.perf_counter()
+                await call()
+                times.append((time.perf_counter() - t0) * 1000)
+            return statistics.median(times[1:])
+
+        out = {"empty": await timed_ms(lambda: listing(empty)),
+               "cold": await timed_ms(lambda: listing(owner), drop_figures),
+               "cached": await timed_ms(lambda: listing(owner))}
+        for c in (admin, owner, empty):
+            await c.close()
+        return out
+    finally:
+        if handle is not None:
+            handle.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report_folder_list(args: argparse.Namespace, ms: dict[str, float]) -> None:
+    print()
+    print(f"GET /folders with {args.folders} folders of {args.folder_files} files each "
+          f"(medians of {args.rounds}; sizes verified)")
+    print(f"{'':36}{'time':>15}{'vs empty list':>15}")
+    print(f"{'  no folders (the call itself)':36}{ms['empty']:>12.1f} ms{1:>15.2f}")
+    print(f"{'  cold (every folder walked)':36}{ms['cold']:>12.1f} ms{ms['cold'] / ms['empty']:>15.2f}")
+    print(f"{'  cached usage figures':36}{ms['cached']:>12.1f} ms{ms['cached'] / ms['empty']:>15.2f}")
+    print(f"cold / cached: {ms['cold'] / ms['cached']:.1f}× (lower ratios are better)")
+
+
 # --- the benchmark ---
 
 def run(args: argparse.Namespace) -> None:
     base = Path(args.dir) if args.dir else Path(tempfile.gettempdir())
+    if args.only != "folders":
+        transfer(args, base)
+    if args.only != "transfer" and args.folders > 0:
+        report_folder_list(args, asyncio.run(folder_list(args, base)))
+
+
+def transfer(args: argparse.Namespace, base: Path) -> None:
     size = check_space(base, args.size_mib * MIB)
     chunk = args.chunk_mib * MIB
     work = Path(tempfile.mkdtemp(prefix="workbay-storage-bench-", dir=base))
@@ -340,8 +474,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="upload/download rounds (medians are reported)")
     parser.add_argument("--dir", help="where the temporary files go (default: the temp dir)")
+    parser.add_argument("--folders", type=int, default=10, help="folders in the GET /folders figure")
+    parser.add_argument("--folder-files", type=int, default=10_000, help="files in each of them")
+    parser.add_argument("--only", choices=("transfer", "folders"),
+                        help="only the upload/download/listing figures, or only GET /folders")
     args = parser.parse_args()
-    if min(args.size_mib, args.files, args.chunk_mib, args.rounds) < 1:
+    if min(args.size_mib, args.files, args.chunk_mib, args.rounds, args.folder_files) < 1 \
+            or args.folders < 0:
         parser.error("sizes and counts must be positive")
     run(args)
 

@@ -552,3 +552,24 @@ def test_usage_cache_expires_after_its_ttl():
         return 9, 9
     assert cache.get("g", overtaken) == (9, 9)
     assert cache.get("g", walk) == (4, 4)
+
+
+async def test_the_two_apps_of_one_proxy_share_usage_figures(tmp_path):
+    """As served (lite, ``workbay storage-proxy``): both apps built from one configuration, so a
+    write through the client-facing app drops the figure the manager-facing app answers with."""
+    from workbay.storage.app import shared_volumes
+    config = load_config(data_dir=tmp_path, secrets={"storage": SECRET})
+    client_app, manager_app = create_client_app(config), create_manager_app(config)
+    shared_volumes(config).get("volume1").usage_cache.ttl = 3600
+    vfid = uuid.uuid4().hex
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager_app), base_url="http://m",
+                                 headers={"X-Workbay-Secret": SECRET}) as mgr, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=client_app), base_url="http://c") as cli:
+        assert (await mgr.post("/folder/create", json={"volume": "volume1", "vfid": vfid,
+                                                       "quota_scope_id": QSID})).status_code == 201
+        body = {"volume": "volume1", "vfids": [vfid]}
+        assert (await mgr.post("/folders/usage", json=body)).json()["usage"][vfid]["used_bytes"] == 0
+        tok = issue_token(SECRET, "upload", "volume1", vfid, "x.bin", 60, size=5, session="s")
+        assert (await cli.patch("/upload", params={"token": tok}, content=b"12345",
+                                headers=TUS | {"Upload-Offset": "0"})).status_code == 204
+        assert (await mgr.post("/folders/usage", json=body)).json()["usage"][vfid]["used_bytes"] == 5

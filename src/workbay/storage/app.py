@@ -18,6 +18,18 @@ from .manager_api import manager_router
 from .volumes import Volumes
 
 
+# One Volumes per configuration in a process: the client-facing and the manager-facing app are two
+# halves of one storage-proxy and share its state (the usage figures a write through either drops).
+_shared: dict[int, tuple[WorkbayConfig, Volumes]] = {}
+
+
+def shared_volumes(config: WorkbayConfig) -> Volumes:
+    entry = _shared.get(id(config))
+    if entry is None or entry[0] is not config:
+        entry = _shared[id(config)] = (config, Volumes(config))
+    return entry[1]
+
+
 def _install_os_error_handler(app: FastAPI) -> None:
     @app.exception_handler(OSError)
     async def _os_error(_: Request, exc: OSError) -> JSONResponse:
@@ -55,7 +67,7 @@ def create_client_app(config: WorkbayConfig, volumes: Volumes | None = None) -> 
     async def root() -> dict:
         return {"status": "ok", "type": "client-facing", "storage-proxy": __version__}
 
-    app.include_router(client_router(volumes or Volumes(config), config.secrets.storage))
+    app.include_router(client_router(volumes or shared_volumes(config), config.secrets.storage))
     return app
 
 
@@ -69,5 +81,5 @@ def create_manager_app(config: WorkbayConfig, volumes: Volumes | None = None) ->
     async def root() -> dict:
         return {"status": "ok", "type": "manager-facing", "storage-proxy": __version__}
 
-    app.include_router(manager_router(volumes or Volumes(config), config.secrets.storage))
+    app.include_router(manager_router(volumes or shared_volumes(config), config.secrets.storage))
     return app
