@@ -5,6 +5,7 @@ across sessions, .linuxbrew, .ssh), and the refusals that come before anything r
 from __future__ import annotations
 
 import io
+import shlex
 import uuid
 import zipfile
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.support.sessions import IMAGE, SMALL, System, engine_problem
 from workbay.client.sdk import APIError
+from workbay.manager.services.keys import generate_ssh_keypair
 
 pytestmark = pytest.mark.timeout(300)
 TUS = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
@@ -127,6 +129,27 @@ def _wheel(module: str, value: int) -> bytes:
     return buf.getvalue()
 
 
+SSH_OPTS = ("-o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            "-o IdentitiesOnly=yes -o LogLevel=ERROR -p 2200")
+
+
+async def ssh_rc(client, sid: str, private_key: str) -> int:
+    """Exit code of ``ssh`` with ``private_key`` into the session's own sshd (tried a few times
+    while sshd may still be starting; 255 when the key is refused)."""
+    out, err = await shell(client, sid, (
+        f"umask 077; printf '%s\\n' {shlex.quote(private_key.strip())} > /tmp/try-key; "
+        f"for i in 1 2 3 4 5 6 7 8 9 10; do ssh -i /tmp/try-key {SSH_OPTS} work@127.0.0.1 true; "
+        f"rc=$?; [ $rc = 0 ] && break; sleep 1; done; echo rc=$rc"))
+    assert "rc=" in out, (out, err)
+    return int(out.rsplit("rc=", 1)[1].split()[0])
+
+
+async def ssh_folder(client) -> dict[str, bytes]:
+    """Every file of the `.ssh` folder with its bytes (and size/mtime through the listing)."""
+    items = (await client.get("/folders/.ssh/files"))["items"]
+    return {i["name"]: (i["size"], i["modified"], await download(client, ".ssh", i["name"])) for i in items}
+
+
 async def test_automount_folders(system, users):
     user, _ = users
     wheels = unique("wheels")
@@ -134,8 +157,11 @@ async def test_automount_folders(system, users):
     await upload(user, wheels, "wbmountdemo-0.1-py3-none-any.whl", _wheel("wbmountdemo", 42))
     for name in (".local", ".linuxbrew", ".ssh"):
         await user.post("/folders", json={"name": name})
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMountTestKeyOnlyForWorkbayTests mount-test"
-    await upload(user, ".ssh", "authorized_keys", (key + "\n").encode())
+    # the user's own key (ID-13's kind: their pair, the public half in .ssh/authorized_keys)
+    public, private = generate_ssh_keypair(comment="mount-test")
+    await upload(user, ".ssh", "authorized_keys", (public + "\n").encode())
+    await upload(user, ".ssh", "config", b"Host example\n  User me\n")
+    before = await ssh_folder(user)
     listed = {f["name"]: f for f in await user.get("/folders")}
     assert listed[".local"]["is_automount"] and not listed[wheels]["is_automount"]
 
@@ -146,17 +172,50 @@ async def test_automount_folders(system, users):
     assert out.strip() == "0", (out, err)
     out, err = await shell(user, first, "grep -c mount-test /home/work/.ssh/authorized_keys")
     assert out.strip() == "1", (out, err)
+    old_session_key, err = await shell(user, first, "cat /home/work/id_container")
+    assert "PRIVATE KEY" in old_session_key, err
+    # both the session's key and the user's own key (from the .ssh folder) get in
+    assert await ssh_rc(user, first, old_session_key) == 0
+    assert await ssh_rc(user, first, private) == 0
     await stop(system, user, first)
+    # the session left the persistent .ssh folder exactly as it was
+    assert await ssh_folder(user) == before
 
     second = await start(user, unique("pip2"))  # no explicit mounts: the automount folders come anyway
     out, err = await shell(user, second, "python3 -c 'import wbmountdemo; print(wbmountdemo.VALUE)'")
     assert out.strip() == "42", (out, err)
+    # an earlier session's key is not authorized any more; this session's and the user's are
+    assert await ssh_rc(user, second, old_session_key) == 255
+    this_session_key, _ = await shell(user, second, "cat /home/work/id_container")
+    assert await ssh_rc(user, second, this_session_key) == 0
+    assert await ssh_rc(user, second, private) == 0
     await stop(system, user, second)
     local = {i["name"] for i in (await user.get("/folders/.local/files"))["items"]}
     assert "lib" in local
     assert {i["name"] for i in (await user.get("/folders/.linuxbrew/files"))["items"]} == {"brew-was-here"}
-    # the user's own key is still there after the session
-    assert key in (await download(user, ".ssh", "authorized_keys")).decode()
+    assert await ssh_folder(user) == before
+
+
+async def test_files_uploaded_by_a_user_with_their_own_uid(system):
+    """A user whose sessions run as 2000:2000 overwrites, in a session, a file they uploaded
+    through the API (it is theirs, not storage.file_owner's), and creates files next to it."""
+    email = f"{unique('uid')}@example.test"
+    projects = (await system.admin.get("/admin/projects", params={"domain": "default"}))["items"]
+    made = await system.admin.post("/admin/users", json={
+        "email": email, "username": email.split("@")[0], "password": "Uid2000!pass-word",
+        "container_uid": 2000, "container_gid": 2000,
+        "project_ids": [next(p["id"] for p in projects if p["name"] == "default")]})
+    user = system.client(made["keypair"]["access_key"], made["keypair"]["secret_key"])
+    data = unique("data")
+    await user.post("/folders", json={"name": data})
+    await user.post(f"/folders/{data}/mkdir", json={"path": "sub"})
+    await upload(user, data, "sub/notes.txt", b"from the API\n")
+    sid = await start(user, unique("uid"), mounts=[data])
+    out, err = await shell(user, sid, f"cd /home/work/{data} && id -u && stat -c %u:%g sub/notes.txt && "
+                           f"echo from the session > sub/notes.txt && touch sub/new.txt && echo ok")
+    assert out.split() == ["2000", "2000:2000", "ok"], (out, err)
+    await stop(system, user, sid)
+    assert await download(user, data, "sub/notes.txt") == b"from the session\n"
 
 
 async def test_mount_refusals(system, users):

@@ -63,23 +63,87 @@ def test_dotfiles_stay_in_home(tmp_path):
     assert f.read_text() == "x=1" and oct(f.stat().st_mode & 0o777) == "0o600"
 
 
-def test_ssh_setup_with_agent_key_and_cluster(tmp_path):
+def _ssh_paths(tmp_path):
+    """A home, the session's SSH directory and the system ssh config, on a scratch filesystem."""
     home = tmp_path / "home"
     home.mkdir()
+    etc_ssh = tmp_path / "etc-ssh"
+    (etc_ssh / "ssh_config.d").mkdir(parents=True)
+    return home, tmp_path / "session-ssh", etc_ssh
+
+
+def _tree(path):
+    """Every file under ``path`` with its bytes and mode (what "untouched" means)."""
+    return {str(p.relative_to(path)): (p.read_bytes() if p.is_file() else None, p.stat().st_mode)
+            for p in sorted(path.rglob("*"))}
+
+
+def test_ssh_setup_with_agent_key_and_cluster(tmp_path):
+    home, session_dir, etc_ssh = _ssh_paths(tmp_path)
+    debian_config = f"Include {etc_ssh}/ssh_config.d/*.conf\nHost *\n"
+    (etc_ssh / "ssh_config").write_text(debian_config)
+    client_config = etc_ssh / "ssh_config.d" / "workbay-cluster.conf"
     user = User("me", os.getuid(), os.getgid(), str(home), [])
     fallback = {"private_key": "PRIVATE", "public_key": "ssh-ed25519 AAAA session"}
     cluster = {"private_key": "CPRIV", "public_key": "ssh-ed25519 BBBB cluster",
                "hosts": ["main1", "sub1"]}
-    pub = prepare.setup_ssh(user, fallback, cluster, 2200)
+    kw = dict(session_dir=str(session_dir), client_config=str(client_config),
+              system_config=str(etc_ssh / "ssh_config"))
+    pub = prepare.setup_ssh(user, fallback, cluster, 2200, **kw)
     assert pub  # ssh-keygen's key when it is installed, else the agent's
     assert (home / "id_container").exists()
-    auth = (home / ".ssh" / "authorized_keys").read_text()
-    assert pub in auth and "ssh-ed25519 BBBB cluster" in auth
-    cfg = (home / ".ssh" / "config").read_text()
+    auth = (session_dir / "authorized_keys").read_text()
+    assert auth.splitlines() == [pub, "ssh-ed25519 BBBB cluster"]
+    cfg = client_config.read_text()
     assert "Host main1 sub1" in cfg and "Port 2200" in cfg
-    assert (home / ".ssh" / "id_cluster").read_text() == "CPRIV\n"
-    prepare.setup_ssh(user, fallback, cluster, 2200)  # idempotent
-    assert (home / ".ssh" / "authorized_keys").read_text().count("BBBB") == 1
+    assert f"IdentityFile {session_dir / 'id_cluster'}" in cfg
+    assert (session_dir / "id_cluster").read_text() == "CPRIV\n"
+    assert oct((session_dir / "id_cluster").stat().st_mode & 0o777) == "0o600"
+    # the image's ssh_config already reads ssh_config.d: left as it was
+    assert (etc_ssh / "ssh_config").read_text() == debian_config
+    # nothing of the session in ~/.ssh (an empty place for the user's own keys)
+    assert list((home / ".ssh").iterdir()) == []
+    prepare.setup_ssh(user, fallback, cluster, 2200, **kw)  # idempotent
+    assert (session_dir / "authorized_keys").read_text().count("BBBB") == 1
+
+
+def test_ssh_setup_leaves_the_users_ssh_folder_untouched(tmp_path):
+    """~/.ssh as the persistent `.ssh` automount folder: byte-identical after any number of
+    sessions, and an earlier session's key is not authorized for the next one."""
+    home, session_dir, etc_ssh = _ssh_paths(tmp_path)
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o755)
+    (ssh / "authorized_keys").write_text("ssh-ed25519 MINE me@laptop\n")
+    (ssh / "config").write_text("Host github.com\n  User git\n")
+    (ssh / "id_ed25519").write_text("MY PRIVATE KEY\n")
+    before = _tree(ssh)
+    user = User("me", os.getuid(), os.getgid(), str(home), [])
+    kw = dict(session_dir=str(session_dir),
+              client_config=str(etc_ssh / "ssh_config.d" / "workbay-cluster.conf"),
+              system_config=str(etc_ssh / "ssh_config"))
+    first = prepare.setup_ssh(user, {"private_key": "P1", "public_key": "ssh-ed25519 OLD s1"},
+                              {"private_key": "C1", "public_key": "ssh-ed25519 CL1 c",
+                               "hosts": ["main1", "sub1"]}, 2200, **kw)
+    second = prepare.setup_ssh(user, {"private_key": "P2", "public_key": "ssh-ed25519 NEW s2"},
+                               {"private_key": "C2", "public_key": "ssh-ed25519 CL2 c",
+                                "hosts": ["main1", "sub1"]}, 2200, **kw)
+    assert _tree(ssh) == before
+    assert first != second
+    auth = (session_dir / "authorized_keys").read_text()
+    assert first not in auth and "CL1" not in auth
+    assert second in auth and "CL2" in auth
+    # an image whose ssh_config does not read ssh_config.d gets an Include of the cluster config
+    assert (etc_ssh / "ssh_config").read_text().startswith(
+        f"Include {etc_ssh / 'ssh_config.d' / 'workbay-cluster.conf'}\n")
+
+
+def test_sshd_reads_the_users_and_the_sessions_authorized_keys(tmp_path):
+    user = User("work", os.getuid(), os.getgid(), str(tmp_path), [])
+    command = services.sshd_command("/usr/sbin/sshd", 2200, "/etc/ssh/key", user)
+    option = next(a for a in command if a.startswith("AuthorizedKeysFile="))
+    files = option.partition("=")[2].split()
+    assert files == [".ssh/authorized_keys",
+                     os.path.join(prepare.session_ssh_dir(user), "authorized_keys")]
 
 
 def test_service_definitions(tmp_path):

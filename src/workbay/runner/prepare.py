@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from typing import Any, Dict, List, Optional
 
-from . import users
 
 
 class User:
@@ -86,14 +85,67 @@ def ssh_keygen(path: str) -> bool:
     return r.returncode == 0
 
 
+# A session's own SSH files live outside the home: ``~/.ssh`` may be the user's persistent `.ssh`
+# automount folder, which must neither collect the keys of every past session (each would stay
+# authorized for later ones) nor be modified by the runner at all.  sshd reads both this
+# directory's authorized_keys and the user's ``~/.ssh/authorized_keys`` (services._sshd).
+SESSION_SSH_DIR = "/etc/workbay/ssh"
+# ``ssh sub1`` between cluster containers: a system-wide client config instead of ``~/.ssh/config``.
+SSH_CLIENT_CONFIG = "/etc/ssh/ssh_config.d/workbay-cluster.conf"
+SSH_SYSTEM_CONFIG = "/etc/ssh/ssh_config"
+
+
+def session_ssh_dir(user: User) -> str:
+    """Where this session's authorized_keys and cluster key live.  A runner without root cannot
+    write /etc (nor run sshd for another user); it keeps them in the container's home instead."""
+    if os.getuid() == 0:
+        return SESSION_SSH_DIR
+    return os.path.join(user.home, ".workbay-session", "ssh")
+
+
+def cluster_client_config(hosts: List[str], identity: str, sshd_port: Optional[int]) -> str:
+    lines = [f"# Written by the Workbay runner for this session's cluster (ssh {hosts[-1]})",
+             f"Host {' '.join(hosts)}",
+             f"  IdentityFile {identity}",
+             "  StrictHostKeyChecking no",
+             "  UserKnownHostsFile /dev/null",
+             "  LogLevel ERROR"]
+    if sshd_port:
+        lines.append(f"  Port {sshd_port}")
+    return "\n".join(lines) + "\n"
+
+
+def include_client_config(system_config: str, client_config: str) -> None:
+    """Make ``ssh`` read ``client_config``: images whose ssh_config already includes
+    ``ssh_config.d`` need nothing; others get an Include line on top (before any Host block)."""
+    existing = ""
+    if os.path.exists(system_config):
+        with open(system_config) as f:
+            existing = f.read()
+    wanted_dir = os.path.dirname(client_config)
+    if wanted_dir + "/*" in existing or client_config in existing:
+        return
+    write_file(system_config, f"Include {client_config}\n" + existing, 0o644)
+
+
 def setup_ssh(user: User, fallback: Optional[Dict[str, str]], cluster: Optional[Dict[str, Any]],
-              sshd_port: Optional[int]) -> str:
-    """``~/id_container`` (session key; ssh-keygen in the image, else the agent's key),
-    ``~/.ssh/authorized_keys``, and for clusters ``~/.ssh/id_cluster`` + ``~/.ssh/config`` so that
-    ``ssh sub1`` works between the containers. Returns the session public key."""
+              sshd_port: Optional[int], session_dir: Optional[str] = None,
+              client_config: str = SSH_CLIENT_CONFIG,
+              system_config: str = SSH_SYSTEM_CONFIG) -> str:
+    """``~/id_container`` (session key; ssh-keygen in the image, else the agent's key), the
+    session's ``authorized_keys`` in ``session_dir`` (root's, read by sshd next to the user's own
+    ``~/.ssh/authorized_keys``), and for clusters ``session_dir/id_cluster`` plus a system-wide
+    client config so that ``ssh sub1`` works between the containers.  Nothing under ``~/.ssh`` is
+    written: it may be the user's persistent `.ssh` folder.  Returns the session public key."""
     home = user.home
+    session_dir = session_dir or session_ssh_dir(user)
+    as_root = os.getuid() == 0
+    os.makedirs(session_dir, mode=0o755, exist_ok=True)
     ssh_dir = os.path.join(home, ".ssh")
-    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+    if not os.path.lexists(ssh_dir):  # a place for the user's own keys; never touched if present
+        os.makedirs(ssh_dir, mode=0o700)
+        if as_root:
+            os.chown(ssh_dir, user.uid, user.gid)
     key = os.path.join(home, "id_container")
     pub = ""
     if ssh_keygen(key):
@@ -104,42 +156,27 @@ def setup_ssh(user: User, fallback: Optional[Dict[str, str]], cluster: Optional[
         pub = fallback.get("public_key", "").strip()
         if pub:
             write_file(key + ".pub", pub + "\n", 0o644)
-    authorized = [pub] if pub else []
-    if cluster and cluster.get("private_key"):
-        write_file(os.path.join(ssh_dir, "id_cluster"),
-                   cluster["private_key"].rstrip("\n") + "\n", 0o600)
-        cpub = cluster.get("public_key", "").strip()
-        if cpub:
-            write_file(os.path.join(ssh_dir, "id_cluster.pub"), cpub + "\n", 0o644)
-            authorized.append(cpub)
-        hosts = [h for h in cluster.get("hosts", []) if h]
-        if hosts:
-            lines = [f"Host {' '.join(hosts)}",
-                     "  IdentityFile ~/.ssh/id_cluster",
-                     "  StrictHostKeyChecking no",
-                     "  UserKnownHostsFile /dev/null",
-                     "  LogLevel ERROR"]
-            if sshd_port:
-                lines.append(f"  Port {sshd_port}")
-            cfg = os.path.join(ssh_dir, "config")
-            existing = ""
-            if os.path.exists(cfg):
-                with open(cfg) as f:
-                    existing = f.read()
-            if "id_cluster" not in existing:
-                write_file(cfg, existing + "\n".join(lines) + "\n", 0o600)
-    auth_path = os.path.join(ssh_dir, "authorized_keys")
-    existing_keys: List[str] = []
-    if os.path.exists(auth_path):
-        with open(auth_path) as f:
-            existing_keys = [line.strip() for line in f if line.strip()]
-    merged = existing_keys + [k for k in authorized if k not in existing_keys]
-    write_file(auth_path, "\n".join(merged) + ("\n" if merged else ""), 0o600)
-    if os.getuid() == 0:
-        users.chown_tree(ssh_dir, user.uid, user.gid)
+    if as_root:
         for p in (key, key + ".pub"):
             if os.path.exists(p):
                 os.chown(p, user.uid, user.gid)
+    authorized = [pub] if pub else []
+    if cluster and cluster.get("private_key"):
+        identity = os.path.join(session_dir, "id_cluster")
+        # the user's ssh client reads it: theirs, 0600 (ssh refuses keys others can read)
+        write_file(identity, cluster["private_key"].rstrip("\n") + "\n", 0o600, user)
+        cpub = cluster.get("public_key", "").strip()
+        if cpub:
+            write_file(identity + ".pub", cpub + "\n", 0o644, user)
+            authorized.append(cpub)
+        hosts = [h for h in cluster.get("hosts", []) if h]
+        if hosts:
+            write_file(client_config, cluster_client_config(hosts, identity, sshd_port), 0o644)
+            include_client_config(system_config, client_config)
+    # Written whole every time, never merged: only this session's keys.  Root's file (sshd's
+    # StrictModes accepts root or the user as owner); the user's own keys go to ~/.ssh.
+    write_file(os.path.join(session_dir, "authorized_keys"),
+               "".join(k + "\n" for k in dict.fromkeys(authorized)), 0o644)
     return pub
 
 

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from typing import Any, Callable, Dict, List, Optional
 
-from .prepare import User
+from .prepare import User, session_ssh_dir
 
 SERVICE_DEF_DIRS = ["/etc/workbay/service-defs", "/etc/backend.ai/service-defs"]
 INTRINSIC = ("sshd",)  # the terminal starts when first opened (start_service)
@@ -52,12 +52,18 @@ def _sshd(ctx: Context) -> Optional[ServiceDef]:
         os.makedirs(os.path.dirname(host_key), exist_ok=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return ServiceDef("sshd", [exe, "-D", "-e", "-p", str(ctx.ports[0]), "-h", host_key,
-                               "-o", "PermitRootLogin=no", "-o", "PasswordAuthentication=no",
-                               "-o", "UsePAM=no", "-o", "AllowUsers=" + ctx.user.name,
-                               "-o", "AuthorizedKeysFile=.ssh/authorized_keys",
-                               "-o", "PermitUserEnvironment=no", "-o", "PrintMotd=no"],
-                      as_root=True)
+    return ServiceDef("sshd", sshd_command(exe, ctx.ports[0], host_key, ctx.user), as_root=True)
+
+
+def sshd_command(exe: str, port: int, host_key: str, user: User) -> List[str]:
+    return [exe, "-D", "-e", "-p", str(port), "-h", host_key,
+            "-o", "PermitRootLogin=no", "-o", "PasswordAuthentication=no",
+            "-o", "UsePAM=no", "-o", "AllowUsers=" + user.name,
+            # the user's own keys (maybe the persistent `.ssh` folder) and this session's keys,
+            # kept outside it (prepare.setup_ssh)
+            "-o", "AuthorizedKeysFile=.ssh/authorized_keys "
+            + os.path.join(session_ssh_dir(user), "authorized_keys"),
+            "-o", "PermitUserEnvironment=no", "-o", "PrintMotd=no"]
 
 
 def _ttyd(ctx: Context) -> Optional[ServiceDef]:
