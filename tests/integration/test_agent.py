@@ -540,18 +540,21 @@ async def test_cluster_network_dns(agent, stub, image):
                          "print(socket.gethostname())\n"
                          "print(os.environ['BACKENDAI_CLUSTER_HOSTS'])\n"
                          "print(os.environ['BACKENDAI_CLUSTER_SIZE'])\n"
-                         "print(open(os.path.expanduser('~/.ssh/config')).read())")
-    sub_ip, hostname, hosts, size, ssh_config = out.split("\n", 4)
+                         "print(sorted(os.listdir(os.path.expanduser('~/.ssh'))))\n"
+                         "print(open('/etc/ssh/ssh_config.d/workbay-cluster.conf').read())")
+    sub_ip, hostname, hosts, size, home_ssh, ssh_config = out.split("\n", 5)
     assert sub_ip.count(".") == 3
     assert hostname == "main1" and hosts == "main1,sub1" and size == "2"
-    assert "Host main1 sub1" in ssh_config and "id_cluster" in ssh_config
+    # the cluster's client config and key live outside ~/.ssh (the user's, maybe persistent)
+    assert "Host main1 sub1" in ssh_config and "IdentityFile /etc/workbay/ssh/id_cluster" in ssh_config
+    assert home_ssh == "[]"
     out = await run_code(c, sub_id, "import socket, os\n"
                          "print(socket.gethostbyname('main1'))\n"
                          "print(os.environ['BACKENDAI_CLUSTER_ROLE'], "
                          "os.environ['BACKENDAI_CLUSTER_IDX'], "
                          "os.environ['BACKENDAI_CLUSTER_LOCAL_RANK'])\n"
                          f"print({keypair['public_key']!r} in "
-                         "open(os.path.expanduser('~/.ssh/authorized_keys')).read())")
+                         "open('/etc/workbay/ssh/authorized_keys').read())")
     main_ip, role, authorized = out.strip().split("\n")
     assert main_ip.count(".") == 3 and main_ip != sub_ip
     assert role == "sub 1 1" and authorized == "True"
