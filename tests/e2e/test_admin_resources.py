@@ -236,6 +236,7 @@ async def test_summary_home_and_agent_summary_of_a_user(page: Page, system: Syst
     await expect(system_card.get_by_test_id("stat-running")).to_contain_text("1")
     await expect(system_card.get_by_test_id("stat-running")).to_contain_text("Your running sessions")
     await expect(system_card.get_by_test_id("rg-allocation")).to_contain_text("1 / 2")
+    await expect(system_card.get_by_test_id("rg-utilization")).to_contain_text(re.compile(r"Memory\s*\d+(\.\d)?%"))
     await shots.take(page, "compute-40-summary")
     await page.locator("#wb-sidebar").get_by_role("link", name="Home").click()
     await page.wait_for_url("**/start")

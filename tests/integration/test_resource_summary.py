@@ -29,7 +29,8 @@ async def test_summary_and_agent_summary(manager):
     agent_id = f"rs-agent-{uuid.uuid4().hex[:6]}"
     async with h.state.ctx.db.begin() as s:
         s.add(Agent(id=agent_id, status="ALIVE", addr="http://127.0.0.1:9", resource_group="default",
-                    available_slots={"cpu": "4", "mem": str(8 << 30)}, occupied_slots={"cpu": "1", "mem": str(1 << 30)}))
+                    available_slots={"cpu": "4", "mem": str(8 << 30)}, occupied_slots={"cpu": "1", "mem": str(1 << 30)},
+                    live_stat={"node": {"cpu_util": {"pct": "25"}, "mem": {"current": str(2 << 30), "capacity": str(8 << 30)}}}))
         for owner, status in ((alice, "RUNNING"), (alice, "PENDING"), (bob, "RUNNING")):
             s.add(ComputeSession(name=f"rs-{uuid.uuid4().hex[:6]}", access_key=owner["keypair"]["access_key"],
                                  user_id=uuid.UUID(owner["uuid"]), project_id=uuid.UUID(default["id"]),
@@ -40,6 +41,7 @@ async def test_summary_and_agent_summary(manager):
     assert mine["sessions"] == {"running": 1, "pending": 1, "live": 2}      # only her own
     assert mine["my_sessions"]["live"] == 2 and mine["my_sessions"]["limit"] == 30
     assert float(mine["capacity"]["cpu"]) >= 4
+    assert mine["utilization"]["cpu"] is not None and mine["utilization"]["mem"] is not None  # measured, UI-4
     seen = await admin.get("/resource/summary")
     assert seen["sessions"]["running"] >= 2                                  # the domain's
     agents = {a["id"]: a for a in (await bc.get("/resource/agent-summary"))["items"]}

@@ -42,6 +42,38 @@ async def member_project(s, actor: Actor, group: str | None) -> Project:
     return project
 
 
+def _pct(value: Any) -> Decimal | None:
+    try:
+        out = Decimal(str(value))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    return out if out.is_finite() else None
+
+
+def measured_utilization(agents: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float | None]:
+    """What the nodes really use (UI-4 "utilization"), from each alive agent's heartbeat node stats:
+    CPU percent weighted by the agent's cores, memory as used over total bytes. ``agents`` holds
+    ``(available_slots, live_stat)`` pairs; None where no agent reported the figure."""
+    cpu_sum = cpu_weight = Decimal(0)
+    mem_used = mem_total = Decimal(0)
+    for slots, live in agents:
+        node = (live or {}).get("node") if isinstance(live, dict) else None
+        if not isinstance(node, dict):
+            continue
+        cpu = _pct((node.get("cpu_util") or {}).get("pct")) if isinstance(node.get("cpu_util"), dict) else None
+        if cpu is not None:
+            weight = _pct((slots or {}).get("cpu")) or Decimal(1)
+            cpu_sum += cpu * weight
+            cpu_weight += weight
+        mem = node.get("mem") if isinstance(node.get("mem"), dict) else {}
+        used, total = _pct(mem.get("current")), _pct(mem.get("capacity"))
+        if used is not None and total:
+            mem_used += used
+            mem_total += total
+    return {"cpu": round(float(cpu_sum / cpu_weight), 1) if cpu_weight else None,
+            "mem": round(float(mem_used / mem_total * 100), 1) if mem_total else None}
+
+
 class ResourceUsageService:
     def __init__(self, ctx: ServiceContext, sessions) -> None:
         self.ctx = ctx
@@ -144,6 +176,7 @@ class ResourceSummary:
             "resource_group": chosen, "resource_groups": names,
             "agents": {"alive": len(alive), "total": len(agents)},
             "capacity": capacity.to_json(), "occupied": occupied.to_json(),
+            "utilization": measured_utilization([(a.available_slots, a.live_stat) for a in alive]),
             "sessions": {"running": sum(1 for x in visible if x.status == "RUNNING"),
                          "pending": sum(1 for x in visible if x.status == "PENDING"),
                          "live": len(visible)},
