@@ -5,6 +5,7 @@ placement honours the admin-designated agent and avoids unschedulable ones."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.support.sessions import IMAGE, SMALL, System, containers, engine_problem, wait_for
@@ -41,7 +42,30 @@ async def run(client, sid: str, code: str) -> str:
     return "".join(d for t, d in result["console"] if t == "stdout")
 
 
+async def put_file(client, folder: str, path: str, data: bytes) -> None:
+    r = await client.post(f"/folders/{folder}/request-upload", json={"path": path, "size": len(data)})
+    async with httpx.AsyncClient() as http:
+        resp = await http.patch(r["url"], params={"token": r["token"]}, content=data, headers={
+            "Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"})
+        assert resp.status_code == 204, resp.text
+
+
+async def folder_bytes(client, folder: str) -> dict[str, tuple]:
+    out = {}
+    for item in (await client.get(f"/folders/{folder}/files"))["items"]:
+        r = await client.post(f"/folders/{folder}/request-download", json={"path": item["name"]})
+        async with httpx.AsyncClient() as http:
+            out[item["name"]] = (item["size"], item["modified"],
+                                 (await http.get(r["url"], params={"token": r["token"]})).content)
+    return out
+
+
 async def test_multi_node_cluster_spans_agents(system, admin):
+    # the owner's persistent .ssh folder (automounted): `ssh sub1` works next to it, untouched
+    await admin.post("/folders", json={"name": ".ssh"})
+    await put_file(admin, ".ssh", "authorized_keys", b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwnKeyOfTheUser me@laptop\n")
+    await put_file(admin, ".ssh", "config", b"Host github.com\n  User git\n")
+    ssh_before = await folder_bytes(admin, ".ssh")
     created = await admin.post("/session", json={
         "image": IMAGE, "name": "multi-node", "clusterSize": 2, "clusterMode": "multi-node",
         "config": {"resources": SMALL}})
@@ -55,8 +79,9 @@ async def test_multi_node_cluster_spans_agents(system, admin):
         "import os, subprocess\n"
         "r = subprocess.run(['ssh', 'sub1', 'hostname'], capture_output=True, text=True, timeout=60)\n"
         "print(r.stdout.strip(), r.returncode)\n"
-        "print(os.environ['BACKENDAI_CLUSTER_MODE'], os.environ['BACKENDAI_CLUSTER_HOSTS'])\n"))
-    assert out.splitlines() == ["sub1 0", "multi-node main1,sub1"], out
+        "print(os.environ['BACKENDAI_CLUSTER_MODE'], os.environ['BACKENDAI_CLUSTER_HOSTS'])\n"
+        "print(sorted(os.listdir(os.path.expanduser('~/.ssh'))))\n"))
+    assert out.splitlines() == ["sub1 0", "multi-node main1,sub1", "['authorized_keys', 'config']"], out
     # Each agent's container is labelled with its agent.
     by_agent = {c["Labels"]["ai.backend.agent-id"] for c in containers("ai.backend.session-id", sid)}
     assert by_agent == set(system.agent_ids)
@@ -65,6 +90,9 @@ async def test_multi_node_cluster_spans_agents(system, admin):
     info = await system.wait_status(admin, sid, "TERMINATED")
     assert all(k["status"] == "TERMINATED" for k in info["kernels"])
     assert containers("ai.backend.session-id", sid) == []
+    assert await folder_bytes(admin, ".ssh") == ssh_before
+    await admin.delete("/folders/.ssh")
+    await admin.delete("/folders/.ssh/purge")
 
 
 async def test_single_node_cluster_too_big_for_any_agent(system, admin):
