@@ -1,7 +1,7 @@
 """Port mode: every circuit gets a port of its own, so apps run at the root path they expect.
 
-An HTTP circuit's port serves an ASGI app that checks the circuit's cookie (set by the opening
-link) and relays HTTP and WebSocket traffic; a TCP circuit's port pipes raw bytes (SSH does its
+An HTTP circuit's port checks the circuit's cookie (set by the opening link) on every request and
+relays HTTP and WebSocket traffic (http1.py); a TCP circuit's port pipes raw bytes (SSH does its
 own authentication, as with Backend.AI's app-proxy)."""
 
 from __future__ import annotations
@@ -10,40 +10,17 @@ import asyncio
 import contextlib
 import logging
 import socket
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs
 
-import aiohttp
-import uvicorn
-
-from . import relay, tokens
-from .circuits import Activity, Circuit, NewCircuit, candidate_ports, may_use
+from . import relay
+from .circuits import Activity, Circuit, NewCircuit, candidate_ports
+from .http1 import HttpListener
 
 log = logging.getLogger(__name__)
-OPEN_PATH = "/__workbay/open"
-ASSETS_PATH = "/__workbay/assets/"
-COOKIE_PREFIX = "wbapp_"
-# Front-end files in-session pages (the web terminal) load from the proxy: the WebUI's vendored copies.
-VENDOR = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor"
-ASSETS = {"xterm.js": (VENDOR / "xterm" / "xterm.js", b"text/javascript; charset=utf-8"),
-          "xterm.css": (VENDOR / "xterm" / "xterm.css", b"text/css; charset=utf-8")}
-
-
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves the process's signal handling alone (it runs inside another)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
-        yield
-
-    def install_signal_handlers(self) -> None:  # older uvicorn
-        return None
 
 
 class Listener:
-    def __init__(self, circuit: Circuit, task: asyncio.Task, stop) -> None:
-        self.circuit, self.task, self.stop = circuit, task, stop
+    def __init__(self, circuit: Circuit, task: asyncio.Task, stop, http: HttpListener | None = None) -> None:
+        self.circuit, self.task, self.stop, self.http = circuit, task, stop, http
 
 
 class Circuits:
@@ -55,8 +32,6 @@ class Circuits:
         self.pool = pool
         self.by_id: dict[str, Listener] = {}
         self.by_port: dict[int, Circuit] = {}
-        self._http: aiohttp.ClientSession | None = None
-        self.frontend = Frontend(self)
 
     def _bind(self, preferred: int | None) -> socket.socket:
         last: OSError | None = None
@@ -92,19 +67,11 @@ class Circuits:
             task = asyncio.create_task(server.serve_forever(), name=f"circuit-{circuit.id}")
             self.by_id[circuit.id] = Listener(circuit, task, stop_tcp)
         else:
-            server = _QuietServer(uvicorn.Config(self.frontend, lifespan="off", log_level="warning",
-                                                 timeout_graceful_shutdown=2, access_log=False))
-            task = asyncio.create_task(server.serve(sockets=[sock]), name=f"circuit-{circuit.id}")
-
-            async def stop_http() -> None:
-                server.should_exit = True
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(task), 5)
-            self.by_id[circuit.id] = Listener(circuit, task, stop_http)
-            for _ in range(200):  # serving before the manager hands out its URL
-                if server.started or task.done():
-                    break
-                await asyncio.sleep(0.01)
+            listener = HttpListener(circuit, self.secret)
+            await listener.start(sock)  # serving before the manager hands out its URL
+            self.by_id[circuit.id] = Listener(circuit, asyncio.create_task(listener.server.serve_forever(),
+                                                                           name=f"circuit-{circuit.id}"),
+                                              listener.stop, listener)
         log.info("circuit %s: %s of session %s on port %d → %s:%d", circuit.id, circuit.app,
                  circuit.session_id, circuit.port, circuit.target_host, circuit.target_port)
         return circuit
@@ -133,83 +100,6 @@ class Circuits:
         lst = self.by_id.get(circuit_id)
         return lst.circuit if lst else None
 
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None:  # made inside the running loop
-            self._http = relay.upstream_session()
-        return self._http
-
     async def shutdown(self) -> None:
         for cid in list(self.by_id):
             await self.close(cid)
-        if self._http is not None:
-            await self._http.close()
-
-
-class Frontend:
-    """The ASGI app behind every HTTP circuit's port."""
-
-    def __init__(self, circuits: Circuits) -> None:
-        self.circuits = circuits
-
-    def _user(self, scope: dict[str, Any], circuit: Circuit) -> str | None:
-        name = tokens.cookie_name(circuit.id)
-        for k, v in scope["headers"]:
-            if k == b"cookie":
-                for part in v.decode("latin-1").split(";"):
-                    key, _, value = part.strip().partition("=")
-                    if key == name:
-                        return tokens.cookie_user(self.circuits.secret, circuit.id, value)
-        return None
-
-    async def __call__(self, scope: dict[str, Any], receive, send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            return
-        circuit = self.circuits.by_port.get((scope.get("server") or ("", 0))[1])
-        if circuit is None:
-            return await self._refuse(scope, receive, send, 404, b"This app is no longer open.")
-        if scope["type"] == "http" and scope["path"] == OPEN_PATH:
-            return await self._open(scope, send, circuit)
-        if scope["type"] == "http" and scope["path"].startswith(ASSETS_PATH):
-            return await self._asset(send, scope["path"][len(ASSETS_PATH):])
-        if not may_use(circuit, self._user(scope, circuit)):
-            return await self._refuse(scope, receive, send, 403,
-                                      b"Forbidden: open this app from Workbay (the link is personal).")
-        with Activity(circuit):
-            if scope["type"] == "websocket":
-                await relay.proxy_websocket(scope, receive, send, circuit.target_host, circuit.target_port,
-                                            COOKIE_PREFIX)
-            else:
-                await relay.proxy_http(scope, receive, send, self.circuits.http, circuit.target_host,
-                                       circuit.target_port, COOKIE_PREFIX)
-
-    async def _open(self, scope: dict[str, Any], send, circuit: Circuit) -> None:
-        query = parse_qs((scope.get("query_string") or b"").decode("latin-1"))
-        token = (query.get("token") or [""])[0]
-        try:
-            user_id = tokens.verify(self.circuits.secret, token, circuit.id, "open")
-        except tokens.TokenError:
-            return await relay._plain(send, 403, b"This link has expired; open the app again from Workbay.")
-        cookie = (f"{tokens.cookie_name(circuit.id)}={tokens.cookie_value(self.circuits.secret, circuit.id, user_id)}"
-                  f"; Path=/; HttpOnly; SameSite=Lax")
-        await send({"type": "http.response.start", "status": 302, "headers": [
-            (b"location", (circuit.url_path or "/").encode("latin-1")), (b"set-cookie", cookie.encode("latin-1")),
-            (b"cache-control", b"no-store"), (b"content-length", b"0")]})
-        await send({"type": "http.response.body", "body": b""})
-
-    async def _asset(self, send, name: str) -> None:
-        entry = ASSETS.get(name)
-        if entry is None or not entry[0].is_file():
-            return await relay._plain(send, 404, b"No such asset.")
-        body = await asyncio.to_thread(entry[0].read_bytes)
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", entry[1]), (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"public, max-age=86400")]})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _refuse(self, scope: dict[str, Any], receive, send, status: int, body: bytes) -> None:
-        if scope["type"] == "websocket":
-            await receive()
-            await send({"type": "websocket.close", "code": 4403 if status == 403 else 4404})
-            return
-        await relay._plain(send, status, body)
