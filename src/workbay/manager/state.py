@@ -32,6 +32,7 @@ from .services.resource_usage import ResourceSummary, ResourceUsageService
 from .services.sessions import SessionService
 from .services.session_apps import AppProxyClient, SessionApps
 from .services.session_files import SessionFiles
+from .services.session_stream import SessionStreams
 from .services.settings import SettingsService
 from .services.storage_proxy import StorageProxy
 from .services.users import UserService
@@ -63,6 +64,7 @@ class ManagerState:
     storage: StorageProxy = field(init=False)
     bgtasks: BackgroundTasks = field(init=False)
     apps: SessionApps = field(init=False)
+    streams: SessionStreams = field(init=False)
     session_files: SessionFiles = field(init=False)
     folder_apps: FolderApps = field(init=False)
     folders: FolderService = field(init=False)
@@ -94,6 +96,7 @@ class ManagerState:
         self.session_files = SessionFiles(self.sessions, self.launcher)
         self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
+        self.streams = SessionStreams(self.sessions, self.apps)
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from dataclasses import dataclass
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from workbay.common import signing
@@ -73,78 +74,103 @@ def ip_allowed(ip: str | None, allowed: list[str] | None) -> bool:
     return False
 
 
+def _limit_headers(limit: int, remaining: int) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Window": str(WINDOW_SECONDS)}
+
+
+@dataclass
+class Admission:
+    """Who a request (HTTP or WebSocket handshake) comes from, and the rate-limit headers to send."""
+    actor: Actor | None
+    limit_headers: dict[str, str]
+
+
+async def admit(conn: HTTPConnection, state) -> Admission:
+    """Verify a request's signature, the account's IP allow-list and the keypair's rate limit.
+
+    One check for HTTP requests (``AuthMiddleware``) and WebSocket handshakes (the /stream routes,
+    which Starlette's HTTP middleware never sees).  Unsigned requests are anonymous
+    (``actor`` None); a bad signature raises a ``BackendError`` that carries the rate-limit
+    headers known by then."""
+    limit_headers = _limit_headers(ANONYMOUS_LIMIT, ANONYMOUS_LIMIT)
+    try:
+        version = conn.headers.get("x-backendai-version")
+        if version is not None and version not in signing.SUPPORTED_VERSIONS:
+            raise GenericBadRequest("Unsupported API version.", title="Unsupported API version.")
+        authz = conn.headers.get("authorization")
+        if not authz or conn.url.path in UNPROTECTED_PATHS:
+            return Admission(None, limit_headers)
+        actor, rate_limit = await _verify(conn, state, authz, version)
+        decision = await state.rate_limiter.hit(actor.access_key, rate_limit)
+        limit_headers = _limit_headers(decision.limit, decision.remaining)
+        if not decision.allowed:
+            raise RateLimitExceeded(
+                f"At most {decision.limit} requests per {WINDOW_SECONDS // 60} minutes; "
+                f"retry in {decision.retry_after} s.",
+                headers={**limit_headers, "Retry-After": str(decision.retry_after)})
+        await state.auth.touch_keypair(actor.access_key)
+        return Admission(actor, limit_headers)
+    except BackendError as err:
+        err.headers = {**limit_headers, **err.headers}
+        raise
+
+
 class AuthMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        state = request.app.state.manager
-        limit_headers = {"X-RateLimit-Limit": str(ANONYMOUS_LIMIT),
-                         "X-RateLimit-Remaining": str(ANONYMOUS_LIMIT),
-                         "X-RateLimit-Window": str(WINDOW_SECONDS)}
         try:
-            version = request.headers.get("x-backendai-version")
-            if version is not None and version not in signing.SUPPORTED_VERSIONS:
-                raise GenericBadRequest("Unsupported API version.", title="Unsupported API version.")
-            authz = request.headers.get("authorization")
-            if authz and request.url.path not in UNPROTECTED_PATHS:
-                actor, rate_limit = await self._verify(request, state, authz, version)
-                decision = await state.rate_limiter.hit(actor.access_key, rate_limit)
-                limit_headers = {"X-RateLimit-Limit": str(decision.limit),
-                                 "X-RateLimit-Remaining": str(decision.remaining),
-                                 "X-RateLimit-Window": str(WINDOW_SECONDS)}
-                if not decision.allowed:
-                    raise RateLimitExceeded(
-                        f"At most {decision.limit} requests per {WINDOW_SECONDS // 60} minutes; "
-                        f"retry in {decision.retry_after} s.",
-                        headers={**limit_headers, "Retry-After": str(decision.retry_after)})
-                request.state.actor = actor
-                await state.auth.touch_keypair(actor.access_key)
+            admission = await admit(request, request.app.state.manager)
         except BackendError as err:
-            resp = problem_response(err)
-            resp.headers.update(limit_headers)
-            return resp
+            return problem_response(err)
+        if admission.actor is not None:
+            request.state.actor = admission.actor
         response = await call_next(request)
-        response.headers.update(limit_headers)
+        response.headers.update(admission.limit_headers)
         return response
 
-    async def _verify(self, request: Request, state, authz: str, version: str | None
-                      ) -> tuple[Actor, int]:
-        date_header = request.headers.get("date") or request.headers.get("x-backendai-date")
-        if not date_header:
-            raise InvalidAuthParameters("Date header is required.")
-        try:
-            date = signing.parse_date(date_header)
-        except ValueError as e:
-            raise InvalidAuthParameters("Malformed Date header.") from e
-        if not signing.within_skew(date):
-            raise InvalidAuthParameters("Date/time sync error")
-        if version is None:
-            raise InvalidAuthParameters("API version missing in request headers")
-        try:
-            hash_name, access_key, sig = signing.parse_authorization(authz)
-        except ValueError as e:
-            raise InvalidAuthParameters(f"Malformed Authorization header: {e}") from e
-        found = await state.auth.resolve_access_key(access_key)
-        if found is None:
-            raise AuthFailed("Access key not found")
-        keypair, user = found
-        path = request.scope.get("raw_path") or request.url.path.encode()
-        path = path.decode("latin-1")
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        path_and_query = f"{path}?{query}" if query else path
-        host = request.headers.get("host", "")
-        ctype = request.headers.get("content-type") or "application/octet-stream"
-        expected = signing.signature(keypair.secret_key, request.method, path_and_query, date_header,
-                                     host, ctype, version, hash_name)
-        if not signing.signatures_match(expected, sig):
-            raise AuthFailed("Signature mismatch")
-        # Only a correctly signed request learns anything about the account behind the key.
-        if user.status != "active":
-            raise AuthFailed("Unauthorized access", title="Unauthorized access")
-        trusted = _networks(getattr(state.ctx.config.manager, "trusted_proxies", DEFAULT_TRUSTED_PROXIES))
-        ip = client_ip(request.client.host if request.client else None,
-                       request.headers.get("x-forwarded-for"), trusted)
-        if not ip_allowed(ip, user.allowed_client_ip):
-            raise AuthFailed(f"Requests from {ip} are not allowed for this account.",
-                             title="Unauthorized access")
-        actor = Actor(user_id=user.uuid, email=user.email, role=user.role,
-                      domain_name=user.domain_name, access_key=keypair.access_key)
-        return actor, keypair.rate_limit
+
+async def _verify(conn: HTTPConnection, state, authz: str, version: str | None) -> tuple[Actor, int]:
+    date_header = conn.headers.get("date") or conn.headers.get("x-backendai-date")
+    if not date_header:
+        raise InvalidAuthParameters("Date header is required.")
+    try:
+        date = signing.parse_date(date_header)
+    except ValueError as e:
+        raise InvalidAuthParameters("Malformed Date header.") from e
+    if not signing.within_skew(date):
+        raise InvalidAuthParameters("Date/time sync error")
+    if version is None:
+        raise InvalidAuthParameters("API version missing in request headers")
+    try:
+        hash_name, access_key, sig = signing.parse_authorization(authz)
+    except ValueError as e:
+        raise InvalidAuthParameters(f"Malformed Authorization header: {e}") from e
+    found = await state.auth.resolve_access_key(access_key)
+    if found is None:
+        raise AuthFailed("Access key not found")
+    keypair, user = found
+    path = conn.scope.get("raw_path") or conn.url.path.encode()
+    path = path.decode("latin-1")
+    query = conn.scope.get("query_string", b"").decode("latin-1")
+    path_and_query = f"{path}?{query}" if query else path
+    host = conn.headers.get("host", "")
+    # A WebSocket handshake is a GET; clients sign it (and SSE) as application/octet-stream
+    # without sending a Content-Type.
+    method = conn.scope.get("method", "GET")
+    ctype = conn.headers.get("content-type") or "application/octet-stream"
+    expected = signing.signature(keypair.secret_key, method, path_and_query, date_header,
+                                 host, ctype, version, hash_name)
+    if not signing.signatures_match(expected, sig):
+        raise AuthFailed("Signature mismatch")
+    # Only a correctly signed request learns anything about the account behind the key.
+    if user.status != "active":
+        raise AuthFailed("Unauthorized access", title="Unauthorized access")
+    trusted = _networks(getattr(state.ctx.config.manager, "trusted_proxies", DEFAULT_TRUSTED_PROXIES))
+    ip = client_ip(conn.client.host if conn.client else None,
+                   conn.headers.get("x-forwarded-for"), trusted)
+    if not ip_allowed(ip, user.allowed_client_ip):
+        raise AuthFailed(f"Requests from {ip} are not allowed for this account.",
+                         title="Unauthorized access")
+    actor = Actor(user_id=user.uuid, email=user.email, role=user.role,
+                  domain_name=user.domain_name, access_key=keypair.access_key)
+    return actor, keypair.rate_limit

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -47,6 +48,16 @@ class StartService(BaseModel):
             if not isinstance(v, dict):
                 raise ValueError("must be a JSON object")
         return v
+
+
+@dataclass(frozen=True)
+class AppTarget:
+    """A started app: the session's main kernel and the address its port is published at."""
+    session: ComputeSession
+    kernel: Kernel
+    protocol: str
+    host: str
+    port: int
 
 
 class AppProxyClient:
@@ -94,8 +105,9 @@ class SessionApps:
         self.launcher = launcher
         self.proxy = proxy
 
-    async def _running(self, actor: Actor, ref: str) -> tuple[ComputeSession, Kernel]:
-        sess, kernel = await self.sessions._main_kernel(actor, ref)
+    async def _running(self, actor: Actor, ref: str, owner_access_key: str | None = None
+                       ) -> tuple[ComputeSession, Kernel]:
+        sess, kernel = await self.sessions._main_kernel(actor, ref, owner_access_key)
         if sess.status != "RUNNING" or kernel is None or kernel.agent_addr is None:
             raise GenericBadRequest(f"The session is {sess.status}; apps open once it is RUNNING.")
         return sess, kernel
@@ -109,8 +121,11 @@ class SessionApps:
                         "allowed_arguments": p.get("allowed_arguments"), "allowed_envs": p.get("allowed_envs")})
         return out
 
-    async def start(self, actor: Actor, ref: str, req: StartService) -> dict[str, Any]:
-        sess, kernel = await self._running(actor, ref)
+    async def open_target(self, actor: Actor, ref: str, req: StartService,
+                          owner_access_key: str | None = None) -> AppTarget:
+        """Start the app in the session if it is not running and wait until it listens: where
+        the app-proxy's circuits and the manager's /stream routes send its traffic."""
+        sess, kernel = await self._running(actor, ref, owner_access_key)
         ports = {p.get("name"): p for p in kernel.service_ports or []}
         declared = ports.get(req.app)
         if declared is None and req.port is None:
@@ -131,6 +146,12 @@ class SessionApps:
         target_port = int(host_ports[0])
         if not await wait_listening(host, target_port, READY_TIMEOUT):
             raise ServiceUnavailable(f"The app {req.app} did not start listening in {READY_TIMEOUT:.0f} s.")
+        return AppTarget(sess, kernel, protocol, host, target_port)
+
+    async def start(self, actor: Actor, ref: str, req: StartService) -> dict[str, Any]:
+        target = await self.open_target(actor, ref, req)
+        sess, kernel, protocol, host, target_port = (target.session, target.kernel, target.protocol,
+                                                     target.host, target.port)
         circuit = await self.proxy.call("POST", "/v1/circuits", json={
             "session_id": str(sess.id), "kernel_id": str(kernel.id), "app": req.app,
             "protocol": "tcp" if protocol == "tcp" else "http", "target_host": host, "target_port": target_port,
