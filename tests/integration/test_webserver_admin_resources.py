@@ -88,6 +88,9 @@ async def test_users_see_home_summary_cards_and_agent_summary_but_no_admin_pages
     summary = await user.get("/summary")
     assert 'hx-get="/summary/resources"' in summary.text and 'href="/start"' in summary.text
     assert 'href="/agent-summary"' in summary.text
+    # UI-4's client panel: the login commands point at this very webserver
+    assert re.search(r'value="workbay login --endpoint http://[^"/]+" readonly data-testid="client-cmd-workbay"', summary.text)
+    assert "BACKEND_ENDPOINT_TYPE=session backend.ai login" in summary.text
     for hidden in ('href="/environments"', 'href="/maintenance"', 'href="/resources"'):
         assert hidden not in summary.text
     cards = await user.get("/summary/resources", htmx=True)
