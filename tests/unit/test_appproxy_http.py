@@ -1,8 +1,9 @@
 """HTTP circuits of the app-proxy (appproxy/http1.py) against a real app on loopback (aiohttp),
 no containers: the cookie on every request, the opening link, public circuits, what the app sees
 (no proxy cookies, its own Host, X-Forwarded-*), bodies both ways (Content-Length, chunked, until
-close, HEAD), keep-alive reuse of the app connection, pipelining, WebSocket relay, 502 when the app
-is away, activity counting, and backpressure (a slow browser does not make the proxy buffer)."""
+close, HEAD, 100-continue), keep-alive reuse of the app connection (and a new one when the app
+closes it), pipelining, WebSocket relay, 502 when the app is away, a closed circuit ending its
+connections, activity counting, and backpressure (a slow browser does not make the proxy buffer)."""
 
 from __future__ import annotations
 
@@ -315,3 +316,76 @@ async def test_a_slow_browser_does_not_make_the_proxy_buffer_the_body(app, circu
     finally:
         writer.close()
 
+
+
+@pytest.fixture
+async def raw_app():
+    """An app written by hand, for the framings a framework would not produce."""
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ")[1]
+                if path == b"/until-close":  # no length, no chunks: the body ends when the app closes
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
+                    await writer.drain()
+                    return
+                if path == b"/then-close":  # answers, then closes its kept-alive connection
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    await writer.drain()
+                    return
+                if path == b"/continue":
+                    assert b"expect: 100-continue" in head.lower()
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    await writer.drain()
+                    body = await reader.readexactly(5)
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + body[::-1])
+                    await writer.drain()
+                    continue
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfine\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server.port = server.sockets[0].getsockname()[1]
+    server.connections = connections
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def test_framings_a_framework_would_not_write(raw_app, circuits):
+    circuit, base, cookie = await open_circuit(circuits, raw_app.port)
+    got = await raw_exchange(circuit.port, f"GET /until-close HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode(),
+                             b"\x00never")  # read until the proxy closes too
+    assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"\r\n\r\nall of it")
+    got = await raw_exchange(circuit.port, (f"POST /continue HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n"
+                                            "Expect: 100-continue\r\nContent-Length: 5\r\n\r\nabcde").encode(), b"edcba")
+    assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK") and got.endswith(b"edcba")
+    # the app closes its side after each answer; the browser's connection lives on and gets a new one
+    async with httpx.AsyncClient(timeout=10, headers={"Cookie": cookie}) as browser:
+        before = len(raw_app.connections)
+        for _ in range(3):
+            resp = await browser.get(base + "/then-close")
+            assert resp.text == "ok"
+        assert (await browser.get(base + "/fine")).text == "fine\n"
+        assert len(raw_app.connections) - before == 4
+
+
+async def test_closing_the_circuit_ends_its_websockets(app, circuits):
+    circuit, base, cookie = await open_circuit(circuits, app.port)
+    async with websockets.connect(base.replace("http://", "ws://") + "/ws",
+                                  additional_headers={"Cookie": cookie}) as ws:
+        await asyncio.wait_for(ws.recv(), 10)
+        assert circuit.active_connections == 1
+        await circuits.close(circuit.id)
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+    assert circuit.active_connections == 0
