@@ -104,7 +104,7 @@ def session_ssh_dir(user: User) -> str:
 
 
 def cluster_client_config(hosts: List[str], identity: str, sshd_port: Optional[int]) -> str:
-    lines = [f"# Written by the Workbay runner for this session's cluster (ssh {hosts[-1]})",
+    lines = ["# Written by the Workbay runner: ssh between this session's containers",
              f"Host {' '.join(hosts)}",
              f"  IdentityFile {identity}",
              "  StrictHostKeyChecking no",
