@@ -106,6 +106,10 @@ async def test_move_files_and_folders_in_the_explorer(browser: Browser, page: Pa
     await expect(notice).to_have_text("There is no directory /nowhere in this folder.")
     await expect(notice).to_have_attribute("role", "alert")
     await expect(files.locator('tr[data-entry="c.txt"]')).to_be_visible()
+    # still chosen, with what was typed, to correct and retry
+    await expect(files.get_by_role("checkbox", name="Select c.txt")).to_be_checked()
+    await expect(explorer.get_by_label("Move the selected items to")).to_have_value("/nowhere")
+    await expect(explorer.locator("[data-wb-move-count]")).to_have_text("1 selected")
     await shots.take(page, "49-explorer-move-refused")
 
     # drag a file onto a directory row

@@ -361,6 +361,10 @@ async def test_explorer_moves_entries_into_another_directory(system, user):
         resp = await b.post(f"/data/{fid}/move-files", {"path": path, "target": target, "destination": destination})
         assert resp.status_code == 200 and 'role="alert"' in resp.text
         assert {p: await names_in(system, email, "movable", p) for p in before} == before  # nothing moved
+        for chosen in [target] if isinstance(target, str) else target:  # still chosen, to fix and retry
+            assert re.search(rf'value="{re.escape(chosen)}" form="explorer-move"[^>]*checked', resp.text)
+        if target:
+            assert f'name="destination" value="{destination}"' in resp.text.replace("&#39;", "'")
         return notice(resp)
 
     # one name taken in the destination: none of the chosen entries move

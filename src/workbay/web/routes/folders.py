@@ -433,7 +433,9 @@ def _crumbs(path: str) -> list[tuple[str, str]]:
 
 
 async def _render_files(ctx: PageContext, request: Request, api: Client, fid: str, folder: dict[str, Any],
-                        path: str, template: str, notice: tuple[str, str] | None = None) -> Response:
+                        path: str, template: str, notice: tuple[str, str] | None = None,
+                        move_again: dict[str, Any] | None = None) -> Response:
+    """``move_again``: a refused move's ``targets`` and typed ``destination``, shown again as they were."""
     error = None
     entries: list[dict[str, Any]] = []
     try:
@@ -450,7 +452,7 @@ async def _render_files(ctx: PageContext, request: Request, api: Client, fid: st
     return _render(ctx, request, template, folder=folder, fid=fid, path=path, crumbs=_crumbs(path),
                    entries=entries, error=error, notice=notice, caps=folder_caps(ctx, folder),
                    columns=FILE_COLUMNS, name_max=FILE_NAME_MAX,
-                   move_choices=list(dict.fromkeys(move_choices)))
+                   move_choices=list(dict.fromkeys(move_choices)), move_again=move_again)
 
 
 @router.get("/data/{fid}/explorer")
@@ -560,8 +562,9 @@ async def move_files(fid: str, request: Request, ctx: LoggedIn) -> Response:
         folder = await _folder(api, fid)
 
         def shown_again(level: str, text: str):
+            again = {"targets": set(targets), "destination": form.text("destination")} if level == "danger" else None
             return _render_files(ctx, request, api, fid, folder, path, "dialogs/folder_files.html",
-                                 notice=(level, text))
+                                 notice=(level, text), move_again=again)
 
         if not targets:
             return await shown_again("danger", ctx._("Choose a file."))

@@ -121,6 +121,8 @@
     syncSelection();
   }
 
+  // a refused move comes back with its entries still chosen
+  document.addEventListener("htmx:afterSettle", () => syncSelection());
   document.addEventListener("change", (e) => {
     if (e.target.closest("[data-wb-select-all]")) {
       selectBoxes().forEach((b) => { b.checked = e.target.checked; });
