@@ -23,7 +23,7 @@ from typing import Any, Awaitable, Callable
 import httpx
 import pyotp
 import pytest
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 
 from tests.support.manager import ADMIN_PASSWORD
 from workbay.common import signing
@@ -190,6 +190,57 @@ async def send_streaming(w: World, actor: str, method: str, path: str, body: Any
     return status, problem
 
 
+async def send_websocket(w: World, actor: str, method: str, path: str, body: Any = None,
+                         query: str = "") -> tuple[int, dict[str, Any] | None]:
+    """A WebSocket handshake (method "WS"): the denial response's status, or 101 when accepted."""
+    pq = f"{path}?{query}" if query else path
+    hdrs = _headers(w, actor, "GET", pq, "application/octet-stream")
+    del hdrs["Content-Type"]                     # clients send none on a handshake
+    hdrs["host"] = "manager.test"
+    outcome: asyncio.Future = asyncio.get_running_loop().create_future()
+    chunks: list[bytes] = []
+    gone = asyncio.Event()
+    first = True
+
+    async def receive():
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "websocket.connect"}
+        await gone.wait()
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    async def send_(msg):
+        if msg["type"] == "websocket.http.response.start" and not outcome.done():
+            outcome.set_result((msg["status"], dict(msg.get("headers") or [])))
+        elif msg["type"] == "websocket.http.response.body":
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                gone.set()
+        elif msg["type"] in ("websocket.accept", "websocket.close") and not outcome.done():
+            outcome.set_result((101 if msg["type"] == "websocket.accept" else 403, {}))
+            gone.set()
+
+    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "ws",
+             "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query.encode(),
+             "client": ("127.0.0.1", 5000), "server": ("manager.test", 80), "subprotocols": [],
+             "extensions": {"websocket.http.response": {}},
+             "headers": [(k.lower().encode(), v.encode()) for k, v in hdrs.items()]}
+    task = asyncio.create_task(w.h.app(scope, receive, send_))
+    try:
+        status, headers = await asyncio.wait_for(asyncio.shield(outcome), 10)
+        await asyncio.wait_for(gone.wait(), 10)
+    finally:
+        gone.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    problem = None
+    if headers.get(b"content-type") == b"application/problem+json":
+        problem = jsonlib.loads(b"".join(chunks))
+    return status, problem
+
+
 # -- the matrix -----------------------------------------------------------------------------------
 Prep = Callable[[World, str], Awaitable[dict[str, Any]]]
 
@@ -201,7 +252,7 @@ class Case:
     expect: dict[str, int]
     prep: Prep | None = None                     # -> {"path", "body", "query", "after"}
     variant: str = ""
-    streaming: bool = False
+    streaming: bool = False                      # method "WS": a WebSocket handshake
 
     @property
     def id(self) -> str:
@@ -367,6 +418,12 @@ def _sess(suffix: str = "", b: Any = None, query: str = "", own: bool = False) -
     return prep
 
 
+def _stream_app(prefix: str, what: str) -> Prep:
+    async def prep(w: World, actor: str) -> dict[str, Any]:
+        return {"path": f"/stream/{prefix}/{w.session_id}/{what}", "query": "app=sshd"}
+    return prep
+
+
 def _fresh_session(own: bool = False) -> Prep:
     async def prep(w: World, actor: str) -> dict[str, Any]:
         owner = await w.sa.get(f"/admin/users/{w.emails['user'] if own else w.target['email']}")
@@ -415,6 +472,12 @@ COMPUTE_CASES: list[Case] = [
          _sess("/download_single", query="file=id_container")),
     Case("GET", "/stream/session/{name}/apps", SESSION_READ,
          lambda w, a: _ret({"path": f"/stream/session/{w.session_id}/apps"})),
+    # WebSockets on a PENDING session: those who may attach hear that it is not running yet
+    *[Case("WS", f"/stream/{prefix}/{{name}}/{what}", row(400, 400, 404, 404, 403, 401),
+           _p(lambda w, prefix=prefix, what=what: f"/stream/{prefix}/{w.session_id}/{what}"))
+      for prefix in ("session", "kernel") for what in ("pty", "execute")],
+    *[Case("WS", f"/stream/{prefix}/{{name}}/{what}", row(400, 400, 404, 404, 403, 401),
+           _stream_app(prefix, what)) for prefix in ("session", "kernel") for what in ("tcpproxy", "httpproxy")],
     Case("GET", "/session/{name}/status-history", SESSION_READ, _sess("/status-history")),
     Case("DELETE", "/session/{name}", SESSION_WRITE(200), _fresh_session()),
     Case("DELETE", "/session/{name}", row(200, 200, 404, 200, 403, 401), _fresh_session(own=True),
@@ -561,6 +624,8 @@ def _walk(routes, prefix: str = ""):
         if isinstance(r, APIRoute):
             for m in r.methods - {"HEAD"}:
                 yield m, prefix + r.path_format          # "{ref:path}" -> "{ref}", as OpenAPI has it
+        elif isinstance(r, APIWebSocketRoute):
+            yield "WS", prefix + r.path_format
         elif hasattr(r, "original_router"):      # FastAPI keeps included routers as one route
             yield from _walk(r.original_router.routes, prefix + r.include_context.prefix)
 
@@ -576,8 +641,8 @@ def test_every_endpoint_has_a_matrix_entry(manager):
     covered = {(c.method, c.route) for c in CASES}
     assert served - covered == set(), f"endpoints without a matrix entry: {sorted(served - covered)}"
     assert covered - served == set(), f"matrix entries for endpoints that do not exist: {sorted(covered - served)}"
-    other = {getattr(r, "path", None) for r in manager.app.routes if not isinstance(r, APIRoute)
-             and not hasattr(r, "original_router")}
+    other = {getattr(r, "path", None) for r in manager.app.routes
+             if not isinstance(r, (APIRoute, APIWebSocketRoute)) and not hasattr(r, "original_router")}
     assert other <= NOT_API
 
 
@@ -589,7 +654,7 @@ async def test_matrix(world, case: Case):
         prep = await case.prep(world, actor) if case.prep else {}
         path = prep.get("path", case.route)
         assert "{" not in path, f"{case.id}: no path parameters given"
-        do = send_streaming if case.streaming else send
+        do = send_websocket if case.method == "WS" else send_streaming if case.streaming else send
         status, problem = await do(world, actor, case.method, path, prep.get("body"), prep.get("query", ""))
         if "after" in prep:
             await prep["after"](status)
