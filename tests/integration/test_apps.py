@@ -138,6 +138,27 @@ async def test_ssh_on_a_tcp_circuit_and_through_the_tunnel(system, session, tmp_
             await asyncio.wait_for(ws.recv(), 10)
 
 
+async def test_the_registered_ssh_key_gets_into_new_sessions(system, tmp_path):
+    """ID-13: the SSH keypair a user generates in Preferences opens their sessions' sshd."""
+    user = await system.login("user2@workbay.local")
+    generated = await user.patch("/auth/ssh-keypair")
+    assert "PRIVATE KEY" in generated["ssh_private_key"]
+    key = tmp_path / "registered"
+    key.write_text(generated["ssh_private_key"])
+    os.chmod(key, 0o600)
+    created = await user.post("/session", json={"image": IMAGE, "name": f"regkey-{uuid.uuid4().hex[:6]}",
+                                                "config": {"resources": SMALL}})
+    sid = created["sessionId"]
+    try:
+        opened = await user.post(f"/session/{sid}/start-service", json={"app": "sshd"})
+        out = await asyncio.to_thread(subprocess.run, ["ssh", *SSH_OPTS, "-i", str(key), "-p", str(opened["port"]),
+                                                       "work@127.0.0.1", "echo $((6*7)); ls -A ~/.ssh | wc -l"],
+                                      capture_output=True, text=True, timeout=60)
+        assert out.stdout.split() == ["42", "0"], out.stderr   # and nothing was written into ~/.ssh
+    finally:
+        await user.delete(f"/session/{sid}")
+
+
 async def test_circuits_close_with_the_session(system):
     user = await system.login("user@workbay.local")
     created = await user.post("/session", json={"image": IMAGE, "name": f"gone-{uuid.uuid4().hex[:6]}",

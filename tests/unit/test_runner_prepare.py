@@ -137,6 +137,22 @@ def test_ssh_setup_leaves_the_users_ssh_folder_untouched(tmp_path):
         f"Include {etc_ssh / 'ssh_config.d' / 'workbay-cluster.conf'}\n")
 
 
+def test_registered_public_keys_are_authorized_for_the_session_only(tmp_path):
+    """ID-13: the keys the owner registered join the session's authorized_keys (not ~/.ssh);
+    a value that is not one line is ignored."""
+    home, session_dir, etc_ssh = _ssh_paths(tmp_path)
+    user = User("me", os.getuid(), os.getgid(), str(home), [])
+    kw = dict(session_dir=str(session_dir),
+              client_config=str(etc_ssh / "ssh_config.d" / "workbay-cluster.conf"),
+              system_config=str(etc_ssh / "ssh_config"))
+    pub = prepare.setup_ssh(user, {"private_key": "P", "public_key": "ssh-ed25519 S s"}, None, 2200,
+                            extra_keys=["ssh-ed25519 REGISTERED me@laptop\n", "two\nlines", ""], **kw)
+    assert (session_dir / "authorized_keys").read_text().splitlines() == [pub, "ssh-ed25519 REGISTERED me@laptop"]
+    assert list((home / ".ssh").iterdir()) == []
+    prepare.setup_ssh(user, {"private_key": "P", "public_key": "ssh-ed25519 S s"}, None, 2200, **kw)
+    assert "REGISTERED" not in (session_dir / "authorized_keys").read_text()   # removed, gone
+
+
 def test_sshd_reads_the_users_and_the_sessions_authorized_keys(tmp_path):
     user = User("work", os.getuid(), os.getgid(), str(tmp_path), [])
     command = services.sshd_command("/usr/sbin/sshd", 2200, "/etc/ssh/key", user)

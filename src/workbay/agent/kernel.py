@@ -255,7 +255,7 @@ def runner_config(req: CreateKernels, k: KernelSpec, env: dict[str, str],
         "dotfiles": [d.model_dump() for d in req.dotfiles],
         "bootstrap_script": req.bootstrap_script, "startup_command": req.startup_command,
         "batch_timeout": req.batch_timeout, "service_ports": service_ports,
-        "ssh_keypair": ssh_keypair, "cluster": cluster,
+        "ssh_keypair": ssh_keypair, "cluster": cluster, "authorized_keys": list(req.authorized_keys),
     }
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -88,6 +88,9 @@ class CreateKernels(Strict):
                                      description="every hostname of the session; default: "
                                                  "those of kernels")
     cluster_ssh_keypair: SSHKeypair | None = None
+    authorized_keys: list[Annotated[str, StringConstraints(max_length=16384, pattern=r"^[^\r\n]+$")]] = Field(
+        default_factory=list, max_length=16,
+        description="public keys the owner registered (ID-13): sshd accepts them for this session")
     thread_count: int | None = Field(None, ge=1, description="OMP/BLAS threads; default: cpu")
     extra_hosts: dict[str, str] = Field(default_factory=dict,
                                         description="hostname -> IP (multi-node clusters)")

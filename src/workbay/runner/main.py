@@ -58,7 +58,8 @@ class Runner:
         prepare.write_environment(environ, cfg.get("resources", {}))
         sshd_port = next((p["container_ports"][0] for p in cfg.get("service_ports", [])
                           if p.get("name") == "sshd" and p.get("container_ports")), None)
-        pub = prepare.setup_ssh(user, cfg.get("ssh_keypair"), cfg.get("cluster"), sshd_port)
+        pub = prepare.setup_ssh(user, cfg.get("ssh_keypair"), cfg.get("cluster"), sshd_port,
+                               extra_keys=cfg.get("authorized_keys") or [])
         n = prepare.apply_dotfiles(user, cfg.get("dotfiles", []), log)
         return {"ssh_public_key": pub, "dotfiles": n}
 

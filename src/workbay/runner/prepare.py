@@ -131,11 +131,12 @@ def include_client_config(system_config: str, client_config: str) -> None:
 def setup_ssh(user: User, fallback: Optional[Dict[str, str]], cluster: Optional[Dict[str, Any]],
               sshd_port: Optional[int], session_dir: Optional[str] = None,
               client_config: str = SSH_CLIENT_CONFIG,
-              system_config: str = SSH_SYSTEM_CONFIG) -> str:
+              system_config: str = SSH_SYSTEM_CONFIG, extra_keys: Optional[List[str]] = None) -> str:
     """``~/id_container`` (session key; ssh-keygen in the image, else the agent's key), the
     session's ``authorized_keys`` in ``session_dir`` (root's, read by sshd next to the user's own
     ``~/.ssh/authorized_keys``), and for clusters ``session_dir/id_cluster`` plus a system-wide
-    client config so that ``ssh sub1`` works between the containers.  Nothing under ``~/.ssh`` is
+    client config so that ``ssh sub1`` works between the containers.  ``extra_keys``: the public
+    keys the owner registered (ID-13), accepted for this session too.  Nothing under ``~/.ssh`` is
     written: it may be the user's persistent `.ssh` folder.  Returns the session public key."""
     home = user.home
     session_dir = session_dir or session_ssh_dir(user)
@@ -173,6 +174,7 @@ def setup_ssh(user: User, fallback: Optional[Dict[str, str]], cluster: Optional[
         if hosts:
             write_file(client_config, cluster_client_config(hosts, identity, sshd_port), 0o644)
             include_client_config(system_config, client_config)
+    authorized.extend(k.strip() for k in extra_keys or [] if k.strip() and "\n" not in k.strip())
     # Written whole every time, never merged: only this session's keys.  Root's file (sshd's
     # StrictModes accepts root or the user as owner); the user's own keys go to ~/.ssh.
     write_file(os.path.join(session_dir, "authorized_keys"),

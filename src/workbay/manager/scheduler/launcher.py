@@ -108,6 +108,7 @@ class Launcher:
             "gid": user.container_gid or 1000, "sudo": user.sudo_session_enabled,
             "batch_timeout": sess.batch_timeout, "network": network, "cluster_mode": sess.cluster_mode,
             "cluster_size": sess.cluster_size, "cluster_hosts": hosts, "cluster_ssh_keypair": cluster_keys,
+            "authorized_keys": [kp.ssh_public_key.strip()] if (kp.ssh_public_key or "").strip() else [],
             "pull_image": False,
         }
         for n, (addr, group) in enumerate(by_agent.items()):
