@@ -255,6 +255,7 @@ class HttpConnection(asyncio.Protocol):
         self.tunnel: Exchange | None = None  # the upgrade whose bytes go both ways unparsed
         self.closed = False
         self.read_pauses: set[str] = set()
+        self.write_paused = False
         self.idle_since: float | None = time.monotonic()
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
@@ -302,10 +303,12 @@ class HttpConnection(asyncio.Protocol):
                 self._refuse_and_close(400, b"Bad request.")
 
     def pause_writing(self) -> None:  # the browser is slower than the app
+        self.write_paused = True
         if self.upstream is not None and self.upstream.transport is not None:
             self.upstream.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         if self.upstream is not None and self.upstream.transport is not None:
             self.upstream.transport.resume_reading()
 
@@ -476,6 +479,8 @@ class HttpConnection(asyncio.Protocol):
             up.transport.close()
             return
         self.upstream = up
+        if self.write_paused:
+            up.transport.pause_reading()
         self._send_head(ex, up)
 
     def _send_head(self, ex: Exchange, up: Upstream) -> None:
