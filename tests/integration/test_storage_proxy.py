@@ -573,3 +573,12 @@ async def test_the_two_apps_of_one_proxy_share_usage_figures(tmp_path):
         assert (await cli.patch("/upload", params={"token": tok}, content=b"12345",
                                 headers=TUS | {"Upload-Offset": "0"})).status_code == 204
         assert (await mgr.post("/folders/usage", json=body)).json()["usage"][vfid]["used_bytes"] == 5
+
+
+def test_the_usage_ttl_comes_from_the_configuration(tmp_path):
+    from workbay.common.config import ConfigError, load_config
+    from workbay.storage.volumes import Volumes
+    config = load_config(None, data_dir=tmp_path, storage={"usage_ttl": 5, "file_owner": ""})
+    assert Volumes(config).get("volume1").usage_cache.ttl == 5
+    with pytest.raises(ConfigError, match="storage.usage_ttl"):
+        load_config(None, data_dir=tmp_path, storage={"usage_ttl": -1})

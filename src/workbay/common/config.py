@@ -101,6 +101,8 @@ class StorageConfig(Section):
     file_owner: str = Field("1000:1000", pattern=r"^(\d+:\d+)?$",
                             description="uid:gid given to folders and the files written into them "
                             "(the containers' default user); empty = the proxy's own user")
+    usage_ttl: float = Field(60.0, ge=0, description="seconds a folder's cached size is trusted; writes "
+                             "through the proxy refresh it at once, writes from sessions show after this")
 
     @property
     def manager_api_url(self) -> str:

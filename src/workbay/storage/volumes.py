@@ -346,7 +346,8 @@ class Volumes:
         self.by_name: dict[str, Volume] = {}
         for vc in volume_configs(config):
             cls = BACKENDS[vc.backend]
-            self.by_name[vc.name] = cls(vc.name, vc.path, f"{self.proxy_name}:{vc.name}")
+            self.by_name[vc.name] = cls(vc.name, vc.path, f"{self.proxy_name}:{vc.name}",
+                                        usage_ttl=config.storage.usage_ttl)
 
     def get(self, name: str) -> Volume:
         proxy, sep, vol = str(name).rpartition(":")
