@@ -96,6 +96,7 @@ async def test_users_see_home_summary_cards_and_agent_summary_but_no_admin_pages
     cards = await user.get("/summary/resources", htmx=True)
     assert cards.status_code == 200
     assert "Resource usage" in cards.text and "System resources" in cards.text
+    assert 'href="/agent-summary"' in cards.text
     assert 'id="summary-rg"' in cards.text and '<option value="default" selected>' in cards.text
     assert 'data-slot="cpu"' in cards.text and 'data-slot="mem"' in cards.text and 'data-slot="sessions"' in cards.text
     assert re.search(r'data-testid="my-sessions">0 / \d+<', cards.text)

@@ -40,6 +40,9 @@ async def test_switched_off_agent_summary_is_neither_linked_nor_served(system):
             assert summary.status_code == 200
             assert 'href="/data"' in summary.text  # the rest of the sidebar is there
             assert 'href="/agent-summary"' not in summary.text and "Agent Summary" not in summary.text
+            cards = await visitor.http.get("/summary/resources", headers={"HX-Request": "true"})
+            assert cards.status_code == 200 and "System resources" in cards.text
+            assert 'href="/agent-summary"' not in cards.text
             page = await visitor.http.get("/agent-summary")
             assert page.status_code == 404 and "Page not found." in page.text
             partial = await visitor.http.get("/agent-summary", headers={"HX-Request": "true"})

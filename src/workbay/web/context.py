@@ -73,12 +73,14 @@ class PageContext:
     def template_context(self) -> dict[str, Any]:
         web = self.state.config.webserver
         role = self.session.role if self.session else ""
+        hidden = frozenset() if web.agent_summary_enabled else frozenset({"agent-summary"})
         return {
             "_": self.translator.gettext, "lang": self.language, "theme": self.theme,
             "csrf_token": self.csrf_token, "session": self.session, "me": self.me,
             "section": self.section, "request": self.request,
-            "nav_main": nav.items_for(role, admin_section=False),
-            "nav_admin": nav.items_for(role, admin_section=True),
+            "nav_main": nav.items_for(role, admin_section=False, hidden=hidden),
+            "nav_admin": nav.items_for(role, admin_section=True, hidden=hidden),
+            "agent_summary_enabled": web.agent_summary_enabled,
             "help_url": nav.guide_url(web.guide_url, self.section, self.language),
             "signup_enabled": web.signup_enabled, "manager_endpoint": str(self.request.base_url).rstrip("/"),
             "compact_sidebar": bool(self.preferences.get("compact_sidebar")),

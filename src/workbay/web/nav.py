@@ -48,8 +48,10 @@ NAV_ITEMS: tuple[NavItem, ...] = (
 LOGIN_GUIDE_PAGE = "sign_up_and_log_in/sign_up_and_log_in.html"
 
 
-def items_for(role: str, admin_section: bool) -> list[NavItem]:
-    return [i for i in NAV_ITEMS if role in i.roles and i.admin_section == admin_section]
+def items_for(role: str, admin_section: bool, hidden: frozenset[str] = frozenset()) -> list[NavItem]:
+    """The menu of a role; ``hidden``: keys of pages switched off by configuration."""
+    return [i for i in NAV_ITEMS if role in i.roles and i.admin_section == admin_section
+            and i.key not in hidden]
 
 
 def landing_url(role: str) -> str:
