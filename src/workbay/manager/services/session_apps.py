@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # Where the browser lands in each app (the rest go to "/").
 URL_PATHS = {"jupyter": "/tree", "jupyterlab": "/lab", "ttyd": "/", "tensorboard": "/", "mlflow-ui": "/"}
 READY_TIMEOUT = 60.0
+OPTIONAL_APP_KEYS = ("url_template", "allowed_arguments", "allowed_envs")
 
 
 class StartService(BaseModel):
@@ -116,9 +117,11 @@ class SessionApps:
         _, kernel = await self.sessions._main_kernel(actor, ref, modify=False)
         out = []
         for p in (kernel.service_ports if kernel else []) or []:
-            out.append({"name": p.get("name"), "protocol": p.get("protocol"),
-                        "ports": p.get("container_ports") or [], "url_template": p.get("url_template"),
-                        "allowed_arguments": p.get("allowed_arguments"), "allowed_envs": p.get("allowed_envs")})
+            app = {"name": p.get("name"), "protocol": p.get("protocol"), "ports": p.get("container_ports") or []}
+            # Optional keys are left out, not null: Backend.AI's client tests for their presence
+            # (``backend.ai app`` formats url_template when the key is there).
+            app.update({k: p[k] for k in OPTIONAL_APP_KEYS if p.get(k) is not None})
+            out.append(app)
         return out
 
     async def open_target(self, actor: Actor, ref: str, req: StartService,

@@ -1,0 +1,171 @@
+"""The official Backend.AI client (``backend.ai-client`` 23.9.10, in ``.venv-bai``) on the streaming
+API of a real session: ``stream_execute`` with an input() round trip, ``stream_pty``, and
+``backend.ai app SESSION sshd -b 127.0.0.1:PORT`` (the CLI's local proxy over /tcpproxy) carrying a
+real ssh login.  Another user's SDK is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.sessions import IMAGE, System, engine_problem, wait_for
+
+pytestmark = pytest.mark.timeout(400)
+ROOT = Path(__file__).resolve().parents[2]
+BAI_BIN = ROOT / ".venv-bai" / "bin"
+SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+            "-o", "LogLevel=ERROR"]
+
+SDK_SCRIPT = r'''
+import asyncio, base64, json, os
+from ai.backend.client.config import APIConfig
+from ai.backend.client.exceptions import BackendClientError
+from ai.backend.client.session import AsyncSession
+
+
+def config(ak, sk):
+    return APIConfig(endpoint=os.environ["EP"], endpoint_type="api", access_key=ak, secret_key=sk)
+
+
+async def run(sess, code, answers):
+    results = []
+    async with sess.stream_execute(code, mode="query") as ws:
+        while True:
+            msg = await ws.receive_json()
+            results.append(msg)
+            if msg["status"] == "waiting-input":
+                await ws.send_str(answers.pop(0))
+            elif msg["status"] in ("finished", "error"):
+                return results
+
+
+async def main():
+    out = {}
+    async with AsyncSession(config=config(os.environ["AK"], os.environ["SK"])) as api:
+        sess = api.ComputeSession(os.environ["NAME"])
+        out["apps"] = sorted(a["name"] for a in await sess.stream_app_info())
+        out["query"] = await run(sess, "print(6 * 7)", [])
+        out["input"] = await run(sess, "x = input('number? ')\nprint(int(x) * 2)", ["21"])
+        seen = ""
+        async with sess.stream_pty() as pty:
+            # StreamPty.resize() of 23.9.10 uses an attribute it never sets: send the message itself
+            await pty.send_str(json.dumps({"type": "resize", "rows": 24, "cols": 80}))
+            await pty.send_str(json.dumps({"type": "stdin",
+                                           "chars": base64.b64encode(b"echo pty-$((6*7))\r").decode()}))
+            while "pty-42\r" not in seen:
+                msg = await asyncio.wait_for(pty.receive_json(), 60)
+                seen += base64.b64decode(msg["data"]).decode("utf-8", "replace")
+        out["pty"] = "pty-42" in seen
+    async with AsyncSession(config=config(os.environ["AK2"], os.environ["SK2"])) as api:
+        try:
+            await run(api.ComputeSession.from_session_id(os.environ["SID"]), "print(1)", [])
+            out["other"] = "attached"
+        except BackendClientError as e:
+            out["other"] = str(e)
+    print(json.dumps(out))
+
+
+asyncio.run(main())
+'''
+
+
+@pytest.fixture(scope="module")
+async def system(tmp_path_factory):
+    assert (BAI_BIN / "python").exists(), (
+        f"{BAI_BIN / 'python'} is missing: the official client needs its own venv "
+        "(python3 -m venv .venv-bai && .venv-bai/bin/pip install backend.ai-client==23.9.10 yarl==1.9.4)")
+    problem = engine_problem()
+    if problem:
+        pytest.fail(problem)
+    sysm = System(tmp_path_factory.mktemp("bai-stream"), agent_slots={"cpu": "2", "mem": "4g"})
+    try:
+        await sysm.start()
+        yield sysm
+    finally:
+        await sysm.terminate_all()
+        await sysm.close()
+
+
+@pytest.fixture(scope="module")
+async def session(system):
+    user = await system.login("user@workbay.local")
+    name = f"bai-{uuid.uuid4().hex[:6]}"
+    created = await user.post("/session", json={"image": IMAGE, "name": name,
+                                                "config": {"resources": {"cpu": 1, "mem": "512m"}}})
+    assert created["status"] == "RUNNING", created
+    return user, created["sessionId"], name
+
+
+def client_env(system: System, home: Path, access_key: str, secret_key: str) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "BACKEND_ENDPOINT": system.url,
+            "BACKEND_ENDPOINT_TYPE": "api", "BACKEND_ACCESS_KEY": access_key,
+            "BACKEND_SECRET_KEY": secret_key}
+
+
+def stdout(results: list[dict]) -> str:
+    return "".join(d for r in results for t, d in (r.get("console") or []) if t == "stdout")
+
+
+async def test_sdk_streams_execute_and_pty(system, session, tmp_path):
+    user, sid, name = session
+    other = await system.login("user2@workbay.local")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "EP": system.url, "NAME": name,
+           "SID": sid, "AK": user.access_key, "SK": user.secret_key, "AK2": other.access_key,
+           "SK2": other.secret_key}
+    proc = await asyncio.create_subprocess_exec(str(BAI_BIN / "python"), "-c", SDK_SCRIPT, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 240)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    got = json.loads(out.decode().strip().splitlines()[-1])
+    assert {"sshd", "ttyd", "jupyter"} <= set(got["apps"])
+    assert got["query"][-1]["status"] == "finished" and stdout(got["query"]).strip() == "42"
+    assert [r["status"] for r in got["input"]][0] == "waiting-input"
+    assert stdout(got["input"]).strip().endswith("42")
+    assert got["pty"] is True
+    assert "404" in got["other"]   # the handshake was refused: not their session
+
+
+async def test_cli_app_command_proxies_ssh(system, session, tmp_path):
+    user, sid, name = session
+    key_file = tmp_path / "id_container"
+    resp = await user.request("GET", f"/session/{sid}/download_single", params={"file": "id_container"}, raw=True)
+    key_file.write_bytes(resp.content)
+    key_file.chmod(0o600)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cli = subprocess.Popen([str(BAI_BIN / "backend.ai"), "app", name, "sshd", "-b", f"127.0.0.1:{port}"],
+                           env=client_env(system, tmp_path, user.access_key, user.secret_key),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        async def listening() -> bool:
+            if cli.poll() is not None:
+                raise AssertionError(f"backend.ai app exited: {cli.stdout.read().decode()[-2000:]}")
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return False
+            w.close()
+            return True
+        await wait_for(listening, 60, "the CLI's local proxy listens")
+        ran = await asyncio.to_thread(subprocess.run, [
+            "ssh", *SSH_OPTS, "-i", str(key_file), "-p", str(port), "work@127.0.0.1", "echo $((6*7)); hostname"],
+            capture_output=True, text=True, timeout=90)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.splitlines()[0] == "42"
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGTERM)
+            try:
+                cli.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(cli.pid, signal.SIGKILL)
+                cli.wait(timeout=20)
