@@ -325,10 +325,14 @@ async def raw_app():
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(1)
+        served = 0
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 path = head.split(b" ")[1]
+                served += 1
+                if path.startswith(b"/stale") and served == 2:  # a kept-alive connection it had dropped
+                    return
                 if path == b"/until-close":  # no length, no chunks: the body ends when the app closes
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
                     await writer.drain()
@@ -389,3 +393,16 @@ async def test_closing_the_circuit_ends_its_websockets(app, circuits):
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 10)
     assert circuit.active_connections == 0
+
+
+async def test_a_request_on_a_connection_the_app_dropped_is_sent_again_once(raw_app, circuits):
+    _, base, cookie = await open_circuit(circuits, raw_app.port)
+    async with httpx.AsyncClient(timeout=10, headers={"Cookie": cookie}) as browser:
+        assert (await browser.get(base + "/stale")).text == "fine\n"
+        before = len(raw_app.connections)
+        assert (await browser.get(base + "/stale")).text == "fine\n"  # dropped, then sent anew
+        assert len(raw_app.connections) == before + 1
+        # the second request on that new connection, with a body: never sent twice, the browser learns
+        resp = await browser.post(base + "/stale", content=b"once")
+        assert resp.status_code == 502
+        assert len(raw_app.connections) == before + 1
