@@ -60,10 +60,11 @@ def connect(client: Client, path: str, params: dict[str, str] | None = None, sec
     return websockets.connect(url, additional_headers=headers, max_size=None, open_timeout=120)
 
 
-async def run_code(ws, code: str, inputs: list[str] | None = None) -> list[dict]:
+async def run_code(ws, code: str, inputs: list[str] | None = None, mode: str = "query",
+                   options: dict | None = None) -> list[dict]:
     """Send an execute request and collect the results until ``finished``."""
     inputs = list(inputs or [])
-    await ws.send(json.dumps({"code": code, "mode": "query", "options": {}}))
+    await ws.send(json.dumps({"code": code, "mode": mode, "options": options or {}}))
     got = []
     while True:
         msg = json.loads(await asyncio.wait_for(ws.recv(), 120))
@@ -94,6 +95,14 @@ async def test_execute_asks_for_input_and_takes_the_answer(session):
     statuses = [r["status"] for r in results]
     assert "waiting-input" in statuses and statuses[-1] == "finished"
     assert "hello bob" in stdout(results)
+
+
+async def test_execute_in_batch_mode(session):
+    user, sid = session
+    async with connect(user, f"/stream/session/{sid}/execute") as ws:
+        results = await run_code(ws, "", mode="batch", options={"exec": "echo batch-$((40+2)); exit 3"})
+    assert "batch-42" in stdout(results)
+    assert results[-1]["status"] == "finished" and results[-1]["exitCode"] == 3
 
 
 async def test_execute_by_name_and_on_the_kernel_alias(session):
@@ -179,6 +188,11 @@ async def test_tcpproxy_to_an_unknown_app_is_refused(session):
             pass
     assert refused.value.response.status_code == 400
     assert b"no app named" in refused.value.response.body
+    with pytest.raises(InvalidStatus) as bad:
+        async with connect(user, f"/stream/session/{sid}/tcpproxy", {"app": "sshd", "envs": "[1]"}):
+            pass
+    assert bad.value.response.status_code == 400
+    assert json.loads(bad.value.response.body)["data"] == {"envs": "must be a JSON object"}
 
 
 @pytest.mark.parametrize("route, params", [
