@@ -97,6 +97,18 @@ async def test_execute_asks_for_input_and_takes_the_answer(session):
     assert "hello bob" in stdout(results)
 
 
+async def test_a_run_left_waiting_for_input_is_interrupted(session):
+    user, sid = session
+    async with connect(user, f"/stream/session/{sid}/execute") as ws:
+        await ws.send(json.dumps({"code": "input('never answered? ')", "mode": "query", "options": {}}))
+        while json.loads(await asyncio.wait_for(ws.recv(), 60))["status"] != "waiting-input":
+            pass
+    # the client left: the next run is not refused as busy
+    async with connect(user, f"/stream/session/{sid}/execute") as ws:
+        results = await run_code(ws, "print('free again')")
+    assert results[-1]["status"] == "finished" and stdout(results).strip() == "free again"
+
+
 async def test_execute_in_batch_mode(session):
     user, sid = session
     async with connect(user, f"/stream/session/{sid}/execute") as ws:

@@ -220,7 +220,10 @@ class SessionStreams:
         return str(sess.id)
 
     async def execute(self, actor: Actor, session_id: str, channel: Channel) -> None:
-        """Run what the first message asks, send each result, pass input on ``waiting-input``."""
+        """Run what the first message asks, send each result, pass input on ``waiting-input``.
+        A run the client leaves unfinished is interrupted: a REPL left waiting for input would
+        keep the session busy."""
+        mode: str | None = None
         try:
             first = await channel.receive()
             if first is None:
@@ -231,7 +234,7 @@ class SessionStreams:
                 await channel.send_text(error_message(f"Invalid API parameters: {e}"))
                 return
             run_id = secrets.token_hex(8)
-            mode: str | None = req.mode
+            mode = req.mode
             code, options = req.code, req.options or {}
             while mode is not None:
                 out = await self.sessions.execute(actor, session_id, {
@@ -253,6 +256,8 @@ class SessionStreams:
         except ValueError as e:
             await _try(channel.send_text(error_message(str(e))))
         finally:
+            if mode is not None:
+                await _try(self.sessions.interrupt(actor, session_id))
             await _try(channel.close())
 
     # -- apps over TCP ---------------------------------------------------------------------------
