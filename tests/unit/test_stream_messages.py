@@ -9,7 +9,7 @@ import json
 import pytest
 
 from workbay.manager.services.session_stream import (
-    AppStreamParams, PtyPing, PtyResize, PtyRestart, PtyStdin, TerminadoCodec, error_message,
+    AppStreamParams, PtyPing, PtyResize, PtyRestart, PtyStdin, TerminadoCodec, TtydCodec, error_message,
     execute_reply, next_execute_mode, parse_execute_request, parse_pty_message, pty_output,
     worth_sending,
 )
@@ -68,6 +68,20 @@ def test_terminado_stdin_keeps_characters_split_over_messages():
     snowman = "☃".encode()
     assert codec.stdin(snowman[:1]) is None
     assert json.loads(codec.stdin(snowman[1:] + b"!")) == ["stdin", "☃!"]
+
+
+def test_ttyd_translation():
+    codec = TtydCodec()
+    assert json.loads(codec.hello(30, 100)) == {"AuthToken": "", "columns": 100, "rows": 30}
+    assert codec.stdin(b"ls\r") == b"0ls\r"
+    assert codec.stdin(b"") is None
+    resize = codec.resize(24, 80)
+    assert resize[:1] == b"1" and json.loads(resize[1:]) == {"columns": 80, "rows": 24}
+    assert codec.output(b"0\x1b[1mhi") == b"\x1b[1mhi"
+    assert codec.output("0text frame") == b"text frame"
+    assert codec.output(b"1bash - work@main1") is None      # window title
+    assert codec.output(b'2{"fontSize": 14}') is None       # preferences
+    assert codec.output(b"0") is None
 
 
 def test_execute_request():

@@ -6,10 +6,10 @@ does the I/O.  It never sees Starlette: the API layer hands it a ``Channel``.
 
 - execute: the same execute calls as ``POST /session/{id}`` (runner's query/batch/continue/input
   modes), looped on the server until ``finished``.
-- pty: the session's terminal app (``ttyd``: Workbay's tmux terminal, runner/terminal.py) is
-  started on demand like start-service does, and its terminado WebSocket is translated to
-  Backend.AI's pty messages.  No new agent RPC: the manager reaches the published port, as the
-  app-proxy does.
+- pty: the session's terminal app (``ttyd``: Workbay's tmux terminal, runner/terminal.py, or the
+  ttyd binary where an image has it) is started on demand like start-service does, and its
+  WebSocket (terminado's or ttyd's protocol) is translated to Backend.AI's pty messages.  No new
+  agent RPC: the manager reaches the published port, as the app-proxy does.
 - tcpproxy/httpproxy: the app is started on demand, then bytes are piped between the WebSocket
   and the app's published port on the agent's node.
 """
@@ -109,10 +109,15 @@ class TerminadoCodec:
     ``["stdout", text]``), what Workbay's terminal app speaks."""
 
     path = "/websocket"
+    subprotocols: list[str] | None = None
 
     def __init__(self) -> None:
         # Keystrokes arrive as bytes; a multi-byte character may be split over two messages.
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    @staticmethod
+    def hello() -> str | None:
+        return None
 
     def stdin(self, data: bytes) -> str | None:
         text = self._decoder.decode(data)
@@ -131,6 +136,35 @@ class TerminadoCodec:
         if isinstance(parsed, list) and len(parsed) >= 2 and parsed[0] == "stdout" and isinstance(parsed[1], str):
             return parsed[1].encode("utf-8", "replace")
         return None
+
+
+class TtydCodec:
+    """Backend.AI pty ↔ ttyd's protocol (images that ship the ttyd binary): subprotocol ``tty``, a
+    JSON hello first, then frames whose first byte says what they are (client: ``0`` input,
+    ``1`` resize JSON; server: ``0`` output, ``1`` title, ``2`` preferences)."""
+
+    path = "/ws"
+    subprotocols: list[str] | None = ["tty"]
+
+    @staticmethod
+    def hello(rows: int = 24, cols: int = 80) -> bytes:
+        return json.dumps({"AuthToken": "", "columns": cols, "rows": rows}).encode()
+
+    @staticmethod
+    def stdin(data: bytes) -> bytes | None:
+        return b"0" + data if data else None
+
+    @staticmethod
+    def resize(rows: int, cols: int) -> bytes:
+        return b"1" + json.dumps({"columns": cols, "rows": rows}).encode()
+
+    @staticmethod
+    def output(msg: str | bytes) -> bytes | None:
+        data = msg.encode() if isinstance(msg, str) else msg
+        return (data[1:] or None) if data[:1] == b"0" else None
+
+
+TerminalCodec = TerminadoCodec | TtydCodec
 
 
 class ExecuteRequest(BaseModel):
@@ -304,15 +338,23 @@ class SessionStreams:
     async def open_terminal(self, actor: Actor, ref: str, owner_access_key: str | None) -> AppTarget:
         return await self.apps.open_target(actor, ref, StartService(app=TERMINAL_APP), owner_access_key)
 
-    async def _connect_terminal(self, target: AppTarget) -> tuple[Any, TerminadoCodec]:
-        codec = TerminadoCodec()
-        try:
-            upstream = await websockets.connect(f"ws://{target.host}:{target.port}{codec.path}",
-                                                max_size=None, ping_interval=None, compression=None,
-                                                open_timeout=TERMINAL_CONNECT_TIMEOUT)
-        except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as e:
-            raise ServiceUnavailable("The session's terminal is not answering.") from e
-        return upstream, codec
+    async def _connect_terminal(self, target: AppTarget) -> tuple[Any, TerminalCodec]:
+        """A WebSocket to the terminal app: Workbay's own (terminado) or, where the image has the
+        binary, ttyd; whichever answers on its path."""
+        for codec in (TerminadoCodec(), TtydCodec()):
+            try:
+                upstream = await websockets.connect(
+                    f"ws://{target.host}:{target.port}{codec.path}", subprotocols=codec.subprotocols,
+                    max_size=None, ping_interval=None, compression=None, open_timeout=TERMINAL_CONNECT_TIMEOUT)
+            except websockets.InvalidStatus:
+                continue  # not this kind of terminal
+            except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as e:
+                raise ServiceUnavailable("The session's terminal is not answering.") from e
+            hello = codec.hello()
+            if hello is not None:
+                await upstream.send(hello)
+            return upstream, codec
+        raise ServiceUnavailable("The session's terminal app speaks neither terminado nor ttyd.")
 
     async def pty(self, target: AppTarget, channel: Channel) -> None:
         """Relay Backend.AI's pty messages to the terminal app and its output back."""
@@ -352,9 +394,9 @@ class SessionStreams:
                     log.debug("bad pty message: %s", e)
                     continue  # Backend.AI ignores what it cannot parse; the terminal goes on
                 if isinstance(msg, PtyStdin):
-                    text = codec.stdin(msg.data)
-                    if text is not None:
-                        await upstream.send(text)
+                    frame = codec.stdin(msg.data)
+                    if frame is not None:
+                        await upstream.send(frame)
                 elif isinstance(msg, PtyResize):
                     await upstream.send(codec.resize(msg.rows, msg.cols))
                 elif isinstance(msg, PtyRestart):
