@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sessions import IMAGE, System, engine_problem, wait_for
+from tests.support.sessions import IMAGE, System, running_system, wait_for
 
 pytestmark = pytest.mark.timeout(400)
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,16 +82,8 @@ async def system(tmp_path_factory):
     assert (BAI_BIN / "python").exists(), (
         f"{BAI_BIN / 'python'} is missing: the official client needs its own venv "
         "(python3 -m venv .venv-bai && .venv-bai/bin/pip install backend.ai-client==23.9.10 yarl==1.9.4)")
-    problem = engine_problem()
-    if problem:
-        pytest.fail(problem)
-    sysm = System(tmp_path_factory.mktemp("bai-stream"), agent_slots={"cpu": "2", "mem": "4g"})
-    try:
-        await sysm.start()
+    async with running_system(tmp_path_factory.mktemp("bai-stream")) as sysm:
         yield sysm
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 @pytest.fixture(scope="module")

@@ -134,24 +134,19 @@ async def container_system(tmp_dir, purpose: str, cpu: str = "2", appproxy: bool
     """Manager, storage-proxy, agent (real Podman containers), app-proxy when asked, and the
     webserver: what `workbay up` runs, one component per handle.  ``purpose`` names the journeys
     in the failure when the engine is missing."""
-    from tests.support.sessions import System, engine_problem
+    from tests.support.sessions import engine_problem, running_system
     from workbay.lite import start_in_thread
 
     problem = engine_problem()
     if problem:
         pytest.fail(f"the {purpose} need real containers: {problem}")
-    sysm = System(tmp_dir, agent_slots={"cpu": cpu, "mem": "4g"})
-    web = None
-    try:
-        await sysm.start(appproxy=appproxy)
+    async with running_system(tmp_dir, appproxy=appproxy, agent_slots={"cpu": cpu, "mem": "4g"}) as sysm:
         web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
         sysm.web = web
-        yield sysm
-    finally:
-        if web is not None:
+        try:
+            yield sysm
+        finally:
             web.stop()
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 def workbay_of(system) -> Workbay:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.sessions import IMAGE, SMALL, System, engine_problem
+from tests.support.sessions import IMAGE, SMALL, running_system
 from workbay.client.sdk import APIError
 
 pytestmark = pytest.mark.timeout(300)
@@ -22,16 +22,8 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.fail(problem)
-    sysm = System(tmp_path_factory.mktemp("apps"), agent_slots={"cpu": "2", "mem": "4g"})
-    try:
-        await sysm.start(appproxy=True)
+    async with running_system(tmp_path_factory.mktemp("apps"), appproxy=True) as sysm:
         yield sysm
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 @pytest.fixture(scope="module")

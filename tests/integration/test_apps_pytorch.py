@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.support.sessions import System, engine_problem
+from tests.support.sessions import running_system
 
 pytestmark = pytest.mark.timeout(300)
 PYTORCH = "localhost/workbay/pytorch:1.13-cpu"
@@ -16,18 +16,10 @@ PYTORCH = "localhost/workbay/pytorch:1.13-cpu"
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.fail(problem)
     if subprocess.run(["podman", "image", "exists", PYTORCH], capture_output=True).returncode != 0:
         pytest.fail(f"{PYTORCH} is not built (make setup builds it)")
-    sysm = System(tmp_path_factory.mktemp("apps-pytorch"), agent_slots={"cpu": "2", "mem": "4g"})
-    try:
-        await sysm.start(appproxy=True)
+    async with running_system(tmp_path_factory.mktemp("apps-pytorch"), appproxy=True) as sysm:
         yield sysm
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 async def test_tensorboard_and_mlflow(system):

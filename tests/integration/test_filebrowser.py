@@ -15,7 +15,7 @@ import zipfile
 import httpx
 import pytest
 
-from tests.support.sessions import IMAGE, SMALL, System, engine_problem
+from tests.support.sessions import IMAGE, SMALL, running_system
 from workbay.client.sdk import APIError
 
 pytestmark = pytest.mark.timeout(300)
@@ -25,16 +25,8 @@ TUS = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-strea
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.fail(problem)
-    sysm = System(tmp_path_factory.mktemp("filebrowser"), agent_slots={"cpu": "2", "mem": "4g"})
-    try:
-        await sysm.start(appproxy=True)
+    async with running_system(tmp_path_factory.mktemp("filebrowser"), appproxy=True) as sysm:
         yield sysm
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 def unique(prefix: str) -> str:

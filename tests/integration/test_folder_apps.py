@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.support.sessions import System, engine_problem
+from tests.support.sessions import running_system
 from workbay.client.sdk import APIError
 
 pytestmark = pytest.mark.timeout(300)
@@ -22,17 +22,9 @@ SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/nul
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.fail(problem)
-    sysm = System(tmp_path_factory.mktemp("folder-apps"), agent_slots={"cpu": "2", "mem": "4g"},
-                  manager={"system_idle_timeout": 3600})
-    try:
-        await sysm.start(appproxy=True)
+    async with running_system(tmp_path_factory.mktemp("folder-apps"), appproxy=True,
+                              manager={"system_idle_timeout": 3600}) as sysm:
         yield sysm
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 async def test_sftp_server_for_a_folder(system, tmp_path):
@@ -77,18 +69,13 @@ async def test_sftp_server_for_a_folder(system, tmp_path):
 
 
 async def test_idle_sftp_sessions_are_reclaimed(tmp_path_factory):
-    sysm = System(tmp_path_factory.mktemp("reclaim"), agent_slots={"cpu": "2", "mem": "4g"},
-                  manager={"system_idle_timeout": 2})
-    try:
-        await sysm.start(appproxy=True)
+    async with running_system(tmp_path_factory.mktemp("reclaim"), appproxy=True,
+                              manager={"system_idle_timeout": 2}) as sysm:
         user = await sysm.login("user@workbay.local")
         await user.post("/folders", json={"name": "idle"})
         info = await user.post("/folders/idle/sftp-server")
         final = await sysm.wait_status(user, info["session_id"], ("TERMINATED",), timeout=60)
         assert final["status_info"] == "idle-timeout"
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 async def test_file_browser_for_a_folder(system):

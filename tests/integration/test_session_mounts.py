@@ -12,7 +12,7 @@ import zipfile
 import httpx
 import pytest
 
-from tests.support.sessions import IMAGE, SMALL, System, engine_problem
+from tests.support.sessions import IMAGE, SMALL, System, running_system
 from workbay.client.sdk import APIError
 from workbay.manager.services.keys import generate_ssh_keypair
 
@@ -22,16 +22,8 @@ TUS = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-strea
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.fail(problem)
-    sysm = System(tmp_path_factory.mktemp("mounts"), agent_slots={"cpu": "2", "mem": "4g"})
-    try:
-        await sysm.start()
+    async with running_system(tmp_path_factory.mktemp("mounts")) as sysm:
         yield sysm
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 @pytest.fixture(scope="module")

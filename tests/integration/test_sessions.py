@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from tests.support.sessions import (
-    IMAGE, SMALL, EventStream, System, containers, engine_problem, podman_exec, wait_for,
+    IMAGE, SMALL, EventStream, containers, podman_exec, running_system, wait_for,
 )
 from workbay.client.sdk import APIError
 
@@ -27,15 +27,8 @@ DEAD = ("TERMINATED", "CANCELLED", "ERROR")
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.skip(problem)
-    sysm = System(tmp_path_factory.mktemp("sessions"), agent_slots={"cpu": "2", "mem": "4g"})
-    try:
-        await sysm.start()
+    async with running_system(tmp_path_factory.mktemp("sessions"), terminate=False) as sysm:
         yield sysm
-    finally:
-        await sysm.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support.sessions import IMAGE, SMALL, System, containers, engine_problem, wait_for
+from tests.support.sessions import IMAGE, SMALL, containers, running_system, wait_for
 from workbay.client.sdk import APIError
 
 pytestmark = pytest.mark.timeout(240)
@@ -16,16 +16,9 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.skip(problem)
-    sysm = System(tmp_path_factory.mktemp("multi"), agents=2, agent_slots={"cpu": "1", "mem": "2g"})
-    try:
-        await sysm.start()
+    async with running_system(tmp_path_factory.mktemp("multi"), terminate=False, agents=2, agent_slots={"cpu": "1", "mem": "2g"}) as sysm:
         await sysm.admin.patch("/admin/resource-policies/keypair/default", json={"max_containers_per_session": 4})
         yield sysm
-    finally:
-        await sysm.close()
 
 
 @pytest.fixture

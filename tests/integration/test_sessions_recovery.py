@@ -14,7 +14,7 @@ import base64
 import pytest
 
 from tests.support.sessions import (
-    IMAGE, SMALL, System, containers, engine_problem, remove_containers, wait_for,
+    IMAGE, SMALL, containers, remove_containers, running_system, wait_for,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -24,16 +24,9 @@ LOST_TIMEOUT = 4.0
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.skip(problem)
-    sysm = System(tmp_path_factory.mktemp("recovery"), agent_slots={"cpu": "2", "mem": "4g"},
-                  manager={"agent_lost_timeout": LOST_TIMEOUT})
-    try:
-        await sysm.start()
+    async with running_system(tmp_path_factory.mktemp("recovery"), terminate=False,
+                              manager={"agent_lost_timeout": LOST_TIMEOUT}) as sysm:
         yield sysm
-    finally:
-        await sysm.close()
 
 
 @pytest.fixture

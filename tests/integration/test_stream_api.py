@@ -15,7 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.support.sessions import IMAGE, System, engine_problem
+from tests.support.sessions import IMAGE, running_system
 from workbay.client.sdk import Client
 from workbay.common import signing
 
@@ -24,16 +24,8 @@ pytestmark = pytest.mark.timeout(400)
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.fail(problem)
-    sysm = System(tmp_path_factory.mktemp("stream"), agent_slots={"cpu": "2", "mem": "4g"})
-    try:
-        await sysm.start()
+    async with running_system(tmp_path_factory.mktemp("stream")) as sysm:
         yield sysm
-    finally:
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 @pytest.fixture(scope="module")

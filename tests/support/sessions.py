@@ -5,6 +5,7 @@ for test actors, polling helpers, and a view of the engine's containers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.ports import free_port_base
 from workbay.client.sdk import APIError, Client
@@ -304,3 +306,23 @@ class EventStream:
         async def seen():
             return name in self.names(session_id)
         await wait_for(seen, timeout, f"event {name} for {session_id}", lambda: asyncio.sleep(0, self.events))
+
+
+@contextlib.asynccontextmanager
+async def running_system(data_dir: Path, *, agent: bool = True, appproxy: bool = False,
+                         terminate: bool = True, **system: Any):
+    """A started ``System`` (``system`` as for its constructor; 2 cores and 4 GiB by default),
+    its sessions terminated (unless ``terminate`` is off: closing removes the containers anyway)
+    and every component stopped afterwards.  Without a container engine
+    the test fails and says why: these tests are never skipped."""
+    problem = engine_problem()
+    if problem:
+        pytest.fail(f"real containers are needed: {problem}")
+    sysm = System(data_dir, **{"agent_slots": {"cpu": "2", "mem": "4g"}, **system})
+    try:
+        await sysm.start(agent=agent, appproxy=appproxy)
+        yield sysm
+    finally:
+        if agent and terminate:
+            await sysm.terminate_all()
+        await sysm.close()
