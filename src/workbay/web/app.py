@@ -20,8 +20,8 @@ from .error_handlers import install_error_handlers
 from .rendering import STATIC_DIR
 from .routes import (
     account, admin_resources, agent_summary, apps, auth_pages, credentials, environments, folders, launcher,
-    maintenance, policies, preferences, proxy, server_api, sessions, settings, start, storage_admin, summary,
-    users,
+    maintenance, policies, preferences, proxy, proxy_ws, server_api, sessions, settings, start, storage_admin,
+    summary, users,
 )
 from .state import WebState, build_state
 
@@ -92,7 +92,7 @@ def create_app(config: WorkbayConfig, *, manager_transport: httpx.AsyncBaseTrans
     app.add_middleware(OriginGuard)
     app.add_middleware(SecurityHeaders, headers=security_headers(config))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (server_api, proxy, auth_pages, account, preferences, settings, users, credentials,
+    for module in (server_api, proxy, proxy_ws, auth_pages, account, preferences, settings, users, credentials,
                    policies, summary, folders, storage_admin, sessions, launcher, start, agent_summary,
                    admin_resources, environments, maintenance, apps):
         app.include_router(module.router)

@@ -1,15 +1,18 @@
-"""The webserver's only way to the manager: HTTP, signed with the logged-in user's keypair.
+"""The webserver's only way to the manager: HTTP (and WebSocket for the stream API), signed with
+the logged-in user's keypair.
 
 Pages use the SDK ``Client`` (the same API the CLI uses); the ``/func`` proxy forwards raw
-requests through ``forward``.  One connection pool is shared by both.
+requests through ``forward`` and WebSocket handshakes through ``connect_websocket``.  One HTTP
+connection pool is shared by pages and ``forward``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from urllib.parse import urlsplit
 
 import httpx
+import websockets
 
 from workbay import API_VERSION
 from workbay.client.sdk import Client
@@ -20,6 +23,9 @@ from .sessions import LoginSession
 PAGE_TIMEOUT = httpx.Timeout(30.0)
 # Streams (SSE) stay open for as long as the browser listens.
 PROXY_TIMEOUT = httpx.Timeout(30.0, read=None)
+# The manager answers a stream handshake only once it has reached the session's app (it may start
+# it first: sshd, the terminal), which can take a while on a busy node.
+WEBSOCKET_OPEN_TIMEOUT = 180.0
 
 
 class _Borrowed(httpx.AsyncBaseTransport):
@@ -61,6 +67,32 @@ class ManagerGateway:
         """Send one request to the manager (signed when a session is given) and return the
         response unread, for streaming back.  The caller closes it."""
         target = self.base_path + path_and_query
+        out = self._signed(session, method, target, headers)
+        url = httpx.URL(self.url).copy_with(raw_path=target.encode("latin-1"))
+        request = self._http.build_request(method, url, headers=out, content=body)
+        return await self._http.send(request, stream=True)
+
+    async def connect_websocket(self, session: LoginSession, path_and_query: str, headers: dict[str, str],
+                                subprotocols: Sequence[str] = ()) -> websockets.ClientConnection:
+        """Open a WebSocket to the manager, its handshake signed like ``forward`` signs a GET.
+        A refused handshake raises ``websockets.InvalidStatus`` carrying the manager's answer;
+        an unreachable manager raises ``OSError`` / ``websockets.InvalidHandshake`` /
+        ``TimeoutError``."""
+        target = self.base_path + path_and_query
+        # A handshake has no body: never send a Content-Type, so it is signed as octet-stream.
+        plain = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        out = self._signed(session, "GET", target, plain)
+        scheme = "wss" if self.url.startswith("https:") else "ws"
+        return await websockets.connect(
+            f"{scheme}://{self.host}{target}", additional_headers=list(out.items()),
+            subprotocols=[websockets.Subprotocol(p) for p in subprotocols] or None,
+            # Frames of any size pass through as they are; at most a few are buffered per side.
+            max_size=None, compression=None, open_timeout=WEBSOCKET_OPEN_TIMEOUT, close_timeout=10,
+            user_agent_header=None)
+
+    def _signed(self, session: LoginSession | None, method: str, target: str,
+                headers: dict[str, str]) -> httpx.Headers:
+        """The request's headers plus the API version and, with a session, the signature."""
         out = httpx.Headers(headers)
         version = out.setdefault("X-BackendAI-Version", API_VERSION)
         if session is not None:
@@ -71,9 +103,7 @@ class ManagerGateway:
             if "Content-Type" not in out:
                 signed.pop("Content-Type")
             out.update(signed)
-        url = httpx.URL(self.url).copy_with(raw_path=target.encode("latin-1"))
-        request = self._http.build_request(method, url, headers=out, content=body)
-        return await self._http.send(request, stream=True)
+        return out
 
     async def close(self) -> None:
         await self._http.aclose()

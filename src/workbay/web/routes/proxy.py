@@ -1,7 +1,8 @@
 """``/func/{path}``: any method, forwarded to the manager and signed with the session's keypair.
 
 The body, query string and X-BackendAI-Version go through unchanged; the answer (SSE included)
-streams back as it arrives.  Without a login only the anonymous ``GET /func/`` is served."""
+streams back as it arrives.  Without a login only the anonymous ``GET /func/`` is served.
+WebSockets (the stream API under ``/func/stream/``) are relayed by ``proxy_ws``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.requests import HTTPConnection
 
 from workbay.common.errors import GenericForbidden
 from workbay.common.http import problem_response
@@ -26,18 +28,20 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 REFUSED_PATHS = frozenset({"/auth/authorize"})
 
 
-def _manager_path(request: Request) -> str:
-    raw = request.scope.get("raw_path") or request.url.path.encode()
+def manager_path(conn: HTTPConnection) -> str:
+    """The manager's path and query for a request (or WebSocket handshake) under ``/func``, as
+    the client wrote them (the signature covers the exact bytes)."""
+    raw = conn.scope.get("raw_path") or conn.url.path.encode()
     path = raw.decode("latin-1")[len(PREFIX):] or "/"
-    query = request.scope.get("query_string", b"").decode("latin-1")
+    query = conn.scope.get("query_string", b"").decode("latin-1")
     return f"{path}?{query}" if query else path
 
 
-def _request_headers(request: Request) -> dict[str, str]:
-    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS
-               if name in request.headers}
-    if request.client:
-        headers["x-forwarded-for"] = request.client.host
+def forwarded_headers(conn: HTTPConnection, names: tuple[str, ...] = FORWARDED_REQUEST_HEADERS
+                      ) -> dict[str, str]:
+    headers = {name: conn.headers[name] for name in names if name in conn.headers}
+    if conn.client:
+        headers["x-forwarded-for"] = conn.client.host
     return headers
 
 
@@ -47,7 +51,7 @@ def _request_headers(request: Request) -> dict[str, str]:
                   methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
 async def forward(request: Request) -> Response:
     st = web_state(request)
-    target = _manager_path(request)
+    target = manager_path(request)
     anonymous_root = request.method == "GET" and target.split("?")[0] == "/"
     session = None if anonymous_root else await current_session(request)
     if session is None and not anonymous_root:
@@ -56,7 +60,7 @@ async def forward(request: Request) -> Response:
         return problem_response(GenericForbidden("Log in through /server/login."))
     has_body = request.method not in ("GET", "HEAD") or int(request.headers.get("content-length") or 0) > 0
     try:
-        upstream = await st.gateway.forward(session, request.method, target, _request_headers(request),
+        upstream = await st.gateway.forward(session, request.method, target, forwarded_headers(request),
                                             request.stream() if has_body else None)
     except httpx.TransportError:
         return problem_response(BadGateway())
