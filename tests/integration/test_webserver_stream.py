@@ -207,3 +207,17 @@ def test_close_codes_that_cannot_be_sent_are_translated():
     assert sendable_close(1006, "", lost=GOING_AWAY) == (GOING_AWAY, "")
     code, reason = sendable_close(1000, "é" * 100, lost=BAD_GATEWAY)
     assert code == 1000 and len(reason.encode()) <= 123 and reason == "é" * 61
+
+
+async def test_an_unreachable_manager_is_a_bad_gateway(system, session):
+    """Last in the module: the manager is stopped for it and started again afterwards."""
+    sid, cookie = session
+    system.stop_manager()
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(system, f"/stream/session/{sid}/execute", cookie):
+                pass
+        assert refused.value.response.status_code == 502
+        assert json.loads(refused.value.response.body)["type"].endswith("/bad-gateway")
+    finally:
+        system.start_manager()

@@ -88,7 +88,9 @@ class ManagerGateway:
             subprotocols=[websockets.Subprotocol(p) for p in subprotocols] or None,
             # Frames of any size pass through as they are; at most a few are buffered per side.
             max_size=None, compression=None, open_timeout=WEBSOCKET_OPEN_TIMEOUT, close_timeout=10,
-            user_agent_header=None)
+            # While the client is slow the relay stops reading the manager (backpressure), pongs
+            # included: a keepalive this patient does not end a stream the client merely paused.
+            ping_interval=30, ping_timeout=120, user_agent_header=None)
 
     def _signed(self, session: LoginSession | None, method: str, target: str,
                 headers: dict[str, str]) -> httpx.Headers:
