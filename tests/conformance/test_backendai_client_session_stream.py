@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sessions import DEMO_PASSWORD, IMAGE, System, engine_problem, wait_for
-from workbay.lite import start_in_thread
+from tests.support.sessions import DEMO_PASSWORD, IMAGE, running_system, wait_for
 
 pytestmark = pytest.mark.timeout(500)
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,21 +78,8 @@ async def system(tmp_path_factory):
     assert (BAI_BIN / "python").exists(), (
         f"{BAI_BIN / 'python'} is missing: the official client needs its own venv "
         "(python3 -m venv .venv-bai && .venv-bai/bin/pip install backend.ai-client==23.9.10 yarl==1.9.4)")
-    problem = engine_problem()
-    if problem:
-        pytest.fail(f"the stream API needs real containers: {problem}")
-    sysm = System(tmp_path_factory.mktemp("bai-session-stream"), agent_slots={"cpu": "2", "mem": "4g"})
-    web = None
-    try:
-        await sysm.start()
-        web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
-        sysm.web_url = web.webserver_url
+    async with running_system(tmp_path_factory.mktemp("bai-session-stream"), webserver=True) as sysm:
         yield sysm
-    finally:
-        if web is not None:
-            web.stop()
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 @pytest.fixture(scope="module")

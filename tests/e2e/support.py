@@ -135,18 +135,13 @@ async def container_system(tmp_dir, purpose: str, cpu: str = "2", appproxy: bool
     webserver: what `workbay up` runs, one component per handle.  ``purpose`` names the journeys
     in the failure when the engine is missing."""
     from tests.support.sessions import engine_problem, running_system
-    from workbay.lite import start_in_thread
 
     problem = engine_problem()
     if problem:
         pytest.fail(f"the {purpose} need real containers: {problem}")
-    async with running_system(tmp_dir, appproxy=appproxy, agent_slots={"cpu": cpu, "mem": "4g"}) as sysm:
-        web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
-        sysm.web = web
-        try:
-            yield sysm
-        finally:
-            web.stop()
+    async with running_system(tmp_dir, appproxy=appproxy, webserver=True,
+                              agent_slots={"cpu": cpu, "mem": "4g"}) as sysm:
+        yield sysm
 
 
 def workbay_of(system) -> Workbay:

@@ -18,8 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support.sessions import DEMO_PASSWORD, IMAGE, System, engine_problem
-from workbay.lite import start_in_thread
+from tests.support.sessions import DEMO_PASSWORD, IMAGE, running_system
 from workbay.web.cookies import SESSION_COOKIE
 from workbay.web.routes.proxy_ws import BAD_GATEWAY, GOING_AWAY, sendable_close
 
@@ -28,21 +27,8 @@ pytestmark = pytest.mark.timeout(500)
 
 @pytest.fixture(scope="module")
 async def system(tmp_path_factory):
-    problem = engine_problem()
-    if problem:
-        pytest.fail(f"the stream API needs real containers: {problem}")
-    sysm = System(tmp_path_factory.mktemp("web-stream"), agent_slots={"cpu": "2", "mem": "4g"})
-    web = None
-    try:
-        await sysm.start()
-        web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
-        sysm.web_url = web.webserver_url
+    async with running_system(tmp_path_factory.mktemp("web-stream"), webserver=True) as sysm:
         yield sysm
-    finally:
-        if web is not None:
-            web.stop()
-        await sysm.terminate_all()
-        await sysm.close()
 
 
 async def web_cookie(system, email: str) -> str:

@@ -310,19 +310,26 @@ class EventStream:
 
 @contextlib.asynccontextmanager
 async def running_system(data_dir: Path, *, agent: bool = True, appproxy: bool = False,
-                         terminate: bool = True, **system: Any):
+                         webserver: bool = False, terminate: bool = True, **system: Any):
     """A started ``System`` (``system`` as for its constructor; 2 cores and 4 GiB by default),
     its sessions terminated (unless ``terminate`` is off: closing removes the containers anyway)
-    and every component stopped afterwards.  Without a container engine
+    and every component stopped afterwards.  ``webserver``: the webserver too, as ``workbay up``
+    runs it (``sysm.web`` is its handle, ``sysm.web_url`` its address).  Without a container engine
     the test fails and says why: these tests are never skipped."""
     problem = engine_problem()
     if problem:
         pytest.fail(f"real containers are needed: {problem}")
     sysm = System(data_dir, **{"agent_slots": {"cpu": "2", "mem": "4g"}, **system})
+    web = None
     try:
         await sysm.start(agent=agent, appproxy=appproxy)
+        if webserver:
+            web = start_in_thread(sysm.data_dir, sysm.base, components=("webserver",), config=sysm.config)
+            sysm.web, sysm.web_url = web, web.webserver_url
         yield sysm
     finally:
+        if web is not None:
+            web.stop()
         if agent and terminate:
             await sysm.terminate_all()
         await sysm.close()
