@@ -199,6 +199,7 @@ async def test_upload_resumes_after_a_page_reload(page: Page, workbay, data_dir,
     row = explorer.locator('[data-upload="big.bin"]')
     await expect(row.locator(".wb-upload-note")).to_have_text(re.compile(r"^Resuming from [1-9]\d?%$"))
     await expect(row).to_have_class(re.compile("wb-upload-done"))
+    await expect(explorer.locator("[data-wb-upload-summary]")).to_have_text("1 file uploaded.")
     await shots.take(page, "51-explorer-upload-resumed")
     assert await resume_entries(page) == []  # done: nothing left to resume
     assert stored_file(workbay.admin, fid, "big.bin") == payload

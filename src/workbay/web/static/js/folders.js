@@ -415,8 +415,9 @@
       }
     }
     await Promise.all(Array.from({ length: Math.min(PARALLEL, list.length) }, worker));
-    if (summary) summary.textContent = failed ? fmt(s.uploadedSome, { count: done, failed: failed }) : fmt(s.uploaded, { count: done });
-    if (done) toast(fmt(s.uploaded, { count: done }), "success");
+    const uploaded = done === 1 ? s.uploadedOne : fmt(s.uploaded, { count: done });
+    if (summary) summary.textContent = failed ? fmt(s.uploadedSome, { count: done, failed: failed }) : uploaded;
+    if (done) toast(uploaded, "success");
     refreshListing(fid, currentPath());
     document.body.dispatchEvent(new CustomEvent("wb:changed", { bubbles: true }));
   }
