@@ -106,7 +106,7 @@ async def rescan_images(request: Request, ctx: LoggedIn) -> Response:
     images = result.get("images") or []
     if failed:
         return events(ctx, level="warning", changed=True, toast=ctx._(
-            "Rescanned %(count)s agents; %(failed)s did not answer: %(agents)s.", count=len(scanned),
-            failed=len(failed), agents=", ".join(str(f.get("agent")) for f in failed)))
-    return events(ctx, changed=True, toast=ctx._("Rescanned %(count)s agents: %(images)s images.",
+            "Images rescanned. Agents: %(count)s; no answer from: %(agents)s.", count=len(scanned),
+            agents=", ".join(str(f.get("agent")) for f in failed)))
+    return events(ctx, changed=True, toast=ctx._("Images rescanned. Agents: %(count)s, images: %(images)s.",
                                                  count=len(scanned), images=len(images)))
