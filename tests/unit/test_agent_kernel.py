@@ -7,10 +7,11 @@ from decimal import Decimal as D
 import pytest
 from pydantic import ValidationError
 
+from workbay.agent.agent import is_local_address
 from workbay.agent.engine import engine_candidates, normalize_arch
 from workbay.agent.kernel import (PortPool, build_container_body, cluster_env, kernel_environ,
                                   kernel_service_ports, parse_port_range, parse_service_ports,
-                                  runner_config)
+                                  publish_ip, runner_config)
 from workbay.agent.models import CreateKernels, Execute
 from workbay.agent.resources import InsufficientResources
 from workbay.agent.stats import compute_stats
@@ -152,3 +153,19 @@ def test_engine_selection():
     assert engine_candidates("", {}) == ["unix:///run/podman/podman.sock",
                                          "unix:///var/run/docker.sock"]
     assert normalize_arch("amd64") == "x86_64" and normalize_arch("arm64") == "aarch64"
+
+
+def test_published_ports_bind_to_the_container_host_when_the_node_holds_it():
+    held = {"192.0.2.2", "2001:db8::2"}
+    assert publish_ip("127.0.0.1", held.__contains__) == "127.0.0.1"
+    assert publish_ip("localhost", held.__contains__) == "127.0.0.1"
+    assert publish_ip("::1", held.__contains__) == "::1"
+    assert publish_ip("192.0.2.2", held.__contains__) == "192.0.2.2"      # not the other interfaces
+    assert publish_ip("2001:db8::2", held.__contains__) == "2001:db8::2"
+    assert publish_ip("203.0.113.7", held.__contains__) == "0.0.0.0"      # NAT / floating address
+    assert publish_ip("node1.example.test", held.__contains__) == "0.0.0.0"  # a DNS name
+
+
+def test_is_local_address():
+    assert is_local_address("127.0.0.1")
+    assert not is_local_address("203.0.113.7")

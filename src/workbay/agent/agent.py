@@ -9,6 +9,7 @@ import logging
 import os
 import platform
 import shutil
+import socket
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,8 @@ from . import errors
 from .engine import Engine, cgroup_io_bytes, engine_candidates, normalize_arch
 from .kernel import (L_AGENT, L_ALLOCATIONS, L_DATA_DIR, L_HOSTNAME, L_IDX, L_KERNEL, L_ROLE,
                      L_SESSION, L_SESSION_TYPE, L_SLOTS, Kernel, PortPool, build_container_body,
-                     kernel_environ, kernel_service_ports, parse_port_range, runner_config)
+                     kernel_environ, kernel_service_ports, parse_port_range, publish_ip,
+                     runner_config)
 from .manager_link import ManagerLink
 from .models import CreateKernels, KernelSpec
 from .resources import (InsufficientResources, InvalidResourceRequest, build_registry,
@@ -54,6 +56,17 @@ def is_kernel_image(labels: dict[str, str] | None) -> bool:
     labels = labels or {}
     return KERNELSPEC_LABEL in labels or any(k.startswith(("workbay.", "org.workbay."))
                                              for k in labels)
+
+
+def is_local_address(ip: str) -> bool:
+    """Whether this node holds the address (a socket can bind to it)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((ip, 0))
+    except OSError:
+        return False
+    return True
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -112,8 +125,7 @@ class Agent:
             from workbay.images.engine import container_ulimits
 
             self.ulimits = {u["Name"]: int(u["Hard"]) for u in container_ulimits()}
-        self.host_ip = "127.0.0.1" if self.ac.container_host in ("127.0.0.1", "localhost") \
-            else "0.0.0.0"
+        self.host_ip = publish_ip(self.ac.container_host, is_local_address)
 
     # --- paths --------------------------------------------------------------------------------
     def kernel_dir(self, kernel_id: str) -> Path:

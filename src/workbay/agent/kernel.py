@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -257,6 +259,23 @@ def runner_config(req: CreateKernels, k: KernelSpec, env: dict[str, str],
         "batch_timeout": req.batch_timeout, "service_ports": service_ports,
         "ssh_keypair": ssh_keypair, "cluster": cluster, "authorized_keys": list(req.authorized_keys),
     }
+
+
+def publish_ip(container_host: str, is_local_address: Callable[[str], bool]) -> str:
+    """The host address published container ports bind to, from ``agent.container_host``.
+
+    Loopback stays on loopback; an address of this node binds there alone, so the ports are not
+    open on the node's other interfaces; a DNS name, or an address the node does not hold (a NAT
+    or floating address), publishes on every interface, the only binding that still works."""
+    if container_host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(container_host)
+    except ValueError:
+        return "0.0.0.0"
+    if address.is_loopback or is_local_address(str(address)):
+        return str(address)
+    return "0.0.0.0"
 
 
 def parse_port_range(text: str) -> tuple[int, int] | None:
