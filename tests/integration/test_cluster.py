@@ -27,7 +27,7 @@ import pytest
 from tests.support.databases import REDIS_URL, throwaway_db
 from tests.support.sessions import (ADMIN_PASSWORD, IMAGE, PODMAN_SOCKET, containers, engine_problem,
                                     host_port_range, remove_containers, wait_for)
-from workbay.client import folders
+from workbay.client import folders, transfer
 from workbay.client.sdk import APIError, Client
 
 pytestmark = pytest.mark.timeout(600)
@@ -283,17 +283,15 @@ async def user(cluster):
 
 
 @pytest.fixture(scope="module")
-async def folder(user):
+async def folder(user, tmp_path_factory):
     """A folder with a file uploaded (tus, through the SDK) to the storage-proxy process."""
     _, client = user
     name = f"data-{uuid.uuid4().hex[:6]}"
     await folders.create_folder(client, name)
-    source = Path(os.environ.get("TMPDIR", "/tmp")) / f"cluster-{uuid.uuid4().hex[:8]}.txt"
+    local = tmp_path_factory.mktemp("upload")
+    source = local / "note.txt"
     source.write_text("over the network\n")
-    try:
-        await folders.upload(client, name, [source])
-    finally:
-        source.unlink()
+    await folders.upload(client, name, [source], state=transfer.StateFile(local / "uploads.json"))
     return name, source.name
 
 

@@ -105,3 +105,22 @@ def test_missing_and_malformed_files(tmp_path):
         load_config(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(write(tmp_path, "[manager\nport = 1\n"))
+
+
+def test_urls_handed_to_other_components_never_name_a_wildcard_address():
+    """A listener bound to every interface is reached (on one machine) over loopback; a cluster
+    names the real address in the URL settings, which win."""
+    cfg = load_config(storage={"host": "0.0.0.0"}, appproxy={"host": "::"},
+                      agent={"host": "0.0.0.0", "port": 6005})
+    assert cfg.storage.manager_api_url == "http://127.0.0.1:6022"
+    assert cfg.storage.client_api_url == "http://127.0.0.1:6021"
+    assert cfg.appproxy.api_url == "http://127.0.0.1:10200" and cfg.appproxy.public_host == "127.0.0.1"
+    assert cfg.agent.rpc_url == "http://127.0.0.1:6005"
+    node = load_config(storage={"host": "192.0.2.2", "client_url": "https://files.example.org/"},
+                       appproxy={"host": "192.0.2.2"}, agent={"host": "::1"})
+    assert node.storage.manager_api_url == "http://192.0.2.2:6022"
+    assert node.storage.client_api_url == "https://files.example.org"
+    assert node.appproxy.api_url == "http://192.0.2.2:10200" and node.appproxy.public_host == "192.0.2.2"
+    assert node.agent.rpc_url == "http://[::1]:6001"
+    advertised = load_config(agent={"host": "0.0.0.0", "advertise_url": "http://10.0.0.21:6001/"})
+    assert advertised.agent.rpc_url == "http://10.0.0.21:6001"

@@ -113,7 +113,7 @@ class Agent:
         self.engine_error = ""
         self.images: list[dict[str, Any]] = []
         self.images_scanned_at = 0.0
-        self.addr = self.ac.advertise_url or f"http://{self.ac.host}:{self.ac.port}"
+        self.addr = self.ac.rpc_url
         self.link = ManagerLink(self.ac.manager_url, config.secrets.cluster, self.id,
                                 self.heartbeat_payload, self.ac.heartbeat_interval)
         self.tasks: list[asyncio.Task] = []

@@ -18,6 +18,21 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def reachable_host(host: str) -> str:
+    """The host other processes use for a listener bound to ``host``: a wildcard bind (every
+    interface) is not an address to connect to or hand out, so it becomes loopback -- on one
+    machine that reaches it; in a cluster the explicit URL settings name the real address."""
+    return "127.0.0.1" if host in WILDCARD_HOSTS else host
+
+
+def http_url(host: str, port: int) -> str:
+    host = reachable_host(host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class DBConfig(Section):
     url: str = Field("", description="SQLAlchemy async URL; empty = SQLite under data_dir")
     echo: bool = False
@@ -94,9 +109,9 @@ class StorageConfig(Section):
         "data_dir/volumes/volume1")
     token_ttl: int = Field(1800, ge=1, description="seconds a file-transfer token stays valid")
     manager_url: str = Field("", description="where the manager reaches the manager-facing API; "
-                             "empty = http://{host}:{manager_port}")
+                             "empty = http://{host}:{manager_port}, 127.0.0.1 for a wildcard host")
     client_url: str = Field("", description="the client-facing API's URL handed to browsers and the "
-                            "CLI; empty = http://{host}:{client_port}")
+                            "CLI; empty = http://{host}:{client_port}, 127.0.0.1 for a wildcard host")
     default_host: str = Field("", description="the host new folders go to; empty = the first volume")
     file_owner: str = Field("1000:1000", pattern=r"^(\d+:\d+)?$",
                             description="uid:gid given to folders and the files written into them "
@@ -106,11 +121,11 @@ class StorageConfig(Section):
 
     @property
     def manager_api_url(self) -> str:
-        return (self.manager_url or f"http://{self.host}:{self.manager_port}").rstrip("/")
+        return (self.manager_url or http_url(self.host, self.manager_port)).rstrip("/")
 
     @property
     def client_api_url(self) -> str:
-        return (self.client_url or f"http://{self.host}:{self.client_port}").rstrip("/")
+        return (self.client_url or http_url(self.host, self.client_port)).rstrip("/")
 
     @property
     def default_volume_host(self) -> str:
@@ -124,7 +139,7 @@ class AppProxyConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(10200, ge=1, le=65535)
     url: str = Field("", description="where the manager reaches the app-proxy's API; "
-                     "empty = http://{host}:{port}")
+                     "empty = http://{host}:{port}, 127.0.0.1 for a wildcard host")
     advertise_host: str = Field("", description="host name in the app URLs handed to browsers; "
                                 "empty = host (127.0.0.1 when host is 0.0.0.0)")
     port_range: str = Field("", pattern=r"^(\d+-\d+)?$",
@@ -135,13 +150,11 @@ class AppProxyConfig(Section):
 
     @property
     def api_url(self) -> str:
-        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+        return (self.url or http_url(self.host, self.port)).rstrip("/")
 
     @property
     def public_host(self) -> str:
-        if self.advertise_host:
-            return self.advertise_host
-        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return self.advertise_host or reachable_host(self.host)
 
 
 class SimulatedDeviceConfig(Section):
@@ -168,7 +181,7 @@ class AgentConfig(Section):
     docker_host: str = Field("", description="Docker Engine API endpoint; empty = $DOCKER_HOST, "
                              "then unix:///run/podman/podman.sock, then /var/run/docker.sock")
     advertise_url: str = Field("", description="RPC base URL reported to the manager; "
-                               "empty = http://{host}:{port}")
+                               "empty = http://{host}:{port}, 127.0.0.1 for a wildcard host")
     container_host: str = Field("127.0.0.1", description="address where published container "
                                 "ports are reachable (reported as kernel_host)")
     heartbeat_interval: float = Field(3.0, gt=0)
@@ -190,6 +203,11 @@ class AgentConfig(Section):
                                         "N > 0 = fractional GPUs (cuda.shares, N per GPU)")
     cuda_injection: Literal["auto", "device-requests", "cdi"] = "auto"
     simulated_devices: list[SimulatedDeviceConfig] = Field(default_factory=list)
+
+    @property
+    def rpc_url(self) -> str:
+        """The RPC base URL reported to the manager as the agent's ``addr``."""
+        return (self.advertise_url or http_url(self.host, self.port)).rstrip("/")
 
 
 class LoggingConfig(Section):
