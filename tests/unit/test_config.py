@@ -124,3 +124,10 @@ def test_urls_handed_to_other_components_never_name_a_wildcard_address():
     assert node.agent.rpc_url == "http://[::1]:6001"
     advertised = load_config(agent={"host": "0.0.0.0", "advertise_url": "http://10.0.0.21:6001/"})
     assert advertised.agent.rpc_url == "http://10.0.0.21:6001"
+
+
+def test_urls_handed_out_bracket_ipv6_and_never_name_a_wildcard():
+    from workbay.common.config import http_url
+    assert http_url("2001:db8::7", 8094) == "http://[2001:db8::7]:8094"
+    assert http_url("0.0.0.0", 8094) == "http://127.0.0.1:8094"
+    assert http_url("node1.example", 80) == "http://node1.example:80"

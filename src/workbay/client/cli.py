@@ -83,14 +83,20 @@ def _component_command(name: str, components: tuple[str, ...]) -> None:
                   required=True, help="TOML configuration file.")
     def command(config_path: Path) -> None:
         from workbay.common.logging import setup_logging
-        from workbay.common.secrets import ensure_secrets
+        from workbay.common.secrets import ensure_secrets, missing_secrets
         from workbay.lite import serve
 
         try:
-            config = ensure_secrets(load_config(config_path))
+            loaded = load_config(config_path)
+            config = ensure_secrets(loaded)
         except ConfigError as e:
             _fail_config(e)
         setup_logging(config.logging.level)
+        if missing_secrets(loaded):
+            # Fine on one machine; on several, each node would make different secrets.
+            click.echo(f"Note: [secrets] {', '.join(missing_secrets(loaded))} not set in {config_path}; "
+                       f"using {config.data_dir / 'secrets.toml'}. Every node of a cluster needs the same "
+                       "values in its configuration.", err=True)
         click.echo(f"Starting {name}…")
         asyncio.run(serve(config, components))
 

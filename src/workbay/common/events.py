@@ -46,18 +46,27 @@ class MemoryEventBus:
         self._queues.clear()
 
 
+def redis_channel(redis) -> str:
+    """The events channel of one installation.  Pub/sub ignores Redis's database numbers, so the
+    number of the database the installation uses is part of the name: two installations on one
+    Redis server (each with its own database) never see each other's events."""
+    db = redis.connection_pool.connection_kwargs.get("db", 0)
+    return f"{CHANNEL}:{db}"
+
+
 class RedisEventBus:
     def __init__(self, redis) -> None:
         self.redis = redis
+        self.channel = redis_channel(redis)
 
     async def publish(self, event: Event) -> None:
-        await self.redis.publish(CHANNEL, json.dumps(event, default=str))
+        await self.redis.publish(self.channel, json.dumps(event, default=str))
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
         q: asyncio.Queue[Event] = asyncio.Queue()
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(self.channel)
         # Wait until Redis confirms the subscription: events published after subscribe() returns
         # are then guaranteed to reach this subscriber.
         while True:
@@ -80,7 +89,7 @@ class RedisEventBus:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            await pubsub.unsubscribe(CHANNEL)
+            await pubsub.unsubscribe(self.channel)
             await pubsub.aclose()
 
     async def close(self) -> None:

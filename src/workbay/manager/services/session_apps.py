@@ -14,6 +14,7 @@ import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from workbay.appproxy import tokens
+from workbay.common.config import http_url
 from workbay.common.errors import BackendError, GenericBadRequest, InvalidAPIParameters, ServiceUnavailable
 from workbay.manager.models.compute import ComputeSession, Kernel
 
@@ -162,7 +163,7 @@ class SessionApps:
             "preferred_port": req.preferred_port, "url_path": URL_PATHS.get(req.app, "/")})
         cfg = self.ctx.config.appproxy
         secret = self.ctx.config.secrets.appproxy
-        base = f"http://{self.proxy.public_host}:{circuit['port']}"
+        base = http_url(self.proxy.public_host, circuit["port"])  # [v6] bracketed
         open_token = tokens.issue(secret, circuit["id"], str(actor.user_id), "open", cfg.open_token_ttl)
         tcp_token = tokens.issue(secret, circuit["id"], str(actor.user_id), "tcp", cfg.tcp_token_ttl)
         api = self.proxy.api_url.replace("http://", "ws://").replace("https://", "wss://")
