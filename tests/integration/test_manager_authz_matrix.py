@@ -548,6 +548,14 @@ CASES: list[Case] = [
     Case("POST", "/auth/totp/confirm", OWN_200, _totp_registered),
     Case("DELETE", "/auth/totp", OWN_200, _totp_enabled),
     Case("GET", "/user/me", OWN_200),
+    # GraphQL: everyone lists what GET /sessions shows them; another's keypair is the readers' only
+    Case("POST", "/admin/gql", OWN_200, body({"query": "query { keypair { access_key is_admin } }"})),
+    Case("POST", "/admin/gql", OWN_200, body({
+        "query": "query($l:Int!,$o:Int!) { compute_session_list(limit:$l, offset:$o) { total_count } }",
+        "variables": {"l": 5, "o": 0}}), "session list"),
+    Case("POST", "/admin/gql", row(200, 200, 400, 400, 200, 401),
+         body(lambda w, a: {"query": "query($ak:String) { keypair(access_key:$ak) { access_key } }",
+                            "variables": {"ak": w.target["keypair"]["access_key"]}}), "the target's keypair"),
     Case("GET", "/user/preferences", OWN_200),
     Case("PATCH", "/user/preferences", OWN_200, body({"theme": "dark"})),
     Case("GET", "/events/notifications", OWN_200, streaming=True),
@@ -616,7 +624,7 @@ CASES += FOLDER_CASES + BGTASK_CASES
 # The problem type each refusal must carry.
 KINDS = {400: "generic-bad-request", 401: "auth-failed", 403: "insufficient-privilege",
          404: "object-not-found"}
-KIND_OVERRIDES = {("POST", "/auth/signup", 403): "generic-forbidden"}
+KIND_OVERRIDES = {("POST", "/auth/signup", 403): "generic-forbidden", ("POST", "/admin/gql", 400): "graphql-error"}
 
 
 def _walk(routes, prefix: str = ""):

@@ -17,7 +17,7 @@ from workbay.common.http import install_error_handlers, problem_response
 from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
 
 from .api import (
-    account, admin, auth, bgtasks, folders, internal, resources, root, session, session_events, stream,
+    account, admin, auth, bgtasks, folders, gql, internal, resources, root, session, session_events, stream,
 )
 from .api.middleware import AuthMiddleware
 from .models import db
@@ -121,7 +121,7 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
     install_error_handlers(app)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_middleware(AuthMiddleware)
-    for module in (root, auth, account, admin, session, session_events, stream, resources, folders, bgtasks,
+    for module in (root, auth, account, admin, gql, session, session_events, stream, resources, folders, bgtasks,
                    internal):
         app.include_router(module.router)
     return app

@@ -25,6 +25,7 @@ from .services.folder_apps import FolderApps
 from .services.folder_mounts import FolderMounts
 from .services.folder_sharing import FolderSharing
 from .services.folders import FolderService
+from .services.gql import GraphQLService
 from .services.keypairs import KeypairService
 from .services.policies import PolicyService
 from .services.projects import ProjectService
@@ -70,6 +71,7 @@ class ManagerState:
     folders: FolderService = field(init=False)
     folder_sharing: FolderSharing = field(init=False)
     folder_admin: FolderAdmin = field(init=False)
+    gql: GraphQLService = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.ctx)
@@ -97,6 +99,7 @@ class ManagerState:
         self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
         self.streams = SessionStreams(self.sessions, self.apps)
+        self.gql = GraphQLService(self.ctx, self.sessions, self.folders, self.auth, self.keypairs)
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""

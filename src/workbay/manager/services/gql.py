@@ -1,0 +1,365 @@
+"""Backend.AI's read-only GraphQL surface (``POST /admin/gql``), limited to what the official client
+23.09 sends for its list commands: ``compute_session_list`` (``backend.ai ps``), ``vfolder_list``
+(``backend.ai vfolder list``) and ``keypair`` (``ps`` asks whether its caller is an admin).
+
+Resolvers call the existing services, which apply the same authorization as ``GET /sessions``,
+``GET /folders`` and the keypair API.  No mutations: the schema has no Mutation type, so graphql-core
+refuses them at validation.  ``filter`` expressions are refused rather than ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any
+
+from graphql import (
+    GraphQLError, build_schema, execute, parse, validate,
+)
+from graphql.language import StringValueNode
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from workbay.common.errors import BackendError
+from workbay.manager.models import Project
+
+from .access import Actor
+from .auth import AuthService
+from .context import ServiceContext
+from .folders import FolderService
+from .keypairs import KeypairService
+from .serialize import keypair_out
+from .sessions import SessionService
+
+# Enough for any query the client builds (its longest, ps --detail, is about 120 tokens) and small
+# enough that aliasing one list field thousands of times cannot turn one request into thousands of queries.
+MAX_TOKENS = 1000
+MAX_QUERY_CHARS = 20_000
+MAX_PAGE_SIZE = 1000
+SESSION_STATUSES = ("PENDING", "SCHEDULED", "PULLING", "PREPARING", "RUNNING", "RESTARTING",
+                    "RUNNING_DEGRADED", "TERMINATING", "TERMINATED", "ERROR", "CANCELLED")
+# Backend.AI's ordering columns -> Workbay's session sort keys.
+SESSION_ORDER_KEYS = {"created_at": "created_at", "name": "name", "status": "status", "type": "type",
+                      "terminated_at": "terminated_at", "scaling_group": "resource_group"}
+FOLDER_ORDER_KEYS = ("host", "name", "created_at", "creator", "ownership_type", "status", "permission")
+
+SDL = """
+scalar UUID
+scalar DateTime
+scalar JSONString
+
+type Query {
+  compute_session_list(limit: Int!, offset: Int!, status: String, access_key: String, group_id: UUID,
+                       filter: String, order: String): ComputeSessionList
+  vfolder_list(limit: Int!, offset: Int!, group_id: UUID, user_id: UUID, filter: String,
+               order: String): VirtualFolderList
+  keypair(access_key: String): KeyPair
+}
+
+type ComputeSessionList { items: [ComputeSession]! total_count: Int! }
+type VirtualFolderList { items: [VirtualFolder]! total_count: Int! }
+
+type ComputeSession {
+  id: UUID
+  session_id: UUID
+  main_kernel_id: UUID
+  tag: String
+  name: String
+  type: String
+  image: String
+  architecture: String
+  cluster_mode: String
+  cluster_size: Int
+  domain_name: String
+  group_name: String
+  group_id: UUID
+  agent_ids: [String]
+  user_email: String
+  user_id: UUID
+  access_key: String
+  status: String
+  status_info: String
+  status_data: JSONString
+  status_changed: DateTime
+  created_at: DateTime
+  terminated_at: DateTime
+  starts_at: DateTime
+  scheduled_at: DateTime
+  startup_command: String
+  result: String
+  resource_opts: JSONString
+  scaling_group: String
+  service_ports: JSONString
+  mounts: [String]
+  occupying_slots: JSONString
+  occupied_slots: JSONString
+  abusing_reports: [JSONString]
+}
+
+type VirtualFolder {
+  id: UUID
+  host: String
+  name: String
+  user: UUID
+  user_email: String
+  group: UUID
+  group_name: String
+  creator: String
+  status: String
+  usage_mode: String
+  permission: String
+  ownership_type: String
+  max_files: Int
+  max_size: Float
+  created_at: DateTime
+  last_used: DateTime
+  cur_size: Float
+  cloneable: Boolean
+}
+
+type UserInfo { email: String full_name: String }
+
+type KeyPair {
+  user_id: String
+  user_info: UserInfo
+  access_key: String
+  secret_key: String
+  is_active: Boolean
+  is_admin: Boolean
+  created_at: DateTime
+  last_used: DateTime
+  resource_policy: String
+  rate_limit: Int
+  num_queries: Int
+  ssh_public_key: String
+}
+"""
+
+
+def _parse_uuid(value: Any) -> str:
+    if not isinstance(value, str):
+        raise GraphQLError("A UUID must be a string.")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise GraphQLError(f"Not a UUID: {value[:64]!r}") from None
+
+
+def _parse_uuid_literal(node: Any, _variables: Any = None) -> str:
+    if not isinstance(node, StringValueNode):
+        raise GraphQLError("A UUID must be a string.")
+    return _parse_uuid(node.value)
+
+
+def _output_only(_: Any) -> Any:
+    raise GraphQLError("This scalar is output only.")
+
+
+def _output_only_literal(_node: Any, _variables: Any = None) -> Any:
+    raise GraphQLError("This scalar is output only.")
+
+
+def _define_scalar(schema: Any, name: str, serialize: Any, parse_value: Any, parse_literal: Any) -> None:
+    """Give an SDL-declared scalar its functions (graphql-core 3.2 names and 3.3's coerce_* names)."""
+    scalar = schema.type_map[name]
+    scalar.serialize = scalar.coerce_output_value = serialize
+    scalar.parse_value = scalar.coerce_input_value = parse_value
+    scalar.parse_literal = parse_literal
+    if hasattr(scalar, "coerce_input_literal"):
+        scalar.coerce_input_literal = None  # 3.3: fall back to parse_literal
+
+
+def _build() -> Any:
+    schema = build_schema(SDL)
+    _define_scalar(schema, "UUID", str, _parse_uuid, _parse_uuid_literal)
+    _define_scalar(schema, "DateTime", str, _output_only, _output_only_literal)
+    # Backend.AI sends JSON objects as JSON-encoded strings; the client decodes them
+    _define_scalar(schema, "JSONString", lambda v: json.dumps(v, default=str), _output_only, _output_only_literal)
+    return schema
+
+
+SCHEMA = _build()
+
+
+class GraphQLRequestError(BackendError):
+    """What Backend.AI answers for any GraphQL error: 400 with the GraphQL errors as ``data``."""
+
+    status, kind, title = 400, "graphql-error", "GraphQL-generated error"
+
+
+class GraphQLRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    variables: dict[str, Any] | None = None
+    operationName: str | None = Field(None, max_length=256)
+
+
+def _page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise GraphQLError(f"limit must be between 1 and {MAX_PAGE_SIZE}.")
+    if offset < 0:
+        raise GraphQLError("offset must not be negative.")
+
+
+def _no_filter(filter_expr: str | None) -> None:
+    if filter_expr:
+        raise GraphQLError("filter expressions are not supported by this server; list without --filter.")
+
+
+def _order(expr: str | None, allowed: Any) -> tuple[str, bool] | None:
+    """Backend.AI's ``column``, ``+column`` or ``-column`` -> (column, descending)."""
+    if not expr:
+        return None
+    expr = expr.strip()
+    desc = expr.startswith("-")
+    column = expr.lstrip("+-").strip()
+    if column not in allowed:
+        raise GraphQLError(f"order must be one of {', '.join(sorted(allowed))} (prefix - to reverse).")
+    return column, desc
+
+
+def _statuses(status: str | None) -> str | None:
+    if not status:
+        return None
+    wanted = [s.strip().upper() for s in status.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in SESSION_STATUSES]
+    if unknown or not wanted:
+        raise GraphQLError(f"Unknown session status {', '.join(unknown)[:100]}; "
+                           f"one or more of {', '.join(SESSION_STATUSES)} separated by commas.")
+    return ",".join(wanted)
+
+
+def _status_changed(item: dict[str, Any]) -> str | None:
+    history = item.get("status_history") or []
+    last = history[-1] if history and isinstance(history[-1], dict) else {}
+    return last.get("timestamp") or item.get("created_at")
+
+
+def _session_node(item: dict[str, Any], project_names: dict[str, str]) -> dict[str, Any]:
+    kernels = item.get("kernels") or []
+    main = next((k for k in kernels if k.get("cluster_role") == "main"), None)
+    return {
+        **item,
+        "session_id": item["id"], "main_kernel_id": main["id"] if main else None,
+        "group_id": item["project_id"], "group_name": project_names.get(item["project_id"]),
+        "agent_ids": item.get("agents") or [], "user_email": item.get("owner_email"),
+        "status_changed": _status_changed(item), "scaling_group": item["resource_group"],
+        "occupied_slots": item["occupying_slots"], "abusing_reports": [],
+        "mounts": [m["name"] for m in item.get("mounts") or [] if m.get("name")],
+    }
+
+
+def _folder_node(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "id": str(uuid.UUID(item["id"]))}
+
+
+@dataclass
+class GraphQLContext:
+    actor: Actor
+    service: "GraphQLService"
+
+
+class GraphQLService:
+    def __init__(self, ctx: ServiceContext, sessions: SessionService, folders: FolderService,
+                 auth: AuthService, keypairs: KeypairService) -> None:
+        self.ctx = ctx
+        self.sessions = sessions
+        self.folders = folders
+        self.auth = auth
+        self.keypairs = keypairs
+
+    async def execute(self, actor: Actor, request: GraphQLRequest) -> dict[str, Any]:
+        try:
+            document = parse(request.query, max_tokens=MAX_TOKENS)
+        except GraphQLError as e:
+            raise self._failed([e]) from None
+        errors = validate(SCHEMA, document)
+        if errors:
+            raise self._failed(errors)
+        root = {"compute_session_list": self._session_list, "vfolder_list": self._folder_list,
+                "keypair": self._keypair}
+        result = execute(SCHEMA, document, root_value=root,
+                               context_value=GraphQLContext(actor, self),
+                               variable_values=request.variables, operation_name=request.operationName)
+        if isawaitable(result):  # synchronous when variables fail to coerce, before any resolver ran
+            result = await result
+        if result.errors:
+            for e in result.errors:
+                # A resolver's own failure (a bug, the database) is a server error, not the query's.
+                original = e.original_error
+                if original is not None and not isinstance(original, (BackendError, GraphQLError)):
+                    raise original
+            raise self._failed(result.errors)
+        return {"data": result.data}
+
+    @staticmethod
+    def _failed(errors: list[GraphQLError]) -> GraphQLRequestError:
+        formatted = []
+        for e in errors:
+            entry = e.formatted
+            original = e.original_error
+            if isinstance(original, BackendError):
+                entry["message"] = original.msg or original.title
+                entry["extensions"] = {"type": original.body()["type"], "status": original.status}
+            formatted.append(entry)
+        return GraphQLRequestError("; ".join(f["message"] for f in formatted)[:1000], data=formatted,
+                                   extra={"errors": formatted})
+
+    # -- resolvers (graphql-core calls a callable root value as (info, **arguments)) -----------------
+    async def _session_list(self, info: Any, limit: int, offset: int, status: str | None = None,
+                            access_key: str | None = None, group_id: str | None = None,
+                            filter: str | None = None, order: str | None = None) -> dict[str, Any]:
+        actor: Actor = info.context.actor
+        _page(limit, offset)
+        _no_filter(filter)
+        ordering = _order(order, SESSION_ORDER_KEYS)
+        sort = None
+        if ordering:
+            sort = ("-" if ordering[1] else "") + SESSION_ORDER_KEYS[ordering[0]]
+        # As Backend.AI: administrators and monitors list every session of their scope, users their own.
+        found = await self.sessions.list(
+            actor, status=_statuses(status), session_type=None, access_key=access_key,
+            project_id=uuid.UUID(group_id) if group_id else None, owner_email=None, search=None,
+            all_users=actor.role in ("superadmin", "admin", "monitor"), limit=limit, offset=offset, sort=sort)
+        items = found["items"]
+        names = await self._project_names({i["project_id"] for i in items})
+        return {"items": [_session_node(i, names) for i in items], "total_count": found["total_count"]}
+
+    async def _project_names(self, ids: set[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        async with self.ctx.db() as s:
+            rows = await s.execute(select(Project.id, Project.name).where(Project.id.in_([uuid.UUID(i) for i in ids])))
+        return {str(pid): name for pid, name in rows.all()}
+
+    async def _folder_list(self, info: Any, limit: int, offset: int, group_id: str | None = None,
+                           user_id: str | None = None, filter: str | None = None, order: str | None = None) -> dict[str, Any]:
+        actor: Actor = info.context.actor
+        _page(limit, offset)
+        _no_filter(filter)
+        ordering = _order(order, FOLDER_ORDER_KEYS)
+        items = await self.folders.list(actor, group_id=group_id)
+        if user_id:
+            items = [i for i in items if i["user"] == user_id]
+        if ordering:
+            column, desc = ordering
+            # None sorts first ascending; the id keeps equal keys in a stable order
+            items.sort(key=lambda i: (i.get(column) is not None, i.get(column) or "", i["id"]), reverse=desc)
+        return {"items": [_folder_node(i) for i in items[offset:offset + limit]], "total_count": len(items)}
+
+    async def _keypair(self, info: Any, access_key: str | None = None) -> dict[str, Any]:
+        actor: Actor = info.context.actor
+        if access_key and access_key != actor.access_key:
+            found = await self.keypairs.get(actor, access_key)  # administrators and monitors only
+            user = {"email": found["user_email"], "full_name": None}
+        else:
+            row = await self.auth.resolve_access_key(actor.access_key)
+            if row is None:
+                raise GraphQLError("The caller's keypair is no longer active.")
+            kp, owner = row
+            found = keypair_out(kp, owner.email, show_secret=True)  # the caller's own keypair
+            user = {"email": owner.email, "full_name": owner.full_name}
+        # Backend.AI's KeyPair.user_id is the owner's email
+        return {**found, "user_id": found["user_email"], "user_info": user}
