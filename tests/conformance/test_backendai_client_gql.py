@@ -1,0 +1,117 @@
+"""The official client's list commands, which 23.9.10 sends as GraphQL (``POST /admin/gql``):
+``backend.ai ps`` (and ``--all``, ``--format``, ``--name-only``) and ``backend.ai vfolder list``,
+with a keypair (API mode) against the manager and after ``backend.ai login`` (session mode)
+through the webserver's ``/func`` proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from tests.conformance.test_backendai_client import BAI_PYTHON
+from tests.support.webserver import running_system
+from workbay.manager.models import ComputeSession
+
+PASSWORD = "Gq1!conform"
+
+
+@pytest.fixture(scope="module")
+async def system(tmp_path_factory):
+    async with running_system(tmp_path_factory.mktemp("bai-gql")) as s:
+        yield s
+
+
+async def _user_with_things(system, prefix: str) -> dict:
+    """A user with a running and a terminated session (rows: no container needed) and a folder."""
+    h = system.manager
+    tag = uuid.uuid4().hex[:6]
+    u = await h.admin().post("/admin/users", json={"email": f"{prefix}-{tag}@example.test",
+                                                     "username": f"{prefix}-{tag}", "password": PASSWORD})
+    projects = (await h.admin().get("/admin/projects", params={"domain": "default"}))["items"]
+    pid = uuid.UUID(next(p["id"] for p in projects if p["name"] == "default"))
+    names = {"running": f"{prefix}-run-{tag}", "done": f"{prefix}-done-{tag}", "folder": f"{prefix}-data-{tag}"}
+    async with h.state.ctx.db.begin() as s:
+        for name, status in ((names["running"], "RUNNING"), (names["done"], "TERMINATED")):
+            s.add(ComputeSession(name=name, access_key=u["keypair"]["access_key"], user_id=uuid.UUID(u["uuid"]),
+                                 project_id=pid, domain_name="default", resource_group="default",
+                                 image="cr.example/python:3.11", status=status,
+                                 occupying_slots={"cpu": "1", "mem": "1073741824"}))
+    await h.client(u["keypair"]["access_key"], u["keypair"]["secret_key"]).post(
+        "/folders", json={"name": names["folder"]})
+    return {**u, "names": names}
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([str(BAI_PYTHON.parent / "backend.ai"), *args], input=stdin, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+async def run_ok(env: dict[str, str], *args: str) -> str:
+    done = await asyncio.to_thread(_cli, env, *args)
+    assert done.returncode == 0, f"backend.ai {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _prerequisite() -> None:
+    if not BAI_PYTHON.exists():
+        pytest.fail(f"{BAI_PYTHON} is missing: the official client needs its own venv "
+                    "(python3 -m venv .venv-bai && .venv-bai/bin/pip install backend.ai-client==23.9.10 yarl==1.9.4)")
+
+
+async def test_ps_and_vfolder_list_with_a_keypair(system, tmp_path):
+    _prerequisite()
+    alice = await _user_with_things(system, "gqa")
+    bob = await _user_with_things(system, "gqb")
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "BACKEND_ENDPOINT": system.manager_url,
+            "BACKEND_ENDPOINT_TYPE": "api"}
+    env = {**base, "BACKEND_ACCESS_KEY": alice["keypair"]["access_key"],
+           "BACKEND_SECRET_KEY": alice["keypair"]["secret_key"]}
+    names = alice["names"]
+
+    ps = await run_ok(env, "ps")
+    assert names["running"] in ps and "RUNNING" in ps and "default" in ps   # name, status, group_name
+    assert names["done"] not in ps and bob["names"]["running"] not in ps
+    everything = await run_ok(env, "ps", "--all")
+    assert names["running"] in everything and names["done"] in everything
+    assert bob["names"]["running"] not in everything
+    only = await run_ok(env, "ps", "--all", "--format", "name,status,occupying_slots")
+    assert names["done"] in only and "TERMINATED" in only and "cpu:1" in only
+    assert (await run_ok(env, "ps", "--name-only")).split()[-1:] == [names["running"]]
+    dead = await run_ok(env, "ps", "--dead", "--plain")
+    assert names["done"] in dead and names["running"] not in dead
+
+    folders = await run_ok(env, "vfolder", "list")
+    assert names["folder"] in folders and bob["names"]["folder"] not in folders
+
+    # the superadmin sees every user's sessions, with their access keys
+    admin_env = {**base, "BACKEND_ACCESS_KEY": system.manager.admin_access_key,
+                 "BACKEND_SECRET_KEY": system.manager.admin_secret_key}
+    admin_ps = await run_ok(admin_env, "ps")
+    assert names["running"] in admin_ps and bob["names"]["running"] in admin_ps
+    assert alice["keypair"]["access_key"] in admin_ps
+    theirs = await run_ok(admin_env, "ps", "--access-key", bob["keypair"]["access_key"])
+    assert bob["names"]["running"] in theirs and names["running"] not in theirs
+
+    # what the server refuses, the client reports as a failure (never a wrong list)
+    refused = await asyncio.to_thread(_cli, env, "ps", "--filter", 'name == "x"')
+    assert refused.returncode != 0 and "filter" in refused.stdout + refused.stderr
+
+
+async def test_ps_and_vfolder_list_after_login_through_the_webserver(system, tmp_path):
+    _prerequisite()
+    carol = await _user_with_things(system, "gqc")
+    other = await _user_with_things(system, "gqd")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "BACKEND_ENDPOINT": system.web_url,
+           "BACKEND_ENDPOINT_TYPE": "session"}
+    login = await asyncio.to_thread(_cli, env, "login", stdin=f"{carol['email']}\n{PASSWORD}\n")
+    assert "Login succeeded" in login.stdout + login.stderr, login.stdout + login.stderr
+
+    ps = await run_ok(env, "ps")
+    assert carol["names"]["running"] in ps and other["names"]["running"] not in ps
+    assert carol["names"]["done"] not in ps
+    folders = await run_ok(env, "vfolder", "list")
+    assert carol["names"]["folder"] in folders and other["names"]["folder"] not in folders
