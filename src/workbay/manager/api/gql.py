@@ -14,7 +14,13 @@ from .deps import actor, state
 router = APIRouter(tags=["graphql"])
 
 
-@router.post("/admin/gql")
+# The body is read by request_params (Backend.AI's way); documented here so clients and the schema
+# fuzzer see its shape.
+BODY_SCHEMA = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": GraphQLRequest.model_json_schema()}}}}
+
+
+@router.post("/admin/gql", openapi_extra=BODY_SCHEMA)
 async def graphql_query(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     """``{"query", "variables", "operationName"}`` -> ``{"data": …}``; errors answer 400 graphql-error."""
     return await st.gql.execute(who, await request_params(request, GraphQLRequest))
