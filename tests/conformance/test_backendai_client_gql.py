@@ -1,5 +1,6 @@
 """The official client's list commands, which 23.9.10 sends as GraphQL (``POST /admin/gql``):
-``backend.ai ps`` (and ``--all``, ``--format``, ``--name-only``) and ``backend.ai vfolder list``,
+``backend.ai ps`` (and ``--all``, ``--format``, ``--name-only``), ``backend.ai vfolder list`` and
+``backend.ai admin agent list``,
 with a keypair (API mode) against the manager and after ``backend.ai login`` (session mode)
 through the webserver's ``/func`` proxy."""
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conformance.test_backendai_client import BAI_PYTHON
 from tests.support.webserver import running_system
-from workbay.manager.models import ComputeSession
+from workbay.manager.models import Agent, ComputeSession
 
 PASSWORD = "Gq1!conform"
 
@@ -95,6 +96,17 @@ async def test_ps_and_vfolder_list_with_a_keypair(system, tmp_path):
     assert alice["keypair"]["access_key"] in admin_ps
     theirs = await run_ok(admin_env, "ps", "--access-key", bob["keypair"]["access_key"])
     assert bob["names"]["running"] in theirs and names["running"] not in theirs
+
+    # `admin agent list` (GraphQL too): for administrators
+    agent_id = f"gq-agent-{uuid.uuid4().hex[:6]}"
+    async with system.manager.state.ctx.db.begin() as s:
+        s.add(Agent(id=agent_id, status="ALIVE", addr="http://127.0.0.1:9", resource_group="default",
+                    available_slots={"cpu": "4", "mem": "8589934592"},
+                    live_stat={"node": {"cpu_util": {"pct": "12.5"}, "mem": {"current": "1048576"}}}))
+    agents = await run_ok(admin_env, "admin", "agent", "list")
+    assert agent_id in agents and "ALIVE" in agents and "cpu:4" in agents
+    denied = await asyncio.to_thread(_cli, env, "admin", "agent", "list")
+    assert denied.returncode != 0 and agent_id not in denied.stdout
 
     # what the server refuses, the client reports as a failure (never a wrong list)
     refused = await asyncio.to_thread(_cli, env, "ps", "--filter", 'name == "x"')

@@ -556,6 +556,8 @@ CASES: list[Case] = [
     Case("POST", "/admin/gql", row(200, 200, 400, 400, 200, 401),
          body(lambda w, a: {"query": "query($ak:String) { keypair(access_key:$ak) { access_key } }",
                             "variables": {"ak": w.target["keypair"]["access_key"]}}), "the target's keypair"),
+    Case("POST", "/admin/gql", row(200, 200, 200, 400, 200, 401),
+         body({"query": "query { agent_list(limit: 5, offset: 0) { total_count } }"}), "agent list"),
     Case("GET", "/user/preferences", OWN_200),
     Case("PATCH", "/user/preferences", OWN_200, body({"theme": "dark"})),
     Case("GET", "/events/notifications", OWN_200, streaming=True),

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from workbay.client.sdk import APIError
-from workbay.manager.models import ComputeSession
+from workbay.manager.models import Agent, ComputeSession
 
 # As ai.backend.client.pagination.execute_paginated_query builds them (23.9.10): `backend.ai ps` for an
 # admin (a user's has no access_key), `ps --detail`, `vfolder list`, and KeyPair.info() which ps calls first.
@@ -34,6 +34,18 @@ VFOLDER_LIST_QUERY = (
     "}"
 )
 KEYPAIR_QUERY = "query {  keypair {    user_id access_key secret_key is_active is_admin  }}"
+# `backend.ai admin agent list`
+AGENT_LIST_QUERY = (
+    "query($limit:Int!, $offset:Int!, $status: String, $scaling_group: String, $filter: String, $order: String) {\n"
+    "  agent_list(\n"
+    "      limit:$limit, offset:$offset, status:$status, scaling_group:$scaling_group, filter:$filter, "
+    "order:$order) {\n"
+    "    items { id status architecture scaling_group region first_contact cpu_cur_pct mem_cur_bytes "
+    "available_slots occupied_slots }\n"
+    "    total_count\n"
+    "  }\n"
+    "}"
+)
 ACTIVE = "PENDING,SCHEDULED,PULLING,PREPARING,RUNNING,RUNNING_DEGRADED,TERMINATING,ERROR"
 ALL = "PENDING,SCHEDULED,PULLING,PREPARING,RUNNING,RESTARTING,RUNNING_DEGRADED,TERMINATING,TERMINATED,ERROR,CANCELLED"
 
@@ -192,6 +204,45 @@ async def test_bad_queries_answer_400_graphql_errors(manager):
     # one request cannot ask for a list thousands of times
     many = "query {" + " ".join(f"a{i}: keypair {{ access_key }}" for i in range(600)) + "}"
     await gql_error(c, many)
+
+
+async def test_agent_list_for_administrators(manager):
+    h = manager
+    prefix = f"gqag-{uuid.uuid4().hex[:6]}"
+    async with h.state.ctx.db.begin() as s:
+        s.add_all([
+            Agent(id=f"{prefix}-a", status="ALIVE", addr="http://127.0.0.1:9", resource_group="default",
+                  region="local", available_slots={"cpu": "4", "mem": "8589934592"},
+                  live_stat={"node": {"cpu_util": {"pct": "12.5"}, "mem": {"current": "1048576"}}}),
+            Agent(id=f"{prefix}-b", status="ALIVE", addr="http://127.0.0.1:9", resource_group="default",
+                  available_slots={"cpu": "2"}),
+            Agent(id=f"{prefix}-c", status="LOST", addr="http://127.0.0.1:9", resource_group="default"),
+        ])
+    variables = {"status": "ALIVE", "scaling_group": None, "filter": None, "order": None, "limit": 100, "offset": 0}
+    try:
+        found = (await gql(h.admin(), AGENT_LIST_QUERY, variables))["agent_list"]
+        mine = {i["id"]: i for i in found["items"] if i["id"].startswith(prefix)}
+        assert set(mine) == {f"{prefix}-a", f"{prefix}-b"} and found["total_count"] == len(found["items"])
+        a = mine[f"{prefix}-a"]
+        assert a["status"] == "ALIVE" and a["scaling_group"] == "default" and a["region"] == "local"
+        assert a["cpu_cur_pct"] == 12.5 and a["mem_cur_bytes"] == 1048576.0
+        assert json.loads(a["available_slots"]) == {"cpu": "4", "mem": "8589934592"}
+        assert json.loads(a["occupied_slots"]) == {}
+        assert mine[f"{prefix}-b"]["cpu_cur_pct"] is None and mine[f"{prefix}-b"]["mem_cur_bytes"] == 0
+        lost = (await gql(h.admin(), AGENT_LIST_QUERY, {**variables, "status": "LOST"}))["agent_list"]["items"]
+        assert f"{prefix}-c" in {i["id"] for i in lost}
+        page = (await gql(h.admin(), AGENT_LIST_QUERY, {**variables, "order": "-id", "limit": 1}))["agent_list"]
+        assert len(page["items"]) == 1 and page["total_count"] == found["total_count"]
+        assert page["items"][0]["id"] == max(i["id"] for i in found["items"])
+        await gql_error(h.admin(), AGENT_LIST_QUERY, {**variables, "status": "BOGUS"})
+        # plain users are no administrators
+        _, c = await _user(h, "gqag")
+        e = await gql_error(c, AGENT_LIST_QUERY, variables)
+        assert e.data[0]["extensions"]["status"] == 403
+    finally:
+        async with h.state.ctx.db.begin() as s:
+            for suffix in "abc":
+                await s.delete(await s.get(Agent, f"{prefix}-{suffix}"))
 
 
 async def test_anonymous_callers_are_refused(manager):

@@ -99,7 +99,8 @@ class ManagerState:
         self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
         self.streams = SessionStreams(self.sessions, self.apps)
-        self.gql = GraphQLService(self.ctx, self.sessions, self.folders, self.auth, self.keypairs)
+        self.gql = GraphQLService(self.ctx, self.sessions, self.folders, self.auth, self.keypairs,
+                                  self.compute_admin)
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""

@@ -1,10 +1,12 @@
 """Backend.AI's read-only GraphQL surface (``POST /admin/gql``), limited to what the official client
 23.09 sends for its list commands: ``compute_session_list`` (``backend.ai ps``), ``vfolder_list``
-(``backend.ai vfolder list``) and ``keypair`` (``ps`` asks whether its caller is an admin).
+(``backend.ai vfolder list``), ``keypair`` (``ps`` asks whether its caller is an admin) and
+``agent_list`` (``backend.ai admin agent list``).
 
 Resolvers call the existing services, which apply the same authorization as ``GET /sessions``,
-``GET /folders`` and the keypair API.  No mutations: the schema has no Mutation type, so graphql-core
-refuses them at validation.  ``filter`` expressions are refused rather than ignored.
+``GET /folders``, the keypair API and ``GET /admin/agents``.  No mutations: the schema has no
+Mutation type, so graphql-core refuses them at validation.  ``filter`` expressions are refused
+rather than ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from workbay.manager.models import Project
 
 from .access import Actor
 from .auth import AuthService
+from .compute_admin import ComputeAdmin
 from .context import ServiceContext
 from .folders import FolderService
 from .keypairs import KeypairService
@@ -43,6 +46,8 @@ SESSION_STATUSES = ("PENDING", "SCHEDULED", "PULLING", "PREPARING", "RUNNING", "
 # Backend.AI's ordering columns -> Workbay's session sort keys.
 SESSION_ORDER_KEYS = {"created_at": "created_at", "name": "name", "status": "status", "type": "type",
                       "terminated_at": "terminated_at", "scaling_group": "resource_group"}
+AGENT_STATUSES = ("ALIVE", "LOST", "TERMINATED")
+AGENT_ORDER_KEYS = ("id", "status", "scaling_group", "region", "architecture", "addr", "first_contact")
 FOLDER_ORDER_KEYS = ("host", "name", "created_at", "creator", "ownership_type", "status", "permission")
 
 SDL = """
@@ -56,6 +61,29 @@ type Query {
   vfolder_list(limit: Int!, offset: Int!, group_id: UUID, user_id: UUID, filter: String,
                order: String): VirtualFolderList
   keypair(access_key: String): KeyPair
+  agent_list(limit: Int!, offset: Int!, status: String, scaling_group: String, filter: String,
+             order: String): AgentList
+}
+
+type AgentList { items: [Agent]! total_count: Int! }
+
+type Agent {
+  id: String
+  status: String
+  status_info: String
+  region: String
+  architecture: String
+  scaling_group: String
+  schedulable: Boolean
+  addr: String
+  version: String
+  available_slots: JSONString
+  occupied_slots: JSONString
+  live_stat: JSONString
+  first_contact: DateTime
+  lost_at: DateTime
+  cpu_cur_pct: Float
+  mem_cur_bytes: Float
 }
 
 type ComputeSessionList { items: [ComputeSession]! total_count: Int! }
@@ -255,6 +283,31 @@ def _folder_node(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "id": str(uuid.UUID(item["id"]))}
 
 
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _agent_node(item: dict[str, Any]) -> dict[str, Any]:
+    node = (item.get("live_stat") or {}).get("node") or {}
+    mem = _number((node.get("mem") or {}).get("current"))
+    return {**item, "scaling_group": item["resource_group"],
+            "cpu_cur_pct": _number((node.get("cpu_util") or {}).get("pct")),
+            # the client divides it without a None check; an agent that reported no memory shows 0
+            "mem_cur_bytes": mem if mem is not None else 0.0}
+
+
+def _sorted_page(items: list[dict[str, Any]], ordering: tuple[str, bool] | None, key: str, limit: int,
+                 offset: int) -> dict[str, Any]:
+    if ordering:
+        column, desc = ordering
+        # None sorts first ascending; the key keeps equal values in a stable order
+        items = sorted(items, key=lambda i: (i.get(column) is not None, i.get(column) or "", i[key]), reverse=desc)
+    return {"items": items[offset:offset + limit], "total_count": len(items)}
+
+
 @dataclass
 class GraphQLContext:
     actor: Actor
@@ -263,12 +316,13 @@ class GraphQLContext:
 
 class GraphQLService:
     def __init__(self, ctx: ServiceContext, sessions: SessionService, folders: FolderService,
-                 auth: AuthService, keypairs: KeypairService) -> None:
+                 auth: AuthService, keypairs: KeypairService, compute_admin: ComputeAdmin) -> None:
         self.ctx = ctx
         self.sessions = sessions
         self.folders = folders
         self.auth = auth
         self.keypairs = keypairs
+        self.compute_admin = compute_admin
 
     async def execute(self, actor: Actor, request: GraphQLRequest) -> dict[str, Any]:
         try:
@@ -279,7 +333,8 @@ class GraphQLService:
         if errors:
             raise self._failed(errors)
         root = {"compute_session_list": self._session_list, "vfolder_list": self._folder_list,
-                "keypair": self._keypair}
+                "keypair": self._keypair,
+                "agent_list": self._agent_list}
         result = execute(SCHEMA, document, root_value=root,
                                context_value=GraphQLContext(actor, self),
                                variable_values=request.variables, operation_name=request.operationName)
@@ -335,7 +390,8 @@ class GraphQLService:
         return {str(pid): name for pid, name in rows.all()}
 
     async def _folder_list(self, info: Any, limit: int, offset: int, group_id: str | None = None,
-                           user_id: str | None = None, filter: str | None = None, order: str | None = None) -> dict[str, Any]:
+                           user_id: str | None = None, filter: str | None = None,
+                           order: str | None = None) -> dict[str, Any]:
         actor: Actor = info.context.actor
         _page(limit, offset)
         _no_filter(filter)
@@ -343,11 +399,20 @@ class GraphQLService:
         items = await self.folders.list(actor, group_id=group_id)
         if user_id:
             items = [i for i in items if i["user"] == user_id]
-        if ordering:
-            column, desc = ordering
-            # None sorts first ascending; the id keeps equal keys in a stable order
-            items.sort(key=lambda i: (i.get(column) is not None, i.get(column) or "", i["id"]), reverse=desc)
-        return {"items": [_folder_node(i) for i in items[offset:offset + limit]], "total_count": len(items)}
+        page = _sorted_page(items, ordering, "id", limit, offset)
+        return {**page, "items": [_folder_node(i) for i in page["items"]]}
+
+    async def _agent_list(self, info: Any, limit: int, offset: int, status: str | None = None,
+                          scaling_group: str | None = None, filter: str | None = None,
+                          order: str | None = None) -> dict[str, Any]:
+        _page(limit, offset)
+        _no_filter(filter)
+        ordering = _order(order, AGENT_ORDER_KEYS)
+        if status and status.upper() not in AGENT_STATUSES:
+            raise GraphQLError(f"status must be one of {', '.join(AGENT_STATUSES)}.")
+        found = await self.compute_admin.list_agents(info.context.actor, status, scaling_group)
+        items = [_agent_node(i) for i in found["items"]]
+        return _sorted_page(items, ordering, "id", limit, offset)
 
     async def _keypair(self, info: Any, access_key: str | None = None) -> dict[str, Any]:
         actor: Actor = info.context.actor
