@@ -404,10 +404,10 @@ async def test_manager_restart_keeps_the_session_usable(cluster, user, session):
     assert (await shell(client, session, "echo still-$((40+2))")).strip() == "still-42"
 
 
-async def test_official_client_through_the_webserver_process(cluster, user, folder, tmp_path):
-    """``backend.ai login`` (session mode) against the webserver process, then a command that
-    goes through its /func proxy to the manager process with the saved login cookie.  (``backend.ai
-    ps`` of 23.9.10 asks GraphQL, /admin/gql, which the manager does not serve: a REST command.)"""
+async def test_official_client_through_the_webserver_process(cluster, user, folder, session, tmp_path):
+    """``backend.ai login`` (session mode) against the webserver process, then commands that go
+    through its /func proxy to the manager process with the saved login cookie: a REST one
+    (``vfolder info``) and a GraphQL one (``ps``, /admin/gql)."""
     assert BAI_PYTHON.exists(), (
         f"{BAI_PYTHON} is missing: the official client needs its own venv "
         "(python3 -m venv .venv-bai && .venv-bai/bin/pip install backend.ai-client==23.9.10 yarl==1.9.4)")
@@ -423,3 +423,6 @@ async def test_official_client_through_the_webserver_process(cluster, user, fold
     assert "Login succeeded" in login.stdout + login.stderr, login.stdout + login.stderr
     info = await asyncio.to_thread(run, "vfolder", "info", folder[0])
     assert info.returncode == 0 and folder[0] in info.stdout, info.stdout + info.stderr
+    name = (await user[1].get(f"/session/{session}"))["name"]
+    ps = await asyncio.to_thread(run, "ps")
+    assert ps.returncode == 0 and name in ps.stdout, ps.stdout + ps.stderr
