@@ -46,6 +46,39 @@ AGENT_LIST_QUERY = (
     "  }\n"
     "}"
 )
+# `backend.ai admin user list`, `admin user info --email`, `admin keypair list` (and `--user-id`)
+USER_LIST_QUERY = (
+    "query($limit:Int!, $offset:Int!, $status: String, $group_id: UUID, $filter: String, $order: String) {\n"
+    "  user_list(\n"
+    "      limit:$limit, offset:$offset, status:$status, group_id:$group_id, filter:$filter, order:$order) {\n"
+    "    items { uuid username role email full_name need_password_change status status_info created_at "
+    "domain_name groups { id name } allowed_client_ip sudo_session_enabled main_access_key }\n"
+    "    total_count\n"
+    "  }\n"
+    "}"
+)
+USER_INFO_QUERY = (
+    "query($email: String) {\n"
+    "    user(email: $email) {uuid username role email full_name need_password_change status status_info "
+    "created_at domain_name groups { id name } allowed_client_ip sudo_session_enabled main_access_key}\n"
+    "}\n"
+)
+KEYPAIR_LIST_QUERY = (
+    "query($limit:Int!, $offset:Int!, $is_active: Boolean, $domain_name: String, $filter: String, "
+    "$order: String) {\n"
+    "  keypair_list(\n"
+    "      limit:$limit, offset:$offset, is_active:$is_active, domain_name:$domain_name, filter:$filter, "
+    "order:$order) {\n"
+    "    items { user_id projects user_info { full_name } access_key secret_key is_active is_admin created_at "
+    "last_used resource_policy rate_limit concurrency_used }\n"
+    "    total_count\n"
+    "  }\n"
+    "}"
+)
+KEYPAIR_LIST_BY_EMAIL_QUERY = (
+    KEYPAIR_LIST_QUERY.replace("$order: String)", "$order: String, $email: String)")
+    .replace("order:$order)", "order:$order, email:$email)")
+)
 ACTIVE = "PENDING,SCHEDULED,PULLING,PREPARING,RUNNING,RUNNING_DEGRADED,TERMINATING,ERROR"
 ALL = "PENDING,SCHEDULED,PULLING,PREPARING,RUNNING,RESTARTING,RUNNING_DEGRADED,TERMINATING,TERMINATED,ERROR,CANCELLED"
 
@@ -68,10 +101,10 @@ async def gql_error(c, query: str, variables: dict | None = None, body: dict | N
     return e.value
 
 
-async def _user(h, prefix: str) -> tuple[dict, object]:
+async def _user(h, prefix: str, **fields) -> tuple[dict, object]:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     u = await h.admin().post("/admin/users", json={"email": f"{name}@example.test", "username": name,
-                                                     "password": "Gql!pass123"})
+                                                     "password": "Gql!pass123", **fields})
     return u, h.client(u["keypair"]["access_key"], u["keypair"]["secret_key"])
 
 
@@ -249,3 +282,142 @@ async def test_anonymous_callers_are_refused(manager):
     with pytest.raises(APIError) as e:
         await manager.client().post("/admin/gql", json={"query": KEYPAIR_QUERY})
     assert e.value.status == 401
+
+
+async def _other_domain_with_people(h, prefix: str) -> dict:
+    """A fresh domain with a domain admin, a monitor and a user in a project; a user of "default" too."""
+    domain = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    await h.admin().post("/admin/domains", json={"name": domain})
+    project = await h.admin().post("/admin/projects", json={"name": f"{prefix}-p-{uuid.uuid4().hex[:6]}",
+                                                          "domain_name": domain})
+    admin, ca = await _user(h, f"{prefix}-adm", role="admin", domain_name=domain)
+    monitor, cm = await _user(h, f"{prefix}-mon", role="monitor", domain_name=domain)
+    member, cu = await _user(h, f"{prefix}-usr", domain_name=domain, full_name="Member Person",
+                             project_ids=[project["id"]])
+    outsider, _ = await _user(h, f"{prefix}-out")
+    return {"domain": domain, "project": project, "admin": (admin, ca), "monitor": (monitor, cm),
+            "member": (member, cu), "outsider": outsider}
+
+
+def user_vars(**extra) -> dict:
+    return {"status": None, "group_id": None, "filter": None, "order": None, "limit": 100, "offset": 0, **extra}
+
+
+def keypair_vars(**extra) -> dict:
+    return {"is_active": None, "domain_name": None, "filter": None, "order": None, "limit": 100, "offset": 0,
+            **extra}
+
+
+async def test_user_list_per_role(manager):
+    h = manager
+    d = await _other_domain_with_people(h, "gqu")
+    (admin, ca), (monitor, cm), (member, cu) = d["admin"], d["monitor"], d["member"]
+    mine = {admin["email"], monitor["email"], member["email"]}
+
+    # the domain admin and the monitor see their domain's users, nobody else's (as GET /admin/users)
+    for c in (ca, cm):
+        found = (await gql(c, USER_LIST_QUERY, user_vars()))["user_list"]
+        assert {u["email"] for u in found["items"]} == mine and found["total_count"] == 3
+        assert {u["domain_name"] for u in found["items"]} == {d["domain"]}
+    row = next(u for u in found["items"] if u["email"] == member["email"])
+    assert row["uuid"] == member["uuid"] and row["role"] == "user" and row["status"] == "active"
+    assert row["full_name"] == "Member Person" and row["need_password_change"] is False
+    assert row["groups"] == [{"id": d["project"]["id"], "name": d["project"]["name"]}]
+    assert row["main_access_key"] == member["keypair"]["access_key"] and row["created_at"]
+    assert row["sudo_session_enabled"] is False and row["allowed_client_ip"] is None
+
+    # the superadmin sees every domain; group_id, order and pages as the client sends them
+    everyone = (await gql(h.admin(), USER_LIST_QUERY, user_vars()))["user_list"]
+    emails = {u["email"] for u in everyone["items"]}
+    assert mine | {d["outsider"]["email"]} <= emails or everyone["total_count"] > 100
+    in_project = (await gql(h.admin(), USER_LIST_QUERY, user_vars(group_id=d["project"]["id"])))["user_list"]
+    assert [u["email"] for u in in_project["items"]] == [member["email"]] and in_project["total_count"] == 1
+    ordered = (await gql(ca, USER_LIST_QUERY, user_vars(order="-email", limit=2)))["user_list"]
+    assert [u["email"] for u in ordered["items"]] == sorted(mine, reverse=True)[:2]
+    assert ordered["total_count"] == 3
+    rest = (await gql(ca, USER_LIST_QUERY, user_vars(order="-email", limit=2, offset=2)))["user_list"]
+    assert [u["email"] for u in rest["items"]] == sorted(mine, reverse=True)[2:]
+    paged = (await gql(ca, USER_LIST_QUERY, user_vars(limit=1, offset=1)))["user_list"]
+    assert len(paged["items"]) == 1 and paged["total_count"] == 3
+    await h.admin().patch(f"/admin/users/{member['email']}", json={"status": "inactive"})
+    inactive = (await gql(ca, USER_LIST_QUERY, user_vars(status="inactive")))["user_list"]
+    assert [u["email"] for u in inactive["items"]] == [member["email"]]
+    await gql_error(ca, USER_LIST_QUERY, user_vars(status="bogus"))
+    await gql_error(ca, USER_LIST_QUERY, user_vars(order="password"))
+    await gql_error(ca, USER_LIST_QUERY, user_vars(filter='email == "x"'))
+
+    # a user is refused the list, and reads only themselves with `admin user info`
+    _, plain = await _user(h, "gqu-plain")
+    e = await gql_error(plain, USER_LIST_QUERY, user_vars())
+    assert e.data[0]["extensions"]["status"] == 403
+    me = (await gql(ca, USER_INFO_QUERY, {"email": None}))["user"]
+    assert me["email"] == admin["email"] and me["role"] == "admin"
+    other = (await gql(cm, USER_INFO_QUERY, {"email": member["email"]}))["user"]
+    assert other["uuid"] == member["uuid"] and other["status"] == "inactive"
+    e = await gql_error(ca, USER_INFO_QUERY, {"email": d["outsider"]["email"]})   # another domain
+    assert e.data[0]["extensions"]["status"] == 404
+    e = await gql_error(plain, USER_INFO_QUERY, {"email": member["email"]})
+    assert e.data[0]["extensions"]["status"] == 403
+
+
+async def test_keypair_list_shows_secret_keys_only_where_allowed(manager):
+    h = manager
+    d = await _other_domain_with_people(h, "gqk")
+    (admin, ca), (monitor, cm), (member, cu) = d["admin"], d["monitor"], d["member"]
+    keys_of = {u["keypair"]["access_key"]: u for u in (admin, monitor, member)}
+    await _sessions(h, member, [("k-run", "RUNNING"), ("k-done", "TERMINATED")])
+    try:
+        # the domain admin: their domain's keypairs, with secret keys (they may modify those users)
+        found = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars()))["keypair_list"]
+        assert {k["access_key"] for k in found["items"]} == set(keys_of) and found["total_count"] == 3
+        for k in found["items"]:
+            assert k["secret_key"] == keys_of[k["access_key"]]["keypair"]["secret_key"]
+        row = next(k for k in found["items"] if k["access_key"] == member["keypair"]["access_key"])
+        assert row["user_id"] == member["email"] and row["user_info"] == {"full_name": "Member Person"}
+        assert row["projects"] == [d["project"]["name"]] and row["concurrency_used"] == 1
+        assert row["is_active"] is True and row["is_admin"] is False and row["resource_policy"] == "default"
+        assert row["rate_limit"] > 0 and row["created_at"]
+
+        # the monitor: the same rows, but never a secret key but their own
+        seen = (await gql(cm, KEYPAIR_LIST_QUERY, keypair_vars()))["keypair_list"]["items"]
+        assert {k["access_key"] for k in seen} == set(keys_of)
+        assert {k["access_key"]: k["secret_key"] for k in seen if k["secret_key"]} == {
+            monitor["keypair"]["access_key"]: monitor["keypair"]["secret_key"]}
+
+        # the superadmin: every domain; domain_name, email, order and pages as the client sends them
+        in_domain = (await gql(h.admin(), KEYPAIR_LIST_QUERY, keypair_vars(domain_name=d["domain"])))["keypair_list"]
+        assert {k["access_key"] for k in in_domain["items"]} == set(keys_of) and in_domain["total_count"] == 3
+        by_email = (await gql(h.admin(), KEYPAIR_LIST_BY_EMAIL_QUERY,
+                              keypair_vars(email=d["outsider"]["email"])))["keypair_list"]
+        assert [k["access_key"] for k in by_email["items"]] == [d["outsider"]["keypair"]["access_key"]]
+        assert by_email["items"][0]["secret_key"] == d["outsider"]["keypair"]["secret_key"]
+        # a domain admin asking for another domain's user gets nothing
+        theirs = (await gql(ca, KEYPAIR_LIST_BY_EMAIL_QUERY, keypair_vars(email=d["outsider"]["email"])))
+        assert theirs["keypair_list"] == {"items": [], "total_count": 0}
+        ordered = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(order="-access_key", limit=2)))["keypair_list"]
+        assert [k["access_key"] for k in ordered["items"]] == sorted(keys_of, reverse=True)[:2]
+        assert ordered["total_count"] == 3
+        inactive = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(is_active=False)))["keypair_list"]
+        assert inactive == {"items": [], "total_count": 0}
+        await gql_error(ca, KEYPAIR_LIST_QUERY, keypair_vars(order="secret_key"))
+        await gql_error(ca, KEYPAIR_LIST_QUERY, keypair_vars(filter='access_key == "x"'))
+
+        # a superadmin's secret key is not a domain admin's to see
+        sa = (await gql(h.admin(), KEYPAIR_LIST_QUERY, keypair_vars(domain_name="default", limit=1000)))
+        admin_row = next(k for k in sa["keypair_list"]["items"] if k["access_key"] == h.admin_access_key)
+        assert admin_row["secret_key"] == h.admin_secret_key
+
+        # users are refused, and learn no secret
+        e = await gql_error(cu, KEYPAIR_LIST_QUERY, keypair_vars())
+        assert e.data[0]["extensions"]["status"] == 403
+        assert admin["keypair"]["secret_key"] not in json.dumps(e.body)
+    finally:
+        await _terminate_all(h, member)
+
+
+async def test_domain_admin_never_sees_a_superadmins_secret_key(manager):
+    h = manager
+    _, ca = await _user(h, "gqk-dadm", role="admin")     # an admin of "default", where the superadmin lives
+    rows = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(limit=1000)))["keypair_list"]["items"]
+    superadmin = next(k for k in rows if k["access_key"] == h.admin_access_key)
+    assert superadmin["secret_key"] is None and superadmin["is_admin"] is True

@@ -1,10 +1,11 @@
 """Backend.AI's read-only GraphQL surface (``POST /admin/gql``), limited to what the official client
 23.09 sends for its list commands: ``compute_session_list`` (``backend.ai ps``), ``vfolder_list``
-(``backend.ai vfolder list``), ``keypair`` (``ps`` asks whether its caller is an admin) and
-``agent_list`` (``backend.ai admin agent list``).
+(``backend.ai vfolder list``), ``keypair`` (``ps`` asks whether its caller is an admin),
+``agent_list`` (``backend.ai admin agent list``), ``user_list`` and ``user`` (``backend.ai admin user
+list`` / ``info``) and ``keypair_list`` (``backend.ai admin keypair list``).
 
 Resolvers call the existing services, which apply the same authorization as ``GET /sessions``,
-``GET /folders``, the keypair API and ``GET /admin/agents``.  No mutations: the schema has no
+``GET /folders``, the keypair API, ``GET /admin/agents`` and ``GET /admin/users``.  No mutations: the schema has no
 Mutation type, so graphql-core refuses them at validation.  ``filter`` expressions are refused
 rather than ignored.
 """
@@ -22,10 +23,10 @@ from graphql import (
 )
 from graphql.language import StringValueNode
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from workbay.common.errors import BackendError
-from workbay.manager.models import Project
+from workbay.manager.models import ComputeSession, Keypair, Project, ProjectMember, User
 
 from .access import Actor
 from .auth import AuthService
@@ -34,7 +35,9 @@ from .context import ServiceContext
 from .folders import FolderService
 from .keypairs import KeypairService
 from .serialize import keypair_out
+from .session_request import DEAD_STATUSES
 from .sessions import SessionService
+from .users import UserService
 
 # Enough for any query the client builds (its longest, ps --detail, is about 120 tokens) and small
 # enough that aliasing one list field thousands of times cannot turn one request into thousands of queries.
@@ -48,6 +51,11 @@ SESSION_ORDER_KEYS = {"created_at": "created_at", "name": "name", "status": "sta
                       "terminated_at": "terminated_at", "scaling_group": "resource_group"}
 AGENT_STATUSES = ("ALIVE", "LOST", "TERMINATED")
 AGENT_ORDER_KEYS = ("id", "status", "scaling_group", "region", "architecture", "addr", "first_contact")
+USER_STATUSES = ("active", "inactive", "deleted", "before-verification")
+USER_ORDER_KEYS = ("uuid", "username", "role", "email", "full_name", "need_password_change", "status",
+                   "status_info", "created_at", "modified_at", "domain_name")
+KEYPAIR_ORDER_KEYS = ("access_key", "user_id", "is_active", "is_admin", "created_at", "last_used",
+                      "resource_policy", "rate_limit")
 FOLDER_ORDER_KEYS = ("host", "name", "created_at", "creator", "ownership_type", "status", "permission")
 
 SDL = """
@@ -63,6 +71,37 @@ type Query {
   keypair(access_key: String): KeyPair
   agent_list(limit: Int!, offset: Int!, status: String, scaling_group: String, filter: String,
              order: String): AgentList
+  user_list(limit: Int!, offset: Int!, status: String, group_id: UUID, filter: String, order: String): UserList
+  user(email: String): User
+  keypair_list(limit: Int!, offset: Int!, is_active: Boolean, domain_name: String, email: String,
+               filter: String, order: String): KeyPairList
+}
+
+type UserList { items: [User]! total_count: Int! }
+type KeyPairList { items: [KeyPair]! total_count: Int! }
+type UserGroup { id: UUID name: String }
+
+type User {
+  uuid: UUID
+  id: UUID
+  username: String
+  email: String
+  need_password_change: Boolean
+  full_name: String
+  description: String
+  is_active: Boolean
+  status: String
+  status_info: String
+  created_at: DateTime
+  modified_at: DateTime
+  domain_name: String
+  role: String
+  resource_policy: String
+  groups: [UserGroup]
+  allowed_client_ip: [String]
+  totp_activated: Boolean
+  sudo_session_enabled: Boolean
+  main_access_key: String
 }
 
 type AgentList { items: [Agent]! total_count: Int! }
@@ -162,6 +201,8 @@ type KeyPair {
   rate_limit: Int
   num_queries: Int
   ssh_public_key: String
+  projects: [String]
+  concurrency_used: Int
 }
 """
 
@@ -299,6 +340,21 @@ def _agent_node(item: dict[str, Any]) -> dict[str, Any]:
             "mem_cur_bytes": mem if mem is not None else 0.0}
 
 
+def _user_node(item: dict[str, Any], main_keys: dict[str, str]) -> dict[str, Any]:
+    return {**item, "id": item["uuid"], "is_active": item["status"] == "active", "groups": item["projects"],
+            "main_access_key": main_keys.get(item["uuid"])}
+
+
+async def _every(fetch: Any) -> list[dict[str, Any]]:
+    """All items of a service's paginated list, page by page (for orders and filters it has not)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = await fetch(MAX_PAGE_SIZE, len(items))
+        items += page["items"]
+        if not page["items"] or len(items) >= page["total_count"]:
+            return items
+
+
 def _sorted_page(items: list[dict[str, Any]], ordering: tuple[str, bool] | None, key: str, limit: int,
                  offset: int) -> dict[str, Any]:
     if ordering:
@@ -323,6 +379,7 @@ class GraphQLService:
         self.auth = auth
         self.keypairs = keypairs
         self.compute_admin = compute_admin
+        self.users = UserService(ctx)  # stateless over ctx: no need to widen the constructor
 
     async def execute(self, actor: Actor, request: GraphQLRequest) -> dict[str, Any]:
         try:
@@ -334,7 +391,8 @@ class GraphQLService:
             raise self._failed(errors)
         root = {"compute_session_list": self._session_list, "vfolder_list": self._folder_list,
                 "keypair": self._keypair,
-                "agent_list": self._agent_list}
+                "agent_list": self._agent_list, "user_list": self._user_list, "user": self._user,
+                "keypair_list": self._keypair_list}
         result = execute(SCHEMA, document, root_value=root,
                                context_value=GraphQLContext(actor, self),
                                variable_values=request.variables, operation_name=request.operationName)
@@ -428,3 +486,102 @@ class GraphQLService:
             user = {"email": owner.email, "full_name": owner.full_name}
         # Backend.AI's KeyPair.user_id is the owner's email
         return {**found, "user_id": found["user_email"], "user_info": user}
+
+    async def _user_list(self, info: Any, limit: int, offset: int, status: str | None = None,
+                         group_id: str | None = None, filter: str | None = None,
+                         order: str | None = None) -> dict[str, Any]:
+        actor: Actor = info.context.actor
+        _page(limit, offset)
+        _no_filter(filter)
+        ordering = _order(order, USER_ORDER_KEYS)
+        if status:
+            status = status.strip().lower()
+            if status not in USER_STATUSES:
+                raise GraphQLError(f"status must be one of {', '.join(USER_STATUSES)}.")
+
+        def fetch(page_size: int, page_offset: int) -> Any:
+            # administrators and monitors, confined to their domain unless superadmin (as GET /admin/users)
+            return self.users.list(actor, status, None, None, page_size, page_offset)
+
+        if ordering or group_id:
+            items = await _every(fetch)
+            if group_id:
+                items = [u for u in items if any(p["id"] == group_id for p in u["projects"])]
+            page = _sorted_page(items, ordering, "uuid", limit, offset)
+        else:
+            page = await fetch(limit, offset)
+        main_keys = await self._main_access_keys([u["uuid"] for u in page["items"]])
+        return {**page, "items": [_user_node(u, main_keys) for u in page["items"]]}
+
+    async def _user(self, info: Any, email: str | None = None) -> dict[str, Any]:
+        actor: Actor = info.context.actor
+        found = await self.users.get(actor, email or actor.email)  # oneself, or administrators and monitors
+        return _user_node(found, await self._main_access_keys([found["uuid"]]))
+
+    async def _main_access_keys(self, user_ids: list[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        async with self.ctx.db() as s:
+            rows = await s.execute(select(Keypair.user_id, Keypair.access_key).where(
+                Keypair.user_id.in_([uuid.UUID(i) for i in user_ids]), Keypair.is_default.is_(True)))
+        return {str(uid): ak for uid, ak in rows.all()}
+
+    async def _keypair_list(self, info: Any, limit: int, offset: int, is_active: bool | None = None,
+                            domain_name: str | None = None, email: str | None = None,
+                            filter: str | None = None, order: str | None = None) -> dict[str, Any]:
+        actor: Actor = info.context.actor
+        _page(limit, offset)
+        _no_filter(filter)
+        ordering = _order(order, KEYPAIR_ORDER_KEYS)
+
+        def fetch(page_size: int, page_offset: int) -> Any:
+            # secret keys only where access.may_see_secret_key allows (as GET /admin/keypairs)
+            return self.keypairs.list(actor, is_active, email, None, page_size, page_offset)
+
+        if ordering or domain_name:
+            items = await _every(fetch)
+            owners = await self._keypair_owners({i["user_id"] for i in items})
+            if domain_name:
+                items = [i for i in items if owners[i["user_id"]]["domain_name"] == domain_name]
+            # Backend.AI's KeyPair.user_id is the owner's email
+            items = [{**i, "user_id": i["user_email"], "owner_id": i["user_id"]} for i in items]
+            page = _sorted_page(items, ordering, "access_key", limit, offset)
+        else:
+            page = await fetch(limit, offset)
+            owners = await self._keypair_owners({i["user_id"] for i in page["items"]})
+            page = {**page, "items": [{**i, "user_id": i["user_email"], "owner_id": i["user_id"]}
+                                      for i in page["items"]]}
+        running = await self._sessions_running([i["access_key"] for i in page["items"]])
+        return {**page, "items": [{**i, "user_info": {"email": i["user_email"],
+                                                      "full_name": owners[i["owner_id"]]["full_name"]},
+                                   "projects": owners[i["owner_id"]]["projects"],
+                                   "concurrency_used": running.get(i["access_key"], 0)}
+                                  for i in page["items"]]}
+
+    async def _keypair_owners(self, user_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Full name, domain and project names of the keypairs' owners (the keypair service gives emails)."""
+        if not user_ids:
+            return {}
+        ids = [uuid.UUID(i) for i in user_ids]
+        async with self.ctx.db() as s:
+            users = (await s.execute(select(User.uuid, User.full_name, User.domain_name)
+                                     .where(User.uuid.in_(ids)))).all()
+            memberships = (await s.execute(
+                select(ProjectMember.user_id, Project.name).join(Project, Project.id == ProjectMember.project_id)
+                .where(ProjectMember.user_id.in_(ids)).order_by(Project.name))).all()
+        out = {str(uid): {"full_name": full_name, "domain_name": domain, "projects": []}
+               for uid, full_name, domain in users}
+        for uid, name in memberships:
+            out[str(uid)]["projects"].append(name)
+        return out
+
+    async def _sessions_running(self, access_keys: list[str]) -> dict[str, int]:
+        """Backend.AI's concurrency_used: the keypair's sessions that are not over yet."""
+        if not access_keys:
+            return {}
+        async with self.ctx.db() as s:
+            rows = await s.execute(
+                select(ComputeSession.access_key, func.count()).where(
+                    ComputeSession.access_key.in_(access_keys), ComputeSession.status.not_in(DEAD_STATUSES))
+                .group_by(ComputeSession.access_key))
+        return {ak: n for ak, n in rows.all()}
