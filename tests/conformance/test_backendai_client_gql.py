@@ -1,6 +1,6 @@
 """The official client's list commands, which 23.9.10 sends as GraphQL (``POST /admin/gql``):
-``backend.ai ps`` (and ``--all``, ``--format``, ``--name-only``), ``backend.ai vfolder list`` and
-``backend.ai admin agent list``,
+``backend.ai ps`` (and ``--all``, ``--format``, ``--name-only``), ``backend.ai vfolder list``,
+``backend.ai admin agent list``, ``admin user list`` / ``admin user info`` and ``admin keypair list``,
 with a keypair (API mode) against the manager and after ``backend.ai login`` (session mode)
 through the webserver's ``/func`` proxy."""
 
@@ -127,3 +127,49 @@ async def test_ps_and_vfolder_list_after_login_through_the_webserver(system, tmp
     assert carol["names"]["done"] not in ps
     folders = await run_ok(env, "vfolder", "list")
     assert carol["names"]["folder"] in folders and other["names"]["folder"] not in folders
+
+
+async def test_admin_user_and_keypair_lists(system, tmp_path):
+    _prerequisite()
+    h = system.manager
+    domain = f"gqdom-{uuid.uuid4().hex[:6]}"
+    await h.admin().post("/admin/domains", json={"name": domain})
+    tag = uuid.uuid4().hex[:6]
+    dadmin = await h.admin().post("/admin/users", json={
+        "email": f"gq-dadm-{tag}@example.test", "username": f"gq-dadm-{tag}", "password": PASSWORD,
+        "role": "admin", "domain_name": domain})
+    member = await h.admin().post("/admin/users", json={
+        "email": f"gq-mem-{tag}@example.test", "username": f"gq-mem-{tag}", "password": PASSWORD,
+        "domain_name": domain, "full_name": "Gq Member"})
+    outsider = await _user_with_things(system, "gqo")
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "BACKEND_ENDPOINT": system.manager_url,
+            "BACKEND_ENDPOINT_TYPE": "api"}
+
+    def as_(u: dict) -> dict[str, str]:
+        return {**base, "BACKEND_ACCESS_KEY": u["keypair"]["access_key"],
+                "BACKEND_SECRET_KEY": u["keypair"]["secret_key"]}
+
+    admin_env = {**base, "BACKEND_ACCESS_KEY": h.admin_access_key, "BACKEND_SECRET_KEY": h.admin_secret_key}
+
+    # `admin user list`: the superadmin sees every domain, the domain admin only theirs
+    users = await run_ok(admin_env, "admin", "user", "list", "--limit", "100", "--order", "-created_at")
+    assert member["email"] in users and outsider["email"] in users and "Gq Member" in users
+    theirs = await run_ok(as_(dadmin), "admin", "user", "list")
+    assert member["email"] in theirs and dadmin["email"] in theirs and outsider["email"] not in theirs
+    assert member["keypair"]["access_key"] in theirs          # main_access_key
+    info = await run_ok(as_(dadmin), "admin", "user", "info", "--email", member["email"])
+    assert member["uuid"] in info and "Gq Member" in info and domain in info
+    own = await run_ok(as_(outsider), "admin", "user", "info")
+    assert outsider["email"] in own and outsider["uuid"] in own
+    refused = await asyncio.to_thread(_cli, as_(outsider), "admin", "user", "list")
+    assert refused.returncode != 0 and member["email"] not in refused.stdout
+
+    # `admin keypair list`: secret keys where the REST rule shows them
+    keypairs = await run_ok(as_(dadmin), "admin", "keypair", "list")
+    assert member["keypair"]["access_key"] in keypairs and member["keypair"]["secret_key"] in keypairs
+    assert outsider["keypair"]["access_key"] not in keypairs
+    one = await run_ok(admin_env, "admin", "keypair", "list", "--user-id", outsider["email"])
+    assert outsider["keypair"]["access_key"] in one and outsider["keypair"]["secret_key"] in one
+    assert member["keypair"]["access_key"] not in one
+    refused = await asyncio.to_thread(_cli, as_(outsider), "admin", "keypair", "list")
+    assert refused.returncode != 0 and member["keypair"]["secret_key"] not in refused.stdout + refused.stderr
