@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from workbay.client.sdk import APIError
-from workbay.manager.models import Agent, ComputeSession
+from workbay.manager.models import Agent, ComputeSession, Image
 
 # As ai.backend.client.pagination.execute_paginated_query builds them (23.9.10): `backend.ai ps` for an
 # admin (a user's has no access_key), `ps --detail`, `vfolder list`, and KeyPair.info() which ps calls first.
@@ -79,6 +79,22 @@ KEYPAIR_LIST_BY_EMAIL_QUERY = (
     KEYPAIR_LIST_QUERY.replace("$order: String)", "$order: String, $email: String)")
     .replace("order:$order)", "order:$order, email:$email)")
 )
+# `admin group list` / `info`, `admin scaling-group list` / `info`, `admin image list`
+GROUPS_QUERY = "query($domain_name: String) {\n    groups(domain_name: $domain_name) {id name is_active created_at integration_id}\n}\n"
+GROUP_INFO_QUERY = (
+    "query($gid: UUID!) {\n    group(id: $gid) {id name description is_active created_at domain_name "
+    "total_resource_slots allowed_vfolder_hosts integration_id}\n}\n"
+)
+SCALING_GROUPS_QUERY = (
+    "query($is_active: Boolean) {\n    scaling_groups(is_active: $is_active) {\n        name description "
+    "is_active is_public created_at driver scheduler use_host_network wsproxy_addr wsproxy_api_token\n    }\n}\n"
+)
+SCALING_GROUP_INFO_QUERY = (
+    "query($name: String) {\n    scaling_group(name: $name) {name description is_active is_public created_at "
+    "driver driver_opts scheduler scheduler_opts use_host_network wsproxy_addr wsproxy_api_token}\n}\n"
+)
+IMAGES_QUERY = ("query($is_operation: Boolean) {  images(is_operation: $is_operation) {    name registry "
+                "architecture tag digest size_bytes aliases  }}")
 ACTIVE = "PENDING,SCHEDULED,PULLING,PREPARING,RUNNING,RUNNING_DEGRADED,TERMINATING,ERROR"
 ALL = "PENDING,SCHEDULED,PULLING,PREPARING,RUNNING,RESTARTING,RUNNING_DEGRADED,TERMINATING,TERMINATED,ERROR,CANCELLED"
 
@@ -421,3 +437,75 @@ async def test_domain_admin_never_sees_a_superadmins_secret_key(manager):
     rows = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(limit=1000)))["keypair_list"]["items"]
     superadmin = next(k for k in rows if k["access_key"] == h.admin_access_key)
     assert superadmin["secret_key"] is None and superadmin["is_admin"] is True
+
+
+async def test_groups_per_role(manager):
+    h = manager
+    d = await _other_domain_with_people(h, "gqg")
+    (admin, ca), (monitor, cm), (member, cu) = d["admin"], d["monitor"], d["member"]
+    second = await h.admin().post("/admin/projects", json={"name": f"gqg-q-{uuid.uuid4().hex[:6]}",
+                                                         "domain_name": d["domain"], "description": "second"})
+    mine = {d["project"]["id"], second["id"]}
+    for c in (ca, cm):   # a domain's administrators and monitors: their domain's projects only
+        groups = (await gql(c, GROUPS_QUERY, {"domain_name": None}))["groups"]
+        assert {g["id"] for g in groups} == mine
+        # another domain asked for by name still answers their own (as GET /admin/projects)
+        assert {g["id"] for g in (await gql(c, GROUPS_QUERY, {"domain_name": "default"}))["groups"]} == mine
+    row = next(g for g in groups if g["id"] == second["id"])
+    assert row["name"] == second["name"] and row["is_active"] is True and row["created_at"]
+    assert row["integration_id"] is None
+    everywhere = (await gql(h.admin(), GROUPS_QUERY, {"domain_name": None}))["groups"]
+    assert mine <= {g["id"] for g in everywhere} and "default" in {g["name"] for g in everywhere}
+    only = (await gql(h.admin(), GROUPS_QUERY, {"domain_name": d["domain"]}))["groups"]
+    assert {g["id"] for g in only} == mine
+
+    info = (await gql(ca, GROUP_INFO_QUERY, {"gid": second["id"]}))["group"]
+    assert info["description"] == "second" and info["domain_name"] == d["domain"]
+    assert isinstance(json.loads(info["total_resource_slots"]), dict)
+    default_id = next(g["id"] for g in everywhere if g["name"] == "default" and g["id"] not in mine)
+    e = await gql_error(ca, GROUP_INFO_QUERY, {"gid": default_id})   # another domain's project
+    assert e.data[0]["extensions"]["status"] == 404
+    for query, variables in ((GROUPS_QUERY, {"domain_name": None}), (GROUP_INFO_QUERY, {"gid": second["id"]})):
+        e = await gql_error(cu, query, variables)
+        assert e.data[0]["extensions"]["status"] == 403
+
+
+async def test_scaling_groups_and_images(manager):
+    h = manager
+    name = f"gqrg-{uuid.uuid4().hex[:6]}"
+    await h.admin().post("/admin/resource-groups", json={"name": name, "description": "gql rg"})
+    d = await _other_domain_with_people(h, "gqs")
+    (_, ca), (_, cm), (_, cu) = d["admin"], d["monitor"], d["member"]
+    for c in (h.admin(), ca, cm):   # administrators and monitors (as GET /admin/resource-groups)
+        groups = {g["name"]: g for g in (await gql(c, SCALING_GROUPS_QUERY, {"is_active": None}))["scaling_groups"]}
+        assert {"default", name} <= set(groups)
+    mine = groups[name]
+    assert mine["description"] == "gql rg" and mine["is_active"] is True and mine["driver"] == "static"
+    assert mine["scheduler"] and mine["wsproxy_api_token"] is None and mine["use_host_network"] is False
+    await h.admin().patch(f"/admin/resource-groups/{name}", json={"is_active": False})
+    active = (await gql(ca, SCALING_GROUPS_QUERY, {"is_active": True}))["scaling_groups"]
+    assert name not in {g["name"] for g in active} and "default" in {g["name"] for g in active}
+    info = (await gql(cm, SCALING_GROUP_INFO_QUERY, {"name": name}))["scaling_group"]
+    assert info["name"] == name and info["is_active"] is False and isinstance(json.loads(info["scheduler_opts"]), dict)
+    e = await gql_error(cm, SCALING_GROUP_INFO_QUERY, {"name": f"{name}-nope"})
+    assert e.data[0]["extensions"]["status"] == 404
+    for query, variables in ((SCALING_GROUPS_QUERY, {"is_active": None}), (SCALING_GROUP_INFO_QUERY, {"name": name})):
+        e = await gql_error(cu, query, variables)
+        assert e.data[0]["extensions"]["status"] == 403
+
+    # `admin image list`: every signed-in user sees the registry's images (as GET /images)
+    tag = uuid.uuid4().hex[:6]
+    async with h.state.ctx.db.begin() as s:
+        s.add_all([Image(name=f"cr.example/gq-{tag}:1.0", image_registry="cr.example", tag="1.0",
+                         digest="sha256:abc", size_bytes=1234),
+                   Image(name=f"cr.example/gq-op-{tag}:1.0", image_registry="cr.example", tag="1.0",
+                         labels={"ai.backend.features": "operation uid-match"})])
+    for c in (h.admin(), cu):
+        images = {i["name"]: i for i in (await gql(c, IMAGES_QUERY, {"is_operation": False}))["images"]}
+        assert {f"cr.example/gq-{tag}:1.0", f"cr.example/gq-op-{tag}:1.0"} <= set(images)
+    plain = images[f"cr.example/gq-{tag}:1.0"]
+    assert plain == {"name": f"cr.example/gq-{tag}:1.0", "registry": "cr.example", "architecture": "x86_64",
+                     "tag": "1.0", "digest": "sha256:abc", "size_bytes": 1234.0, "aliases": []}
+    operational = (await gql(cu, IMAGES_QUERY, {"is_operation": True}))["images"]
+    assert f"cr.example/gq-op-{tag}:1.0" in {i["name"] for i in operational}
+    assert f"cr.example/gq-{tag}:1.0" not in {i["name"] for i in operational}

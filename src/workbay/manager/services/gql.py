@@ -2,10 +2,13 @@
 23.09 sends for its list commands: ``compute_session_list`` (``backend.ai ps``), ``vfolder_list``
 (``backend.ai vfolder list``), ``keypair`` (``ps`` asks whether its caller is an admin),
 ``agent_list`` (``backend.ai admin agent list``), ``user_list`` and ``user`` (``backend.ai admin user
-list`` / ``info``) and ``keypair_list`` (``backend.ai admin keypair list``).
+list`` / ``info``), ``keypair_list`` (``backend.ai admin keypair list``), ``groups`` and ``group``
+(``admin group list`` / ``info``), ``scaling_groups`` and ``scaling_group`` (``admin scaling-group
+list`` / ``info``) and ``images`` (``admin image list``).
 
 Resolvers call the existing services, which apply the same authorization as ``GET /sessions``,
-``GET /folders``, the keypair API, ``GET /admin/agents`` and ``GET /admin/users``.  No mutations: the schema has no
+``GET /folders``, the keypair API, ``GET /admin/agents``, ``GET /admin/users``, ``GET /admin/projects``, ``GET /admin/resource-groups``
+and ``GET /images``.  No mutations: the schema has no
 Mutation type, so graphql-core refuses them at validation.  ``filter`` expressions are refused
 rather than ignored.
 """
@@ -37,6 +40,7 @@ from .keypairs import KeypairService
 from .serialize import keypair_out
 from .session_request import DEAD_STATUSES
 from .sessions import SessionService
+from .projects import ProjectService
 from .users import UserService
 
 # Enough for any query the client builds (its longest, ps --detail, is about 120 tokens) and small
@@ -75,6 +79,57 @@ type Query {
   user(email: String): User
   keypair_list(limit: Int!, offset: Int!, is_active: Boolean, domain_name: String, email: String,
                filter: String, order: String): KeyPairList
+  groups(domain_name: String, is_active: Boolean): [Group]
+  group(id: UUID!): Group
+  scaling_groups(is_active: Boolean): [ScalingGroup]
+  scaling_group(name: String): ScalingGroup
+  images(is_operation: Boolean): [Image]
+}
+
+type Group {
+  id: UUID
+  name: String
+  description: String
+  is_active: Boolean
+  created_at: DateTime
+  modified_at: DateTime
+  domain_name: String
+  type: String
+  total_resource_slots: JSONString
+  allowed_vfolder_hosts: JSONString
+  integration_id: String
+  resource_policy: String
+}
+
+type ScalingGroup {
+  name: String
+  description: String
+  is_active: Boolean
+  is_public: Boolean
+  created_at: DateTime
+  driver: String
+  driver_opts: JSONString
+  scheduler: String
+  scheduler_opts: JSONString
+  use_host_network: Boolean
+  wsproxy_addr: String
+  wsproxy_api_token: String
+}
+
+type KVPair { key: String value: String }
+
+type Image {
+  id: UUID
+  name: String
+  registry: String
+  architecture: String
+  tag: String
+  digest: String
+  size_bytes: Float
+  labels: [KVPair]
+  aliases: [String]
+  installed: Boolean
+  installed_agents: [String]
 }
 
 type UserList { items: [User]! total_count: Int! }
@@ -345,6 +400,26 @@ def _user_node(item: dict[str, Any], main_keys: dict[str, str]) -> dict[str, Any
             "main_access_key": main_keys.get(item["uuid"])}
 
 
+def _group_node(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "integration_id": None}
+
+
+def _scaling_group_node(item: dict[str, Any]) -> dict[str, Any]:
+    # Workbay's resource groups are fixed sets of agents (Backend.AI's "static" driver), reached through
+    # the app-proxy; the proxy's token is the manager's secret, never shown.
+    return {**item, "driver": "static", "driver_opts": {}, "use_host_network": False, "wsproxy_api_token": None}
+
+
+def _is_operation_image(item: dict[str, Any]) -> bool:
+    return "operation" in str((item.get("labels") or {}).get("ai.backend.features", "")).split()
+
+
+def _image_node(item: dict[str, Any]) -> dict[str, Any]:
+    labels = item.get("labels") or {}
+    return {**item, "labels": [{"key": k, "value": str(v)} for k, v in labels.items()], "aliases": [],
+            "installed_agents": item.get("installed_on") or []}
+
+
 async def _every(fetch: Any) -> list[dict[str, Any]]:
     """All items of a service's paginated list, page by page (for orders and filters it has not)."""
     items: list[dict[str, Any]] = []
@@ -379,7 +454,9 @@ class GraphQLService:
         self.auth = auth
         self.keypairs = keypairs
         self.compute_admin = compute_admin
-        self.users = UserService(ctx)  # stateless over ctx: no need to widen the constructor
+        # stateless over ctx: no need to widen the constructor
+        self.users = UserService(ctx)
+        self.projects = ProjectService(ctx)
 
     async def execute(self, actor: Actor, request: GraphQLRequest) -> dict[str, Any]:
         try:
@@ -392,7 +469,9 @@ class GraphQLService:
         root = {"compute_session_list": self._session_list, "vfolder_list": self._folder_list,
                 "keypair": self._keypair,
                 "agent_list": self._agent_list, "user_list": self._user_list, "user": self._user,
-                "keypair_list": self._keypair_list}
+                "keypair_list": self._keypair_list, "groups": self._groups, "group": self._group,
+                "scaling_groups": self._scaling_groups, "scaling_group": self._scaling_group,
+                "images": self._images}
         result = execute(SCHEMA, document, root_value=root,
                                context_value=GraphQLContext(actor, self),
                                variable_values=request.variables, operation_name=request.operationName)
@@ -585,3 +664,28 @@ class GraphQLService:
                     ComputeSession.access_key.in_(access_keys), ComputeSession.status.not_in(DEAD_STATUSES))
                 .group_by(ComputeSession.access_key))
         return {ak: n for ak, n in rows.all()}
+
+    async def _groups(self, info: Any, domain_name: str | None = None,
+                      is_active: bool | None = None) -> list[dict[str, Any]]:
+        actor: Actor = info.context.actor
+        # administrators and monitors; a domain's own for all but the superadmin (as GET /admin/projects)
+        items = await _every(lambda size, offset: self.projects.list(actor, domain_name, None, size, offset))
+        if is_active is not None:
+            items = [p for p in items if p["is_active"] is is_active]
+        return [_group_node(p) for p in items]
+
+    async def _group(self, info: Any, id: str) -> dict[str, Any]:
+        return _group_node(await self.projects.get(info.context.actor, uuid.UUID(id)))
+
+    async def _scaling_groups(self, info: Any, is_active: bool | None = None) -> list[dict[str, Any]]:
+        found = await self.compute_admin.list_resource_groups(info.context.actor)  # administrators and monitors
+        return [_scaling_group_node(rg) for rg in found["items"] if is_active is None or rg["is_active"] is is_active]
+
+    async def _scaling_group(self, info: Any, name: str | None = None) -> dict[str, Any]:
+        if not name:
+            raise GraphQLError("name is required.")
+        return _scaling_group_node(await self.compute_admin.get_resource_group(info.context.actor, name))
+
+    async def _images(self, info: Any, is_operation: bool | None = None) -> list[dict[str, Any]]:
+        found = await self.compute_admin.list_images(info.context.actor)  # every signed-in user (as GET /images)
+        return [_image_node(i) for i in found["items"] if not is_operation or _is_operation_image(i)]
