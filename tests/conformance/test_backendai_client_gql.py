@@ -1,6 +1,7 @@
 """The official client's list commands, which 23.9.10 sends as GraphQL (``POST /admin/gql``):
 ``backend.ai ps`` (and ``--all``, ``--format``, ``--name-only``), ``backend.ai vfolder list``,
-``backend.ai admin agent list``, ``admin user list`` / ``admin user info`` and ``admin keypair list``,
+``backend.ai admin agent list``, ``admin user list`` / ``admin user info``, ``admin keypair list``,
+``admin group list`` / ``info``, ``admin scaling-group list`` / ``info`` and ``admin image list``,
 with a keypair (API mode) against the manager and after ``backend.ai login`` (session mode)
 through the webserver's ``/func`` proxy."""
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.conformance.test_backendai_client import BAI_PYTHON
 from tests.support.webserver import running_system
-from workbay.manager.models import Agent, ComputeSession
+from workbay.manager.models import Agent, ComputeSession, Image
 
 PASSWORD = "Gq1!conform"
 
@@ -173,3 +174,53 @@ async def test_admin_user_and_keypair_lists(system, tmp_path):
     assert member["keypair"]["access_key"] not in one
     refused = await asyncio.to_thread(_cli, as_(outsider), "admin", "keypair", "list")
     assert refused.returncode != 0 and member["keypair"]["secret_key"] not in refused.stdout + refused.stderr
+
+
+async def test_admin_group_scaling_group_and_image_lists(system, tmp_path):
+    _prerequisite()
+    h = system.manager
+    tag = uuid.uuid4().hex[:6]
+    domain = f"gqgd-{tag}"
+    await h.admin().post("/admin/domains", json={"name": domain})
+    project = await h.admin().post("/admin/projects", json={"name": f"gq-proj-{tag}", "domain_name": domain,
+                                                          "description": "gql project"})
+    other = await h.admin().post("/admin/projects", json={"name": f"gq-other-{tag}"})
+    dadmin = await h.admin().post("/admin/users", json={
+        "email": f"gq-gadm-{tag}@example.test", "username": f"gq-gadm-{tag}", "password": PASSWORD,
+        "role": "admin", "domain_name": domain})
+    plain = await _user_with_things(system, "gqg")
+    await h.admin().post("/admin/resource-groups", json={"name": f"gq-rg-{tag}", "description": "gql rg"})
+    async with h.state.ctx.db.begin() as s:
+        s.add(Image(name=f"cr.example/gq-img-{tag}:2.0", image_registry="cr.example", tag="2.0",
+                    digest="sha256:gq", size_bytes=2048))
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "BACKEND_ENDPOINT": system.manager_url,
+            "BACKEND_ENDPOINT_TYPE": "api"}
+
+    def as_(ak: str, sk: str) -> dict[str, str]:
+        return {**base, "BACKEND_ACCESS_KEY": ak, "BACKEND_SECRET_KEY": sk}
+
+    admin_env = as_(h.admin_access_key, h.admin_secret_key)
+    dadmin_env = as_(dadmin["keypair"]["access_key"], dadmin["keypair"]["secret_key"])
+    plain_env = as_(plain["keypair"]["access_key"], plain["keypair"]["secret_key"])
+
+    # `admin group list` (the CLI sends domain_name even without -d) and `admin group info`
+    theirs = await run_ok(dadmin_env, "admin", "group", "list")
+    assert project["id"] in theirs and project["name"] in theirs and other["name"] not in theirs
+    everything = await run_ok(admin_env, "admin", "group", "list", "-d", domain)
+    assert project["name"] in everything and other["name"] not in everything
+    info = await run_ok(dadmin_env, "admin", "group", "info", project["id"])
+    assert "gql project" in info and domain in info
+    refused = await asyncio.to_thread(_cli, plain_env, "admin", "group", "list")
+    assert refused.returncode != 0 and project["name"] not in refused.stdout
+
+    # `admin scaling-group list` / `info`
+    rgs = await run_ok(dadmin_env, "admin", "scaling-group", "list")
+    assert f"gq-rg-{tag}" in rgs and "gql rg" in rgs and "default" in rgs
+    rg = await run_ok(admin_env, "admin", "scaling-group", "info", f"gq-rg-{tag}")
+    assert f"gq-rg-{tag}" in rg and "static" in rg
+    refused = await asyncio.to_thread(_cli, plain_env, "admin", "scaling-group", "list")
+    assert refused.returncode != 0 and f"gq-rg-{tag}" not in refused.stdout
+
+    # `admin image list`: any signed-in user, as GET /images
+    images = await run_ok(plain_env, "admin", "image", "list")
+    assert f"cr.example/gq-img-{tag}:2.0" in images and "sha256:gq" in images
