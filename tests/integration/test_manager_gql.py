@@ -355,6 +355,9 @@ async def test_user_list_per_role(manager):
     assert [u["email"] for u in rest["items"]] == sorted(mine, reverse=True)[2:]
     paged = (await gql(ca, USER_LIST_QUERY, user_vars(limit=1, offset=1)))["user_list"]
     assert len(paged["items"]) == 1 and paged["total_count"] == 3
+    await h.admin().patch(f"/admin/users/{member['email']}", json={"need_password_change": True})
+    flagged = (await gql(ca, USER_LIST_QUERY, user_vars(order="-need_password_change")))["user_list"]["items"]
+    assert [u["email"] for u in flagged][0] == member["email"]
     await h.admin().patch(f"/admin/users/{member['email']}", json={"status": "inactive"})
     inactive = (await gql(ca, USER_LIST_QUERY, user_vars(status="inactive")))["user_list"]
     assert [u["email"] for u in inactive["items"]] == [member["email"]]
@@ -413,6 +416,12 @@ async def test_keypair_list_shows_secret_keys_only_where_allowed(manager):
         ordered = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(order="-access_key", limit=2)))["keypair_list"]
         assert [k["access_key"] for k in ordered["items"]] == sorted(keys_of, reverse=True)[:2]
         assert ordered["total_count"] == 3
+        # boolean and number columns order too (false and 0 are values, not missing)
+        await h.admin().patch(f"/admin/keypairs/{member['keypair']['access_key']}", json={"rate_limit": 1})
+        by_limit = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(order="rate_limit")))["keypair_list"]["items"]
+        assert by_limit[0]["access_key"] == member["keypair"]["access_key"]
+        by_admin = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(order="-is_admin")))["keypair_list"]["items"]
+        assert [k["is_admin"] for k in by_admin] == sorted((k["is_admin"] for k in by_admin), reverse=True)
         inactive = (await gql(ca, KEYPAIR_LIST_QUERY, keypair_vars(is_active=False)))["keypair_list"]
         assert inactive == {"items": [], "total_count": 0}
         await gql_error(ca, KEYPAIR_LIST_QUERY, keypair_vars(order="secret_key"))

@@ -435,7 +435,10 @@ def _sorted_page(items: list[dict[str, Any]], ordering: tuple[str, bool] | None,
     if ordering:
         column, desc = ordering
         # None sorts first ascending; the key keeps equal values in a stable order
-        items = sorted(items, key=lambda i: (i.get(column) is not None, i.get(column) or "", i[key]), reverse=desc)
+        # (False values such as is_active=false compare as themselves, not as "": no bool/str comparisons)
+        items = sorted(items, key=lambda i: (i.get(column) is not None,
+                                             i.get(column) if i.get(column) is not None else "", i[key]),
+                       reverse=desc)
     return {"items": items[offset:offset + limit], "total_count": len(items)}
 
 
