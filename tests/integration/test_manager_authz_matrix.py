@@ -558,6 +558,14 @@ CASES: list[Case] = [
                             "variables": {"ak": w.target["keypair"]["access_key"]}}), "the target's keypair"),
     Case("POST", "/admin/gql", row(200, 200, 200, 400, 200, 401),
          body({"query": "query { agent_list(limit: 5, offset: 0) { total_count } }"}), "agent list"),
+    # the admin lists as their REST routes (READ_SCOPED), a user's refusal a GraphQL error
+    *[Case("POST", "/admin/gql", row(200, 200, 200, 400, 200, 401), body({"query": query}), variant)
+      for variant, query in (
+          ("user list", "query { user_list(limit: 5, offset: 0) { total_count } }"),
+          ("keypair list", "query { keypair_list(limit: 5, offset: 0) { total_count } }"),
+          ("groups", "query { groups { id name } }"),
+          ("scaling groups", "query { scaling_groups { name } }"))],
+    Case("POST", "/admin/gql", OWN_200, body({"query": "query { images { name } }"}), "images"),
     Case("GET", "/user/preferences", OWN_200),
     Case("PATCH", "/user/preferences", OWN_200, body({"theme": "dark"})),
     Case("GET", "/events/notifications", OWN_200, streaming=True),
