@@ -62,8 +62,11 @@ async def main():
             await pty.send_str(json.dumps({"type": "resize", "rows": 24, "cols": 80}))
             await pty.send_str(json.dumps({"type": "stdin",
                                            "chars": base64.b64encode(b"echo pty-$((6*7))\r").decode()}))
-            while "pty-42\r" not in seen:
-                msg = await asyncio.wait_for(pty.receive_json(), 60)
+            while "pty-42" not in seen:  # only the output has it (the command line says $((6*7)))
+                try:
+                    msg = await asyncio.wait_for(pty.receive_json(), 60)
+                except asyncio.TimeoutError:
+                    raise SystemExit(f"no pty-42 in the terminal's output: {seen[-800:]!r}")
                 seen += base64.b64decode(msg["data"]).decode("utf-8", "replace")
         out["pty"] = "pty-42" in seen
     print(json.dumps(out))
