@@ -8,21 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support.sessions import IMAGE, System, running_system, wait_for
+from tests.conformance.official_app import BAI_BIN, ssh_through_app_command
+from tests.support.sessions import IMAGE, System, running_system
 
 pytestmark = pytest.mark.timeout(400)
-ROOT = Path(__file__).resolve().parents[2]
-BAI_BIN = ROOT / ".venv-bai" / "bin"
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-            "-o", "LogLevel=ERROR"]
 
 SDK_SCRIPT = r'''
 import asyncio, base64, json, os
@@ -130,37 +124,6 @@ async def test_sdk_streams_execute_and_pty(system, session, tmp_path):
 
 async def test_cli_app_command_proxies_ssh(system, session, tmp_path):
     user, sid, name = session
-    key_file = tmp_path / "id_container"
-    resp = await user.request("GET", f"/session/{sid}/download_single", params={"file": "id_container"}, raw=True)
-    key_file.write_bytes(resp.content)
-    key_file.chmod(0o600)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    cli = subprocess.Popen([str(BAI_BIN / "backend.ai"), "app", name, "sshd", "-b", f"127.0.0.1:{port}"],
-                           env=client_env(system, tmp_path, user.access_key, user.secret_key),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        async def listening() -> bool:
-            if cli.poll() is not None:
-                raise AssertionError(f"backend.ai app exited: {cli.stdout.read().decode()[-2000:]}")
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                return False
-            w.close()
-            return True
-        await wait_for(listening, 60, "the CLI's local proxy listens")
-        ran = await asyncio.to_thread(subprocess.run, [
-            "ssh", *SSH_OPTS, "-i", str(key_file), "-p", str(port), "work@127.0.0.1", "echo $((6*7)); hostname"],
-            capture_output=True, text=True, timeout=90)
-        assert ran.returncode == 0, ran.stderr
-        assert ran.stdout.splitlines()[0] == "42"
-    finally:
-        if cli.poll() is None:
-            os.killpg(cli.pid, signal.SIGTERM)
-            try:
-                cli.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(cli.pid, signal.SIGKILL)
-                cli.wait(timeout=20)
+    env = client_env(system, tmp_path, user.access_key, user.secret_key)
+    lines = await ssh_through_app_command(user, sid, name, env, tmp_path)
+    assert lines[0] == "42"

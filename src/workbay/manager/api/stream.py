@@ -98,41 +98,33 @@ async def _attach(ws: WebSocket, decide: Callable[[Actor], Awaitable[T]]) -> tup
         return None
 
 
-async def pty(ws: WebSocket, name: str) -> None:
-    streams = ws.app.state.manager.streams
-
-    async def decide(who: Actor) -> Any:
-        return await streams.open_terminal(who, name, _params(ws, StreamParams).owner_access_key)
+async def _serve(ws: WebSocket, decide: Callable[[Actor], Awaitable[T]],
+                 run: Callable[[Actor, T, WebSocketChannel], Awaitable[None]]) -> None:
+    """Decide before the handshake (refusals as HTTP answers), then accept and run the stream."""
     attached = await _attach(ws, decide)
     if attached is None:
         return
     await ws.accept()
-    await streams.pty(attached[1], WebSocketChannel(ws))
+    await run(attached[0], attached[1], WebSocketChannel(ws))
+
+
+async def pty(ws: WebSocket, name: str) -> None:
+    streams = ws.app.state.manager.streams
+    await _serve(ws, lambda who: streams.open_terminal(who, name, _params(ws, StreamParams).owner_access_key),
+                 lambda who, target, channel: streams.pty(target, channel))
 
 
 async def execute(ws: WebSocket, name: str) -> None:
     streams = ws.app.state.manager.streams
-
-    async def decide(who: Actor) -> str:
-        return await streams.attach_execute(who, name, _params(ws, StreamParams).owner_access_key)
-    attached = await _attach(ws, decide)
-    if attached is None:
-        return
-    await ws.accept()
-    await streams.execute(attached[0], attached[1], WebSocketChannel(ws))
+    await _serve(ws, lambda who: streams.attach_execute(who, name, _params(ws, StreamParams).owner_access_key),
+                 streams.execute)
 
 
 async def tcpproxy(ws: WebSocket, name: str) -> None:
     """Raw TCP to an app (``backend.ai app SESSION APP -b PORT``); /httpproxy is the same pipe."""
     streams = ws.app.state.manager.streams
-
-    async def decide(who: Actor) -> Any:
-        return await streams.open_app(who, name, _params(ws, AppStreamParams))
-    attached = await _attach(ws, decide)
-    if attached is None:
-        return
-    await ws.accept()
-    await streams.pipe_tcp(attached[1], WebSocketChannel(ws))
+    await _serve(ws, lambda who: streams.open_app(who, name, _params(ws, AppStreamParams)),
+                 lambda who, target, channel: streams.pipe_tcp(target, channel))
 
 
 for _prefix in ("session", "kernel"):  # "kernel" is what API versions before v5 call a session
