@@ -73,7 +73,12 @@ class ManagerConfig(Section):
                                        "which an SFTP or File Browser session is reclaimed")
     trusted_proxies: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"],
-        description="peers whose X-Forwarded-For is believed (allowed client IPs)")
+        description="peers whose X-Forwarded-For is believed (allowed client IPs, login throttling)")
+    lockout_attempts: int = Field(10, ge=1, description="failed logins (/auth/authorize, OTP included) "
+                                  "of one account before its logins are refused for lockout_seconds")
+    lockout_client_attempts: int = Field(100, ge=1, description="failed logins from one client "
+                                         "address before its logins are refused for lockout_seconds")
+    lockout_seconds: int = Field(1200, ge=1)
 
 
 class WebserverConfig(Section):
@@ -83,6 +88,9 @@ class WebserverConfig(Section):
     login_session_ttl: int = Field(86400, ge=60, description="seconds of inactivity")
     lockout_attempts: int = Field(10, ge=1)
     lockout_seconds: int = Field(1200, ge=1)
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="reverse proxies (addresses or networks) whose "
+        "X-Forwarded-For/-Host/-Proto are believed; empty = none (the headers are ignored)")
     guide_url: str = "https://webui.docs.backend.ai/en/latest/"
     signup_enabled: bool = Field(False, description="show the sign-up dialog on the login page; "
                                  "keep in sync with the manager's sign-up setting")

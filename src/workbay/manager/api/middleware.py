@@ -14,6 +14,7 @@ from workbay.common import signing
 from workbay.common.errors import (
     AuthFailed, BackendError, GenericBadRequest, InvalidAuthParameters, RateLimitExceeded,
 )
+from workbay.common.forwarded import client_ip, networks, parse_ip
 from workbay.common.http import problem_response
 from workbay.common.ratelimit import WINDOW_SECONDS
 from workbay.manager.services.access import Actor
@@ -30,33 +31,8 @@ UNPROTECTED_PATHS = frozenset({
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 
 
-def _networks(specs) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(s, strict=False) for s in specs]
-
-
-def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-
-
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: list) -> str | None:
-    """The client's address: the peer, unless the peer is a trusted proxy, in which case the
-    right-most X-Forwarded-For entry that is not itself a trusted proxy."""
-    if peer is None:
-        return None
-    addr = _parse_ip(peer)
-    if addr is None or not forwarded_for or not any(addr in net for net in trusted):
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    for hop in reversed(hops):
-        hop_addr = _parse_ip(hop)
-        if hop_addr is None:
-            return hop  # garbage from an untrusted hop: matches no allowed network
-        if not any(hop_addr in net for net in trusted):
-            return hop
-    return hops[0] if hops else peer
+_networks = networks  # the names tests and callers use
+_parse_ip = parse_ip
 
 
 def ip_allowed(ip: str | None, allowed: list[str] | None) -> bool:
