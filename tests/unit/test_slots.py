@@ -17,6 +17,7 @@ from workbay.common.slots import (
     is_bytes_slot,
     parse_amount,
     parse_binary_size,
+    request_problem,
 )
 
 GIB = 1024**3
@@ -131,11 +132,48 @@ def test_bad_binary_sizes(text):
 def test_from_user():
     s = ResourceSlot.from_user({"cpu": "2", "mem": "4g", "cuda.shares": 0.5, "cuda.device": 1, "cuda.mem": "1g"})
     assert s == {"cpu": 2, "mem": 4 * GIB, "cuda.shares": Decimal("0.5"), "cuda.device": 1, "cuda.mem": GIB}
-    assert ResourceSlot.from_user({"cpu": "Infinity", "mem": "inf"}) == {"cpu": INFINITY, "mem": INFINITY}
+    assert ResourceSlot.from_user({"cpu": "Infinity", "mem": "inf"}, limit=True) == {"cpu": INFINITY, "mem": INFINITY}
     for bad in ({"cpu": "1g"}, {"cpu": -1}, {"mem": "-1g"}, {"cpu": None}, {"cpu": True}, {"cpu": "nan"},
                 {"cpu": [1]}, {"CPU!": 1}):
         with pytest.raises(SlotParseError):
             ResourceSlot.from_user(bad)
+
+
+@pytest.mark.parametrize("bad,says", [
+    ({"cpu": "Infinity"}, "finite"), ({"cpu": float("inf")}, "finite"), ({"cpu": "inf"}, "finite"),
+    ({"cpu": float("nan")}, "not a number"), ({"cpu": "NaN"}, "not a number"), ({"cpu": "sNaN"}, "not a number"),
+    ({"cpu": -1}, "zero or more"), ({"cpu": "-Infinity"}, "zero or more"),
+    ({"cpu": 1e308}, "at most 1024"), ({"cpu": 1025}, "at most 1024"), ({"cpu": "1e999999999"}, "at most"),
+    ({"mem": 1e30}, "at most 1 PiB"), ({"mem": "2p"}, "at most 1 PiB"), ({"mem": "Infinity"}, "finite"),
+    ({"cuda.mem": "1e"}, "at most 1 PiB"), ({"mem": "lots"}, "not a valid amount"), ({"cuda.device": 10**6 + 1}, "at most 1000000"),
+    ({"cpu": 10**5000}, "at most"), ({"cpu": "1" * 100}, "too long"), ({"x" * 65: 1}, "not a resource slot name"),
+])
+def test_requests_are_finite_and_bounded(bad, says):
+    with pytest.raises(SlotParseError, match=says):
+        ResourceSlot.from_user(bad)
+
+
+def test_bounds_and_places():
+    assert ResourceSlot.from_user({"cpu": 1024, "mem": "1p", "cuda.shares": 10**6}) == {
+        "cpu": 1024, "mem": 2**50, "cuda.shares": 10**6}
+    # count amounts keep 6 decimal places (rounded down): a tiny exponent cannot blow up to_json
+    assert ResourceSlot.from_user({"cpu": "1e-999999999"}).to_json() == {"cpu": "0"}
+    assert ResourceSlot.from_user({"cpu": "0.12345678"})["cpu"] == Decimal("0.123456")
+    # limits: Infinity allowed, finite amounts bounded by 2^63
+    assert ResourceSlot.from_user({"cpu": "Infinity"}, limit=True)["cpu"] == INFINITY
+    assert ResourceSlot.from_user({"cpu": 5000}, limit=True)["cpu"] == 5000
+    with pytest.raises(SlotParseError, match="at most 2\\^63"):
+        ResourceSlot.from_user({"cpu": 2**64}, limit=True)
+    with pytest.raises(SlotParseError):
+        ResourceSlot.from_user({"cpu": "NaN"}, limit=True)
+
+
+def test_request_problem_reads_back_stored_rows():
+    assert request_problem(ResourceSlot({"cpu": 1, "mem": 2**30})) is None
+    assert "finite" in request_problem(ResourceSlot({"cpu": "Infinity"}))
+    assert "finite" in request_problem(ResourceSlot({"cpu": -1}))
+    assert "finite" in request_problem(ResourceSlot({"mem": "1e30"}))
+    assert "decimal places" in request_problem(ResourceSlot({"cpu": "1e-999999999"}))
 
 
 def test_parse_amount_names_the_slot():

@@ -19,9 +19,18 @@ equality (``{cpu: 1}`` ≠ ``{cpu: 1, mem: 0}``; use ``nonzero()`` to compare ig
 
 Parsing user input (``ResourceSlot.from_user``): plain decimals for count slots; binary sizes
 (``"512m"``, ``"1g"``, ``"1.5GiB"``, ``"1024"``) for byte slots (``mem`` and ``*.mem``), rounded
-down to whole bytes; ``"Infinity"`` (or ``"inf"``) anywhere; negatives and NaN rejected.  JSON
-(``to_json``/``from_json``) stores decimal strings (``"Infinity"`` for unlimited) and
-round-trips exactly.
+down to whole bytes; count amounts kept to ``MAX_PLACES`` decimal places (rounded down);
+negatives and NaN rejected.  Two readings again, chosen by the caller:
+
+- a **request** (the default: a session's resources, a preset, an image's minimum): finite and at
+  most ``request_bound(slot)`` — ``cpu`` ≤ 1024 cores, byte slots ≤ 1 PiB, any other slot ≤ 10⁶
+  units.  ``"Infinity"`` is refused;
+- a **limit** (``limit=True``: policy, project, domain totals): ``"Infinity"`` (or ``"inf"``)
+  means unlimited; a finite amount is at most ``MAX_LIMIT`` (2⁶³).
+
+JSON (``to_json``/``from_json``) stores decimal strings (``"Infinity"`` for unlimited) and
+round-trips exactly.  ``request_problem(slots)`` says what is wrong with an amount read back from
+storage (the scheduler refuses such a row instead of failing its whole tick).
 """
 
 from __future__ import annotations
@@ -33,6 +42,11 @@ from typing import Any
 
 __all__ = [
     "INFINITY",
+    "MAX_BYTES",
+    "MAX_COUNT",
+    "MAX_CPU",
+    "MAX_LIMIT",
+    "MAX_PLACES",
     "ZERO",
     "ResourceSlot",
     "SlotParseError",
@@ -40,6 +54,8 @@ __all__ = [
     "is_bytes_slot",
     "parse_amount",
     "parse_binary_size",
+    "request_bound",
+    "request_problem",
 ]
 
 ZERO = Decimal(0)
@@ -49,6 +65,15 @@ SLOT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([kmgtpe])(?:i?b)?|b)?\s*$", re.IGNORECASE)
 _UNIT_POWER = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
 _INFINITY_WORDS = {"infinity", "inf", "+infinity", "+inf"}
+
+# Bounds of user-given amounts (docs/api.md "Bounds"): far above any real machine, low enough
+# that arithmetic, formatting and JSON stay cheap and exact.
+MAX_CPU = Decimal(1024)            # cores of one request
+MAX_BYTES = Decimal(2**50)         # 1 PiB: mem and every <vendor>.mem of one request
+MAX_COUNT = Decimal(10**6)         # any other slot of one request (devices, shares, …)
+MAX_LIMIT = Decimal(2**63)         # a finite limit (policy / project / domain totals)
+MAX_PLACES = 6                     # decimal places kept for count slots
+_QUANTUM = Decimal(1).scaleb(-MAX_PLACES)
 
 
 class SlotParseError(ValueError):
@@ -66,39 +91,89 @@ def parse_binary_size(text: str) -> Decimal:
     m = _SIZE_RE.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a size (examples: 1024, 512m, 1g, 1.5GiB)")
+    if len(m.group(1)) > 40:
+        raise ValueError(f"{text[:40]!r}…: too many digits")
     number = Decimal(m.group(1))
     unit = (m.group(2) or "").lower()
     amount = number * (Decimal(1024) ** _UNIT_POWER[unit]) if unit else number
     return amount.quantize(Decimal(1), rounding=ROUND_DOWN)
 
 
-def parse_amount(slot: str, value: Any) -> Decimal:
+def request_bound(slot: str) -> Decimal:
+    """The largest amount of ``slot`` one request may ask for."""
+    if slot == "cpu":
+        return MAX_CPU
+    return MAX_BYTES if is_bytes_slot(slot) else MAX_COUNT
+
+
+def _limit_text(slot: str, bound: Decimal) -> str:
+    return format_amount(slot, bound) if bound != MAX_LIMIT else "2^63"
+
+
+def parse_amount(slot: str, value: Any, *, limit: bool = False) -> Decimal:
     """One user-given amount for ``slot``: int, Decimal, float (via its shortest repr) or string
-    (decimal, ``"Infinity"``, binary size for byte slots).  Never negative, never NaN."""
+    (decimal, binary size for byte slots).  Never negative, never NaN; ``"Infinity"`` only when
+    ``limit``; at most ``request_bound(slot)`` (a request) or ``MAX_LIMIT`` (a limit)."""
     if isinstance(value, bool) or value is None:
         raise SlotParseError(f"{slot}: not a number")
     if isinstance(value, str):
         text = value.strip()
-        if text.lower() in _INFINITY_WORDS:
-            return INFINITY
-        try:
-            if is_bytes_slot(slot):
-                amount = parse_binary_size(text)
-            else:
-                amount = Decimal(text)
-        except (InvalidOperation, ValueError) as e:
-            raise SlotParseError(f"{slot}: {value!r} is not a valid amount") from e
+        if len(text) > 64:
+            raise SlotParseError(f"{slot}: {text[:20]!r}…: not a valid amount (too long)")
+        if text.lower() in _INFINITY_WORDS or text.lower() in ("-inf", "-infinity"):
+            amount = INFINITY if not text.startswith("-") else -INFINITY
+        else:
+            try:
+                if is_bytes_slot(slot):
+                    amount = parse_binary_size(text)
+                else:
+                    amount = Decimal(text)
+            except (InvalidOperation, ValueError, ArithmeticError) as e:
+                raise SlotParseError(f"{slot}: {value!r} is not a valid amount") from e
     elif isinstance(value, (int, Decimal)):
-        amount = Decimal(value)
+        try:
+            amount = Decimal(value)
+        except (ValueError, ArithmeticError) as e:  # an int too long to convert
+            raise SlotParseError(f"{slot}: not a valid amount") from e
     elif isinstance(value, float):
         amount = Decimal(repr(value))
     else:
         raise SlotParseError(f"{slot}: not a number")
+    return _checked(slot, amount, limit)
+
+
+def _checked(slot: str, amount: Decimal, limit: bool) -> Decimal:
     if amount.is_nan():
         raise SlotParseError(f"{slot}: not a number")
     if amount < 0:
         raise SlotParseError(f"{slot}: must be zero or more")
+    if amount.is_infinite():
+        if limit:
+            return INFINITY
+        raise SlotParseError(f"{slot}: must be a finite amount (at most {format_amount(slot, request_bound(slot))})")
+    bound = MAX_LIMIT if limit else request_bound(slot)
+    if amount > bound:
+        raise SlotParseError(f"{slot}: {'a limit' if limit else 'a request'} is at most "
+                             f"{_limit_text(slot, bound)}")
+    if is_bytes_slot(slot):
+        return amount.quantize(Decimal(1), rounding=ROUND_DOWN)
+    if amount.as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]
+        amount = amount.quantize(_QUANTUM, rounding=ROUND_DOWN)
     return amount
+
+
+def request_problem(slots: Mapping[str, Decimal]) -> str | None:
+    """What is wrong with ``slots`` as a request read back from storage (None when nothing):
+    a NaN, negative, infinite or out-of-bounds amount, or more than ``MAX_PLACES`` places."""
+    for k, v in slots.items():
+        if not isinstance(v, Decimal) or v.is_nan():
+            return f"requested {k} is not a number"
+        if v.is_infinite() or v < 0 or v > request_bound(k):
+            return (f"requested {k} must be a finite amount between 0 and "
+                    f"{format_amount(k, request_bound(k))}")
+        if v.as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]
+            return f"requested {k} has more than {MAX_PLACES} decimal places"
+    return None
 
 
 def _coerce(slot: Any, value: Any) -> Decimal:
@@ -175,13 +250,16 @@ class ResourceSlot(Mapping[str, Decimal]):
         return cls._raw(dict(data))
 
     @classmethod
-    def from_user(cls, data: Mapping[str, Any]) -> ResourceSlot:
-        """User/admin input with units (``{"cpu": 2, "mem": "4g", "cuda.shares": "0.5"}``)."""
+    def from_user(cls, data: Mapping[str, Any], *, limit: bool = False) -> ResourceSlot:
+        """User/admin input with units (``{"cpu": 2, "mem": "4g", "cuda.shares": "0.5"}``): a
+        request (finite, bounded) unless ``limit`` (``"Infinity"`` allowed).  See the module
+        docstring for the bounds."""
         out: dict[str, Decimal] = {}
         for k, v in data.items():
-            if not isinstance(k, str) or not SLOT_NAME_RE.match(k) or len(k) > 64:
-                raise SlotParseError(f"{k!r}: not a resource slot name")
-            out[k] = parse_amount(k, v)
+            if not isinstance(k, str) or len(k) > 64 or not SLOT_NAME_RE.match(k):
+                shown = k[:64] + "…" if isinstance(k, str) and len(k) > 64 else k
+                raise SlotParseError(f"{shown!r}: not a resource slot name")
+            out[k] = parse_amount(k, v, limit=limit)
         return cls._raw(out)
 
     @classmethod

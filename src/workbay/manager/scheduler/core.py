@@ -9,8 +9,10 @@ the ``SchedulingResult``: one decision per pending session —
 - ``StillPending``: every predicate with passed/failed and a message, the new ``attempts`` and
   ``blocking_retries`` counters to store, and ``blocked_by`` when it waited behind the head of line;
 - ``Cancelled``: ``"pending-timeout"`` (pending longer than the group's ``pending_timeout``,
-  counted from ``created_at``, or from ``starts_at`` for a reserved batch session) or
-  ``"dependency-failed"`` (a dependency finished without success).
+  counted from ``created_at``, or from ``starts_at`` for a reserved batch session),
+  ``"dependency-failed"`` (a dependency finished without success) or ``"invalid-request"``
+  (evaluating the session raised: the error is the message, and the tick goes on for everyone
+  else — one bad row never stops the queue).
 
 A tick:
 
@@ -47,6 +49,7 @@ from . import predicates as P
 from .model import (
     ALL_SESSION_TYPES,
     CANCEL_DEPENDENCY_FAILED,
+    CANCEL_INVALID_REQUEST,
     CANCEL_PENDING_TIMEOUT,
     DEFAULT_RETRIES_TO_SKIP,
     PRED_ARCHITECTURE,
@@ -83,13 +86,13 @@ from .ordering import SessionQueue, dominant_share, static_order
 from .placement import AgentPool, Placement
 
 __all__ = [
-    "ALL_SESSION_TYPES", "CANCEL_DEPENDENCY_FAILED", "CANCEL_PENDING_TIMEOUT", "DEFAULT_RETRIES_TO_SKIP",
+    "ALL_SESSION_TYPES", "CANCEL_DEPENDENCY_FAILED", "CANCEL_INVALID_REQUEST", "CANCEL_PENDING_TIMEOUT", "DEFAULT_RETRIES_TO_SKIP",
     "PRED_ARCHITECTURE", "PRED_CAPACITY", "PRED_CONCURRENCY", "PRED_DEPENDENCIES", "PRED_DESIGNATED_AGENT",
     "PRED_DOMAIN_LIMIT", "PRED_KEYPAIR_LIMIT", "PRED_PROJECT_LIMIT", "PRED_SESSION_TYPE", "PRED_START_TIME",
     "PREDICATE_NAMES", "Agent", "AgentPool", "AgentSelection", "Cancelled", "ClusterMode", "Decision",
     "DependencyState", "KernelPlacement", "KeypairUsage", "PendingSession", "Placement", "PredicateResult",
     "ResourceGroup", "Scheduled", "SchedulerKind", "SchedulingInput", "SchedulingResult", "SessionType",
-    "StillPending", "Usage", "cancellation", "dominant_share", "schedule", "static_order", "validate",
+    "StillPending", "Usage", "cancellation", "dominant_share", "invalid", "schedule", "static_order", "validate",
 ]
 
 
@@ -131,6 +134,12 @@ def cancellation(s: PendingSession, inp: SchedulingInput) -> Cancelled | None:
     return None
 
 
+def invalid(s: PendingSession, error: BaseException) -> Cancelled:
+    """The decision for a session whose evaluation raised: cancelled, saying why."""
+    text = str(error) or type(error).__name__
+    return Cancelled(s, CANCEL_INVALID_REQUEST, f"the request cannot be scheduled: {text[:500]}")
+
+
 def _add(acc: dict[str, dict[str, Decimal]], key: str, slots: ResourceSlot) -> None:
     d = acc.setdefault(key, {})
     for k, v in slots.items():
@@ -150,7 +159,11 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
     decisions: list[Decision] = []
     queued: list[PendingSession] = []
     for s in inp.pending:
-        c = cancellation(s, inp)
+        try:
+            c = cancellation(s, inp)
+        except Exception as e:  # one bad session never fails the tick
+            decisions.append(invalid(s, e))
+            continue
         if c is not None:
             decisions.append(c)
         else:
@@ -165,78 +178,82 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
 
     while queue:
         s = queue.pop()
-        per_kernel = s.effective_slots
-        total = per_kernel * s.cluster_size if s.cluster_size > 1 else per_kernel
-        kp: KeypairUsage = inp.keypairs[s.access_key]
-        proj: Usage = inp.projects[s.project_id]
-        dom: Usage = inp.domains[s.domain]
-        counted = s.session_type != SessionType.SYSTEM
-        if counted:
-            limits = [
-                P.concurrency(s, kp, kp_started.get(s.access_key, 0)),
-                P.resource_limit(PRED_KEYPAIR_LIMIT, "keypair", total, kp.limit, kp.occupied, kp_added.get(s.access_key)),
-                P.resource_limit(PRED_PROJECT_LIMIT, "project", total, proj.limit, proj.occupied,
-                                 proj_added.get(s.project_id)),
-                P.resource_limit(PRED_DOMAIN_LIMIT, "domain", total, dom.limit, dom.occupied, dom_added.get(s.domain)),
-            ]
-        else:  # system sessions never count against their owner's, project's or domain's limits
-            limits = [PredicateResult(name, True, "system sessions are not counted")
-                      for name in (PRED_CONCURRENCY, PRED_KEYPAIR_LIMIT, PRED_PROJECT_LIMIT, PRED_DOMAIN_LIMIT)]
-        preds = [
-            P.reserved_start_time(s, inp.now),
-            P.allowed_session_type(s, group),
-            P.dependencies(s, inp.dependencies),
-            *limits,
-            P.architecture(s, pool.architectures, group.name),
-            P.designated_agent(s, pool.states, pool.excluded),
-        ]
-        others_pass = all(p.passed for p in preds)
-        placeable = preds[-1].passed and preds[-2].passed
-        placement = pool.find(per_kernel, s.cluster_size, s.cluster_mode, s.architecture, s.designated_agents) \
-            if placeable else None
-
-        if blocker is not None:
-            if placement is not None:
-                msg = (f"resources are free, but session {blocker.id} ahead in the queue waits for resources "
-                       f"first (head-of-line blocking)")
-            else:
-                msg = _capacity_message(pool, group.name, _shape(per_kernel, s), placeable) + \
-                    f"; also queued behind session {blocker.id}"
-            preds.append(PredicateResult(PRED_CAPACITY, False, msg))
-            decisions.append(StillPending(s, tuple(preds), s.attempts + 1, s.blocking_retries, blocker.id,
-                                          _summary(preds)))
-        elif placement is not None and others_pass:
-            pool.commit(placement)
-            preds.append(PredicateResult(PRED_CAPACITY, True, f"placed on {', '.join(dict.fromkeys(placement.agent_ids))}"))
+        try:
+            per_kernel = s.effective_slots
+            total = per_kernel * s.cluster_size if s.cluster_size > 1 else per_kernel
+            kp: KeypairUsage = inp.keypairs[s.access_key]
+            proj: Usage = inp.projects[s.project_id]
+            dom: Usage = inp.domains[s.domain]
+            counted = s.session_type != SessionType.SYSTEM
             if counted:
-                _add(kp_added, s.access_key, total)
-                _add(proj_added, s.project_id, total)
-                _add(dom_added, s.domain, total)
-                kp_started[s.access_key] = kp_started.get(s.access_key, 0) + 1
-            queue.allocated(s, total)
-            placements = tuple(KernelPlacement(i, aid, per_kernel) for i, aid in enumerate(placement.agent_ids))
-            decisions.append(Scheduled(s, placements, tuple(preds)))
-        else:
-            blocking_retries = s.blocking_retries
-            if placement is not None:
-                preds.append(PredicateResult(PRED_CAPACITY, True, "resources are free"))
-            else:
-                msg = _capacity_message(pool, group.name, _shape(per_kernel, s), placeable)
-                if others_pass:  # lacks only capacity: may hold back the queue
-                    if s.blocking_retries >= group.retries_to_skip:
-                        if group.retries_to_skip:
-                            msg += (f"; skipped after holding back the queue {group.retries_to_skip} times, "
-                                    f"later sessions may go first")
-                    elif not pool.could_ever_fit(per_kernel, s.cluster_size, s.cluster_mode, s.architecture,
-                                                 s.designated_agents):
-                        msg += "; it would not fit even on empty agents, so it does not hold back the queue"
-                    else:
-                        blocker = s
-                        blocking_retries += 1
-                        msg += (f"; holding back the queue (head-of-line, {blocking_retries} of "
-                                f"{group.retries_to_skip} tries before it is skipped)")
+                limits = [
+                    P.concurrency(s, kp, kp_started.get(s.access_key, 0)),
+                    P.resource_limit(PRED_KEYPAIR_LIMIT, "keypair", total, kp.limit, kp.occupied, kp_added.get(s.access_key)),
+                    P.resource_limit(PRED_PROJECT_LIMIT, "project", total, proj.limit, proj.occupied,
+                                     proj_added.get(s.project_id)),
+                    P.resource_limit(PRED_DOMAIN_LIMIT, "domain", total, dom.limit, dom.occupied, dom_added.get(s.domain)),
+                ]
+            else:  # system sessions never count against their owner's, project's or domain's limits
+                limits = [PredicateResult(name, True, "system sessions are not counted")
+                          for name in (PRED_CONCURRENCY, PRED_KEYPAIR_LIMIT, PRED_PROJECT_LIMIT, PRED_DOMAIN_LIMIT)]
+            preds = [
+                P.reserved_start_time(s, inp.now),
+                P.allowed_session_type(s, group),
+                P.dependencies(s, inp.dependencies),
+                *limits,
+                P.architecture(s, pool.architectures, group.name),
+                P.designated_agent(s, pool.states, pool.excluded),
+            ]
+            others_pass = all(p.passed for p in preds)
+            placeable = preds[-1].passed and preds[-2].passed
+            placement = pool.find(per_kernel, s.cluster_size, s.cluster_mode, s.architecture, s.designated_agents) \
+                if placeable else None
+
+            if blocker is not None:
+                if placement is not None:
+                    msg = (f"resources are free, but session {blocker.id} ahead in the queue waits for resources "
+                           f"first (head-of-line blocking)")
+                else:
+                    msg = _capacity_message(pool, group.name, _shape(per_kernel, s), placeable) + \
+                        f"; also queued behind session {blocker.id}"
                 preds.append(PredicateResult(PRED_CAPACITY, False, msg))
-            decisions.append(StillPending(s, tuple(preds), s.attempts + 1, blocking_retries, None, _summary(preds)))
+                decisions.append(StillPending(s, tuple(preds), s.attempts + 1, s.blocking_retries, blocker.id,
+                                              _summary(preds)))
+            elif placement is not None and others_pass:
+                pool.commit(placement)
+                preds.append(PredicateResult(PRED_CAPACITY, True, f"placed on {', '.join(dict.fromkeys(placement.agent_ids))}"))
+                if counted:
+                    _add(kp_added, s.access_key, total)
+                    _add(proj_added, s.project_id, total)
+                    _add(dom_added, s.domain, total)
+                    kp_started[s.access_key] = kp_started.get(s.access_key, 0) + 1
+                queue.allocated(s, total)
+                placements = tuple(KernelPlacement(i, aid, per_kernel) for i, aid in enumerate(placement.agent_ids))
+                decisions.append(Scheduled(s, placements, tuple(preds)))
+            else:
+                blocking_retries = s.blocking_retries
+                if placement is not None:
+                    preds.append(PredicateResult(PRED_CAPACITY, True, "resources are free"))
+                else:
+                    msg = _capacity_message(pool, group.name, _shape(per_kernel, s), placeable)
+                    if others_pass:  # lacks only capacity: may hold back the queue
+                        if s.blocking_retries >= group.retries_to_skip:
+                            if group.retries_to_skip:
+                                msg += (f"; skipped after holding back the queue {group.retries_to_skip} times, "
+                                        f"later sessions may go first")
+                        elif not pool.could_ever_fit(per_kernel, s.cluster_size, s.cluster_mode, s.architecture,
+                                                     s.designated_agents):
+                            msg += "; it would not fit even on empty agents, so it does not hold back the queue"
+                        else:
+                            blocker = s
+                            blocking_retries += 1
+                            msg += (f"; holding back the queue (head-of-line, {blocking_retries} of "
+                                    f"{group.retries_to_skip} tries before it is skipped)")
+                    preds.append(PredicateResult(PRED_CAPACITY, False, msg))
+                decisions.append(StillPending(s, tuple(preds), s.attempts + 1, blocking_retries, None, _summary(preds)))
+        except Exception as e:  # one bad session never fails the tick; at worst (a raise after
+            # pool.commit) its slots stay counted as taken for the rest of this tick: conservative
+            decisions.append(invalid(s, e))
         queue.done(s)
 
     return SchedulingResult(tuple(decisions), pool.occupied())

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -57,7 +58,10 @@ async def occupancy_by_agent(s) -> dict[str, ResourceSlot]:
     rows = await s.execute(select(Kernel.agent_id, Kernel.occupied_slots)
                            .where(Kernel.status.in_(OCCUPYING), Kernel.agent_id.is_not(None)))
     for agent_id, slots in rows.all():
-        acc[agent_id] = acc[agent_id] + _slots(slots)
+        try:
+            acc[agent_id] = acc[agent_id] + _slots(slots)
+        except (TypeError, ValueError, ArithmeticError) as e:
+            log.warning("a kernel on agent %s holds unreadable slots %r: %s (not counted)", agent_id, slots, e)
     return acc
 
 
@@ -109,7 +113,10 @@ class Dispatcher:
                     rg = await s.get(ResourceGroup, name)
                     if rg is None:
                         continue
-                    result = await self._tick_group(s, rg, now, scheduled, events)
+                    try:
+                        result = await self._tick_group(s, rg, now, scheduled, events)
+                    except Exception:  # one group's trouble never stops the others
+                        log.exception("scheduling resource group %s failed; the other groups go on", name)
         for sess, event, reason in events:
             await self.launcher.lifecycle.publish(sess, event, reason)
         for sid in scheduled:
@@ -141,11 +148,16 @@ class Dispatcher:
             for dep in (await s.execute(dep_rows)).scalars().unique():
                 deps[str(dep.id)] = dependency_state(dep)
         occupied = await occupancy_by_agent(s)
-        agents = [core.Agent(id=a.id, resource_group=a.resource_group, total_slots=_slots(a.available_slots),
-                             occupied_slots=occupied.get(a.id, ResourceSlot()), architecture=a.architecture,
-                             schedulable=a.schedulable)
-                  for a in (await s.execute(select(Agent).where(Agent.resource_group == rg.name,
-                                                               Agent.status == "ALIVE"))).scalars()]
+        agents = []
+        for a in (await s.execute(select(Agent).where(Agent.resource_group == rg.name,
+                                                     Agent.status == "ALIVE"))).scalars():
+            try:
+                agents.append(core.Agent(id=a.id, resource_group=a.resource_group,
+                                         total_slots=_slots(a.available_slots),
+                                         occupied_slots=occupied.get(a.id, ResourceSlot()),
+                                         architecture=a.architecture, schedulable=a.schedulable))
+            except (TypeError, ValueError, ArithmeticError) as e:
+                log.warning("agent %s reports unreadable capacity: %s (not a candidate this tick)", a.id, e)
         addr = {a.id: a.addr for a in (await s.execute(select(Agent))).scalars()}
         live = (await s.execute(select(ComputeSession).where(ComputeSession.status.in_(LIVE)))).scalars().all()
         by_key: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
@@ -156,7 +168,11 @@ class Dispatcher:
         for sess in live:
             if sess.status == "PENDING" or sess.session_type == "system":
                 continue
-            slots = _slots(sess.occupying_slots)
+            try:
+                slots = _slots(sess.occupying_slots)
+            except (TypeError, ValueError, ArithmeticError) as e:
+                log.warning("session %s occupies unreadable slots: %s (not counted)", sess.id, e)
+                continue
             by_key[sess.access_key] += slots
             active[sess.access_key] += 1
             by_project[str(sess.project_id)] += slots
@@ -165,68 +181,111 @@ class Dispatcher:
                 in_group[sess.access_key] += slots
         keypairs, projects, domains = {}, {}, {}
         pending: list[core.PendingSession] = []
+        refused: list[tuple[ComputeSession, str]] = []
         for p in pending_rows:
-            if p.access_key not in keypairs:
-                kp = await s.get(Keypair, p.access_key)
-                policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
-                keypairs[p.access_key] = core.KeypairUsage(
-                    limit=_slots(policy.total_resource_slots), occupied=by_key[p.access_key],
-                    max_concurrent_sessions=policy.max_concurrent_sessions, active_sessions=active[p.access_key])
-            pid = str(p.project_id)
-            if pid not in projects:
-                project = await s.get(Project, p.project_id)
-                projects[pid] = core.Usage(limit=_slots(project.total_resource_slots), occupied=by_project[pid])
-            if p.domain_name not in domains:
-                domain = await s.get(Domain, p.domain_name)
-                domains[p.domain_name] = core.Usage(limit=_slots(domain.total_resource_slots),
-                                                    occupied=by_domain[p.domain_name])
-            dep_ids = deps_of.get(p.id, [])
-            blocking = int((p.status_data or {}).get("scheduler", {}).get("blocking_retries", p.skip_count or 0))
-            pending.append(core.PendingSession(
-                id=str(p.id), created_at=p.created_at, access_key=p.access_key, project_id=pid,
-                domain=p.domain_name, resource_group=rg.name, requested_slots=_slots(p.requested_slots),
-                user_id=str(p.user_id), session_type=p.session_type, cluster_size=p.cluster_size,
-                cluster_mode=p.cluster_mode, architecture=p.architecture,
-                designated_agents=tuple(p.designated_agents or ()), starts_at=p.starts_at,
-                dependencies=tuple(str(d) for d in dep_ids), attempts=p.scheduling_attempts,
-                blocking_retries=blocking))
+            # A row no API accepts (written around it, or by an older version) is refused on its
+            # own: cancelled with the reason, never failing the tick for everyone else.
+            try:
+                pending.append(await self._pending_session(s, p, rg, deps_of, by_key, active, by_project,
+                                                           by_domain, keypairs, projects, domains))
+            except Exception as e:
+                log.warning("pending session %s cannot be scheduled: %s", p.id, e)
+                refused.append((p, str(e) or type(e).__name__))
         result = core.schedule(core.SchedulingInput(
             now=now, resource_group=group_settings(rg), agents=agents, pending=pending, keypairs=keypairs,
             projects=projects, domains=domains, dependencies=deps, group_usage=in_group))
-        for decision in result.decisions:
-            sess = by_id[decision.session.id]
-            record = {"last_try": now.isoformat(), "predicates": [
-                {"name": p.name, "passed": p.passed, "message": p.message}
-                for p in getattr(decision, "predicates", ())]}
-            if isinstance(decision, core.Scheduled):
-                kernels = kernels_of[sess.id]
-                for k, placement in zip(kernels, sorted(decision.placements, key=lambda p: p.index)):
-                    k.agent_id, k.agent_addr = placement.agent_id, addr[placement.agent_id]
-                    k.occupied_slots = placement.slots.to_json()
-                    set_status(k, "SCHEDULED")
-                sess.occupying_slots = decision.slots.to_json()
-                sess.scheduling_attempts += 1
-                sess.last_try_at = now
-                sess.status_data = {**(sess.status_data or {}), "scheduler": {**record, "retries": sess.scheduling_attempts}}
-                set_status(sess, "SCHEDULED", "scheduled")
-                scheduled.append(sess.id)
-                events.append((sess, "session_scheduled", "scheduled"))
-            elif isinstance(decision, core.StillPending):
-                sess.scheduling_attempts = decision.attempts
-                sess.skip_count = decision.blocking_retries
-                sess.last_try_at = now
-                sess.status_info = "pending"
-                sess.status_data = {**(sess.status_data or {}), "scheduler": {
-                    **record, "retries": decision.attempts, "blocking_retries": decision.blocking_retries,
-                    "blocked_by": decision.blocked_by, "msg": decision.message}}
-            else:
-                for k in kernels_of[sess.id]:
-                    set_status(k, "CANCELLED", decision.reason)
-                sess.status_data = {**(sess.status_data or {}), "scheduler": {**record, "msg": decision.message}}
-                set_status(sess, "CANCELLED", decision.reason)
-                events.append((sess, "session_cancelled", decision.reason))
+        decisions: list[Any] = list(result.decisions)
+        for p, error in refused:
+            decisions.append(core.Cancelled(_Refused(str(p.id)), core.CANCEL_INVALID_REQUEST,
+                                            f"the request cannot be scheduled: {error[:500]}"))
+        for decision in decisions:
+            try:
+                self._apply(decision, by_id[decision.session.id], now, kernels_of, addr, scheduled, events)
+            except Exception:
+                log.exception("recording the scheduler's decision on session %s failed", decision.session.id)
         for agent_id, slots in result.agent_occupied.items():
             agent = await s.get(Agent, agent_id)
             if agent is not None:
                 agent.occupied_slots = slots.to_json()
         return result
+
+    async def _pending_session(self, s, p: ComputeSession, rg: ResourceGroup, deps_of, by_key, active,
+                               by_project, by_domain, keypairs, projects, domains) -> core.PendingSession:
+        """One PENDING row as the pure core sees it, loading its keypair / project / domain usage
+        on first sight; raises on a row that cannot be read."""
+        if p.access_key not in keypairs:
+            kp = await s.get(Keypair, p.access_key)
+            if kp is None:
+                raise ValueError(f"its keypair {p.access_key} no longer exists")
+            policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+            if policy is None:
+                raise ValueError(f"its keypair's resource policy {kp.resource_policy!r} no longer exists")
+            keypairs[p.access_key] = core.KeypairUsage(
+                limit=_slots(policy.total_resource_slots), occupied=by_key[p.access_key],
+                max_concurrent_sessions=policy.max_concurrent_sessions, active_sessions=active[p.access_key])
+        pid = str(p.project_id)
+        if pid not in projects:
+            project = await s.get(Project, p.project_id)
+            if project is None:
+                raise ValueError(f"its project {pid} no longer exists")
+            projects[pid] = core.Usage(limit=_slots(project.total_resource_slots), occupied=by_project[pid])
+        if p.domain_name not in domains:
+            domain = await s.get(Domain, p.domain_name)
+            if domain is None:
+                raise ValueError(f"its domain {p.domain_name!r} no longer exists")
+            domains[p.domain_name] = core.Usage(limit=_slots(domain.total_resource_slots),
+                                                occupied=by_domain[p.domain_name])
+        if not isinstance(p.created_at, datetime):
+            raise ValueError("it has no creation time")
+        dep_ids = deps_of.get(p.id, [])
+        blocking = int((p.status_data or {}).get("scheduler", {}).get("blocking_retries", p.skip_count or 0))
+        return core.PendingSession(
+            id=str(p.id), created_at=p.created_at, access_key=p.access_key, project_id=pid,
+            domain=p.domain_name, resource_group=rg.name, requested_slots=_slots(p.requested_slots),
+            user_id=str(p.user_id), session_type=p.session_type, cluster_size=p.cluster_size,
+            cluster_mode=p.cluster_mode, architecture=p.architecture,
+            designated_agents=tuple(p.designated_agents or ()), starts_at=p.starts_at,
+            dependencies=tuple(str(d) for d in dep_ids), attempts=p.scheduling_attempts,
+            blocking_retries=blocking)
+
+    @staticmethod
+    def _apply(decision, sess: ComputeSession, now: datetime, kernels_of, addr, scheduled: list, events: list) -> None:
+        """Write one decision onto its rows (everything that can fail is computed first)."""
+        record = {"last_try": now.isoformat(), "predicates": [
+            {"name": p.name, "passed": p.passed, "message": p.message}
+            for p in getattr(decision, "predicates", ())]}
+        previous = sess.status_data if isinstance(sess.status_data, dict) else {}
+        if isinstance(decision, core.Scheduled):
+            placements = [(k, p.agent_id, addr[p.agent_id], p.slots.to_json())
+                          for k, p in zip(kernels_of[sess.id], sorted(decision.placements, key=lambda p: p.index))]
+            occupying = decision.slots.to_json()
+            for k, agent_id, agent_addr, slots in placements:
+                k.agent_id, k.agent_addr, k.occupied_slots = agent_id, agent_addr, slots
+                set_status(k, "SCHEDULED")
+            sess.occupying_slots = occupying
+            sess.scheduling_attempts = (sess.scheduling_attempts or 0) + 1
+            sess.last_try_at = now
+            sess.status_data = {**previous, "scheduler": {**record, "retries": sess.scheduling_attempts}}
+            set_status(sess, "SCHEDULED", "scheduled")
+            scheduled.append(sess.id)
+            events.append((sess, "session_scheduled", "scheduled"))
+        elif isinstance(decision, core.StillPending):
+            sess.scheduling_attempts = decision.attempts
+            sess.skip_count = decision.blocking_retries
+            sess.last_try_at = now
+            sess.status_info = "pending"
+            sess.status_data = {**previous, "scheduler": {
+                **record, "retries": decision.attempts, "blocking_retries": decision.blocking_retries,
+                "blocked_by": decision.blocked_by, "msg": decision.message}}
+        else:
+            for k in kernels_of[sess.id]:
+                set_status(k, "CANCELLED", decision.reason)
+            sess.status_data = {**previous, "scheduler": {**record, "msg": decision.message}}
+            set_status(sess, "CANCELLED", decision.reason)
+            events.append((sess, "session_cancelled", decision.reason))
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """The session of a decision about a row that never became a ``core.PendingSession``."""
+    id: str

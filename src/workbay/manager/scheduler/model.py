@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
-from workbay.common.slots import ResourceSlot
+from workbay.common.slots import ResourceSlot, request_problem
 
 EMPTY = ResourceSlot()
 
@@ -62,6 +62,9 @@ PREDICATE_NAMES = (  # in the order every decision lists them
 
 CANCEL_PENDING_TIMEOUT = "pending-timeout"
 CANCEL_DEPENDENCY_FAILED = "dependency-failed"
+# A session the scheduler cannot evaluate at all (a row no API accepts: an infinite or NaN
+# request, an unknown type, …): cancelled with the error instead of failing the whole tick.
+CANCEL_INVALID_REQUEST = "invalid-request"
 
 DEFAULT_RETRIES_TO_SKIP = 3
 ALL_SESSION_TYPES = frozenset(SessionType)
@@ -150,9 +153,9 @@ class PendingSession:
         object.__setattr__(self, "dependencies", tuple(self.dependencies))
         if isinstance(self.cluster_size, bool) or not isinstance(self.cluster_size, int) or self.cluster_size < 1:
             raise ValueError(f"session {self.id}: cluster_size must be an integer ≥ 1")
-        for k, v in self.requested_slots.items():
-            if v < 0 or v.is_infinite():
-                raise ValueError(f"session {self.id}: requested {k} must be a finite amount ≥ 0")
+        problem = request_problem(self.requested_slots)
+        if problem:
+            raise ValueError(f"session {self.id}: {problem}")
 
     @property
     def effective_slots(self) -> ResourceSlot:
@@ -274,7 +277,7 @@ class StillPending:
 @dataclass(frozen=True, slots=True)
 class Cancelled:
     session: PendingSession
-    reason: str  # CANCEL_PENDING_TIMEOUT | CANCEL_DEPENDENCY_FAILED
+    reason: str  # CANCEL_PENDING_TIMEOUT | CANCEL_DEPENDENCY_FAILED | CANCEL_INVALID_REQUEST
     message: str
 
 
