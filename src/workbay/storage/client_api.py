@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,9 @@ from starlette.requests import ClientDisconnect
 from workbay.common.errors import GenericBadRequest, InvalidAPIParameters
 from workbay.common.http import json_body, problem_response
 
-from . import files, ownership, tus
+from . import files, ownership, safe_fs, tus
 from .download import file_response, zip_response
-from .errors import NotFound, QuotaExceeded
-from .paths import confine
+from .errors import QuotaExceeded
 from .tokens import verify_token
 from .volumes import Volume, Volumes
 
@@ -123,26 +123,23 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
         archive = _flag(raw.get("archive")) or _flag(claims.get("archive"))
         relpaths = claims.get("relpaths")
         if isinstance(relpaths, list) and relpaths:
-            targets = [confine(folder, str(p)) for p in relpaths]
-            missing = [p for p, t in zip(relpaths, targets) if not t.exists()]
-            if missing:
-                raise NotFound(f"No such file: {missing[0]!r}")
-            return zip_response([(t, t.name) for t in targets], "download.zip")
-        target = confine(folder, claims["relpath"])
-        if not target.exists():
-            raise NotFound(f"No such file: {claims['relpath']!r}")
-        if target.is_dir():
+            opened = await anyio.to_thread.run_sync(_open_all, folder, [str(p) for p in relpaths])
+            return zip_response(opened, "download.zip")
+        fd, st, name = await anyio.to_thread.run_sync(_open_one, folder, claims["relpath"])
+        if stat.S_ISDIR(st.st_mode):
             if not archive:
+                safe_fs.close(fd)
                 raise GenericBadRequest("A directory downloads only as an archive (archive=true).")
-            name = target.name if target != Path(os.path.realpath(folder)) else claims["vfid"]
-            return zip_response([(target, name)], f"{name}.zip")
-        return file_response(target, request.headers.get("range"), request.headers.get("if-range"))
+            name = name or claims["vfid"]
+            return zip_response([(fd, st, name)], f"{name}.zip")
+        return file_response(fd, st, name, request.headers.get("range"),
+                             request.headers.get("if-range"))
 
     # --- upload (tus 1.0.0) ---
     def upload_state(raw: dict[str, Any]) -> tuple[dict, Volume, Path, str]:
         claims, volume, folder = authorize(raw, "upload")
         ownership.parse_owner(claims.get("owner"))  # a bad owner claim fails before any byte
-        tus.target_path(folder, claims["relpath"])  # confinement checked on every request
+        tus.check_target(folder, claims["relpath"])  # checked on every request (by descriptor)
         # one upload per session claim (the manager's upload id); without one, per token
         session = claims.get("session") or f"exp:{claims['exp']}"
         key = tus.session_key(claims["vfid"], claims["relpath"], claims["size"], str(session))
@@ -241,6 +238,27 @@ async def _receive(request: Request, partial: Path, offset: int, size: int) -> i
     finally:
         await anyio.to_thread.run_sync(f.close)
     return offset
+
+
+def _open_one(folder: Path, relpath: str) -> tuple[int, os.stat_result, str]:
+    """A regular file or directory of the folder, opened by descriptor walk (safe_fs)."""
+    with safe_fs.folder_fd(folder) as rfd:
+        return safe_fs.open_path(rfd, relpath)
+
+
+def _open_all(folder: Path, relpaths: list[str]) -> list[tuple[int, os.stat_result, str]]:
+    """``_open_one`` of each path (all or none: a missing one closes the others)."""
+    opened: list[tuple[int, os.stat_result, str]] = []
+    try:
+        with safe_fs.folder_fd(folder) as rfd:
+            for rel in relpaths:
+                fd, st, name = safe_fs.open_path(rfd, rel)
+                opened.append((fd, st, name or "folder"))
+    except BaseException:
+        for fd, _, _ in opened:
+            safe_fs.close(fd)
+        raise
+    return opened
 
 
 def _offset_conflict(stored: int) -> GenericBadRequest:

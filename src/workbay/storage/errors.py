@@ -23,6 +23,10 @@ class NotFound(BackendError):
     status, kind, title = 404, "object-not-found", "No such file or folder."
 
 
+class NotRegularFile(BackendError):
+    status, kind, title = 400, "generic-bad-request", "Not a regular file."
+
+
 class QuotaExceeded(BackendError):
     status, kind, title = 413, "quota-exceeded", "Quota exceeded."
 
@@ -45,4 +49,6 @@ def from_os_error(exc: OSError) -> BackendError:
         return GenericForbidden("Permission denied by the filesystem.")
     if isinstance(exc, FileExistsError):
         return FileExists()
+    if exc.errno == errno.ELOOP:
+        return InvalidPath("The path goes through a symbolic link; links are never followed.")
     return GenericBadRequest(f"Filesystem error: {exc.strerror or exc.__class__.__name__}.")

@@ -1,7 +1,11 @@
-"""File operations inside one folder (blocking; the HTTP layer runs them in a thread)."""
+"""File operations inside one folder (blocking; the HTTP layer runs them in a thread).
+
+Every path is walked by descriptor from the folder's directory (``safe_fs``): no symlink is
+followed, a symlink as the last component is listed, renamed, moved or deleted as a link."""
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import shutil
@@ -10,9 +14,9 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 
-from . import ownership
+from . import ownership, safe_fs
 from .errors import FileExists, InvalidPath, NotFound
-from .paths import check_name, clean_relpath, confine
+from .paths import check_name
 
 
 class _IsoCache:
@@ -49,22 +53,38 @@ def entry_type(mode: int) -> str:
 
 
 def list_dir(root: Path, relpath: str) -> list[dict]:
-    path = confine(root, relpath)
-    if not path.is_dir():
-        raise NotFound(f"Not a directory: {relpath!r}")
+    parts = safe_fs.split(relpath)
+    with safe_fs.folder_fd(root) as rfd:
+        if parts:
+            with safe_fs.dir_of(rfd, parts[:-1], relpath) as pfd:
+                st = safe_fs.lstat_at(pfd, parts[-1])
+                if st is None or not (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                    raise NotFound(f"Not a directory: {relpath!r}")
+                dfd = safe_fs.open_dir_at(pfd, parts[-1], relpath)
+        else:
+            dfd = os.dup(rfd)
+        try:
+            return _list_fd(dfd)
+        finally:
+            safe_fs.close(dfd)
+
+
+def _list_fd(dfd: int) -> list[dict]:
     iso = _IsoCache()
     dirs, others = [], []
-    with os.scandir(path) as it:
-        for entry in it:
+    for entry in safe_fs.scandir_fd(dfd):
+        try:
             st = entry.stat(follow_symlinks=False)
-            mode = st.st_mode
-            kind = entry_type(mode)
-            ctime, mtime = st.st_ctime, st.st_mtime
-            created = iso(ctime)
-            (dirs if kind == "DIRECTORY" else others).append(
-                {"name": entry.name, "type": kind, "size": st.st_size,
-                 "mode": oct(stat.S_IMODE(mode)), "created": created,
-                 "modified": created if mtime == ctime else iso(mtime)})
+        except FileNotFoundError:  # removed while listed
+            continue
+        mode = st.st_mode
+        kind = entry_type(mode)
+        ctime, mtime = st.st_ctime, st.st_mtime
+        created = iso(ctime)
+        (dirs if kind == "DIRECTORY" else others).append(
+            {"name": entry.name, "type": kind, "size": st.st_size,
+             "mode": oct(stat.S_IMODE(mode)), "created": created,
+             "modified": created if mtime == ctime else iso(mtime)})
     # directories first, then by name (what sorting on (type != DIRECTORY, name) gives)
     by_name = itemgetter("name")
     dirs.sort(key=by_name)
@@ -75,60 +95,102 @@ def list_dir(root: Path, relpath: str) -> list[dict]:
 def mkdir(root: Path, relpath: str, *, parents: bool = False, exist_ok: bool = False,
           owner: ownership.Owner | None = None) -> None:
     """Create a directory; what it creates (only that) goes to ``owner`` or the default owner."""
-    if clean_relpath(relpath).name == "":
+    parts = safe_fs.split(relpath)
+    if not parts:
         raise InvalidPath("A directory name is required.")
-    path = confine(root, relpath, follow_last=False)
-    created = ownership.missing_dirs(path, root)
-    try:
-        path.mkdir(parents=parents, exist_ok=exist_ok)
-        ownership.give(root, reversed(created), owner)
-    except FileExistsError as e:
-        raise FileExists(f"{relpath!r} already exists.") from e
-    except FileNotFoundError as e:
-        raise NotFound(f"The parent of {relpath!r} does not exist.") from e
+    created: list[tuple[int, str]] = []
+    with safe_fs.folder_fd(root) as rfd:
+        try:
+            try:
+                dfd = safe_fs.walk(rfd, parts[:-1], relpath, create=parents, created=created)
+            except NotFound as e:
+                raise NotFound(f"The parent of {relpath!r} does not exist.") from e
+            try:
+                try:
+                    os.mkdir(parts[-1], safe_fs.DIR_MODE, dir_fd=dfd)
+                except FileExistsError:
+                    st = safe_fs.lstat_at(dfd, parts[-1])
+                    if exist_ok and st is not None and stat.S_ISDIR(st.st_mode):
+                        return
+                    raise FileExists(f"{relpath!r} already exists.") from None
+                created.append((safe_fs.open_dir_at(dfd, parts[-1], relpath), relpath))
+            finally:
+                safe_fs.close(dfd)
+            for fd, _ in created:
+                ownership.give_fd(fd, owner)
+        finally:
+            for fd, _ in created:
+                safe_fs.close(fd)
 
 
-def _existing(root: Path, relpath: str) -> Path:
-    path = confine(root, relpath, follow_last=False)
-    if path == Path(os.path.realpath(root)):
-        raise InvalidPath("The folder itself cannot be changed.")
-    if not path.exists() and not path.is_symlink():
+def _must_exist(dfd: int, name: str, relpath: str) -> os.stat_result:
+    st = safe_fs.lstat_at(dfd, name)
+    if st is None:
         raise NotFound(f"No such file: {relpath!r}")
-    return path
+    return st
 
 
 def rename(root: Path, target_path: str, new_name: str) -> None:
-    src = _existing(root, target_path)
-    dst = src.parent / check_name(new_name)
-    if dst.exists() or dst.is_symlink():
-        raise FileExists(f"{new_name!r} already exists.")
-    os.rename(src, dst)
+    check_name(new_name)
+    with safe_fs.folder_fd(root) as rfd, safe_fs.parent_of(rfd, target_path) as (dfd, name):
+        _must_exist(dfd, name, target_path)
+        if safe_fs.exists_at(dfd, new_name):
+            raise FileExists(f"{new_name!r} already exists.")
+        os.rename(name, new_name, src_dir_fd=dfd, dst_dir_fd=dfd)
 
 
 def move(root: Path, src_path: str, dst_path: str) -> None:
-    src = _existing(root, src_path)
-    dst = confine(root, dst_path, follow_last=False)
-    if dst.is_dir() and not dst.is_symlink():
-        dst = dst / src.name
-    if dst.exists() or dst.is_symlink():
-        raise FileExists(f"{dst_path!r} already exists.")
-    if src.is_dir() and (dst == src or src in dst.parents):
-        raise InvalidPath("A directory cannot be moved into itself.")
-    if not dst.parent.is_dir():
-        raise NotFound(f"The parent of {dst_path!r} does not exist.")
-    os.rename(src, dst)
+    dparts = safe_fs.split(dst_path)
+    with safe_fs.folder_fd(root) as rfd, safe_fs.parent_of(rfd, src_path) as (sfd, sname):
+        _must_exist(sfd, sname, src_path)
+        if not dparts:  # the folder itself: into its top
+            dfd, dname = os.dup(rfd), sname
+        else:
+            try:
+                dfd = safe_fs.walk(rfd, dparts[:-1], dst_path)
+            except NotFound as e:
+                raise NotFound(f"The parent of {dst_path!r} does not exist.") from e
+            dname = dparts[-1]
+            st = safe_fs.lstat_at(dfd, dname)
+            if st is not None and stat.S_ISDIR(st.st_mode):  # into that directory
+                try:
+                    inner = safe_fs.open_dir_at(dfd, dname, dst_path)
+                finally:
+                    safe_fs.close(dfd)
+                dfd, dname = inner, sname
+        try:
+            if safe_fs.exists_at(dfd, dname):
+                raise FileExists(f"{dst_path!r} already exists.")
+            try:
+                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+            except OSError as e:
+                if e.errno == errno.EINVAL:  # the kernel refuses a directory into itself
+                    raise InvalidPath("A directory cannot be moved into itself.") from None
+                raise
+        finally:
+            safe_fs.close(dfd)
 
 
 def delete(root: Path, relpaths: list[str], *, recursive: bool = False) -> None:
-    targets = [_existing(root, p) for p in relpaths]  # validate all before deleting any
-    for path, rel in zip(targets, relpaths):
-        if path.is_dir() and not path.is_symlink():
-            if recursive:
-                shutil.rmtree(path)
-            else:
-                try:
-                    path.rmdir()
-                except OSError as e:
-                    raise InvalidPath(f"{rel!r} is a non-empty directory; use recursive.") from e
-        else:
-            path.unlink()
+    with safe_fs.folder_fd(root) as rfd:
+        for rel in relpaths:  # validate all before deleting any
+            with safe_fs.parent_of(rfd, rel) as (dfd, name):
+                _must_exist(dfd, name, rel)
+        for rel in relpaths:
+            with safe_fs.parent_of(rfd, rel) as (dfd, name):
+                st = safe_fs.lstat_at(dfd, name)
+                if st is None:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if recursive:  # the fd-based rmtree: never follows a link it meets
+                        shutil.rmtree(name, dir_fd=dfd)
+                    else:
+                        try:
+                            os.rmdir(name, dir_fd=dfd)
+                        except OSError as e:
+                            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                                raise InvalidPath(f"{rel!r} is a non-empty directory; "
+                                                  "use recursive.") from e
+                            raise
+                else:
+                    os.unlink(name, dir_fd=dfd)

@@ -65,16 +65,18 @@ def effective(owner: Owner | None) -> Owner | None:
     return owner or _default
 
 
-def missing_dirs(path: Path, folder: Path) -> list[Path]:
-    """``path`` and its ancestors inside ``folder`` that do not exist yet — what a
-    ``mkdir(parents=True)`` of ``path`` creates (to be handed over after it, and nothing else)."""
-    real = Path(os.path.realpath(folder))
-    out: list[Path] = []
-    current = Path(path)
-    while current != real and real in current.parents and not os.path.lexists(current):
-        out.append(current)
-        current = current.parent
-    return out
+def give_fd(fd: int, owner: Owner | None = None) -> None:
+    """Hand an open file or directory (just created by the proxy) to ``owner`` or the default."""
+    who = effective(owner)
+    if who is not None:
+        os.fchown(fd, *who)
+
+
+def give_at(dir_fd: int, name: str, owner: Owner | None = None) -> None:
+    """Hand the entry ``name`` of an open directory to ``owner``; a link is chowned as a link."""
+    who = effective(owner)
+    if who is not None:
+        os.chown(name, *who, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _relative(folder: Path, path: Path) -> tuple[Path, tuple[str, ...]]:
@@ -125,11 +127,16 @@ def give(folder: Path, paths: Iterable[Path], owner: Owner | None = None) -> Non
 
 def give_tree(folder: Path, owner: Owner | None = None) -> None:
     """Hand a whole folder (a fresh clone no session mounts yet) to ``owner`` or the default;
-    symlinks are chowned as links, never followed."""
+    walked by descriptor, symlinks are chowned as links, never followed."""
+    from . import safe_fs
+
     who = effective(owner)
     if who is None:
         return
-    os.chown(folder, *who, follow_symlinks=False)
-    for base, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            os.chown(os.path.join(base, name), *who, follow_symlinks=False)
+    with safe_fs.folder_fd(folder) as fd:
+        os.fchown(fd, *who)
+        for _, entry, dfd in safe_fs.walk_tree(fd):
+            try:
+                os.chown(entry.name, *who, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue

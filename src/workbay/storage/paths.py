@@ -1,9 +1,12 @@
-"""Confinement of client-supplied relative paths to a folder's directory."""
+"""Syntax of client-supplied folder-relative paths.
+
+Only the syntax is checked here (no NUL, no '..', not absolute, names of at most 255 bytes).
+Where a path leads is never decided by name: ``safe_fs`` walks it by descriptor from the folder's
+directory without following any symlink, so there is no check that a later swap could outrun."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from .errors import InvalidPath
 
@@ -31,24 +34,3 @@ def clean_relpath(relpath: str) -> PurePosixPath:
             raise InvalidPath("'..' is not allowed in paths.")
         check_name(p)
     return PurePosixPath(*parts) if parts else PurePosixPath(".")
-
-
-def confine(root: Path, relpath: str, *, follow_last: bool = True) -> Path:
-    """The absolute path of ``relpath`` inside ``root``, or InvalidPath.
-
-    Symlinks are resolved and must stay inside the folder. With ``follow_last=False`` the last
-    component itself may be a symlink (it is renamed/deleted/listed as a link, never followed),
-    but its parent must resolve inside the folder.
-    """
-    rel = clean_relpath(relpath)
-    real_root = Path(os.path.realpath(root))
-    target = real_root / rel
-    if rel == PurePosixPath("."):
-        return real_root
-    if follow_last:
-        resolved = Path(os.path.realpath(target))
-    else:
-        resolved = Path(os.path.realpath(target.parent)) / target.name
-    if resolved != real_root and real_root not in resolved.parents:
-        raise InvalidPath("The path escapes the folder.")
-    return resolved

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -20,8 +21,8 @@ from pathlib import Path
 from workbay.common.config import StorageVolumeConfig, WorkbayConfig
 from workbay.common.errors import InvalidAPIParameters
 
-from . import ownership
-from .errors import FileExists, NotFound, QuotaUnsupported
+from . import ownership, safe_fs
+from .errors import FileExists, InvalidPath, NotFound, NotRegularFile, QuotaUnsupported
 from .quota import SCOPE_TYPES, QuotaScope, parse_vfid, percentage
 
 log = logging.getLogger(__name__)
@@ -29,25 +30,76 @@ META = ".workbay"
 
 
 def tree_usage(path: Path) -> tuple[int, int]:
-    """(bytes, file count) under ``path``; symlinks are counted as entries, never followed."""
-    total = count = 0
-    stack = [str(path)]
-    while stack:
+    """(bytes, file count) under ``path``; walked by descriptor, symlinks are counted as entries,
+    never followed (a directory swapped for a link while it is walked is not entered)."""
+    try:
+        fd = safe_fs.open_folder(path)
+    except (NotFound, InvalidPath, PermissionError):
+        return 0, 0
+    try:
+        return safe_fs.tree_usage_fd(fd)
+    finally:
+        safe_fs.close(fd)
+
+
+def copy_tree(src_fd: int, dst_fd: int) -> None:
+    """A copy of everything below ``src_fd`` into ``dst_fd``, walked and written by descriptor:
+    links are copied as links (never followed), regular files opened ``O_NOFOLLOW`` and their
+    type checked before reading, FIFOs, sockets and devices left out, modes and times kept."""
+    dirs: dict[str, int] = {"": os.dup(dst_fd)}
+    times: dict[str, tuple[int, int]] = {}
+    try:
+        for prefix, entry, sfd in safe_fs.walk_tree(src_fd):
+            out = dirs.get(prefix)
+            if out is None:  # its directory was left out
+                continue
+            name = entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    os.mkdir(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=out)
+                    path = f"{prefix}/{name}" if prefix else name
+                    dirs[path] = safe_fs.open_dir_at(out, name, path)
+                    times[path] = (st.st_atime_ns, st.st_mtime_ns)
+                elif stat.S_ISLNK(st.st_mode):
+                    os.symlink(os.readlink(name, dir_fd=sfd), name, dir_fd=out)
+                elif stat.S_ISREG(st.st_mode):
+                    _copy_file(sfd, name, out)
+            except (FileNotFoundError, InvalidPath, NotFound, NotRegularFile):
+                continue  # vanished or swapped meanwhile: left out
+        for path, ns in times.items():  # times of directories, now their contents are written
+            try:
+                os.utime(dirs[path], ns=ns)
+            except OSError:
+                pass
+    finally:
+        for fd in dirs.values():
+            safe_fs.close(fd)
+
+
+def _copy_file(sfd: int, name: str, out: int) -> None:
+    src, st = safe_fs.open_node(sfd, name)
+    try:
+        if not stat.S_ISREG(st.st_mode):
+            return
+        dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                      stat.S_IMODE(st.st_mode), dir_fd=out)
         try:
-            it = os.scandir(stack.pop())
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        with it:
-            for entry in it:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        total += entry.stat(follow_symlinks=False).st_size
-                        count += 1
-                except FileNotFoundError:
-                    continue
-    return total, count
+            remaining = st.st_size
+            while remaining > 0:
+                n = os.copy_file_range(src, dst, min(remaining, 1 << 30)) \
+                    if hasattr(os, "copy_file_range") else 0
+                if n <= 0:
+                    while chunk := os.read(src, 1 << 20):
+                        os.write(dst, chunk)
+                    break
+                remaining -= n
+            os.fchmod(dst, stat.S_IMODE(st.st_mode))
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
 
 
 # Seconds a folder's usage figure is reused.  Writes through the proxy drop it at once; writes made
@@ -166,7 +218,8 @@ class Volume:
         src = self.folder_path(vfid)
         target = dst.create_folder(dst_scope, dst_vfid, owner=owner)
         try:
-            shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
+            with safe_fs.folder_fd(src) as sfd, safe_fs.folder_fd(target) as tfd:
+                copy_tree(sfd, tfd)
         finally:
             dst.changed(target)
         ownership.give_tree(target, owner)
