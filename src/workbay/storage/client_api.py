@@ -19,7 +19,7 @@ from workbay.common.http import json_body, problem_response
 from . import files, ownership, safe_fs, tus
 from .download import file_response, zip_response
 from .errors import QuotaExceeded
-from .tokens import verify_token
+from .tokens import bearer_token, verify_token
 from .volumes import Volume, Volumes
 
 TUS_HEADERS = {"Tus-Resumable": tus.TUS_VERSION}
@@ -32,10 +32,13 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     async def params(request: Request) -> dict[str, Any]:
         raw: dict[str, Any] = dict(request.query_params)
         raw.update(await json_body(request))
+        bearer = bearer_token(request.headers.get("authorization"))
+        if bearer:
+            raw["token"] = bearer
         return raw
 
-    def authorize(raw: dict[str, Any], op: str) -> tuple[dict, Volume, Path]:
-        claims = verify_token(secret, raw.get("token"), op)
+    def authorize(raw: dict[str, Any], op: str, action: str | None = None) -> tuple[dict, Volume, Path]:
+        claims = verify_token(secret, raw.get("token"), op, action)
         volume = volumes.get(claims["volume"])
         folder = volume.folder_path(claims["vfid"])
         return claims, volume, folder
@@ -55,14 +58,14 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     @router.get("/files")
     async def list_files(request: Request) -> dict:
         raw = await params(request)
-        claims, _, folder = authorize(raw, "files")
+        claims, _, folder = authorize(raw, "files", "list")
         items = await anyio.to_thread.run_sync(files.list_dir, folder, base_of(claims, raw.get("path")))
         return {"items": items}
 
     @router.post("/files/mkdir", status_code=201)
     async def mkdir(request: Request) -> Response:
         raw = await params(request)
-        claims, volume, folder = authorize(raw, "files")
+        claims, volume, folder = authorize(raw, "files", "mkdir")
         owner = ownership.parse_owner(claims.get("owner"))
         try:
             await anyio.to_thread.run_sync(lambda: files.mkdir(
@@ -75,7 +78,7 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     @router.post("/files/rename")
     async def rename(request: Request) -> dict:
         raw = await params(request)
-        claims, volume, folder = authorize(raw, "files")
+        claims, volume, folder = authorize(raw, "files", "rename")
         new_name = raw.get("new_name")
         if not isinstance(new_name, str):
             raise InvalidAPIParameters("new_name is required.")
@@ -90,7 +93,7 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     @router.post("/files/move")
     async def move(request: Request) -> dict:
         raw = await params(request)
-        claims, volume, folder = authorize(raw, "files")
+        claims, volume, folder = authorize(raw, "files", "move")
         try:
             await anyio.to_thread.run_sync(files.move, folder, base_of(claims, raw.get("src")),
                                            base_of(claims, raw.get("dst")))
@@ -101,7 +104,7 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
     @router.api_route("/files/delete", methods=["POST", "DELETE"])
     async def delete(request: Request) -> dict:
         raw = await params(request)
-        claims, volume, folder = authorize(raw, "files")
+        claims, volume, folder = authorize(raw, "files", "delete")
         names = raw.get("files")
         if isinstance(names, str):
             names = [names]
@@ -136,7 +139,11 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
                              request.headers.get("if-range"))
 
     # --- upload (tus 1.0.0) ---
-    def upload_state(raw: dict[str, Any]) -> tuple[dict, Volume, Path, str]:
+    def upload_state(request: Request) -> tuple[dict, Volume, Path, str]:
+        raw: dict[str, Any] = dict(request.query_params)
+        bearer = bearer_token(request.headers.get("authorization"))
+        if bearer:
+            raw["token"] = bearer
         claims, volume, folder = authorize(raw, "upload")
         ownership.parse_owner(claims.get("owner"))  # a bad owner claim fails before any byte
         tus.check_target(folder, claims["relpath"])  # checked on every request (by descriptor)
@@ -153,7 +160,7 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
 
     @router.head("/upload")
     async def upload_head(request: Request) -> Response:
-        claims, volume, folder, key = upload_state(dict(request.query_params))
+        claims, volume, folder, key = upload_state(request)
         size = claims["size"]
         offset = tus.current_offset(volume, key, size)
         return Response(status_code=200, headers={**TUS_HEADERS, "Upload-Offset": str(offset),
@@ -162,7 +169,7 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
 
     @router.patch("/upload")
     async def upload_patch(request: Request) -> Response:
-        claims, volume, folder, key = upload_state(dict(request.query_params))
+        claims, volume, folder, key = upload_state(request)
         if request.headers.get("tus-resumable") != tus.TUS_VERSION:
             return Response(status_code=412, headers={"Tus-Version": tus.TUS_VERSION})
         if request.headers.get("content-type", "").split(";")[0].strip() \
@@ -173,6 +180,9 @@ def client_router(volumes: Volumes, secret: str) -> APIRouter:
         except (KeyError, ValueError):
             raise InvalidAPIParameters("Upload-Offset is required.") from None
         size = claims["size"]
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and offset + int(declared) > size:  # refused before it is read
+            raise InvalidAPIParameters("The upload is longer than its declared size.")
         lock = locks.setdefault(key, asyncio.Lock())
         async with lock:
             partial = tus.partial_path(volume, key)

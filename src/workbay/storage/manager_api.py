@@ -19,10 +19,15 @@ from .volumes import Volumes
 SECRET_HEADER = "X-Workbay-Secret"
 
 
+def secret_matches(secret: str, given: str | None) -> bool:
+    """Whether ``given`` is the storage secret (never true for an empty secret)."""
+    return bool(secret) and given is not None and hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), secret.encode())
+
+
 def manager_router(volumes: Volumes, secret: str) -> APIRouter:
     async def require_secret(request: Request) -> None:
-        given = request.headers.get(SECRET_HEADER, "")
-        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
+        if not secret_matches(secret, request.headers.get(SECRET_HEADER)):
             raise AuthFailed("A valid X-Workbay-Secret header is required.")
 
     router = APIRouter(dependencies=[Depends(require_secret)])

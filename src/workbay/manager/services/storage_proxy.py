@@ -13,7 +13,7 @@ import httpx
 
 from workbay.common.config import WorkbayConfig
 from workbay.common.errors import BackendError, ServiceUnavailable
-from workbay.storage.tokens import issue_token
+from workbay.storage.tokens import files_action, issue_token
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,12 @@ class StorageProxy:
 
     async def files_call(self, method: str, endpoint: str, host: str, vfid: str,
                          owner: list[int] | None = None, **params: Any) -> Any:
-        """``owner``: who gets what the call creates (the acting user's container uid/gid)."""
-        token = self.token("files", host, vfid, **({"owner": owner} if owner else {}))
+        """``owner``: who gets what the call creates (the acting user's container uid/gid).  The
+        token allows this one action only, lives a minute at most (storage.tokens) and travels in
+        a header or the body, never in a URL that a log line could keep."""
+        token = self.token("files", host, vfid, action=files_action(endpoint),
+                           **({"owner": owner} if owner else {}))
+        auth = {"Authorization": f"Bearer {token}"}
         if method == "GET":
-            return await self._call(self._client, method, endpoint, params={"token": token, **params})
-        return await self._call(self._client, method, endpoint, json={"token": token, **params})
+            return await self._call(self._client, method, endpoint, params=params, headers=auth)
+        return await self._call(self._client, method, endpoint, json=params, headers=auth)
