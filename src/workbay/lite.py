@@ -19,6 +19,8 @@ from typing import Any
 import uvicorn
 
 from workbay.common.config import WorkbayConfig, load_config
+from workbay.common.datadir import secure_data_dir
+from workbay.common.logging import install_redaction
 from workbay.common.secrets import ensure_secrets
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def lite_config(data_dir: Path, port_base: int = 8090, config_path: Path | None 
     if not config.agent.port_range:
         # The engine picking host ports lets containers started at the same moment collide.
         config = config.model_copy(update={"agent": config.agent.model_copy(update={"port_range": LITE_PORT_RANGE})})
-    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    secure_data_dir(config.data_dir)  # 0700, and an older installation's files made private
     return ensure_secrets(config)
 
 
@@ -144,6 +146,7 @@ async def serve(config: WorkbayConfig, components: tuple[str, ...] | list[str], 
 
     The manager starts first (migrations, bootstrap); the others start once it answers.
     """
+    install_redaction()  # every component's log lines, uvicorn's and httpx's included
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():

@@ -65,8 +65,10 @@ asyncio.run(main())
 """
 
 
-async def test_replicas_starting_together_on_postgresql(tmp_path):
-    """Three manager processes migrate and bootstrap one fresh database at the same moment."""
+async def test_replicas_starting_together_on_postgresql(tmp_path, monkeypatch):
+    """Three manager processes migrate and bootstrap one fresh database at the same moment
+    (replicas share secrets.database: it encrypts the secrets they all read)."""
+    monkeypatch.setenv("WORKBAY_SECRETS__DATABASE", "replicas-share-this-database-secret")
     env = {**os.environ, "WORKBAY_ADMIN_PASSWORD": "Adm1n!pass-word"}
     async with throwaway_db("postgresql", tmp_path) as url:
         procs = [await asyncio.create_subprocess_exec(

@@ -16,6 +16,7 @@ from workbay.manager.state import ManagerState
 ADMIN_PASSWORD = "Adm1n!pass-word"
 TEST_ENDPOINT = "http://manager.test"
 STORAGE_SECRET = "storage-secret-for-manager-tests-0123456789"
+DATABASE_SECRET = "database-secret-for-manager-tests-0123456789"  # replicas on one database share it
 
 
 class HostRouter(httpx.AsyncBaseTransport):
@@ -84,7 +85,7 @@ async def start_manager(db_url: str, data_dir: Path, redis_url: str = "", **mana
 
     os.environ["WORKBAY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     config = load_config(data_dir=data_dir, db={"url": db_url}, redis={"url": redis_url},
-                         manager=manager_cfg, secrets={"storage": STORAGE_SECRET})
+                         manager=manager_cfg, secrets={"storage": STORAGE_SECRET, "database": DATABASE_SECRET})
     router = storage_router(config)
     state = await build_state(config, storage_transport=router)
     app = create_app(config, state=state)

@@ -20,6 +20,7 @@ from aiodocker.exceptions import DockerError
 import workbay.runner
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
+from workbay.common.datadir import private_dir, private_tree, secure_data_dir, write_private
 from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.runner import protocol
 
@@ -147,8 +148,10 @@ class Agent:
 
     # --- lifecycle of the agent ---------------------------------------------------------------
     async def start(self) -> None:
-        for d in ("kernels", "scratch", "kernel-logs"):
+        secure_data_dir(self.data_dir)  # 0700; kernel-logs/ and its files private (older ones fixed)
+        for d in ("kernels", "scratch"):
             (self.data_dir / d).mkdir(parents=True, exist_ok=True)
+        private_tree(self.data_dir / "kernel-logs")
         self.link.start()
         self.tasks = [asyncio.create_task(self._engine_loop(), name="agent-engine"),
                       asyncio.create_task(self._poll_loop(), name="agent-poll"),
@@ -483,9 +486,9 @@ class Agent:
         except DockerError:
             return
         path = self.log_path(kernel.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         data = text.encode("utf-8", "replace")[-MAX_SAVED_LOG:]
-        path.write_bytes(data)
+        write_private(path, data)  # a container's output may hold anything: 0600
 
     async def _cleanup(self, kernel: Kernel, exit_code: int | None, reason: str,
                        msg: str | None = None) -> dict[str, Any]:

@@ -116,14 +116,17 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def upgrade(config_path: Path | None, revision: str) -> None:
     """Apply the Alembic migrations."""
+    from workbay.common.datadir import secure_data_dir
+    from workbay.common.secrets import ensure_secrets, secret_box
     from workbay.manager.models.db import upgrade_sync
 
     try:
         config = load_config(config_path)
     except ConfigError as e:
         _fail_config(e)
-    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    upgrade_sync(config.db_url, revision)
+    secure_data_dir(config.data_dir)
+    config = ensure_secrets(config, ("database",))  # the migrations encrypt secrets with it
+    upgrade_sync(config.db_url, revision, secret_box(config))
     click.echo(f"Database is at revision {revision}.")
 
 

@@ -54,6 +54,7 @@ class Secrets(Section):
     storage: str = ""   # manager <-> storage-proxy, JWT signing of file tokens
     session: str = ""   # webserver cookie signing
     appproxy: str = ""  # manager <-> app-proxy, app access tokens and cookies
+    database: str = ""  # managers only: encrypts secret keys, SSH private keys, TOTP seeds at rest
 
 
 class ManagerConfig(Section):

@@ -11,10 +11,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
+from workbay.common.datadir import secure_data_dir
 from workbay.common.errors import AlreadyExists, Conflict, InternalServerError, InvalidAPIParameters
 from workbay.common.events import MemoryEventBus, RedisEventBus
 from workbay.common.http import install_error_handlers, problem_response
 from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from workbay.common.secrets import ensure_secrets, secret_box
 
 from .api import (
     account, admin, auth, bgtasks, folders, gql, internal, resources, root, session, session_events, stream,
@@ -62,10 +64,17 @@ async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
 
 async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool = True,
                       background: bool = True, storage_transport=None) -> ManagerState:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(config.data_dir)
+    config = ensure_secrets(config, ("database",))
+    box = secret_box(config)
     if migrate:
-        await db.upgrade(config.db_url)
-    engine = db.make_engine(config.db_url, echo=config.db.echo)
+        await db.upgrade(config.db_url, secret_box=box)
+    engine = db.make_engine(config.db_url, echo=config.db.echo, secret_box=box)
+    try:
+        await db.verify_secret_box(engine, box)
+    except BaseException:
+        await engine.dispose()
+        raise
     redis = None
     if config.redis.url:
         import redis.asyncio as aioredis

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, UTCDateTime, new_uuid, utcnow
+from .base import Base, Encrypted, UTCDateTime, new_uuid, utcnow
 
 
 class KeypairResourcePolicy(Base):
@@ -95,7 +95,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     resource_policy: Mapped[str] = mapped_column(ForeignKey("user_resource_policies.name"))
     allowed_client_ip: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    totp_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    totp_key: Mapped[str | None] = mapped_column(Encrypted("users.totp_key", 255), nullable=True)
     totp_activated: Mapped[bool] = mapped_column(Boolean, default=False)
     totp_activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sudo_session_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -109,7 +109,7 @@ class User(Base):
 class Keypair(Base):
     __tablename__ = "keypairs"
     access_key: Mapped[str] = mapped_column(String(20), primary_key=True)
-    secret_key: Mapped[str] = mapped_column(String(40))
+    secret_key: Mapped[str] = mapped_column(Encrypted("keypairs.secret_key", 255))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.uuid", ondelete="CASCADE"), index=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -118,7 +118,7 @@ class Keypair(Base):
     num_queries: Mapped[int] = mapped_column(BigInteger, default=0)
     resource_policy: Mapped[str] = mapped_column(ForeignKey("keypair_resource_policies.name"))
     ssh_public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
-    ssh_private_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ssh_private_key: Mapped[str | None] = mapped_column(Encrypted("keypairs.ssh_private_key"), nullable=True)
     dotfiles: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     bootstrap_script: Mapped[str] = mapped_column(Text, default="")
     has_ever_run_session: Mapped[bool] = mapped_column(Boolean, default=False)
