@@ -159,8 +159,10 @@ async def serve(config: WorkbayConfig, components: tuple[str, ...] | list[str], 
     try:
         for component in ordered:
             for label, app, host, port in _apps(config, component, demo, agents):
+                # proxy_headers off: each component believes X-Forwarded-* only from the
+                # proxies its own configuration names (manager/webserver.trusted_proxies).
                 server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                lifespan="on"))
+                                                lifespan="on", proxy_headers=False))
                 servers.append(server)
                 tasks.append(asyncio.create_task(server.serve(), name=label))
                 while not server.started:

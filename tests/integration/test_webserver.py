@@ -28,8 +28,11 @@ AUTH_FAILED = "https://api.backend.ai/probs/auth-failed"
 async def system(request, tmp_path_factory):
     """Manager + webserver on loopback ports; login sessions in memory, then in Redis."""
     redis_url = REDIS_URL if request.param == "redis" else ""
+    # The manager counts failed logins too (per account and per client address): the same
+    # lock time there.  Loopback is this test's HTTPS proxy (X-Forwarded-Proto).
     async with running_system(tmp_path_factory.mktemp("web"), redis_url=redis_url,
-                              lockout_seconds=LOCK_SECONDS) as s:
+                              manager_config={"lockout_seconds": LOCK_SECONDS},
+                              lockout_seconds=LOCK_SECONDS, trusted_proxies=["127.0.0.1/32"]) as s:
         yield s
 
 

@@ -138,11 +138,17 @@ def test_cookie_signer_rejects_tampering_and_other_secrets():
     ({"host": "web:8090", "origin": "null"}, True),
     ({"host": "web:8090", "referer": "http://web:8090/users?x=1"}, False),
     ({"host": "web:8090", "referer": "http://evil.example/"}, True),
-    ({"host": "10.0.0.1", "x-forwarded-host": "console.example",
-      "origin": "https://console.example"}, False),
 ])
 def test_cross_site_detection(headers, cross):
     assert is_cross_site(headers) is cross
+
+
+def test_forwarded_host_counts_only_from_a_trusted_proxy():
+    behind = {"host": "10.0.0.1", "x-forwarded-host": "console.example", "origin": "https://console.example"}
+    assert is_cross_site(behind, from_proxy=True) is False
+    assert is_cross_site(behind) is True  # anyone can send the header: not believed
+    forged = {"host": "web:8090", "x-forwarded-host": "evil.example", "origin": "https://evil.example"}
+    assert is_cross_site(forged) is True
 
 
 # -- languages ----------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def _bound_socket() -> socket.socket:
 async def serving(app: Any) -> AsyncIterator[str]:
     """Serve an ASGI app on a free loopback port; yields its base URL."""
     sock = _bound_socket()
-    server = _QuietServer(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = _QuietServer(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -59,8 +59,12 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def running_system(tmp: Path, redis_url: str = "", **webserver: Any) -> AsyncIterator[System]:
-    manager = await start_manager(f"sqlite+aiosqlite:///{tmp / 'web-test.db'}", tmp)
+async def running_system(tmp: Path, redis_url: str = "", manager_config: dict[str, Any] | None = None,
+                         **webserver: Any) -> AsyncIterator[System]:
+    """``manager_config``: settings of the manager's section (its login lockout, ...);
+    ``webserver``: of the webserver's."""
+    manager = await start_manager(f"sqlite+aiosqlite:///{tmp / 'web-test.db'}", tmp,
+                                  **(manager_config or {}))
     try:
         async with serving(manager.app) as manager_url:
             config = load_config(data_dir=tmp, redis={"url": redis_url},

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import socket
 
-from . import relay
+from . import relay, tokens
 from .circuits import Activity, Circuit, NewCircuit, candidate_ports
 from .http1 import HttpListener
 
@@ -32,6 +32,7 @@ class Circuits:
         self.pool = pool
         self.by_id: dict[str, Listener] = {}
         self.by_port: dict[int, Circuit] = {}
+        self.opened = tokens.SingleUse()  # opening links already used, on every circuit
 
     def _bind(self, preferred: int | None) -> socket.socket:
         last: OSError | None = None
@@ -57,7 +58,7 @@ class Circuits:
         if circuit.protocol == "tcp":
             async def pipe(r, w) -> None:
                 with Activity(circuit):
-                    await relay.pipe_streams(r, w, circuit.target_host, circuit.target_port)
+                    await relay.pipe_streams(r, w, circuit.target_host, circuit.target_port, circuit.preamble)
             server = await asyncio.start_server(pipe, sock=sock)
 
             async def stop_tcp() -> None:
@@ -67,7 +68,7 @@ class Circuits:
             task = asyncio.create_task(server.serve_forever(), name=f"circuit-{circuit.id}")
             self.by_id[circuit.id] = Listener(circuit, task, stop_tcp)
         else:
-            listener = HttpListener(circuit, self.secret)
+            listener = HttpListener(circuit, self.secret, self.opened)
             await listener.start(sock)  # serving before the manager hands out its URL
             self.by_id[circuit.id] = Listener(circuit, asyncio.create_task(listener.server.serve_forever(),
                                                                            name=f"circuit-{circuit.id}"),

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 OPEN_PATH = b"/__workbay/open"
 ASSETS_PATH = b"/__workbay/assets/"
 COOKIE_PREFIX = b"wbapp_"
+# Workbay's own cookies: the app-proxy's (wbapp_<circuit>) and the webserver's (workbay_session,
+# workbay_csrf, ...: web/cookies.py).  Cookies ignore ports, so on a shared host name the browser
+# sends them to every app; apps never see them and cannot set them (issue 10, finding 5).
+RESERVED_COOKIE_PREFIXES = (COOKIE_PREFIX, b"workbay_")
 # Headers that belong to one hop (RFC 9110 7.6.1); the proxy writes its own Host and framing.
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                         b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"host", b"proxy-connection"})
@@ -63,10 +67,78 @@ def response(status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def strip_cookie(value: bytes, drop_prefix: bytes = COOKIE_PREFIX) -> bytes:
-    """The Cookie header without the proxy's own cookies (apps never see them)."""
+def is_reserved_cookie(name: bytes) -> bool:
+    return name.strip().lower().startswith(RESERVED_COOKIE_PREFIXES)
+
+
+def strip_cookie(value: bytes) -> bytes:
+    """The Cookie header without Workbay's own cookies (apps never see them)."""
     parts = [p.strip() for p in value.split(b";")]
-    return b"; ".join(p for p in parts if p and not p.startswith(drop_prefix))
+    return b"; ".join(p for p in parts if p and not is_reserved_cookie(p.partition(b"=")[0]))
+
+
+def _sets_reserved_cookie(line: bytes) -> bool:
+    name, colon, value = line.partition(b":")
+    if not colon or name.strip().lower() != b"set-cookie":
+        return False
+    cookie = value.strip()
+    return b"=" in cookie and is_reserved_cookie(cookie.partition(b"=")[0])
+
+
+def filter_response_head(head: bytes) -> bytes:
+    """A response head without the Set-Cookie lines that would set one of Workbay's cookies
+    (whatever their Domain or Path), folded continuation lines included."""
+    lines = head.split(b"\n")
+    out = [lines[0]]
+    dropping = False
+    for line in lines[1:]:
+        if line[:1] in (b" ", b"\t") and line.strip():
+            if not dropping:
+                out.append(line)
+            continue
+        dropping = _sets_reserved_cookie(line)
+        if not dropping:
+            out.append(line)
+    return b"\n".join(out)
+
+
+def _head_end(buf: bytes) -> int:
+    """Where a response head ends (after its blank line), or -1."""
+    ends = [i + n for i, n in ((buf.find(b"\r\n\r\n"), 4), (buf.find(b"\n\n"), 2)) if i != -1]
+    return min(ends) if ends else -1
+
+
+class HeadFilter:
+    """Holds the app's response bytes until the head is complete, then passes it on without
+    Set-Cookie lines for Workbay's cookies; informational heads (100 Continue, ...) are filtered
+    too, the real head follows them.  The body passes untouched."""
+
+    __slots__ = ("buf", "done")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        """What may go to the browser now; raises ValueError for a head that never ends."""
+        self.buf += data
+        out = []
+        while not self.done:
+            end = _head_end(self.buf)
+            if end == -1:
+                if len(self.buf) > MAX_HEAD:
+                    raise ValueError("the app's response head is too large")
+                break
+            head, self.buf = self.buf[:end], self.buf[end:]
+            out.append(filter_response_head(head))
+            status = head.split(None, 2)[1:2]
+            code = int(status[0]) if status and status[0].isdigit() else 0
+            if not 100 <= code < 200 or code == 101:
+                self.done = True
+        if self.done and self.buf:
+            out.append(self.buf)
+            self.buf = b""
+        return b"".join(out)
 
 
 def find_cookie(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -120,9 +192,10 @@ def _chunk(data: bytes) -> bytes:
 class HttpListener:
     """The HTTP side of one circuit's port: its live connections and the asset cache."""
 
-    def __init__(self, circuit: Circuit, secret: str) -> None:
+    def __init__(self, circuit: Circuit, secret: str, opened: tokens.SingleUse | None = None) -> None:
         self.circuit = circuit
         self.secret = secret
+        self.opened = opened if opened is not None else tokens.SingleUse()  # used opening links
         self.cookie_name = tokens.cookie_name(circuit.id).encode("latin-1")
         self.upstream_host = f"{circuit.target_host}:{circuit.target_port}".encode("latin-1")
         self.connections: set[HttpConnection] = set()
@@ -169,7 +242,7 @@ class Exchange:
     """One request on a browser connection: what goes to the app (or the proxy's own answer)."""
 
     __slots__ = ("head", "local", "chunked", "keep_alive", "upgrade", "head_only", "pending", "pending_size",
-                 "request_done", "bodyless", "sent", "got_response", "watch", "activity", "retried")
+                 "request_done", "bodyless", "sent", "got_response", "watch", "activity", "retried", "filter")
 
     def __init__(self) -> None:
         self.head: bytes = b""
@@ -187,6 +260,7 @@ class Exchange:
         self.watch: ResponseWatch | None = None
         self.activity: Activity | None = None
         self.retried = False
+        self.filter: HeadFilter | None = None  # until the app's response head has passed
 
 
 class ResponseWatch:
@@ -223,6 +297,8 @@ class Upstream(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.transport = transport
+        if self.conn.circuit.preamble:  # the session's app gate opens to its secret (runner/gate.py)
+            transport.write(self.conn.circuit.preamble)
 
     def data_received(self, data: bytes) -> None:
         self.conn.upstream_data(self, data)
@@ -425,9 +501,13 @@ class HttpConnection(asyncio.Protocol):
         query = parse_qs(target.partition(b"?")[2].decode("latin-1"))
         token = (query.get("token") or [""])[0]
         try:
-            user_id = tokens.verify(self.listener.secret, token, self.circuit.id, "open")
+            claims = tokens.verify_claims(self.listener.secret, token, self.circuit.id, "open")
         except tokens.TokenError:
             return response(403, b"This link has expired; open the app again from Workbay.")
+        if not self.listener.opened.claim(claims):  # an opening link works once
+            return response(403, b"This link was used already; open the app again from Workbay.",
+                            [(b"cache-control", b"no-store")])
+        user_id = str(claims["uid"])
         value = tokens.cookie_value(self.listener.secret, self.circuit.id, user_id)
         cookie = f"{tokens.cookie_name(self.circuit.id)}={value}; Path=/; HttpOnly; SameSite=Lax"
         return response(302, b"", [(b"location", (self.circuit.url_path or "/").encode("latin-1")),
@@ -456,6 +536,7 @@ class HttpConnection(asyncio.Protocol):
         ex.activity = Activity(self.circuit)
         ex.activity.__enter__()
         ex.watch = ResponseWatch(ex.head_only)
+        ex.filter = HeadFilter()
         up = self.upstream
         if up is not None and up.transport is not None and not up.transport.is_closing():
             up.reused = True
@@ -528,6 +609,18 @@ class HttpConnection(asyncio.Protocol):
         if ex is None or ex.watch is None or ex.watch.complete:
             up.transport.close()  # the app spoke out of turn
             return
+        if ex.filter is not None:
+            try:
+                data = ex.filter.feed(data)
+            except ValueError as e:
+                log.info("bad response from the app at %s:%s: %s", self.circuit.target_host,
+                         self.circuit.target_port, e)
+                self.close()
+                return
+            if ex.filter.done:
+                ex.filter = None
+            if not data:
+                return
         ex.got_response = True
         self.transport.write(data)
         try:
@@ -569,6 +662,7 @@ class HttpConnection(asyncio.Protocol):
         if up.reused and ex.sent and not ex.retried and ex.request_done and ex.bodyless and not ex.upgrade:
             # The app closed an idle kept-alive connection as the request went out: once more, anew.
             ex.retried, ex.sent = True, False
+            ex.filter = HeadFilter()
             asyncio.ensure_future(self._connect(ex))
             return
         ex.keep_alive = False

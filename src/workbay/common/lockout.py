@@ -174,3 +174,20 @@ class UsedSteps:
             return False
         self._last[user] = (step, now + self.ttl)
         return True
+
+
+def lock_error(lock: Lock):
+    """The 429 problem answer to a refused login (the webserver's and the manager's)."""
+    from datetime import datetime, timezone
+
+    from .errors import TooManyRequests
+
+    seconds = lock.seconds_left()
+    until = datetime.fromtimestamp(lock.until, timezone.utc).replace(microsecond=0)
+    minutes = max(1, round(seconds / 60))
+    return TooManyRequests(
+        f"Too many failed login attempts. Try again after {until.isoformat()} "
+        f"(in about {minutes} minute{'s' if minutes != 1 else ''}).",
+        title="Too many failed login attempts.",
+        data={"retry_after": seconds, "locked_until": until.isoformat()},
+        headers={"Retry-After": str(seconds)})

@@ -74,7 +74,7 @@ class ManagerState:
     gql: GraphQLService = field(init=False)
 
     def __post_init__(self) -> None:
-        self.auth = AuthService(self.ctx)
+        self.auth = AuthService(self.ctx, self.redis)
         self.users = UserService(self.ctx)
         self.keypairs = KeypairService(self.ctx)
         self.domains = DomainService(self.ctx)

@@ -1,5 +1,5 @@
 """The login cookie: a random session id signed with the session secret; HttpOnly, SameSite=Lax,
-Secure when the request came over HTTPS (directly or through a proxy that says so)."""
+Secure when the request came over HTTPS (directly or through a trusted proxy that says so)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import hmac
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from .forwarding import request_scheme
+
 SESSION_COOKIE = "workbay_session"
 ANON_CSRF_COOKIE = "workbay_csrf"   # double-submit token of the login and sign-up forms
 LANGUAGE_COOKIE = "workbay_lang"    # the login page's language before anyone logs in
@@ -18,8 +20,8 @@ PREFERENCE_COOKIE_AGE = 365 * 24 * 3600
 
 
 def is_https(conn: HTTPConnection) -> bool:
-    forwarded = conn.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return (forwarded or conn.url.scheme) in ("https", "wss")
+    """X-Forwarded-Proto counts only from a trusted proxy (``webserver.trusted_proxies``)."""
+    return request_scheme(conn) in ("https", "wss")
 
 
 class CookieSigner:

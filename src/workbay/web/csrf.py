@@ -18,14 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workbay.common.errors import PROBLEM_BASE
 
+from .forwarding import from_trusted_proxy, request_host
+
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TOKEN_HEADER = "x-csrf-token"
 TOKEN_FIELD = "csrf_token"
-
-
-def _request_host(headers: dict[str, str]) -> str:
-    forwarded = headers.get("x-forwarded-host", "").split(",")[0].strip()
-    return (forwarded or headers.get("host", "")).lower()
 
 
 def _origin_host(headers: dict[str, str]) -> str | None:
@@ -39,9 +36,11 @@ def _origin_host(headers: dict[str, str]) -> str | None:
     return None
 
 
-def is_cross_site(headers: dict[str, str]) -> bool:
+def is_cross_site(headers: dict[str, str], from_proxy: bool = False) -> bool:
+    """X-Forwarded-Host counts only when ``from_proxy``: the peer is one of
+    ``webserver.trusted_proxies`` (``forwarding.from_trusted_proxy``)."""
     claimed = _origin_host(headers)
-    return claimed is not None and claimed != _request_host(headers)
+    return claimed is not None and claimed != request_host(headers, from_proxy)
 
 
 class OriginGuard:
@@ -53,7 +52,7 @@ class OriginGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            if is_cross_site(headers):
+            if is_cross_site(headers, from_trusted_proxy(scope)):
                 await _refuse(send)
                 return
         await self.app(scope, receive, send)

@@ -28,6 +28,16 @@ PROXY_TIMEOUT = httpx.Timeout(30.0, read=None)
 WEBSOCKET_OPEN_TIMEOUT = 180.0
 
 
+# The manager ends a login whose password has changed since (it answers 401 with the revoked
+# header); it names the new epoch when the caller changed their own password.
+LOGIN_EPOCH_HEADER = "X-Workbay-Login-Epoch"
+LOGIN_REVOKED_HEADER = "X-Workbay-Login-Revoked"
+
+
+def login_headers(session: LoginSession | None) -> dict[str, str]:
+    return {LOGIN_EPOCH_HEADER: session.login_epoch} if session is not None and session.login_epoch else {}
+
+
 class _Borrowed(httpx.AsyncBaseTransport):
     """Lends the shared transport to a short-lived client without letting it close the pool."""
 
@@ -55,11 +65,13 @@ class ManagerGateway:
         for calls that wait longer (starting an app in a session)."""
         if session is None:
             return self.keyed_client(None, None, timeout)
-        return self.keyed_client(session.access_key, session.secret_key, timeout)
+        return self.keyed_client(session.access_key, session.secret_key, timeout,
+                                 headers=login_headers(session))
 
-    def keyed_client(self, access_key: str | None, secret_key: str | None, timeout: float = 30.0) -> Client:
+    def keyed_client(self, access_key: str | None, secret_key: str | None, timeout: float = 30.0,
+                     headers: dict[str, str] | None = None) -> Client:
         return Client(self.url, access_key, secret_key, transport=_Borrowed(self._transport),
-                      timeout=timeout)
+                      timeout=timeout, headers=headers)
 
     async def forward(self, session: LoginSession | None, method: str, path_and_query: str,
                       headers: dict[str, str], body: AsyncIterator[bytes] | bytes | None
@@ -97,6 +109,7 @@ class ManagerGateway:
         """The request's headers plus the API version and, with a session, the signature."""
         out = httpx.Headers(headers)
         version = out.setdefault("X-BackendAI-Version", API_VERSION)
+        out.update(login_headers(session))
         if session is not None:
             # Backend.AI signs SSE/WebSocket requests without a Content-Type as octet-stream.
             ctype = out.get("Content-Type") or "application/octet-stream"

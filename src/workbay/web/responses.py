@@ -18,6 +18,9 @@ CLOSE_MODAL_EVENT = "wb:close-modal"
 
 
 def redirect(ctx: PageContext, url: str) -> Response:
+    # Percent-encoded as RedirectResponse does for Location: a header never carries a control
+    # character (a newline would make the server drop the connection).
+    url = quote(url, safe=":/%#?=@[]!$&'()*+,;~")
     if ctx.is_htmx:
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)

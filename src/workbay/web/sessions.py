@@ -23,6 +23,9 @@ class LoginSession:
     csrf_token: str
     created_at: float
     need_password_change: bool = False
+    # names the password this login was made with (the manager's login epoch): sent with every
+    # request, so a changed password ends the login (issue 10, finding 12)
+    login_epoch: str = ""
     # cached preferences (the manager is the source of truth): language, theme, project, …
     preferences: dict[str, Any] = field(default_factory=dict)
 
@@ -36,19 +39,21 @@ class LoginSession:
 
     @classmethod
     def new(cls, *, access_key: str, secret_key: str, email: str, role: str, status: str,
-            need_password_change: bool = False, preferences: dict[str, Any] | None = None
-            ) -> "LoginSession":
+            need_password_change: bool = False, preferences: dict[str, Any] | None = None,
+            login_epoch: str = "") -> "LoginSession":
         return cls(id=secrets.token_urlsafe(32), access_key=access_key, secret_key=secret_key,
                    email=email, role=role, status=status, csrf_token=secrets.token_urlsafe(32),
                    created_at=time.time(), need_password_change=need_password_change,
-                   preferences=dict(preferences or {}))
+                   login_epoch=login_epoch, preferences=dict(preferences or {}))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, raw: str) -> "LoginSession":
-        return cls(**json.loads(raw))
+        data = json.loads(raw)
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class SessionStore(Protocol):

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from workbay.common.config import WorkbayConfig
+from workbay.common.forwarded import Network, networks
 
 from .cookies import CookieSigner
 from .i18n import Translator, load_translators
@@ -32,6 +33,7 @@ class WebState:
     translators: dict[str, Translator]
     renderer: Renderer
     redis: Any | None = None
+    trusted_proxies: list[Network] = field(default_factory=list)  # webserver.trusted_proxies
     logins: LoginService = field(init=False)
     started: bool = False
 
@@ -65,4 +67,5 @@ def build_state(config: WorkbayConfig, manager_transport: httpx.AsyncBaseTranspo
         lockout = MemoryLockout(web.lockout_attempts, web.lockout_seconds)
     return WebState(config=config, gateway=ManagerGateway(web.manager_url, manager_transport),
                     sessions=sessions, lockout=lockout, signer=CookieSigner(secret),
-                    translators=load_translators(), renderer=Renderer(), redis=redis)
+                    translators=load_translators(), renderer=Renderer(), redis=redis,
+                    trusted_proxies=networks(web.trusted_proxies))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from workbay.common.http import json_body, request_params
 from workbay.manager.services.access import Actor
+from workbay.manager.services.auth import LOGIN_EPOCH_HEADER
 from workbay.manager.services.domains import DomainPatch, NewDomain
 from workbay.manager.services.keypairs import KeypairPatch, NewKeypair
 from workbay.manager.services.policies import PolicyKind
@@ -42,9 +43,14 @@ async def get_user(email: str, who: Actor = Depends(actor), st: ManagerState = D
 
 
 @router.patch("/users/{email}")
-async def update_user(email: str, body: UserPatch, who: Actor = Depends(actor),
+async def update_user(email: str, body: UserPatch, response: Response, who: Actor = Depends(actor),
                       st: ManagerState = Depends(state)) -> dict:
-    return await st.users.update(who, email, body)
+    updated = await st.users.update(who, email, body)
+    if body.password and updated.get("uuid") == str(who.user_id):
+        # An administrator's own password: their current webserver login carries over (the
+        # others end), as with /auth/update-password.
+        response.headers[LOGIN_EPOCH_HEADER] = await st.auth.current_login_epoch(who.user_id)
+    return updated
 
 
 @router.delete("/users/{email}/totp")

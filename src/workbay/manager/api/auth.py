@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from workbay.common.errors import GenericBadRequest
 from workbay.common.http import json_body, request_params
 from workbay.manager.services.access import Actor
+from workbay.manager.services.auth import LOGIN_EPOCH_HEADER
 from workbay.manager.state import ManagerState
 
 from .deps import actor, state
@@ -28,10 +29,13 @@ class AuthorizeBody(BaseModel):
 
 
 @router.post("/auth/authorize")
-async def authorize(body: AuthorizeBody, st: ManagerState = Depends(state)) -> dict:
+async def authorize(body: AuthorizeBody, request: Request, st: ManagerState = Depends(state)) -> dict:
     if body.type != "keypair":
         raise GenericBadRequest("Unsupported authorization type.")
-    data = await st.auth.authorize(body.domain or "", body.username.lower(), body.password, body.otp)
+    client = st.auth.client_address(request.client.host if request.client else None,
+                                    request.headers.get("x-forwarded-for"))
+    data = await st.auth.authorize(body.domain or "", body.username.lower(), body.password, body.otp,
+                                   client=client)
     return {"data": data}
 
 
@@ -60,9 +64,11 @@ class UpdatePasswordBody(BaseModel):
 
 
 @router.post("/auth/update-password")
-async def update_password(body: UpdatePasswordBody, me: Actor = Depends(actor),
+async def update_password(body: UpdatePasswordBody, response: Response, me: Actor = Depends(actor),
                           st: ManagerState = Depends(state)) -> dict:
-    await st.auth.update_password(me, body.old_password, body.new_password, body.new_password2)
+    epoch = await st.auth.update_password(me, body.old_password, body.new_password, body.new_password2)
+    # The webserver carries the caller's own login over to the new password; others end.
+    response.headers[LOGIN_EPOCH_HEADER] = epoch
     return {}
 
 

@@ -18,6 +18,7 @@ from workbay.common.forwarded import client_ip, networks, parse_ip
 from workbay.common.http import problem_response
 from workbay.common.ratelimit import WINDOW_SECONDS
 from workbay.manager.services.access import Actor
+from workbay.manager.services.auth import LOGIN_EPOCH_HEADER, LOGIN_REVOKED_HEADER, login_epoch
 
 log = logging.getLogger(__name__)
 ANONYMOUS_LIMIT = 1000
@@ -141,6 +142,11 @@ async def _verify(conn: HTTPConnection, state, authz: str, version: str | None) 
     # Only a correctly signed request learns anything about the account behind the key.
     if user.status != "active":
         raise AuthFailed("Unauthorized access", title="Unauthorized access")
+    # A webserver login names the password it was made with; a changed password ends it.
+    epoch = conn.headers.get(LOGIN_EPOCH_HEADER)
+    if epoch is not None and not signing.signatures_match(login_epoch(user.password), epoch):
+        raise AuthFailed("The password was changed since this login; log in again.",
+                         title="Login expired.", headers={LOGIN_REVOKED_HEADER: "1"})
     trusted = _networks(getattr(state.ctx.config.manager, "trusted_proxies", DEFAULT_TRUSTED_PROXIES))
     ip = client_ip(conn.client.host if conn.client else None,
                    conn.headers.get("x-forwarded-for"), trusted)

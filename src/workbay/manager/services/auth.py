@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -15,7 +18,9 @@ from sqlalchemy import select
 from workbay.common.errors import (
     AuthFailed, GenericBadRequest, GenericForbidden, InvalidAPIParameters, ObjectNotFound,
 )
+from workbay.common.forwarded import client_ip, networks
 from workbay.common.http import validation_error
+from workbay.common.lockout import LoginThrottle, UsedSteps, lock_error
 from workbay.manager.models import Domain, Keypair, Project, ProjectMember, User
 
 from . import keys, passwords
@@ -29,9 +34,45 @@ PREFERENCE_DEFAULTS: dict[str, Any] = {"theme": None, "language": None, "project
                                        "compact_sidebar": False, "preferred_ssh_port": None}
 
 
+OTP_NOT_PROVIDED = "OTP not provided"
+OTP_ALREADY_USED = "OTP already used"
+LOGIN_EPOCH_HEADER = "X-Workbay-Login-Epoch"
+LOGIN_REVOKED_HEADER = "X-Workbay-Login-Revoked"
+
+
+def login_epoch(password_hash: str | None) -> str:
+    """Names the user's current password without revealing anything about it: the webserver keeps
+    it with each login and sends it back; a changed password (a new salted hash) ends the logins
+    made before (issue 10, finding 12)."""
+    digest = hashlib.sha256(b"workbay-login-epoch:" + (password_hash or "").encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
+def otp_step(key: str, otp: str, now: float | None = None) -> int | None:
+    """The time-step (of now-1, now, now+1) whose code ``otp`` is, or None."""
+    totp = pyotp.TOTP(key)
+    current = totp.timecode(datetime.fromtimestamp(now if now is not None else time.time()))
+    code = otp.strip()
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
 class AuthService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, redis=None) -> None:
         self.ctx = ctx
+        cfg = ctx.config.manager
+        # Failed logins per account and per client address (in Redis in a cluster, shared by
+        # every manager replica), and the last TOTP step used per user.
+        self.throttle = LoginThrottle.create(redis, attempts=cfg.lockout_attempts,
+                                             client_attempts=cfg.lockout_client_attempts,
+                                             seconds=cfg.lockout_seconds)
+        self.used_steps = UsedSteps(redis)
+        self._trusted = networks(cfg.trusted_proxies)
+
+    def client_address(self, peer: str | None, forwarded_for: str | None) -> str | None:
+        return client_ip(peer, forwarded_for, self._trusted)
 
     # -- request authentication -------------------------------------------------------------
     async def resolve_access_key(self, access_key: str) -> tuple[Keypair, User] | None:
@@ -48,7 +89,23 @@ class AuthService:
 
     # -- login --------------------------------------------------------------------------------
     async def authorize(self, domain: str, email: str, password: str,
-                        otp: str | None) -> dict[str, Any]:
+                        otp: str | None, client: str | None = None) -> dict[str, Any]:
+        """Check a login; failures are counted per account and per client address, and while
+        either is locked every attempt is refused (429), the right password included."""
+        lock = await self.throttle.current_lock(email, client)
+        if lock is not None:
+            raise lock_error(lock)
+        try:
+            data = await self._authorize(domain, email, password, otp)
+        except AuthFailed as err:
+            if err.msg != OTP_NOT_PROVIDED:  # the first step of a 2FA login is no failure
+                await self.throttle.register_failure(email, client)
+            raise
+        await self.throttle.succeeded(email)
+        return data
+
+    async def _authorize(self, domain: str, email: str, password: str,
+                         otp: str | None) -> dict[str, Any]:
         async with self.ctx.db() as s:
             user = (await s.execute(select(User).where(User.email == email))).scalar_one_or_none()
             # An unknown e-mail costs one bcrypt check too, so timing does not tell it apart.
@@ -64,9 +121,13 @@ class AuthService:
                 raise AuthFailed("The account's domain is inactive.", title="User credential mismatch.")
             if user.totp_activated:
                 if not otp:
-                    raise AuthFailed("OTP not provided", title="OTP not provided")
-                if not pyotp.TOTP(user.totp_key).verify(otp, valid_window=1):
+                    raise AuthFailed(OTP_NOT_PROVIDED, title=OTP_NOT_PROVIDED)
+                step = otp_step(user.totp_key, otp)
+                if step is None:
                     raise AuthFailed("Invalid OTP", title="Invalid OTP")
+                # A code is good for one login: the step must be after the last one accepted.
+                if not await self.used_steps.claim(str(user.uuid), step):
+                    raise AuthFailed(OTP_ALREADY_USED, title="Invalid OTP")
             kp = (await s.execute(
                 select(Keypair).where(Keypair.user_id == user.uuid, Keypair.is_active.is_(True))
                 .order_by(Keypair.is_default.desc(), Keypair.created_at)
@@ -74,7 +135,13 @@ class AuthService:
         if kp is None:
             raise AuthFailed("The user has no active keypair.", title="User credential mismatch.")
         return {"access_key": kp.access_key, "secret_key": kp.secret_key, "role": user.role,
-                "status": user.status, "need_password_change": user.need_password_change}
+                "status": user.status, "need_password_change": user.need_password_change,
+                "login_epoch": login_epoch(user.password)}
+
+    async def current_login_epoch(self, user_id: uuid.UUID) -> str:
+        async with self.ctx.db() as s:
+            user = await s.get(User, user_id)
+            return login_epoch(user.password if user is not None else None)
 
     async def signup(self, domain: str, email: str, password: str, username: str | None,
                      full_name: str, description: str, invitation_token: str | None) -> dict[str, Any]:
@@ -118,9 +185,10 @@ class AuthService:
         out["preferences"] = {**PREFERENCE_DEFAULTS, **(user.preferences or {})}
         return out
 
-    async def update_password(self, actor: Actor, old: str, new: str, new2: str) -> None:
+    async def update_password(self, actor: Actor, old: str, new: str, new2: str) -> str:
         """Backend.AI's order: the old password first (401), then the repetition (400 with a
-        top-level ``error_msg``), then the rules (ID-4)."""
+        top-level ``error_msg``), then the rules (ID-4).  Returns the new login epoch: logins
+        made with the old password end, the caller's own is carried over by the webserver."""
         async with self.ctx.db.begin() as s:
             user = await self._load_user(s, actor)
             if not await passwords.verify_password_async(old, user.password):
@@ -135,6 +203,7 @@ class AuthService:
             user.password = await passwords.hash_password_async(new)
             user.need_password_change = False
             user.password_changed_at = datetime.now(timezone.utc)
+            return login_epoch(user.password)
 
     async def update_full_name(self, actor: Actor, full_name: str) -> None:
         if len(full_name) > 64:

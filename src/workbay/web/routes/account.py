@@ -13,6 +13,7 @@ from workbay.client.sdk import APIError
 
 from ..context import LoggedIn, PageContext
 from ..forms import read_form
+from ..manager import LOGIN_EPOCH_HEADER
 from ..responses import api_error_text, field_errors, notify
 
 router = APIRouter(tags=["pages"])
@@ -67,7 +68,7 @@ async def change_password(request: Request, ctx: LoggedIn) -> Response:
     if not errors:
         try:
             async with ctx.state.gateway.client(ctx.session) as api:
-                await api.post("/auth/update-password", json={
+                answer = await api.post("/auth/update-password", raw=True, json={
                     "old_password": old, "new_password": new, "new_password2": again})
         except APIError as err:
             if err.status == 401:  # the manager's "Old password mismatch"
@@ -76,6 +77,8 @@ async def change_password(request: Request, ctx: LoggedIn) -> Response:
                 errors, general = field_errors(err, PASSWORD_FIELDS)
         else:
             ctx.session.need_password_change = False
+            # this login carries over to the new password; the user's other logins end
+            ctx.session.login_epoch = answer.headers.get(LOGIN_EPOCH_HEADER) or ctx.session.login_epoch
             await ctx.state.sessions.save(ctx.session)
             response = _render(request, ctx, "forms/password.html", errors={}, general=None)
             return notify(response, toast=ctx._("Your password was changed."))

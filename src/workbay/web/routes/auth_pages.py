@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,6 +16,7 @@ from ..cookies import (
     LANGUAGE_COOKIE, PREFERENCE_COOKIE_AGE, SESSION_COOKIE, THEME_COOKIE, clear_cookie, set_cookie,
 )
 from ..forms import FormData, read_form
+from ..forwarding import client_address
 from ..i18n import LANGUAGES, N_
 from ..lockout import Lock
 from ..login import LoginResult, Outcome
@@ -28,15 +30,26 @@ LOGIN_MESSAGES = {
     "Invalid OTP": N_("The one-time password is not correct."),
     "The account is inactive.": N_("This account is inactive. Contact your administrator."),
     "The account is before-verification.": N_("This account is not verified yet."),
+    "OTP already used": N_("This one-time password was used already. Wait for the next one."),
 }
 SIGNUP_FIELDS = {"email", "username", "password", "password2", "invitation_token", "agree"}
 
 
 def _safe_next(target: str | None) -> str | None:
-    """Only a path of this site (no scheme, no //host) may follow a login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Only a path of this site may follow a login: one leading ``/``, no ``//`` and no
+    backslash anywhere (browsers read ``/\\host`` and ``/<tab>/host`` as ``//host``), no
+    whitespace or control character anywhere (browsers drop tabs and newlines from URLs, and a
+    newline cannot go into a header), nothing that parses as a scheme or a host (issue 10,
+    findings 9 and 13).  Anything else: the default page."""
+    if not target or not target.startswith("/") or "//" in target or "\\" in target:
+        return None
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or not ch.isprintable()
+           for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
 
 
 @router.get("/")
@@ -51,7 +64,8 @@ async def login_page(request: Request, ctx: AnyVisitor) -> Response:
     if ctx.session is not None:
         target = _safe_next(request.query_params.get("next"))
         return redirect(ctx, target or nav.landing_url(ctx.session.role))
-    return ctx.state.renderer.render(request, "pages/login.html", next=request.query_params.get("next", ""),
+    return ctx.state.renderer.render(request, "pages/login.html",
+                                     next=_safe_next(request.query_params.get("next")) or "",
                                      values={}, feedback=None, show_otp=False)
 
 
@@ -83,7 +97,7 @@ async def login_submit(request: Request, ctx: AnyVisitor) -> Response:
                                status="error")
     if ctx.session is not None:
         await ctx.state.logins.logout(ctx.session)
-    result = await ctx.state.logins.login(username, password, otp or None)
+    result = await ctx.state.logins.login(username, password, otp or None, client=client_address(request))
     if result.outcome is not Outcome.OK or result.session is None:
         status = "info" if result.outcome is Outcome.OTP_REQUIRED else "error"
         otp_shown = result.outcome is Outcome.OTP_REQUIRED or bool(otp)

@@ -25,13 +25,14 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import EXTERNAL_CLOSE_CODES
 
-from workbay.common.errors import BackendError, GenericForbidden, URLNotFound
+from workbay.common.errors import BackendError, GenericForbidden, InvalidAPIParameters, URLNotFound
 from workbay.common.http import problem_response
 
 from ..context import current_session, web_state
 from ..csrf import is_cross_site
+from ..forwarding import from_trusted_proxy
 from ..errors import BadGateway, unauthorized
-from .proxy import PREFIX, forwarded_headers, manager_path
+from .proxy import PREFIX, follow_login_epoch, forwarded_headers, manager_path, path_problem
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webserver"])
@@ -145,7 +146,11 @@ class Relay:
 
 
 async def forward_websocket(ws: WebSocket) -> None:
-    if is_cross_site(dict(ws.headers)):
+    problem = path_problem(manager_path(ws).split("?")[0])
+    if problem is not None:  # before any decision on what the path names
+        await refuse_with(ws, InvalidAPIParameters(problem, title="Non-normalised path."))
+        return
+    if is_cross_site(dict(ws.headers), from_trusted_proxy(ws.scope)):
         await refuse_with(ws, GenericForbidden("The request's Origin does not match this server.",
                                                title="Cross-site request refused."))
         return
@@ -162,6 +167,7 @@ async def forward_websocket(ws: WebSocket) -> None:
         upstream = await web_state(ws).gateway.connect_websocket(
             session, target, headers, ws.scope.get("subprotocols") or ())
     except InvalidStatus as refused:
+        await follow_login_epoch(web_state(ws), session, refused.response.headers)
         await refuse(ws, manager_refusal(refused))
         return
     except (OSError, InvalidHandshake, asyncio.TimeoutError) as e:

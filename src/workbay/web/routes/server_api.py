@@ -18,6 +18,7 @@ from workbay.common.http import problem_response, validation_error
 from ..context import current_session, web_state
 from ..cookies import SESSION_COOKIE, clear_cookie, set_cookie
 from ..errors import BadGateway, locked_out
+from ..forwarding import client_address
 from ..login import Outcome
 
 router = APIRouter(tags=["webserver"])
@@ -42,6 +43,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
         body = json.loads(await request.body() or b"{}")
     except ValueError as e:
         raise InvalidAPIParameters("Malformed JSON body.") from e
+    except RecursionError as e:  # e.g. 50,000 nested [
+        raise InvalidAPIParameters("The JSON body is nested too deeply.") from e
     if not isinstance(body, dict):
         raise InvalidAPIParameters("The JSON body must be an object.")
     return body
@@ -59,7 +62,7 @@ async def login(request: Request) -> Response:
             raise validation_error(list(e.errors())) from e
     except (GenericBadRequest, InvalidAPIParameters) as err:
         return problem_response(err)
-    result = await st.logins.login(body.username, body.password, body.otp)
+    result = await st.logins.login(body.username, body.password, body.otp, client=client_address(request))
     if result.outcome is Outcome.LOCKED and result.lock:
         return problem_response(locked_out(result.lock))
     if result.outcome is Outcome.UNAVAILABLE:
