@@ -105,8 +105,8 @@ def folder_dir(data_dir: Path, vfid: str) -> Path:
 
 @pytest.fixture
 async def lite(tmp_path, monkeypatch):
-    """Manager and storage-proxy in one process and event loop (as ``workbay up``), the demo
-    users, and (admin client, user client, data dir)."""
+    """Manager and storage-proxy in one process and event loop (as ``workbay up``) with the demo
+    users: (victim client, attacker client, data dir, the lite handle)."""
     monkeypatch.setenv("WORKBAY_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("WORKBAY_DEMO_PASSWORD", DEMO_PASSWORD)
     data_dir = tmp_path / "var"
@@ -127,7 +127,7 @@ async def lite(tmp_path, monkeypatch):
     try:
         victim = await login("user2@workbay.local", DEMO_PASSWORD)
         attacker = await login("user@workbay.local", DEMO_PASSWORD)
-        yield victim, attacker, data_dir
+        yield victim, attacker, data_dir, handle
     finally:
         for c in clients:
             await c.close()
@@ -140,7 +140,7 @@ async def make_folder(client: Client, name: str, data_dir: Path) -> Path:
 
 
 async def test_download_never_follows_a_swapped_symlink(lite):
-    victim, attacker, data_dir = lite
+    victim, attacker, data_dir, _ = lite
     theirs = await make_folder(victim, "theirs", data_dir)
     (theirs / "secret.txt").write_bytes(b"OTHER USER'S SECRET\n")
     mine = await make_folder(attacker, "mine", data_dir)
@@ -163,7 +163,7 @@ async def test_download_never_follows_a_swapped_symlink(lite):
 
 
 async def test_upload_never_lands_behind_a_swapped_symlink(lite):
-    victim, attacker, data_dir = lite
+    victim, attacker, data_dir, _ = lite
     theirs = await make_folder(victim, "theirs", data_dir)
     mine = await make_folder(attacker, "mine", data_dir)
     (mine / "d").mkdir()
@@ -188,7 +188,7 @@ async def test_upload_never_lands_behind_a_swapped_symlink(lite):
 
 
 async def test_zero_byte_upload_does_not_create_or_touch_through_a_link(lite, tmp_path):
-    _, attacker, data_dir = lite
+    _, attacker, data_dir, _ = lite
     mine = await make_folder(attacker, "mine", data_dir)
     host = tmp_path / "host"
     host.mkdir()
