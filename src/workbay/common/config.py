@@ -72,6 +72,9 @@ class ManagerConfig(Section):
                               "File Browser sessions (it must offer the sshd and filebrowser apps)")
     system_idle_timeout: float = Field(900.0, gt=0, description="seconds without transfers after "
                                        "which an SFTP or File Browser session is reclaimed")
+    max_request_body: int = Field(4 * 1024 * 1024, ge=1024, le=1024**3, description="bytes: a larger "
+                                  "request body is answered 413 before it is parsed (unsigned requests "
+                                  "to the public /auth endpoints: at most 64 KiB)")
     trusted_proxies: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8", "::1/128"],
         description="peers whose X-Forwarded-For is believed (allowed client IPs, login throttling)")
