@@ -14,8 +14,9 @@ from typing import Any
 
 REDACTED = "REDACTED"
 
-# A query string: what follows "?" up to whitespace, a quote, a bracket or a fragment.
-_QUERY = re.compile(r"\?([^\s\"'<>#`()\[\]{}|\\]+)")
+# A query string: what follows "?" up to whitespace, a quote, a bracket or a fragment (not SQL's
+# "?, ?)" placeholders: a query starts with a name character).
+_QUERY = re.compile(r"\?(?=[\w.~%-])([^\s\"'<>#`()\[\]{}|\\]+)")
 # Header values: "Authorization: x", 'authorization': 'x', (b'cookie', b'x'), cookie=x
 _HEADER = re.compile(
     r"(?i)(\b(?:proxy-)?authorization|\b(?:set-)?cookie|x-workbay-secret|x-api-key|x-auth-token)"
