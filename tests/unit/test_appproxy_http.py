@@ -20,7 +20,7 @@ from aiohttp import web
 from workbay.appproxy import tokens
 from workbay.appproxy.circuits import NewCircuit
 from workbay.appproxy.frontend import Circuits
-from workbay.appproxy.http1 import find_cookie, strip_cookie, upstream_head
+from workbay.appproxy.http1 import HeadFilter, filter_response_head, find_cookie, strip_cookie, upstream_head
 
 SECRET = "unit-test-secret-of-32-bytes-or-more"
 BIG = 8 * 1024 * 1024
@@ -144,6 +144,21 @@ def test_strip_cookie_and_find_cookie():
     assert find_cookie(headers, b"wbapp_c1") == b"v1"
     assert find_cookie(headers, b"wbapp_c2") == b"v2"
     assert find_cookie(headers, b"wbapp_c3") is None
+
+
+def test_workbay_cookies_are_kept_from_apps_both_ways():
+    assert strip_cookie(b"workbay_session=s; a=1; WORKBAY_CSRF=c; wbapp_x=2; b=3") == b"a=1; b=3"
+    head = (b"HTTP/1.1 200 OK\r\nSet-Cookie: workbay_session=x; Path=/\r\nset-cookie:theirs=1\r\n"
+            b"SET-COOKIE: Workbay_Csrf=y;\r\n folded=continuation\r\nSet-Cookie: wbapp_c=z\r\n"
+            b"Content-Length: 2\r\n\r\n")
+    assert filter_response_head(head) == b"HTTP/1.1 200 OK\r\nset-cookie:theirs=1\r\nContent-Length: 2\r\n\r\n"
+    f = HeadFilter()
+    cont = b"HTTP/1.1 100 Continue\r\nSet-Cookie: workbay_session=a\r\n\r\n"
+    assert f.feed(cont[:10]) == b"" and not f.done  # a head passes only once complete
+    assert f.feed(cont[10:] + b"HTTP/1.1 200 OK\r\nSet-Cookie: workbay_session=b\r\n") == \
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert f.feed(b"Content-Length: 2\r\n\r\nok") == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert f.done
 
 
 def test_upstream_head_rewrites_host_cookies_and_framing():
