@@ -38,6 +38,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 import zipfile
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import quote
@@ -97,24 +98,144 @@ def within(root_real: str, path: str) -> bool:
     return path == root_real or path.startswith(root_real + "/")
 
 
-def resolve(root: str, rel: Any, follow: bool = True) -> str:
-    """The absolute path of ``rel`` under ``root``, refused (403) when it leads outside the root.
+# -- walking by descriptor ----------------------------------------------------------------------------
+# The session's processes change the tree while this app works in it, so a path is never checked
+# by name and then used by name.  Each component is opened relative to the directory before it
+# with O_NOFOLLOW; a symlink met on the way is read (readlinkat) and its target walked the same
+# way from the root or from where it is, and only while it stays inside the root; the last
+# component is acted on with *at calls relative to its parent's descriptor.  Nothing is ever
+# followed by the kernel, so nothing swapped in meanwhile can lead outside the root.
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+MAX_LINKS = 40
 
-    The parent folders are always resolved (symlinks followed) and must stay inside the root; the
-    last component is followed too when ``follow`` (reading, listing, writing through it), and
-    left alone otherwise (renaming, moving or deleting a symlink acts on the link itself)."""
+
+def _close(fd: Optional[int]) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class Located:
+    """Where a path leads: the open directory holding its last component (``dir_fd``), that
+    component's ``name`` ("" for the root itself) and the real path relative to the root
+    (``rel``, links resolved).  A context manager: the descriptors are closed on exit."""
+
+    def __init__(self, root_real: str, stack: List[Tuple[int, str]], name: str) -> None:
+        self.root_real, self.stack, self.name = root_real, stack, name
+
+    @property
+    def dir_fd(self) -> int:
+        return self.stack[-1][0]
+
+    @property
+    def rel(self) -> str:
+        return "/".join([n for _, n in self.stack[1:]] + ([self.name] if self.name else []))
+
+    @property
+    def full(self) -> str:
+        return os.path.join(self.root_real, self.rel) if self.rel else self.root_real
+
+    def lstat(self) -> Optional[os.stat_result]:
+        """The last component itself (a link as a link); None when it does not exist."""
+        try:
+            if not self.name:
+                return os.fstat(self.dir_fd)
+            return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def open_dir(self) -> int:
+        """A new descriptor of the last component as a folder (never through a link)."""
+        if not self.name:
+            return os.dup(self.dir_fd)
+        return os.open(self.name, DIR_FLAGS, dir_fd=self.dir_fd)
+
+    def close(self) -> None:
+        for fd, _ in self.stack:
+            _close(fd)
+        self.stack = []
+
+    def __enter__(self) -> "Located":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def locate(root: str, rel: Any, follow: bool = True, create: bool = False) -> Located:
+    """Walk ``rel`` from ``root`` by descriptor (see above).  Links inside the root are followed
+    in the parent folders, and in the last component when ``follow`` (reading, listing); a link
+    leading outside the root is refused (403).  ``create`` makes missing parent folders."""
     root_real = os.path.realpath(root)
-    parts = split_path(rel)
-    if not parts:
-        return root_real
-    parent = os.path.realpath(os.path.join(root_real, *parts[:-1]))
-    if not within(root_real, parent):
-        raise PathError("The path leads outside the root folder.", 403)
-    full = os.path.join(parent, parts[-1])
-    if follow and os.path.islink(full):
-        if not within(root_real, os.path.realpath(full)):
-            raise PathError("The symbolic link leads outside the root folder.", 403)
-    return full
+    parts = split_path(rel) if not isinstance(rel, list) else list(rel)
+    root_fd = os.open(root_real, DIR_FLAGS)
+    stack: List[Tuple[int, str]] = [(root_fd, "")]
+    try:
+        todo = list(parts)
+        links = 0
+        while todo:
+            name = todo.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":  # only from a link's target
+                if len(stack) == 1:
+                    raise PathError("The symbolic link leads outside the root folder.", 403)
+                _close(stack.pop()[0])
+                continue
+            last = not todo
+            if last and not follow:
+                return Located(root_real, stack, name)
+            dir_fd = stack[-1][0]
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if last:
+                    return Located(root_real, stack, name)
+                if not create:
+                    raise PathError(f"{name}: No such file or directory", 404)
+                try:
+                    os.mkdir(name, 0o777, dir_fd=dir_fd)
+                except FileExistsError:
+                    pass
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAX_LINKS:
+                    raise PathError(f"{name}: Too many levels of symbolic links", 400)
+                target = os.readlink(name, dir_fd=dir_fd)
+                if target.startswith("/"):
+                    if not within(root_real, target):
+                        raise PathError("The symbolic link leads outside the root folder.", 403)
+                    for fd, _ in stack[1:]:
+                        _close(fd)
+                    del stack[1:]
+                    target = target[len(root_real.rstrip("/")):]
+                todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+                continue
+            if last:
+                return Located(root_real, stack, name)
+            if not stat.S_ISDIR(st.st_mode):
+                raise PathError(f"{name}: Not a folder", 409)
+            try:
+                fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+            except OSError as e:  # swapped for a link or a file since the lstat: refused
+                raise fs_error(e, name) from e
+            stack.append((fd, name))
+        return Located(root_real, stack, "")
+    except BaseException:
+        for fd, _ in stack:
+            _close(fd)
+        raise
+
+
+def resolve(root: str, rel: Any, follow: bool = True) -> str:
+    """The real absolute path ``rel`` leads to under ``root`` (links inside the root resolved),
+    refused (403) when it leads outside.  For messages and tests; operations use ``locate``."""
+    with locate(root, rel, follow) as loc:
+        return loc.full
 
 
 def relative(root_real: str, full: str) -> str:
@@ -124,25 +245,22 @@ def relative(root_real: str, full: str) -> str:
 
 
 def ensure_dirs(root: str, parts: List[str]) -> str:
-    """``mkdir -p`` of ``parts`` under ``root`` (each step confined to the root); the last folder."""
-    root_real = os.path.realpath(root)
-    cur = root_real
+    """``mkdir -p`` of ``parts`` under ``root`` (walked by descriptor, confined to the root); the
+    real path of the last folder."""
     for p in parts:
-        nxt = os.path.join(cur, check_name(p))
-        try:
-            os.mkdir(nxt)
-        except FileExistsError:
-            pass
-        except OSError as e:
-            if not os.path.isdir(nxt):
-                raise fs_error(e) from e
-        real = os.path.realpath(nxt)
-        if not within(root_real, real):
-            raise PathError("The path leads outside the root folder.", 403)
-        if not os.path.isdir(real):
-            raise PathError(f"{relative(root_real, nxt)} is not a folder.", 409)
-        cur = real
-    return cur
+        check_name(p)
+    with locate(root, list(parts), follow=True, create=True) as loc:
+        if loc.name:  # the last one
+            try:
+                os.mkdir(loc.name, 0o777, dir_fd=loc.dir_fd)
+            except FileExistsError:
+                pass
+            except OSError as e:
+                raise fs_error(e, loc.name) from e
+            st = loc.lstat()
+            if st is None or not stat.S_ISDIR(st.st_mode):
+                raise PathError(f"{loc.rel}: is not a folder.", 409)
+        return loc.full
 
 
 def root_allowed(root: Optional[str], home: str = HOME) -> str:
@@ -191,8 +309,10 @@ def content_disposition(filename: str) -> str:
 
 
 # -- listing --------------------------------------------------------------------------------------------
-def entry_info(full: str, root_real: str) -> Dict[str, Any]:
-    name = os.path.basename(full)
+def entry_info(dir_fd: int, name: str, root_real: str, dir_rel: List[str]) -> Dict[str, Any]:
+    """An entry of the open folder ``dir_fd`` (at ``dir_rel`` under the root).  A link is shown
+    with what it leads to when that is inside the root (walked by descriptor, nothing opened but
+    folders), as ``outside`` otherwise; nothing is ever read through it here."""
     info: Dict[str, Any] = {"name": name, "type": "file", "size": 0, "mtime": 0.0}
     try:
         name.encode("utf-8")
@@ -200,21 +320,30 @@ def entry_info(full: str, root_real: str) -> Dict[str, Any]:
         info.update(name=name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), type="badname")
         return info
     try:
-        lst = os.lstat(full)
+        lst = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         info["type"] = "missing"
         return info
     info["mtime"] = lst.st_mtime
-    st = lst
+    st: Optional[os.stat_result] = lst
     if stat.S_ISLNK(lst.st_mode):
         info["link"] = True
         try:
-            st = os.stat(full)
+            with locate(root_real, dir_rel + [name]) as loc:
+                st = loc.lstat()
+        except PathError as e:
+            st = None
+            if e.status == 403:
+                try:
+                    os.stat(name, dir_fd=dir_fd)  # only: does it lead anywhere at all
+                    info["type"] = "outside"  # shown, never opened
+                    return info
+                except OSError:
+                    pass
         except OSError:
+            st = None
+        if st is None:
             info["type"] = "broken"
-            return info
-        if not within(root_real, os.path.realpath(full)):
-            info["type"] = "outside"  # shown, never opened
             return info
         info["mtime"] = st.st_mtime
     if stat.S_ISDIR(st.st_mode):
@@ -226,15 +355,41 @@ def entry_info(full: str, root_real: str) -> Dict[str, Any]:
     return info
 
 
-def list_dir(full: str, root_real: str) -> List[Dict[str, Any]]:
-    items = []
-    with os.scandir(full) as it:
-        for e in it:
-            if e.name.startswith(TMP_PREFIX):
-                continue  # uploads in progress
-            items.append(entry_info(e.path, root_real))
-    items.sort(key=lambda i: (i["type"] != "dir", i["name"].casefold(), i["name"]))
-    return items
+def list_folder(root: str, rel: Any = "") -> Dict[str, Any]:
+    """The folder ``rel`` walked to by descriptor: its entries, its real path relative to the
+    root, whether its filesystem is read-only and whether it is writable."""
+    root_real = os.path.realpath(root)
+    with locate(root_real, rel) as loc:
+        st = loc.lstat()
+        if st is None:
+            raise PathError(f"/{rel or ''}: No such file or directory", 404)
+        if not stat.S_ISDIR(st.st_mode):
+            raise PathError(f"/{rel or ''}: Not a folder", 409)
+        real_rel = loc.rel
+        try:
+            fd = loc.open_dir()
+        except OSError as e:
+            raise fs_error(e, loc.name) from e
+    try:
+        items = []
+        with os.scandir(fd) as it:
+            for e in it:
+                if e.name.startswith(TMP_PREFIX):
+                    continue  # uploads in progress
+                items.append(entry_info(fd, e.name, root_real, split_path(real_rel)))
+        items.sort(key=lambda i: (i["type"] != "dir", i["name"].casefold(), i["name"]))
+        try:
+            readonly = bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
+        except OSError:
+            readonly = False
+        return {"rel": real_rel, "items": items, "readonly": readonly,
+                "writable": os.access(".", os.W_OK, dir_fd=fd)}
+    finally:
+        _close(fd)
+
+
+def list_dir(root: str, rel: Any = "") -> List[Dict[str, Any]]:
+    return list_folder(root, rel)["items"]
 
 
 def is_readonly_fs(path: str) -> bool:
@@ -242,6 +397,20 @@ def is_readonly_fs(path: str) -> bool:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+def open_file(loc: Located) -> Tuple[int, os.stat_result]:
+    """The located regular file, opened for reading (never through a link, never blocking: a
+    FIFO or device is refused, 400)."""
+    try:
+        fd = os.open(loc.name, READ_FLAGS, dir_fd=loc.dir_fd)
+    except OSError as e:
+        raise fs_error(e, loc.name) from e
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        _close(fd)
+        raise PathError(f"{loc.name}: Not a regular file", 400)
+    return fd, st
 
 
 # -- zip --------------------------------------------------------------------------------------------------
@@ -274,62 +443,114 @@ def _utf8(name: str) -> bool:
         return False
 
 
-def walk_for_zip(sources: Iterable[Tuple[str, str]], root_real: str) -> Iterator[Tuple[str, str]]:
-    """(path on disk, name in the archive) of every file and folder under ``sources``; symlinks are
-    followed only to files inside the root (never to folders, so no loops); names that are not
-    UTF-8 are left out."""
-    for full, arc in sources:
-        if not _utf8(arc):
-            continue
-        if os.path.isdir(full) and not os.path.islink(full):
-            yield full, arc + "/"
-            for dirpath, dirnames, filenames in os.walk(full):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(TMP_PREFIX) and _utf8(d))
-                rel = os.path.relpath(dirpath, full)
-                base = arc if rel == "." else arc + "/" + rel
-                for d in dirnames:
-                    p = os.path.join(dirpath, d)
-                    if not os.path.islink(p):
-                        yield p, base + "/" + d + "/"
-                for f in sorted(filenames):
-                    if f.startswith(TMP_PREFIX) or not _utf8(f):
-                        continue
-                    p = os.path.join(dirpath, f)
-                    if os.path.islink(p) and not within(root_real, os.path.realpath(p)):
-                        continue
-                    if os.path.isfile(p):
-                        yield p, base + "/" + f
-        elif os.path.isfile(full) and within(root_real, os.path.realpath(full)):
-            yield full, arc
+def _zipinfo(arc: str, st: os.stat_result) -> zipfile.ZipInfo:
+    t = time.localtime(st.st_mtime)
+    if t.tm_year < 1980:
+        date_time: Tuple[int, ...] = (1980, 1, 1, 0, 0, 0)
+    elif t.tm_year > 2107:
+        date_time = (2107, 12, 31, 23, 59, 58)
+    else:
+        date_time = tuple(t[:6])
+    zinfo = zipfile.ZipInfo(arc, date_time)  # type: ignore[arg-type]
+    zinfo.external_attr = (st.st_mode & 0xFFFF) << 16
+    if stat.S_ISDIR(st.st_mode):
+        zinfo.external_attr |= 0x10
+    else:
+        zinfo.file_size = st.st_size
+    return zinfo
 
 
-def iter_zip(sources: Iterable[Tuple[str, str]], root_real: str, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """A zip archive of ``sources`` as a stream of chunks (never the whole archive in memory)."""
+def iter_zip(root: str, sources: Iterable[Tuple[Any, str]], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """A zip archive of ``sources`` ((path relative to the root, name in the archive)) as a stream
+    of chunks (never the whole archive in memory).  Everything is walked and opened by
+    descriptor: links are followed only to files inside the root (never to folders, so no loops),
+    FIFOs and devices are left out, names that are not UTF-8 are left out."""
+    root_real = os.path.realpath(root)
     sink = _Sink()
+
+    def add_file(zf: zipfile.ZipFile, fd: int, st: os.stat_result, arc: str) -> Iterator[bytes]:
+        zinfo = _zipinfo(arc, st)
+        zinfo.compress_type = zipfile.ZIP_DEFLATED
+        zinfo._compresslevel = 1  # type: ignore[attr-defined]  # fast: data is often compressed
+        with zf.open(zinfo, "w", force_zip64=zinfo.file_size > 0x7FFFFFFF) as dst:
+            while True:
+                block = os.read(fd, chunk)
+                if not block:
+                    break
+                dst.write(block)
+                if sink.size >= chunk:
+                    yield sink.take()
+
+    def add_dir(zf: zipfile.ZipFile, dfd: int, rel: List[str], arc: str) -> Iterator[bytes]:
+        zf.writestr(_zipinfo(arc + "/", os.fstat(dfd)), b"")
+        with os.scandir(dfd) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            if e.name.startswith(TMP_PREFIX) or not _utf8(e.name):
+                continue
+            sub = arc + "/" + e.name
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    cfd = os.open(e.name, DIR_FLAGS, dir_fd=dfd)
+                    try:
+                        yield from add_dir(zf, cfd, rel + [e.name], sub)
+                    finally:
+                        _close(cfd)
+                    continue
+                if e.is_symlink():  # a link to a file inside the root is followed, no other
+                    with locate(root_real, rel + [e.name]) as loc:
+                        lst = loc.lstat()
+                        if lst is None or not stat.S_ISREG(lst.st_mode):
+                            continue
+                        fd, st = open_file(loc)
+                elif e.is_file(follow_symlinks=False):
+                    fd = os.open(e.name, READ_FLAGS, dir_fd=dfd)
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode):
+                        _close(fd)
+                        continue
+                else:
+                    continue
+            except (PathError, OSError):  # vanished, swapped or outside the root: left out
+                continue
+            try:
+                yield from add_file(zf, fd, st, sub)
+            finally:
+                _close(fd)
+            if sink.parts:
+                yield sink.take()
+
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1,  # type: ignore[arg-type]
                          allowZip64=True) as zf:
-        for path, arc in walk_for_zip(sources, root_real):
-            try:
-                zinfo = zipfile.ZipInfo.from_file(path, arc)
-            except OSError:
+        for rel, arc in sources:
+            if not _utf8(arc):
                 continue
-            if arc.endswith("/"):
-                zf.writestr(zinfo, b"")
-            else:
-                zinfo.compress_type = zipfile.ZIP_DEFLATED
-                zinfo._compresslevel = 1  # type: ignore[attr-defined]  # fast: data is often compressed
-                try:
-                    src = open(path, "rb")
-                except OSError:
+            try:
+                loc = locate(root_real, rel)
+            except (PathError, OSError):
+                continue
+            with loc:
+                lst = loc.lstat()
+                if lst is None:
                     continue
-                with src, zf.open(zinfo, "w", force_zip64=zinfo.file_size > 0x7FFFFFFF) as dst:
-                    while True:
-                        block = src.read(chunk)
-                        if not block:
-                            break
-                        dst.write(block)
-                        if sink.size >= chunk:
-                            yield sink.take()
+                if stat.S_ISDIR(lst.st_mode):
+                    try:
+                        dfd = loc.open_dir()
+                    except OSError:
+                        continue
+                    try:
+                        yield from add_dir(zf, dfd, split_path(loc.rel), arc)
+                    finally:
+                        _close(dfd)
+                elif stat.S_ISREG(lst.st_mode):
+                    try:
+                        fd, st = open_file(loc)
+                    except PathError:
+                        continue
+                    try:
+                        yield from add_file(zf, fd, st, arc)
+                    finally:
+                        _close(fd)
             if sink.parts:
                 yield sink.take()
     if sink.parts:
@@ -343,99 +564,151 @@ def op_mkdir(root: str, rel: Any, parents: bool = False) -> str:
         raise PathError("A folder name is required.")
     if parents:
         return ensure_dirs(root, parts)
-    full = resolve(root, "/".join(parts), follow=False)
-    try:
-        os.mkdir(full)
-    except OSError as e:
-        raise fs_error(e, parts[-1]) from e
-    return full
+    with locate(root, parts, follow=False) as loc:
+        try:
+            os.mkdir(loc.name, 0o777, dir_fd=loc.dir_fd)
+        except OSError as e:
+            raise fs_error(e, parts[-1]) from e
+        return loc.full
 
 
 def op_touch(root: str, rel: Any) -> str:
     parts = split_path(rel)
     if not parts:
         raise PathError("A file name is required.")
-    full = resolve(root, "/".join(parts), follow=False)
-    try:
-        os.close(os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
-    except OSError as e:
-        raise fs_error(e, parts[-1]) from e
-    return full
+    with locate(root, parts, follow=False) as loc:
+        try:
+            os.close(os.open(loc.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o666, dir_fd=loc.dir_fd))
+        except OSError as e:
+            raise fs_error(e, parts[-1]) from e
+        return loc.full
 
 
-def _existing(root: str, rel: Any) -> str:
+def _existing(root: str, rel: Any) -> Located:
+    """The entry ``rel`` (itself: a link as a link), which must exist and not be the root."""
     if not split_path(rel):
         raise PathError("The root folder itself cannot be changed.")
-    full = resolve(root, rel, follow=False)
-    if not os.path.lexists(full):
+    loc = locate(root, rel, follow=False)
+    if loc.lstat() is None:
+        loc.close()
         raise PathError(f"{rel}: No such file or directory", 404)
-    return full
+    return loc
 
 
 def op_rename(root: str, rel: Any, name: Any) -> str:
-    full = _existing(root, rel)
-    target = os.path.join(os.path.dirname(full), check_name(name))
-    if target == full:
-        return full
-    if os.path.lexists(target):
-        raise PathError(f"{name}: File exists", 409)
+    with _existing(root, rel) as loc:
+        check_name(name)
+        target = os.path.join(os.path.dirname(loc.full), name)
+        if name == loc.name:
+            return target
+        try:
+            os.stat(name, dir_fd=loc.dir_fd, follow_symlinks=False)
+            raise PathError(f"{name}: File exists", 409)
+        except FileNotFoundError:
+            pass
+        try:
+            os.rename(loc.name, name, src_dir_fd=loc.dir_fd, dst_dir_fd=loc.dir_fd)
+        except OSError as e:
+            raise fs_error(e, loc.name) from e
+        return target
+
+
+def _rmtree_at(parent_fd: int, name: str) -> None:
+    """``rm -r`` of the folder ``name`` in ``parent_fd``, by descriptor (links removed as links)."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
     try:
-        os.rename(full, target)
-    except OSError as e:
-        raise fs_error(e, os.path.basename(full)) from e
-    return target
+        with os.scandir(fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in entries:
+            if is_dir:
+                _rmtree_at(fd, child)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        _close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
 
 
 def op_move(root: str, rels: Any, to: Any) -> List[str]:
     if not isinstance(rels, list) or not rels:
         raise PathError("Nothing to move.")
-    dest = resolve(root, to, follow=True)
-    if not os.path.isdir(dest):
-        raise PathError(f"{to or '/'}: Not a folder", 409 if os.path.exists(dest) else 404)
-    dest_real = os.path.realpath(dest)
-    sources = [_existing(root, r) for r in rels]
-    moved = []
-    for rel, src in zip(rels, sources):
-        name = os.path.basename(src)
-        target = os.path.join(dest_real, name)
-        if os.path.dirname(src) == dest_real:
-            raise PathError(f"{name} is already in that folder.", 409)
-        if os.path.isdir(src) and not os.path.islink(src) and is_inside(dest_real, src):
-            raise PathError(f"{name}: a folder cannot be moved into itself.", 400)
-        if os.path.lexists(target):
-            raise PathError(f"{name}: File exists in the destination", 409)
+    with locate(root, to, follow=True) as dest:
+        st = dest.lstat()
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            raise PathError(f"{to or '/'}: Not a folder", 409 if st is not None else 404)
+        dest_full = dest.full
         try:
-            try:
-                os.rename(src, target)
-            except OSError as e:
-                if e.errno != errno.EXDEV:
-                    raise
-                # Another mount: copy, then delete -- only when the source can be deleted (a
-                # read-only mount would otherwise keep the original and get a copy anyway).
-                parent = os.path.dirname(src)
-                if not os.access(parent, os.W_OK):
-                    raise OSError(errno.EROFS if is_readonly_fs(parent) else errno.EACCES, name) from e
-                shutil.move(src, target)
+            dfd = dest.open_dir()
         except OSError as e:
-            raise fs_error(e, name) from e
-        moved.append(target)
-    return moved
+            raise fs_error(e, dest.name) from e
+    sources: List[Located] = []
+    try:
+        dst_st = os.fstat(dfd)
+        for r in rels:
+            sources.append(_existing(root, r))
+        moved = []
+        for loc in sources:
+            name = loc.name
+            here = os.fstat(loc.dir_fd)
+            if (here.st_dev, here.st_ino) == (dst_st.st_dev, dst_st.st_ino):
+                raise PathError(f"{name} is already in that folder.", 409)
+            src_st = loc.lstat()
+            if src_st is not None and stat.S_ISDIR(src_st.st_mode) and within(loc.full, dest_full):
+                raise PathError(f"{name}: a folder cannot be moved into itself.", 400)
+            try:
+                os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                raise PathError(f"{name}: File exists in the destination", 409)
+            except FileNotFoundError:
+                pass
+            try:
+                try:
+                    os.rename(name, name, src_dir_fd=loc.dir_fd, dst_dir_fd=dfd)
+                except OSError as e:
+                    if e.errno == errno.EINVAL:
+                        raise PathError(f"{name}: a folder cannot be moved into itself.", 400) from e
+                    if e.errno != errno.EXDEV:
+                        raise
+                    # Another mount: copy, then delete -- only when the source can be deleted (a
+                    # read-only mount would otherwise keep the original and get a copy anyway).
+                    # Addressed through the descriptors of both folders (/proc/self/fd): the
+                    # folders cannot be swapped; what is below them is copied as this user may.
+                    if not os.access(".", os.W_OK, dir_fd=loc.dir_fd):
+                        readonly = bool(os.fstatvfs(loc.dir_fd).f_flag & os.ST_RDONLY)
+                        raise OSError(errno.EROFS if readonly else errno.EACCES, name) from e
+                    shutil.move(f"/proc/self/fd/{loc.dir_fd}/{name}", f"/proc/self/fd/{dfd}/{name}")
+            except OSError as e:
+                raise fs_error(e, name) from e
+            moved.append(os.path.join(dest_full, name))
+        return moved
+    finally:
+        _close(dfd)
+        for loc in sources:
+            loc.close()
 
 
 def op_delete(root: str, rels: Any) -> int:
     if not isinstance(rels, list) or not rels:
         raise PathError("Nothing to delete.")
-    targets = [_existing(root, r) for r in rels]
-    for full in targets:
-        name = os.path.basename(full)
-        try:
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full)
-            else:
-                os.unlink(full)
-        except OSError as e:
-            raise fs_error(e, name) from e
-    return len(targets)
+    targets: List[Located] = []
+    try:
+        for r in rels:
+            targets.append(_existing(root, r))
+        for loc in targets:
+            st = loc.lstat()
+            if st is None:
+                continue
+            try:
+                if stat.S_ISDIR(st.st_mode):
+                    _rmtree_at(loc.dir_fd, loc.name)
+                else:
+                    os.unlink(loc.name, dir_fd=loc.dir_fd)
+            except OSError as e:
+                raise fs_error(e, loc.name) from e
+        return len(targets)
+    finally:
+        for loc in targets:
+            loc.close()
 
 
 # -- the page -----------------------------------------------------------------------------------------------
@@ -1143,14 +1416,10 @@ def make_app(root: str) -> Any:
         @api
         def get(self) -> Dict[str, Any]:
             rel = self.get_query_argument("path", "")
-            full = resolve(root_real, rel)
-            if not os.path.exists(full):
-                raise PathError(f"/{rel}: No such file or directory", 404)
-            if not os.path.isdir(full):
-                raise PathError(f"/{rel}: Not a folder", 409)
+            listed = list_folder(root_real, rel)
             return {"path": "/".join(split_path(rel)), "root": root_label,
-                    "readonly": is_readonly_fs(full), "writable": os.access(full, os.W_OK),
-                    "items": list_dir(full, root_real)}
+                    "readonly": listed["readonly"], "writable": listed["writable"],
+                    "items": listed["items"]}
 
     class Mkdir(Base):
         @api
@@ -1191,22 +1460,26 @@ def make_app(root: str) -> Any:
         @api
         async def get(self) -> None:
             rels = self.get_query_arguments("path") or [""]
-            fulls = [resolve(root_real, r) for r in rels]
-            for r, f in zip(rels, fulls):
-                if not os.path.exists(f):
-                    raise PathError(f"/{r}: No such file or directory", 404)
-            if len(fulls) == 1 and os.path.isfile(fulls[0]):
-                await self._file(fulls[0])
-            else:
-                await self._zip(fulls)
+            fulls = []
+            for r in rels:
+                with locate(root_real, r) as loc:
+                    st = loc.lstat()
+                    if st is None:
+                        raise PathError(f"/{r}: No such file or directory", 404)
+                    if len(rels) == 1 and not stat.S_ISDIR(st.st_mode):
+                        # one file: served from the descriptor opened here (regular files only)
+                        fd, fst = open_file(loc)
+                        await self._file(fd, fst, loc.name)
+                        return
+                    fulls.append(loc.full)
+            await self._zip(rels, fulls)
 
-        async def _file(self, full: str) -> None:
-            f = open(full, "rb")
+        async def _file(self, fd: int, st: os.stat_result, name: str) -> None:
+            f = os.fdopen(fd, "rb")
             with f:
-                size = os.fstat(f.fileno()).st_size
                 self.set_header("Content-Type", "application/octet-stream")
-                self.set_header("Content-Disposition", content_disposition(os.path.basename(full)))
-                self.set_header("Content-Length", str(size))
+                self.set_header("Content-Disposition", content_disposition(name))
+                self.set_header("Content-Length", str(st.st_size))
                 while True:
                     block = f.read(CHUNK)
                     if not block:
@@ -1218,16 +1491,16 @@ def make_app(root: str) -> Any:
                         return
             self.finish()
 
-        async def _zip(self, fulls: List[str]) -> None:
+        async def _zip(self, rels: List[str], fulls: List[str]) -> None:
             if len(fulls) == 1:
                 name = os.path.basename(fulls[0]) if fulls[0] != root_real else root_label
             else:
                 parent = os.path.dirname(fulls[0])
                 name = os.path.basename(parent) if parent != root_real else root_label
-            sources = [(f, os.path.basename(f) if f != root_real else root_label) for f in fulls]
+            sources = [(r, os.path.basename(f) if f != root_real else root_label) for r, f in zip(rels, fulls)]
             self.set_header("Content-Type", "application/zip")
             self.set_header("Content-Disposition", content_disposition(name + ".zip"))
-            gen = iter_zip(sources, root_real)
+            gen = iter_zip(root_real, sources)
             loop = tornado.ioloop.IOLoop.current()
             try:
                 while True:
@@ -1247,6 +1520,7 @@ def make_app(root: str) -> Any:
         def initialize(self) -> None:
             self.fd: Optional[int] = None
             self.tmp: Optional[str] = None
+            self.loc: Optional[Located] = None
             self.target: Optional[str] = None
             self.error: Optional[PathError] = None
             self.received = 0
@@ -1263,17 +1537,20 @@ def make_app(root: str) -> Any:
                 parts = split_path(rel)
                 if not parts:
                     raise PathError("A file name is required.")
-                parent = ensure_dirs(root_real, parts[:-1])
-                target = os.path.join(parent, parts[-1])
-                if os.path.lexists(target):
-                    if os.path.isdir(target):
+                # the parents walked by descriptor (missing ones made); the file goes to a
+                # temporary name in the parent's descriptor, renamed over the target when
+                # complete (a link there is replaced, never written through)
+                self.loc = locate(root_real, parts, follow=False, create=True)
+                st = self.loc.lstat()
+                if st is not None:
+                    if stat.S_ISDIR(st.st_mode):
                         raise PathError(f"{parts[-1]}: Is a folder", 409)
                     if not overwrite:
                         raise PathError(f"{parts[-1]}: File exists", 409)
-                    resolve(root_real, rel)  # a symlink may not lead outside
-                self.target = target
-                self.tmp = os.path.join(parent, TMP_PREFIX + secrets.token_hex(8))
-                self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                self.target = self.loc.full
+                self.tmp = TMP_PREFIX + secrets.token_hex(8)
+                self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                  0o666, dir_fd=self.loc.dir_fd)
             except PathError as e:
                 self.error = e
             except OSError as e:
@@ -1296,12 +1573,15 @@ def make_app(root: str) -> Any:
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None
-            if self.tmp is not None:
+            if self.tmp is not None and self.loc is not None:
                 try:
-                    os.unlink(self.tmp)
+                    os.unlink(self.tmp, dir_fd=self.loc.dir_fd)
                 except OSError:
                     pass
-                self.tmp = None
+            self.tmp = None
+            if self.loc is not None:
+                self.loc.close()
+                self.loc = None
 
         def put(self) -> None:
             if self.error is not None:
@@ -1310,12 +1590,13 @@ def make_app(root: str) -> Any:
             try:
                 os.close(self.fd)
                 self.fd = None
-                os.replace(self.tmp, self.target)
+                os.rename(self.tmp, self.loc.name, src_dir_fd=self.loc.dir_fd, dst_dir_fd=self.loc.dir_fd)
                 self.tmp = None
             except OSError as e:
                 self._cleanup()
                 err = fs_error(e)
                 return self.send_json({"error": err.message}, err.status)
+            self._cleanup()
             self.send_json({"path": relative(root_real, self.target), "size": self.received}, 201)
 
         post = put
