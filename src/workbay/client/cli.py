@@ -125,6 +125,9 @@ def upgrade(config_path: Path | None, revision: str) -> None:
     except ConfigError as e:
         _fail_config(e)
     secure_data_dir(config.data_dir)
+    if not config.secrets.database:
+        click.echo(f"Note: [secrets] database is not set; using {config.data_dir / 'secrets.toml'}. Every "
+                   "manager of a cluster needs the same value in its configuration.", err=True)
     config = ensure_secrets(config, ("database",))  # the migrations encrypt secrets with it
     upgrade_sync(config.db_url, revision, secret_box(config))
     click.echo(f"Database is at revision {revision}.")
