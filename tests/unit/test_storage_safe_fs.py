@@ -193,7 +193,7 @@ def test_usage_and_clone_do_not_follow(tmp_path, world):
 def test_zip_of_a_directory_leaves_links_out(world):
     import asyncio
 
-    from workbay.storage.download import _zip_chunks, Handle
+    from workbay.storage.download import Handle, _zip_chunks
 
     folder, _ = world
     os.symlink(folder.parent / "outside" / "secret.txt", folder / "d" / "leak")

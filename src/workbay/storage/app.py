@@ -11,8 +11,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
-from workbay.common.health import health_router
 from workbay.common.errors import AuthFailed, BackendError
+from workbay.common.health import health_router
 from workbay.common.http import BodyGuard, install_error_handlers, problem_response
 
 from .client_api import client_router

@@ -13,7 +13,6 @@ from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
 
 import anyio
-
 from fastapi.responses import Response, StreamingResponse
 
 from workbay.common.errors import BackendError
