@@ -85,6 +85,12 @@ class Conflict(BackendError):
     status, kind, title = 409, "generic-bad-request", "The request conflicts with the current state."
 
 
+class RequestTooLarge(BackendError):
+    """A request body over the service's limit, refused before it is parsed."""
+
+    status, kind, title = 413, "request-too-large", "Request body too large."
+
+
 class MethodNotAllowed(BackendError):
     status, kind, title = 405, "method-not-allowed", "Method not allowed."
 

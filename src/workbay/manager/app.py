@@ -14,14 +14,14 @@ from workbay.common.config import WorkbayConfig
 from workbay.common.datadir import secure_data_dir
 from workbay.common.errors import AlreadyExists, Conflict, InternalServerError, InvalidAPIParameters
 from workbay.common.events import MemoryEventBus, RedisEventBus
-from workbay.common.http import install_error_handlers, problem_response
+from workbay.common.http import BodyGuard, install_error_handlers, problem_response
 from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from workbay.common.secrets import ensure_secrets, secret_box
 
 from .api import (
     account, admin, auth, bgtasks, folders, gql, internal, resources, root, session, session_events, stream,
 )
-from .api.middleware import AuthMiddleware
+from .api.middleware import PUBLIC_MAX_BODY, UNPROTECTED_PATHS, AuthMiddleware
 from .models import db
 from .services.bootstrap import bootstrap
 from .services.context import ServiceContext
@@ -129,6 +129,11 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
         app.state.manager = state
     install_error_handlers(app)
     app.add_exception_handler(DBAPIError, _database_error)
+    # Starlette runs the last added outermost: the signature check first (an unsigned request to
+    # a protected path is refused before its body is read), then the body guard (413 over
+    # manager.max_request_body, 400 for JSON nested too deeply) before any route parses.
+    app.add_middleware(BodyGuard, max_body=config.manager.max_request_body,
+                       small={path: PUBLIC_MAX_BODY for path in UNPROTECTED_PATHS})
     app.add_middleware(AuthMiddleware)
     for module in (root, auth, account, admin, gql, session, session_events, stream, resources, folders, bgtasks,
                    internal):

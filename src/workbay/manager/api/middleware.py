@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from workbay.common import signing
 from workbay.common.errors import (
@@ -18,6 +19,7 @@ from workbay.common.forwarded import client_ip, networks, parse_ip
 from workbay.common.http import problem_response
 from workbay.common.ratelimit import WINDOW_SECONDS
 from workbay.manager.services.access import Actor
+from workbay.manager.services.agent_registry import check_cluster_secret
 from workbay.manager.services.auth import LOGIN_EPOCH_HEADER, LOGIN_REVOKED_HEADER, login_epoch
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ UNPROTECTED_PATHS = frozenset({
     "/auth/update-password-no-auth", "/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect",
     "/redoc",
 })
+# Bodies of the public paths (login, sign-up): anyone may send them, so they are kept small.
+PUBLIC_MAX_BODY = 64 * 1024
 # Peers whose X-Forwarded-For is believed (the webserver's /func proxy in the embedded default).
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 
@@ -93,6 +97,34 @@ async def admit(conn: HTTPConnection, state) -> Admission:
         raise
 
 
+INTERNAL_PREFIX = "/internal/agents/"
+
+
+def anonymous_refusal(conn: HTTPConnection, state) -> BackendError | None:
+    """Why an unsigned request may not go on (None: it may): only the public paths take one, and
+    the agents' internal API takes the cluster secret instead."""
+    path = conn.url.path
+    if path in UNPROTECTED_PATHS:
+        return None
+    if path.startswith(INTERNAL_PREFIX):
+        try:
+            check_cluster_secret(state.ctx.config.secrets.cluster, conn.headers.get("x-workbay-secret"))
+        except BackendError as err:
+            return err
+        return None
+    if not _routed(conn):
+        return None  # the router answers 404 (and reads no body)
+    return AuthFailed("Unauthorized access", title="Unauthorized access")
+
+
+def _routed(conn: HTTPConnection) -> bool:
+    app = conn.scope.get("app")
+    routes = getattr(getattr(app, "router", None), "routes", None)
+    if routes is None:
+        return True
+    return any(route.matches(conn.scope)[0] is not Match.NONE for route in routes)
+
+
 class AuthMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         try:
@@ -101,6 +133,12 @@ class AuthMiddleware(BaseHTTPMiddleware):
             return problem_response(err)
         if admission.actor is not None:
             request.state.actor = admission.actor
+        else:
+            # Refused before the body is read at all: strangers cannot make us buffer or parse.
+            refusal = anonymous_refusal(request, request.app.state.manager)
+            if refusal is not None:
+                refusal.headers = {**admission.limit_headers, **refusal.headers}
+                return problem_response(refusal)
         response = await call_next(request)
         response.headers.update(admission.limit_headers)
         return response
