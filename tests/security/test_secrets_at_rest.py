@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.databases import throwaway_db
-from tests.support.manager import ADMIN_PASSWORD, DATABASE_SECRET, start_manager
+from tests.support.manager import DATABASE_SECRET, start_manager
 from workbay.common.config import load_config
 from workbay.common.secrets import SecretBox, SecretDecryptionError
 from workbay.manager.app import build_state

@@ -1,12 +1,17 @@
-"""Secrets generated on first start: kept, private, and the same for processes starting together."""
+"""Secrets generated on first start: kept, private, and the same for processes starting together;
+the box that encrypts secrets at rest with secrets.database."""
 
 from __future__ import annotations
 
 import multiprocessing
 import stat
 
+import pytest
+
 from workbay.common.config import load_config
-from workbay.common.secrets import NAMES, ensure_secrets, missing_secrets
+from workbay.common.secrets import (
+    NAMES, PREFIX, SecretBox, SecretDecryptionError, ensure_secrets, missing_secrets, secret_box,
+)
 
 
 def _secrets_of(data_dir: str) -> dict[str, str]:
@@ -34,9 +39,6 @@ def test_processes_starting_together_agree(tmp_path):
 
 
 # -- secrets at rest -----------------------------------------------------------------------------
-import pytest  # noqa: E402
-
-from workbay.common.secrets import PREFIX, SecretBox, SecretDecryptionError, secret_box  # noqa: E402
 
 
 def test_database_secret_is_generated_alone_when_asked(tmp_path):
