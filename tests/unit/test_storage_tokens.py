@@ -80,3 +80,39 @@ def test_range_parsing():
             parse_range(bad, 100)
     assert content_disposition('a"b é.txt') == \
         "attachment;filename=\"a_b ?.txt\"; filename*=UTF-8''a%22b%20%C3%A9.txt"
+
+
+def test_files_tokens_are_short_lived_and_bound_to_one_action():
+    import time
+
+    from workbay.storage.tokens import FILES_TOKEN_TTL, files_action
+
+    tok = issue_token(SECRET, "files", "v", VFID, "", 1800, action="delete")
+    claims = verify_token(SECRET, tok, "files", "delete")
+    assert claims["exp"] <= time.time() + FILES_TOKEN_TTL + 1  # not the transfer ttl
+    for other in ("list", "mkdir", "rename", "move", None):
+        with pytest.raises(TokenScopeMismatch):
+            verify_token(SECRET, tok, "files", other)
+    # without an action a files token only lists
+    tok = issue_token(SECRET, "files", "v", VFID, "", 60)
+    assert verify_token(SECRET, tok, "files", "list")["action"] == "list"
+    with pytest.raises(TokenScopeMismatch):
+        verify_token(SECRET, tok, "files", "delete")
+    many = issue_token(SECRET, "files", "v", VFID, "", 60, action=["list", "mkdir"])
+    assert verify_token(SECRET, many, "files", "mkdir")
+    for bad in ("admin", [], ["list", "chmod"]):
+        with pytest.raises(ValueError):
+            issue_token(SECRET, "files", "v", VFID, "", 60, action=bad)
+    # transfer tokens keep the configured ttl
+    up = issue_token(SECRET, "download", "v", VFID, "f", 1800)
+    assert verify_token(SECRET, up, "download")["exp"] > time.time() + 1700
+    assert [files_action(e) for e in ("/files", "/files/mkdir", "/files/delete")] == ["list", "mkdir", "delete"]
+    with pytest.raises(ValueError):
+        files_action("/files/chmod")
+
+
+def test_bearer_tokens():
+    from workbay.storage.tokens import bearer_token
+
+    assert bearer_token("Bearer abc") == "abc" and bearer_token("bearer  abc ") == "abc"
+    assert bearer_token(None) is None and bearer_token("Basic abc") is None and bearer_token("Bearer ") is None
