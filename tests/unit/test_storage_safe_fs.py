@@ -82,12 +82,18 @@ def test_fifo_is_refused_without_blocking(world):
     assert time.monotonic() - started < 5  # an open(O_RDONLY) of a FIFO would block forever
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a device needs root")
-def test_device_is_refused_unopened(world):
+def test_device_and_socket_are_refused_unopened(world):
+    import socket
+
     folder, _ = world
-    os.mknod(folder / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
-    with pytest.raises(NotRegularFile):
-        opened(folder, "null")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(folder / "sock"))
+        with pytest.raises(NotRegularFile):
+            opened(folder, "sock")
+    if os.geteuid() == 0:  # only root makes device nodes (the proxy runs as root)
+        os.mknod(folder / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        with pytest.raises(NotRegularFile):
+            opened(folder, "null")
 
 
 def test_listing_shows_links_as_links(world):
