@@ -61,7 +61,7 @@ __all__ = [
 ZERO = Decimal(0)
 INFINITY = Decimal("Infinity")
 
-SLOT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
+SLOT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*\Z")
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([kmgtpe])(?:i?b)?|b)?\s*$", re.IGNORECASE)
 _UNIT_POWER = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
 _INFINITY_WORDS = {"infinity", "inf", "+infinity", "+inf"}

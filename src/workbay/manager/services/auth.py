@@ -21,6 +21,7 @@ from workbay.common.errors import (
 from workbay.common.forwarded import client_ip, networks
 from workbay.common.http import validation_error
 from workbay.common.lockout import LoginThrottle, UsedSteps, lock_error
+from workbay.common.text import TEXT_REFUSED, first_refused
 from workbay.manager.models import Domain, Keypair, Project, ProjectMember, User
 
 from . import keys, passwords
@@ -209,6 +210,9 @@ class AuthService:
         if len(full_name) > 64:
             raise InvalidAPIParameters("Full name must be at most 64 characters.",
                                        data={"full_name": "at most 64 characters"})
+        bad = first_refused(full_name, TEXT_REFUSED, allow="\t")
+        if bad:
+            raise InvalidAPIParameters(f"Full name must not contain {bad}.", data={"full_name": f"contains {bad}"})
         async with self.ctx.db.begin() as s:
             (await self._load_user(s, actor)).full_name = full_name
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from workbay.agent.client import AgentClient, AgentError
 from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.common.slots import ResourceSlot, SlotParseError
+from workbay.common.text import MultilineText
 from workbay.manager.models import Domain, Project, ResourceGroup
 from workbay.manager.models.compute import (
     Agent, ComputeSession, Image, ResourceGroupForDomain, ResourceGroupForProject, ResourcePreset,
@@ -27,7 +28,7 @@ from .serialize import iso
 from .session_status import LIVE
 
 log = logging.getLogger(__name__)
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 def _object_name(v: str) -> str:
@@ -80,7 +81,7 @@ def preset_out(p: ResourcePreset) -> dict[str, Any]:
 
 class ResourceGroupFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    description: str | None = None
+    description: MultilineText | None = Field(None, max_length=4096)
     is_active: bool | None = None
     is_public: bool | None = None
     scheduler: Literal["fifo", "lifo", "drf"] | None = None
@@ -89,8 +90,8 @@ class ResourceGroupFields(BaseModel):
     retries_to_skip: int | None = Field(None, ge=0, le=10**6)
     agent_selection: Literal["dispersed", "concentrated"] | None = None
     wsproxy_addr: str | None = Field(None, max_length=1024)
-    domains: list[str] | None = None
-    projects: list[str] | None = None
+    domains: list[Annotated[str, Field(max_length=256)]] | None = Field(None, max_length=1024)
+    projects: list[Annotated[str, Field(max_length=256)]] | None = Field(None, max_length=1024)
 
 
 class NewResourceGroup(ResourceGroupFields):
@@ -100,8 +101,8 @@ class NewResourceGroup(ResourceGroupFields):
 class PresetFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     resource_slots: dict[str, Any] | None = None
-    shared_memory: str | int | None = None
-    resource_group: str | None = None
+    shared_memory: Annotated[str, Field(max_length=64)] | int | None = None
+    resource_group: str | None = Field(None, max_length=64)
 
 
 class NewPreset(PresetFields):

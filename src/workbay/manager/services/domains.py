@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
 from workbay.common.errors import AlreadyExists, Conflict, ObjectNotFound
+from workbay.common.text import MultilineText
 from workbay.manager.models import Domain, Project, User
 
 from . import access
@@ -17,13 +18,13 @@ from .context import ServiceContext
 from .serialize import domain_out
 from .slots import check_slots
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 class NewDomain(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
-    description: str = ""
+    description: MultilineText = Field("", max_length=4096)
     is_active: bool = True
     total_resource_slots: dict[str, Any] = {}
     allowed_vfolder_hosts: dict[str, Any] = {}
@@ -44,7 +45,7 @@ class NewDomain(BaseModel):
 
 class DomainPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    description: str | None = None
+    description: MultilineText | None = Field(None, max_length=4096)
     is_active: bool | None = None
     total_resource_slots: dict[str, Any] | None = None
     allowed_vfolder_hosts: dict[str, Any] | None = None

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from workbay.common.errors import InvalidAPIParameters
+from workbay.common.text import NAME_REFUSED, first_refused
 
 PERMISSIONS = ("ro", "rw", "wd")
 RANK = {None: 0, "ro": 1, "rw": 2, "wd": 3}
@@ -30,6 +31,11 @@ def check_folder_name(name: str) -> str:
             or any(ord(c) < 32 for c in name):
         raise InvalidAPIParameters("A folder name cannot contain '/', '\\', control characters or "
                                    "surrounding spaces, and cannot be '.', '..' or '_'.",
+                                   data={"name": "invalid"})
+    # Bidi controls, zero-width and other invisible characters would make a name show as another.
+    hidden = first_refused(name, NAME_REFUSED)
+    if hidden:
+        raise InvalidAPIParameters(f"A folder name cannot contain invisible or control characters ({hidden}).",
                                    data={"name": "invalid"})
     return name
 

@@ -32,7 +32,7 @@ from .bgtasks import BackgroundTasks
 from .storage_proxy import StorageProxy, StorageProxyError
 
 log = logging.getLogger(__name__)
-UPLOAD_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+UPLOAD_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 class NewFolder(BaseModel):

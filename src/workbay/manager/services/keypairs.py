@@ -20,17 +20,17 @@ INT32_MAX = 2**31 - 1
 
 class NewKeypair(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_email: str
-    resource_policy: str = "default"
+    user_email: str = Field(max_length=64)
+    resource_policy: str = Field("default", max_length=256)
     rate_limit: int = Field(10000, ge=1, le=INT32_MAX)
     is_active: bool = True
-    access_key: str | None = None
-    secret_key: str | None = None
+    access_key: str | None = Field(None, max_length=128)
+    secret_key: str | None = Field(None, max_length=256)
 
 
 class KeypairPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    resource_policy: str | None = None
+    resource_policy: str | None = Field(None, max_length=256)
     rate_limit: int | None = Field(None, ge=1, le=INT32_MAX)
     is_active: bool | None = None
 

@@ -18,7 +18,7 @@ from .serialize import POLICY_MODELS, policy_out
 from .slots import check_slots
 
 PolicyKind = Literal["keypair", "user", "project"]
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 USED_BY = {"keypair": (Keypair, "keypairs"), "user": (User, "users"), "project": (Project, "projects")}
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
 from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
+from workbay.common.text import MultilineText
 from workbay.manager.models import Domain, Project, ProjectMember, ProjectResourcePolicy, User
 
 from . import access
@@ -18,7 +19,7 @@ from .context import ServiceContext
 from .serialize import project_out, user_out
 from .slots import check_slots
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 def _check_name(v: str | None) -> str | None:
@@ -31,7 +32,7 @@ class NewProject(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
     domain_name: str = "default"
-    description: str = ""
+    description: MultilineText = Field("", max_length=4096)
     is_active: bool = True
     total_resource_slots: dict[str, Any] = {}
     allowed_vfolder_hosts: dict[str, Any] = {}
@@ -51,7 +52,7 @@ class NewProject(BaseModel):
 class ProjectPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, min_length=1, max_length=64)
-    description: str | None = None
+    description: MultilineText | None = Field(None, max_length=4096)
     is_active: bool | None = None
     total_resource_slots: dict[str, Any] | None = None
     allowed_vfolder_hosts: dict[str, Any] | None = None

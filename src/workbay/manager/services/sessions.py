@@ -16,10 +16,10 @@ from sqlalchemy import func, or_, select
 from workbay.common.errors import (
     BackendError, GenericBadRequest, InsufficientPrivilege, InvalidAPIParameters, ObjectNotFound,
 )
-from workbay.common.slots import ResourceSlot, SlotParseError
+from workbay.common.slots import ResourceSlot, SlotParseError, format_amount
 from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, ProjectMember, ResourceGroup, User
 from workbay.manager.models.compute import (
-    ComputeSession, Image, Kernel, ResourceGroupForDomain, ResourceGroupForProject, SessionDependency,
+    Agent, ComputeSession, Image, Kernel, ResourceGroupForDomain, ResourceGroupForProject, SessionDependency,
 )
 
 from . import access
@@ -238,17 +238,40 @@ class SessionService:
         created.update(final)
         return created
 
-    def _requested_slots(self, req: CreateSession, image: Image) -> ResourceSlot:
+    @staticmethod
+    async def known_slots(s) -> set[str]:
+        """Slot names a request may use: cpu, mem, and every slot an agent has reported."""
+        names = set(KNOWN_BASE_SLOTS)
+        for (available,) in (await s.execute(select(Agent.available_slots))).all():
+            if isinstance(available, dict):
+                names.update(str(k) for k in available)
+        return names
+
+    def _requested_slots(self, req: CreateSession, image: Image, known: set[str] | None = None) -> ResourceSlot:
+        """The per-kernel request: finite and bounded (``ResourceSlot.from_user``), known slots
+        only, cpu and mem above zero; raised to the image's minimum (never lowered)."""
         raw = dict(req.config.resources or DEFAULT_REQUEST)
         try:
             slots = ResourceSlot.from_user({k: v for k, v in raw.items() if v is not None})
         except (SlotParseError, ValueError) as e:
             raise InvalidAPIParameters(f"resources: {e}", data={"resources": str(e)}) from e
+        if known is not None:
+            unknown = sorted(k for k in slots if k not in known)
+            if unknown:
+                msg = (f"resources: unknown resource slot {unknown[0]!r} (this cluster has: "
+                       f"{', '.join(sorted(known))})")
+                raise InvalidAPIParameters(msg, data={"resources": msg})
+        minimum = ResourceSlot.from_json(image.min_slots or {})
+        for slot in ("cpu", "mem"):
+            if slot in slots and slots[slot] <= 0:
+                least = format_amount(slot, minimum.amount(slot)) if minimum.amount(slot) > 0 else None
+                msg = f"resources: {slot} must be more than 0" + (
+                    f" (this image needs at least {least})" if least else "")
+                raise InvalidAPIParameters(msg, data={"resources": msg})
         if "cpu" not in slots:
             slots = slots + {"cpu": 1}
         if "mem" not in slots:
             slots = slots + ResourceSlot.from_user({"mem": "1g"})
-        minimum = ResourceSlot.from_json(image.min_slots or {})
         return slots.maximum(minimum) if minimum else slots
 
     async def _enqueue(self, actor: Actor, req: CreateSession) -> dict[str, Any]:
@@ -272,7 +295,7 @@ class SessionService:
                     f"Cluster size {req.cluster_size} exceeds the policy's "
                     f"{policy.max_containers_per_session} containers per session.",
                     data={"cluster_size": "too large"})
-            slots = self._requested_slots(req, image)
+            slots = self._requested_slots(req, image, await self.known_slots(s))
             opts = dict(req.config.resource_opts or {})
             if "shmem" in opts and opts["shmem"] is not None:
                 try:

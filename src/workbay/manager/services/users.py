@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from workbay.common.errors import AlreadyExists, InvalidAPIParameters, ObjectNotFound
+from workbay.common.text import MultilineText, NameText, PlainText
 from workbay.manager.models import Domain, Keypair, Project, ProjectMember, User, UserResourcePolicy
 
 from . import access, keys, passwords
@@ -19,7 +20,7 @@ from .access import Actor
 from .context import ServiceContext
 from .serialize import keypair_out, user_out
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\Z")
 UserStatus = Literal["active", "inactive", "before-verification", "deleted"]
 Role = Literal["superadmin", "admin", "user", "monitor"]
 INT32_MAX = 2**31 - 1
@@ -41,20 +42,20 @@ def _client_ips(v: list[str] | None) -> list[str] | None:
 class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: str = Field(max_length=64)
-    username: str = Field(min_length=1, max_length=64)
-    password: str
-    full_name: str = Field("", max_length=64)
-    description: str = ""
+    username: NameText = Field(min_length=1, max_length=64)
+    password: str = Field(max_length=1024)
+    full_name: PlainText = Field("", max_length=64)
+    description: MultilineText = Field("", max_length=4096)
     status: UserStatus = "active"
     role: Role = "user"
-    domain_name: str = "default"
+    domain_name: NameText = Field("default", max_length=64)
     need_password_change: bool = False
     sudo_session_enabled: bool = False
-    resource_policy: str = "default"
-    project_ids: list[uuid.UUID] = []
+    resource_policy: NameText = Field("default", max_length=256)
+    project_ids: list[uuid.UUID] = Field([], max_length=1024)
     container_uid: int | None = Field(None, ge=0, le=INT32_MAX)
     container_gid: int | None = Field(None, ge=0, le=INT32_MAX)
-    allowed_client_ip: list[str] | None = None
+    allowed_client_ip: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=256)
 
     @field_validator("email")
     @classmethod
@@ -71,20 +72,20 @@ class NewUser(BaseModel):
 
 class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: str | None = Field(None, min_length=1, max_length=64)
-    password: str | None = None
-    full_name: str | None = Field(None, max_length=64)
-    description: str | None = None
+    username: NameText | None = Field(None, min_length=1, max_length=64)
+    password: str | None = Field(None, max_length=1024)
+    full_name: PlainText | None = Field(None, max_length=64)
+    description: MultilineText | None = Field(None, max_length=4096)
     status: UserStatus | None = None
     role: Role | None = None
-    domain_name: str | None = None
+    domain_name: NameText | None = Field(None, max_length=64)
     need_password_change: bool | None = None
     sudo_session_enabled: bool | None = None
-    resource_policy: str | None = None
-    project_ids: list[uuid.UUID] | None = None
+    resource_policy: NameText | None = Field(None, max_length=256)
+    project_ids: list[uuid.UUID] | None = Field(None, max_length=1024)
     container_uid: int | None = Field(None, ge=0, le=INT32_MAX)
     container_gid: int | None = Field(None, ge=0, le=INT32_MAX)
-    allowed_client_ip: list[str] | None = None
+    allowed_client_ip: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=256)
 
     @field_validator("allowed_client_ip")
     @classmethod
