@@ -260,3 +260,42 @@ def test_listing_names_that_are_not_utf8(tmp_path):
         f.write("x")
     z = zipfile.ZipFile(io.BytesIO(b"".join(fb.iter_zip(str(tmp_path), [("", "t")]))))
     assert z.namelist() == ["t/", "t/ok.txt"]
+
+
+def test_links_are_walked_by_descriptor_and_never_out_of_the_root(tree):
+    root = str(tree)
+    os.symlink("../a/b", tree / "a" / "up-and-back")   # relative, stays inside
+    os.symlink("../../outside", tree / "a" / "escape")  # relative, leaves the root by '..'
+    os.symlink("in-dir", tree / "chain")                 # a link to a link
+    os.symlink("loop2", tree / "loop1")
+    os.symlink("loop1", tree / "loop2")
+    assert fb.resolve(root, "a/up-and-back/c.txt").endswith("/a/b/c.txt")
+    assert fb.resolve(root, "chain/b").endswith("/a/b")
+    with pytest.raises(fb.PathError) as e:
+        fb.resolve(root, "a/escape/secret")
+    assert e.value.status == 403
+    with pytest.raises(fb.PathError) as e:
+        fb.resolve(root, "loop1/x")
+    assert e.value.status == 400
+    # writes through a link leading outside are refused; the link itself can go
+    with pytest.raises(fb.PathError):
+        fb.op_touch(root, "out-dir/new.txt")
+    with pytest.raises(fb.PathError):
+        fb.op_mkdir(root, "out-dir/x/y", parents=True)
+    assert sorted(os.listdir(tree.parent / "outside")) == ["secret"]
+
+
+def test_only_regular_files_are_opened(tree):
+    os.mkfifo(tree / "pipe")
+    with fb.locate(str(tree), "pipe") as loc:
+        with pytest.raises(fb.PathError) as e:
+            fb.open_file(loc)  # O_NONBLOCK: returns at once, refused after fstat
+    assert e.value.status == 400
+    with fb.locate(str(tree), "in-file") as loc:
+        fd, st = fb.open_file(loc)
+        try:
+            assert os.read(fd, 10) == b"dd"
+        finally:
+            os.close(fd)
+    z = zipfile.ZipFile(io.BytesIO(b"".join(fb.iter_zip(str(tree), [("", "t")]))))
+    assert "t/pipe" not in z.namelist() and "t/a/d.txt" in z.namelist()
