@@ -155,6 +155,10 @@ async def test_deep_nesting_is_a_400_everywhere(system):
         nested = b'{"name": "deep-one", "x": ' + b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1) + b"}"
         resp = await http.post(system.url + "/folders", content=nested, headers=signed(system, "POST", "/folders"))
         assert_problem(resp, 400, "invalid-api-params")
+        # a number too large for a float is not infinity
+        resp = await http.post(system.url + "/folders", content=b'{"name": "big-number", "quota": 1e400}',
+                               headers=signed(system, "POST", "/folders"))
+        assert "out of range" in assert_problem(resp, 400, "invalid-api-params")["msg"]
         # NaN / Infinity are not JSON
         for literal in (b"NaN", b"Infinity", b"-Infinity"):
             resp = await http.post(system.url + "/folders", content=b'{"name": "nan-one", "quota": ' + literal + b"}",

@@ -26,7 +26,7 @@ def test_json_too_deep(body, deep):
 
 @pytest.mark.parametrize("body,says", [
     (b"[" * 50_000, "nested too deeply"), (b'{"a": NaN}', "Malformed"), (b'{"a": Infinity}', "Malformed"),
-    (b'{"a": -Infinity}', "Malformed"), (b"[1]", "must be an object"), (b'{"a": "\\ud800"}', "not valid Unicode"),
+    (b'{"a": -Infinity}', "Malformed"), (b'{"a": 1e400}', "out of range"), (b'{"a": -1e999}', "out of range"), (b"[1]", "must be an object"), (b'{"a": "\\ud800"}', "not valid Unicode"),
 ])
 def test_loads_object_refuses(body, says):
     with pytest.raises(InvalidAPIParameters, match=says):

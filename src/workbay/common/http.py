@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from itertools import accumulate
@@ -124,13 +125,26 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _OutOfRange(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 is valid JSON, and would read as infinity
+        raise _OutOfRange(text[:40])
+    return value
+
+
 def loads_json(body: bytes | str) -> Any:
     """Strict JSON from a request: nesting at most MAX_JSON_DEPTH, no NaN/Infinity literals;
     InvalidAPIParameters saying what is wrong otherwise."""
     if json_too_deep(body):
         raise InvalidAPIParameters(f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels).")
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except _OutOfRange as e:
+        raise InvalidAPIParameters(f"A number in the JSON body is out of range: {e}") from e
     except RecursionError as e:  # belt and braces: the depth check above comes first
         raise InvalidAPIParameters(f"The JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels).") from e
     except ValueError as e:
