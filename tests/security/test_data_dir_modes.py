@@ -51,6 +51,13 @@ def assert_private(data_dir: Path) -> None:
     for p in logs.iterdir():
         assert mode(p) == 0o600, p
     assert loose_paths(data_dir) == []
+    # The storage-proxy's own state in each volume (unfinished uploads, quotas) is private too: a
+    # cluster's volumes live outside the data dir.
+    metas = list((data_dir / "volumes").glob("*/.workbay"))
+    assert metas, "a volume's meta dir is expected"
+    for meta in metas:
+        for d in (meta, meta / "uploads", meta / "quota"):
+            assert mode(d) == 0o700, d
 
 
 async def test_data_dir_is_private_and_older_installations_are_fixed(tmp_path):
@@ -69,7 +76,7 @@ async def test_data_dir_is_private_and_older_installations_are_fixed(tmp_path):
     old_log.write_text("output of an older kernel\n")
     for root, dirs, files in os.walk(data_dir):
         rel = Path(root).relative_to(data_dir)
-        if rel.parts and rel.parts[0] in SHARED_TREES:
+        if rel.parts and rel.parts[0] in SHARED_TREES and ".workbay" not in rel.parts:
             continue
         for d in dirs:
             os.chmod(Path(root) / d, 0o755)

@@ -146,9 +146,11 @@ class Volume:
         self.host = host or name
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.meta_dir.mkdir(exist_ok=True)
-        self.upload_dir.mkdir(exist_ok=True)
-        (self.meta_dir / "quota").mkdir(exist_ok=True)
+        # The proxy's own state (unfinished uploads, quotas) is nobody else's business: volumes of a
+        # cluster live outside the 0700 data dir, so the meta dir is private itself (fixed at start).
+        for d in (self.meta_dir, self.upload_dir, self.meta_dir / "quota"):
+            d.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(d, 0o700)
 
     # --- layout ---
     @property
