@@ -28,9 +28,9 @@ from . import engine as engine_mod
 from . import errors
 from .engine import Engine, cgroup_io_bytes, engine_candidates, normalize_arch
 from .kernel import (L_AGENT, L_ALLOCATIONS, L_DATA_DIR, L_HOSTNAME, L_IDX, L_KERNEL, L_ROLE,
-                     L_SESSION, L_SESSION_TYPE, L_SLOTS, Kernel, PortPool, build_container_body,
-                     kernel_environ, kernel_service_ports, parse_port_range, publish_ip,
-                     runner_config)
+                     L_SESSION, L_SESSION_TYPE, L_SLOTS, Kernel, PortPool, add_gate_ports,
+                     build_container_body, kernel_environ, kernel_service_ports, parse_port_range,
+                     publish_ip, published_ports, runner_config)
 from .manager_link import ManagerLink
 from .models import CreateKernels, KernelSpec
 from .resources import (InsufficientResources, InvalidResourceRequest, build_registry,
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 KERNELSPEC_LABEL = "ai.backend.kernelspec"
 MAX_SAVED_LOG = 10 * 2**20
 ARCHIVE_LIMIT = 256 * 2**20  # the largest download from a container through the agent
+L_NETWORK = "workbay.network"  # on the networks this agent creates (a session's own bridge)
+NETWORK_GRACE = 300.0  # seconds a session network may wait for its kernels before the sweep removes it
 
 
 class LaunchError(Exception):
@@ -81,6 +83,18 @@ def _write_private(path: Path, data: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(data)
+
+
+def _created_at(value: Any) -> float:
+    """An engine's ``Created`` (RFC 3339, maybe with nanoseconds) as a timestamp; now when unknown."""
+    import re
+    from datetime import datetime
+
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?$", str(value or ""))
+    if m is None:
+        return time.time()
+    offset = m.group(2) or "Z"
+    return datetime.fromisoformat(m.group(1) + ("+00:00" if offset == "Z" else offset)).timestamp()
 
 
 def generate_ssh_keypair() -> dict[str, str]:
@@ -325,7 +339,7 @@ class Agent:
                             image=k.image or req.image, cluster_role=k.cluster_role,
                             cluster_idx=k.cluster_idx, cluster_hostname=k.cluster_hostname,
                             slots=slots, allocations=allocs[kid],
-                            batch_timeout=req.batch_timeout)
+                            batch_timeout=req.batch_timeout, network=req.network)
             self.kernels[kid] = kernel
             created.append(kernel)
             self.emit("kernel_preparing", kernel)
@@ -366,6 +380,8 @@ class Agent:
                 raise LaunchError(f"image {image} is not on agent {self.id}")
             labels = (info.get("Config") or {}).get("Labels") or info.get("Labels") or {}
             service_ports = kernel_service_ports(labels, req.preopen_ports)
+            if req.app_secret:  # every app behind the runner's gate (runner/gate.py)
+                service_ports = add_gate_ports(service_ports)
             host_ports = self.ports.take(kernel.id, sum(len(sp["container_ports"])
                                                         for sp in service_ports)) \
                 if self.ports else None
@@ -455,7 +471,7 @@ class Agent:
         out = []
         for sp in service_ports:
             host_ports = []
-            for p in sp["container_ports"]:
+            for p in published_ports(sp):
                 bound = ports.get(f"{p}/tcp") or []
                 host_ports.append(int(bound[0]["HostPort"]) if bound and
                                   bound[0].get("HostPort") else None)
@@ -509,6 +525,8 @@ class Agent:
         for d in (self.scratch_dir(kernel.id), self.kernel_dir(kernel.id)):
             await asyncio.to_thread(shutil.rmtree, d, True)
         self.kernels.pop(kernel.id, None)
+        if kernel.network and not any(k.network == kernel.network for k in self.kernels.values()):
+            await self._remove_network_quietly(kernel.network)  # the session's last kernel here
         event = {"exit_code": exit_code, "reason": reason, "stats": kernel.last_stats}
         if msg:
             event["msg"] = msg
@@ -621,7 +639,7 @@ class Agent:
                             cluster_idx=int(labels.get(L_IDX, "1") or 1),
                             cluster_hostname=labels.get(L_HOSTNAME, ""), slots=slots,
                             allocations=allocations, container_id=c["Id"], adopted=True,
-                            batch_timeout=req.get("batch_timeout"),
+                            batch_timeout=req.get("batch_timeout"), network=req.get("network"),
                             created_at=float(c.get("Created") or time.time()))
             self.registry.restore(kid, allocations)
             if self.ports and saved.get("host_ports"):
@@ -697,6 +715,8 @@ class Agent:
             if self.engine_ready:
                 with contextlib.suppress(Exception):
                     await self.scan_images()
+                with contextlib.suppress(Exception):
+                    await self.sweep_networks()
             await asyncio.sleep(60)
 
     def prune_logs(self) -> None:
@@ -835,18 +855,52 @@ class Agent:
         raise errors.KernelNotFound(kernel_id)
 
     # --- networks -----------------------------------------------------------------------------
+    # Every session has a bridge network of its own on each node it runs on (the launcher asks for
+    # it before the kernels), isolated from every other network (engine.create_network).  It is
+    # removed with the session's last kernel on this node, and the housekeeping loop sweeps those
+    # a lost request or crash left behind.
     async def create_network(self, name: str, session_id: str) -> dict[str, Any]:
         eng = self.need_engine()
         if await eng.network_exists(name):
             return {"name": name, "created": False}
         try:
-            await eng.create_network(name, {"ai.backend.session-id": session_id,
-                                            L_AGENT: self.id, "workbay.network": "cluster"})
+            await eng.create_network(name, {L_SESSION: session_id, L_AGENT: self.id,
+                                            L_DATA_DIR: str(self.data_dir),
+                                            L_NETWORK: "session"})
         except DockerError as e:
             if e.status == 409 or await eng.network_exists(name):  # created concurrently
                 return {"name": name, "created": False}
             raise InvalidAPIParameters(f"the engine refused the network: {e.message}") from e
         return {"name": name, "created": True}
+
+    async def _remove_network_quietly(self, name: str) -> None:
+        """Remove a session network this agent created (others are left alone)."""
+        if self.engine is None:
+            return
+        try:
+            net = await self.engine.inspect_network(name)
+            labels = (net or {}).get("Labels") or {}
+            if net is not None and labels.get(L_AGENT) == self.id and L_NETWORK in labels:
+                await self.engine.remove_network(name)
+                log.info("network %s removed", name)
+        except Exception as e:  # a container still attached, the engine gone: the sweep retries
+            log.info("network %s not removed yet: %s", name, e)
+
+    async def sweep_networks(self, grace: float = NETWORK_GRACE) -> list[str]:
+        """Remove this agent's session networks that no kernel here uses and that are older than
+        ``grace`` seconds (a launch that failed between the network and its kernels, a kernel that
+        ended while the agent was down)."""
+        eng = self.need_engine()
+        used = {k.network for k in self.kernels.values() if k.network}
+        removed = []
+        for net in await eng.list_networks({L_AGENT: self.id, L_NETWORK: "session"}):
+            name = net.get("Name") or ""
+            if not name or name in used or time.time() - _created_at(net.get("Created")) < grace:
+                continue
+            await self._remove_network_quietly(name)
+            if not await eng.network_exists(name):
+                removed.append(name)
+        return removed
 
     async def destroy_network(self, name: str) -> dict[str, Any]:
         eng = self.need_engine()

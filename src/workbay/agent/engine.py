@@ -192,9 +192,27 @@ class Engine:
             raise
 
     async def create_network(self, name: str, labels: dict[str, str]) -> dict[str, Any]:
-        return await self.docker._query_json(
-            "networks/create", method="POST",
-            data={"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": labels})
+        """A bridge network isolated from every other one: Docker isolates user-defined bridges
+        by default; Podman (netavark) does so for networks created with ``isolate`` (traffic
+        between two such networks is dropped), egress stays NATed as on any bridge."""
+        body: dict[str, Any] = {"Name": name, "Driver": "bridge", "CheckDuplicate": True,
+                                "Labels": labels}
+        if self.kind == "podman":
+            body["Options"] = {"isolate": "true"}
+        return await self.docker._query_json("networks/create", method="POST", data=body)
+
+    async def list_networks(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return await self.docker._query_json("networks", method="GET",
+                                             params={"filters": json.dumps(filters)})
+
+    async def inspect_network(self, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.docker._query_json(f"networks/{name}", method="GET")
+        except DockerError as e:
+            if e.status == 404:
+                return None
+            raise
 
     async def remove_network(self, name: str) -> bool:
         try:

@@ -62,6 +62,7 @@ class Kernel:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     task: asyncio.Task | None = None
     adopted: bool = False
+    network: str | None = None  # the session's network on this node (removed with its last kernel)
 
     def to_wire(self, kernel_host: str) -> dict[str, Any]:
         return {"kernel_id": self.id, "session_id": self.session_id, "status": self.status,
@@ -117,6 +118,19 @@ def kernel_service_ports(image_labels: dict[str, str], preopen: list[int]) -> li
         if p not in used:
             ports.append({"name": str(p), "protocol": "preopen", "container_ports": [p]})
     return ports
+
+
+def add_gate_ports(service_ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The service ports with ``gate_ports``: the container port of each app port's gate (the
+    runner's gate.py), which is what gets published."""
+    ports = [p for sp in service_ports for p in sp["container_ports"]]
+    gates = iter(protocol.gate_ports(ports, set(ports)))
+    return [{**sp, "gate_ports": [next(gates) for _ in sp["container_ports"]]} for sp in service_ports]
+
+
+def published_ports(sp: dict[str, Any]) -> list[int]:
+    """The container ports published on the host for a service port: its gates' where it has them."""
+    return list(sp.get("gate_ports") or sp["container_ports"])
 
 
 def cluster_env(req: CreateKernels, k: KernelSpec) -> dict[str, str]:
@@ -200,7 +214,7 @@ def build_container_body(
         {"Type": "bind", "Source": scratch_dir, "Target": "/home/work", "ReadOnly": False},
     ] + [{"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
          for m in req.mounts]
-    container_ports = [p for sp in service_ports for p in sp["container_ports"]]
+    container_ports = [p for sp in service_ports for p in published_ports(sp)]
     exposed = {f"{p}/tcp": {} for p in container_ports}
     bindings = {}
     for i, p in enumerate(container_ports):
@@ -258,6 +272,7 @@ def runner_config(req: CreateKernels, k: KernelSpec, env: dict[str, str],
         "bootstrap_script": req.bootstrap_script, "startup_command": req.startup_command,
         "batch_timeout": req.batch_timeout, "service_ports": service_ports,
         "ssh_keypair": ssh_keypair, "cluster": cluster, "authorized_keys": list(req.authorized_keys),
+        "app_secret": req.app_secret,  # kernel.json is root's (0600 in a 0700 directory)
     }
 
 

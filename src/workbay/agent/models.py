@@ -95,6 +95,11 @@ class CreateKernels(Strict):
     extra_hosts: dict[str, str] = Field(default_factory=dict,
                                         description="hostname -> IP (multi-node clusters)")
     pull_image: bool = Field(True, description="pull the image when it is missing")
+    app_secret: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{32,128}$",
+        description="the session's app secret: every published port then leads to the runner's "
+                    "app gate, which opens only to a connection that first proves it (never "
+                    "returned by any API)")
 
     @field_validator("preopen_ports")
     @classmethod

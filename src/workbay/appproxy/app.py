@@ -77,6 +77,7 @@ def create_app(config: WorkbayConfig) -> FastAPI:
             return
         await ws.accept()
         with Activity(circuit):
-            await relay.tcp_over_websocket(ws.receive, ws.send, circuit.target_host, circuit.target_port)
+            await relay.tcp_over_websocket(ws.receive, ws.send, circuit.target_host, circuit.target_port,
+                                           circuit.preamble)
 
     return app

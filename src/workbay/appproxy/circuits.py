@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workbay.runner import protocol
+
 
 class NewCircuit(BaseModel):
     """What the manager asks for (the app is already started in the session)."""
@@ -26,6 +28,9 @@ class NewCircuit(BaseModel):
     open_to_public: bool = False
     preferred_port: int | None = Field(None, ge=1, le=65535)
     url_path: str = Field("/", max_length=1024)
+    app_secret: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{32,128}$",
+                                   description="the session's app secret: every connection to the "
+                                               "target opens with it (runner/gate.py)")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Circuit:
     open_to_public: bool
     port: int
     url_path: str = "/"
+    app_secret: str | None = field(default=None, repr=False)  # never listed, never logged
     created_at: float = field(default_factory=time.time)
     active_connections: int = 0  # requests, WebSockets and TCP connections in flight
     last_activity: float = field(default_factory=time.time)
@@ -50,10 +56,18 @@ class Circuit:
         return cls(id=uuid.uuid4().hex, session_id=req.session_id, kernel_id=req.kernel_id, app=req.app,
                    protocol="http" if req.protocol == "preopen" else req.protocol,
                    target_host=req.target_host, target_port=req.target_port, user_id=req.user_id,
-                   open_to_public=req.open_to_public, port=port, url_path=req.url_path or "/")
+                   open_to_public=req.open_to_public, port=port, url_path=req.url_path or "/",
+                   app_secret=req.app_secret)
+
+    @property
+    def preamble(self) -> bytes:
+        """What every connection to the target starts with: the gate's line, or nothing."""
+        return protocol.gate_hello(self.app_secret) if self.app_secret else b""
 
     def public(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("app_secret", None)
+        return out
 
 
 class Activity:

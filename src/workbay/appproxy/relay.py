@@ -28,14 +28,17 @@ async def _both(*coros: Awaitable[None]) -> None:
 
 
 async def pipe_streams(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       host: str, port: int) -> None:
-    """Raw TCP in both directions (TCP circuits in port mode)."""
+                       host: str, port: int, preamble: bytes = b"") -> None:
+    """Raw TCP in both directions (TCP circuits in port mode).  ``preamble``: the first bytes to
+    the app's port, before the client's (the line its session's app gate opens to)."""
     try:
         up_reader, up_writer = await asyncio.open_connection(host, port)
     except OSError as e:
         log.info("tcp app unreachable at %s:%s: %s", host, port, e)
         writer.close()
         return
+    if preamble:
+        up_writer.write(preamble)
 
     async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
@@ -54,14 +57,18 @@ async def pipe_streams(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
             w.close()
 
 
-async def tcp_over_websocket(receive: Receive, send: Send, host: str, port: int) -> None:
-    """A WebSocket (already accepted) carrying raw TCP bytes as binary frames, both ways."""
+async def tcp_over_websocket(receive: Receive, send: Send, host: str, port: int,
+                             preamble: bytes = b"") -> None:
+    """A WebSocket (already accepted) carrying raw TCP bytes as binary frames, both ways
+    (``preamble`` first, as for pipe_streams)."""
     try:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError as e:
         log.info("tcp app unreachable at %s:%s: %s", host, port, e)
         await send({"type": "websocket.close", "code": 1011})
         return
+    if preamble:
+        writer.write(preamble)
 
     async def ws_to_tcp() -> None:
         while True:

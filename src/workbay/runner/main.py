@@ -11,7 +11,7 @@ import time
 import traceback
 from typing import Any, Dict, Optional
 
-from . import prepare, protocol, services, users
+from . import gate, prepare, protocol, services, users
 from .execute import Busy, Executor
 
 
@@ -39,8 +39,13 @@ class Runner:
                                  [int(g) for g in cfg.get("supplementary_gids", [])])
         self.executor = Executor(self.user, os.path.join(os.path.dirname(__file__), "repl.py"),
                                  log=log)
-        self.services = services.ServiceManager(self.user, log)
+        # Apps are reached through the gates (gate.py) where the agent gave an app secret: the
+        # apps the runner starts itself then listen on loopback only.
+        self.app_secret = str(cfg.get("app_secret") or "")
+        self.services = services.ServiceManager(self.user, log,
+                                                bind="127.0.0.1" if self.app_secret else "0.0.0.0")
         self.server: Optional[asyncio.AbstractServer] = None
+        self.gates: list = []
 
     # --- preparation -------------------------------------------------------------------------
     def prepare(self) -> Dict[str, Any]:
@@ -171,6 +176,9 @@ class Runner:
             self.server = await asyncio.start_unix_server(self.handle, sock_path,
                                                           limit=protocol.MAX_MESSAGE)
             os.chmod(sock_path, 0o600)
+            if self.app_secret:
+                self.gates = await gate.start_gates(self.cfg.get("service_ports", []),
+                                                    self.app_secret, log)
             bootstrap_rc = await self.bootstrap()
             started = await self.start_intrinsic()
         except Exception as e:
@@ -210,6 +218,8 @@ class Runner:
     async def shutdown(self) -> None:
         if self.server is not None:
             self.server.close()
+        for g in self.gates:
+            g.close()
         await self.executor.shutdown()
         await self.services.stop_all()
 

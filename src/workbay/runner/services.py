@@ -34,11 +34,13 @@ class ServiceDef:
 
 class Context:
     def __init__(self, user: User, ports: List[int], runtime_path: str = "python3",
-                 args: Optional[Dict[str, Any]] = None, envs: Optional[Dict[str, str]] = None
-                 ) -> None:
+                 args: Optional[Dict[str, Any]] = None, envs: Optional[Dict[str, str]] = None,
+                 bind: str = "0.0.0.0") -> None:
         self.user, self.ports, self.runtime_path = user, ports, runtime_path
         self.args = args or {}
         self.envs = envs or {}
+        # Where the apps the runner defines listen: loopback behind the app gates (gate.py).
+        self.bind = bind
 
 
 def _sshd(ctx: Context) -> Optional[ServiceDef]:
@@ -72,11 +74,13 @@ def _ttyd(ctx: Context) -> Optional[ServiceDef]:
     shell = ["tmux", "new-session", "-A", "-s", "main"] if shutil.which("tmux") else ["bash", "-l"]
     exe = shutil.which("ttyd")
     if exe is not None:
-        return ServiceDef("ttyd", [exe, "-p", str(ctx.ports[0]), "-W", *shell])
+        iface = ["-i", "lo"] if ctx.bind == "127.0.0.1" else []
+        return ServiceDef("ttyd", [exe, "-p", str(ctx.ports[0]), *iface, "-W", *shell])
     # No ttyd (Debian has no package): Workbay's own terminal, where the image has terminado.
     if _has_modules(ctx.runtime_path, "tornado", "terminado"):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "terminal.py")
-        return ServiceDef("ttyd", [ctx.runtime_path, script, "--port", str(ctx.ports[0])],
+        return ServiceDef("ttyd", [ctx.runtime_path, script, "--port", str(ctx.ports[0]),
+                                   "--address", ctx.bind],
                           env={"TERM": "xterm-256color"})
     return None
 
@@ -96,7 +100,7 @@ def _jupyter(kind: str) -> Callable[[Context], Optional[ServiceDef]]:
         if not ctx.ports:
             return None
         return ServiceDef(kind, [ctx.runtime_path, "-m", "jupyter", kind, "--no-browser",
-                                 "--ip=0.0.0.0", f"--port={ctx.ports[0]}",
+                                 f"--ip={ctx.bind}", f"--port={ctx.ports[0]}",
                                  "--ServerApp.token=", "--ServerApp.password=",
                                  "--ServerApp.allow_origin=*", "--NotebookApp.token=",
                                  f"--notebook-dir={ctx.user.home}"])
@@ -113,6 +117,7 @@ def _filebrowser(ctx: Context) -> Optional[ServiceDef]:
         return None
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "filebrowser.py")
     return ServiceDef("filebrowser", [ctx.runtime_path, script, "--port", str(ctx.ports[0]),
+                                      "--address", ctx.bind,
                                       "--root", root, "--home", ctx.user.home])
 
 
@@ -172,8 +177,8 @@ def resolve(name: str, ctx: Context) -> Optional[ServiceDef]:
 
 
 class ServiceManager:
-    def __init__(self, user: User, log) -> None:
-        self.user, self.log = user, log
+    def __init__(self, user: User, log, bind: str = "0.0.0.0") -> None:
+        self.user, self.log, self.bind = user, log, bind
         self.procs: Dict[str, asyncio.subprocess.Process] = {}
         self.started_with: Dict[str, Any] = {}
 
@@ -196,7 +201,7 @@ class ServiceManager:
                     proc.kill()
                 except ProcessLookupError:
                     pass
-        ctx = Context(self.user, ports, args=args, envs=envs)
+        ctx = Context(self.user, ports, args=args, envs=envs, bind=self.bind)
         sdef = resolve(name, ctx)
         if sdef is None:
             return {"status": "unavailable", "name": name,

@@ -66,6 +66,8 @@ term.focus();
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--address", default="0.0.0.0",
+                        help="where to listen (127.0.0.1 behind the runner's app gate)")
     parser.add_argument("--session", default="main", help="the tmux session every window attaches to")
     args = parser.parse_args()
 
@@ -84,13 +86,13 @@ def main() -> None:
 
     class Socket(TermSocket):
         def check_origin(self, origin: str) -> bool:
-            return True  # the app-proxy in front decides who may connect
+            return True  # the app gate and the app-proxy in front decide who may connect
 
     app = tornado.web.Application([
         (r"/", Page),
         (r"/websocket", Socket, {"term_manager": manager}),
     ])
-    app.listen(args.port, address="0.0.0.0")
+    app.listen(args.port, address=args.address)
     tornado.ioloop.IOLoop.current().start()
 
 

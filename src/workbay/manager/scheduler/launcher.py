@@ -19,6 +19,7 @@ from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.manager.services.context import ServiceContext
 from workbay.manager.services.folder_mounts import agent_mount
 from workbay.manager.services.keys import generate_ssh_keypair
+from workbay.manager.services.session_apps import app_secret, session_network
 from workbay.manager.services.session_status import DEAD, set_status
 
 from .lifecycle import Lifecycle
@@ -97,7 +98,9 @@ class Launcher:
         by_agent: dict[str, list[Kernel]] = defaultdict(list)
         for k in kernels:
             by_agent[k.agent_addr].append(k)
-        network = f"wb-{session_id.hex[:12]}" if sess.cluster_size > 1 else None
+        # Every session on a network of its own (isolated from the others' on each node), and a
+        # secret its apps' gates open to (only the app-proxy and the manager's streams know it).
+        network = session_network(session_id)
         hosts = [k.cluster_hostname for k in kernels]
         base = {
             "session_id": str(sess.id), "session_name": sess.name, "session_type": sess.session_type,
@@ -109,12 +112,11 @@ class Launcher:
             "batch_timeout": sess.batch_timeout, "network": network, "cluster_mode": sess.cluster_mode,
             "cluster_size": sess.cluster_size, "cluster_hosts": hosts, "cluster_ssh_keypair": cluster_keys,
             "authorized_keys": [kp.ssh_public_key.strip()] if (kp.ssh_public_key or "").strip() else [],
-            "pull_image": False,
+            "pull_image": False, "app_secret": app_secret(self.ctx.config, sess.id),
         }
         for n, (addr, group) in enumerate(by_agent.items()):
             async with self.client(addr, timeout=120) as agent:
-                if network:
-                    await agent.create_network(network, str(sess.id))
+                await agent.create_network(network, str(sess.id))
                 request = {**base, "kernels": [{
                     "kernel_id": str(k.id), "cluster_role": k.cluster_role, "cluster_idx": k.cluster_idx,
                     "cluster_hostname": k.cluster_hostname, "resource_slots": k.occupied_slots,
@@ -243,13 +245,13 @@ class Launcher:
                     await self.lifecycle.kernel_terminated(k.id, "force-terminated", None, str(e))
                 else:
                     log.warning("agent %s unreachable while destroying %s: %s (will retry)", k.agent_id, k.id, e)
-        if sess is not None and sess.cluster_size > 1:
+        if sess is not None:
             for addr in networks:
                 try:
                     async with self.client(addr) as agent:
-                        await agent.destroy_network(f"wb-{session_id.hex[:12]}")
+                        await agent.destroy_network(session_network(session_id))
                 except (AgentError, httpx.HTTPError, OSError):
-                    pass  # another agent's kernels may still use it; a later destroy removes it
+                    pass  # gone with its last kernel already (the agent removes it), or still in use
 
     async def restart_session(self, session_id: uuid.UUID) -> None:
         async with self.ctx.db.begin() as s:

@@ -4,19 +4,23 @@ opening a circuit to it on the app-proxy, and closing circuits when sessions end
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from workbay.appproxy import tokens
-from workbay.common.config import http_url
+from workbay.common.config import WorkbayConfig, http_url
 from workbay.common.errors import BackendError, GenericBadRequest, InvalidAPIParameters, ServiceUnavailable
 from workbay.manager.models.compute import ComputeSession, Kernel
+from workbay.runner import protocol as gate
 
 from .access import Actor
 from .context import ServiceContext
@@ -52,14 +56,38 @@ class StartService(BaseModel):
         return v
 
 
+def app_secret(config: WorkbayConfig, session_id: uuid.UUID | str) -> str:
+    """The session's app secret: what the runner's app gates (runner/gate.py) open to.  Derived
+    (HMAC of the session id under the app-proxy secret), so it needs no storage, survives manager
+    restarts and is the same on every manager replica; only the manager and the app-proxy hold the
+    key.  Never returned by an API, never logged."""
+    if not config.secrets.appproxy:
+        raise ValueError("secrets.appproxy is empty: sessions' apps need it")
+    mac = hmac.new(config.secrets.appproxy.encode(), b"workbay-app-secret\x00" + str(session_id).encode(),
+                   hashlib.sha256)
+    return mac.hexdigest()
+
+
+def session_network(session_id: uuid.UUID) -> str:
+    """The name of a session's own network on each node it runs on."""
+    return f"wb-{session_id.hex[:12]}"
+
+
 @dataclass(frozen=True)
 class AppTarget:
-    """A started app: the session's main kernel and the address its port is published at."""
+    """A started app: the session's main kernel and the address its port is published at
+    (``secret``: the session's app secret when that port leads to the runner's app gate)."""
     session: ComputeSession
     kernel: Kernel
     protocol: str
     host: str
     port: int
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def preamble(self) -> bytes:
+        """The first bytes of every connection to the app (the gate's line), or nothing."""
+        return gate.gate_hello(self.secret) if self.secret else b""
 
 
 class AppProxyClient:
@@ -88,15 +116,25 @@ class AppProxyClient:
         await self.http.aclose()
 
 
-async def wait_listening(host: str, port: int, timeout: float) -> bool:
+async def wait_listening(host: str, port: int, timeout: float, secret: str | None = None) -> bool:
+    """Whether the app accepts connections within ``timeout``.  Behind an app gate (``secret``)
+    the gate listens from the start: it is asked whether the app behind it does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-            writer.close()
-            return True
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+            try:
+                if secret is None:
+                    return True
+                writer.write(gate.gate_probe(secret))
+                answer = await asyncio.wait_for(reader.readline(), 15)
+                if answer.strip() == b"READY":
+                    return True
+            finally:
+                writer.close()
         except (OSError, asyncio.TimeoutError):
-            await asyncio.sleep(0.3)
+            pass
+        await asyncio.sleep(0.3)
     return False
 
 
@@ -148,9 +186,13 @@ class SessionApps:
         if not host or not host_ports:
             raise GenericBadRequest(f"The app {req.app} has no published port in this session.")
         target_port = int(host_ports[0])
-        if not await wait_listening(host, target_port, READY_TIMEOUT):
+        # Ports the agent put behind the runner's app gate open only to the session's secret.
+        gated = bool((declared or {}).get("gate_ports")) and (req.port is None or req.port in (
+            (declared or {}).get("container_ports") or []))
+        secret = app_secret(self.ctx.config, sess.id) if gated else None
+        if not await wait_listening(host, target_port, READY_TIMEOUT, secret):
             raise ServiceUnavailable(f"The app {req.app} did not start listening in {READY_TIMEOUT:.0f} s.")
-        return AppTarget(sess, kernel, protocol, host, target_port)
+        return AppTarget(sess, kernel, protocol, host, target_port, secret)
 
     async def start(self, actor: Actor, ref: str, req: StartService) -> dict[str, Any]:
         target = await self.open_target(actor, ref, req)
@@ -160,7 +202,8 @@ class SessionApps:
             "session_id": str(sess.id), "kernel_id": str(kernel.id), "app": req.app,
             "protocol": "tcp" if protocol == "tcp" else "http", "target_host": host, "target_port": target_port,
             "user_id": str(actor.user_id), "open_to_public": req.open_to_public,
-            "preferred_port": req.preferred_port, "url_path": URL_PATHS.get(req.app, "/")})
+            "preferred_port": req.preferred_port, "url_path": URL_PATHS.get(req.app, "/"),
+            "app_secret": target.secret})
         cfg = self.ctx.config.appproxy
         secret = self.ctx.config.secrets.appproxy
         base = http_url(self.proxy.public_host, circuit["port"])  # [v6] bracketed

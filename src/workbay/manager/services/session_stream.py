@@ -310,6 +310,8 @@ class SessionStreams:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if target.preamble:  # the session's app gate opens to its secret (runner/gate.py)
+            writer.write(target.preamble)
 
         async def client_to_app() -> None:
             while (data := await channel.receive()) is not None:
@@ -342,13 +344,18 @@ class SessionStreams:
         """A WebSocket to the terminal app: Workbay's own (terminado) or, where the image has the
         binary, ttyd; whichever answers on its path."""
         for codec in (TerminadoCodec(), TtydCodec()):
+            sock = None
             try:
+                sock = await _open_socket(target)
                 upstream = await websockets.connect(
                     f"ws://{target.host}:{target.port}{codec.path}", subprotocols=codec.subprotocols,
-                    max_size=None, ping_interval=None, compression=None, open_timeout=TERMINAL_CONNECT_TIMEOUT)
+                    max_size=None, ping_interval=None, compression=None, open_timeout=TERMINAL_CONNECT_TIMEOUT,
+                    sock=sock)
             except websockets.InvalidStatus:
                 continue  # not this kind of terminal
             except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as e:
+                if sock is not None:
+                    sock.close()
                 raise ServiceUnavailable("The session's terminal is not answering.") from e
             hello = codec.hello()
             if hello is not None:
@@ -419,6 +426,25 @@ class SessionStreams:
             await asyncio.gather(pump, return_exceptions=True)
             await upstream.close()
             await _try(channel.close())
+
+
+async def _open_socket(target: AppTarget) -> socket.socket:
+    """A connected socket to the app's port, its gate's line already sent."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    last: Exception | None = None
+    for family, kind, proto, _, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, addr), TERMINAL_CONNECT_TIMEOUT)
+            if target.preamble:
+                await loop.sock_sendall(sock, target.preamble)
+            return sock
+        except (OSError, asyncio.TimeoutError) as e:
+            sock.close()
+            last = e
+    raise OSError(f"cannot connect to {target.host}:{target.port}: {last}")
 
 
 async def _first_done(*coros) -> None:
