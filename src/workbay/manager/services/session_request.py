@@ -16,8 +16,10 @@ from workbay.common.text import check_multiline, check_name, check_text
 SESSION_NAME_RE = re.compile(r"^\w[\w.-]*\w\Z")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-# A batch session may be reserved at most this far ahead (docs/api.md "Bounds").
-MAX_START_DELAY = timedelta(days=366)
+# A batch session may be reserved at most this far ahead (docs/api.md "Bounds"): far enough for
+# any plan ("2099-01-01" included), near enough that the arithmetic cannot overflow.
+MAX_START_DELAY = timedelta(days=36525)
+_START_DELAY_TEXT = "100 years"
 
 # Environment variables (docs/api.md "Bounds"): the agent's name rule; the platform's own names
 # are refused -- the agent would override them anyway, and a user must not believe otherwise.
@@ -51,7 +53,7 @@ def parse_starts_at(value: str, now: datetime | None = None) -> datetime:
     if m:
         seconds = int(m.group(1)) * _DURATION_UNITS[m.group(2)]
         if seconds > MAX_START_DELAY.total_seconds():
-            raise ValueError(f"starts_at is at most {MAX_START_DELAY.days} days ahead")
+            raise ValueError(f"starts_at is at most {_START_DELAY_TEXT} ahead")
         return now + timedelta(seconds=seconds)
     try:
         dt = datetime.fromisoformat(value)
@@ -60,9 +62,9 @@ def parse_starts_at(value: str, now: datetime | None = None) -> datetime:
     dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
     try:
         if dt - now > MAX_START_DELAY:
-            raise ValueError(f"starts_at is at most {MAX_START_DELAY.days} days ahead")
+            raise ValueError(f"starts_at is at most {_START_DELAY_TEXT} ahead")
     except OverflowError as e:
-        raise ValueError(f"starts_at is at most {MAX_START_DELAY.days} days ahead") from e
+        raise ValueError(f"starts_at is at most {_START_DELAY_TEXT} ahead") from e
     return dt
 
 
