@@ -19,6 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from workbay.appproxy import tokens
 from workbay.common.config import WorkbayConfig, http_url
 from workbay.common.errors import BackendError, GenericBadRequest, InvalidAPIParameters, ServiceUnavailable
+from workbay.common.http import MAX_JSON_DEPTH, json_too_deep
 from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.runner import protocol as gate
 
@@ -47,9 +48,11 @@ class StartService(BaseModel):
     @classmethod
     def _json(cls, v):  # Backend.AI's client sends these as JSON strings
         if isinstance(v, str):
+            if json_too_deep(v):  # JSON in a string: the body guard never saw its nesting
+                raise ValueError(f"nested too deeply (at most {MAX_JSON_DEPTH} levels)")
             try:
                 v = json.loads(v) if v.strip() else {}
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:
                 raise ValueError("must be a JSON object") from e
             if not isinstance(v, dict):
                 raise ValueError("must be a JSON object")

@@ -74,7 +74,7 @@ def parse_pty_message(raw: str | bytes) -> PtyMessage:
     """A client → server pty message; ValueError says what is wrong with a bad one."""
     try:
         msg = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
         raise ValueError("a pty message is a JSON object") from e
     if not isinstance(msg, dict):
         raise ValueError("a pty message is a JSON object")
@@ -131,7 +131,7 @@ class TerminadoCodec:
     def output(msg: str | bytes) -> bytes | None:
         try:
             parsed = json.loads(msg)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # the container sends what it likes
             return None
         if isinstance(parsed, list) and len(parsed) >= 2 and parsed[0] == "stdout" and isinstance(parsed[1], str):
             return parsed[1].encode("utf-8", "replace")
