@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.databases import REDIS_URL
 from tests.support.webserver import running_system
+from workbay.client.sdk import APIError
 
 PASSWORD = "Us3r!pass-word"
 ATTEMPTS = 4
@@ -166,3 +167,17 @@ async def test_func_refuses_paths_not_in_normal_form_before_anything_else(system
         assert (await web.get("/func/auth/test")).status_code == 200
         assert (await web.post("/func/auth/authorize", content=body,
                                headers={"Content-Type": "application/json"})).status_code == 403
+
+
+async def test_guessing_the_old_password_of_a_logged_in_account_counts_too(system, manager_http):
+    email = await new_user(system)
+    user = await system.manager.login(email, PASSWORD)
+    guesses = {"new_password": "N3w!pass-word-2", "new_password2": "N3w!pass-word-2"}
+    for i in range(ATTEMPTS):
+        with pytest.raises(APIError) as refused:
+            await user.post("/auth/update-password", json={"old_password": f"guess-{i}", **guesses})
+        assert refused.value.status == 401
+    with pytest.raises(APIError) as locked:
+        await user.post("/auth/update-password", json={"old_password": PASSWORD, **guesses})
+    assert locked.value.status == 429
+    assert (await authorize(manager_http, email, PASSWORD, client_address())).status_code == 429

@@ -189,10 +189,16 @@ class AuthService:
     async def update_password(self, actor: Actor, old: str, new: str, new2: str) -> str:
         """Backend.AI's order: the old password first (401), then the repetition (400 with a
         top-level ``error_msg``), then the rules (ID-4).  Returns the new login epoch: logins
-        made with the old password end, the caller's own is carried over by the webserver."""
+        made with the old password end, the caller's own is carried over by the webserver.
+        A wrong old password counts as a failed login of the account (it is a password guess
+        too), and a locked account cannot change its password either."""
+        lock = await self.throttle.current_lock(actor.email, None)
+        if lock is not None:
+            raise lock_error(lock)
         async with self.ctx.db.begin() as s:
             user = await self._load_user(s, actor)
             if not await passwords.verify_password_async(old, user.password):
+                await self.throttle.register_failure(actor.email, None)
                 raise AuthFailed("Old password mismatch", title="Old password mismatch")
             if new != new2:
                 raise GenericBadRequest("new password mismatch",
