@@ -181,3 +181,17 @@ async def test_guessing_the_old_password_of_a_logged_in_account_counts_too(syste
         await user.post("/auth/update-password", json={"old_password": PASSWORD, **guesses})
     assert locked.value.status == 429
     assert (await authorize(manager_http, email, PASSWORD, client_address())).status_code == 429
+
+
+async def test_func_websockets_refuse_paths_not_in_normal_form(system):
+    url = httpx.URL(system.web_url)
+    for path in ("/func/stream/./session/x/pty", "/func/stream/%73ession/x/pty", "/func//stream/session/x/pty"):
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        try:
+            writer.write((f"GET {path} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            answer = await asyncio.wait_for(reader.read(4096), 30)
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 400"), (path, answer[:200])
