@@ -19,6 +19,7 @@ from workbay.web.csrf import is_cross_site
 from workbay.web.forms import FieldError, FormData
 from workbay.web.i18n import negotiate
 from workbay.web.lockout import MemoryLockout, RedisLockout, account_key
+from workbay.common.secrets import SecretBox
 from workbay.web.sessions import LoginSession, MemorySessionStore, RedisSessionStore
 from workbay.web.tables import Pager
 
@@ -103,12 +104,22 @@ async def test_redis_sessions_round_trip():
 
     redis = aioredis.from_url(REDIS_URL, decode_responses=True)
     try:
-        store = RedisSessionStore(redis, ttl=60)
+        store = RedisSessionStore(redis, ttl=60, box=SecretBox("webserver secret"))
         session = _session()
+        session.access_key, session.secret_key = "AKIAEXAMPLEACCESS0001", "secret-key-of-the-user-0123456789"
         await store.save(session)
-        assert await redis.ttl(f"workbay:web:session:{session.id}") > 0
+        key = f"workbay:web:session:{session.id}"
+        assert await redis.ttl(key) > 0
+        # sealed: Redis never holds the user's secret key (issue 10, secrets at rest)
+        raw = await redis.get(key)
+        assert session.secret_key not in raw and session.access_key not in raw
         loaded = await store.get(session.id)
         assert loaded == session and loaded.preferences == {"theme": "dark"}
+        # a value moved under another id, or sealed with another webserver secret, is no login
+        other = _session()
+        await redis.set(f"workbay:web:session:{other.id}", raw, ex=60)
+        assert await store.get(other.id) is None
+        assert await RedisSessionStore(redis, ttl=60, box=SecretBox("other")).get(session.id) is None
         await store.delete(session.id)
         assert await store.get(session.id) is None
     finally:

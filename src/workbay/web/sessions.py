@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..common.secrets import SecretBox, SecretDecryptionError
+
 REDIS_PREFIX = "workbay:web:"
 
 
@@ -97,20 +99,33 @@ class MemorySessionStore:
 
 
 class RedisSessionStore:
-    def __init__(self, redis, ttl: int) -> None:
+    """Login sessions hold the user's secret key: in Redis (shared by webservers, often by more)
+    they are sealed with the webservers' ``secrets.session``, bound to the session id, so a reader
+    of Redis learns no keypair and cannot move one session's value under another id."""
+
+    def __init__(self, redis, ttl: int, box: SecretBox) -> None:
         self.redis = redis
         self.ttl = ttl
+        self.box = box
 
     @staticmethod
     def _key(session_id: str) -> str:
         return f"{REDIS_PREFIX}session:{session_id}"
 
     async def save(self, session: LoginSession) -> None:
-        await self.redis.set(self._key(session.id), session.to_json(), ex=self.ttl)
+        sealed = self.box.encrypt(session.to_json(), f"login-session:{session.id}")
+        await self.redis.set(self._key(session.id), sealed, ex=self.ttl)
 
     async def get(self, session_id: str) -> LoginSession | None:
         raw = await self.redis.getex(self._key(session_id), ex=self.ttl)
-        return LoginSession.from_json(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return LoginSession.from_json(self.box.decrypt(raw, f"login-session:{session_id}"))
+        except SecretDecryptionError:
+            # sealed with another secret (or written before sessions were sealed): not a login
+            await self.delete(session_id)
+            return None
 
     async def delete(self, session_id: str) -> None:
         await self.redis.delete(self._key(session_id))

@@ -11,6 +11,7 @@ import httpx
 
 from workbay.common.config import WorkbayConfig
 from workbay.common.forwarded import Network, networks
+from workbay.common.secrets import SecretBox
 
 from .cookies import CookieSigner
 from .i18n import Translator, load_translators
@@ -60,7 +61,7 @@ def build_state(config: WorkbayConfig, manager_transport: httpx.AsyncBaseTranspo
         import redis.asyncio as aioredis
 
         redis = aioredis.from_url(config.redis.url, decode_responses=True)
-        sessions: SessionStore = RedisSessionStore(redis, web.login_session_ttl)
+        sessions: SessionStore = RedisSessionStore(redis, web.login_session_ttl, SecretBox(secret))
         lockout: LockoutStore = RedisLockout(redis, web.lockout_attempts, web.lockout_seconds)
     else:
         sessions = MemorySessionStore(web.login_session_ttl)
