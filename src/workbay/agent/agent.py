@@ -25,7 +25,7 @@ from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.runner import protocol
 
 from . import engine as engine_mod
-from . import errors
+from . import errors, isolation
 from .engine import Engine, cgroup_io_bytes, engine_candidates, normalize_arch
 from .kernel import (L_AGENT, L_ALLOCATIONS, L_DATA_DIR, L_HOSTNAME, L_IDX, L_KERNEL, L_ROLE,
                      L_SESSION, L_SESSION_TYPE, L_SLOTS, Kernel, PortPool, add_gate_ports,
@@ -215,6 +215,12 @@ class Agent:
             await self.adopt()
         except Exception:
             log.exception("re-adopting running kernels failed")
+        with contextlib.suppress(Exception):  # networks of kernels that ended while it was down;
+            await self.sweep_networks(grace=0)  # before RPCs are served: none is being launched
+        try:
+            await self.sync_isolation()
+        except Exception as e:
+            log.error("session networks are NOT isolated from each other on this node: %s", e)
         self.engine_ready = True
         await self.scan_images()
         self.link.request_heartbeat()
@@ -717,6 +723,10 @@ class Agent:
                     await self.scan_images()
                 with contextlib.suppress(Exception):
                     await self.sweep_networks()
+                try:
+                    await self.sync_isolation()
+                except Exception as e:
+                    log.error("session networks are NOT isolated from each other on this node: %s", e)
             await asyncio.sleep(60)
 
     def prune_logs(self) -> None:
@@ -871,7 +881,28 @@ class Agent:
             if e.status == 409 or await eng.network_exists(name):  # created concurrently
                 return {"name": name, "created": False}
             raise InvalidAPIParameters(f"the engine refused the network: {e.message}") from e
+        try:  # before any container joins it
+            await self.sync_isolation()
+        except isolation.IsolationError as e:
+            await self._remove_network_quietly(name)
+            raise errors.IsolationFailed(str(e)) from e
         return {"name": name, "created": True}
+
+    async def sync_isolation(self) -> None:
+        """Rewrite this node's isolation rules for every session network on it (isolation.py;
+        Podman only: Docker isolates its user-defined bridges itself)."""
+        eng = self.engine
+        if eng is None or eng.kind != "podman":
+            return
+        lock = isolation.NodeLock()
+        await asyncio.to_thread(lock.__enter__)
+        try:
+            nets = await eng.list_networks({L_NETWORK: "session"})
+            subnets = [c["Subnet"] for n in nets for c in (n.get("IPAM") or {}).get("Config") or []
+                       if c.get("Subnet")]
+            await asyncio.to_thread(isolation.apply, subnets)
+        finally:
+            lock.__exit__()
 
     async def _remove_network_quietly(self, name: str) -> None:
         """Remove a session network this agent created (others are left alone)."""
@@ -883,6 +914,7 @@ class Agent:
             if net is not None and labels.get(L_AGENT) == self.id and L_NETWORK in labels:
                 await self.engine.remove_network(name)
                 log.info("network %s removed", name)
+                await self.sync_isolation()
         except Exception as e:  # a container still attached, the engine gone: the sweep retries
             log.info("network %s not removed yet: %s", name, e)
 
@@ -890,7 +922,9 @@ class Agent:
         """Remove this agent's session networks that no kernel here uses and that are older than
         ``grace`` seconds (a launch that failed between the network and its kernels, a kernel that
         ended while the agent was down)."""
-        eng = self.need_engine()
+        eng = self.engine
+        if eng is None:
+            return []
         used = {k.network for k in self.kernels.values() if k.network}
         removed = []
         for net in await eng.list_networks({L_AGENT: self.id, L_NETWORK: "session"}):

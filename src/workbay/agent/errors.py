@@ -34,3 +34,8 @@ class EngineUnavailable(BackendError):
 
 class RunnerError(BackendError):
     status, kind, title = 502, "kernel-runner-error", "The kernel's runner failed."
+
+
+class IsolationFailed(BackendError):
+    status, kind, title = 503, "service-unavailable", \
+        "The agent cannot isolate the session's network from the others."
