@@ -7,7 +7,8 @@ its own) runs one session of ``localhost/workbay/python:3.11`` with preopen port
 a small keep-alive HTTP/1.1 server (asyncio, started through the execute API) serves ``/small``
 (6 bytes) and ``/big`` (256 MiB).  ``start-service`` opens the circuits; the browser's opening
 link gives the circuit cookie.  Directly means ``kernel_host:host_port`` of the session's service
-ports (what the proxy itself connects to).  Measured, alternating direct and proxy rounds so
+ports (what the proxy itself connects to), each connection opening with the session's app-gate line
+as the proxy's do (runner/gate.py: the published port opens to nothing else).  Measured, alternating direct and proxy rounds so
 machine load affects both alike:
 
 * small GETs: a raw HTTP/1.1 keep-alive client (so the client is not the bottleneck),
@@ -33,6 +34,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -49,6 +51,10 @@ sys.path.insert(0, str(ROOT / "src"))
 from tests.support.ports import free_port_base  # noqa: E402
 from tests.support.sessions import host_port_range  # noqa: E402
 from workbay.client.sdk import Client  # noqa: E402
+from workbay.common.config import load_config  # noqa: E402
+from workbay.common.secrets import ensure_secrets  # noqa: E402
+from workbay.manager.services.session_apps import app_secret  # noqa: E402
+from workbay.runner.protocol import gate_hello  # noqa: E402
 
 ADMIN_PASSWORD = "Bench-appr0xy!pw"
 IMAGE = "localhost/workbay/python:3.11"
@@ -217,7 +223,7 @@ def request(host: str, port: int, path: str, cookie: str | None) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def load(host: str, port: int, cookie: str | None, concurrency: int, seconds: float
+async def load(host: str, port: int, cookie: str | None, preamble: bytes, concurrency: int, seconds: float
                ) -> tuple[int, list[float]]:
     req = request(host, port, "/small", cookie)
     latencies: list[float] = []
@@ -225,6 +231,7 @@ async def load(host: str, port: int, cookie: str | None, concurrency: int, secon
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection(host, port, limit=8 * MiB)
+        writer.write(preamble)
         try:
             while time.perf_counter() < stop:
                 t0 = time.perf_counter()
@@ -239,8 +246,9 @@ async def load(host: str, port: int, cookie: str | None, concurrency: int, secon
     return len(latencies), [*latencies, time.perf_counter() - t0]
 
 
-async def download(host: str, port: int, cookie: str | None) -> float:
+async def download(host: str, port: int, cookie: str | None, preamble: bytes) -> float:
     reader, writer = await asyncio.open_connection(host, port, limit=8 * MiB)
+    writer.write(preamble)
     try:
         t0 = time.perf_counter()
         writer.write(request(host, port, "/big", cookie))
@@ -253,10 +261,14 @@ async def download(host: str, port: int, cookie: str | None) -> float:
 
 
 # -- terminal --------------------------------------------------------------------------------------
-async def keystrokes(url: str, cookie: str | None, count: int) -> list[float]:
+async def keystrokes(url: str, cookie: str | None, preamble: bytes, count: int) -> list[float]:
     headers = {"Cookie": cookie} if cookie else {}
     times: list[float] = []
-    async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+    u = urlsplit(url)
+    sock = socket.create_connection((u.hostname, u.port))
+    sock.sendall(preamble)
+    sock.setblocking(False)
+    async with websockets.connect(url, additional_headers=headers, max_size=None, sock=sock) as ws:
         await ws.send(json.dumps(["set_size", 24, 200]))
         await ws.send(json.dumps(["stdin", "clear\r"]))
         await asyncio.sleep(1.0)
@@ -309,26 +321,27 @@ async def bench(args: argparse.Namespace) -> None:
         t_host, t_port = direct_addr(info, "ttyd")
         p_host = urlsplit(http_c["url"]).hostname or "127.0.0.1"
         http_cookie, tty_cookie = await circuit_cookie(http_c), await circuit_cookie(tty_c)
-        paths = {"direct": (d_host, d_port, None), "proxy": (p_host, http_c["port"], http_cookie)}
+        gate = gate_hello(app_secret(ensure_secrets(load_config(data_dir=up.dir / "data")), sid))
+        paths = {"direct": (d_host, d_port, None, gate), "proxy": (p_host, http_c["port"], http_cookie, b"")}
         # warm-up (connections, the server's first requests, the proxy's upstream pool)
-        for host, port, cookie in paths.values():
-            await load(host, port, cookie, args.concurrency, 1.0)
+        for host, port, cookie, pre in paths.values():
+            await load(host, port, cookie, pre, args.concurrency, 1.0)
 
         results: dict[str, dict[str, list[float]]] = {k: {"rps": [], "lat": [], "lat1": [], "dl": [], "key": []}
                                                       for k in paths}
         for rnd in range(args.rounds):
             for name in (("direct", "proxy") if rnd % 2 == 0 else ("proxy", "direct")):
-                host, port, cookie = paths[name]
-                n, lat = await load(host, port, cookie, args.concurrency, args.seconds)
+                host, port, cookie, pre = paths[name]
+                n, lat = await load(host, port, cookie, pre, args.concurrency, args.seconds)
                 results[name]["rps"].append(n / lat[-1])
                 results[name]["lat"] += lat[:-1]
-                _, lat1 = await load(host, port, cookie, 1, args.seconds / 2)
+                _, lat1 = await load(host, port, cookie, pre, 1, args.seconds / 2)
                 results[name]["lat1"] += lat1[:-1]
         for rnd in range(args.downloads):
             for name in (("direct", "proxy") if rnd % 2 == 0 else ("proxy", "direct")):
                 results[name]["dl"].append(await download(*paths[name]))
-        tty = {"direct": (f"ws://{t_host}:{t_port}/websocket", None),
-               "proxy": (f"ws://{urlsplit(tty_c['url']).hostname}:{tty_c['port']}/websocket", tty_cookie)}
+        tty = {"direct": (f"ws://{t_host}:{t_port}/websocket", None, gate),
+               "proxy": (f"ws://{urlsplit(tty_c['url']).hostname}:{tty_c['port']}/websocket", tty_cookie, b"")}
         for rnd in range(2):
             for name in (("direct", "proxy") if rnd % 2 == 0 else ("proxy", "direct")):
                 results[name]["key"] += await keystrokes(*tty[name], args.keys // 2)
