@@ -229,3 +229,32 @@ async def test_published_ports_open_only_with_the_session_secret(tmp_path, caplo
         # nor in the logs of any component
         logged = "\n".join(r.getMessage() for r in caplog.records)
         assert logged and secret not in logged
+
+
+# -- what the agent publishes and where the secret goes (pure) ---------------------------------------
+def test_the_agent_publishes_gates_never_app_ports():
+    from decimal import Decimal
+
+    from workbay.agent.kernel import add_gate_ports, build_container_body, kernel_environ, runner_config
+    from workbay.agent.models import CreateKernels
+
+    req = CreateKernels.model_validate({
+        "session_id": "sess", "image": "img:1", "app_secret": SECRET, "environ": {"A": "1"},
+        "kernels": [{"kernel_id": "k1", "resource_slots": {"cpu": "1", "mem": "1g"}}]})
+    k = req.kernels[0]
+    ports = add_gate_ports([{"name": "sshd", "protocol": "tcp", "container_ports": [2200]},
+                            {"name": "odd", "protocol": "preopen", "container_ports": [61000]},
+                            {"name": "jupyter", "protocol": "http", "container_ports": [8090]}])
+    gates = [p for sp in ports for p in sp["gate_ports"]]
+    assert gates == [61001, 61002, 61003]  # none an app port, none twice
+    env = kernel_environ(req, k, Decimal(1), {}, ports)
+    body = build_container_body(
+        req=req, k=k, image="img:1", agent_id="a1", data_dir="/var/wb", env=env, host_config={},
+        service_ports=ports, runner_dir="/r", ipc_dir="/i", scratch_dir="/s", ulimits={},
+        host_ip="127.0.0.1", host_ports=[30000, 30001, 30002], slots={"cpu": Decimal(1)}, allocations={})
+    assert set(body["HostConfig"]["PortBindings"]) == {f"{g}/tcp" for g in gates}
+    assert set(body["ExposedPorts"]) == {f"{g}/tcp" for g in gates}
+    # the secret reaches the runner's root-only kernel.json, not the container's environment
+    assert SECRET not in json.dumps(body)
+    cfg = runner_config(req, k, env, ports, {}, {})
+    assert cfg["app_secret"] == SECRET and SECRET not in json.dumps(cfg["environ"])
