@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import uuid
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 import websockets
 
 from tests.support.ports import free_port
-from tests.support.sessions import IMAGE, running_system, wait_for
+from tests.support.sessions import IMAGE, running_system
 from workbay.manager.services.session_apps import app_secret
 from workbay.runner import gate, protocol
 
