@@ -103,6 +103,8 @@ def _jupyter(kind: str) -> Callable[[Context], Optional[ServiceDef]]:
                                  f"--ip={ctx.bind}", f"--port={ctx.ports[0]}",
                                  "--ServerApp.token=", "--ServerApp.password=",
                                  "--ServerApp.allow_origin=*", "--NotebookApp.token=",
+                                 # on loopback behind the gate: Host names the node's address
+                                 "--ServerApp.allow_remote_access=True",
                                  f"--notebook-dir={ctx.user.home}"])
     return factory
 
