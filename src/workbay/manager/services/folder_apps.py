@@ -20,7 +20,7 @@ from . import folder_rules as rules
 from .access import Actor
 from .context import ServiceContext
 from .folder_lookup import require, resolve
-from .session_apps import SessionApps, StartService
+from .session_apps import READY_TIMEOUT, SessionApps, StartService
 from .session_request import CreateSession
 from .session_status import LIVE
 
@@ -101,8 +101,10 @@ class FolderApps:
             except BackendError:
                 continue
             busy = any(c.get("active_connections", 0) > 0 for c in circuits)
-            last = max([c.get("last_activity", 0) for c in circuits] +
-                       [started.timestamp() if started else now])
+            # Until its circuit exists the app is still being opened (the manager waits up to
+            # READY_TIMEOUT for it to listen): a slow start is not idleness.
+            opened_by = (started.timestamp() if started else now) + (0 if circuits else READY_TIMEOUT)
+            last = max([c.get("last_activity", 0) for c in circuits] + [opened_by])
             if not busy and now - last > timeout:
                 log.info("reclaiming idle system session %s (%.0f s without transfers)", sid, now - last)
                 try:
