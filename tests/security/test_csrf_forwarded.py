@@ -6,12 +6,11 @@ address the manager's login throttling counts.  Real manager and webserver over 
 
 from __future__ import annotations
 
-import uuid
 
 import httpx
 import pytest
 
-from tests.support.webserver import running_system
+from tests.support.webserver import new_user, running_system
 
 PASSWORD = "Us3r!pass-word"
 
@@ -23,15 +22,8 @@ async def system(tmp_path_factory):
         yield s
 
 
-async def new_user(system) -> str:
-    email = f"u-{uuid.uuid4().hex[:10]}@example.com"
-    await system.manager.admin().post("/admin/users", json={
-        "email": email, "username": email.split("@")[0], "password": PASSWORD})
-    return email
-
-
 async def test_a_forged_forwarded_host_does_not_pass_the_origin_check(system):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as web:
         assert (await web.post("/server/login", json={"username": email, "password": PASSWORD})
                 ).json()["authenticated"] is True
@@ -45,7 +37,7 @@ async def test_a_forged_forwarded_host_does_not_pass_the_origin_check(system):
 
 
 async def test_a_forged_forwarded_proto_does_not_change_the_cookie(system):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as web:
         resp = await web.post("/server/login", json={"username": email, "password": PASSWORD},
                               headers={"X-Forwarded-Proto": "https"})
@@ -57,13 +49,13 @@ async def test_a_forged_forwarded_for_does_not_escape_the_address_lockout(tmp_pa
     # a system of its own: this test locks the loopback address out of logging in
     async with running_system(tmp_path, manager_config={"lockout_attempts": 100,
                                                         "lockout_client_attempts": 5}) as system:
-        accounts = [await new_user(system) for _ in range(5)]
+        accounts = [await new_user(system, PASSWORD) for _ in range(5)]
         async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as web:
             for i, email in enumerate(accounts):  # a new claimed address for every guess
                 resp = await web.post("/server/login", json={"username": email, "password": "guess"},
                                       headers={"X-Forwarded-For": f"203.0.113.{i + 1}"})
                 assert resp.json()["authenticated"] is False
-            fresh = await new_user(system)
+            fresh = await new_user(system, PASSWORD)
             locked = await web.post("/server/login", json={"username": fresh, "password": PASSWORD},
                                     headers={"X-Forwarded-For": "203.0.113.99"})
             assert locked.status_code == 429, locked.text

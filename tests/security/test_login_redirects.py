@@ -10,13 +10,12 @@ default page with a normal answer, and deep nesting is a 400 problem.  Real mana
 from __future__ import annotations
 
 import re
-import uuid
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
 
-from tests.support.webserver import running_system
+from tests.support.webserver import new_user, running_system
 
 PASSWORD = "Us3r!pass-word"
 HOSTILE = [
@@ -31,13 +30,6 @@ HOSTILE = [
 async def system(tmp_path_factory):
     async with running_system(tmp_path_factory.mktemp("redirects")) as s:
         yield s
-
-
-async def new_user(system) -> str:
-    email = f"u-{uuid.uuid4().hex[:10]}@example.com"
-    await system.manager.admin().post("/admin/users", json={
-        "email": email, "username": email.split("@")[0], "password": PASSWORD})
-    return email
 
 
 async def login_form(web: httpx.AsyncClient, email: str, next_: str, htmx: bool) -> httpx.Response:
@@ -60,7 +52,7 @@ def stays_here(target: str) -> bool:
 
 @pytest.mark.parametrize("htmx", [True, False])
 async def test_login_form_goes_only_to_paths_of_this_site(system, htmx):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     for target in HOSTILE:
         async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as web:
             resp = await login_form(web, email, target, htmx)  # a newline: still an answer
@@ -73,7 +65,7 @@ async def test_login_form_goes_only_to_paths_of_this_site(system, htmx):
 
 
 async def test_login_page_of_a_logged_in_user_follows_only_paths_of_this_site(system):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as web:
         assert (await web.post("/server/login", json={"username": email, "password": PASSWORD})
                 ).json()["authenticated"] is True

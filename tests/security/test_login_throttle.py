@@ -18,7 +18,7 @@ import pyotp
 import pytest
 
 from tests.support.databases import REDIS_URL
-from tests.support.webserver import running_system
+from tests.support.webserver import new_user, running_system
 from workbay.client.sdk import APIError
 
 PASSWORD = "Us3r!pass-word"
@@ -36,13 +36,6 @@ async def system(request, tmp_path_factory):
                                               "lockout_client_attempts": CLIENT_ATTEMPTS,
                                               "lockout_seconds": LOCK_SECONDS}) as s:
         yield s
-
-
-async def new_user(system) -> str:
-    email = f"u-{uuid.uuid4().hex[:10]}@example.com"
-    await system.manager.admin().post("/admin/users", json={
-        "email": email, "username": email.split("@")[0], "password": PASSWORD})
-    return email
 
 
 def client_address() -> str:
@@ -66,7 +59,7 @@ async def manager_http(system):
 
 
 async def test_wrong_passwords_lock_the_account_even_for_the_right_one(system, manager_http):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     client = client_address()
     for _ in range(ATTEMPTS):
         assert (await authorize(manager_http, email, "wrong-password", client)).status_code == 401
@@ -83,7 +76,7 @@ async def test_wrong_passwords_lock_the_account_even_for_the_right_one(system, m
 
 
 async def test_wrong_otps_lock_the_account_even_for_the_right_code(system, manager_http):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     user = await system.manager.login(email, PASSWORD)
     secret = (await user.post("/auth/totp"))["secret"]
     totp = pyotp.TOTP(secret)
@@ -100,13 +93,13 @@ async def test_wrong_otps_lock_the_account_even_for_the_right_code(system, manag
 
 async def test_one_address_failing_on_many_accounts_is_locked(system, manager_http):
     client = client_address()
-    accounts = [await new_user(system) for _ in range(3)]
+    accounts = [await new_user(system, PASSWORD) for _ in range(3)]
     failures = 0
     while failures < CLIENT_ATTEMPTS:  # spread: no account reaches its own limit
         email = accounts[failures % len(accounts)]
         assert (await authorize(manager_http, email, "wrong-password", client)).status_code == 401
         failures += 1
-    fresh = await new_user(system)
+    fresh = await new_user(system, PASSWORD)
     assert (await authorize(manager_http, fresh, PASSWORD, client)).status_code == 429
     # another address is not affected, and a success elsewhere does not unlock this address
     assert (await authorize(manager_http, fresh, PASSWORD, client_address())).status_code == 200
@@ -114,7 +107,7 @@ async def test_one_address_failing_on_many_accounts_is_locked(system, manager_ht
 
 
 async def test_a_lock_made_at_the_manager_holds_at_the_webserver(system, manager_http):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     for _ in range(ATTEMPTS):
         await authorize(manager_http, email, "wrong-password", client_address())
     async with httpx.AsyncClient(base_url=system.web_url, timeout=30) as web:
@@ -149,7 +142,7 @@ ODD_PATHS = [
 
 
 async def test_func_refuses_paths_not_in_normal_form_before_anything_else(system):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     body = json.dumps({"type": "keypair", "username": email, "password": "guess"}).encode()
     for path in ODD_PATHS:
         status, answer = await raw_post(system.web_url, path, body)
@@ -170,7 +163,7 @@ async def test_func_refuses_paths_not_in_normal_form_before_anything_else(system
 
 
 async def test_guessing_the_old_password_of_a_logged_in_account_counts_too(system, manager_http):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     user = await system.manager.login(email, PASSWORD)
     guesses = {"new_password": "N3w!pass-word-2", "new_password2": "N3w!pass-word-2"}
     for i in range(ATTEMPTS):

@@ -5,7 +5,6 @@ is refused; the next code works.  Real manager and webserver over HTTP."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import httpx
@@ -13,7 +12,7 @@ import pyotp
 import pytest
 
 from tests.support.databases import REDIS_URL
-from tests.support.webserver import running_system
+from tests.support.webserver import new_user, running_system
 
 PASSWORD = "Us3r!pass-word"
 
@@ -26,9 +25,7 @@ async def system(request, tmp_path_factory):
 
 
 async def user_with_2fa(system) -> tuple[str, pyotp.TOTP]:
-    email = f"u-{uuid.uuid4().hex[:10]}@example.com"
-    await system.manager.admin().post("/admin/users", json={
-        "email": email, "username": email.split("@")[0], "password": PASSWORD})
+    email = await new_user(system, PASSWORD)
     user = await system.manager.login(email, PASSWORD)
     totp = pyotp.TOTP((await user.post("/auth/totp"))["secret"])
     await user.post("/auth/totp/confirm", json={"otp": totp.now()})

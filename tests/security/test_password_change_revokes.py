@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.databases import REDIS_URL
 from tests.support.manager import ADMIN_PASSWORD
-from tests.support.webserver import running_system
+from tests.support.webserver import new_user, running_system
 
 PASSWORD = "Us3r!pass-word"
 NEW_PASSWORD = "N3w!pass-word-2"
@@ -26,13 +26,6 @@ async def system(request, tmp_path_factory):
     async with running_system(tmp_path_factory.mktemp("revoke"),
                               redis_url=REDIS_URL if request.param == "redis" else "") as s:
         yield s
-
-
-async def new_user(system) -> str:
-    email = f"u-{uuid.uuid4().hex[:10]}@example.com"
-    await system.manager.admin().post("/admin/users", json={
-        "email": email, "username": email.split("@")[0], "password": PASSWORD})
-    return email
 
 
 class Browser:
@@ -71,7 +64,7 @@ async def browsers(system):
 
 
 async def test_own_change_through_func_ends_the_other_logins_only(system, browsers):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     mine, thief = await browsers().login(email, PASSWORD), await browsers().login(email, PASSWORD)
     assert await thief.me() == 200
     changed = await mine.http.post("/func/auth/update-password", json={
@@ -88,7 +81,7 @@ async def test_own_change_through_func_ends_the_other_logins_only(system, browse
 
 
 async def test_own_change_on_the_account_page_keeps_this_login(system, browsers):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     mine, other = await browsers().login(email, PASSWORD), await browsers().login(email, PASSWORD)
     resp = await mine.http.post("/account/password", headers={"X-CSRF-Token": await mine.csrf()}, data={
         "old_password": PASSWORD, "new_password": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
@@ -98,7 +91,7 @@ async def test_own_change_on_the_account_page_keeps_this_login(system, browsers)
 
 
 async def test_an_administrators_change_ends_every_login_of_the_user(system, browsers):
-    email = await new_user(system)
+    email = await new_user(system, PASSWORD)
     first, second = await browsers().login(email, PASSWORD), await browsers().login(email, PASSWORD)
     await system.manager.admin().patch(f"/admin/users/{email}", json={"password": NEW_PASSWORD})
     assert await first.me() == 401 and await second.me() == 401

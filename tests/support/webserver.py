@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,14 @@ async def running_system(tmp: Path, redis_url: str = "", manager_config: dict[st
                 yield System(manager, manager_url, web_url, config)
     finally:
         await manager.close()
+
+
+async def new_user(system: System, password: str) -> str:
+    """A new user made by the administrator; returns its email."""
+    email = f"u-{uuid.uuid4().hex[:10]}@example.com"
+    await system.manager.admin().post("/admin/users", json={
+        "email": email, "username": email.split("@")[0], "password": password})
+    return email
 
 
 class WebVisitor:

@@ -121,18 +121,12 @@ class LoginThrottle:
                    lockout_store(redis, client_attempts, seconds, prefix + "client-"))
 
     async def current_lock(self, account: str, client: str | None) -> Lock | None:
-        locks = [await self.accounts.current_lock(account_key(account))]
-        if client:
-            locks.append(await self.clients.current_lock(client))
-        found = [lock for lock in locks if lock is not None]
-        return max(found, key=lambda lock: lock.until) if found else None
+        return _latest(await self.accounts.current_lock(account_key(account)),
+                       await self.clients.current_lock(client) if client else None)
 
     async def register_failure(self, account: str, client: str | None) -> Lock | None:
-        locks = [await self.accounts.register_failure(account_key(account))]
-        if client:
-            locks.append(await self.clients.register_failure(client))
-        found = [lock for lock in locks if lock is not None]
-        return max(found, key=lambda lock: lock.until) if found else None
+        return _latest(await self.accounts.register_failure(account_key(account)),
+                       await self.clients.register_failure(client) if client else None)
 
     async def succeeded(self, account: str) -> None:
         # Only the account's count: a success of the attacker's own account must not wipe the
@@ -191,3 +185,9 @@ def lock_error(lock: Lock):
         title="Too many failed login attempts.",
         data={"retry_after": seconds, "locked_until": until.isoformat()},
         headers={"Retry-After": str(seconds)})
+
+
+def _latest(*locks: Lock | None) -> Lock | None:
+    """The lock that lasts longest of those held, or None."""
+    found = [lock for lock in locks if lock is not None]
+    return max(found, key=lambda lock: lock.until) if found else None
