@@ -13,9 +13,9 @@ from workbay.client.sdk import APIError, Client
 from ..context import Admin, AdminPage, PageContext
 from ..forms import FormData, read_form
 from ..i18n import N_
-from ..manager import LOGIN_EPOCH_HEADER
 from ..responses import events, field_errors
 from ..tables import Column, Pager, requested_page
+from .proxy import follow_login_epoch
 
 router = APIRouter(tags=["pages"])
 USER_COLUMNS = (
@@ -166,10 +166,7 @@ async def update_user(email: str, request: Request, ctx: Admin) -> Response:
                 answer = await api.patch(f"/admin/users/{email}", json=_user_body(form, creating=False),
                                          raw=True)
                 # the administrator's own password: this login carries over, their others end
-                epoch = answer.headers.get(LOGIN_EPOCH_HEADER)
-                if epoch and ctx.session is not None:
-                    ctx.session.login_epoch = epoch
-                    await ctx.state.sessions.save(ctx.session)
+                await follow_login_epoch(ctx.state, ctx.session, answer.headers)
             except APIError as err:
                 errors, general = field_errors(err, USER_FIELDS)
             else:
