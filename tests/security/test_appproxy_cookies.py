@@ -11,13 +11,11 @@ an opening link works once.  A real webserver login in a browser-like cookie jar
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 from aiohttp import web
 
-from tests.support.webserver import running_system
+from tests.support.webserver import new_user, running_system
 from workbay.appproxy import tokens
 from workbay.appproxy.circuits import NewCircuit
 from workbay.appproxy.frontend import Circuits
@@ -84,9 +82,7 @@ async def open_circuit(circuits: Circuits, port: int, public: bool, user: str = 
 
 
 async def victim_browser(system) -> httpx.AsyncClient:
-    email = f"victim-{uuid.uuid4().hex[:10]}@example.com"
-    await system.manager.admin().post("/admin/users", json={
-        "email": email, "username": email.split("@")[0], "password": PASSWORD})
+    email = await new_user(system, PASSWORD)
     browser = httpx.AsyncClient(timeout=30)
     resp = await browser.post(system.web_url + "/server/login", json={"username": email, "password": PASSWORD})
     assert resp.json()["authenticated"] is True
