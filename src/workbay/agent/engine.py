@@ -23,6 +23,11 @@ DOCKER_SOCKET = "unix:///var/run/docker.sock"
 ARCH_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 
 
+def _label_filters(labels: dict[str, str]) -> str:
+    """The engine's JSON `filters` parameter selecting objects that carry all of labels."""
+    return json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
+
+
 def normalize_arch(arch: str) -> str:
     return ARCH_ALIASES.get(arch.lower(), arch.lower())
 
@@ -83,18 +88,21 @@ class Engine:
         await self.docker.close()
 
     # --- containers ---------------------------------------------------------------------------
-    async def list_containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        return await self.docker._query_json("containers/json", method="GET",
-                                             params={"all": "true", "filters": json.dumps(filters)})
-
-    async def inspect(self, cid: str) -> dict[str, Any] | None:
+    async def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        """GET path as JSON; None when the engine answers 404."""
         try:
-            return await self.docker._query_json(f"containers/{cid}/json", method="GET")
+            return await self.docker._query_json(path, method="GET")
         except DockerError as e:
             if e.status == 404:
                 return None
             raise
+
+    async def list_containers(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return await self.docker._query_json("containers/json", method="GET",
+                                             params={"all": "true", "filters": _label_filters(labels)})
+
+    async def inspect(self, cid: str) -> dict[str, Any] | None:
+        return await self._get_or_none(f"containers/{cid}/json")
 
     async def create(self, body: dict[str, Any], name: str) -> str:
         c = await self.docker.containers.create(body, name=name)
@@ -202,17 +210,11 @@ class Engine:
         return await self.docker._query_json("networks/create", method="POST", data=body)
 
     async def list_networks(self, labels: dict[str, str]) -> list[dict[str, Any]]:
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         return await self.docker._query_json("networks", method="GET",
-                                             params={"filters": json.dumps(filters)})
+                                             params={"filters": _label_filters(labels)})
 
     async def inspect_network(self, name: str) -> dict[str, Any] | None:
-        try:
-            return await self.docker._query_json(f"networks/{name}", method="GET")
-        except DockerError as e:
-            if e.status == 404:
-                return None
-            raise
+        return await self._get_or_none(f"networks/{name}")
 
     async def remove_network(self, name: str) -> bool:
         try:

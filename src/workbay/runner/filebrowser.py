@@ -469,17 +469,21 @@ def iter_zip(root: str, sources: Iterable[Tuple[Any, str]], chunk: int = 1 << 20
     sink = _Sink()
 
     def add_file(zf: zipfile.ZipFile, fd: int, st: os.stat_result, arc: str) -> Iterator[bytes]:
-        zinfo = _zipinfo(arc, st)
-        zinfo.compress_type = zipfile.ZIP_DEFLATED
-        zinfo._compresslevel = 1  # type: ignore[attr-defined]  # fast: data is often compressed
-        with zf.open(zinfo, "w", force_zip64=zinfo.file_size > 0x7FFFFFFF) as dst:
-            while True:
-                block = os.read(fd, chunk)
-                if not block:
-                    break
-                dst.write(block)
-                if sink.size >= chunk:
-                    yield sink.take()
+        """Add the open file fd as arc, then close fd."""
+        try:
+            zinfo = _zipinfo(arc, st)
+            zinfo.compress_type = zipfile.ZIP_DEFLATED
+            zinfo._compresslevel = 1  # type: ignore[attr-defined]  # fast: data is often compressed
+            with zf.open(zinfo, "w", force_zip64=zinfo.file_size > 0x7FFFFFFF) as dst:
+                while True:
+                    block = os.read(fd, chunk)
+                    if not block:
+                        break
+                    dst.write(block)
+                    if sink.size >= chunk:
+                        yield sink.take()
+        finally:
+            _close(fd)
 
     def add_dir(zf: zipfile.ZipFile, dfd: int, rel: List[str], arc: str) -> Iterator[bytes]:
         zf.writestr(_zipinfo(arc + "/", os.fstat(dfd)), b"")
@@ -513,10 +517,7 @@ def iter_zip(root: str, sources: Iterable[Tuple[Any, str]], chunk: int = 1 << 20
                     continue
             except (PathError, OSError):  # vanished, swapped or outside the root: left out
                 continue
-            try:
-                yield from add_file(zf, fd, st, sub)
-            finally:
-                _close(fd)
+            yield from add_file(zf, fd, st, sub)
             if sink.parts:
                 yield sink.take()
 
@@ -547,10 +548,7 @@ def iter_zip(root: str, sources: Iterable[Tuple[Any, str]], chunk: int = 1 << 20
                         fd, st = open_file(loc)
                     except PathError:
                         continue
-                    try:
-                        yield from add_file(zf, fd, st, arc)
-                    finally:
-                        _close(fd)
+                    yield from add_file(zf, fd, st, arc)
             if sink.parts:
                 yield sink.take()
     if sink.parts:
