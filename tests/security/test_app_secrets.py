@@ -58,21 +58,7 @@ async def gated(app_server):
 
 async def _exchange(port: int, data: bytes, idle: float = 2) -> bytes:
     """What the gate port answers to ``data``: until it closes, or ``idle`` seconds of silence."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    out = b""
-    try:
-        writer.write(data)
-        await writer.drain()
-        while True:
-            try:
-                chunk = await asyncio.wait_for(reader.read(65536), idle)
-            except asyncio.TimeoutError:
-                return out
-            if not chunk:
-                return out
-            out += chunk
-    finally:
-        writer.close()
+    return await raw("127.0.0.1", port, data, idle)
 
 
 async def test_the_gate_refuses_a_plain_request(gated):
@@ -149,6 +135,7 @@ async def raw(host: str, port: int, data: bytes, timeout: float = 15) -> bytes:
     out = b""
     try:
         writer.write(data)
+        await writer.drain()
         while True:
             try:
                 chunk = await asyncio.wait_for(reader.read(65536), timeout)
