@@ -12,7 +12,7 @@ import zipfile
 import httpx
 import pytest
 
-from tests.support.sessions import IMAGE, SMALL, System, running_system
+from tests.support.sessions import IMAGE, SMALL, System, running_system, shell
 from workbay.client.sdk import APIError
 from workbay.manager.services.keys import generate_ssh_keypair
 
@@ -50,18 +50,6 @@ async def download(client, folder: str, path: str) -> bytes:
         resp = await http.get(r["url"], params={"token": r["token"]})
         assert resp.status_code == 200, resp.text
         return resp.content
-
-
-async def shell(client, sid: str, command: str) -> tuple[str, str]:
-    """Run a shell command as the session's user (execute, batch mode); (stdout, stderr)."""
-    result = (await client.post(f"/session/{sid}", json={
-        "mode": "batch", "runId": "", "code": "", "options": {"exec": command}}))["result"]
-    while result["status"] in ("continued", "clean-finished", "build-finished"):
-        result = (await client.post(f"/session/{sid}", json={"mode": "continue", "runId": result["runId"],
-                                                              "code": ""}))["result"]
-    out = "".join(d for t, d in result["console"] if t == "stdout")
-    err = "".join(d for t, d in result["console"] if t == "stderr")
-    return out, err
 
 
 async def start(client, name: str, **config) -> str:

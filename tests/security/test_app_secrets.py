@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from tests.support.ports import free_port
-from tests.support.sessions import IMAGE, running_system
+from tests.support.sessions import IMAGE, running_system, shell
 from workbay.manager.services.session_apps import app_secret
 from workbay.runner import gate, protocol
 
@@ -109,15 +109,6 @@ async def test_the_gate_closes_a_silent_or_endless_first_line(gated, monkeypatch
 
 
 # -- a real session: published ports answer only through the app-proxy -------------------------------
-async def shell(client, sid: str, command: str) -> tuple[str, str]:
-    result = (await client.post(f"/session/{sid}", json={
-        "mode": "batch", "runId": "", "code": "", "options": {"exec": command}}))["result"]
-    while result["status"] in ("continued", "clean-finished", "build-finished"):
-        result = (await client.post(f"/session/{sid}", json={"mode": "continue", "runId": result["runId"],
-                                                              "code": ""}))["result"]
-    return ("".join(d for t, d in result["console"] if t == "stdout"),
-            "".join(d for t, d in result["console"] if t == "stderr"))
-
 
 async def start_http_server(client, sid: str, port: int) -> None:
     """A directory-listing HTTP server in the session, left running (query mode, detached)."""

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.security.test_storage_symlink_races import SWAPPER, TUS, folder_dir
-from tests.support.sessions import IMAGE, SMALL, running_system
+from tests.support.sessions import IMAGE, SMALL, running_system, shell
 from workbay.client.sdk import APIError
 
 pytestmark = pytest.mark.timeout(300)
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.timeout(300)
 async def system(tmp_path_factory):
     async with running_system(tmp_path_factory.mktemp("races")) as sysm:
         yield sysm
-
-
-async def shell(client, sid: str, command: str) -> tuple[str, str]:
-    """A shell command as the session's user (execute, batch mode); (stdout, stderr)."""
-    result = (await client.post(f"/session/{sid}", json={
-        "mode": "batch", "runId": "", "code": "", "options": {"exec": command}}))["result"]
-    while result["status"] in ("continued", "clean-finished", "build-finished"):
-        result = (await client.post(f"/session/{sid}", json={"mode": "continue", "runId": result["runId"],
-                                                              "code": ""}))["result"]
-    out = "".join(d for t, d in result["console"] if t == "stdout")
-    err = "".join(d for t, d in result["console"] if t == "stderr")
-    return out, err
 
 
 async def test_swapper_in_a_session_never_wins(system):

@@ -333,3 +333,14 @@ async def running_system(data_dir: Path, *, agent: bool = True, appproxy: bool =
         if agent and terminate:
             await sysm.terminate_all()
         await sysm.close()
+
+
+async def shell(client: Client, sid: str, command: str) -> tuple[str, str]:
+    """A shell command as the session's user (execute, batch mode); (stdout, stderr)."""
+    result = (await client.post(f"/session/{sid}", json={
+        "mode": "batch", "runId": "", "code": "", "options": {"exec": command}}))["result"]
+    while result["status"] in ("continued", "clean-finished", "build-finished"):
+        result = (await client.post(f"/session/{sid}", json={"mode": "continue", "runId": result["runId"],
+                                                              "code": ""}))["result"]
+    return ("".join(d for t, d in result["console"] if t == "stdout"),
+            "".join(d for t, d in result["console"] if t == "stderr"))
