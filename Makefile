@@ -10,7 +10,7 @@ STAMPS := $(VENV)/.stamps
 APT_PACKAGES := podman runc mmdebstrap chromium fonts-nanum uidmap slirp4netns fuse-overlayfs
 PYTEST_ARGS ?=
 
-.PHONY: setup run test system-packages python-env official-client assets engine images
+.PHONY: setup run test lint system-packages python-env official-client assets engine images
 
 setup: system-packages python-env official-client assets engine images
 
@@ -64,5 +64,11 @@ images: engine python-env
 run: setup
 	$(VENV)/bin/workbay up $(ARGS)
 
-test: setup
+# Guard rails (docs/architecture.md): lint, types and the layer contracts, then every test.
+lint: python-env
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/mypy
+	PYTHONPATH=src $(VENV)/bin/lint-imports
+
+test: setup lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

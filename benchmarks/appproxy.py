@@ -31,10 +31,10 @@ import json
 import os
 import platform
 import signal
+import socket
 import statistics
 import subprocess
 import sys
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -96,7 +96,7 @@ async def main():
     async with server:
         await server.serve_forever()
 asyncio.run(main())
-''' % (BIG, APP_PORT)
+''' % (BIG, APP_PORT)  # noqa: UP031 -- the script's own f-strings would clash
 
 START_SERVER = f'''
 import os, subprocess, sys
@@ -275,7 +275,7 @@ async def keystrokes(url: str, cookie: str | None, preamble: bytes, count: int) 
         while True:  # drain the screen
             try:
                 await asyncio.wait_for(ws.recv(), 0.3)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         for i in range(count):
             key = "x" if i % 2 == 0 else "\x7f"  # type and erase: the line never grows
@@ -290,7 +290,7 @@ async def keystrokes(url: str, cookie: str | None, preamble: bytes, count: int) 
             while True:
                 try:
                     await asyncio.wait_for(ws.recv(), 0.005)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
     return times
 

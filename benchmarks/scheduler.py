@@ -150,7 +150,7 @@ def bench_pure(n_sessions: int, n_agents: int, repeat: int) -> dict[str, float]:
         for selection in AgentSelection:
             group = dataclasses.replace(inp.resource_group, scheduler=scheduler, agent_selection=selection)
             tick = dataclasses.replace(inp, resource_group=group)
-            cpu, wall, result = _timed(lambda: schedule(tick), repeat)
+            cpu, wall, result = _timed(lambda tick=tick: schedule(tick), repeat)
             rate = len(result.decisions) / cpu
             rates[f"{scheduler.value}/{selection.value}"] = rate
             print(f"  {scheduler.value:4} {selection.value:12}          cpu {cpu:6.3f} s  wall {wall:6.3f} s  "
@@ -188,7 +188,8 @@ async def _db_pass(n_pending: int, n_agents: int, n_running: int, db_url: str) -
     from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, User
     from workbay.manager.models.compute import Agent as AgentRow
     from workbay.manager.models.compute import ComputeSession, Kernel
-    from workbay.manager.scheduler import core, dispatcher as dispatcher_mod
+    from workbay.manager.scheduler import core
+    from workbay.manager.scheduler import dispatcher as dispatcher_mod
     from workbay.manager.scheduler.lifecycle import Lifecycle
     from workbay.manager.services.session_status import set_status
 

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -197,7 +197,7 @@ async def test_official_client_talks_to_the_manager(live, tmp_path):
 async def test_the_clients_exact_header_set_is_accepted(live):
     """The headers the SDK sends (recorded above), reproduced byte for byte with httpx."""
     h = live
-    date = datetime.now(timezone.utc).replace(microsecond=678901).isoformat()
+    date = datetime.now(UTC).replace(microsecond=678901).isoformat()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.678901\+00:00", date)
     host = "127.0.0.1:8091"
     ak, sk = h.admin_access_key, h.admin_secret_key

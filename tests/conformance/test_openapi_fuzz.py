@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from tests.support.databases import throwaway_db
-from tests.support.manager import ADMIN_PASSWORD, start_manager
+from tests.support.manager import start_manager
 from workbay.common import signing
 from workbay.common.config import load_config
 from workbay.manager.app import create_app

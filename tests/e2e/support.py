@@ -32,7 +32,7 @@ class AdminAPI:
         self.url, self.access_key, self.secret_key = url, access_key, secret_key
 
     @classmethod
-    def login(cls, url: str) -> "AdminAPI":
+    def login(cls, url: str) -> AdminAPI:
         resp = httpx.post(url + "/auth/authorize", json={
             "type": "keypair", "domain": "default", "username": ADMIN, "password": ADMIN_PASSWORD})
         resp.raise_for_status()
@@ -86,7 +86,7 @@ class LoginPage:
         self.page = page
         self.message = page.get_by_test_id("login-message")
 
-    async def open(self) -> "LoginPage":
+    async def open(self) -> LoginPage:
         await self.page.goto("/login")
         return self
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.support import container_system, workbay_of, LoginPage, Shell, Workbay
+from tests.e2e.support import LoginPage, Shell, Workbay, container_system, workbay_of
 from tests.support.sessions import ADMIN_PASSWORD, DEMO_PASSWORD, IMAGE, SMALL, System, wait_for
 from workbay.client.sdk import Client
 

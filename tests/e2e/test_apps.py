@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.support import container_system, workbay_of, LoginPage, Shell, Workbay
+from tests.e2e.support import LoginPage, Shell, Workbay, container_system, workbay_of
 from tests.support.sessions import DEMO_PASSWORD, IMAGE, System
 from workbay.client.sdk import Client
 

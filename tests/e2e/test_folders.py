@@ -44,7 +44,7 @@ class DataPage:
         self.shell = Shell(page)
         self.table = page.locator("#folder-table")
 
-    async def open(self, tab: str | None = None) -> "DataPage":
+    async def open(self, tab: str | None = None) -> DataPage:
         await self.page.goto("/data" + (f"?tab={tab}" if tab else ""))
         return self
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.support import container_system, workbay_of, LoginPage, Shell, Workbay
+from tests.e2e.support import LoginPage, Shell, Workbay, container_system, workbay_of
 from tests.support.sessions import ADMIN_PASSWORD, DEMO_PASSWORD, IMAGE, System, wait_for
 from workbay.client.sdk import Client
 
@@ -55,7 +55,7 @@ class Launcher:
         self.page = page
         self.shell = Shell(page)
 
-    async def open(self, query: str = "") -> "Launcher":
+    async def open(self, query: str = "") -> Launcher:
         await self.page.goto("/session/start" + query)
         await expect(self.page.locator("#launcher")).to_be_visible()
         return self

@@ -17,9 +17,14 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.support import container_system, workbay_of, LoginPage, Shell, Workbay
+from tests.e2e.support import LoginPage, Shell, Workbay, container_system, workbay_of
 from tests.support.sessions import (
-    ADMIN_PASSWORD, DEMO_PASSWORD, IMAGE, SMALL, System, wait_for,
+    ADMIN_PASSWORD,
+    DEMO_PASSWORD,
+    IMAGE,
+    SMALL,
+    System,
+    wait_for,
 )
 from workbay.client.sdk import Client
 
@@ -62,7 +67,7 @@ class SessionsPage:
         self.shell = Shell(page)
         self.list = page.locator("#sessions-list")
 
-    async def open(self, query: str = "") -> "SessionsPage":
+    async def open(self, query: str = "") -> SessionsPage:
         await self.page.goto("/sessions" + query)
         return self
 

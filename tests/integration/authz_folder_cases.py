@@ -10,7 +10,14 @@ import uuid
 from typing import Any
 
 from tests.integration.test_manager_authz_matrix import (
-    ACTORS, Case, OWN_200, SUPERADMIN_ONLY, World, _ret, row, unique,
+    ACTORS,
+    OWN_200,
+    SUPERADMIN_ONLY,
+    Case,
+    World,
+    _ret,
+    row,
+    unique,
 )
 
 HOST = "local:volume1"

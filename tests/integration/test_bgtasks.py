@@ -32,6 +32,7 @@ async def test_a_failed_clone_is_reported_and_leaves_nothing(manager):
     info = await sa.get("/folders/bg-src")
     # the source vanishes from disk behind the manager's back: the copy fails
     import shutil
+
     from tests.integration.test_folders import folder_dir
     shutil.rmtree(folder_dir(manager, info))
     clone = await sa.post("/folders/bg-src/clone", json={"target_name": "bg-dst"})

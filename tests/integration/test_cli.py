@@ -8,13 +8,12 @@ import stat
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from workbay.client.sdk import Client
 from tests.support.ports import free_port_base
+from workbay.client.sdk import Client
 
 ADMIN_PASSWORD = "Cli-adm1n!pw"
 WORKBAY = [sys.executable, "-m", "workbay.client.cli_entry"]

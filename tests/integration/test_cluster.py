@@ -25,8 +25,16 @@ import httpx
 import pytest
 
 from tests.support.databases import REDIS_URL, throwaway_db
-from tests.support.sessions import (ADMIN_PASSWORD, IMAGE, PODMAN_SOCKET, containers, engine_problem,
-                                    host_port_range, remove_containers, wait_for)
+from tests.support.sessions import (
+    ADMIN_PASSWORD,
+    IMAGE,
+    PODMAN_SOCKET,
+    containers,
+    engine_problem,
+    host_port_range,
+    remove_containers,
+    wait_for,
+)
 from workbay.client import folders, transfer
 from workbay.client.sdk import APIError, Client
 

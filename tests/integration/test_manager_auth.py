@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -108,7 +108,7 @@ async def test_signed_requests_are_accepted(manager):
     sorna = signing.sign_headers(ak, sk, "GET", "/auth/test", "manager.test", "text/plain", VERSION)
     sorna["Authorization"] = sorna["Authorization"].replace("BackendAI ", "Sorna ", 1)
     assert (await call(manager, "GET", "/auth/test", headers=sorna)).status_code == 200
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     rfc = now.strftime("%a, %d %b %Y %H:%M:%S GMT")
     sig = signing.signature(sk, "GET", "/auth/test", rfc, "manager.test", "text/plain", VERSION)
     hdrs = {"Date": rfc, "Authorization": f"BackendAI signMethod=HMAC-SHA256, credential={ak}:{sig}"}
@@ -140,11 +140,11 @@ async def test_unknown_access_key(manager):
 @pytest.mark.parametrize("minutes", [16, -16])
 async def test_clock_skew_over_fifteen_minutes_is_refused(manager, minutes):
     ak, sk = manager.admin_access_key, manager.admin_secret_key
-    date = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+    date = datetime.now(UTC) + timedelta(minutes=minutes)
     body = problem(await call(manager, "GET", "/auth/test", ak=ak, sk=sk, date=date),
                    400, "invalid-auth-params")
     assert body["msg"] == "Date/time sync error"
-    date = datetime.now(timezone.utc) + timedelta(minutes=14 if minutes > 0 else -14)
+    date = datetime.now(UTC) + timedelta(minutes=14 if minutes > 0 else -14)
     assert (await call(manager, "GET", "/auth/test", ak=ak, sk=sk, date=date)).status_code == 200
 
 
@@ -509,4 +509,4 @@ async def test_each_signed_request_is_counted_on_its_keypair(manager):
     problem(await call(manager, "GET", "/auth/test", ak=ak, sk="v" * 40), 401, "auth-failed")
     after = await manager.admin().get(f"/admin/keypairs/{ak}")
     assert after["num_queries"] == 12                      # concurrent requests are not lost
-    assert datetime.fromisoformat(after["last_used"]) > datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert datetime.fromisoformat(after["last_used"]) > datetime.now(UTC) - timedelta(minutes=1)

@@ -17,8 +17,9 @@ import contextlib
 import json as jsonlib
 import platform
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pyotp
@@ -260,7 +261,7 @@ class Case:
 
 
 def row(sa, admin, other_admin, user, monitor, anon) -> dict[str, int]:
-    return dict(zip(ACTORS, (sa, admin, other_admin, user, monitor, anon)))
+    return dict(zip(ACTORS, (sa, admin, other_admin, user, monitor, anon), strict=False))
 
 
 EVERYONE_200 = row(200, 200, 200, 200, 200, 200)

@@ -12,8 +12,16 @@ from sqlalchemy import func, select
 from tests.support.databases import throwaway_db
 from workbay.common.config import load_config
 from workbay.manager.app import build_state, close_state
-from workbay.manager.models import Domain, Keypair, Project, ResourceGroup, User
-from workbay.manager.models import KeypairResourcePolicy, ProjectResourcePolicy, UserResourcePolicy
+from workbay.manager.models import (
+    Domain,
+    Keypair,
+    KeypairResourcePolicy,
+    Project,
+    ProjectResourcePolicy,
+    ResourceGroup,
+    User,
+    UserResourcePolicy,
+)
 from workbay.manager.services import passwords
 
 
@@ -75,7 +83,7 @@ async def test_replicas_starting_together_on_postgresql(tmp_path, monkeypatch):
             sys.executable, "-c", REPLICA, url, str(tmp_path / f"r{i}"), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) for i in range(3)]
         results = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 120)
-        for proc, (_, err) in zip(procs, results):
+        for proc, (_, err) in zip(procs, results, strict=False):
             assert proc.returncode == 0, err.decode()[-2000:]
         cfg = load_config(data_dir=tmp_path / "check", db={"url": url})
         st = await build_state(cfg, migrate=False)

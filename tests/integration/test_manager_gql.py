@@ -327,7 +327,7 @@ def keypair_vars(**extra) -> dict:
 async def test_user_list_per_role(manager):
     h = manager
     d = await _other_domain_with_people(h, "gqu")
-    (admin, ca), (monitor, cm), (member, cu) = d["admin"], d["monitor"], d["member"]
+    (admin, ca), (monitor, cm), (member, _cu) = d["admin"], d["monitor"], d["member"]
     mine = {admin["email"], monitor["email"], member["email"]}
 
     # the domain admin and the monitor see their domain's users, nobody else's (as GET /admin/users)
@@ -451,7 +451,7 @@ async def test_domain_admin_never_sees_a_superadmins_secret_key(manager):
 async def test_groups_per_role(manager):
     h = manager
     d = await _other_domain_with_people(h, "gqg")
-    (admin, ca), (monitor, cm), (member, cu) = d["admin"], d["monitor"], d["member"]
+    (_admin, ca), (_monitor, cm), (_member, cu) = d["admin"], d["monitor"], d["member"]
     second = await h.admin().post("/admin/projects", json={"name": f"gqg-q-{uuid.uuid4().hex[:6]}",
                                                          "domain_name": d["domain"], "description": "second"})
     mine = {d["project"]["id"], second["id"]}

@@ -10,7 +10,8 @@ import contextlib
 import json
 import socket
 import uuid
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest

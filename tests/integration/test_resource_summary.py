@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from workbay.client.sdk import APIError
-
 from workbay.manager.models import Agent, ComputeSession
 
 

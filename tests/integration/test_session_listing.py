@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from workbay.client.sdk import APIError
 from workbay.manager.models import ComputeSession
-
-import pytest
 
 
 async def test_counts_sort_mounts_and_owner(manager):

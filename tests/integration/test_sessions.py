@@ -17,7 +17,13 @@ import subprocess
 import pytest
 
 from tests.support.sessions import (
-    IMAGE, SMALL, EventStream, containers, podman_exec, running_system, wait_for,
+    IMAGE,
+    SMALL,
+    EventStream,
+    containers,
+    podman_exec,
+    running_system,
+    wait_for,
 )
 from workbay.client.sdk import APIError
 

@@ -14,7 +14,12 @@ import base64
 import pytest
 
 from tests.support.sessions import (
-    IMAGE, SMALL, containers, remove_containers, running_system, wait_for,
+    IMAGE,
+    SMALL,
+    containers,
+    remove_containers,
+    running_system,
+    wait_for,
 )
 
 pytestmark = pytest.mark.timeout(240)

@@ -146,7 +146,7 @@ async def _read_pty(ws, pattern: str, timeout: float = 60) -> str:
             raise AssertionError(f"{pattern!r} never came; saw {ESCAPES.sub('', seen)[-500:]!r}")
         try:
             msg = json.loads(await asyncio.wait_for(ws.recv(), left))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             continue
         assert msg["type"] == "out"
         seen += base64.b64decode(msg["data"]).decode("utf-8", "replace")

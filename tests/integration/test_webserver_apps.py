@@ -29,7 +29,7 @@ async def system(tmp_path_factory):
 
 
 class Browser(WebVisitor):
-    async def login(self, email: str, password: str = "") -> "Browser":
+    async def login(self, email: str, password: str = "") -> Browser:
         return await super().login(email, password or PASSWORD)
 
     def headers(self, htmx: bool = True) -> dict[str, str]:

@@ -12,6 +12,7 @@ import pytest
 from starlette.datastructures import FormData as StarletteForm
 
 from tests.support.databases import REDIS_URL
+from workbay.common.secrets import SecretBox
 from workbay.web import formatting
 from workbay.web import policy_fields as pf
 from workbay.web.cookies import CookieSigner
@@ -19,7 +20,6 @@ from workbay.web.csrf import is_cross_site
 from workbay.web.forms import FieldError, FormData
 from workbay.web.i18n import negotiate
 from workbay.web.lockout import MemoryLockout, RedisLockout, account_key
-from workbay.common.secrets import SecretBox
 from workbay.web.sessions import LoginSession, MemorySessionStore, RedisSessionStore
 from workbay.web.tables import Pager
 

@@ -130,7 +130,7 @@ async def raw(host: str, port: int, data: bytes, timeout: float = 15) -> bytes:
         while True:
             try:
                 chunk = await asyncio.wait_for(reader.read(65536), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return out
             if not chunk:
                 return out

@@ -6,7 +6,6 @@ address the manager's login throttling counts.  Real manager and webserver over 
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 

@@ -32,7 +32,7 @@ class Browser:
     def __init__(self, system) -> None:
         self.http = httpx.AsyncClient(base_url=system.web_url, timeout=30)
 
-    async def login(self, email: str, password: str) -> "Browser":
+    async def login(self, email: str, password: str) -> Browser:
         resp = await self.http.post("/server/login", json={"username": email, "password": password})
         assert resp.json()["authenticated"] is True, resp.text
         return self

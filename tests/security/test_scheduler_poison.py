@@ -12,7 +12,7 @@ the error in its scheduler record; the scheduler goes on ticking.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
@@ -39,7 +39,7 @@ async def insert_poison(db_url: str, email: str, access_key: str) -> dict[str, s
         async with async_sessionmaker(engine)() as s, s.begin():
             user_id, domain = (await s.execute(select(User.uuid, User.domain_name).where(User.email == email))).one()
             project_id = (await s.execute(select(Project.id).where(Project.name == "default"))).scalar_one()
-            created = datetime.now(timezone.utc) - timedelta(hours=1)
+            created = datetime.now(UTC) - timedelta(hours=1)
             for name, bad in POISON.items():
                 fields = {"session_type": "batch", "cluster_size": 1, **bad}
                 sess = ComputeSession(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -32,7 +32,7 @@ async def insert_sessions(state, email: str, count: int = 1, *, status: str | No
     """Insert ``count`` sessions owned by ``email`` (mixed statuses and types unless given);
     returns their ids."""
     rnd = random.Random(seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ids = []
     async with state.ctx.db.begin() as s:
         user = (await s.execute(select(User).where(User.email == email))).scalar_one()

@@ -272,7 +272,7 @@ class EventStream:
         self.connected = asyncio.Event()
         self.task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "EventStream":
+    async def __aenter__(self) -> EventStream:
         self.task = asyncio.create_task(self._read())
         await asyncio.wait_for(self.connected.wait(), 10)
         return self

@@ -9,9 +9,17 @@ from pydantic import ValidationError
 
 from workbay.agent.agent import is_local_address
 from workbay.agent.engine import engine_candidates, normalize_arch
-from workbay.agent.kernel import (PortPool, build_container_body, cluster_env, kernel_environ,
-                                  kernel_service_ports, parse_port_range, parse_service_ports,
-                                  publish_ip, runner_config)
+from workbay.agent.kernel import (
+    PortPool,
+    build_container_body,
+    cluster_env,
+    kernel_environ,
+    kernel_service_ports,
+    parse_port_range,
+    parse_service_ports,
+    publish_ip,
+    runner_config,
+)
 from workbay.agent.models import CreateKernels, Execute
 from workbay.agent.resources import InsufficientResources
 from workbay.agent.stats import compute_stats

@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbay.agent.resources import (InsufficientResources, InvalidResourceRequest, build_registry,
-                                     fmt_decimal, parse_size, slots_from_wire, to_decimal)
+from workbay.agent.resources import (
+    InsufficientResources,
+    InvalidResourceRequest,
+    build_registry,
+    fmt_decimal,
+    parse_size,
+    slots_from_wire,
+    to_decimal,
+)
 from workbay.agent.resources.accelerator import DeviceAllocator
 from workbay.agent.resources.cpu import CPUAllocator, CPUPlugin, cpu_host_config, thread_count
 from workbay.agent.resources.cuda import CUDAPlugin, detect_nvml_devices

@@ -12,8 +12,15 @@ import click
 import pytest
 import websockets
 
-from workbay.client.cli_app import (Tunnel, local_url, parse_bind, rewrite_scp_args, scp_command, split_ssh_args,
-                                    ssh_command)
+from workbay.client.cli_app import (
+    Tunnel,
+    local_url,
+    parse_bind,
+    rewrite_scp_args,
+    scp_command,
+    split_ssh_args,
+    ssh_command,
+)
 from workbay.client.cli_session import _extract_tar, _multipart_parts
 from workbay.client.sdk import APIError
 

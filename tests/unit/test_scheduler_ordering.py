@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tests.unit.scheduler_factory import agent, ids, session, slots, tick
-from workbay.manager.scheduler.core import SchedulerKind, Scheduled, dominant_share, static_order
+from workbay.manager.scheduler.core import Scheduled, SchedulerKind, dominant_share, static_order
 from workbay.manager.scheduler.ordering import SessionQueue
 
 

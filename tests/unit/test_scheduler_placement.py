@@ -4,7 +4,14 @@ architecture, designated agents, single-node and multi-node clusters, all-or-not
 from __future__ import annotations
 
 from tests.unit.scheduler_factory import agent, ids, session, slots, tick
-from workbay.manager.scheduler.core import PRED_CAPACITY, AgentPool, AgentSelection, ClusterMode, Scheduled, StillPending
+from workbay.manager.scheduler.core import (
+    PRED_CAPACITY,
+    AgentPool,
+    AgentSelection,
+    ClusterMode,
+    Scheduled,
+    StillPending,
+)
 
 
 def agent_of(result, sid):

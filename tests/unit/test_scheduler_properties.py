@@ -114,8 +114,8 @@ DEPS = {"d-wait": DependencyState.WAITING, "d-ok": DependencyState.SUCCEEDED, "d
 
 
 def _input(ag, ss, group, keypairs, projects, domains, usage):
-    return make_input(ss, ag, group=group, keypairs=dict(zip(KEYS, keypairs)), projects=dict(zip(PROJECTS, projects)),
-                      domains=dict(zip(DOMAINS, domains)), deps=DEPS, group_usage=dict(zip(KEYS, usage)))
+    return make_input(ss, ag, group=group, keypairs=dict(zip(KEYS, keypairs, strict=False)), projects=dict(zip(PROJECTS, projects, strict=False)),
+                      domains=dict(zip(DOMAINS, domains, strict=False)), deps=DEPS, group_usage=dict(zip(KEYS, usage, strict=False)))
 
 
 INPUTS = st.builds(_input, AGENTS, SESSIONS, GROUPS, st.tuples(*[KEYPAIR] * len(KEYS)),

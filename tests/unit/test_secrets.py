@@ -10,7 +10,13 @@ import pytest
 
 from workbay.common.config import load_config
 from workbay.common.secrets import (
-    NAMES, PREFIX, SecretBox, SecretDecryptionError, ensure_secrets, missing_secrets, secret_box,
+    NAMES,
+    PREFIX,
+    SecretBox,
+    SecretDecryptionError,
+    ensure_secrets,
+    missing_secrets,
+    secret_box,
 )
 
 

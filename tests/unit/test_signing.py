@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -85,7 +85,7 @@ def test_signature_refuses_hashes_without_a_fixed_digest():
 
 
 def test_sign_headers_produce_what_the_official_client_sends():
-    now = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     headers = signing.sign_headers(ACCESS, SECRET, "GET", "/auth/test?echo=hi%20there", HOST,
                                    "text/plain", "v7.20230615", now=now)
     assert headers == {
@@ -140,7 +140,7 @@ def test_parse_authorization_refuses_malformed_headers(header):
 
 
 # -- clock skew -------------------------------------------------------------------------------
-NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("offset, ok", [
@@ -160,12 +160,12 @@ def test_within_skew_boundaries(offset, ok):
 
 
 def test_within_skew_defaults_to_the_current_time():
-    assert signing.within_skew(datetime.now(timezone.utc) - timedelta(minutes=14))
-    assert not signing.within_skew(datetime.now(timezone.utc) - timedelta(minutes=16))
+    assert signing.within_skew(datetime.now(UTC) - timedelta(minutes=14))
+    assert not signing.within_skew(datetime.now(UTC) - timedelta(minutes=16))
 
 
 # -- Date header ------------------------------------------------------------------------------
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.mark.parametrize("value, expected", [

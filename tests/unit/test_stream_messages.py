@@ -9,8 +9,19 @@ import json
 import pytest
 
 from workbay.manager.services.session_stream import (
-    AppStreamParams, PtyPing, PtyResize, PtyRestart, PtyStdin, TerminadoCodec, TtydCodec, error_message,
-    execute_reply, next_execute_mode, parse_execute_request, parse_pty_message, pty_output,
+    AppStreamParams,
+    PtyPing,
+    PtyResize,
+    PtyRestart,
+    PtyStdin,
+    TerminadoCodec,
+    TtydCodec,
+    error_message,
+    execute_reply,
+    next_execute_mode,
+    parse_execute_request,
+    parse_pty_message,
+    pty_output,
     worth_sending,
 )
 

@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from workbay.client import transfer
-from workbay.client.transfer import (StateFile, UploadItem, normalize_remote, plan_chunks, plan_upload,
-                                     remote_join)
+from workbay.client.transfer import StateFile, UploadItem, normalize_remote, plan_chunks, plan_upload, remote_join
 from workbay.common.config import load_config
 from workbay.storage.app import create_client_app, create_manager_app
 from workbay.storage.tokens import issue_token
@@ -126,7 +125,7 @@ def test_plan_chunks_covers_every_byte_once():
             chunks = plan_chunks(size, offset, 16 * MiB)
             assert sum(n for _, n in chunks) == size - offset
             assert all(n <= 16 * MiB for _, n in chunks)
-            assert all(a + n == b for (a, n), (b, _) in zip(chunks, chunks[1:]))
+            assert all(a + n == b for (a, n), (b, _) in zip(chunks, chunks[1:], strict=False))
     with pytest.raises(ValueError):
         plan_chunks(10, 11)
     with pytest.raises(ValueError):

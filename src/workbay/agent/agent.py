@@ -27,14 +27,38 @@ from workbay.runner import protocol
 from . import engine as engine_mod
 from . import errors, isolation
 from .engine import Engine, cgroup_io_bytes, engine_candidates, normalize_arch
-from .kernel import (L_AGENT, L_ALLOCATIONS, L_DATA_DIR, L_HOSTNAME, L_IDX, L_KERNEL, L_ROLE,
-                     L_SESSION, L_SESSION_TYPE, L_SLOTS, Kernel, PortPool, add_gate_ports,
-                     build_container_body, kernel_environ, kernel_service_ports, parse_port_range,
-                     publish_ip, published_ports, runner_config)
+from .kernel import (
+    L_AGENT,
+    L_ALLOCATIONS,
+    L_DATA_DIR,
+    L_HOSTNAME,
+    L_IDX,
+    L_KERNEL,
+    L_ROLE,
+    L_SESSION,
+    L_SESSION_TYPE,
+    L_SLOTS,
+    Kernel,
+    PortPool,
+    add_gate_ports,
+    build_container_body,
+    kernel_environ,
+    kernel_service_ports,
+    parse_port_range,
+    publish_ip,
+    published_ports,
+    runner_config,
+)
 from .manager_link import ManagerLink
 from .models import CreateKernels, KernelSpec
-from .resources import (InsufficientResources, InvalidResourceRequest, build_registry,
-                        parse_size, slots_from_wire, slots_to_wire)
+from .resources import (
+    InsufficientResources,
+    InvalidResourceRequest,
+    build_registry,
+    parse_size,
+    slots_from_wire,
+    slots_to_wire,
+)
 from .runner_client import runner_request
 from .stats import NodeStats, compute_stats
 
@@ -775,7 +799,7 @@ class Agent:
                                               "code": code, "options": options or {},
                                               "flush_timeout": flush_timeout},
                                      timeout=flush_timeout + 60)
-        except (OSError, asyncio.TimeoutError, ValueError) as e:
+        except (TimeoutError, OSError, ValueError) as e:
             log.info("execute on kernel %s: the runner is gone (%s)", kernel_id, e)
             return self._vanished(run_id)
         self._raise_runner_error(resp)
@@ -803,7 +827,7 @@ class Agent:
             raise errors.KernelConflict(f"kernel {kernel_id} is {kernel.status}")
         try:
             resp = await self.runner(kernel, {"op": "interrupt"}, timeout=10)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             raise errors.RunnerError(f"the runner does not answer: {e}") from e
         self._raise_runner_error(resp)
         return bool(resp.get("ok"))
@@ -822,7 +846,7 @@ class Agent:
             resp = await self.runner(kernel, {"op": "start_service", "name": name,
                                               "ports": ports, "args": args, "envs": envs},
                                      timeout=60)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             raise errors.RunnerError(f"the runner does not answer: {e}") from e
         self._raise_runner_error(resp)
         resp["container_ports"] = ports

@@ -57,7 +57,7 @@ def lock_path() -> str:
 class NodeLock:
     """An exclusive lock shared by every agent on this node (a file lock)."""
 
-    def __enter__(self) -> "NodeLock":
+    def __enter__(self) -> NodeLock:
         self.fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self

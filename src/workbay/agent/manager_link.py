@@ -100,7 +100,7 @@ class ManagerLink:
             self.beat_now.clear()
             try:
                 await asyncio.wait_for(self.beat_now.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _flush_once(self) -> None:

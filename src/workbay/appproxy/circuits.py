@@ -52,7 +52,7 @@ class Circuit:
     last_activity: float = field(default_factory=time.time)
 
     @classmethod
-    def from_request(cls, req: NewCircuit, port: int) -> "Circuit":
+    def from_request(cls, req: NewCircuit, port: int) -> Circuit:
         return cls(id=uuid.uuid4().hex, session_id=req.session_id, kernel_id=req.kernel_id, app=req.app,
                    protocol="http" if req.protocol == "preopen" else req.protocol,
                    target_host=req.target_host, target_port=req.target_port, user_id=req.user_id,

@@ -549,7 +549,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             _, up = await asyncio.wait_for(loop.create_connection(
                 lambda: Upstream(self), self.circuit.target_host, self.circuit.target_port), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             log.info("app unreachable at %s:%s: %s", self.circuit.target_host, self.circuit.target_port, e)
             if not self.closed and self.queue and self.queue[0] is ex:
                 ex.keep_alive = ex.keep_alive and ex.request_done and not ex.upgrade

@@ -12,8 +12,19 @@ import click
 from rich.markup import escape
 
 from .cli_session import (
-    _Markup, _run, _table, call, console, fmt_age, fmt_amount, fmt_bytes, fmt_slots, fmt_time, parse_pairs,
-    print_fields, slot_order,
+    _Markup,
+    _run,
+    _table,
+    call,
+    console,
+    fmt_age,
+    fmt_amount,
+    fmt_bytes,
+    fmt_slots,
+    fmt_time,
+    parse_pairs,
+    print_fields,
+    slot_order,
 )
 from .output import print_json
 

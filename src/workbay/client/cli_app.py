@@ -238,7 +238,7 @@ class Tunnel:
                       f"{escape(e.message if isinstance(e, APIError) else e.format_message())}")
             writer.close()
             return
-        except (OSError, InvalidHandshake, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, InvalidHandshake) as e:
             self._log(f"[red]The app-proxy refused the tunnel:[/red] {escape(str(e) or e.__class__.__name__)}")
             writer.close()
             return

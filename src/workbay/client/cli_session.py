@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -142,7 +142,7 @@ def parse_time(value: str | None) -> datetime | None:
         dt = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def fmt_time(value: str | None) -> str:
@@ -168,7 +168,7 @@ def fmt_age(value: str | None) -> str:
     dt = parse_time(value)
     if dt is None:
         return "-"
-    return fmt_duration((datetime.now(timezone.utc) - dt).total_seconds()) + " ago"
+    return fmt_duration((datetime.now(UTC) - dt).total_seconds()) + " ago"
 
 
 def styled_status(status: str | None) -> str:
@@ -565,7 +565,7 @@ async def create(image, name, session_type, startup_command, starts_at, batch_ti
         infos = [await client.get(f"/session/{w.id}") for w in watches]
     if as_json:
         out = []
-        for w, info in zip(watches, infos):
+        for w, info in zip(watches, infos, strict=False):
             status = info.get("status")
             out.append({"sessionId": w.id, "sessionName": info.get("name", w.name),
                         "status": "TIMEOUT" if timed_out and status in STARTING else status,
@@ -575,7 +575,7 @@ async def create(image, name, session_type, startup_command, starts_at, batch_ti
         print_json(out[0] if count == 1 else {"sessions": out})
         codes = [0 if o["status"] not in ("ERROR", "CANCELLED") and o["result"] != "FAILURE" else 1 for o in out]
     else:
-        codes = [_summarize_created(info, w, timed_out) for w, info in zip(watches, infos)]
+        codes = [_summarize_created(info, w, timed_out) for w, info in zip(watches, infos, strict=False)]
     if any(codes):
         sys.exit(1)
 
@@ -932,7 +932,7 @@ def events(session_name, session_id, owner_access_key, scope, max_events, timeou
     async def bounded() -> None:
         try:
             await asyncio.wait_for(follow(), timeout) if timeout else await follow()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     try:
@@ -973,7 +973,7 @@ def _extract_tar(data: bytes, out_dir: Path) -> list[str]:
             for m in members:
                 target = (out_dir / m.name).resolve()
                 if not (m.isfile() or m.isdir()) or (target != root and root not in target.parents):
-                    raise click.ClickException(f"Refusing to extract {m.name!r}.")
+                    raise click.ClickException(f"Refusing to extract {m.name!r}.") from None
             tar.extractall(out_dir, members=members)
         return [m.name for m in members]
 

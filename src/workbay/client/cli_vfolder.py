@@ -18,13 +18,19 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from . import folders as sdk
 from . import transfer
-from .cli_session import (_Markup, _run, _table, console, fmt_bytes, fmt_time, json_option, print_fields,
-                          sse_events)
+from .cli_session import _Markup, _run, _table, console, fmt_bytes, fmt_time, json_option, print_fields, sse_events
 from .credentials import make_client
 from .output import err_console, print_json
 from .sdk import APIError

@@ -55,7 +55,7 @@ class Client:
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, cookies=cookies,
                                        headers=headers)
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

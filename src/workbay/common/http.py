@@ -19,7 +19,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import (
-    BackendError, GenericBadRequest, InternalServerError, InvalidAPIParameters, MethodNotAllowed, RequestTooLarge,
+    BackendError,
+    GenericBadRequest,
+    InternalServerError,
+    InvalidAPIParameters,
+    MethodNotAllowed,
+    RequestTooLarge,
     URLNotFound,
 )
 

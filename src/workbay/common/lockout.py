@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Protocol
 
 REDIS_PREFIX = "workbay:"
@@ -116,7 +117,7 @@ class LoginThrottle:
 
     @classmethod
     def create(cls, redis, *, attempts: int, client_attempts: int, seconds: int,
-               prefix: str = "auth:login-") -> "LoginThrottle":
+               prefix: str = "auth:login-") -> LoginThrottle:
         return cls(lockout_store(redis, attempts, seconds, prefix + "account-"),
                    lockout_store(redis, client_attempts, seconds, prefix + "client-"))
 
@@ -172,12 +173,12 @@ class UsedSteps:
 
 def lock_error(lock: Lock):
     """The 429 problem answer to a refused login (the webserver's and the manager's)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from .errors import TooManyRequests
 
     seconds = lock.seconds_left()
-    until = datetime.fromtimestamp(lock.until, timezone.utc).replace(microsecond=0)
+    until = datetime.fromtimestamp(lock.until, UTC).replace(microsecond=0)
     minutes = max(1, round(seconds / 60))
     return TooManyRequests(
         f"Too many failed login attempts. Try again after {until.isoformat()} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 SUPPORTED_VERSIONS = frozenset({
@@ -40,9 +40,9 @@ def parse_date(value: str) -> datetime:
         except (TypeError, ValueError, IndexError, OverflowError) as e:
             raise ValueError(f"unparsable date: {value!r}") from e
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     try:
-        return dt.astimezone(timezone.utc)
+        return dt.astimezone(UTC)
     except OverflowError as e:  # e.g. 0001-01-01T00:00:00+01:00
         raise ValueError(f"date out of range: {value!r}") from e
 
@@ -66,7 +66,7 @@ def string_to_sign(method: str, path_and_query: str, date_header: str, host: str
 
 def derive_key(secret_key: str, date: datetime, host: str, hash_name: str = "sha256") -> bytes:
     """k1 = HMAC(secret, UTC date as YYYYMMDD); k2 = HMAC(k1, host)."""
-    day = date.astimezone(timezone.utc).strftime("%Y%m%d")
+    day = date.astimezone(UTC).strftime("%Y%m%d")
     k1 = hmac.new(secret_key.encode(), day.encode(), hash_name).digest()
     return hmac.new(k1, host.encode(), hash_name).digest()
 
@@ -90,7 +90,7 @@ def sign_headers(access_key: str, secret_key: str, method: str, path_and_query: 
                  content_type: str, api_version: str, now: datetime | None = None,
                  hash_name: str = "sha256") -> dict[str, str]:
     """Headers a client sends for a signed request."""
-    date_header = (now or datetime.now(timezone.utc)).isoformat()
+    date_header = (now or datetime.now(UTC)).isoformat()
     sig = signature(secret_key, method, path_and_query, date_header, host, content_type,
                     api_version, hash_name)
     return {
@@ -130,5 +130,5 @@ def parse_authorization(value: str) -> tuple[str, str, str]:
 
 def within_skew(date: datetime, now: datetime | None = None) -> bool:
     """True when ``date`` is at most 15 minutes before or after ``now`` (boundaries included)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return abs((now - date).total_seconds()) <= MAX_CLOCK_SKEW_SECONDS

@@ -19,7 +19,18 @@ from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from workbay.common.secrets import ensure_secrets, secret_box
 
 from .api import (
-    account, admin, auth, bgtasks, folders, gql, internal, resources, root, session, session_events, stream,
+    account,
+    admin,
+    auth,
+    bgtasks,
+    folders,
+    gql,
+    internal,
+    resources,
+    root,
+    session,
+    session_events,
+    stream,
 )
 from .api.middleware import PUBLIC_MAX_BODY, UNPROTECTED_PATHS, AuthMiddleware
 from .models import db

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,8 +14,8 @@ from .scheduler.dispatcher import Dispatcher
 from .scheduler.launcher import Launcher
 from .scheduler.lifecycle import Lifecycle
 from .services.agent_registry import AgentRegistry
-from .services.bgtasks import BackgroundTasks
 from .services.auth import AuthService
+from .services.bgtasks import BackgroundTasks
 from .services.compute_admin import ComputeAdmin
 from .services.context import ServiceContext
 from .services.domains import DomainService
@@ -30,10 +29,10 @@ from .services.keypairs import KeypairService
 from .services.policies import PolicyService
 from .services.projects import ProjectService
 from .services.resource_usage import ResourceSummary, ResourceUsageService
-from .services.sessions import SessionService
 from .services.session_apps import AppProxyClient, SessionApps
 from .services.session_files import SessionFiles
 from .services.session_stream import SessionStreams
+from .services.sessions import SessionService
 from .services.settings import SettingsService
 from .services.storage_proxy import StorageProxy
 from .services.users import UserService

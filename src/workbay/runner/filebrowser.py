@@ -195,7 +195,7 @@ def locate(root: str, rel: Any, follow: bool = True, create: bool = False) -> Lo
                 if last:
                     return Located(root_real, stack, name)
                 if not create:
-                    raise PathError(f"{name}: No such file or directory", 404)
+                    raise PathError(f"{name}: No such file or directory", 404) from None
                 try:
                     os.mkdir(name, 0o777, dir_fd=dir_fd)
                 except FileExistsError:
@@ -1381,7 +1381,7 @@ def make_app(root: str) -> Any:
             try:
                 body = json.loads(self.request.body or b"{}")
             except ValueError:
-                raise PathError("The request body must be JSON.")
+                raise PathError("The request body must be JSON.") from None
             if not isinstance(body, dict):
                 raise PathError("The request body must be a JSON object.")
             return body

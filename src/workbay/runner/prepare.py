@@ -9,7 +9,6 @@ import subprocess
 from typing import Any, Dict, List, Optional
 
 
-
 class User:
     """Who user processes run as."""
 

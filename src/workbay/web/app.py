@@ -19,9 +19,27 @@ from .csrf import OriginGuard
 from .error_handlers import install_error_handlers
 from .rendering import STATIC_DIR
 from .routes import (
-    account, admin_resources, agent_summary, apps, auth_pages, credentials, environments, folders, launcher,
-    maintenance, policies, preferences, proxy, proxy_ws, server_api, sessions, settings, start, storage_admin,
-    summary, users,
+    account,
+    admin_resources,
+    agent_summary,
+    apps,
+    auth_pages,
+    credentials,
+    environments,
+    folders,
+    launcher,
+    maintenance,
+    policies,
+    preferences,
+    proxy,
+    proxy_ws,
+    server_api,
+    sessions,
+    settings,
+    start,
+    storage_admin,
+    summary,
+    users,
 )
 from .state import WebState, build_state
 

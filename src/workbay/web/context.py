@@ -4,8 +4,8 @@ logged-in user as the manager sees them.  FastAPI dependencies for the page rout
 from __future__ import annotations
 
 import secrets
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Request

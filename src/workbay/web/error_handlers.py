@@ -13,7 +13,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workbay.client.sdk import APIError
 from workbay.common.errors import (
-    BackendError, GenericForbidden, InternalServerError, MethodNotAllowed, URLNotFound,
+    BackendError,
+    GenericForbidden,
+    InternalServerError,
+    MethodNotAllowed,
+    URLNotFound,
 )
 from workbay.common.http import problem_response
 

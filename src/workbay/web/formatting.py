@@ -3,7 +3,7 @@ durations as ``1d 02:03:04``, ∞ for unlimited)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -43,8 +43,8 @@ def days_since(iso: str | None, now: datetime | None = None) -> int | None:
     except ValueError:
         return None
     if then.tzinfo is None:
-        then = then.replace(tzinfo=timezone.utc)
-    return max(0, ((now or datetime.now(timezone.utc)) - then).days)
+        then = then.replace(tzinfo=UTC)
+    return max(0, ((now or datetime.now(UTC)) - then).days)
 
 
 def short_datetime(iso: str | None) -> str:
@@ -56,8 +56,8 @@ def short_datetime(iso: str | None) -> str:
     except ValueError:
         return iso
     if then.tzinfo is None:
-        then = then.replace(tzinfo=timezone.utc)
-    return then.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        then = then.replace(tzinfo=UTC)
+    return then.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def decimal_text(value: Any) -> str:

@@ -42,7 +42,7 @@ class LoginSession:
     @classmethod
     def new(cls, *, access_key: str, secret_key: str, email: str, role: str, status: str,
             need_password_change: bool = False, preferences: dict[str, Any] | None = None,
-            login_epoch: str = "") -> "LoginSession":
+            login_epoch: str = "") -> LoginSession:
         return cls(id=secrets.token_urlsafe(32), access_key=access_key, secret_key=secret_key,
                    email=email, role=role, status=status, csrf_token=secrets.token_urlsafe(32),
                    created_at=time.time(), need_password_change=need_password_change,
@@ -52,7 +52,7 @@ class LoginSession:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, raw: str) -> "LoginSession":
+    def from_json(cls, raw: str) -> LoginSession:
         data = json.loads(raw)
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -6,8 +6,14 @@ from decimal import Decimal
 from typing import Any
 
 from .accelerator import AcceleratorPlugin
-from .base import (ContainerContrib, InsufficientResources, InvalidResourceRequest, ResourceError,
-                   ResourcePlugin, to_decimal)
+from .base import (
+    ContainerContrib,
+    InsufficientResources,
+    InvalidResourceRequest,
+    ResourceError,
+    ResourcePlugin,
+    to_decimal,
+)
 from .cpu import CPUPlugin
 from .mem import MemPlugin
 

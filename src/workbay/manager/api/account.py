@@ -48,7 +48,7 @@ async def notifications(request: Request, who: Actor = Depends(actor),
             while not await request.is_disconnected():
                 try:
                     event = await asyncio.wait_for(events.get(), timeout=15)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if _addressed_to(event, who):
                     yield {"event": event.get("name", "message"), "data": json.dumps(event, default=str)}

@@ -36,7 +36,7 @@ async def background_task_events(request: Request, who: Actor = Depends(actor), 
             while not await request.is_disconnected():
                 try:
                     ev = await asyncio.wait_for(events.get(), 15)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if ev.get("task_id") != task_id or not str(ev.get("name", "")).startswith("bgtask_"):
                     continue

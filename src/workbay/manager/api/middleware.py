@@ -13,7 +13,11 @@ from starlette.routing import Match
 
 from workbay.common import signing
 from workbay.common.errors import (
-    AuthFailed, BackendError, GenericBadRequest, InvalidAuthParameters, RateLimitExceeded,
+    AuthFailed,
+    BackendError,
+    GenericBadRequest,
+    InvalidAuthParameters,
+    RateLimitExceeded,
 )
 from workbay.common.forwarded import client_ip, networks, parse_ip
 from workbay.common.http import problem_response

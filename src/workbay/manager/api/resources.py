@@ -9,7 +9,11 @@ from workbay.common.http import request_params
 from workbay.manager.services import access
 from workbay.manager.services.access import Actor
 from workbay.manager.services.compute_admin import (
-    ImagePatch, NewPreset, NewResourceGroup, PresetFields, ResourceGroupFields,
+    ImagePatch,
+    NewPreset,
+    NewResourceGroup,
+    PresetFields,
+    ResourceGroupFields,
 )
 from workbay.manager.state import ManagerState
 

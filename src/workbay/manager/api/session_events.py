@@ -50,7 +50,7 @@ async def session_events(request: Request, who: Actor = Depends(actor), st: Mana
             while not await request.is_disconnected():
                 try:
                     ev = await asyncio.wait_for(events.get(), 15)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 if _matches(ev, who, session_id, name, owner, scope):
                     yield {"event": ev["name"], "data": json.dumps({k: ev.get(k) for k in WIRE_KEYS if k in ev})}

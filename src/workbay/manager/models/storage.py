@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base, UTCDateTime, new_uuid, utcnow
 
 
-class VFolder(Base):
+class Folder(Base):
     __tablename__ = "vfolders"
     # quota_scope_id names the owner ("user:<uuid>" / "project:<uuid>"): one name per owner,
     # trash included, so restoring never collides.
@@ -36,7 +36,7 @@ class VFolder(Base):
     last_used: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class VFolderInvitation(Base):
+class FolderInvitation(Base):
     __tablename__ = "vfolder_invitations"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
     vfolder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vfolders.id", ondelete="CASCADE"), index=True)
@@ -48,7 +48,7 @@ class VFolderInvitation(Base):
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class VFolderShare(Base):
+class FolderShare(Base):
     """A user's access to someone else's folder: an accepted invitation or an admin's share."""
 
     __tablename__ = "vfolder_shares"

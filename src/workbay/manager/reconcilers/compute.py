@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ class ComputeReconciler:
         self._task: asyncio.Task | None = None
         # Silence is counted from this process's start at the earliest: while the manager was
         # down, agents could not reach it (and their retries back off).
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = datetime.now(UTC)
         # Kernels an agent stopped reporting: kernel id -> when first missed (see agent_reported).
         self._missing: dict[uuid.UUID, datetime] = {}
         self._destroying: set[uuid.UUID] = set()  # orphans being destroyed
@@ -54,7 +54,7 @@ class ComputeReconciler:
             await asyncio.sleep(self.ctx.config.manager.reconcile_interval)
 
     async def run_once(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         await self.mark_lost_agents(now)
         await self.resume_launches(now)
         await self.retry_terminations(now)
@@ -71,7 +71,7 @@ class ComputeReconciler:
         if not silent:
             return []
         answered = await asyncio.gather(*(self.probe(aid, addr) for aid, addr in silent))
-        silent_ids = [aid for (aid, _), ok in zip(silent, answered) if not ok]
+        silent_ids = [aid for (aid, _), ok in zip(silent, answered, strict=False) if not ok]
         if not silent_ids:
             return []
         async with self.ctx.db.begin() as s:
@@ -116,7 +116,7 @@ class ComputeReconciler:
           missing for twice agent_lost_timeout (time for queued events to arrive first);
         * the kernels' last stats sample is stored (the session's ``lastStat``).
         """
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         reported: set[uuid.UUID] = set()
         for raw in hb.kernels:
             try:

@@ -12,13 +12,13 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
 
 from workbay.common.slots import ResourceSlot
-from workbay.manager.models import Domain, KeypairResourcePolicy, Keypair, Project, ResourceGroup
+from workbay.manager.models import Domain, Keypair, KeypairResourcePolicy, Project, ResourceGroup
 from workbay.manager.models.compute import Agent, ComputeSession, Kernel, SessionDependency
 from workbay.manager.services.context import ServiceContext
 from workbay.manager.services.session_status import LIVE, OCCUPYING, set_status
@@ -89,7 +89,7 @@ class Dispatcher:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
@@ -99,7 +99,7 @@ class Dispatcher:
 
     async def tick(self, now: datetime | None = None) -> core.SchedulingResult | None:
         """One pass over every resource group with pending sessions; returns the last result."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         async with self._lock:
             async with self.ctx.db.begin() as s:
                 if s.bind.dialect.name == "postgresql":
@@ -257,7 +257,7 @@ class Dispatcher:
         previous = sess.status_data if isinstance(sess.status_data, dict) else {}
         if isinstance(decision, core.Scheduled):
             placements = [(k, p.agent_id, addr[p.agent_id], p.slots.to_json())
-                          for k, p in zip(kernels_of[sess.id], sorted(decision.placements, key=lambda p: p.index))]
+                          for k, p in zip(kernels_of[sess.id], sorted(decision.placements, key=lambda p: p.index), strict=False)]
             occupying = decision.slots.to_json()
             for k, agent_id, agent_addr, slots in placements:
                 k.agent_id, k.agent_addr, k.occupied_slots = agent_id, agent_addr, slots

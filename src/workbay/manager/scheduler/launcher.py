@@ -6,7 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -158,7 +158,7 @@ class Launcher:
         """Back to PENDING (kernels unplaced) after an agent refused for lack of resources, to be
         placed again on a later regular tick; refusals for longer than REQUEUE_WINDOW seconds
         fail the start as usual."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         give_up = False
         async with self.ctx.db.begin() as s:
             sess = await s.get(ComputeSession, session_id)

@@ -51,7 +51,7 @@ class SessionQueue:
         for s in sorted(sessions, key=lambda s: (s.created_at, s.id), reverse=True):
             self._per_key.setdefault(s.access_key, []).append(s)  # oldest at the end
         self._heap: list[tuple[Decimal, object, str, str]] = []
-        for key, lst in self._per_key.items():
+        for key, _lst in self._per_key.items():
             used = group_usage.get(key, ResourceSlot())
             self._usage[key] = dict(used.items())
             self._share[key] = used.dominant_share(capacity)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,7 +56,7 @@ class AgentRegistry:
         self.ctx = ctx
 
     async def heartbeat(self, hb: Heartbeat) -> dict[str, Any]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         async with self.ctx.db.begin() as s:
             if await s.get(ResourceGroup, hb.resource_group) is None:
                 raise InvalidAPIParameters(f"No such resource group: {hb.resource_group}",

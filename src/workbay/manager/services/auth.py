@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
@@ -16,7 +16,11 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from workbay.common.errors import (
-    AuthFailed, GenericBadRequest, GenericForbidden, InvalidAPIParameters, ObjectNotFound,
+    AuthFailed,
+    GenericBadRequest,
+    GenericForbidden,
+    InvalidAPIParameters,
+    ObjectNotFound,
 )
 from workbay.common.forwarded import client_ip, networks
 from workbay.common.http import validation_error
@@ -209,7 +213,7 @@ class AuthService:
                 raise InvalidAPIParameters(msg, data={"new_password": msg}, extra={"error_msg": msg})
             user.password = await passwords.hash_password_async(new)
             user.need_password_change = False
-            user.password_changed_at = datetime.now(timezone.utc)
+            user.password_changed_at = datetime.now(UTC)
             return login_epoch(user.password)
 
     async def update_full_name(self, actor: Actor, full_name: str) -> None:
@@ -281,7 +285,7 @@ class AuthService:
             if not pyotp.TOTP(user.totp_key).verify(otp, valid_window=1):
                 raise InvalidAPIParameters("Invalid OTP", data={"otp": "Invalid OTP"})
             user.totp_activated = True
-            user.totp_activated_at = datetime.now(timezone.utc)
+            user.totp_activated_at = datetime.now(UTC)
         return {"enabled": True}
 
     async def totp_disable(self, actor: Actor, otp: str) -> dict[str, Any]:

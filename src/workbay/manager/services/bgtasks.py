@@ -43,7 +43,7 @@ class TaskState:
 class Progress:
     """What a task uses to report how far it got."""
 
-    def __init__(self, tasks: "BackgroundTasks", state: TaskState) -> None:
+    def __init__(self, tasks: BackgroundTasks, state: TaskState) -> None:
         self._tasks, self.state = tasks, state
 
     async def update(self, current: float, total: float | None = None, message: str = "") -> None:

@@ -12,9 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from workbay.common.errors import AlreadyExists
-
 from workbay.manager.models import (
-    Domain, KeypairResourcePolicy, Project, ProjectResourcePolicy, ResourceGroup, SystemSetting, User,
+    Domain,
+    KeypairResourcePolicy,
+    Project,
+    ProjectResourcePolicy,
+    ResourceGroup,
+    SystemSetting,
+    User,
     UserResourcePolicy,
 )
 

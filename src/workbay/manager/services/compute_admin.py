@@ -17,7 +17,12 @@ from workbay.common.slots import ResourceSlot, SlotParseError
 from workbay.common.text import MultilineText
 from workbay.manager.models import Domain, Project, ResourceGroup
 from workbay.manager.models.compute import (
-    Agent, ComputeSession, Image, ResourceGroupForDomain, ResourceGroupForProject, ResourcePreset,
+    Agent,
+    ComputeSession,
+    Image,
+    ResourceGroupForDomain,
+    ResourceGroupForProject,
+    ResourcePreset,
 )
 
 from . import access

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from workbay.common.config import WorkbayConfig
 from workbay.common.events import EventBus
+
+if TYPE_CHECKING:
+    from .keypair_usage import KeypairUsage
 
 
 @dataclass
@@ -15,7 +19,7 @@ class ServiceContext:
     db: async_sessionmaker
     config: WorkbayConfig
     events: EventBus
-    keypair_usage: "KeypairUsage" = field(init=False)
+    keypair_usage: KeypairUsage = field(init=False)
 
     def __post_init__(self) -> None:
         from .keypair_usage import KeypairUsage

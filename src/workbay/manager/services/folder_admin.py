@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from workbay.common.errors import GenericBadRequest, InvalidAPIParameters, ObjectNotFound
-from workbay.manager.models import Project, QuotaLimit, User, UserResourcePolicy, VFolder, VFolderShare
+from workbay.manager.models import Folder, FolderShare, Project, QuotaLimit, User, UserResourcePolicy
 
 from . import access
 from .access import Actor
@@ -60,13 +60,13 @@ class FolderAdmin:
             viewer = await viewer_for(s, actor)
             user = await s.get(User, actor.user_id)
             policy = await s.get(UserResourcePolicy, user.resource_policy)
-            user_count = (await s.execute(select(func.count()).select_from(VFolder)
-                                          .where(VFolder.user_id == actor.user_id))).scalar_one()
+            user_count = (await s.execute(select(func.count()).select_from(Folder)
+                                          .where(Folder.user_id == actor.user_id))).scalar_one()
             project_ids = list(viewer.project_ids)
-            project_count = (await s.execute(select(func.count()).select_from(VFolder).where(
-                VFolder.project_id.in_(project_ids), VFolder.status == "ready"))).scalar_one() if project_ids else 0
-            invited = (await s.execute(select(func.count()).select_from(VFolderShare)
-                                       .where(VFolderShare.user_id == actor.user_id))).scalar_one()
+            project_count = (await s.execute(select(func.count()).select_from(Folder).where(
+                Folder.project_id.in_(project_ids), Folder.status == "ready"))).scalar_one() if project_ids else 0
+            invited = (await s.execute(select(func.count()).select_from(FolderShare)
+                                       .where(FolderShare.user_id == actor.user_id))).scalar_one()
         hosts = await self.hosts(actor, group_id)
         per_host: dict[str, Any] = {}
         for host in hosts["allowed"]:

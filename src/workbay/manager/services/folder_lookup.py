@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 
 from workbay.common.errors import Conflict, InsufficientPrivilege, ObjectNotFound
-from workbay.manager.models import ComputeSession, ProjectMember, VFolder, VFolderShare
+from workbay.manager.models import ComputeSession, Folder, FolderShare, ProjectMember
 
 from .access import Actor
 from .folder_rules import Viewer, effective_permission
@@ -17,7 +17,7 @@ from .session_status import LIVE
 
 @dataclass
 class Visible:
-    folder: VFolder
+    folder: Folder
     permission: str
     share: str | None  # the caller's share, when the folder is shared with them
 
@@ -27,15 +27,15 @@ async def viewer_for(s, actor: Actor) -> Viewer:
     return Viewer(actor.user_id, actor.role, actor.domain_name, frozenset(r[0] for r in rows.all()))
 
 
-def permission_of(viewer: Viewer, f: VFolder, share: str | None) -> str | None:
+def permission_of(viewer: Viewer, f: Folder, share: str | None) -> str | None:
     return effective_permission(viewer, ownership_type=f.ownership_type, owner_user=f.user_id,
                                 owner_project=f.project_id, folder_domain=f.domain_name,
                                 folder_permission=f.permission, share=share)
 
 
 async def shares_of(s, user_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    rows = await s.execute(select(VFolderShare.vfolder_id, VFolderShare.permission)
-                           .where(VFolderShare.user_id == user_id))
+    rows = await s.execute(select(FolderShare.vfolder_id, FolderShare.permission)
+                           .where(FolderShare.user_id == user_id))
     return dict(rows.all())
 
 
@@ -43,18 +43,18 @@ async def visible_folders(s, actor: Actor, viewer: Viewer, *, all_folders: bool 
     """Own folders, project folders of the caller's projects (every project folder of their domain
     for admins), folders shared with them; ``all_folders`` (superadmin) adds everyone's."""
     shares = await shares_of(s, actor.user_id)
-    conds = [VFolder.user_id == actor.user_id]
+    conds = [Folder.user_id == actor.user_id]
     if viewer.project_ids:
-        conds.append(VFolder.project_id.in_(viewer.project_ids))
+        conds.append(Folder.project_id.in_(viewer.project_ids))
     if shares:
-        conds.append(VFolder.id.in_(list(shares)))
+        conds.append(Folder.id.in_(list(shares)))
     if actor.role == "admin":
-        conds.append((VFolder.ownership_type == "project") & (VFolder.domain_name == actor.domain_name))
-    stmt = select(VFolder)
+        conds.append((Folder.ownership_type == "project") & (Folder.domain_name == actor.domain_name))
+    stmt = select(Folder)
     if not (all_folders and actor.is_superadmin):
         stmt = stmt.where(or_(*conds))
     out = []
-    for f in (await s.execute(stmt.order_by(VFolder.created_at))).scalars().all():
+    for f in (await s.execute(stmt.order_by(Folder.created_at))).scalars().all():
         share = shares.get(f.id)
         perm = permission_of(viewer, f, share)
         if perm is None:
@@ -78,7 +78,7 @@ async def resolve(s, actor: Actor, ref: str, *, trash: bool = False) -> Visible:
     viewer = await viewer_for(s, actor)
     fid = _as_uuid(ref)
     if fid is not None:
-        f = await s.get(VFolder, fid)
+        f = await s.get(Folder, fid)
         if f is not None:
             share = (await shares_of(s, actor.user_id)).get(f.id)
             perm = permission_of(viewer, f, share)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from workbay.common.errors import InvalidAPIParameters, ObjectNotFound
+from workbay.manager.models.base import utcnow
 
 from . import folder_rules as rules
 from .access import Actor
 from .folder_lookup import Visible, resolve, viewer_for, visible_folders
 from .folders import FolderService
-from workbay.manager.models.base import utcnow
 
 
 def agent_mount(m: dict[str, Any]) -> dict[str, Any]:

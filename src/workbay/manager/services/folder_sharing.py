@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from workbay.common.errors import AlreadyExists, GenericBadRequest, InvalidAPIParameters, ObjectNotFound
-from workbay.manager.models import User, VFolder, VFolderInvitation, VFolderShare
+from workbay.manager.models import Folder, FolderInvitation, FolderShare, User
 from workbay.manager.models.base import utcnow
 
 from . import folder_rules as rules
@@ -18,7 +18,7 @@ from .folder_lookup import require, resolve
 from .serialize import iso
 
 
-def invitation_out(inv: VFolderInvitation, folder: VFolder) -> dict[str, Any]:
+def invitation_out(inv: FolderInvitation, folder: Folder) -> dict[str, Any]:
     return {"id": str(inv.id), "inviter": inv.inviter, "invitee": inv.invitee, "perm": inv.permission,
             "state": inv.state, "created_at": iso(inv.created_at), "modified_at": iso(inv.modified_at),
             "vfolder_id": folder.id.hex, "vfolder_name": folder.name}
@@ -38,11 +38,11 @@ class FolderSharing:
         return [found[e] for e in emails]
 
     async def _has_folder_named(self, s, user: User, name: str) -> bool:
-        own = await s.execute(select(VFolder.id).where(VFolder.user_id == user.uuid, VFolder.name == name))
+        own = await s.execute(select(Folder.id).where(Folder.user_id == user.uuid, Folder.name == name))
         if own.first():
             return True
-        shared = await s.execute(select(VFolder.id).join(VFolderShare, VFolderShare.vfolder_id == VFolder.id)
-                                 .where(VFolderShare.user_id == user.uuid, VFolder.name == name))
+        shared = await s.execute(select(Folder.id).join(FolderShare, FolderShare.vfolder_id == Folder.id)
+                                 .where(FolderShare.user_id == user.uuid, Folder.name == name))
         return shared.first() is not None
 
     async def invite(self, actor: Actor, ref: str, perm: str, emails: list[str]) -> dict[str, Any]:
@@ -58,37 +58,37 @@ class FolderSharing:
             for u in users:
                 if u.uuid == actor.user_id:
                     raise InvalidAPIParameters("You cannot invite yourself.")
-                if await s.get(VFolderShare, (f.id, u.uuid)) is not None:
+                if await s.get(FolderShare, (f.id, u.uuid)) is not None:
                     raise AlreadyExists(f"{u.email} already has access to {f.name}.")
-                pending = await s.execute(select(VFolderInvitation.id).where(
-                    VFolderInvitation.vfolder_id == f.id, VFolderInvitation.invitee == u.email,
-                    VFolderInvitation.state == "pending"))
+                pending = await s.execute(select(FolderInvitation.id).where(
+                    FolderInvitation.vfolder_id == f.id, FolderInvitation.invitee == u.email,
+                    FolderInvitation.state == "pending"))
                 if pending.first():
                     raise AlreadyExists(f"{u.email} is already invited to {f.name}.")
                 if await self._has_folder_named(s, u, f.name):
                     raise AlreadyExists(f"{u.email} already has a folder named {f.name}.",
                                         data={"invitee": u.email})
-                s.add(VFolderInvitation(vfolder_id=f.id, inviter=actor.email, invitee=u.email, permission=perm))
+                s.add(FolderInvitation(vfolder_id=f.id, inviter=actor.email, invitee=u.email, permission=perm))
                 invited.append(u.email)
         return {"invited_ids": invited}
 
     async def _invitations(self, where) -> list[dict[str, Any]]:
         async with self.ctx.db() as s:
-            rows = await s.execute(select(VFolderInvitation, VFolder)
-                                   .join(VFolder, VFolder.id == VFolderInvitation.vfolder_id)
-                                   .where(VFolderInvitation.state == "pending", VFolder.status == "ready", where)
-                                   .order_by(VFolderInvitation.created_at))
+            rows = await s.execute(select(FolderInvitation, Folder)
+                                   .join(Folder, Folder.id == FolderInvitation.vfolder_id)
+                                   .where(FolderInvitation.state == "pending", Folder.status == "ready", where)
+                                   .order_by(FolderInvitation.created_at))
             return [invitation_out(inv, f) for inv, f in rows.all()]
 
     async def received(self, actor: Actor) -> dict[str, Any]:
-        return {"invitations": await self._invitations(VFolderInvitation.invitee == actor.email)}
+        return {"invitations": await self._invitations(FolderInvitation.invitee == actor.email)}
 
     async def sent(self, actor: Actor) -> dict[str, Any]:
-        return {"invitations": await self._invitations(VFolderInvitation.inviter == actor.email)}
+        return {"invitations": await self._invitations(FolderInvitation.inviter == actor.email)}
 
-    async def _invitation(self, s, inv_id: str) -> VFolderInvitation:
+    async def _invitation(self, s, inv_id: str) -> FolderInvitation:
         try:
-            inv = await s.get(VFolderInvitation, uuid.UUID(str(inv_id)))
+            inv = await s.get(FolderInvitation, uuid.UUID(str(inv_id)))
         except ValueError:
             inv = None
         if inv is None or inv.state != "pending":
@@ -100,11 +100,11 @@ class FolderSharing:
             inv = await self._invitation(s, inv_id)
             if inv.invitee != actor.email:
                 raise ObjectNotFound("No such pending invitation.", object_name="invitation")
-            f = await s.get(VFolder, inv.vfolder_id)
+            f = await s.get(Folder, inv.vfolder_id)
             me = await s.get(User, actor.user_id)
             if await self._has_folder_named(s, me, f.name):
                 raise AlreadyExists(f"You already have a folder named {f.name}; rename it first.")
-            s.add(VFolderShare(vfolder_id=f.id, user_id=actor.user_id, permission=inv.permission))
+            s.add(FolderShare(vfolder_id=f.id, user_id=actor.user_id, permission=inv.permission))
             inv.state = "accepted"
             inv.modified_at = utcnow()
 
@@ -122,19 +122,19 @@ class FolderSharing:
     async def shared(self, actor: Actor, vfolder_id: str | None) -> dict[str, Any]:
         """Shares of the folders the caller manages (one folder with ``vfolder_id``)."""
         async with self.ctx.db() as s:
-            stmt = (select(VFolderShare, VFolder, User).join(VFolder, VFolder.id == VFolderShare.vfolder_id)
-                    .join(User, User.uuid == VFolderShare.user_id))
+            stmt = (select(FolderShare, Folder, User).join(Folder, Folder.id == FolderShare.vfolder_id)
+                    .join(User, User.uuid == FolderShare.user_id))
             if vfolder_id:
                 v = await resolve(s, actor, vfolder_id)
                 require(rules.can_delete(v.permission) and v.share is None, "see this folder's shares")
-                stmt = stmt.where(VFolder.id == v.folder.id)
+                stmt = stmt.where(Folder.id == v.folder.id)
             elif actor.is_superadmin:
                 pass
             elif actor.is_admin:
-                stmt = stmt.where((VFolder.user_id == actor.user_id) | (
-                    (VFolder.ownership_type == "project") & (VFolder.domain_name == actor.domain_name)))
+                stmt = stmt.where((Folder.user_id == actor.user_id) | (
+                    (Folder.ownership_type == "project") & (Folder.domain_name == actor.domain_name)))
             else:
-                stmt = stmt.where(VFolder.user_id == actor.user_id)
+                stmt = stmt.where(Folder.user_id == actor.user_id)
             rows = (await s.execute(stmt)).all()
             owners = {f.user_id for _, f, _ in rows if f.user_id}
             emails = dict((await s.execute(select(User.uuid, User.email).where(User.uuid.in_(owners)))).all()) \
@@ -152,7 +152,7 @@ class FolderSharing:
             v = await resolve(s, actor, vfolder)
             require(rules.can_delete(v.permission) and v.share is None, "change this folder's shares")
             target = await self._user(s, user)
-            share = await s.get(VFolderShare, (v.folder.id, target.uuid))
+            share = await s.get(FolderShare, (v.folder.id, target.uuid))
             if share is None:
                 raise ObjectNotFound(f"{target.email} has no share of {v.folder.name}.", object_name="share")
             if perm is None:
@@ -179,9 +179,9 @@ class FolderSharing:
             require(actor.is_admin and rules.can_delete(v.permission), "share this project folder")
             users = await self._users_by_email(s, list(dict.fromkeys(emails)))
             for u in users:
-                share = await s.get(VFolderShare, (v.folder.id, u.uuid))
+                share = await s.get(FolderShare, (v.folder.id, u.uuid))
                 if share is None:
-                    s.add(VFolderShare(vfolder_id=v.folder.id, user_id=u.uuid, permission=perm))
+                    s.add(FolderShare(vfolder_id=v.folder.id, user_id=u.uuid, permission=perm))
                 else:
                     share.permission = perm
         return {"shared_emails": [u.email for u in users]}
@@ -193,7 +193,7 @@ class FolderSharing:
             users = await self._users_by_email(s, list(dict.fromkeys(emails)))
             done = []
             for u in users:
-                share = await s.get(VFolderShare, (v.folder.id, u.uuid))
+                share = await s.get(FolderShare, (v.folder.id, u.uuid))
                 if share is not None:
                     await s.delete(share)
                     done.append(u.email)
@@ -207,7 +207,7 @@ class FolderSharing:
                 target = await self._user(s, shared_user)
             else:
                 target = await s.get(User, actor.user_id)
-            share = await s.get(VFolderShare, (v.folder.id, target.uuid))
+            share = await s.get(FolderShare, (v.folder.id, target.uuid))
             if share is None:
                 raise GenericBadRequest("The folder is not shared with that user.")
             await s.delete(share)

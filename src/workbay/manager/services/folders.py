@@ -15,20 +15,34 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from workbay.common.errors import (
-    AlreadyExists, Conflict, GenericBadRequest, InsufficientPrivilege, InvalidAPIParameters, ObjectNotFound,
+    AlreadyExists,
+    Conflict,
+    GenericBadRequest,
+    InsufficientPrivilege,
+    InvalidAPIParameters,
+    ObjectNotFound,
 )
 from workbay.manager.models import (
-    Domain, Keypair, KeypairResourcePolicy, Project, ProjectMember, ProjectResourcePolicy, QuotaLimit,
-    User, UserResourcePolicy, VFolder, VFolderShare,
+    Domain,
+    Folder,
+    FolderShare,
+    Keypair,
+    KeypairResourcePolicy,
+    Project,
+    ProjectMember,
+    ProjectResourcePolicy,
+    QuotaLimit,
+    User,
+    UserResourcePolicy,
 )
 from workbay.manager.models.base import utcnow
 
 from . import folder_rules as rules
 from .access import Actor
+from .bgtasks import BackgroundTasks
 from .context import ServiceContext
 from .folder_lookup import Visible, live_mount_users, require, resolve, viewer_for, visible_folders
 from .serialize import iso
-from .bgtasks import BackgroundTasks
 from .storage_proxy import StorageProxy, StorageProxyError
 
 log = logging.getLogger(__name__)
@@ -63,7 +77,7 @@ def container_owner(user: User | None) -> list[int] | None:
     return [user.container_uid or 1000, user.container_gid or 1000]
 
 
-def wire_type(f: VFolder) -> str:
+def wire_type(f: Folder) -> str:
     return "user" if f.ownership_type == "user" else "group"
 
 
@@ -125,14 +139,14 @@ class FolderService:
             state = await self.storage.set_quota(host, qsid, limit)
         return state
 
-    async def _usage(self, f: VFolder) -> dict[str, Any]:
+    async def _usage(self, f: Folder) -> dict[str, Any]:
         try:
             return await self.storage.usage(f.host, f.id.hex)
         except Exception as e:  # a listing survives one unreadable folder
             log.warning("usage of folder %s unavailable: %s", f.id, e)
             return {"used_bytes": None, "file_count": None}
 
-    async def _usages(self, folders: list[VFolder]) -> list[dict[str, Any]]:
+    async def _usages(self, folders: list[Folder]) -> list[dict[str, Any]]:
         """Usage of each folder, one storage-proxy call per host (the proxy caches the figures)."""
         by_host: dict[str, list[str]] = defaultdict(list)
         for f in folders:
@@ -154,7 +168,7 @@ class FolderService:
         async with self.ctx.db() as s:
             return container_owner(await s.get(User, actor.user_id))
 
-    async def _names(self, s, folders: list[VFolder]) -> tuple[dict, dict]:
+    async def _names(self, s, folders: list[Folder]) -> tuple[dict, dict]:
         uids = {f.user_id for f in folders if f.user_id}
         pids = {f.project_id for f in folders if f.project_id}
         users = dict((await s.execute(select(User.uuid, User.email).where(User.uuid.in_(uids)))).all()) if uids else {}
@@ -179,13 +193,13 @@ class FolderService:
         }
 
     async def _name_taken(self, s, qsid: str, name: str, user_id: uuid.UUID | None) -> bool:
-        if (await s.execute(select(VFolder.id).where(VFolder.quota_scope_id == qsid,
-                                                     VFolder.name == name))).first():
+        if (await s.execute(select(Folder.id).where(Folder.quota_scope_id == qsid,
+                                                     Folder.name == name))).first():
             return True
         if user_id is None:
             return False
-        shared = await s.execute(select(VFolder.id).join(VFolderShare, VFolderShare.vfolder_id == VFolder.id)
-                                 .where(VFolderShare.user_id == user_id, VFolder.name == name))
+        shared = await s.execute(select(Folder.id).join(FolderShare, FolderShare.vfolder_id == Folder.id)
+                                 .where(FolderShare.user_id == user_id, Folder.name == name))
         return shared.first() is not None
 
     async def _project(self, s, actor: Actor, ref: str) -> Project:
@@ -219,13 +233,13 @@ class FolderService:
                 qsid = rules.quota_scope_id("project", project.id)
                 await self.check_host(s, actor, host, "create-vfolder", project.id)
                 policy = await s.get(ProjectResourcePolicy, project.resource_policy)
-                count_stmt = select(func.count()).select_from(VFolder).where(VFolder.project_id == project.id)
+                count_stmt = select(func.count()).select_from(Folder).where(Folder.project_id == project.id)
             else:
                 qsid = rules.quota_scope_id("user", actor.user_id)
                 await self.check_host(s, actor, host, "create-vfolder")
                 user = await s.get(User, actor.user_id)
                 policy = await s.get(UserResourcePolicy, user.resource_policy)
-                count_stmt = select(func.count()).select_from(VFolder).where(VFolder.user_id == actor.user_id)
+                count_stmt = select(func.count()).select_from(Folder).where(Folder.user_id == actor.user_id)
             if await self._name_taken(s, qsid, name, None if project else actor.user_id):
                 raise AlreadyExists(f"A folder named {name} already exists.", data={"name": "already exists"})
             limit = policy.max_vfolder_count if policy else 0
@@ -237,7 +251,7 @@ class FolderService:
         await self.storage.create_folder(host, folder_id.hex, qsid, owner)
         try:
             async with self.ctx.db.begin() as s:
-                f = VFolder(id=folder_id, name=name, host=host, quota_scope_id=qsid,
+                f = Folder(id=folder_id, name=name, host=host, quota_scope_id=qsid,
                             ownership_type="project" if project else "user",
                             user_id=None if project else actor.user_id,
                             project_id=project.id if project else None,
@@ -268,7 +282,7 @@ class FolderService:
             if owner_email:
                 visible = [v for v in visible if users.get(v.folder.user_id) == owner_email]
         usages = await self._usages([v.folder for v in visible])
-        return [self._out(v, actor, users, projects, u) for v, u in zip(visible, usages)]
+        return [self._out(v, actor, users, projects, u) for v, u in zip(visible, usages, strict=False)]
 
     async def info(self, actor: Actor, ref: str) -> dict[str, Any]:
         async with self.ctx.db() as s:
@@ -339,7 +353,7 @@ class FolderService:
             if e.status != 404:  # already gone on disk: forget the row too
                 raise
         async with self.ctx.db.begin() as s:
-            f = await s.get(VFolder, fid)
+            f = await s.get(Folder, fid)
             if f is not None:
                 await s.delete(f)
 
@@ -362,12 +376,12 @@ class FolderService:
                                                 created["quota_scope_id"], owner)
             except Exception:
                 async with self.ctx.db.begin() as s:
-                    f = await s.get(VFolder, uuid.UUID(created["id"]))
+                    f = await s.get(Folder, uuid.UUID(created["id"]))
                     if f is not None:
                         await s.delete(f)
                 raise
             async with self.ctx.db.begin() as s:
-                f = await s.get(VFolder, uuid.UUID(created["id"]))
+                f = await s.get(Folder, uuid.UUID(created["id"]))
                 f.status, f.status_changed = "ready", utcnow()
             return f"Cloned into {created['name']}."
         if self.bgtasks is None:
@@ -376,7 +390,7 @@ class FolderService:
         return {**created, "bgtask_id": self.bgtasks.start(actor, "clone-folder", copy)}
 
     # -- files ---------------------------------------------------------------------------------------
-    async def _folder_for(self, actor: Actor, ref: str, check, what: str, host_perm: str | None = None) -> VFolder:
+    async def _folder_for(self, actor: Actor, ref: str, check, what: str, host_perm: str | None = None) -> Folder:
         async with self.ctx.db() as s:
             v = await resolve(s, actor, ref)
             require(check(v.permission), what)

@@ -22,7 +22,11 @@ from inspect import isawaitable
 from typing import Any
 
 from graphql import (
-    GraphQLError, build_schema, execute, parse, validate,
+    GraphQLError,
+    build_schema,
+    execute,
+    parse,
+    validate,
 )
 from graphql.language import StringValueNode
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,10 +41,10 @@ from .compute_admin import ComputeAdmin
 from .context import ServiceContext
 from .folders import FolderService
 from .keypairs import KeypairService
+from .projects import ProjectService
 from .serialize import keypair_out
 from .session_request import DEAD_STATUSES
 from .sessions import SessionService
-from .projects import ProjectService
 from .users import UserService
 
 # Enough for any query the client builds (its longest, ps --detail, is about 120 tokens) and small
@@ -445,7 +449,7 @@ def _sorted_page(items: list[dict[str, Any]], ordering: tuple[str, bool] | None,
 @dataclass
 class GraphQLContext:
     actor: Actor
-    service: "GraphQLService"
+    service: GraphQLService
 
 
 class GraphQLService:

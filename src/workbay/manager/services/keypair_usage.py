@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -27,7 +27,7 @@ class KeypairUsage:
 
     def record(self, access_key: str) -> None:
         count, _ = self._pending.get(access_key, (0, None))
-        self._pending[access_key] = (count + 1, datetime.now(timezone.utc))
+        self._pending[access_key] = (count + 1, datetime.now(UTC))
 
     async def flush(self) -> None:
         async with self._lock:

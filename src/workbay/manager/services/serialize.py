@@ -6,7 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from workbay.manager.models import (
-    Domain, Keypair, KeypairResourcePolicy, Project, ProjectResourcePolicy, User, UserResourcePolicy,
+    Domain,
+    Keypair,
+    KeypairResourcePolicy,
+    Project,
+    ProjectResourcePolicy,
+    User,
+    UserResourcePolicy,
 )
 
 

@@ -135,7 +135,7 @@ async def wait_listening(host: str, port: int, timeout: float, secret: str | Non
                     return True
             finally:
                 writer.close()
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass
         await asyncio.sleep(0.3)
     return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -46,7 +46,7 @@ def valid_session_name(name: str) -> bool:
 def parse_starts_at(value: str, now: datetime | None = None) -> datetime:
     """An ISO datetime, or a relative duration ("30", "10m", "1h", "2d") from now; at most
     ``MAX_START_DELAY`` ahead.  Raises ValueError saying what is wrong."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if len(value) > 64:
         raise ValueError("starts_at must be an ISO datetime or a duration like 10m, 1h")
     m = _DURATION_RE.match(value)
@@ -59,7 +59,7 @@ def parse_starts_at(value: str, now: datetime | None = None) -> datetime:
         dt = datetime.fromisoformat(value)
     except ValueError as e:
         raise ValueError("starts_at must be an ISO datetime or a duration like 10m, 1h") from e
-    dt = dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     try:
         if dt - now > MAX_START_DELAY:
             raise ValueError(f"starts_at is at most {_START_DELAY_TEXT} ahead")
@@ -208,7 +208,7 @@ class CreateSession(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _rules(self) -> "CreateSession":
+    def _rules(self) -> CreateSession:
         if self.type == "batch" and not (self.startup_command or "").strip():
             raise ValueError("startupCommand is required for batch sessions")
         if self.starts_at and self.type != "batch":

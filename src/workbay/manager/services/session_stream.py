@@ -303,7 +303,7 @@ class SessionStreams:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(target.host, target.port, limit=CHUNK), 15)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             log.info("app unreachable at %s:%s: %s", target.host, target.port, e)
             await channel.close(1011, "The app is not answering.")
             return
@@ -353,7 +353,7 @@ class SessionStreams:
                     sock=sock)
             except websockets.InvalidStatus:
                 continue  # not this kind of terminal
-            except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as e:
+            except (TimeoutError, OSError, websockets.InvalidHandshake) as e:
                 if sock is not None:
                     sock.close()
                 raise ServiceUnavailable("The session's terminal is not answering.") from e
@@ -441,7 +441,7 @@ async def _open_socket(target: AppTarget) -> socket.socket:
             if target.preamble:
                 await loop.sock_sendall(sock, target.preamble)
             return sock
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             sock.close()
             last = e
     raise OSError(f"cannot connect to {target.host}:{target.port}: {last}")

@@ -14,19 +14,29 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from workbay.common.errors import (
-    BackendError, GenericBadRequest, InsufficientPrivilege, InvalidAPIParameters, ObjectNotFound,
+    BackendError,
+    GenericBadRequest,
+    InsufficientPrivilege,
+    InvalidAPIParameters,
+    ObjectNotFound,
 )
 from workbay.common.slots import ResourceSlot, SlotParseError, format_amount
 from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, ProjectMember, ResourceGroup, User
 from workbay.manager.models.compute import (
-    Agent, ComputeSession, Image, Kernel, ResourceGroupForDomain, ResourceGroupForProject, SessionDependency,
+    Agent,
+    ComputeSession,
+    Image,
+    Kernel,
+    ResourceGroupForDomain,
+    ResourceGroupForProject,
+    SessionDependency,
 )
 
 from . import access
 from .access import Actor
 from .context import ServiceContext
-from .session_request import CreateSession, default_session_name, parse_starts_at, valid_session_name
 from .serialize import iso
+from .session_request import CreateSession, default_session_name, parse_starts_at, valid_session_name
 from .session_status import DEAD, LIVE, STATUS_GROUPS, set_status
 
 log = logging.getLogger(__name__)
@@ -390,7 +400,7 @@ class SessionService:
                     return {"status": "TIMEOUT"}
                 try:
                     await asyncio.wait_for(events.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     # -- reading -----------------------------------------------------------------------------------

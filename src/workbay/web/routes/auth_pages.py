@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
@@ -13,7 +13,12 @@ from workbay.client.sdk import APIError
 from .. import nav
 from ..context import AnyVisitor, PageContext
 from ..cookies import (
-    LANGUAGE_COOKIE, PREFERENCE_COOKIE_AGE, SESSION_COOKIE, THEME_COOKIE, clear_cookie, set_cookie,
+    LANGUAGE_COOKIE,
+    PREFERENCE_COOKIE_AGE,
+    SESSION_COOKIE,
+    THEME_COOKIE,
+    clear_cookie,
+    set_cookie,
 )
 from ..forms import FormData, read_form
 from ..forwarding import client_address
@@ -71,7 +76,7 @@ async def login_page(request: Request, ctx: AnyVisitor) -> Response:
 
 def _lock_message(ctx: PageContext, lock: Lock) -> str:
     minutes = max(1, round(lock.seconds_left() / 60))
-    until = datetime.fromtimestamp(lock.until, timezone.utc).strftime("%H:%M UTC")
+    until = datetime.fromtimestamp(lock.until, UTC).strftime("%H:%M UTC")
     return ctx._("Too many failed login attempts. Try again in %(minutes)s minutes (after %(time)s).",
                  minutes=minutes, time=until)
 

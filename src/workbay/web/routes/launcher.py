@@ -66,7 +66,7 @@ class LaunchForm:
     step: int = 1
 
     @classmethod
-    def parse(cls, data: MultiDict) -> "LaunchForm":
+    def parse(cls, data: MultiDict) -> LaunchForm:
         values = {k: str(v).strip() for k, v in data.items()
                   if not k.startswith("alias:") and k not in ("ev_k", "ev_v", "mount", "csrf_token")}
         for key, default in DEFAULTS.items():
@@ -74,7 +74,7 @@ class LaunchForm:
             if values[key] == "":
                 values[key] = default
         keys, vals = data.getlist("ev_k"), data.getlist("ev_v")
-        env_vars = [(str(k).strip(), str(v)) for k, v in zip(keys, vals + [""] * (len(keys) - len(vals)))
+        env_vars = [(str(k).strip(), str(v)) for k, v in zip(keys, vals + [""] * (len(keys) - len(vals)), strict=False)
                     if str(k).strip() or str(v).strip()]
         mounts = list(dict.fromkeys(str(m) for m in data.getlist("mount") if str(m)))
         aliases = {k[len("alias:"):]: str(v).strip() for k, v in data.items()
@@ -245,7 +245,7 @@ async def load_choices(ctx: PageContext, api: Client, form: LaunchForm) -> Choic
                          - (_slot(a.get("occupied_slots"), k) or Decimal(0))
                          for k in (a.get("available_slots") or {})}
     ch.limits = _limits(check, rg)
-    names = set((check.get("keypair_limits") or {})) | set(
+    names = set(check.get("keypair_limits") or {}) | set(
         ((check.get("scaling_groups") or {}).get(rg) or {}).get("remaining") or {})
     ch.accelerators = [(k, ACCELERATORS.get(k, k)) for k in sorted(names) if k not in ("cpu", "mem")]
     return ch
@@ -391,7 +391,7 @@ def validate(ctx: PageContext, form: LaunchForm, ch: Choices) -> tuple[dict[int,
             e2["environ"] = _("The variable %(name)s is set twice.", name=key)
         environ[key] = value
     if form.on("hpc"):
-        for var, fld in zip(HPC_VARS, ("omp", "openblas")):
+        for var, fld in zip(HPC_VARS, ("omp", "openblas"), strict=False):
             threads = _decimal(form.get(fld))
             if threads is None or threads < 1 or threads != threads.to_integral_value():
                 e2[fld] = _("Enter a whole number of threads, at least 1.")

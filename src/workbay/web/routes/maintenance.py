@@ -12,10 +12,10 @@ from fastapi.responses import Response
 
 from workbay.client.sdk import APIError
 
+from .. import context as web_context
 from ..context import AdminPage, LoggedIn, PageContext
 from ..i18n import N_
 from ..responses import api_error_text, events, notify
-from .. import context as web_context
 
 router = APIRouter(tags=["pages"])
 TASK_TITLES = {"recalculate-usage": N_("Recalculate usage"), "clone-folder": N_("Clone folder")}

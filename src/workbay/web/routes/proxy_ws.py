@@ -30,8 +30,8 @@ from workbay.common.http import problem_response
 
 from ..context import current_session, web_state
 from ..csrf import is_cross_site
-from ..forwarding import from_trusted_proxy
 from ..errors import BadGateway, unauthorized
+from ..forwarding import from_trusted_proxy
 from .proxy import PREFIX, follow_login_epoch, forwarded_headers, manager_path, path_problem
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ async def forward_websocket(ws: WebSocket) -> None:
         await follow_login_epoch(web_state(ws), session, refused.response.headers)
         await refuse(ws, manager_refusal(refused))
         return
-    except (OSError, InvalidHandshake, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError, InvalidHandshake) as e:
         log.warning("stream handshake to the manager failed: %r", e)
         await refuse_with(ws, BadGateway())
         return

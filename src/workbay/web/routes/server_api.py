@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import httpx
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator

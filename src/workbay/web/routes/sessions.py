@@ -16,7 +16,7 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
@@ -89,14 +89,14 @@ def _when(iso: str | None) -> datetime | None:
         t = datetime.fromisoformat(iso)
     except ValueError:
         return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def elapsed_seconds(s: dict[str, Any], now: datetime | None = None) -> int:
     start = _when(s.get("created_at"))
     if start is None:
         return 0
-    end = _when(s.get("terminated_at")) or now or datetime.now(timezone.utc)
+    end = _when(s.get("terminated_at")) or now or datetime.now(UTC)
     return max(0, int((end - start).total_seconds()))
 
 
@@ -536,7 +536,7 @@ async def export_csv(request: Request, ctx: LoggedIn) -> Response:
     writer.writerow(CSV_FIELDS)
     for s in items:
         writer.writerow([csv_value(s, f) for f in CSV_FIELDS])
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     name = csv_filename(request.query_params.get("filename") or f"sessions-{stamp}")
     disposition = f"attachment; filename=\"{name.encode('ascii', 'replace').decode()}\"; filename*=UTF-8''{quote(name)}"
     return StreamingResponse(iter(["\ufeff" + out.getvalue()]), media_type="text/csv; charset=utf-8",
@@ -549,6 +549,6 @@ async def export_dialog(request: Request, ctx: LoggedIn) -> Response:
         return events(ctx, toast=ctx._("Only administrators can export the session list."), level="danger",
                       status_code=403)
     query = read_query(request, ctx)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return ctx.state.renderer.render(request, "dialogs/session_export.html", query=query,
                                      filename=f"sessions-{query.tab.key}-{stamp}", csv_max=CSV_NAME_MAX)

@@ -8,11 +8,10 @@ The key comes from the installation's ``secrets.database`` (``db.upgrade(url, se
 the box in the Alembic config's attributes).  Upgrade encrypts every plaintext value and records a
 check value that later starts verify; downgrade decrypts them again.
 """
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from alembic import context, op
 import sqlalchemy as sa
-
+from alembic import context, op
 
 revision = '0004'
 down_revision = '0003'
@@ -57,7 +56,7 @@ def upgrade() -> None:
     op.get_bind().execute(settings.delete().where(settings.c.key == CHECK_KEY))
     op.get_bind().execute(settings.insert().values(
         key=CHECK_KEY, value=box.encrypt(CHECK_PLAINTEXT, f"system_settings.{CHECK_KEY}"),
-        modified_at=datetime.now(timezone.utc)))
+        modified_at=datetime.now(UTC)))
 
 
 def downgrade() -> None:
