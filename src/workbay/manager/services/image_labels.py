@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbay.common.domain import parse_bytes
+
 MIN_PREFIX = "ai.backend.resource.min."
 SERVICE_PORTS = "ai.backend.service-ports"
-_UNITS = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-
-
-def parse_size(value: str) -> int:
-    """'256m' -> bytes; plain numbers are bytes."""
-    v = value.strip().lower().removesuffix("b").removesuffix("i")
-    if v and v[-1] in _UNITS:
-        return int(float(v[:-1]) * _UNITS[v[-1]])
-    return int(float(v))
 
 
 def min_slots(labels: dict[str, str]) -> dict[str, str]:
@@ -23,7 +16,7 @@ def min_slots(labels: dict[str, str]) -> dict[str, str]:
         if key.startswith(MIN_PREFIX):
             slot = key[len(MIN_PREFIX):]
             try:
-                out[slot] = str(parse_size(value)) if slot == "mem" else str(value).strip()
+                out[slot] = str(parse_bytes(value)) if slot == "mem" else str(value).strip()
             except ValueError:
                 continue  # a malformed label is ignored, not fatal for the catalog
     return out
