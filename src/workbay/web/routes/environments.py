@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError, Client
-from workbay.common.slots import parse_binary_size
+from workbay.common.domain import parse_bytes
 
 from ..context import Admin, AdminPage, PageContext
 from ..forms import FormData, read_form
@@ -130,7 +130,7 @@ def _preset_body(ctx: PageContext, form: FormData, accelerators: list[str], crea
         slots["cpu"] = form.text("cpu")
     mem_text = form.text("mem")
     try:
-        mem = parse_binary_size(mem_text)
+        mem = parse_bytes(mem_text)
         if mem <= 0:
             raise ValueError
         slots["mem"] = mem_text
@@ -141,7 +141,7 @@ def _preset_body(ctx: PageContext, form: FormData, accelerators: list[str], crea
     shm = None
     if shm_text:
         try:
-            shm = parse_binary_size(shm_text)
+            shm = parse_bytes(shm_text)
         except ValueError:
             errors["shared_memory"] = ctx._("Enter a memory size such as 64m or 1g.")
         else:
@@ -323,7 +323,7 @@ async def update_image(request: Request, ctx: Admin) -> Response:
             min_slots["cpu"] = form.text("cpu")
     if form.text("mem"):
         try:
-            if parse_binary_size(form.text("mem")) <= 0:
+            if parse_bytes(form.text("mem")) <= 0:
                 raise ValueError
             min_slots["mem"] = form.text("mem")
         except ValueError:
