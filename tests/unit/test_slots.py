@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workbay.common.domain import parse_bytes
 from workbay.common.slots import (
     INFINITY,
     ResourceSlot,
@@ -16,7 +17,6 @@ from workbay.common.slots import (
     format_amount,
     is_bytes_slot,
     parse_amount,
-    parse_binary_size,
     request_problem,
 )
 
@@ -120,13 +120,13 @@ def test_equality_hash_nonzero():
     ("0.3k", 307),  # whole bytes, rounded down
 ])
 def test_binary_sizes(text, expected):
-    assert parse_binary_size(text) == expected
+    assert parse_bytes(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "g", "1x", "-1g", "1 gg", "1.2.3m"])
 def test_bad_binary_sizes(text):
     with pytest.raises(ValueError):
-        parse_binary_size(text)
+        parse_bytes(text)
 
 
 def test_from_user():

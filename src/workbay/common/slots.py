@@ -36,9 +36,11 @@ storage (the scheduler refuses such a row instead of failing its whole tick).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
+
+from workbay.common.domain import parse_bytes
 
 __all__ = [
     "INFINITY",
@@ -53,7 +55,6 @@ __all__ = [
     "format_amount",
     "is_bytes_slot",
     "parse_amount",
-    "parse_binary_size",
     "request_bound",
     "request_problem",
 ]
@@ -62,8 +63,6 @@ ZERO = Decimal(0)
 INFINITY = Decimal("Infinity")
 
 SLOT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*\Z")
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([kmgtpe])(?:i?b)?|b)?\s*$", re.IGNORECASE)
-_UNIT_POWER = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
 _INFINITY_WORDS = {"infinity", "inf", "+infinity", "+inf"}
 
 # Bounds of user-given amounts (docs/api.md "Bounds"): far above any real machine, low enough
@@ -83,20 +82,6 @@ class SlotParseError(ValueError):
 def is_bytes_slot(name: str) -> bool:
     """Slots measured in bytes (accept binary size suffixes): ``mem`` and ``<vendor>.mem``."""
     return name == "mem" or name.endswith(".mem")
-
-
-def parse_binary_size(text: str) -> Decimal:
-    """``"1g"`` → 1073741824, ``"512m"``, ``"1.5GiB"``, ``"2k"``, ``"1024"``, ``"10b"``; whole bytes
-    (fractions of a byte are dropped).  Raises ``ValueError``."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise ValueError(f"{text!r} is not a size (examples: 1024, 512m, 1g, 1.5GiB)")
-    if len(m.group(1)) > 40:
-        raise ValueError(f"{text[:40]!r}…: too many digits")
-    number = Decimal(m.group(1))
-    unit = (m.group(2) or "").lower()
-    amount = number * (Decimal(1024) ** _UNIT_POWER[unit]) if unit else number
-    return amount.quantize(Decimal(1), rounding=ROUND_DOWN)
 
 
 def request_bound(slot: str) -> Decimal:
@@ -125,7 +110,7 @@ def parse_amount(slot: str, value: Any, *, limit: bool = False) -> Decimal:
         else:
             try:
                 if is_bytes_slot(slot):
-                    amount = parse_binary_size(text)
+                    amount = parse_bytes(text)
                 else:
                     amount = Decimal(text)
             except (InvalidOperation, ValueError, ArithmeticError) as e:
@@ -288,13 +273,13 @@ class ResourceSlot(Mapping[str, Decimal]):
     def get(self, key: str, default: Any = None) -> Any:
         return self._d.get(key, default)
 
-    def items(self):  # type: ignore[override]
+    def items(self) -> ItemsView[str, Decimal]:
         return self._d.items()
 
-    def keys(self):  # type: ignore[override]
+    def keys(self) -> KeysView[str]:
         return self._d.keys()
 
-    def values(self):  # type: ignore[override]
+    def values(self) -> ValuesView[Decimal]:
         return self._d.values()
 
     def amount(self, slot: str) -> Decimal:
