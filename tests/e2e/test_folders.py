@@ -284,8 +284,7 @@ async def test_folder_tabs_automount_and_models(page: Page, workbay, shots):
     await expect(data.row(".local")).to_have_count(0)  # not on the General tab
     await data.tab("Automount")
     await expect(data.row(".local")).to_be_visible()
-    await data.tab("Pipeline")
-    await expect(page.locator("#folder-list")).to_contain_text("No pipeline folders")
+    await expect(page.locator(".wb-tabs").get_by_role("link", name="Pipeline")).to_have_count(0)
     await data.tab("Models")
     await page.get_by_role("button", name="Create folder").first.click()
     dialog = Shell(page).dialog()

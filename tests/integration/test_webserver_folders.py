@@ -83,8 +83,11 @@ async def test_summary_and_data_pages_render_for_a_user(user):
     assert data.status_code == 200
     assert "No folders yet" in data.text and "Storage status" in data.text
     assert HOST in data.text  # the per-host quota panel
-    for tab in ("pipeline", "automount", "models", "trash"):
+    for tab in ("automount", "models", "trash"):
         assert (await b.get(f"/data?tab={tab}")).status_code == 200
+    # the manager has no "pipeline" usage mode, so the page has no such tab
+    assert 'data-tab="pipeline"' not in data.text
+    assert 'aria-current="page" data-tab="general"' in (await b.get("/data?tab=pipeline")).text
     assert (await b.get("/resources")).status_code == 403
     # the storage-proxy is reachable from the page (tus uploads go there directly)
     csp = data.headers["content-security-policy"]

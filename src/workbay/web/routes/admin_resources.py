@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError, Client
+from workbay.common.domain import AgentSelection, SchedulerKind, SessionType
 
 from ..context import Admin, PageContext
 from ..forms import FormData, read_form
@@ -39,9 +40,10 @@ GROUP_COLUMNS = (
     Column("session_types", N_("Allowed session types")), Column("options", N_("Scheduler options")),
     Column("wsproxy", N_("App-proxy address")),
 )
-SCHEDULERS = ("fifo", "lifo", "drf")
-SESSION_TYPES = ("interactive", "batch", "inference")
-AGENT_SELECTIONS = ("dispersed", "concentrated")
+SCHEDULERS: tuple[str, ...] = tuple(k.value for k in SchedulerKind)
+# A resource group may allow every session type a user can start (system sessions are Workbay's own).
+SESSION_TYPES: tuple[str, ...] = tuple(t.value for t in SessionType if t is not SessionType.SYSTEM)
+AGENT_SELECTIONS: tuple[str, ...] = tuple(a.value for a in AgentSelection)
 GROUP_FIELDS = {"name", "description", "scheduler", "allowed_session_types", "pending_timeout", "retries_to_skip",
                 "agent_selection", "wsproxy_addr", "is_active", "is_public", "domains"}
 

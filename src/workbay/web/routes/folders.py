@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError, Client
+from workbay.common.domain import FOLDER_TRASH_STATUSES, FolderUsageMode
 
 from ..context import LoggedIn, PageContext, UserPage
 from ..folder_moves import MoveRefused, destination_path, plan_moves
@@ -22,11 +23,9 @@ from ..tables import Column, Pager, requested_page
 
 router = APIRouter(tags=["pages"])
 
-TABS = ("general", "pipeline", "automount", "models", "trash")
-TAB_LABELS = {"general": N_("General"), "pipeline": N_("Pipeline"), "automount": N_("Automount"),
-              "models": N_("Models"), "trash": N_("Trash")}
-TAB_ICONS = {"general": "folder2", "pipeline": "diagram-3", "automount": "magic",
-             "models": "boxes", "trash": "trash3"}
+TABS = ("general", "automount", "models", "trash")
+TAB_LABELS = {"general": N_("General"), "automount": N_("Automount"), "models": N_("Models"), "trash": N_("Trash")}
+TAB_ICONS = {"general": "folder2", "automount": "magic", "models": "boxes", "trash": "trash3"}
 FOLDER_COLUMNS = (
     Column("name", N_("Name")), Column("status", N_("Status")), Column("host", N_("Location")),
     Column("type", N_("Type")), Column("permission", N_("Mount permission")),
@@ -36,11 +35,10 @@ FOLDER_COLUMNS = (
 FILE_COLUMNS = (Column("name", N_("Name")), Column("created", N_("Created")),
                 Column("size", N_("Size"), "text-end"))
 CREATE_FIELDS = {"name", "host", "usage_mode", "type", "group", "permission", "cloneable"}
-USAGE_MODES = ("general", "model", "data")
+USAGE_MODES: tuple[str, ...] = tuple(m.value for m in FolderUsageMode)
 NAME_MAX = 64
 FILE_NAME_MAX = 255
 BAD_NAME = re.compile(r"[/\\\x00]")
-TRASH_STATUSES = ("delete-pending", "delete-ongoing", "delete-error")
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -61,10 +59,8 @@ def current_project(ctx: PageContext) -> str | None:
 
 
 def tab_of(folder: dict[str, Any]) -> str:
-    if folder.get("status") in TRASH_STATUSES:
+    if folder.get("status") in FOLDER_TRASH_STATUSES:
         return "trash"
-    if folder.get("usage_mode") == "pipeline":
-        return "pipeline"
     if str(folder.get("name", "")).startswith("."):
         return "automount"
     if folder.get("usage_mode") == "model":

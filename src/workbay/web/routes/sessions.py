@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from workbay.client.sdk import APIError, Client
+from workbay.common.domain import DEAD_STATUSES, SessionStatus, parse_bytes_or_none
 
 from ..context import LoggedIn, PageContext, with_user
 from ..forms import read_form
@@ -64,8 +65,8 @@ COLUMNS = (
     Column("agents", N_("Agents")),
 )
 READER_ROLES = ("superadmin", "admin", "monitor")
-DEAD = ("TERMINATED", "ERROR", "CANCELLED")
-STATUS_HELP = ("PENDING", "TERMINATED", "CANCELLED", "ERROR")
+# Statuses whose "why" the status dialog explains (waiting, or ended).
+STATUS_HELP: tuple[str, ...] = (SessionStatus.PENDING, *DEAD_STATUSES)
 NAME_RE = re.compile(r"^[A-Za-z0-9][\w.-]*[A-Za-z0-9]$", re.ASCII)
 CSV_NAME_MAX = 255
 CSV_FIELDS = ("id", "name", "owner_email", "status", "status_info", "type", "image", "resource_group",
@@ -165,8 +166,8 @@ def row(s: dict[str, Any]) -> dict[str, Any]:
         "accelerators": accelerators(slots), "usage": usage(s), "elapsed": elapsed_seconds(s),
         "mount_names": mounts(s), "agent_ids": sorted({k.get("agent_id") for k in s.get("kernels") or []
                                                       if k.get("agent_id")}) or s.get("agents") or [],
-        "live": status not in DEAD, "can_rename": status == "RUNNING",
-        "can_terminate": status not in DEAD, "status_help": status in STATUS_HELP,
+        "live": status not in DEAD_STATUSES, "can_rename": status == "RUNNING",
+        "can_terminate": status not in DEAD_STATUSES, "status_help": status in STATUS_HELP,
         "tone": status_tone(status),
         "result_text": str(s["result"]).lower() if s.get("result") and str(s["result"]).upper() != "UNDEFINED" else None,
     }
@@ -180,18 +181,6 @@ def status_tone(status: str) -> str:
     if status in ("TERMINATED", "CANCELLED", "TERMINATING"):
         return "off"
     return "busy"
-
-
-def shmem_bytes(value: Any) -> Decimal | None:
-    """``resource_opts.shmem`` may be bytes or a size with a unit ("64m")."""
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    units = {"k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
-    if text and text[-1] in units:
-        base = _dec(text[:-1])
-        return base * units[text[-1]] if base is not None else None
-    return _dec(text)
 
 
 # -- the list -----------------------------------------------------------------------------------------
@@ -344,7 +333,7 @@ async def session_detail(sid: str, request: Request, ctx: LoggedIn) -> Response:
             return _error_toast(ctx, err)
         s["owner_email"] = await _owner_email(ctx, api, s)
     s = row(s)
-    s["shmem_bytes"] = shmem_bytes(s.get("shmem"))
+    s["shmem_bytes"] = parse_bytes_or_none(s.get("shmem"))
     template = "dialogs/session_detail_body.html" if request.query_params.get("refresh") else "dialogs/session_detail.html"
     return ctx.state.renderer.render(request, template, s=s)
 
@@ -468,7 +457,7 @@ async def terminate_dialog(request: Request, ctx: LoggedIn) -> Response:
                 found.append(await _session(api, sid))
             except APIError:
                 continue
-    found = [s for s in found if s.get("status") not in DEAD]
+    found = [s for s in found if s.get("status") not in DEAD_STATUSES]
     if not found:
         return events(ctx, toast=ctx._("The selected sessions have ended already."), level="warning", changed=True)
     return ctx.state.renderer.render(request, "dialogs/session_terminate.html", sessions=found, error=None)

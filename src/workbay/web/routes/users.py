@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from workbay.client.sdk import APIError, Client
+from workbay.common.domain import UserStatus
 
 from ..context import Admin, AdminPage, PageContext
 from ..forms import FormData, read_form
@@ -31,7 +32,8 @@ KEYPAIR_COLUMNS = (
 )
 USER_FIELDS = {"email", "username", "full_name", "password", "password2", "description", "status",
                "role", "need_password_change", "sudo_session_enabled", "resource_policy", "project_ids"}
-STATUSES = ("active", "inactive", "before-verification")
+# What an administrator may set; "deleted" is reached by deleting the user.
+STATUSES: tuple[str, ...] = tuple(s.value for s in UserStatus if s is not UserStatus.DELETED)
 
 
 @router.get("/users")
