@@ -7,21 +7,74 @@ import errno
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
-from workbay.runner import filebrowser as fb
-from workbay.runner import services
+from workbay.runner import fb_paths as fb
+from workbay.runner import fb_server, services
 from workbay.runner.prepare import User
 
 
-def test_module_imports_without_tornado():
-    code = ("import sys; sys.modules['tornado'] = None; import workbay.runner.filebrowser as fb; "
+def test_modules_import_without_tornado():
+    code = ("import sys; sys.modules['tornado'] = None; import workbay.runner.fb_paths as fb; "
+            "import workbay.runner.fb_server, workbay.runner.filebrowser; "
             "assert fb.split_path('a/b') == ['a', 'b']")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+# -- the page: a static template beside the runner --------------------------------------------------
+def test_page_renders_from_the_template():
+    page = fb_server.load_page()
+    with open(os.path.join(os.path.dirname(fb_server.__file__), "filebrowser.html"), encoding="utf-8") as f:
+        assert page == f.read()
+    assert page.startswith("<!doctype html>") and page.rstrip().endswith("</html>")
+    assert "<title>File Browser</title>" in page
+    # uploads of whole folders (input and drag & drop) and the API it calls
+    for marker in ("webkitdirectory", "webkitGetAsEntry", "/api/list", "/api/upload", "X-Requested-With"):
+        assert marker in page, marker
+    # self-contained: the CSP allows nothing from elsewhere
+    assert "<script src=" not in page and '<link rel="stylesheet"' not in page
+    assert "default-src 'none'" in fb_server.PAGE_CSP
+
+
+def test_a_missing_template_is_an_error_naming_it(tmp_path):
+    missing = str(tmp_path / "filebrowser.html")
+    with pytest.raises(RuntimeError, match="filebrowser.html cannot be read"):
+        fb_server.load_page(missing)
+
+
+def test_the_template_ships_with_the_package():
+    # inside the runner directory (bind-mounted whole into containers) ...
+    assert resources.files("workbay.runner").joinpath("filebrowser.html").is_file()
+    # ... and named by the package data, so wheels carry it
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["workbay"]
+    shipped = {p.relative_to(root / "src" / "workbay").as_posix()
+               for pat in patterns for p in (root / "src" / "workbay").glob(pat)}
+    assert "runner/filebrowser.html" in shipped
+
+
+def test_the_script_runs_from_a_copy_of_the_runner_directory(tmp_path):
+    """Inside the container the runner is ``/opt/workbay/runner`` (a package named ``runner``) and
+    filebrowser.py is run as a script: it must find fb_server and the template there."""
+    runner_dir = Path(fb_server.__file__).parent
+    copy = tmp_path / "opt" / "runner"
+    shutil.copytree(runner_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-I", str(copy / "filebrowser.py"), "--help"], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0 and "--root" in done.stdout, done.stderr
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import runner.fb_server as s; "
+             "assert 'webkitdirectory' in s.load_page()")
+    done = subprocess.run([sys.executable, "-I", "-c", probe, str(copy.parent)], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
 
 

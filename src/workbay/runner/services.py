@@ -110,10 +110,10 @@ def _jupyter(kind: str) -> Callable[[Context], Optional[ServiceDef]]:
 
 
 def _filebrowser(ctx: Context) -> Optional[ServiceDef]:
-    """The File Browser (filebrowser.py, tornado): ``root`` from the arguments, inside the home."""
+    """The File Browser (filebrowser.py → fb_server.py, tornado): ``root`` from the arguments, inside the home."""
     if not ctx.ports:
         return None
-    from .filebrowser import root_allowed  # ValueError for roots outside the home: a 400 to the user
+    from .fb_paths import root_allowed  # ValueError for roots outside the home: a 400 to the user
     root = root_allowed(ctx.args.get("root") or None, ctx.user.home)
     if not _has_modules(ctx.runtime_path, "tornado"):
         return None
