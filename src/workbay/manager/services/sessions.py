@@ -9,7 +9,7 @@ import logging
 import platform
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
@@ -34,10 +34,14 @@ from workbay.manager.models.compute import (
 
 from . import access
 from .access import Actor
+from .compute_ports import KernelOps, SchedulerWake
 from .context import ServiceContext
 from .serialize import iso
 from .session_request import CreateSession, default_session_name, parse_starts_at, valid_session_name
 from .session_status import DEAD, LIVE, STATUS_GROUPS, set_status
+
+if TYPE_CHECKING:
+    from .folder_mounts import FolderMounts
 
 log = logging.getLogger(__name__)
 DEFAULT_REQUEST = {"cpu": "1", "mem": "1g"}
@@ -112,11 +116,12 @@ def service_ports_wire(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class SessionService:
-    def __init__(self, ctx: ServiceContext, wake_scheduler, launcher, mounts=None) -> None:
+    def __init__(self, ctx: ServiceContext, scheduler: SchedulerWake, kernels: KernelOps,
+                 mounts: FolderMounts | None = None) -> None:
         self.ctx = ctx
-        self.mounts = mounts  # FolderMounts; None = no storage (folders cannot be mounted)
-        self.wake_scheduler = wake_scheduler
-        self.launcher = launcher  # manager.scheduler.launcher.Launcher (agent RPC)
+        self.mounts = mounts  # None = no storage (folders cannot be mounted)
+        self.scheduler = scheduler
+        self.kernels = kernels  # the agent RPC (manager/compute/agent_rpc.py)
 
     # -- resolution ------------------------------------------------------------------------------
     async def resolve_owner(self, s, actor: Actor, owner_access_key: str | None) -> tuple[Keypair, User]:
@@ -360,7 +365,7 @@ class SessionService:
                 created_ids.append((sess.id, sess.name))
         for sid, name in created_ids:
             await self.publish(sid, name, kp.access_key, owner.uuid, "session_enqueued", "enqueued")
-        self.wake_scheduler()
+        self.scheduler.wake()
         first_id, first_name = created_ids[0]
         out = {"sessionId": str(first_id), "sessionName": first_name, "status": "PENDING",
                "servicePorts": [], "created": True}
@@ -522,7 +527,7 @@ class SessionService:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             await self._check_modifiable(s, actor, sess)
-        await self.launcher.terminate_session(sess.id, "user-requested", forced=forced)
+        await self.kernels.terminate_session(sess.id, "user-requested", forced=forced)
         async with self.ctx.db() as s:
             sess = await s.get(ComputeSession, sess.id)
         return {"stats": {"status": "terminated" if sess.status in DEAD else sess.status.lower(),
@@ -534,7 +539,7 @@ class SessionService:
             await self._check_modifiable(s, actor, sess)
         if sess.status != "RUNNING":
             raise GenericBadRequest("Only a running session can be restarted.")
-        await self.launcher.restart_session(sess.id)
+        await self.kernels.restart_session(sess.id)
 
     async def _main_kernel(self, actor: Actor, ref: str, owner_access_key: str | None = None,
                            modify: bool = True) -> tuple[ComputeSession, Kernel]:
@@ -553,7 +558,7 @@ class SessionService:
                                "options": {}, "files": [], "console": []}}
         if sess.status != "RUNNING":
             raise GenericBadRequest(f"The session is {sess.status}; code runs once it is RUNNING.")
-        result = await self.launcher.execute(kernel, body)
+        result = await self.kernels.execute(kernel, body)
         async with self.ctx.db.begin() as s:
             row = await s.get(ComputeSession, sess.id)
             row.num_queries = (row.num_queries or 0) + 1
@@ -562,7 +567,7 @@ class SessionService:
     async def interrupt(self, actor: Actor, ref: str) -> None:
         sess, kernel = await self._main_kernel(actor, ref)
         if sess.status == "RUNNING" and kernel is not None:
-            await self.launcher.interrupt(kernel)
+            await self.kernels.interrupt(kernel)
 
     async def logs(self, actor: Actor, ref: str, owner_access_key: str | None = None,
                    kernel_id: str | None = None) -> dict[str, Any]:
@@ -576,7 +581,7 @@ class SessionService:
                 raise ObjectNotFound(object_name="kernel")
         else:
             kernel = next((k for k in kernels if k.cluster_role == "main"), None)
-        logs = await self.launcher.logs(kernel) if kernel and kernel.agent_addr else ""
+        logs = await self.kernels.logs(kernel) if kernel and kernel.agent_addr else ""
         return {"result": {"logs": logs, "kernel_id": str(kernel.id) if kernel else None}}
 
     # -- events ------------------------------------------------------------------------------------
