@@ -3,7 +3,6 @@ folder, are not counted in the owner's resource usage, and are reclaimed when id
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -108,18 +107,13 @@ class FolderApps:
             if not busy and now - last > timeout:
                 log.info("reclaiming idle system session %s (%.0f s without transfers)", sid, now - last)
                 try:
-                    await self.sessions.launcher.terminate_session(sid, "idle-timeout")
+                    await self.sessions.kernels.terminate_session(sid, "idle-timeout")
                 except BackendError as e:
                     log.warning("could not reclaim %s: %s", sid, e)
                     continue
                 reclaimed.append(str(sid))
         return reclaimed
 
-    async def run_reclaimer(self, interval: float | None = None) -> None:
-        interval = interval or min(60.0, max(0.5, self.ctx.config.manager.system_idle_timeout / 2))
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reclaim_idle()
-            except Exception:  # keep reclaiming later
-                log.exception("reclaiming idle system sessions failed")
+    def reclaim_interval(self) -> float:
+        """How often ``reclaim_idle`` runs (a BackgroundLoop in state.py)."""
+        return min(60.0, max(0.5, self.ctx.config.manager.system_idle_timeout / 2))
