@@ -46,10 +46,3 @@ class KeypairUsage:
                     self._pending[access_key] = (pending + count, last_used)
                 raise
 
-    async def run(self, interval: float = 2.0) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing keypair usage counters failed; retrying")
