@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workbay.common.background import BackgroundLoop
 from workbay.common.ratelimit import RateLimiter
 
 from .reconcilers.compute import ComputeReconciler
@@ -24,7 +25,6 @@ from .services.folder_apps import FolderApps
 from .services.folder_mounts import FolderMounts
 from .services.folder_sharing import FolderSharing
 from .services.folders import FolderService
-from .services.gql import GraphQLService
 from .services.keypairs import KeypairService
 from .services.policies import PolicyService
 from .services.projects import ProjectService
@@ -36,6 +36,8 @@ from .services.sessions import SessionService
 from .services.settings import SettingsService
 from .services.storage_proxy import StorageProxy
 from .services.users import UserService
+
+KEYPAIR_USAGE_FLUSH_INTERVAL = 2.0  # seconds between batched num_queries/last_used writes
 
 
 @dataclass
@@ -70,7 +72,6 @@ class ManagerState:
     folders: FolderService = field(init=False)
     folder_sharing: FolderSharing = field(init=False)
     folder_admin: FolderAdmin = field(init=False)
-    gql: GraphQLService = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.ctx, self.redis)
@@ -90,7 +91,7 @@ class ManagerState:
         self.folders = FolderService(self.ctx, self.storage, self.bgtasks)
         self.folder_sharing = FolderSharing(self.ctx)
         self.folder_admin = FolderAdmin(self.ctx, self.folders)
-        self.sessions = SessionService(self.ctx, self.dispatcher.wake, self.launcher, FolderMounts(self.folders))
+        self.sessions = SessionService(self.ctx, self.dispatcher, self.launcher, FolderMounts(self.folders))
         self.compute_admin = ComputeAdmin(self.ctx)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
         self.resource_summary = ResourceSummary(self.ctx, self.sessions)
@@ -98,25 +99,29 @@ class ManagerState:
         self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
         self.streams = SessionStreams(self.sessions, self.apps)
-        self.gql = GraphQLService(self.ctx, self.sessions, self.folders, self.auth, self.keypairs,
-                                  self.compute_admin)
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""
         self.dispatcher.start()
         self.reconciler.start()
-        self._usage_task = asyncio.create_task(self.ctx.keypair_usage.run(), name="keypair-usage")
+        self._loops = [
+            BackgroundLoop("keypair-usage", self.ctx.keypair_usage.flush, KEYPAIR_USAGE_FLUSH_INTERVAL),
+            BackgroundLoop("system-session-reclaimer", self.folder_apps.reclaim_idle,
+                           self.folder_apps.reclaim_interval),
+        ]
+        for loop in self._loops:
+            loop.start()
         self._circuit_task = asyncio.create_task(self.apps.watch_terminations(), name="circuit-janitor")
-        self._reclaim_task = asyncio.create_task(self.folder_apps.run_reclaimer(), name="system-session-reclaimer")
 
     async def stop_background(self) -> None:
         await self.bgtasks.close()
         await self.dispatcher.stop()
         await self.reconciler.stop()
         await self.launcher.close()
-        for name in ("_usage_task", "_circuit_task", "_reclaim_task"):
-            task = getattr(self, name, None)
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        for loop in getattr(self, "_loops", ()):
+            await loop.stop()
+        task = getattr(self, "_circuit_task", None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await self.ctx.keypair_usage.flush()
