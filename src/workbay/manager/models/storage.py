@@ -12,7 +12,7 @@ from .base import Base, UTCDateTime, new_uuid, utcnow
 
 
 class Folder(Base):
-    __tablename__ = "vfolders"
+    __tablename__ = "folders"
     # quota_scope_id names the owner ("user:<uuid>" / "project:<uuid>"): one name per owner,
     # trash included, so restoring never collides.
     __table_args__ = (UniqueConstraint("quota_scope_id", "name"),)
@@ -37,9 +37,9 @@ class Folder(Base):
 
 
 class FolderInvitation(Base):
-    __tablename__ = "vfolder_invitations"
+    __tablename__ = "folder_invitations"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
-    vfolder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vfolders.id", ondelete="CASCADE"), index=True)
+    folder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"), index=True)
     inviter: Mapped[str] = mapped_column(String(64))  # e-mail
     invitee: Mapped[str] = mapped_column(String(64), index=True)  # e-mail
     permission: Mapped[str] = mapped_column(String(4))  # ro | rw
@@ -51,9 +51,9 @@ class FolderInvitation(Base):
 class FolderShare(Base):
     """A user's access to someone else's folder: an accepted invitation or an admin's share."""
 
-    __tablename__ = "vfolder_shares"
-    vfolder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("vfolders.id", ondelete="CASCADE"),
-                                                  primary_key=True)
+    __tablename__ = "folder_shares"
+    folder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"),
+                                                 primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.uuid", ondelete="CASCADE"),
                                                primary_key=True, index=True)
     permission: Mapped[str] = mapped_column(String(4))  # ro | rw

@@ -34,7 +34,7 @@ def permission_of(viewer: Viewer, f: Folder, share: str | None) -> str | None:
 
 
 async def shares_of(s, user_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    rows = await s.execute(select(FolderShare.vfolder_id, FolderShare.permission)
+    rows = await s.execute(select(FolderShare.folder_id, FolderShare.permission)
                            .where(FolderShare.user_id == user_id))
     return dict(rows.all())
 

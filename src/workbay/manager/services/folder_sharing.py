@@ -41,7 +41,7 @@ class FolderSharing:
         own = await s.execute(select(Folder.id).where(Folder.user_id == user.uuid, Folder.name == name))
         if own.first():
             return True
-        shared = await s.execute(select(Folder.id).join(FolderShare, FolderShare.vfolder_id == Folder.id)
+        shared = await s.execute(select(Folder.id).join(FolderShare, FolderShare.folder_id == Folder.id)
                                  .where(FolderShare.user_id == user.uuid, Folder.name == name))
         return shared.first() is not None
 
@@ -61,21 +61,21 @@ class FolderSharing:
                 if await s.get(FolderShare, (f.id, u.uuid)) is not None:
                     raise AlreadyExists(f"{u.email} already has access to {f.name}.")
                 pending = await s.execute(select(FolderInvitation.id).where(
-                    FolderInvitation.vfolder_id == f.id, FolderInvitation.invitee == u.email,
+                    FolderInvitation.folder_id == f.id, FolderInvitation.invitee == u.email,
                     FolderInvitation.state == "pending"))
                 if pending.first():
                     raise AlreadyExists(f"{u.email} is already invited to {f.name}.")
                 if await self._has_folder_named(s, u, f.name):
                     raise AlreadyExists(f"{u.email} already has a folder named {f.name}.",
                                         data={"invitee": u.email})
-                s.add(FolderInvitation(vfolder_id=f.id, inviter=actor.email, invitee=u.email, permission=perm))
+                s.add(FolderInvitation(folder_id=f.id, inviter=actor.email, invitee=u.email, permission=perm))
                 invited.append(u.email)
         return {"invited_ids": invited}
 
     async def _invitations(self, where) -> list[dict[str, Any]]:
         async with self.ctx.db() as s:
             rows = await s.execute(select(FolderInvitation, Folder)
-                                   .join(Folder, Folder.id == FolderInvitation.vfolder_id)
+                                   .join(Folder, Folder.id == FolderInvitation.folder_id)
                                    .where(FolderInvitation.state == "pending", Folder.status == "ready", where)
                                    .order_by(FolderInvitation.created_at))
             return [invitation_out(inv, f) for inv, f in rows.all()]
@@ -100,11 +100,11 @@ class FolderSharing:
             inv = await self._invitation(s, inv_id)
             if inv.invitee != actor.email:
                 raise ObjectNotFound("No such pending invitation.", object_name="invitation")
-            f = await s.get(Folder, inv.vfolder_id)
+            f = await s.get(Folder, inv.folder_id)
             me = await s.get(User, actor.user_id)
             if await self._has_folder_named(s, me, f.name):
                 raise AlreadyExists(f"You already have a folder named {f.name}; rename it first.")
-            s.add(FolderShare(vfolder_id=f.id, user_id=actor.user_id, permission=inv.permission))
+            s.add(FolderShare(folder_id=f.id, user_id=actor.user_id, permission=inv.permission))
             inv.state = "accepted"
             inv.modified_at = utcnow()
 
@@ -122,7 +122,7 @@ class FolderSharing:
     async def shared(self, actor: Actor, vfolder_id: str | None) -> dict[str, Any]:
         """Shares of the folders the caller manages (one folder with ``vfolder_id``)."""
         async with self.ctx.db() as s:
-            stmt = (select(FolderShare, Folder, User).join(Folder, Folder.id == FolderShare.vfolder_id)
+            stmt = (select(FolderShare, Folder, User).join(Folder, Folder.id == FolderShare.folder_id)
                     .join(User, User.uuid == FolderShare.user_id))
             if vfolder_id:
                 v = await resolve(s, actor, vfolder_id)
@@ -181,7 +181,7 @@ class FolderSharing:
             for u in users:
                 share = await s.get(FolderShare, (v.folder.id, u.uuid))
                 if share is None:
-                    s.add(FolderShare(vfolder_id=v.folder.id, user_id=u.uuid, permission=perm))
+                    s.add(FolderShare(folder_id=v.folder.id, user_id=u.uuid, permission=perm))
                 else:
                     share.permission = perm
         return {"shared_emails": [u.email for u in users]}

@@ -198,7 +198,7 @@ class FolderService:
             return True
         if user_id is None:
             return False
-        shared = await s.execute(select(Folder.id).join(FolderShare, FolderShare.vfolder_id == Folder.id)
+        shared = await s.execute(select(Folder.id).join(FolderShare, FolderShare.folder_id == Folder.id)
                                  .where(FolderShare.user_id == user_id, Folder.name == name))
         return shared.first() is not None
 
