@@ -12,8 +12,6 @@ from workbay.agent.resources import (
     InsufficientResources,
     InvalidResourceRequest,
     build_registry,
-    fmt_decimal,
-    parse_size,
     slots_from_wire,
     to_decimal,
 )
@@ -24,29 +22,43 @@ from workbay.agent.resources.mem import MemPlugin, shm_size
 from workbay.agent.resources.registry import ResourceRegistry
 from workbay.agent.resources.simulated import SimulatedPlugin
 from workbay.common.config import load_config
+from workbay.common.domain import parse_bytes
+from workbay.common.slots import ResourceSlot, plain_decimal
 
 
-def test_parse_size():
-    assert parse_size("16g") == 16 * 2**30
-    assert parse_size("512m") == 512 * 2**20
-    assert parse_size("1.5GiB") == 3 * 2**29
-    assert parse_size("64k") == 65536
-    assert parse_size(1234) == 1234
-    assert parse_size("1234") == 1234
+def test_sizes_are_parsed_by_the_one_byte_parser():
+    assert parse_bytes("16g") == 16 * 2**30
+    assert parse_bytes("512m") == 512 * 2**20
+    assert parse_bytes("1.5GiB") == 3 * 2**29
+    assert parse_bytes("64k") == 65536
+    assert parse_bytes(1234) == 1234
+    assert parse_bytes("1234") == 1234
     for bad in ("", "g", "-1", "1x", True):
         with pytest.raises(ValueError):
-            parse_size(bad)
+            parse_bytes(bad)
 
 
 def test_decimals():
     assert to_decimal("4g", "mem") == D(4 * 2**30)
     assert to_decimal(0.5) == D("0.5")
-    assert fmt_decimal(D("2.000")) == "2" and fmt_decimal(D("0.50")) == "0.5"
-    assert fmt_decimal(D("1E+3")) == "1000"
+    assert plain_decimal(D("2.000")) == "2" and plain_decimal(D("0.50")) == "0.5"
+    assert plain_decimal(D("1E+3")) == "1000"
     for bad in ("-1", "NaN", "Infinity", "abc", True):
         with pytest.raises(InvalidResourceRequest):
             to_decimal(bad, "cpu")
     assert slots_from_wire({"cpu": "1", "mem": "1g"}) == {"cpu": D(1), "mem": D(2**30)}
+    assert isinstance(slots_from_wire({"cpu": "1"}), ResourceSlot)
+    with pytest.raises(InvalidResourceRequest, match="'CPU!'"):
+        slots_from_wire({"CPU!": "1"})
+
+
+def test_capacity_and_occupancy_are_resource_slots_and_never_mutated():
+    reg = ResourceRegistry([CPUPlugin([0, 1]), MemPlugin(2**30)])
+    cap = reg.capacity()
+    assert isinstance(cap, ResourceSlot) and isinstance(reg.occupied(), ResourceSlot)
+    reg.allocate("k1", ResourceSlot(cpu=1, mem=2**29), {})
+    assert reg.free_capacity() == {"cpu": D(1), "mem": D(2**29)}
+    assert cap == {"cpu": D(2), "mem": D(2**30)}  # an earlier reading stays as it was
 
 
 def test_cpu_integer_requests_get_disjoint_cores():

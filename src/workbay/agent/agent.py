@@ -21,6 +21,7 @@ import workbay.runner
 from workbay import __version__
 from workbay.common.config import WorkbayConfig
 from workbay.common.datadir import private_dir, private_tree, secure_data_dir, write_private
+from workbay.common.domain import parse_bytes
 from workbay.common.errors import Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.runner import protocol
 
@@ -38,7 +39,7 @@ from .kernel import (
     L_SESSION,
     L_SESSION_TYPE,
     L_SLOTS,
-    Kernel,
+    KernelRuntime,
     PortPool,
     add_gate_ports,
     build_container_body,
@@ -55,7 +56,6 @@ from .resources import (
     InsufficientResources,
     InvalidResourceRequest,
     build_registry,
-    parse_size,
     slots_from_wire,
     slots_to_wire,
 )
@@ -133,7 +133,9 @@ def generate_ssh_keypair() -> dict[str, str]:
     return {"private_key": private, "public_key": public + " work@workbay"}
 
 
-class Agent:
+class NodeAgent:
+    """The agent of one node: its kernels, their resources and lifecycle, its reports to the manager."""
+
     def __init__(self, config: WorkbayConfig) -> None:
         self.config = config
         self.ac = config.agent
@@ -146,7 +148,7 @@ class Agent:
         self.ports = PortPool(*rng) if rng else None
         self.node_stats = NodeStats(str(self.data_dir))
         self.runner_dir = Path(workbay.runner.__file__).resolve().parent
-        self.kernels: dict[str, Kernel] = {}
+        self.kernels: dict[str, KernelRuntime] = {}
         self.engine: Engine | None = None
         self.engine_ready = False  # connected, and the kernels of a previous run re-adopted
         self.engine_error = ""
@@ -163,7 +165,7 @@ class Agent:
         else:
             from workbay.images.engine import container_ulimits
 
-            self.ulimits = {u["Name"]: int(u["Hard"]) for u in container_ulimits()}
+            self.ulimits = {str(u["Name"]): int(u["Hard"]) for u in container_ulimits()}
         self.host_ip = publish_ip(self.ac.container_host, is_local_address)
 
     # --- paths --------------------------------------------------------------------------------
@@ -255,7 +257,7 @@ class Agent:
         return self.engine
 
     # --- reports ------------------------------------------------------------------------------
-    def live_kernels(self) -> list[Kernel]:
+    def live_kernels(self) -> list[KernelRuntime]:
         return [k for k in self.kernels.values() if k.status != "terminated"]
 
     def info(self) -> dict[str, Any]:
@@ -290,7 +292,7 @@ class Agent:
         payload["timestamp"] = time.time()
         return payload
 
-    def emit(self, name: str, k: Kernel, **data: Any) -> None:
+    def emit(self, name: str, k: KernelRuntime, **data: Any) -> None:
         self.link.emit(name, k.id, k.session_id, **data)
 
     # --- images -------------------------------------------------------------------------------
@@ -325,13 +327,13 @@ class Agent:
         return out
 
     # --- kernels: create ----------------------------------------------------------------------
-    def get(self, kernel_id: str) -> Kernel:
+    def get(self, kernel_id: str) -> KernelRuntime:
         k = self.kernels.get(kernel_id)
         if k is None:
             raise errors.KernelNotFound(kernel_id)
         return k
 
-    async def create_kernels(self, req: CreateKernels) -> list[Kernel]:
+    async def create_kernels(self, req: CreateKernels) -> list[KernelRuntime]:
         eng = self.need_engine()
         if req.network and not await eng.network_exists(req.network):
             raise errors.NetworkNotFound(f"network {req.network} does not exist")
@@ -351,7 +353,7 @@ class Agent:
                 slots = slots_from_wire(k.resource_slots)
                 opts = dict(k.resource_opts)
                 if opts.get("shmem") is not None:
-                    opts["shmem"] = parse_size(opts["shmem"])
+                    opts["shmem"] = int(parse_bytes(opts["shmem"]))
             except (InvalidResourceRequest, ValueError) as e:
                 raise InvalidAPIParameters(f"kernel {k.kernel_id}: {e}") from e
             requests.append((k.kernel_id, slots, opts))
@@ -361,11 +363,10 @@ class Agent:
             raise InvalidAPIParameters(str(e)) from e
         except InsufficientResources as e:
             raise errors.InsufficientResource(str(e), data={
-                "free": slots_to_wire({s: self.registry.capacity()[s] - v
-                                       for s, v in self.registry.occupied().items()})}) from e
+                "free": slots_to_wire(self.registry.free_capacity())}) from e
         created = []
         for (kid, slots, _), k in zip(requests, req.kernels, strict=True):
-            kernel = Kernel(id=kid, session_id=req.session_id, session_type=req.session_type,
+            kernel = KernelRuntime(id=kid, session_id=req.session_id, session_type=req.session_type,
                             image=k.image or req.image, cluster_role=k.cluster_role,
                             cluster_idx=k.cluster_idx, cluster_hostname=k.cluster_hostname,
                             slots=slots, allocations=allocs[kid],
@@ -378,7 +379,7 @@ class Agent:
         self.link.request_heartbeat()
         return created
 
-    async def _launch(self, kernel: Kernel, req: CreateKernels, k: KernelSpec) -> None:
+    async def _launch(self, kernel: KernelRuntime, req: CreateKernels, k: KernelSpec) -> None:
         try:
             await self._create_container(kernel, req, k, restart=False)
             await self._wait_ready(kernel, restarted=False)
@@ -389,7 +390,7 @@ class Agent:
                 log.exception("kernel %s failed to start", kernel.id)
             await self._fail(kernel, e)
 
-    async def _create_container(self, kernel: Kernel, req: CreateKernels, k: KernelSpec,
+    async def _create_container(self, kernel: KernelRuntime, req: CreateKernels, k: KernelSpec,
                                 restart: bool) -> None:
         eng = self.need_engine()
         kdir, ipc, scratch = self.kernel_dir(kernel.id), self.ipc_dir(kernel.id), \
@@ -455,7 +456,7 @@ class Agent:
         for c in await eng.list_containers({**self.labels, L_KERNEL: kernel_id}):
             await eng.remove(c["Id"])
 
-    async def _wait_ready(self, kernel: Kernel, restarted: bool) -> None:
+    async def _wait_ready(self, kernel: KernelRuntime, restarted: bool) -> None:
         eng = self.need_engine()
         ready_path = self.ipc_dir(kernel.id) / protocol.READY
         deadline = time.monotonic() + self.ac.prepare_timeout
@@ -482,7 +483,7 @@ class Agent:
             await asyncio.sleep(delay)
             delay = min(0.5, delay * 1.5)
 
-    async def _mark_running(self, kernel: Kernel, ready: dict[str, Any], restarted: bool) -> None:
+    async def _mark_running(self, kernel: KernelRuntime, ready: dict[str, Any], restarted: bool) -> None:
         info = await self.need_engine().inspect(kernel.container_id)
         saved = _read_json(self.kernel_dir(kernel.id) / "spec.json") or {}
         kernel.service_ports = self._published(saved.get("service_ports", []), info)
@@ -508,7 +509,7 @@ class Agent:
             out.append({**sp, "host_ports": host_ports})
         return out
 
-    async def _fail(self, kernel: Kernel, e: Exception) -> None:
+    async def _fail(self, kernel: KernelRuntime, e: Exception) -> None:
         reason = e.reason if isinstance(e, LaunchError) else "failed-to-start"
         code = e.exit_code if isinstance(e, LaunchError) else None
         log.warning("kernel %s failed to start: %s", kernel.id, e)
@@ -524,7 +525,7 @@ class Agent:
             await self._cleanup(kernel, code, reason, msg=msg)
 
     # --- kernels: end -------------------------------------------------------------------------
-    async def _save_logs(self, kernel: Kernel) -> None:
+    async def _save_logs(self, kernel: KernelRuntime) -> None:
         if not kernel.container_id or self.engine is None:
             return
         try:
@@ -536,7 +537,7 @@ class Agent:
         data = text.encode("utf-8", "replace")[-MAX_SAVED_LOG:]
         write_private(path, data)  # a container's output may hold anything: 0600
 
-    async def _cleanup(self, kernel: Kernel, exit_code: int | None, reason: str,
+    async def _cleanup(self, kernel: KernelRuntime, exit_code: int | None, reason: str,
                        msg: str | None = None) -> dict[str, Any]:
         """Everything after a kernel's end (caller holds its lock): save logs, remove the
         container and directories, free resources, report kernel_terminated."""
@@ -589,7 +590,7 @@ class Agent:
                     exit_code = info["State"].get("ExitCode")
             return await self._cleanup(kernel, exit_code, reason)
 
-    async def _on_exit(self, kernel: Kernel) -> None:
+    async def _on_exit(self, kernel: KernelRuntime) -> None:
         async with kernel.lock:
             if self.kernels.get(kernel.id) is not kernel or kernel.status != "running":
                 return
@@ -613,7 +614,7 @@ class Agent:
             await self._cleanup(kernel, code, reason, msg=msg)
 
     # --- kernels: restart ---------------------------------------------------------------------
-    async def restart(self, kernel_id: str) -> Kernel:
+    async def restart(self, kernel_id: str) -> KernelRuntime:
         kernel = self.get(kernel_id)
         if kernel.status != "running":
             raise errors.KernelConflict(f"kernel {kernel_id} is {kernel.status}")
@@ -632,7 +633,7 @@ class Agent:
                                               name=f"restart-{kernel_id}")
         return kernel
 
-    async def _relaunch(self, kernel: Kernel, req: CreateKernels, k: KernelSpec) -> None:
+    async def _relaunch(self, kernel: KernelRuntime, req: CreateKernels, k: KernelSpec) -> None:
         try:
             await self._create_container(kernel, req, k, restart=True)
             await self._wait_ready(kernel, restarted=True)
@@ -662,7 +663,7 @@ class Agent:
                 continue
             saved = _read_json(self.kernel_dir(kid) / "spec.json") or {}
             req = saved.get("request") or {}
-            kernel = Kernel(id=kid, session_id=labels.get(L_SESSION, ""),
+            kernel = KernelRuntime(id=kid, session_id=labels.get(L_SESSION, ""),
                             session_type=labels.get(L_SESSION_TYPE, "interactive"),
                             image=saved.get("image") or c.get("Image", ""),
                             cluster_role=labels.get(L_ROLE, "main"),
@@ -679,7 +680,7 @@ class Agent:
             if c.get("State") == "running" and ready is None:
                 kernel.status = "preparing"
                 kernel.task = asyncio.create_task(self._adopt_preparing(kernel))
-            elif c.get("State") == "running" and ready.get("status") == "ready":
+            elif c.get("State") == "running" and ready is not None and ready.get("status") == "ready":
                 info = await eng.inspect(c["Id"])
                 kernel.status = "running"
                 kernel.started_at = ready.get("at")
@@ -688,7 +689,7 @@ class Agent:
                 kernel.status = "running"  # the poll loop reports its end
             log.info("adopted kernel %s (container %s, %s)", kid, c["Id"][:12], c.get("State"))
 
-    async def _adopt_preparing(self, kernel: Kernel) -> None:
+    async def _adopt_preparing(self, kernel: KernelRuntime) -> None:
         while not self.engine_ready:  # adoption still going on
             await asyncio.sleep(0.05)
         try:
@@ -760,7 +761,7 @@ class Agent:
                 p.unlink(missing_ok=True)
 
     # --- stats --------------------------------------------------------------------------------
-    async def sample_stats(self, kernel: Kernel, fresh: bool = False) -> dict[str, Any]:
+    async def sample_stats(self, kernel: KernelRuntime, fresh: bool = False) -> dict[str, Any]:
         eng = self.need_engine()
         raw = await eng.stats(kernel.container_id)
         now = time.time()
@@ -783,7 +784,7 @@ class Agent:
         return stats
 
     # --- runner requests ----------------------------------------------------------------------
-    async def runner(self, kernel: Kernel, req: dict[str, Any], timeout: float
+    async def runner(self, kernel: KernelRuntime, req: dict[str, Any], timeout: float
                      ) -> dict[str, Any]:
         return await runner_request(self.ipc_dir(kernel.id), req, timeout)
 

@@ -18,8 +18,8 @@ from workbay.common.errors import AuthFailed
 from workbay.common.health import health_router
 from workbay.common.http import install_error_handlers, problem_response, request_params
 
-from .agent import Agent
-from .models import CreateKernels, CreateNetwork, DestroyKernel, Execute, StartService
+from .agent import NodeAgent
+from .models import CreateKernels, CreateNetwork, DestroyKernel, Execute, StartServiceRequest
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Workbay-Secret"
@@ -27,7 +27,7 @@ PUBLIC_PATHS = {"/healthz"}
 
 
 def create_app(config: WorkbayConfig) -> FastAPI:
-    agent = Agent(config)
+    agent = NodeAgent(config)
     secret = config.secrets.cluster.encode()
 
     @asynccontextmanager
@@ -111,7 +111,7 @@ def create_app(config: WorkbayConfig) -> FastAPI:
 
     @app.post("/v1/kernels/{kernel_id}/services")
     async def start_service(kernel_id: str, request: Request) -> dict:
-        req = await request_params(request, StartService)
+        req = await request_params(request, StartServiceRequest)
         return await agent.start_service(kernel_id, req.name, req.port, req.args, req.envs)
 
     # --- networks -----------------------------------------------------------------------------

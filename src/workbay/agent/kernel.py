@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from workbay.common.slots import ResourceSlot
 from workbay.runner import protocol
 
 from .models import CreateKernels, KernelSpec
-from .resources import fmt_decimal
+from .resources import slots_to_wire
 from .resources.cpu import thread_count
 
 # Container labels (Backend.AI's names where it has one).
@@ -40,7 +41,10 @@ HPC_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 
 @dataclass
-class Kernel:
+class KernelRuntime:
+    """A kernel on this node as the agent tracks it (in memory; rebuilt from container labels and
+    spec.json when the agent restarts)."""
+
     id: str
     session_id: str
     session_type: str
@@ -48,7 +52,7 @@ class Kernel:
     cluster_role: str
     cluster_idx: int
     cluster_hostname: str
-    slots: dict[str, Decimal]
+    slots: ResourceSlot
     allocations: dict[str, Any]
     container_id: str = ""
     status: str = "preparing"  # preparing | running | restarting | terminating | terminated
@@ -69,7 +73,7 @@ class Kernel:
                 "session_type": self.session_type, "image": self.image,
                 "container_id": self.container_id, "cluster_role": self.cluster_role,
                 "cluster_idx": self.cluster_idx, "cluster_hostname": self.cluster_hostname,
-                "slots": {k: fmt_decimal(v) for k, v in sorted(self.slots.items())},
+                "slots": slots_to_wire(self.slots),
                 "allocations": self.allocations, "service_ports": self.service_ports,
                 "kernel_host": kernel_host, "created_at": self.created_at,
                 "started_at": self.started_at, "exit_code": self.exit_code,
@@ -188,7 +192,7 @@ def build_container_body(
     *, req: CreateKernels, k: KernelSpec, image: str, agent_id: str, data_dir: str,
     env: dict[str, str], host_config: dict[str, Any], service_ports: list[dict[str, Any]],
     runner_dir: str, ipc_dir: str, scratch_dir: str, ulimits: dict[str, int],
-    host_ip: str, host_ports: list[int] | None, slots: dict[str, Decimal],
+    host_ip: str, host_ports: list[int] | None, slots: ResourceSlot,
     allocations: dict[str, Any],
 ) -> dict[str, Any]:
     """The Docker Engine API ``POST /containers/create`` body of a kernel (pure)."""
@@ -199,7 +203,7 @@ def build_container_body(
         L_SESSION_TYPE: req.session_type, L_OWNER: req.owner_access_key,
         L_OWNER_USER: req.owner_user_id, L_AGENT: agent_id, L_ROLE: k.cluster_role,
         L_IDX: str(k.cluster_idx), L_HOSTNAME: k.cluster_hostname, L_DATA_DIR: data_dir,
-        L_SLOTS: json.dumps({s: fmt_decimal(v) for s, v in sorted(slots.items())}),
+        L_SLOTS: json.dumps(slots_to_wire(slots)),
         L_ALLOCATIONS: json.dumps(allocations, sort_keys=True),
         L_SERVICE_PORTS: ",".join(f"{sp['name']}:{sp['protocol']}:"
                                   f"[{','.join(str(p) for p in sp['container_ports'])}]"
@@ -215,8 +219,8 @@ def build_container_body(
     ] + [{"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
          for m in req.mounts]
     container_ports = [p for sp in service_ports for p in published_ports(sp)]
-    exposed = {f"{p}/tcp": {} for p in container_ports}
-    bindings = {}
+    exposed: dict[str, dict[str, Any]] = {f"{p}/tcp": {} for p in container_ports}
+    bindings: dict[str, list[dict[str, str]]] = {}
     for i, p in enumerate(container_ports):
         hp = str(host_ports[i]) if host_ports else ""
         bindings[f"{p}/tcp"] = [{"HostIp": host_ip, "HostPort": hp}]

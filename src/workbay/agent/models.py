@@ -147,7 +147,7 @@ class Execute(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class StartService(Strict):
+class StartServiceRequest(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     port: int | None = Field(None, ge=1, le=65535, description="container port; default: the "
                              "service port declared by the image")

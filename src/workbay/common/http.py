@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import (
     BackendError,
@@ -47,7 +48,7 @@ def problem_response(err: BackendError) -> JSONResponse:
     return ProblemResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
-def _validation_data(errors: list[dict[str, Any]]) -> dict[str, str]:
+def _validation_data(errors: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     data: dict[str, str] = {}
     for e in errors:
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
@@ -56,7 +57,7 @@ def _validation_data(errors: list[dict[str, Any]]) -> dict[str, str]:
     return data
 
 
-def validation_error(errors: list[dict[str, Any]]) -> InvalidAPIParameters:
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> InvalidAPIParameters:
     data = _validation_data(errors)
     msg = "; ".join(f"{k}: {v}" for k, v in data.items())
     return InvalidAPIParameters(msg, data=data)
@@ -188,9 +189,6 @@ async def json_body(request: Request) -> dict[str, Any]:
     return loads_object(body)
 
 
-ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
-
-
 class BodyGuard:
     """Pure ASGI middleware: every HTTP request body is read here, up to ``max_body`` bytes,
     before the application sees it.
@@ -216,8 +214,7 @@ class BodyGuard:
         limit = self.max_body() if callable(self.max_body) else self.max_body
         return min(limit, self.small.get(path, limit))
 
-    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]],
-                       send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (self.exempt and scope.get("path", "").startswith(self.exempt)):
             await self.app(scope, receive, send)
             return
@@ -260,7 +257,7 @@ class BodyGuard:
             return
         replayed = False
 
-        async def replay() -> dict:
+        async def replay() -> Message:
             nonlocal replayed
             if not replayed:
                 replayed = True
@@ -270,8 +267,7 @@ class BodyGuard:
         await self.app(scope, replay, send)
 
     @staticmethod
-    async def _refuse(scope: dict, receive: Callable[[], Awaitable[dict]],
-                      send: Callable[[dict], Awaitable[None]], err: BackendError, close: bool = False) -> None:
+    async def _refuse(scope: Scope, receive: Receive, send: Send, err: BackendError, close: bool = False) -> None:
         response = problem_response(err)
         if close:
             response.headers["Connection"] = "close"

@@ -55,6 +55,7 @@ __all__ = [
     "format_amount",
     "is_bytes_slot",
     "parse_amount",
+    "plain_decimal",
     "request_bound",
     "request_problem",
 ]
@@ -191,12 +192,13 @@ def format_amount(slot: str, amount: Decimal) -> str:
         while value >= 1024 and unit < len(units) - 1:
             value /= 1024
             unit += 1
-        text = _plain(value.quantize(Decimal("0.01")) if unit else value)
+        text = plain_decimal(value.quantize(Decimal("0.01")) if unit else value)
         return f"{'-' if amount < 0 else ''}{text} {units[unit]}"
-    return _plain(amount)
+    return plain_decimal(amount)
 
 
-def _plain(amount: Decimal) -> str:
+def plain_decimal(amount: Decimal) -> str:
+    """``2``, ``0.5``, ``1073741824``, ``Infinity``: plain notation, no exponent, no trailing zeros."""
     if amount.is_infinite():
         return "Infinity" if amount > 0 else "-Infinity"
     if amount == amount.to_integral_value():
@@ -254,7 +256,7 @@ class ResourceSlot(Mapping[str, Decimal]):
 
     def to_json(self) -> dict[str, str]:
         """``{slot: decimal string}`` in plain notation (``"1073741824"``, ``"0.5"``, ``"Infinity"``)."""
-        return {k: _plain(v) for k, v in self._d.items()}
+        return {k: plain_decimal(v) for k, v in self._d.items()}
 
     # -- Mapping --------------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Decimal:

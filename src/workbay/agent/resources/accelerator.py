@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from workbay.common.slots import ResourceSlot
+
 from .base import ContainerContrib, InsufficientResources, InvalidResourceRequest, ResourcePlugin
 
 
@@ -112,16 +114,16 @@ class DeviceAllocator:
                     alloc[dev] = rest
                     return alloc
         # Spread over the devices with the most free shares.
-        alloc: dict[str, Decimal] = {}
+        spread: dict[str, Decimal] = {}
         need = amount
         for d in sorted(self.devices, key=lambda d: (-free[d], order[d])):
             if need <= 0:
                 break
             take = min(free[d], need)
             if take > 0:
-                alloc[d] = take
+                spread[d] = take
                 need -= take
-        return alloc
+        return spread
 
     def restore(self, kernel_id: str, alloc: dict[str, Decimal]) -> None:
         self.kernels[kernel_id] = dict(alloc)
@@ -149,13 +151,13 @@ class AcceleratorPlugin(ResourcePlugin):
     def slot_types(self) -> dict[str, str]:
         return {self.slot: "count"} if self.devices else {}
 
-    def capacity(self) -> dict[str, Decimal]:
-        return {self.slot: self.alloc.capacity()} if self.devices else {}
+    def capacity(self) -> ResourceSlot:
+        return ResourceSlot.of_decimals({self.slot: self.alloc.capacity()} if self.devices else {})
 
-    def occupied(self) -> dict[str, Decimal]:
-        return {self.slot: self.alloc.used()} if self.devices else {}
+    def occupied(self) -> ResourceSlot:
+        return ResourceSlot.of_decimals({self.slot: self.alloc.used()} if self.devices else {})
 
-    def allocate(self, kernel_id: str, request: dict[str, Decimal], opts: dict[str, Any]
+    def allocate(self, kernel_id: str, request: ResourceSlot, opts: dict[str, Any]
                  ) -> dict[str, Any]:
         got = self.alloc.allocate(kernel_id, request[self.slot])
         return {"slot": self.slot, "devices": {d: str(a) for d, a in got.items()}}
@@ -183,5 +185,5 @@ class AcceleratorPlugin(ResourcePlugin):
         if not self.devices:
             return None
         return {"plugin": self.name, "kind": self.kind, "slot": self.slot,
-                "shares_per_device": int(self.alloc.spd) if self.shares_mode else None,
+                "shares_per_device": int(self.alloc.per_device) if self.shares_mode else None,
                 "devices": [d.to_wire() for d in self.devices]}

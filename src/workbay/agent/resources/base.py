@@ -8,14 +8,14 @@ builder what to add to the container (environment variables, HostConfig fields).
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgtpe]?)(i?b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50, "e": 2**60}
+from workbay.common.domain import parse_bytes
+from workbay.common.slots import ResourceSlot, SlotParseError, plain_decimal
 
 
 class ResourceError(Exception):
@@ -28,24 +28,6 @@ class InsufficientResources(ResourceError):
 
 class InvalidResourceRequest(ResourceError):
     """The request itself is wrong (unknown slot, negative amount, fractional whole device…)."""
-
-
-def parse_size(value: str | int | float | Decimal) -> int:
-    """Bytes from ``16g``, ``512m``, ``1.5GiB``, ``1073741824`` (binary units)."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"negative size: {value}")
-        return value
-    if isinstance(value, (float, Decimal)):
-        if value < 0:
-            raise ValueError(f"negative size: {value}")
-        return int(value)
-    m = _SIZE.match(str(value))
-    if not m:
-        raise ValueError(f"not a size: {value!r}")
-    return int(Decimal(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def to_decimal(value: Any, slot: str = "") -> Decimal:
@@ -64,7 +46,7 @@ def to_decimal(value: Any, slot: str = "") -> Decimal:
             d = Decimal(text)
         except InvalidOperation:
             try:
-                d = Decimal(parse_size(text))
+                d = parse_bytes(text)
             except ValueError:
                 raise InvalidResourceRequest(f"{slot or 'amount'}: not a number: {value!r}") from None
     if not d.is_finite():
@@ -74,19 +56,18 @@ def to_decimal(value: Any, slot: str = "") -> Decimal:
     return d
 
 
-def fmt_decimal(d: Decimal) -> str:
-    """``Decimal`` → wire string without exponent or trailing zeros (``2``, ``0.5``, ``1073741824``)."""
-    if d == d.to_integral_value():
-        return str(d.quantize(Decimal(1)))
-    return format(d.normalize(), "f")
+def slots_to_wire(slots: Mapping[str, Decimal]) -> dict[str, str]:
+    """Slots as the RPC API sends them: decimal strings in plain notation, sorted by slot."""
+    return {k: plain_decimal(v) for k, v in sorted(slots.items())}
 
 
-def slots_to_wire(slots: dict[str, Decimal]) -> dict[str, str]:
-    return {k: fmt_decimal(v) for k, v in sorted(slots.items())}
-
-
-def slots_from_wire(slots: dict[str, Any]) -> dict[str, Decimal]:
-    return {k: to_decimal(v, k) for k, v in slots.items()}
+def slots_from_wire(slots: Mapping[str, Any]) -> ResourceSlot:
+    """Slots as the RPC API receives them (numbers, decimal strings, sizes for byte slots).
+    Raises InvalidResourceRequest naming the slot whose name or amount is wrong."""
+    try:
+        return ResourceSlot({k: to_decimal(v, k) for k, v in slots.items()})
+    except SlotParseError as e:
+        raise InvalidResourceRequest(str(e)) from None
 
 
 @dataclass
@@ -117,15 +98,15 @@ class ResourcePlugin(ABC):
         """Slots it owns → ``count`` or ``bytes``."""
 
     @abstractmethod
-    def capacity(self) -> dict[str, Decimal]:
+    def capacity(self) -> ResourceSlot:
         """Total amount of each owned slot."""
 
     @abstractmethod
-    def occupied(self) -> dict[str, Decimal]:
+    def occupied(self) -> ResourceSlot:
         """Amount of each owned slot held by live kernels."""
 
     @abstractmethod
-    def allocate(self, kernel_id: str, request: dict[str, Decimal], opts: dict[str, Any]
+    def allocate(self, kernel_id: str, request: ResourceSlot, opts: dict[str, Any]
                  ) -> dict[str, Any]:
         """Reserve ``request`` (only this plugin's slots, all > 0) for the kernel; return a
         JSON-able record of what was given. Raises InsufficientResources or

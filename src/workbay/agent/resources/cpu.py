@@ -12,6 +12,8 @@ import os
 from decimal import Decimal
 from typing import Any
 
+from workbay.common.slots import ResourceSlot
+
 from .base import ContainerContrib, InsufficientResources, InvalidResourceRequest, ResourcePlugin
 
 
@@ -76,13 +78,13 @@ class CPUPlugin(ResourcePlugin):
     def slot_types(self) -> dict[str, str]:
         return {"cpu": "count"}
 
-    def capacity(self) -> dict[str, Decimal]:
-        return {"cpu": self.alloc.capacity}
+    def capacity(self) -> ResourceSlot:
+        return ResourceSlot.of_decimals({"cpu": self.alloc.capacity})
 
-    def occupied(self) -> dict[str, Decimal]:
-        return {"cpu": self.alloc.used()}
+    def occupied(self) -> ResourceSlot:
+        return ResourceSlot.of_decimals({"cpu": self.alloc.used()})
 
-    def allocate(self, kernel_id: str, request: dict[str, Decimal], opts: dict[str, Any]
+    def allocate(self, kernel_id: str, request: ResourceSlot, opts: dict[str, Any]
                  ) -> dict[str, Any]:
         amount = request.get("cpu", Decimal(0))
         if amount <= 0:

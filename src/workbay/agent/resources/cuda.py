@@ -15,8 +15,10 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from workbay.common.slots import plain_decimal
+
 from .accelerator import AcceleratorPlugin, Device
-from .base import ContainerContrib, fmt_decimal
+from .base import ContainerContrib
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +27,11 @@ def detect_nvml_devices(nvml: Any = None) -> list[Device]:
     """GPUs NVML sees; [] when NVML (module, library, driver) is missing or fails."""
     if nvml is None:
         try:
-            import pynvml as nvml  # nvidia-ml-py
+            import pynvml  # nvidia-ml-py
         except ImportError:
             log.info("cuda: nvidia-ml-py not installed; no GPUs")
             return []
+        nvml = pynvml
     try:
         nvml.nvmlInit()
     except Exception as e:  # NVMLError_LibraryNotFound, _DriverNotLoaded, …
@@ -83,7 +86,7 @@ class CUDAPlugin(AcceleratorPlugin):
         env = {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in range(len(ids))),
                "NVIDIA_VISIBLE_DEVICES": ",".join(ids),
                "WORKBAY_CUDA_DEVICES": ",".join(
-                   f"{d.id}:{fmt_decimal(self.share_fraction(a))}" for d, a in devices)}
+                   f"{d.id}:{plain_decimal(self.share_fraction(a))}" for d, a in devices)}
         if self.shares_mode:
             frac = max(self.share_fraction(a) for _, a in devices)
             env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = str(max(1, min(100, int(frac * 100))))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from workbay.common.slots import ResourceSlot
+
 from .base import ContainerContrib, InsufficientResources, InvalidResourceRequest, ResourcePlugin
 
 DEFAULT_SHMEM = 64 * 2**20
@@ -44,13 +46,13 @@ class MemPlugin(ResourcePlugin):
     def slot_types(self) -> dict[str, str]:
         return {"mem": "bytes"}
 
-    def capacity(self) -> dict[str, Decimal]:
-        return {"mem": self.total}
+    def capacity(self) -> ResourceSlot:
+        return ResourceSlot.of_decimals({"mem": self.total})
 
-    def occupied(self) -> dict[str, Decimal]:
-        return {"mem": sum(self.kernels.values(), Decimal(0))}
+    def occupied(self) -> ResourceSlot:
+        return ResourceSlot.of_decimals({"mem": sum(self.kernels.values(), Decimal(0))})
 
-    def allocate(self, kernel_id: str, request: dict[str, Decimal], opts: dict[str, Any]
+    def allocate(self, kernel_id: str, request: ResourceSlot, opts: dict[str, Any]
                  ) -> dict[str, Any]:
         amount = request.get("mem", Decimal(0))
         if amount <= 0:

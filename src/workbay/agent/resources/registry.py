@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from workbay.common.slots import ResourceSlot
+
 from .accelerator import AcceleratorPlugin
 from .base import (
     ContainerContrib,
@@ -39,22 +41,26 @@ class ResourceRegistry:
             out.update(p.slot_types())
         return out
 
-    def capacity(self) -> dict[str, Decimal]:
+    def capacity(self) -> ResourceSlot:
         out: dict[str, Decimal] = {}
         for p in self.plugins:
             out.update(p.capacity())
-        return out
+        return ResourceSlot.of_decimals(out)
 
-    def occupied(self) -> dict[str, Decimal]:
+    def occupied(self) -> ResourceSlot:
         out: dict[str, Decimal] = {}
         for p in self.plugins:
             out.update(p.occupied())
-        return out
+        return ResourceSlot.of_decimals(out)
+
+    def free_capacity(self) -> ResourceSlot:
+        """What is left to allocate, slot by slot."""
+        return self.capacity() - self.occupied()
 
     def accelerators(self) -> list[dict[str, Any]]:
         return [d for p in self.plugins if (d := p.describe()) is not None]
 
-    def allocate(self, kernel_id: str, slots: dict[str, Decimal], opts: dict[str, Any]
+    def allocate(self, kernel_id: str, slots: ResourceSlot, opts: dict[str, Any]
                  ) -> dict[str, Any]:
         """Allocate every requested slot or nothing; returns {plugin name: record}."""
         unknown = sorted(s for s, v in slots.items() if v > 0 and s not in self.by_slot)
@@ -63,7 +69,8 @@ class ResourceRegistry:
         records: dict[str, Any] = {}
         try:
             for p in self.plugins:
-                mine = {s: v for s, v in slots.items() if self.by_slot.get(s) is p and v > 0}
+                mine = ResourceSlot.of_decimals({s: v for s, v in slots.items()
+                                                 if self.by_slot.get(s) is p and v > 0})
                 if not mine and not isinstance(p, (CPUPlugin, MemPlugin)):
                     continue
                 records[p.name] = p.allocate(kernel_id, mine, opts)
@@ -73,7 +80,7 @@ class ResourceRegistry:
             raise
         return records
 
-    def allocate_many(self, requests: list[tuple[str, dict[str, Decimal], dict[str, Any]]]
+    def allocate_many(self, requests: list[tuple[str, ResourceSlot, dict[str, Any]]]
                       ) -> dict[str, dict[str, Any]]:
         """All kernels of a session or none."""
         done: dict[str, dict[str, Any]] = {}
@@ -88,7 +95,7 @@ class ResourceRegistry:
 
     def restore(self, kernel_id: str, records: dict[str, Any]) -> None:
         for name, record in records.items():
-            p = self._plugin(name, missing_ok=True)
+            p = self._find(name)
             if p is not None:
                 p.restore(kernel_id, record)
 
@@ -99,18 +106,21 @@ class ResourceRegistry:
     def contrib(self, records: dict[str, Any], opts: dict[str, Any]) -> ContainerContrib:
         out = ContainerContrib()
         for name, record in records.items():
-            p = self._plugin(name, missing_ok=True)
+            p = self._find(name)
             if p is not None:
                 out.merge(p.contrib(record, opts))
         return out
 
-    def _plugin(self, name: str, missing_ok: bool = False) -> ResourcePlugin | None:
-        for p in self.plugins:
-            if p.name == name:
-                return p
-        if missing_ok:
-            return None
-        raise KeyError(name)
+    def _find(self, name: str) -> ResourcePlugin | None:
+        """The plugin named ``name``; None for a record of a plugin this agent no longer has
+        (its config changed since the kernel started)."""
+        return next((p for p in self.plugins if p.name == name), None)
+
+    def _plugin(self, name: str) -> ResourcePlugin:
+        p = self._find(name)
+        if p is None:
+            raise KeyError(name)
+        return p
 
     async def close(self) -> None:
         for p in self.plugins:

@@ -15,8 +15,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from workbay.common.domain import parse_bytes
+from workbay.common.slots import plain_decimal
+
 from .accelerator import AcceleratorPlugin, Device
-from .base import ContainerContrib, fmt_decimal, parse_size
+from .base import ContainerContrib
 
 
 def default_env_var(kind: str) -> str:
@@ -38,7 +41,7 @@ class SimulatedPlugin(AcceleratorPlugin):
         self.kind = kind
         self.name = f"sim-{slot}"
         self.env_var = env or default_env_var(kind)
-        mem = parse_size(memory)
+        mem = int(parse_bytes(memory))
         devices = [Device(str(i), model=model, memory=mem, extra={"simulated": True})
                    for i in range(count)]
         super().__init__(devices, shares_per_device)
@@ -46,7 +49,7 @@ class SimulatedPlugin(AcceleratorPlugin):
     def device_contrib(self, devices: list[tuple[Device, Decimal]], opts: dict[str, Any]
                        ) -> ContainerContrib:
         ids = [d.id for d, _ in devices]
-        detail = ",".join(f"{d.id}:{fmt_decimal(self.share_fraction(a))}" for d, a in devices)
+        detail = ",".join(f"{d.id}:{plain_decimal(self.share_fraction(a))}" for d, a in devices)
         env = {self.env_var: ",".join(ids), "WORKBAY_SIMULATED_DEVICES": detail}
         if self.shares_mode:
             mem = sum(int(d.memory * self.share_fraction(a)) for d, a in devices)
