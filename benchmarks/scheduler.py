@@ -34,13 +34,13 @@ from decimal import Decimal
 
 from workbay.common.slots import ResourceSlot
 from workbay.manager.scheduler.core import (
-    Agent,
+    AgentCapacity,
     AgentSelection,
     ClusterMode,
     DependencyState,
     KeypairUsage,
     PendingSession,
-    ResourceGroup,
+    ResourceGroupPolicy,
     SchedulerKind,
     SchedulingInput,
     SessionType,
@@ -63,7 +63,7 @@ def build_input(n_sessions: int = 10_000, n_agents: int = 1_000, *, seed: int = 
                 scheduler: SchedulerKind = SchedulerKind.FIFO,
                 selection: AgentSelection = AgentSelection.DISPERSED) -> SchedulingInput:
     rnd = random.Random(seed)
-    group = ResourceGroup("default", scheduler=scheduler, agent_selection=selection, retries_to_skip=0,
+    group = ResourceGroupPolicy("default", scheduler=scheduler, agent_selection=selection, retries_to_skip=0,
                           pending_timeout=3600)
     agents = []
     for i in range(n_agents):
@@ -73,7 +73,7 @@ def build_input(n_sessions: int = 10_000, n_agents: int = 1_000, *, seed: int = 
             total["cuda.shares"] = 8
         busy = Decimal(rnd.randint(0, 50)) / 100
         occupied = {k: (Decimal(v) * busy).quantize(Decimal(1)) for k, v in total.items()}
-        agents.append(Agent(f"agent-{i:04d}", "default", ResourceSlot(total), ResourceSlot(occupied)))
+        agents.append(AgentCapacity(f"agent-{i:04d}", "default", ResourceSlot(total), ResourceSlot(occupied)))
     keys = [f"AK{i:04d}" for i in range(500)]
     keypairs = {}
     for i, k in enumerate(keys):

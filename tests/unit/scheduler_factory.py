@@ -8,11 +8,11 @@ from typing import Any
 
 from workbay.common.slots import ResourceSlot
 from workbay.manager.scheduler.core import (
-    Agent,
+    AgentCapacity,
     DependencyState,
     KeypairUsage,
     PendingSession,
-    ResourceGroup,
+    ResourceGroupPolicy,
     SchedulingInput,
     SchedulingResult,
     Usage,
@@ -29,10 +29,10 @@ def slots(**kw: Any) -> ResourceSlot:
 
 
 def agent(id: str, *, cpu: Any = 8, mem: Any = "16g", occupied: Mapping[str, Any] | None = None,
-          group: str = "default", arch: str = "x86_64", schedulable: bool = True, **extra: Any) -> Agent:
+          group: str = "default", arch: str = "x86_64", schedulable: bool = True, **extra: Any) -> AgentCapacity:
     total = {"cpu": cpu, "mem": mem, **{k.replace("_", "."): v for k, v in extra.items()}}
     occ = ResourceSlot.from_user({k.replace("_", "."): v for k, v in (occupied or {}).items()})
-    return Agent(id, group, ResourceSlot.from_user(total), occ, arch, schedulable)
+    return AgentCapacity(id, group, ResourceSlot.from_user(total), occ, arch, schedulable)
 
 
 def session(id: str, *, age: float = 0, cpu: Any = 1, mem: Any = "1g", key: str = "AK1", project: str = "p1",
@@ -52,7 +52,7 @@ def session(id: str, *, age: float = 0, cpu: Any = 1, mem: Any = "1g", key: str 
                           **fields)
 
 
-def make_input(sessions: Iterable[PendingSession], agents: Iterable[Agent], *, group: ResourceGroup | None = None,
+def make_input(sessions: Iterable[PendingSession], agents: Iterable[AgentCapacity], *, group: ResourceGroupPolicy | None = None,
                keypairs: Mapping[str, KeypairUsage] | None = None, projects: Mapping[str, Usage] | None = None,
                domains: Mapping[str, Usage] | None = None, deps: Mapping[str, DependencyState] | None = None,
                group_usage: Mapping[str, ResourceSlot] | None = None, now: datetime = NOW,
@@ -65,11 +65,11 @@ def make_input(sessions: Iterable[PendingSession], agents: Iterable[Agent], *, g
         kp.setdefault(s.access_key, KeypairUsage())
         pr.setdefault(s.project_id, Usage())
         dm.setdefault(s.domain, Usage())
-    g = group or ResourceGroup("default", **group_kw)
+    g = group or ResourceGroupPolicy("default", **group_kw)
     return SchedulingInput(now, g, list(agents), sessions, kp, pr, dm, dict(deps or {}), dict(group_usage or {}))
 
 
-def tick(sessions: Iterable[PendingSession], agents: Iterable[Agent], **kw: Any) -> SchedulingResult:
+def tick(sessions: Iterable[PendingSession], agents: Iterable[AgentCapacity], **kw: Any) -> SchedulingResult:
     return schedule(make_input(sessions, agents, **kw))
 
 

@@ -25,7 +25,7 @@ from workbay.manager.scheduler.core import (
     DependencyState,
     KeypairUsage,
     PendingSession,
-    ResourceGroup,
+    ResourceGroupPolicy,
     Scheduled,
     SessionType,
     StillPending,
@@ -79,7 +79,7 @@ def test_reserved_start_never_blocks_others():
 
 # -- allowed session types ----------------------------------------------------------------------
 def test_allowed_session_types():
-    group = ResourceGroup("default", allowed_session_types={"interactive"})
+    group = ResourceGroupPolicy("default", allowed_session_types={"interactive"})
     r = tick([session("b", session_type="batch"), session("i"), session("inf", session_type=SessionType.INFERENCE)],
              BIG, group=group)
     assert ids(r.scheduled) == ["i"]
@@ -268,17 +268,17 @@ def test_decimals_are_exact():
 # -- input validation ---------------------------------------------------------------------------
 def test_bad_input_fails_loudly():
     with pytest.raises(ValueError, match="scheduler"):
-        ResourceGroup("g", scheduler="random")
+        ResourceGroupPolicy("g", scheduler="random")
     with pytest.raises(ValueError, match="agent selection"):
-        ResourceGroup("g", agent_selection="roundrobin")
+        ResourceGroupPolicy("g", agent_selection="roundrobin")
     with pytest.raises(ValueError, match="session type"):
-        ResourceGroup("g", allowed_session_types={"weird"})
+        ResourceGroupPolicy("g", allowed_session_types={"weird"})
     with pytest.raises(ValueError, match="at least one"):
-        ResourceGroup("g", allowed_session_types=set())
+        ResourceGroupPolicy("g", allowed_session_types=set())
     with pytest.raises(ValueError):
-        ResourceGroup("g", pending_timeout=-1)
+        ResourceGroupPolicy("g", pending_timeout=-1)
     with pytest.raises(ValueError):
-        ResourceGroup("g", retries_to_skip=-1)
+        ResourceGroupPolicy("g", retries_to_skip=-1)
     with pytest.raises(ValueError, match="cluster_size"):
         session("s", cluster_size=0)
     with pytest.raises(ValueError, match="cluster mode"):
@@ -294,6 +294,6 @@ def test_bad_input_fails_loudly():
 
 
 def test_string_enums_are_accepted():
-    g = ResourceGroup("g", scheduler="drf", agent_selection="concentrated", allowed_session_types=["batch"])
+    g = ResourceGroupPolicy("g", scheduler="drf", agent_selection="concentrated", allowed_session_types=["batch"])
     assert g.scheduler == "drf" and g.agent_selection == "concentrated"
     assert g.allowed_session_types == frozenset({SessionType.BATCH})

@@ -14,14 +14,14 @@ from tests.unit.scheduler_factory import GIB, NOW, ids, make_input
 from workbay.common.slots import ResourceSlot
 from workbay.manager.scheduler.core import (
     PREDICATE_NAMES,
-    Agent,
+    AgentCapacity,
     AgentSelection,
     Cancelled,
     ClusterMode,
     DependencyState,
     KeypairUsage,
     PendingSession,
-    ResourceGroup,
+    ResourceGroupPolicy,
     Scheduled,
     SchedulerKind,
     SessionType,
@@ -73,7 +73,7 @@ def _agent(i, cpu, mem_gib, half_shares, occ_tenths, group, arch, schedulable):
     if half_shares is not None:
         total["cuda.shares"] = D(half_shares) / 2
     occ = {k: v * D(occ_tenths) / 10 for k, v in total.items()}  # up to 120 %
-    return Agent(f"ag{i}", group, ResourceSlot(total), ResourceSlot(occ), arch, schedulable)
+    return AgentCapacity(f"ag{i}", group, ResourceSlot(total), ResourceSlot(occ), arch, schedulable)
 
 
 AGENT_FIELDS = st.tuples(st.integers(0, 16), st.integers(0, 32), st.none() | st.integers(0, 8), st.integers(0, 12),
@@ -103,7 +103,7 @@ def _session(i, f):
 
 SESSIONS = st.lists(SESSION_FIELDS, max_size=12).map(lambda fs: [_session(i, f) for i, f in enumerate(fs)])
 GROUPS = st.builds(
-    ResourceGroup, st.just("default"), scheduler=st.sampled_from(list(SchedulerKind)),
+    ResourceGroupPolicy, st.just("default"), scheduler=st.sampled_from(list(SchedulerKind)),
     pending_timeout=st.sampled_from([0, 0, 500]), retries_to_skip=st.integers(0, 3),
     allowed_session_types=st.sampled_from([frozenset(SessionType), frozenset({SessionType.INTERACTIVE, SessionType.BATCH})]),
     agent_selection=st.sampled_from(list(AgentSelection)))
@@ -227,7 +227,7 @@ def test_invariants_over_random_ticks(inp):
 
 # -- orders -------------------------------------------------------------------------------------
 ROOMY_REQUESTS = slot_maps(4, 4)
-ROOMY_AGENT = Agent("a", "default", ResourceSlot({"cpu": 64, "mem": 64 * GIB, "cuda.shares": 40}))
+ROOMY_AGENT = AgentCapacity("a", "default", ResourceSlot({"cpu": 64, "mem": 64 * GIB, "cuda.shares": 40}))
 
 
 def roomy(kind):
@@ -279,7 +279,7 @@ def test_drf_always_picks_the_smallest_dominant_share(inp, usage):
 def test_identical_sessions_fill_exactly_the_room(room, n, kind):
     """k identical sessions and room for ``room``: min(k, room) are scheduled — the oldest under
     FIFO, the newest under LIFO — and nothing more."""
-    agents = [Agent("a", "default", ResourceSlot({"cpu": room, "mem": 100 * GIB}))]
+    agents = [AgentCapacity("a", "default", ResourceSlot({"cpu": room, "mem": 100 * GIB}))]
     ss = [PendingSession(f"s{i}", NOW - timedelta(seconds=100 - i), "A", "p", "d", "default",
                          ResourceSlot({"cpu": 1, "mem": GIB})) for i in range(n)]
     r = schedule(make_input(ss, agents, scheduler=kind))

@@ -8,32 +8,10 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
+from workbay.common.domain import AgentSelection, ClusterMode, SchedulerKind, SessionType
 from workbay.common.slots import ResourceSlot, request_problem
 
 EMPTY = ResourceSlot()
-
-
-class SchedulerKind(StrEnum):
-    FIFO = "fifo"
-    LIFO = "lifo"
-    DRF = "drf"
-
-
-class AgentSelection(StrEnum):
-    DISPERSED = "dispersed"
-    CONCENTRATED = "concentrated"
-
-
-class SessionType(StrEnum):
-    INTERACTIVE = "interactive"
-    BATCH = "batch"
-    INFERENCE = "inference"
-    SYSTEM = "system"  # SFTP / file-browser sessions: not counted in the owner's limits (AP-7)
-
-
-class ClusterMode(StrEnum):
-    SINGLE_NODE = "single-node"
-    MULTI_NODE = "multi-node"
 
 
 class DependencyState(StrEnum):
@@ -79,7 +57,7 @@ def _enum(cls: type[StrEnum], value: object, what: str) -> StrEnum:
 
 
 @dataclass(frozen=True, slots=True)
-class ResourceGroup:
+class ResourceGroupPolicy:
     """A resource group's scheduler settings.  Unknown values fail loudly (``ValueError``).
 
     ``pending_timeout``: seconds a session may wait PENDING before it is cancelled (0 = never).
@@ -107,7 +85,7 @@ class ResourceGroup:
 
 
 @dataclass(frozen=True, slots=True)
-class Agent:
+class AgentCapacity:
     """An agent as the scheduler sees it.  ``total_slots`` is its capacity (Backend.AI's
     ``agents.available_slots``); ``occupied_slots`` what its live kernels hold."""
     id: str
@@ -204,8 +182,8 @@ class SchedulingInput:
     occupies in this group (DRF's dominant share); a missing key occupies nothing.  Agents of other
     groups may be passed; they are never candidates."""
     now: datetime
-    resource_group: ResourceGroup
-    agents: Sequence[Agent]
+    resource_group: ResourceGroupPolicy
+    agents: Sequence[AgentCapacity]
     pending: Sequence[PendingSession]
     keypairs: Mapping[str, KeypairUsage]
     projects: Mapping[str, Usage]

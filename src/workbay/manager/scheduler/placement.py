@@ -1,6 +1,6 @@
 """Agent selection for one tick: which agent(s) get a session's kernels.
 
-``AgentPool`` is the tick's working copy of the candidate agents' free slots (the input ``Agent``
+``AgentPool`` is the tick's working copy of the candidate agents' free slots (the input ``AgentCapacity``
 objects are never touched).  Rules:
 
 - candidates: agents of the resource group that are schedulable, have the session's architecture,
@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from workbay.common.slots import ZERO, ResourceSlot
 
-from .model import Agent, AgentSelection, ClusterMode
+from .model import AgentCapacity, AgentSelection, ClusterMode
 
 _FAILED_CACHE_CAP = 64
 _SHAPES_PER_BUCKET_CAP = 256
@@ -37,7 +37,7 @@ _SHAPES_PER_BUCKET_CAP = 256
 class _AgentState:
     __slots__ = ("id", "arch", "total", "used", "free", "sig", "util", "version", "changed")
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: AgentCapacity) -> None:
         self.id = agent.id
         self.arch = agent.architecture
         self.total = {k: v for k, v in agent.total_slots.items()}
@@ -111,7 +111,7 @@ def request_items(slots: ResourceSlot) -> tuple[tuple[str, Decimal], ...]:
 class AgentPool:
     """The candidate agents of one resource group during one tick."""
 
-    def __init__(self, agents: Iterable[Agent], resource_group: str, selection: AgentSelection) -> None:
+    def __init__(self, agents: Iterable[AgentCapacity], resource_group: str, selection: AgentSelection) -> None:
         self.selection = AgentSelection(selection)
         self._sign = 1 if self.selection is AgentSelection.DISPERSED else -1
         self.states: dict[str, _AgentState] = {}

@@ -21,7 +21,7 @@ from .model import (
     KeypairUsage,
     PendingSession,
     PredicateResult,
-    ResourceGroup,
+    ResourceGroupPolicy,
 )
 
 
@@ -33,7 +33,7 @@ def reserved_start_time(s: PendingSession, now: datetime) -> PredicateResult:
     return PredicateResult(PRED_START_TIME, False, f"reserved to start at {s.starts_at.isoformat()}")
 
 
-def allowed_session_type(s: PendingSession, group: ResourceGroup) -> PredicateResult:
+def allowed_session_type(s: PendingSession, group: ResourceGroupPolicy) -> PredicateResult:
     if s.session_type in group.allowed_session_types:
         return PredicateResult(PRED_SESSION_TYPE, True, f"{s.session_type} sessions are allowed")
     allowed = ", ".join(sorted(group.allowed_session_types))
