@@ -41,6 +41,16 @@ async def test_summary_and_agent_summary(manager):
     assert mine["my_sessions"]["live"] == 2 and mine["my_sessions"]["limit"] == 30
     assert float(mine["capacity"]["cpu"]) >= 4
     assert mine["utilization"]["cpu"] is not None and mine["utilization"]["mem"] is not None  # measured, UI-4
+    # Workbay's own endpoint speaks Workbay's names: ``project`` and ``resource_group``
+    named = await ac.get("/resource/summary", params={"project": "default", "resource_group": "default"})
+    assert named["project"] == {"id": default["id"], "name": "default"} and named["resource_group"] == "default"
+    by_id = await ac.get("/resource/agent-summary", params={"project": default["id"]})
+    assert agent_id in {a["id"] for a in by_id["items"]}
+    for old in ({"group": "default"}, {"scaling_group": "default"}):  # Backend.AI's names are refused, not ignored
+        for path in ("/resource/summary", "/resource/agent-summary"):
+            with pytest.raises(APIError) as e:
+                await ac.get(path, params=old)
+            assert e.value.status == 400 and next(iter(old)) in str(e.value)
     seen = await admin.get("/resource/summary")
     assert seen["sessions"]["running"] >= 2                                  # the domain's
     agents = {a["id"]: a for a in (await bc.get("/resource/agent-summary"))["items"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -136,3 +137,12 @@ class KeypairService:
             if others == 0:
                 raise Conflict("This is the user's only keypair; deactivate it instead.")
             await s.delete(kp)
+
+    async def main_access_keys(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Each user's main (default) keypair.  No authorization: callers list users they may see."""
+        if not user_ids:
+            return {}
+        async with self.ctx.db() as s:
+            rows = await s.execute(select(Keypair.user_id, Keypair.access_key).where(
+                Keypair.user_id.in_(user_ids), Keypair.is_default.is_(True)))
+        return {uid: ak for uid, ak in rows.tuples()}

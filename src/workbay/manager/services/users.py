@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -290,3 +291,31 @@ class UserService:
             user.totp_activated, user.totp_key, user.totp_activated_at = False, None, None
             await s.flush()
             return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """What a list of keypairs shows of each owner."""
+
+    full_name: str | None
+    domain_name: str
+    projects: list[str]  # names of the projects they are a member of, sorted
+
+
+async def user_profiles(ctx: ServiceContext, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, UserProfile]:
+    """Full name, domain and project names of these users.  No authorization: callers list what they
+    may see (the keypair service gives owners' emails only)."""
+    if not user_ids:
+        return {}
+    ids = list(user_ids)
+    async with ctx.db() as s:
+        users = (await s.execute(select(User.uuid, User.full_name, User.domain_name)
+                                 .where(User.uuid.in_(ids)))).tuples().all()
+        memberships = (await s.execute(
+            select(ProjectMember.user_id, Project.name).join(Project, Project.id == ProjectMember.project_id)
+            .where(ProjectMember.user_id.in_(ids)).order_by(Project.name))).tuples().all()
+    names: dict[uuid.UUID, list[str]] = {uid: [] for uid, _, _ in users}
+    for uid, name in memberships:
+        names.setdefault(uid, []).append(name)
+    return {uid: UserProfile(full_name=full_name, domain_name=domain, projects=names[uid])
+            for uid, full_name, domain in users}

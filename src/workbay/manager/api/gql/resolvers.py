@@ -6,7 +6,7 @@ list`` / ``info``), ``keypair_list`` (``backend.ai admin keypair list``), ``grou
 (``admin group list`` / ``info``), ``scaling_groups`` and ``scaling_group`` (``admin scaling-group
 list`` / ``info``) and ``images`` (``admin image list``).
 
-Resolvers call the existing services, which apply the same authorization as ``GET /sessions``,
+Resolvers call services only (no SQL here); the services apply the same authorization as ``GET /sessions``,
 ``GET /folders``, the keypair API, ``GET /admin/agents``, ``GET /admin/users``, ``GET /admin/projects``, ``GET /admin/resource-groups``
 and ``GET /images``.  No mutations: the schema has no
 Mutation type, so graphql-core refuses them at validation.  ``filter`` expressions are refused
@@ -15,300 +15,36 @@ rather than ignored.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
 
-from graphql import (
-    GraphQLError,
-    build_schema,
-    execute,
-    parse,
-    validate,
-)
-from graphql.language import StringValueNode
+from graphql import GraphQLError, execute, parse, validate
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
+from workbay.common.domain import ALL_STATUSES, AgentStatus, UserStatus
 from workbay.common.errors import BackendError
-from workbay.manager.models import ComputeSession, Keypair, Project, ProjectMember, User
+from workbay.manager.services.access import Actor
+from workbay.manager.services.serialize import keypair_out
+from workbay.manager.services.session_queries import live_sessions_by_access_key
+from workbay.manager.services.users import user_profiles
+from workbay.manager.state import ManagerState
 
-from .access import Actor
-from .auth import AuthService
-from .compute_admin import ComputeAdmin
-from .context import ServiceContext
-from .folders import FolderService
-from .keypairs import KeypairService
-from .projects import ProjectService
-from .serialize import keypair_out
-from .session_request import DEAD_STATUSES
-from .sessions import SessionService
-from .users import UserService
+from .schema import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_TOKENS, SCHEMA
 
-# Enough for any query the client builds (its longest, ps --detail, is about 120 tokens) and small
-# enough that aliasing one list field thousands of times cannot turn one request into thousands of queries.
-MAX_TOKENS = 1000
-MAX_QUERY_CHARS = 20_000
-MAX_PAGE_SIZE = 1000
-SESSION_STATUSES = ("PENDING", "SCHEDULED", "PULLING", "PREPARING", "RUNNING", "RESTARTING",
-                    "RUNNING_DEGRADED", "TERMINATING", "TERMINATED", "ERROR", "CANCELLED")
+SESSION_STATUSES: tuple[str, ...] = ALL_STATUSES
+AGENT_STATUSES: tuple[str, ...] = tuple(AgentStatus)
+USER_STATUSES: tuple[str, ...] = tuple(UserStatus)
 # Backend.AI's ordering columns -> Workbay's session sort keys.
 SESSION_ORDER_KEYS = {"created_at": "created_at", "name": "name", "status": "status", "type": "type",
                       "terminated_at": "terminated_at", "scaling_group": "resource_group"}
-AGENT_STATUSES = ("ALIVE", "LOST", "TERMINATED")
 AGENT_ORDER_KEYS = ("id", "status", "scaling_group", "region", "architecture", "addr", "first_contact")
-USER_STATUSES = ("active", "inactive", "deleted", "before-verification")
 USER_ORDER_KEYS = ("uuid", "username", "role", "email", "full_name", "need_password_change", "status",
                    "status_info", "created_at", "modified_at", "domain_name")
 KEYPAIR_ORDER_KEYS = ("access_key", "user_id", "is_active", "is_admin", "created_at", "last_used",
                       "resource_policy", "rate_limit")
 FOLDER_ORDER_KEYS = ("host", "name", "created_at", "creator", "ownership_type", "status", "permission")
-
-SDL = """
-scalar UUID
-scalar DateTime
-scalar JSONString
-
-type Query {
-  compute_session_list(limit: Int!, offset: Int!, status: String, access_key: String, group_id: UUID,
-                       filter: String, order: String): ComputeSessionList
-  vfolder_list(limit: Int!, offset: Int!, group_id: UUID, user_id: UUID, filter: String,
-               order: String): VirtualFolderList
-  keypair(access_key: String): KeyPair
-  agent_list(limit: Int!, offset: Int!, status: String, scaling_group: String, filter: String,
-             order: String): AgentList
-  user_list(limit: Int!, offset: Int!, status: String, group_id: UUID, filter: String, order: String): UserList
-  user(email: String): User
-  keypair_list(limit: Int!, offset: Int!, is_active: Boolean, domain_name: String, email: String,
-               filter: String, order: String): KeyPairList
-  groups(domain_name: String, is_active: Boolean): [Group]
-  group(id: UUID!): Group
-  scaling_groups(is_active: Boolean): [ScalingGroup]
-  scaling_group(name: String): ScalingGroup
-  images(is_operation: Boolean): [Image]
-}
-
-type Group {
-  id: UUID
-  name: String
-  description: String
-  is_active: Boolean
-  created_at: DateTime
-  modified_at: DateTime
-  domain_name: String
-  type: String
-  total_resource_slots: JSONString
-  allowed_vfolder_hosts: JSONString
-  integration_id: String
-  resource_policy: String
-}
-
-type ScalingGroup {
-  name: String
-  description: String
-  is_active: Boolean
-  is_public: Boolean
-  created_at: DateTime
-  driver: String
-  driver_opts: JSONString
-  scheduler: String
-  scheduler_opts: JSONString
-  use_host_network: Boolean
-  wsproxy_addr: String
-  wsproxy_api_token: String
-}
-
-type KVPair { key: String value: String }
-
-type Image {
-  id: UUID
-  name: String
-  registry: String
-  architecture: String
-  tag: String
-  digest: String
-  size_bytes: Float
-  labels: [KVPair]
-  aliases: [String]
-  installed: Boolean
-  installed_agents: [String]
-}
-
-type UserList { items: [User]! total_count: Int! }
-type KeyPairList { items: [KeyPair]! total_count: Int! }
-type UserGroup { id: UUID name: String }
-
-type User {
-  uuid: UUID
-  id: UUID
-  username: String
-  email: String
-  need_password_change: Boolean
-  full_name: String
-  description: String
-  is_active: Boolean
-  status: String
-  status_info: String
-  created_at: DateTime
-  modified_at: DateTime
-  domain_name: String
-  role: String
-  resource_policy: String
-  groups: [UserGroup]
-  allowed_client_ip: [String]
-  totp_activated: Boolean
-  sudo_session_enabled: Boolean
-  main_access_key: String
-}
-
-type AgentList { items: [Agent]! total_count: Int! }
-
-type Agent {
-  id: String
-  status: String
-  status_info: String
-  region: String
-  architecture: String
-  scaling_group: String
-  schedulable: Boolean
-  addr: String
-  version: String
-  available_slots: JSONString
-  occupied_slots: JSONString
-  live_stat: JSONString
-  first_contact: DateTime
-  lost_at: DateTime
-  cpu_cur_pct: Float
-  mem_cur_bytes: Float
-}
-
-type ComputeSessionList { items: [ComputeSession]! total_count: Int! }
-type VirtualFolderList { items: [VirtualFolder]! total_count: Int! }
-
-type ComputeSession {
-  id: UUID
-  session_id: UUID
-  main_kernel_id: UUID
-  tag: String
-  name: String
-  type: String
-  image: String
-  architecture: String
-  cluster_mode: String
-  cluster_size: Int
-  domain_name: String
-  group_name: String
-  group_id: UUID
-  agent_ids: [String]
-  user_email: String
-  user_id: UUID
-  access_key: String
-  status: String
-  status_info: String
-  status_data: JSONString
-  status_changed: DateTime
-  created_at: DateTime
-  terminated_at: DateTime
-  starts_at: DateTime
-  scheduled_at: DateTime
-  startup_command: String
-  result: String
-  resource_opts: JSONString
-  scaling_group: String
-  service_ports: JSONString
-  mounts: [String]
-  occupying_slots: JSONString
-  occupied_slots: JSONString
-  abusing_reports: [JSONString]
-}
-
-type VirtualFolder {
-  id: UUID
-  host: String
-  name: String
-  user: UUID
-  user_email: String
-  group: UUID
-  group_name: String
-  creator: String
-  status: String
-  usage_mode: String
-  permission: String
-  ownership_type: String
-  max_files: Int
-  max_size: Float
-  created_at: DateTime
-  last_used: DateTime
-  cur_size: Float
-  cloneable: Boolean
-}
-
-type UserInfo { email: String full_name: String }
-
-type KeyPair {
-  user_id: String
-  user_info: UserInfo
-  access_key: String
-  secret_key: String
-  is_active: Boolean
-  is_admin: Boolean
-  created_at: DateTime
-  last_used: DateTime
-  resource_policy: String
-  rate_limit: Int
-  num_queries: Int
-  ssh_public_key: String
-  projects: [String]
-  concurrency_used: Int
-}
-"""
-
-
-def _parse_uuid(value: Any) -> str:
-    if not isinstance(value, str):
-        raise GraphQLError("A UUID must be a string.")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise GraphQLError(f"Not a UUID: {value[:64]!r}") from None
-
-
-def _parse_uuid_literal(node: Any, _variables: Any = None) -> str:
-    if not isinstance(node, StringValueNode):
-        raise GraphQLError("A UUID must be a string.")
-    return _parse_uuid(node.value)
-
-
-def _output_only(_: Any) -> Any:
-    raise GraphQLError("This scalar is output only.")
-
-
-def _output_only_literal(_node: Any, _variables: Any = None) -> Any:
-    raise GraphQLError("This scalar is output only.")
-
-
-def _define_scalar(schema: Any, name: str, serialize: Any, parse_value: Any, parse_literal: Any) -> None:
-    """Give an SDL-declared scalar its functions (graphql-core 3.2 names and 3.3's coerce_* names)."""
-    scalar = schema.type_map[name]
-    scalar.serialize = scalar.coerce_output_value = serialize
-    scalar.parse_value = scalar.coerce_input_value = parse_value
-    scalar.parse_literal = parse_literal
-    if hasattr(scalar, "coerce_input_literal"):
-        scalar.coerce_input_literal = None  # 3.3: fall back to parse_literal
-
-
-def _build() -> Any:
-    schema = build_schema(SDL)
-    _define_scalar(schema, "UUID", str, _parse_uuid, _parse_uuid_literal)
-    _define_scalar(schema, "DateTime", str, _output_only, _output_only_literal)
-    # Backend.AI sends JSON objects as JSON-encoded strings; the client decodes them
-    _define_scalar(schema, "JSONString", lambda v: json.dumps(v, default=str), _output_only, _output_only_literal)
-    return schema
-
-
-SCHEMA = _build()
 
 
 class GraphQLRequestError(BackendError):
@@ -449,21 +185,21 @@ def _sorted_page(items: list[dict[str, Any]], ordering: tuple[str, bool] | None,
 @dataclass
 class GraphQLContext:
     actor: Actor
-    service: GraphQLService
+    service: GraphQLExecutor
 
 
-class GraphQLService:
-    def __init__(self, ctx: ServiceContext, sessions: SessionService, folders: FolderService,
-                 auth: AuthService, keypairs: KeypairService, compute_admin: ComputeAdmin) -> None:
-        self.ctx = ctx
-        self.sessions = sessions
-        self.folders = folders
-        self.auth = auth
-        self.keypairs = keypairs
-        self.compute_admin = compute_admin
-        # stateless over ctx: no need to widen the constructor
-        self.users = UserService(ctx)
-        self.projects = ProjectService(ctx)
+class GraphQLExecutor:
+    """Runs one query against the manager's services (cheap to make: it only holds references)."""
+
+    def __init__(self, st: ManagerState) -> None:
+        self.ctx = st.ctx
+        self.sessions = st.sessions
+        self.folders = st.folders
+        self.auth = st.auth
+        self.keypairs = st.keypairs
+        self.compute_admin = st.compute_admin
+        self.users = st.users
+        self.projects = st.projects
 
     async def execute(self, actor: Actor, request: GraphQLRequest) -> dict[str, Any]:
         try:
@@ -479,15 +215,14 @@ class GraphQLService:
                 "keypair_list": self._keypair_list, "groups": self._groups, "group": self._group,
                 "scaling_groups": self._scaling_groups, "scaling_group": self._scaling_group,
                 "images": self._images}
-        result = execute(SCHEMA, document, root_value=root,
-                               context_value=GraphQLContext(actor, self),
-                               variable_values=request.variables, operation_name=request.operationName)
+        result = execute(SCHEMA, document, root_value=root, context_value=GraphQLContext(actor, self),
+                         variable_values=request.variables, operation_name=request.operationName)
         if isawaitable(result):  # synchronous when variables fail to coerce, before any resolver ran
             result = await result
         if result.errors:
-            for e in result.errors:
+            for err in result.errors:
                 # A resolver's own failure (a bug, the database) is a server error, not the query's.
-                original = e.original_error
+                original = err.original_error
                 if original is not None and not isinstance(original, (BackendError, GraphQLError)):
                     raise original
             raise self._failed(result.errors)
@@ -527,11 +262,8 @@ class GraphQLService:
         return {"items": [_session_node(i, names) for i in items], "total_count": found["total_count"]}
 
     async def _project_names(self, ids: set[str]) -> dict[str, str]:
-        if not ids:
-            return {}
-        async with self.ctx.db() as s:
-            rows = await s.execute(select(Project.id, Project.name).where(Project.id.in_([uuid.UUID(i) for i in ids])))
-        return {str(pid): name for pid, name in rows.all()}
+        names = await self.projects.names({uuid.UUID(i) for i in ids})
+        return {str(pid): name for pid, name in names.items()}
 
     async def _folder_list(self, info: Any, limit: int, offset: int, group_id: str | None = None,
                            user_id: str | None = None, filter: str | None = None,
@@ -605,12 +337,8 @@ class GraphQLService:
         return _user_node(found, await self._main_access_keys([found["uuid"]]))
 
     async def _main_access_keys(self, user_ids: list[str]) -> dict[str, str]:
-        if not user_ids:
-            return {}
-        async with self.ctx.db() as s:
-            rows = await s.execute(select(Keypair.user_id, Keypair.access_key).where(
-                Keypair.user_id.in_([uuid.UUID(i) for i in user_ids]), Keypair.is_default.is_(True)))
-        return {str(uid): ak for uid, ak in rows.all()}
+        keys = await self.keypairs.main_access_keys([uuid.UUID(i) for i in user_ids])
+        return {str(uid): ak for uid, ak in keys.items()}
 
     async def _keypair_list(self, info: Any, limit: int, offset: int, is_active: bool | None = None,
                             domain_name: str | None = None, email: str | None = None,
@@ -646,31 +374,13 @@ class GraphQLService:
 
     async def _keypair_owners(self, user_ids: set[str]) -> dict[str, dict[str, Any]]:
         """Full name, domain and project names of the keypairs' owners (the keypair service gives emails)."""
-        if not user_ids:
-            return {}
-        ids = [uuid.UUID(i) for i in user_ids]
-        async with self.ctx.db() as s:
-            users = (await s.execute(select(User.uuid, User.full_name, User.domain_name)
-                                     .where(User.uuid.in_(ids)))).all()
-            memberships = (await s.execute(
-                select(ProjectMember.user_id, Project.name).join(Project, Project.id == ProjectMember.project_id)
-                .where(ProjectMember.user_id.in_(ids)).order_by(Project.name))).all()
-        out = {str(uid): {"full_name": full_name, "domain_name": domain, "projects": []}
-               for uid, full_name, domain in users}
-        for uid, name in memberships:
-            out[str(uid)]["projects"].append(name)
-        return out
+        found = await user_profiles(self.ctx, {uuid.UUID(i) for i in user_ids})
+        return {str(uid): {"full_name": p.full_name, "domain_name": p.domain_name, "projects": p.projects}
+                for uid, p in found.items()}
 
     async def _sessions_running(self, access_keys: list[str]) -> dict[str, int]:
         """Backend.AI's concurrency_used: the keypair's sessions that are not over yet."""
-        if not access_keys:
-            return {}
-        async with self.ctx.db() as s:
-            rows = await s.execute(
-                select(ComputeSession.access_key, func.count()).where(
-                    ComputeSession.access_key.in_(access_keys), ComputeSession.status.not_in(DEAD_STATUSES))
-                .group_by(ComputeSession.access_key))
-        return {ak: n for ak, n in rows.all()}
+        return await live_sessions_by_access_key(self.ctx, access_keys)
 
     async def _groups(self, info: Any, domain_name: str | None = None,
                       is_active: bool | None = None) -> list[dict[str, Any]]:
