@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from workbay.client.cli_session import sse_events
+from workbay.client.sessions import sse_events
 
 
 async def test_recalculate_usage_in_the_background_reports_progress(manager):
