@@ -21,8 +21,8 @@ from workbay.client.cli_app import (
     split_ssh_args,
     ssh_command,
 )
-from workbay.client.cli_session import _extract_tar, _multipart_parts
 from workbay.client.sdk import APIError
+from workbay.client.sessions import DownloadError, extract_tar, multipart_parts
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -203,16 +203,18 @@ def test_multipart_parts_and_safe_extraction(tmp_path):
     boundary = "0123abcd"
     body = b"".join(f"--{boundary}\r\nContent-Type: application/x-tar\r\n\r\n".encode() + part + b"\r\n"
                     for part in (good, other)) + f"--{boundary}--\r\n".encode()
-    parts = _multipart_parts(body, f"multipart/mixed; boundary={boundary}")
+    parts = multipart_parts(body, f"multipart/mixed; boundary={boundary}")
     assert parts == [good, other]
-    assert _extract_tar(parts[0], tmp_path) == ["dir", "dir/a.txt"]
+    assert extract_tar(parts[0], tmp_path) == ["dir", "dir/a.txt"]
     assert (tmp_path / "dir" / "a.txt").read_bytes() == b"A\r\n--not-a-boundary"
 
     evil = _tar([tarfile.TarInfo("../escape.txt")], {"../escape.txt": b"x"})
-    with pytest.raises((tarfile.TarError, click.ClickException)):
-        _extract_tar(evil, tmp_path / "out")
+    with pytest.raises((tarfile.TarError, DownloadError)):
+        extract_tar(evil, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
+    with pytest.raises(DownloadError, match="not multipart"):
+        multipart_parts(body, "application/x-tar")
     link = tarfile.TarInfo("ln")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    with pytest.raises((tarfile.TarError, click.ClickException)):
-        _extract_tar(_tar([link], {}), tmp_path / "out2")
+    with pytest.raises((tarfile.TarError, DownloadError)):
+        extract_tar(_tar([link], {}), tmp_path / "out2")

@@ -451,15 +451,14 @@ async def test_a_dropped_connection_resynchronizes_with_head(storage, tmp_path, 
 def test_cli_size_option():
     import click
 
-    import workbay.client.cli  # noqa: F401  (the CLI modules load through it)
-    from workbay.client.cli_vfolder import _parse_size
+    from workbay.client.commands import parse_size
 
-    assert _parse_size(None, "x") is None
-    assert [_parse_size(v, "x") for v in ("1048576", "512k", "16m", "16MiB", "1g", "2MB")] == \
-        [MiB, 512 << 10, 16 * MiB, 16 * MiB, 1 << 30, 2 * MiB]
-    for bad in ("", "m", "1.5m", "-1", "lots"):
+    assert parse_size(None, "x") is None
+    assert [parse_size(v, "x") for v in ("1048576", "512k", "16m", "16MiB", "1g", "2MB", "1.5m")] == \
+        [MiB, 512 << 10, 16 * MiB, 16 * MiB, 1 << 30, 2 * MiB, 3 * MiB // 2]
+    for bad in ("", "m", "-1", "lots", "1.5.m"):
         with pytest.raises(click.BadParameter):
-            _parse_size(bad, "x")
+            parse_size(bad, "x")
 
 
 async def test_run_limited_bounds_concurrency_and_stops_at_the_first_failure():

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import getpass
 import os
 import sys
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import click
 
 from workbay import __version__
 from workbay.common.config import ConfigError, load_config
 
+from .commands import run_async
 from .output import err_console
 from .sdk import APIError
-
-
-def run_async(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """Run an async click command; API errors end it with their title and message."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return asyncio.run(fn(*args, **kwargs))
-        except APIError as e:
-            err_console.print(f"[red]Error:[/red] {e.title or 'request failed'}"
-                              + (f": {e.msg}" if e.msg and e.msg != e.title else ""))
-            sys.exit(1)
-        except LookupError as e:
-            err_console.print(f"[red]Error:[/red] {e}")
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group()

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from .credentials import make_client
+from workbay.common.domain import UserStatus
+
+from .commands import call, json_option, run_async
 from .output import console, emit
 
 USER_COLUMNS = ("email", "username", "full_name", "role", "status", "domain_name", "resource_policy")
@@ -22,19 +24,6 @@ POLICY_COLUMNS = {
              "max_customized_image_count"),
     "project": ("name", "max_vfolder_count", "max_quota_scope_size", "max_network_count"),
 }
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def _run(fn):
-    from .cli import run_async
-
-    return run_async(fn)
-
-
-async def call(method: str, path: str, **kw: Any) -> Any:
-    async with make_client() as client:
-        return await client.request(method, path, **kw)
-
 
 def parse_assignments(pairs: tuple[str, ...]) -> dict[str, Any]:
     """KEY=VALUE pairs; VALUE is JSON when it parses (numbers, booleans, objects), else a string."""
@@ -66,12 +55,12 @@ def user() -> None:
 
 
 @user.command("list")
-@click.option("--status", type=click.Choice(["active", "inactive", "before-verification", "deleted"]))
+@click.option("--status", type=click.Choice([s.value for s in UserStatus]))
 @click.option("-q", "--query", help="Filter by e-mail, name or access key.")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--offset", default=0)
 @json_option
-@_run
+@run_async
 async def user_list(status, query, limit, offset, as_json):
     data = await call("GET", "/admin/users", params={"status": status, "q": query, "limit": limit,
                                                      "offset": offset})
@@ -81,7 +70,7 @@ async def user_list(status, query, limit, offset, as_json):
 @user.command("info")
 @click.argument("email")
 @json_option
-@_run
+@run_async
 async def user_info(email, as_json):
     emit(await call("GET", f"/admin/users/{email}"), as_json)
 
@@ -94,13 +83,14 @@ async def user_info(email, as_json):
 @click.option("--description", default="")
 @click.option("--role", type=click.Choice(["user", "admin", "monitor", "superadmin"]), default="user")
 @click.option("--domain", "domain_name", default="default")
-@click.option("--status", type=click.Choice(["active", "inactive", "before-verification"]), default="active")
+@click.option("--status", type=click.Choice([s.value for s in UserStatus if s != UserStatus.DELETED]),
+              default=UserStatus.ACTIVE.value)
 @click.option("--need-password-change", is_flag=True)
 @click.option("--sudo", "sudo_session_enabled", is_flag=True, help="Allow sudo in sessions.")
 @click.option("--resource-policy", default="default")
 @click.option("--project", "project_ids", multiple=True, help="Project id (repeatable).")
 @json_option
-@_run
+@run_async
 async def user_create(email, username, password, full_name, description, role, domain_name, status,
                       need_password_change, sudo_session_enabled, resource_policy, project_ids, as_json):
     body = dict(email=email, username=username, password=password, full_name=full_name,
@@ -116,36 +106,36 @@ async def user_create(email, username, password, full_name, description, role, d
 @click.option("--full-name")
 @click.option("--description")
 @click.option("--role", type=click.Choice(["user", "admin", "monitor", "superadmin"]))
-@click.option("--status", type=click.Choice(["active", "inactive", "before-verification", "deleted"]))
+@click.option("--status", type=click.Choice([s.value for s in UserStatus]))
 @click.option("--need-password-change/--no-need-password-change", default=None)
 @click.option("--sudo/--no-sudo", "sudo_session_enabled", default=None)
 @click.option("--resource-policy")
 @click.option("--password", help="Set a new password.")
 @json_option
-@_run
+@run_async
 async def user_update(email, as_json, **fields):
     emit(await call("PATCH", f"/admin/users/{email}", json=_drop_none(fields)), as_json)
 
 
 @user.command("deactivate")
 @click.argument("email")
-@_run
+@run_async
 async def user_deactivate(email):
-    await call("PATCH", f"/admin/users/{email}", json={"status": "inactive"})
+    await call("PATCH", f"/admin/users/{email}", json={"status": UserStatus.INACTIVE.value})
     console.print(f"{email} is deactivated (and so are their keypairs).")
 
 
 @user.command("activate")
 @click.argument("email")
-@_run
+@run_async
 async def user_activate(email):
-    await call("PATCH", f"/admin/users/{email}", json={"status": "active"})
+    await call("PATCH", f"/admin/users/{email}", json={"status": UserStatus.ACTIVE.value})
     console.print(f"{email} is active again (reactivate keypairs separately).")
 
 
 @user.command("disable-2fa")
 @click.argument("email")
-@_run
+@run_async
 async def user_disable_2fa(email):
     await call("DELETE", f"/admin/users/{email}/totp")
     console.print(f"Two-factor authentication is off for {email}.")
@@ -164,7 +154,7 @@ def keypair() -> None:
 @click.option("--limit", default=50, show_default=True)
 @click.option("--offset", default=0)
 @json_option
-@_run
+@run_async
 async def keypair_list(inactive, show_all, user_email, limit, offset, as_json):
     is_active = None if show_all else ("false" if inactive else "true")
     data = await call("GET", "/admin/keypairs", params={"is_active": is_active, "user_email": user_email,
@@ -175,7 +165,7 @@ async def keypair_list(inactive, show_all, user_email, limit, offset, as_json):
 @keypair.command("info")
 @click.argument("access_key")
 @json_option
-@_run
+@run_async
 async def keypair_info(access_key, as_json):
     emit(await call("GET", f"/admin/keypairs/{access_key}"), as_json)
 
@@ -188,7 +178,7 @@ async def keypair_info(access_key, as_json):
 @click.option("--secret-key", help="Explicit secret key (40 characters).")
 @click.option("--inactive", is_flag=True)
 @json_option
-@_run
+@run_async
 async def keypair_create(user_email, resource_policy, rate_limit, access_key, secret_key, inactive, as_json):
     body = _drop_none(dict(user_email=user_email, resource_policy=resource_policy, rate_limit=rate_limit,
                            access_key=access_key, secret_key=secret_key, is_active=not inactive))
@@ -200,7 +190,7 @@ async def keypair_create(user_email, resource_policy, rate_limit, access_key, se
 @click.option("--resource-policy")
 @click.option("--rate-limit", type=int)
 @json_option
-@_run
+@run_async
 async def keypair_update(access_key, resource_policy, rate_limit, as_json):
     body = _drop_none(dict(resource_policy=resource_policy, rate_limit=rate_limit))
     emit(await call("PATCH", f"/admin/keypairs/{access_key}", json=body), as_json)
@@ -208,7 +198,7 @@ async def keypair_update(access_key, resource_policy, rate_limit, as_json):
 
 @keypair.command("activate")
 @click.argument("access_key")
-@_run
+@run_async
 async def keypair_activate(access_key):
     await call("PATCH", f"/admin/keypairs/{access_key}", json={"is_active": True})
     console.print(f"{access_key} is active.")
@@ -216,7 +206,7 @@ async def keypair_activate(access_key):
 
 @keypair.command("deactivate")
 @click.argument("access_key")
-@_run
+@run_async
 async def keypair_deactivate(access_key):
     await call("PATCH", f"/admin/keypairs/{access_key}", json={"is_active": False})
     console.print(f"{access_key} is inactive.")
@@ -225,7 +215,7 @@ async def keypair_deactivate(access_key):
 @keypair.command("delete")
 @click.argument("access_key")
 @click.confirmation_option(prompt="Delete this keypair for good?")
-@_run
+@run_async
 async def keypair_delete(access_key):
     await call("DELETE", f"/admin/keypairs/{access_key}")
     console.print(f"{access_key} is deleted.")
@@ -239,7 +229,7 @@ def domain() -> None:
 
 @domain.command("list")
 @json_option
-@_run
+@run_async
 async def domain_list(as_json):
     emit(await call("GET", "/admin/domains"), as_json, DOMAIN_COLUMNS, "Domains")
 
@@ -247,7 +237,7 @@ async def domain_list(as_json):
 @domain.command("info")
 @click.argument("name")
 @json_option
-@_run
+@run_async
 async def domain_info(name, as_json):
     emit(await call("GET", f"/admin/domains/{name}"), as_json)
 
@@ -256,7 +246,7 @@ async def domain_info(name, as_json):
 @click.argument("name")
 @click.option("--description", default="")
 @json_option
-@_run
+@run_async
 async def domain_create(name, description, as_json):
     emit(await call("POST", "/admin/domains", json={"name": name, "description": description}), as_json)
 
@@ -265,7 +255,7 @@ async def domain_create(name, description, as_json):
 @click.argument("name")
 @click.option("--set", "assignments", multiple=True, help="KEY=VALUE (repeatable).")
 @json_option
-@_run
+@run_async
 async def domain_update(name, assignments, as_json):
     emit(await call("PATCH", f"/admin/domains/{name}", json=parse_assignments(assignments)), as_json)
 
@@ -273,7 +263,7 @@ async def domain_update(name, assignments, as_json):
 @domain.command("delete")
 @click.argument("name")
 @click.confirmation_option(prompt="Delete this domain?")
-@_run
+@run_async
 async def domain_delete(name):
     await call("DELETE", f"/admin/domains/{name}")
     console.print(f"Domain {name} is deleted.")
@@ -289,7 +279,7 @@ def project() -> None:
 @click.option("--domain")
 @click.option("-q", "--query")
 @json_option
-@_run
+@run_async
 async def project_list(domain, query, as_json):
     emit(await call("GET", "/admin/projects", params={"domain": domain, "q": query}), as_json,
          PROJECT_COLUMNS, "Projects")
@@ -298,7 +288,7 @@ async def project_list(domain, query, as_json):
 @project.command("info")
 @click.argument("project_id")
 @json_option
-@_run
+@run_async
 async def project_info(project_id, as_json):
     emit(await call("GET", f"/admin/projects/{project_id}"), as_json)
 
@@ -309,7 +299,7 @@ async def project_info(project_id, as_json):
 @click.option("--description", default="")
 @click.option("--resource-policy", default="default")
 @json_option
-@_run
+@run_async
 async def project_create(name, domain_name, description, resource_policy, as_json):
     body = dict(name=name, domain_name=domain_name, description=description, resource_policy=resource_policy)
     emit(await call("POST", "/admin/projects", json=body), as_json)
@@ -319,7 +309,7 @@ async def project_create(name, domain_name, description, resource_policy, as_jso
 @click.argument("project_id")
 @click.option("--set", "assignments", multiple=True, help="KEY=VALUE (repeatable).")
 @json_option
-@_run
+@run_async
 async def project_update(project_id, assignments, as_json):
     emit(await call("PATCH", f"/admin/projects/{project_id}", json=parse_assignments(assignments)), as_json)
 
@@ -327,7 +317,7 @@ async def project_update(project_id, assignments, as_json):
 @project.command("delete")
 @click.argument("project_id")
 @click.confirmation_option(prompt="Delete this project?")
-@_run
+@run_async
 async def project_delete(project_id):
     await call("DELETE", f"/admin/projects/{project_id}")
     console.print(f"Project {project_id} is deleted.")
@@ -336,7 +326,7 @@ async def project_delete(project_id):
 @project.command("members")
 @click.argument("project_id")
 @json_option
-@_run
+@run_async
 async def project_members(project_id, as_json):
     emit(await call("GET", f"/admin/projects/{project_id}/members"), as_json, USER_COLUMNS, "Members")
 
@@ -344,7 +334,7 @@ async def project_members(project_id, as_json):
 @project.command("add-member")
 @click.argument("project_id")
 @click.argument("emails", nargs=-1, required=True)
-@_run
+@run_async
 async def project_add_member(project_id, emails):
     data = await call("POST", f"/admin/projects/{project_id}/members", json={"emails": list(emails)})
     console.print(f"Added: {', '.join(data['added']) or 'nobody new'}")
@@ -353,7 +343,7 @@ async def project_add_member(project_id, emails):
 @project.command("remove-member")
 @click.argument("project_id")
 @click.argument("emails", nargs=-1, required=True)
-@_run
+@run_async
 async def project_remove_member(project_id, emails):
     data = await call("DELETE", f"/admin/projects/{project_id}/members", json={"emails": list(emails)})
     console.print(f"Removed: {', '.join(data['removed']) or 'nobody'}")
@@ -371,7 +361,7 @@ def policy() -> None:
 @policy.command("list")
 @KIND
 @json_option
-@_run
+@run_async
 async def policy_list(kind, as_json):
     emit(await call("GET", f"/admin/resource-policies/{kind}"), as_json, POLICY_COLUMNS[kind],
          f"{kind.capitalize()} resource policies")
@@ -381,7 +371,7 @@ async def policy_list(kind, as_json):
 @KIND
 @click.argument("name")
 @json_option
-@_run
+@run_async
 async def policy_info(kind, name, as_json):
     emit(await call("GET", f"/admin/resource-policies/{kind}/{name}"), as_json)
 
@@ -392,7 +382,7 @@ async def policy_info(kind, name, as_json):
 @click.option("--set", "assignments", multiple=True,
               help='KEY=VALUE, e.g. max_concurrent_sessions=3 or total_resource_slots=\'{"cpu":"4"}\'.')
 @json_option
-@_run
+@run_async
 async def policy_create(kind, name, assignments, as_json):
     body = {"name": name, **parse_assignments(assignments)}
     emit(await call("POST", f"/admin/resource-policies/{kind}", json=body), as_json)
@@ -403,7 +393,7 @@ async def policy_create(kind, name, assignments, as_json):
 @click.argument("name")
 @click.option("--set", "assignments", multiple=True, help="KEY=VALUE (repeatable).")
 @json_option
-@_run
+@run_async
 async def policy_update(kind, name, assignments, as_json):
     emit(await call("PATCH", f"/admin/resource-policies/{kind}/{name}", json=parse_assignments(assignments)),
          as_json)
@@ -412,7 +402,7 @@ async def policy_update(kind, name, assignments, as_json):
 @policy.command("delete")
 @KIND
 @click.argument("name")
-@_run
+@run_async
 async def policy_delete(kind, name):
     await call("DELETE", f"/admin/resource-policies/{kind}/{name}")
     console.print(f"{kind} policy {name} is deleted.")
@@ -422,7 +412,7 @@ async def policy_delete(kind, name):
 @admin.command("settings")
 @click.option("--set", "assignments", multiple=True, help="KEY=VALUE, e.g. signup_enabled=true.")
 @json_option
-@_run
+@run_async
 async def settings(assignments, as_json):
     """Show, or change with --set, the system settings (superadmin)."""
     if assignments:

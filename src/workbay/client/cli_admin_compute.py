@@ -11,25 +11,13 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from .cli_session import (
-    _Markup,
-    _run,
-    _table,
-    call,
-    console,
-    fmt_age,
-    fmt_amount,
-    fmt_bytes,
-    fmt_slots,
-    fmt_time,
-    parse_pairs,
-    print_fields,
-    slot_order,
-)
-from .output import print_json
+from workbay.common.domain import AgentStatus
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+from .commands import call, json_option, parse_pairs, run
+from .formatting import fmt_age, fmt_amount, fmt_bytes, fmt_slots, fmt_time, slot_order
+from .output import Markup, console, new_table, print_fields, print_json
 
+AGENT_STATUS_STYLE: dict[str, str] = {AgentStatus.ALIVE: "green", AgentStatus.LOST: "red", AgentStatus.TERMINATED: "dim"}
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
@@ -42,7 +30,7 @@ def _used_of(slot: str, used: dict[str, Any], total: dict[str, Any]) -> str:
 
 
 def _status(value: str | None) -> str:
-    style = {"ALIVE": "green", "LOST": "red", "TERMINATED": "dim"}.get(value or "")
+    style = AGENT_STATUS_STYLE.get(value or "")
     return f"[{style}]{value}[/{style}]" if style else escape(value or "-")
 
 
@@ -53,18 +41,18 @@ def agent() -> None:
 
 
 @agent.command("ls")
-@click.option("--status", type=click.Choice(["ALIVE", "LOST", "TERMINATED"], case_sensitive=False))
+@click.option("--status", type=click.Choice([s.value for s in AgentStatus], case_sensitive=False))
 @click.option("--resource-group")
 @json_option
-@_run
+@run
 async def agent_ls(status, resource_group, as_json):
     """List agents with their capacity and what is in use."""
     data = await call("GET", "/admin/agents", params={"status": status, "resource_group": resource_group})
     if as_json:
         print_json(data)
         return
-    table = _table("id", "status", "schedulable", "resource group", "arch", "cpu used", "mem used",
-                   "other slots", "address", "heartbeat", title="Agents")
+    table = new_table("id", "status", "schedulable", "resource group", "arch", "cpu used", "mem used",
+                      "other slots", "address", "heartbeat", title="Agents")
     for a in data.get("items") or []:
         total, used = a.get("available_slots") or {}, a.get("occupied_slots") or {}
         others = [f"{k} {fmt_amount(k, used.get(k, 0))}/{fmt_amount(k, total[k])}"
@@ -92,7 +80,7 @@ async def _find_agent(agent_id: str) -> dict[str, Any]:
 @agent.command("info")
 @click.argument("agent_id")
 @json_option
-@_run
+@run
 async def agent_info(agent_id, as_json):
     """One agent: status, slots (capacity, used, free), accelerators, live statistics."""
     a = await _find_agent(agent_id)
@@ -100,7 +88,7 @@ async def agent_info(agent_id, as_json):
         print_json(a)
         return
     print_fields([(k, v) for k, v in [
-        ("ID", a.get("id")), ("Status", _Markup(_status(a.get("status")))),
+        ("ID", a.get("id")), ("Status", Markup(_status(a.get("status")))),
         ("Status info", a.get("status_info")), ("Schedulable", a.get("schedulable")),
         ("Resource group", a.get("resource_group")), ("Region", a.get("region")),
         ("Architecture", a.get("architecture")), ("Address", a.get("addr")), ("Version", a.get("version")),
@@ -110,7 +98,7 @@ async def agent_info(agent_id, as_json):
         ("Accelerators", a.get("accelerators") or None),
     ] if v is not None], title=f"Agent {a.get('id')}")
     total, used = a.get("available_slots") or {}, a.get("occupied_slots") or {}
-    table = _table("slot", "capacity", "used", "free", title="Resource slots")
+    table = new_table("slot", "capacity", "used", "free", title="Resource slots")
     for k in slot_order({**total, **used}):
         try:
             free = fmt_amount(k, float(total.get(k, 0)) - float(used.get(k, 0)))
@@ -120,7 +108,7 @@ async def agent_info(agent_id, as_json):
     console.print(table)
     stat = a.get("live_stat") or {}
     if stat:
-        table = _table("metric", "value", title="Live statistics")
+        table = new_table("metric", "value", title="Live statistics")
         for key, value in sorted(stat.items()):
             if isinstance(value, dict) and "current" in value:
                 value = value.get("current")
@@ -136,7 +124,7 @@ async def agent_info(agent_id, as_json):
 @click.argument("agent_id")
 @click.argument("state", type=click.Choice(["on", "off"]))
 @json_option
-@_run
+@run
 async def agent_schedulable(agent_id, state, as_json):
     """Let the scheduler place new sessions on the agent (on), or stop it (off; running ones stay)."""
     data = await call("PATCH", f"/admin/agents/{agent_id}", json={"schedulable": state == "on"})
@@ -159,14 +147,14 @@ RG_COLUMNS = ("name", "active", "public", "scheduler", "agent selection", "sessi
 
 @resource_group.command("ls")
 @json_option
-@_run
+@run
 async def rg_ls(as_json):
     """List resource groups."""
     data = await call("GET", "/admin/resource-groups")
     if as_json:
         print_json(data)
         return
-    table = _table(*RG_COLUMNS, title="Resource groups")
+    table = new_table(*RG_COLUMNS, title="Resource groups")
     for rg in data.get("items") or []:
         table.add_row(escape(rg["name"]), "yes" if rg.get("is_active") else "[yellow]no[/yellow]",
                       "yes" if rg.get("is_public") else "no", escape(str(rg.get("scheduler"))),
@@ -200,7 +188,7 @@ def _print_rg(rg: dict[str, Any]) -> None:
 @resource_group.command("info")
 @click.argument("name")
 @json_option
-@_run
+@run
 async def rg_info(name, as_json):
     """One resource group."""
     rg = await call("GET", f"/admin/resource-groups/{name}")
@@ -279,7 +267,7 @@ async def _rg_body(description, is_active, is_public, scheduler, session_types, 
 @click.argument("name")
 @rg_options(creating=True)
 @json_option
-@_run
+@run
 async def rg_create(name, as_json, **fields):
     """Create a resource group."""
     body = {"name": name, **(await _rg_body(**fields))}
@@ -291,7 +279,7 @@ async def rg_create(name, as_json, **fields):
 @click.argument("name")
 @rg_options(creating=False)
 @json_option
-@_run
+@run
 async def rg_update(name, as_json, **fields):
     """Change a resource group's fields (only those given)."""
     body = await _rg_body(**fields)
@@ -304,7 +292,7 @@ async def rg_update(name, as_json, **fields):
 @resource_group.command("delete")
 @click.argument("name")
 @click.confirmation_option(prompt="Delete this resource group?")
-@_run
+@run
 async def rg_delete(name):
     """Delete a resource group (refused while agents or live sessions use it)."""
     await call("DELETE", f"/admin/resource-groups/{name}")
@@ -318,7 +306,7 @@ def preset() -> None:
 
 
 def _print_presets(items: list[dict[str, Any]]) -> None:
-    table = _table("name", "cpu", "mem", "shared memory", "other slots", "resource group", title="Resource presets")
+    table = new_table("name", "cpu", "mem", "shared memory", "other slots", "resource group", title="Resource presets")
     for p in items:
         slots = p.get("resource_slots") or {}
         table.add_row(escape(p["name"]), fmt_amount("cpu", slots.get("cpu")), fmt_amount("mem", slots.get("mem")),
@@ -329,7 +317,7 @@ def _print_presets(items: list[dict[str, Any]]) -> None:
 
 @preset.command("ls")
 @json_option
-@_run
+@run
 async def preset_ls(as_json):
     """List resource presets."""
     data = await call("GET", "/admin/resource-presets")
@@ -359,7 +347,7 @@ def preset_options(creating: bool):
 @click.argument("name")
 @preset_options(creating=True)
 @json_option
-@_run
+@run
 async def preset_create(name, cpu, mem, shmem, slots, resource_group, as_json):
     """Create a resource preset."""
     body = _drop_none({"name": name, "resource_slots": {"cpu": cpu, "mem": mem, **parse_pairs(slots, "--slot")},
@@ -372,7 +360,7 @@ async def preset_create(name, cpu, mem, shmem, slots, resource_group, as_json):
 @click.argument("name")
 @preset_options(creating=False)
 @json_option
-@_run
+@run
 async def preset_update(name, cpu, mem, shmem, slots, resource_group, as_json):
     """Change a preset (slots not given keep their amounts)."""
     body: dict[str, Any] = {}
@@ -397,7 +385,7 @@ async def preset_update(name, cpu, mem, shmem, slots, resource_group, as_json):
 
 @preset.command("delete")
 @click.argument("name")
-@_run
+@run
 async def preset_delete(name):
     """Delete a resource preset."""
     await call("DELETE", f"/admin/resource-presets/{name}")
@@ -418,14 +406,14 @@ def _apps(i: dict[str, Any]) -> str:
 @image.command("ls")
 @click.option("--installed", is_flag=True, help="Only images some agent has.")
 @json_option
-@_run
+@run
 async def image_ls(installed, as_json):
     """List the catalog's images."""
     data = await call("GET", "/images", params={"installed": "true" if installed else None})
     if as_json:
         print_json(data)
         return
-    table = _table("name", "id", "arch", "min cpu", "min mem", "apps", "installed on", "size", title="Images")
+    table = new_table("name", "id", "arch", "min cpu", "min mem", "apps", "installed on", "size", title="Images")
     for i in data.get("items") or []:
         mins = i.get("min_slots") or {}
         table.add_row(escape(i["name"]), str(i.get("id", ""))[:8], escape(i.get("architecture") or "-"),
@@ -452,7 +440,7 @@ def _print_image(i: dict[str, Any]) -> None:
 @image.command("info")
 @click.argument("ref", metavar="ID_OR_NAME")
 @json_option
-@_run
+@run
 async def image_info(ref, as_json):
     """One image (by id or full name)."""
     found = await _find_image(ref)
@@ -477,7 +465,7 @@ async def _find_image(ref: str) -> dict[str, Any]:
 @click.argument("ref", metavar="ID_OR_NAME")
 @click.argument("slots", nargs=-1, required=True, metavar="SLOT=AMOUNT...")
 @json_option
-@_run
+@run
 async def image_set_min(ref, slots, as_json):
     """Set an image's minimum resources, e.g. `set-min ID cpu=1 mem=1g` (smaller requests are raised)."""
     min_slots = parse_pairs(slots, "SLOT=AMOUNT")
@@ -488,7 +476,7 @@ async def image_set_min(ref, slots, as_json):
 
 @image.command("rescan")
 @json_option
-@_run
+@run
 async def image_rescan(as_json):
     """Ask every live agent to rescan its local images and refresh the catalog."""
     data = await call("POST", "/admin/images/rescan")
@@ -504,7 +492,7 @@ async def image_rescan(as_json):
 
 # -- usage -----------------------------------------------------------------------------------------
 @click.command("recalculate-usage")
-@_run
+@run
 async def recalculate_usage():
     """Rebuild the agents' occupied slots from the kernels that are really alive (superadmin)."""
     await call("POST", "/resource/recalculate-usage")

@@ -32,6 +32,7 @@ import websockets
 from rich.markup import escape
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from .commands import run
 from .credentials import make_client
 from .output import err_console
 from .sdk import APIError, Client
@@ -280,12 +281,6 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: A
 
 
 # -- commands --------------------------------------------------------------------------------------
-def _run(fn):
-    from .cli_session import _run as run_with_errors
-
-    return run_with_errors(fn)
-
-
 def _refused(e: APIError, session: str) -> str:
     if e.status == 404:
         return (f"Session {session!r} was not found: it does not exist or is not yours "
@@ -350,7 +345,7 @@ def app_cmd(session: str, app: str, bind: str | None) -> None:
                 await tunnel.close()
 
     try:
-        _run(serve)()
+        run(serve)()
     except SystemExit as e:
         if e.code != 130:  # Ctrl+C is how one stops the tunnel: not an error
             raise
@@ -420,7 +415,7 @@ def ssh_cmd(session: str, args: tuple[str, ...]) -> None:
     async def go() -> int:
         return await _run_tool(session, lambda key, port: ssh_command(key, port, extra))
 
-    sys.exit(_run(go)())
+    sys.exit(run(go)())
 
 
 @click.command("scp", context_settings=_PASSTHROUGH)
@@ -440,7 +435,7 @@ def scp_cmd(session: str, args: tuple[str, ...]) -> None:
     async def go() -> int:
         return await _run_tool(session, lambda key, port: scp_command(key, port, argv))
 
-    sys.exit(_run(go)())
+    sys.exit(run(go)())
 
 
 @click.command("sftp", context_settings=_PASSTHROUGH)
@@ -453,7 +448,7 @@ def sftp_cmd(session: str, args: tuple[str, ...]) -> None:
     async def go() -> int:
         return await _run_tool(session, lambda key, port: sftp_command(key, port, extra))
 
-    sys.exit(_run(go)())
+    sys.exit(run(go)())
 
 
 COMMANDS = (app_cmd, ssh_cmd, scp_cmd, sftp_cmd)

@@ -1,10 +1,12 @@
 """`workbay session …`: compute sessions — create (with live progress), ls, info, exec, logs, events,
-history, rename, rm, restart.
+history, rename, rm, restart, download.
 
 Progress while a session starts comes from polling ``GET /session/{id}/status-history`` every half
 second: it carries every transition (none is missed between two polls) and, while the session is
 PENDING, the scheduler's predicates of its last attempt.  ``events`` reads ``GET /events/session``
-(SSE) through :func:`open_stream`, a streaming request signed like the SDK's.
+(SSE) through :func:`workbay.client.sessions.sse_events`; ``download`` uses the same module.  Only
+commands and their presentation live here: the SDK work is in ``sessions``, value formatting in
+``formatting``, shared command glue in ``commands``.
 """
 
 from __future__ import annotations
@@ -14,301 +16,42 @@ import base64
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import click
 import httpx
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.markup import escape
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from workbay.common import signing
+from workbay.common.domain import DEAD_STATUSES, RUNNING_STATUSES, WAITING_STATUSES, SessionStatus
 
+from . import sessions
+from .commands import call, json_option, owner_option, parse_duration, parse_pairs, run
 from .credentials import make_client
-from .output import err_console, print_json
-from .sdk import APIError, Client, _error_from
+from .formatting import (
+    fmt_age,
+    fmt_amount,
+    fmt_bytes,
+    fmt_duration,
+    fmt_slots,
+    fmt_time,
+    parse_time,
+    short_image,
+    styled_status,
+)
+from .output import Markup, console, err_console, new_table, print_fields, print_json, warn_stream_interrupted
+from .sdk import APIError, Client
 
-STARTING = ("PENDING", "SCHEDULED", "PREPARING", "PULLING")
-DEAD = ("TERMINATED", "ERROR", "CANCELLED")
-STATUS_STYLE = {"PENDING": "yellow", "SCHEDULED": "cyan", "PREPARING": "cyan", "PULLING": "cyan",
-                "RUNNING": "green", "RESTARTING": "cyan", "RUNNING_DEGRADED": "yellow", "TERMINATING": "magenta",
-                "TERMINATED": "dim", "ERROR": "red", "CANCELLED": "red", "TIMEOUT": "yellow"}
 POLL_INTERVAL = 0.5
-# Tables go to stdout; when it is not a terminal (pipes, logs, tests) they get room instead of
-# being squeezed to 80 columns with cells cut short.
-console = Console() if sys.stdout.isatty() else Console(width=int(os.environ.get("COLUMNS") or 200))
-SSE_SIGN_CONTENT_TYPE = "application/octet-stream"  # SSE: no Content-Type sent, signed as this (§1.1)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-owner_option = click.option("--owner", "owner_access_key", metavar="ACCESS_KEY",
-                            help="The owner's access key (admins acting on another user's session).")
-
-
-# -- running commands ------------------------------------------------------------------------------
-def _run(fn: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """`run_async` (API errors → message, exit 1), plus Ctrl+C → exit 130 without a traceback."""
-    import functools
-
-    from .cli import run_async
-
-    wrapped = run_async(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return wrapped(*args, **kwargs)
-        except KeyboardInterrupt:
-            err_console.print("[yellow]Interrupted.[/yellow]")
-            sys.exit(130)
-        except httpx.TransportError as e:
-            err_console.print(f"[red]Error:[/red] cannot reach the manager ({e.__class__.__name__}: {e})",
-                              soft_wrap=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-async def call(method: str, path: str, **kw: Any) -> Any:
-    async with make_client() as client:
-        return await client.request(method, path, **kw)
-
-
-# -- formatting (shared with cli_admin_compute) ----------------------------------------------------
-def _dec(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-
-
-def _plain(n: Decimal) -> str:
-    text = f"{n:.2f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def fmt_bytes(value: Any) -> str:
-    """Bytes in binary units: ``4 GiB``, ``512 MiB``, ``1.5 GiB``."""
-    n = _dec(value)
-    if n is None:
-        return str(value)
-    if n.is_infinite():
-        return "∞"
-    if n == 0:
-        return "0"
-    for unit, power in (("TiB", 4), ("GiB", 3), ("MiB", 2), ("KiB", 1)):
-        if abs(n) >= 1024 ** power:
-            return f"{_plain(n / 1024 ** power)} {unit}"
-    return f"{_plain(n)} B"
-
-
-def fmt_amount(slot: str, value: Any) -> str:
-    if value is None or value == "":
-        return "-"
-    if slot == "mem" or slot.endswith(".mem"):
-        return fmt_bytes(value)
-    n = _dec(value)
-    if n is None:
-        return str(value)
-    return "∞" if n.is_infinite() else _plain(n)
-
-
-def slot_order(slots: dict[str, Any]) -> list[str]:
-    return sorted(slots, key=lambda k: ({"cpu": 0, "mem": 1}.get(k, 2), k))
-
-
-def fmt_slots(slots: dict[str, Any] | None, skip: tuple[str, ...] = ()) -> str:
-    """``cpu 2 · mem 4 GiB · cuda.device 1`` (``-`` when empty)."""
-    if not slots:
-        return "-"
-    parts = [f"{k} {fmt_amount(k, slots[k])}" for k in slot_order(slots) if k not in skip]
-    return " · ".join(parts) or "-"
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def fmt_time(value: str | None) -> str:
-    """A server timestamp in local time, ``2024-01-02 03:04:05``."""
-    dt = parse_time(value)
-    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S") if dt else "-"
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
-    return f"{int(seconds // 86400)}d{int(seconds % 86400 // 3600):02d}h"
-
-
-def fmt_age(value: str | None) -> str:
-    dt = parse_time(value)
-    if dt is None:
-        return "-"
-    return fmt_duration((datetime.now(UTC) - dt).total_seconds()) + " ago"
-
-
-def styled_status(status: str | None) -> str:
-    status = status or "-"
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/{style}]" if style else status
-
-
-def _table(*columns: str, title: str | None = None) -> Table:
-    table = Table(title=title, header_style="bold", title_justify="left")
-    for col in columns:
-        table.add_column(col)
-    return table
-
-
-def _short_image(name: str | None) -> str:
-    return (name or "-").removeprefix("localhost/").removeprefix("workbay/")
-
-
-def _cell(value: Any) -> str:
-    if value is None or value == "" or value == [] or value == {}:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (dict, list)):
-        return escape(json.dumps(value))
-    return escape(str(value))
-
-
-class _Markup(str):
-    """A string that holds rich markup on purpose (other values are escaped)."""
-
-
-def print_fields(rows: list[tuple[str, Any]], title: str | None = None) -> None:
-    table = Table(show_header=False, title=title, title_justify="left")
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for key, value in rows:
-        table.add_row(key, str(value) if isinstance(value, _Markup) else _cell(value))
-    console.print(table)
-
-
-# -- parsing options -------------------------------------------------------------------------------
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: str, hint: str) -> int:
-    """``90``, ``90s``, ``10m``, ``2h``, ``1d`` → seconds."""
-    m = _DURATION_RE.match(value)
-    if not m:
-        raise click.BadParameter(f"{value!r} is not a duration (examples: 90, 10m, 2h)", param_hint=hint)
-    return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
-
-
-def parse_pairs(values: tuple[str, ...], hint: str, split_commas: bool = True) -> dict[str, str]:
-    """``KEY=VALUE`` items (repeatable; ``cpu=2,mem=4g`` is split at commas when allowed)."""
-    out: dict[str, str] = {}
-    for value in values:
-        for item in (value.split(",") if split_commas else [value]):
-            if not item.strip():
-                continue
-            key, sep, val = item.partition("=")
-            if not sep or not key.strip():
-                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=hint)
-            out[key.strip()] = val.strip() if split_commas else val
-    return out
-
-
-# -- streaming (SSE) -------------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def open_stream(client: Client, path: str, params: dict[str, Any] | None = None
-                      ) -> AsyncIterator[httpx.Response]:
-    """A streaming GET signed like :meth:`Client.request` (same URL and path logic; for SSE no
-    Content-Type is sent and the signature uses ``application/octet-stream``).  Error answers raise
-    :class:`APIError`."""
-    url_path = client._url_path(path)
-    query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
-    path_and_query = f"{url_path}?{query}" if query else url_path
-    headers = {"X-BackendAI-Version": client.api_version, "Accept": "text/event-stream",
-               "Cache-Control": "no-cache"}
-    if client.mode == "api" and client.access_key and client.secret_key:
-        signed = signing.sign_headers(client.access_key, client.secret_key, "GET", path_and_query,
-                                      urlsplit(client.endpoint).netloc, SSE_SIGN_CONTENT_TYPE, client.api_version)
-        signed.pop("Content-Type", None)
-        headers.update(signed)
-    parts = urlsplit(client.endpoint)
-    url = f"{parts.scheme}://{parts.netloc}{path_and_query}"
-    timeout = httpx.Timeout(30.0, read=None)
-    async with client._http.stream("GET", url, headers=headers, timeout=timeout) as resp:
-        if resp.status_code >= 400:
-            await resp.aread()
-            raise _error_from(resp)
-        yield resp
-
-
-async def sse_events(client: Client, path: str, params: dict[str, Any] | None = None, reconnect: bool = True,
-                     on_connect: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, str, str | None]]:
-    """``(event, data, id)`` for each server-sent event; reconnects after ``retry`` (default 5 s)
-    when the connection drops, unless the server sent ``server_close``.  ``on_connect`` runs each
-    time the stream is open."""
-    retry = 5.0
-    connected = False
-    while True:
-        try:
-            async with open_stream(client, path, params) as resp:
-                connected = True
-                if on_connect:
-                    on_connect()
-                event, data, last_id = "", [], None
-                async for line in resp.aiter_lines():
-                    if line == "":
-                        if data or event:
-                            name = event or "message"
-                            yield name, "\n".join(data), last_id
-                            if name == "server_close":
-                                return
-                        event, data = "", []
-                        continue
-                    if line.startswith(":"):
-                        continue
-                    field, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    if field == "event":
-                        event = value
-                    elif field == "data":
-                        data.append(value)
-                    elif field == "id":
-                        last_id = value
-                    elif field == "retry":
-                        with contextlib.suppress(ValueError):
-                            retry = int(value) / 1000
-        except (httpx.TransportError, httpx.RemoteProtocolError) as e:
-            if not reconnect or not connected:
-                raise  # the first connection failing is an error, not a reason to wait
-            err_console.print(f"[yellow]Event stream interrupted ({e.__class__.__name__}); "
-                              f"reconnecting in {retry:g}s…[/yellow]")
-        if not reconnect:
-            return
-        await asyncio.sleep(retry)
 
 
 # -- the group -------------------------------------------------------------------------------------
@@ -393,7 +136,7 @@ async def watch_sessions(client: Client, watches: list[_Watch], max_wait: float,
         if msg and msg != w.sched_msg and not interactive:
             log(f"       [yellow]{escape(w.name)} waits: {escape(msg)}[/yellow]")  # (no live view)
         w.failed, w.sched_msg = failed, msg
-        w.done = w.status in DEAD if until_done else w.status not in STARTING
+        w.done = w.status in DEAD_STATUSES if until_done else w.status not in WAITING_STATUSES
 
     with live or contextlib.nullcontext():
         while True:
@@ -419,7 +162,7 @@ def print_service_ports(ports: list[dict[str, Any]], title: str = "Service ports
     rows = _service_port_rows(ports)
     if not rows:
         return
-    table = _table("app", "protocol", "container port", "host address", title=title)
+    table = new_table("app", "protocol", "container port", "host address", title=title)
     for row in rows:
         table.add_row(*(escape(x) for x in row))
     console.print(table)
@@ -430,7 +173,7 @@ def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> 
     name, status = escape(info.get("name") or watch.name), info.get("status") or watch.status
     sid = info.get("id") or watch.id
     reason = info.get("status_info") or watch.reason
-    if status == "RUNNING" or status in ("RESTARTING", "RUNNING_DEGRADED"):
+    if status in RUNNING_STATUSES:
         started = parse_time(info.get("started_at"))
         created = parse_time(info.get("created_at"))
         took = f" in {fmt_duration((started - created).total_seconds())}" if started and created else ""
@@ -441,7 +184,7 @@ def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> 
             console.print("[dim]A batch session ends with its startup command: `workbay session info "
                           f"{name}` shows the result (or create it with --wait).[/dim]")
         return 0
-    if status in STARTING:
+    if status in WAITING_STATUSES:
         if timed_out:
             console.print(f"[yellow]…[/yellow] Session [bold]{name}[/bold] is still {styled_status(status)} "
                           f"[dim](id {sid})[/dim]; it stays queued and starts when it can.")
@@ -451,7 +194,7 @@ def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> 
         for p in _failed_predicates(sched):
             console.print(f"  [yellow]✗ {escape(str(p.get('name')))}[/yellow]: {escape(str(p.get('message')))}")
         return 0
-    if status == "TERMINATED" and info.get("type") == "batch":
+    if status == SessionStatus.TERMINATED and info.get("type") == "batch":
         result = info.get("result") or "-"
         style = "green" if result == "SUCCESS" else "red"
         console.print(f"Batch session [bold]{name}[/bold] ended: [{style}]{result}[/{style}] "
@@ -504,7 +247,7 @@ def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> 
 @click.option("--wait", "wait_done", is_flag=True,
               help="Batch: wait until the task ends; the exit status follows its result.")
 @json_option
-@_run
+@run
 async def create(image, name, session_type, startup_command, starts_at, batch_timeout, resources, shmem, envs,
                  project, resource_group, cluster_size, cluster_mode, mounts, preopen_ports, bootstrap_script,
                  dependencies, tag, architecture, agents, owner_access_key, count, no_reuse, enqueue_only,
@@ -568,12 +311,13 @@ async def create(image, name, session_type, startup_command, starts_at, batch_ti
         for w, info in zip(watches, infos, strict=False):
             status = info.get("status")
             out.append({"sessionId": w.id, "sessionName": info.get("name", w.name),
-                        "status": "TIMEOUT" if timed_out and status in STARTING else status,
+                        "status": "TIMEOUT" if timed_out and status in WAITING_STATUSES else status,
                         "statusInfo": info.get("status_info"), "result": info.get("result"),
                         "exitCode": info.get("exit_code"), "servicePorts": info.get("service_ports") or [],
                         "created": created.get("created", True)})
         print_json(out[0] if count == 1 else {"sessions": out})
-        codes = [0 if o["status"] not in ("ERROR", "CANCELLED") and o["result"] != "FAILURE" else 1 for o in out]
+        failed = (SessionStatus.ERROR, SessionStatus.CANCELLED)
+        codes = [0 if o["status"] not in failed and o["result"] != "FAILURE" else 1 for o in out]
     else:
         codes = [_summarize_created(info, w, timed_out) for w, info in zip(watches, infos, strict=False)]
     if any(codes):
@@ -592,7 +336,7 @@ async def create(image, name, session_type, startup_command, starts_at, batch_ti
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
 @json_option
-@_run
+@run
 async def ls(status, session_type, all_users, owner_email, project_id, query, limit, offset, as_json):
     """List sessions (live ones by default)."""
     params = {"status": None if status == "all" else status, "type": session_type,
@@ -613,12 +357,12 @@ async def ls(status, session_type, all_users, owner_email, project_id, query, li
         cols.insert(5, "result")
     if show_owner:
         cols.insert(1, "owner")
-    table = _table(*cols, title="Sessions")
+    table = new_table(*cols, title="Sessions")
     for i in items:
         row = {"name": escape(i.get("name") or ""), "id": (i.get("id") or "")[:8], "type": i.get("type") or "-",
                "status": styled_status(i.get("status")) + (f" [dim]{escape(i['status_info'])}[/dim]"
                                                            if i.get("status_info") else ""),
-               "image": escape(_short_image(i.get("image"))),
+               "image": escape(short_image(i.get("image"))),
                "resources": fmt_slots(i.get("occupying_slots") or i.get("requested_slots")),
                "agent": escape(", ".join(i.get("agents") or []) or "-"), "created": fmt_age(i.get("created_at")),
                "owner": escape(i.get("owner_email") or "-"),
@@ -650,8 +394,8 @@ def print_predicates(scheduling: dict[str, Any], title: str = "Last scheduling a
         return
     when = fmt_time(scheduling.get("last_try"))
     retries = scheduling.get("retries")
-    table = _table("", "predicate", "message",
-                   title=f"{title} ({when}{f', attempt {retries}' if retries else ''})")
+    table = new_table("", "predicate", "message",
+                      title=f"{title} ({when}{f', attempt {retries}' if retries else ''})")
     for p in preds:
         mark = "[green]✓[/green]" if p.get("passed") else "[red]✗[/red]"
         table.add_row(mark, escape(str(p.get("name"))), escape(str(p.get("message") or "")))
@@ -667,7 +411,7 @@ def print_predicates(scheduling: dict[str, Any], title: str = "Last scheduling a
 @click.argument("name")
 @owner_option
 @json_option
-@_run
+@run
 async def info(name, owner_access_key, as_json):
     """Details of a session: status, resources, kernels, service ports, scheduling."""
     data = await call("GET", f"/session/{name}", params={"owner_access_key": owner_access_key})
@@ -675,13 +419,13 @@ async def info(name, owner_access_key, as_json):
         print_json(data)
         return
     opts = data.get("resource_opts") or {}
-    status = _Markup(styled_status(data.get("status")) + (f" ({escape(str(data['status_info']))})"
-                                                          if data.get("status_info") else ""))
+    status = Markup(styled_status(data.get("status")) + (f" ({escape(str(data['status_info']))})"
+                                                         if data.get("status_info") else ""))
     rows: list[tuple[str, Any]] = [
         ("Name", data.get("name")), ("ID", data.get("id")), ("Type", data.get("type")), ("Status", status),
     ]
     if data.get("type") == "batch" or (data.get("result") not in (None, "UNDEFINED")):
-        rows.append(("Result", _Markup(_result_cell(data))))
+        rows.append(("Result", Markup(_result_cell(data))))
         rows.append(("Exit code", data.get("exit_code")))
         rows.append(("Startup command", data.get("startup_command")))
         rows.append(("Starts at", fmt_time(data.get("starts_at")) if data.get("starts_at") else None))
@@ -710,8 +454,8 @@ async def info(name, owner_access_key, as_json):
 
     kernels = data.get("kernels") or []
     if kernels:
-        table = _table("hostname", "role", "status", "agent", "container", "cpu", "mem", "other slots",
-                       "exit code", title="Kernels")
+        table = new_table("hostname", "role", "status", "agent", "container", "cpu", "mem", "other slots",
+                          "exit code", title="Kernels")
         for k in kernels:
             slots = k.get("occupied_slots") or {}
             kstatus = styled_status(k.get("status")) + (f" [dim]({escape(str(k['status_info']))})[/dim]"
@@ -730,14 +474,14 @@ async def info(name, owner_access_key, as_json):
 @click.argument("name")
 @owner_option
 @json_option
-@_run
+@run
 async def history(name, owner_access_key, as_json):
     """The session's status history."""
     data = await call("GET", f"/session/{name}/status-history", params={"owner_access_key": owner_access_key})
     if as_json:
         print_json(data)
         return
-    table = _table("status", "time", "after", "reason", title=f"Status history of {name}")
+    table = new_table("status", "time", "after", "reason", title=f"Status history of {name}")
     prev = None
     for e in data.get("result") or []:
         ts = parse_time(e.get("timestamp"))
@@ -754,7 +498,7 @@ async def history(name, owner_access_key, as_json):
 @click.argument("name")
 @click.option("-k", "--kernel", metavar="KERNEL", help="Kernel id or hostname (main1, sub1, …); default main1.")
 @owner_option
-@_run
+@run
 async def logs(name, kernel, owner_access_key):
     """Print a kernel's container log."""
     data = await call("GET", f"/session/{name}/logs", params={"kernel_id": kernel,
@@ -766,7 +510,7 @@ async def logs(name, kernel, owner_access_key):
 @session.command("rename")
 @click.argument("name")
 @click.argument("new_name")
-@_run
+@run
 async def rename(name, new_name):
     """Rename a running session."""
     await call("POST", f"/session/{name}/rename", params={"name": new_name})
@@ -777,11 +521,11 @@ async def rename(name, new_name):
 @click.argument("names", nargs=-1, required=True)
 @click.option("-f", "--forced", is_flag=True, help="Terminate at once, even if the agent does not answer.")
 @owner_option
-@_run
+@run
 async def rm(names, forced, owner_access_key):
     """Terminate sessions (pending ones are cancelled)."""
     async with make_client() as client:
-        client._http.timeout = httpx.Timeout(30.0, read=180.0)  # DELETE answers once the kernels stopped
+        client.timeout = httpx.Timeout(30.0, read=180.0)  # DELETE answers once the kernels stopped
 
         async def one(name: str) -> bool:
             try:
@@ -806,7 +550,7 @@ session.add_command(rm, "destroy")
 @session.command("restart")
 @click.argument("name")
 @owner_option
-@_run
+@run
 async def restart(name, owner_access_key):
     """Restart a running session's kernels (their scratch files stay)."""
     await call("PATCH", f"/session/{name}", params={"owner_access_key": owner_access_key})
@@ -838,7 +582,7 @@ def _write_console(items: list[Any]) -> None:
 @click.argument("name")
 @click.argument("code", required=False)
 @click.option("-f", "--file", "code_file", type=click.File("r"), help="Run this file ('-' reads stdin).")
-@_run
+@run
 async def exec_(name, code, code_file):
     """Run Python CODE (or a file) in the session; its output streams back and the command exits
     with the run's exit code."""
@@ -851,7 +595,7 @@ async def exec_(name, code, code_file):
     run_id = uuid.uuid4().hex
     body: dict[str, Any] = {"mode": "query", "code": code, "runId": run_id}
     async with make_client() as client:
-        client._http.timeout = httpx.Timeout(30.0, read=None)  # a query answers when it has output
+        client.timeout = httpx.Timeout(30.0, read=None)  # a query answers when it has output
         printed_any = False
         while True:
             result = (await client.post(f"/session/{name}", json=body)).get("result") or {}
@@ -915,7 +659,8 @@ def events(session_name, session_id, owner_access_key, scope, max_events, timeou
     async def follow() -> None:
         seen = 0
         async with make_client() as client:
-            async for event, raw, _ in sse_events(client, "/events/session", params, on_connect=connected):
+            async for event, raw, _ in sessions.sse_events(client, "/events/session", params, on_connect=connected,
+                                                            on_reconnect=warn_stream_interrupted):
                 try:
                     data = json.loads(raw) if raw else {}
                 except ValueError:
@@ -936,82 +681,41 @@ def events(session_name, session_id, owner_access_key, scope, max_events, timeou
             pass
 
     try:
-        _run(bounded)()
+        run(bounded)()
     except SystemExit as e:
         if e.code != 130:  # Ctrl+C is how one stops following: not an error
             raise
 
 
 # -- download --------------------------------------------------------------------------------------
-def _multipart_parts(body: bytes, content_type: str) -> list[bytes]:
-    """The bodies of a multipart/mixed answer (``GET /session/{n}/download``: one tar per path)."""
-    boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")
-                     if p.strip().startswith("boundary=")), None)
-    if not boundary:
-        raise click.ClickException("The download answer is not multipart.")
-    parts = []
-    for chunk in body.split(b"--" + boundary.encode())[1:]:
-        if chunk.startswith(b"--"):
-            break
-        _, sep, data = chunk.partition(b"\r\n\r\n")
-        if sep:
-            parts.append(data[:-2] if data.endswith(b"\r\n") else data)
-    return parts
-
-
-def _extract_tar(data: bytes, out_dir: Path) -> list[str]:
-    """Extract a tar safely: no absolute paths, no `..`, no links out of ``out_dir``, no devices."""
-    import io
-    import tarfile
-
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        members = tar.getmembers()
-        try:
-            tar.extractall(out_dir, members=members, filter="data")
-        except TypeError:  # Python without extraction filters: check by hand
-            root = out_dir.resolve()
-            for m in members:
-                target = (out_dir / m.name).resolve()
-                if not (m.isfile() or m.isdir()) or (target != root and root not in target.parents):
-                    raise click.ClickException(f"Refusing to extract {m.name!r}.") from None
-            tar.extractall(out_dir, members=members)
-        return [m.name for m in members]
-
-
 @session.command("download")
 @click.argument("name")
 @click.argument("files", nargs=-1, required=True)
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Directory to write into.")
-@_run
+@run
 async def download(name, files, out_dir):
     """Download FILES from a running session (paths relative to /home/work, or absolute), e.g.
     `workbay session download my-session id_container`.  A directory arrives as its whole tree."""
     out_dir.mkdir(parents=True, exist_ok=True)
     async with make_client() as client:
-        client._http.timeout = httpx.Timeout(30.0, read=300.0)
+        client.timeout = httpx.Timeout(30.0, read=300.0)
         for path in files:
-            try:
-                resp = await client.request("GET", f"/session/{name}/download_single", params={"file": path},
-                                            raw=True)
-            except APIError as e:
-                if e.status != 400 or "regular file" not in e.message:
-                    raise
-                resp = None  # a directory: Backend.AI's download, one tar per path
-            if resp is not None:
+            content = await sessions.download_file(client, name, path)
+            if content is not None:
                 filename = os.path.basename(path.rstrip("/")) or "download"
                 target = out_dir / filename
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                              0o600 if filename == "id_container" else 0o644)
                 with os.fdopen(fd, "wb") as f:
-                    f.write(resp.content)
+                    f.write(content)
                 console.print(f"[green]✓[/green] {escape(path)} → {escape(str(target))} "
-                              f"[dim]({fmt_bytes(len(resp.content))})[/dim]")
+                              f"[dim]({fmt_bytes(len(content))})[/dim]")
                 continue
-            multi = await client.request("GET", f"/session/{name}/download", json={"files": [path]}, raw=True)
-            names: list[str] = []
-            for part in _multipart_parts(multi.content, multi.headers.get("content-type", "")):
-                names += _extract_tar(part, out_dir)
+            try:
+                names = await sessions.download_tree(client, name, path, out_dir)
+            except sessions.DownloadError as e:
+                raise click.ClickException(str(e)) from None
             top = names[0].split("/")[0] if names else path
             console.print(f"[green]✓[/green] {escape(path)} → {escape(str(out_dir / top))} "
                           f"[dim]({len(names)} entries)[/dim]")

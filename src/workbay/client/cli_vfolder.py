@@ -28,12 +28,16 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from workbay.common.domain import FOLDER_TRASH_STATUSES
+
 from . import folders as sdk
 from . import transfer
-from .cli_session import _Markup, _run, _table, console, fmt_bytes, fmt_time, json_option, print_fields, sse_events
+from .commands import json_option, parse_size, run
 from .credentials import make_client
-from .output import err_console, print_json
+from .formatting import fmt_bytes, fmt_time
+from .output import Markup, console, err_console, new_table, print_fields, print_json
 from .sdk import APIError
+from .sessions import sse_events
 
 STATUS_STYLE = {"ready": "green", "delete-pending": "yellow", "cloning": "cyan", "performing": "cyan",
                 "deleting": "magenta", "mounted": "green", "error": "red"}
@@ -72,7 +76,7 @@ def _bad_path(e: ValueError, hint: str) -> click.BadParameter:
               help="Project folders: what members may do.")
 @click.option("--cloneable", is_flag=True, help="Others who can read it may clone it.")
 @json_option
-@_run
+@run
 async def create(name, host, project, usage_mode, permission, cloneable, as_json):
     """Create a storage folder."""
     async with make_client() as client:
@@ -90,23 +94,23 @@ async def create(name, host, project, usage_mode, permission, cloneable, as_json
 @click.option("-a", "--all", "include_trash", is_flag=True, help="Folders in the trash too.")
 @click.option("-g", "--project", "group_id", metavar="PROJECT_ID", help="Only this project's folders.")
 @json_option
-@_run
+@run
 async def ls(trash, include_trash, group_id, as_json):
     """List the folders you can use (yours, your projects', shared with you)."""
     async with make_client() as client:
         items = await sdk.list_folders(client, group_id=group_id)
     if trash:
-        items = [f for f in items if f.get("status") == "delete-pending"]
+        items = [f for f in items if f.get("status") in FOLDER_TRASH_STATUSES]
     elif not include_trash:
-        items = [f for f in items if f.get("status") != "delete-pending"]
+        items = [f for f in items if f.get("status") not in FOLDER_TRASH_STATUSES]
     if as_json:
         print_json(items)
         return
     if not items:
         console.print("No folders in the trash." if trash else "No folders.")
         return
-    table = _table("name", "id", "host", "status", "type", "usage", "permission", "owner", "size",
-                   title="Trash" if trash else "Folders")
+    table = new_table("name", "id", "host", "status", "type", "usage", "permission", "owner", "size",
+                      title="Trash" if trash else "Folders")
     for f in items:
         shared = "" if f.get("is_owner", True) or f.get("ownership_type") == "group" else " [dim](shared)[/dim]"
         table.add_row(escape(str(f.get("name"))), str(f.get("id") or "")[:8], escape(str(f.get("host") or "-")),
@@ -124,7 +128,7 @@ vfolder.add_command(ls, "list")
 @vfolder.command("info")
 @click.argument("name")
 @json_option
-@_run
+@run
 async def info(name, as_json):
     """Details of a folder."""
     async with make_client() as client:
@@ -135,7 +139,7 @@ async def info(name, as_json):
     used = data.get("used_bytes", data.get("cur_size"))
     rows: list[tuple[str, Any]] = [
         ("Name", data.get("name")), ("ID", data.get("id")), ("Host", data.get("host")),
-        ("Status", _Markup(_status(data.get("status")))), ("Usage mode", data.get("usage_mode")),
+        ("Status", Markup(_status(data.get("status")))), ("Usage mode", data.get("usage_mode")),
         ("Type", TYPE_NAMES.get(str(data.get("ownership_type") or data.get("type")), data.get("type"))),
         ("Owner", _owner(data) if _owner(data) != "-" else None),
         ("Your permission", data.get("permission")), ("Mount permission", data.get("mount_permission")),
@@ -153,7 +157,7 @@ async def info(name, as_json):
 @vfolder.command("rename")
 @click.argument("name")
 @click.argument("new_name")
-@_run
+@run
 async def rename(name, new_name):
     """Rename a folder."""
     async with make_client() as client:
@@ -163,7 +167,7 @@ async def rename(name, new_name):
 
 @vfolder.command("rm")
 @click.argument("names", nargs=-1, required=True)
-@_run
+@run
 async def rm(names):
     """Move folders to the trash (restore brings them back; purge deletes them forever)."""
     failed = False
@@ -182,7 +186,7 @@ async def rm(names):
 
 @vfolder.command("restore")
 @click.argument("name")
-@_run
+@run
 async def restore(name):
     """Bring a folder back from the trash."""
     async with make_client() as client:
@@ -193,7 +197,7 @@ async def restore(name):
 @vfolder.command("purge")
 @click.argument("name")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask to type the name.")
-@_run
+@run
 async def purge(name, yes):
     """Delete a folder in the trash forever, with its files."""
     if not yes:
@@ -216,7 +220,7 @@ async def purge(name, yes):
 @click.option("--cloneable", is_flag=True, default=None, help="The clone may be cloned too.")
 @click.option("--no-wait", is_flag=True, help="Return once the copy has started.")
 @json_option
-@_run
+@run
 async def clone(name, target, target_host, usage_mode, permission, cloneable, no_wait, as_json):
     """Copy a (cloneable) folder into a new folder TARGET of yours."""
     async with make_client() as client:
@@ -259,7 +263,7 @@ async def _follow_task(client, task_id: str) -> tuple[str, str]:
 @vfolder.command("status")
 @click.option("-g", "--project", "group_id", metavar="PROJECT_ID")
 @json_option
-@_run
+@run
 async def status(group_id, as_json):
     """How many folders you have and how much of your quota they use."""
     async with make_client() as client:
@@ -271,7 +275,7 @@ async def status(group_id, as_json):
     print_fields([("Your folders", f"{data.get('user_count')}" + (f" of {limit}" if limit else "")),
                   ("Project folders", data.get("project_count")), ("Shared with you", data.get("invited_count"))],
                  title="Folders")
-    table = _table("host", "scope", "used", "limit", title="Quotas")
+    table = new_table("host", "scope", "used", "limit", title="Quotas")
     for host, scopes in (data.get("hosts") or {}).items():
         for scope in ("user", "project"):
             s = scopes.get(scope)
@@ -284,7 +288,7 @@ async def status(group_id, as_json):
 
 @vfolder.command("volumes")
 @json_option
-@_run
+@run
 async def volumes(as_json):
     """Superadmins: the storage volumes, their backends and usage."""
     async with make_client() as client:
@@ -292,7 +296,7 @@ async def volumes(as_json):
     if as_json:
         print_json(items)
         return
-    table = _table("host", "backend", "capabilities", "quotas", "used", "total", "use %", title="Volumes")
+    table = new_table("host", "backend", "capabilities", "quotas", "used", "total", "use %", title="Volumes")
     for v in items:
         u = v.get("usage") or {}
         table.add_row(escape(str(v.get("host"))), escape(str(v.get("backend") or "-")),
@@ -328,12 +332,12 @@ async def _scope_id(client, user: str | None, project: str | None, scope: str | 
 @click.option("--set", "set_to", metavar="SIZE", help="Set the limit in bytes (e.g. 10g, 500m).")
 @click.option("--unset", is_flag=True, help="Back to the resource policy's default.")
 @json_option
-@_run
+@run
 async def quota(user, project, scope, host, set_to, unset, as_json):
     """Admins: show or set the storage quota of a user or a project on a host."""
     if set_to is not None and unset:
         raise click.UsageError("--set and --unset exclude each other.")
-    limit = _parse_size(set_to, "--set")
+    limit = parse_size(set_to, "--set")
     async with make_client() as client:
         qsid = await _scope_id(client, user, project, scope)
         host = host or (await sdk.hosts(client)).get("default")
@@ -368,7 +372,7 @@ def _remote(path: str, hint: str, allow_root: bool = False) -> str:
 @click.argument("name")
 @click.argument("path", default="")
 @json_option
-@_run
+@run
 async def files(name, path, as_json):
     """List the files in a folder (or in PATH inside it)."""
     path = _remote(path, "PATH", allow_root=True)
@@ -380,7 +384,7 @@ async def files(name, path, as_json):
     if not items:
         console.print("No files.")
         return
-    table = _table("name", "type", "size", "modified", "mode", title=f"{name}:/{path}")
+    table = new_table("name", "type", "size", "modified", "mode", title=f"{name}:/{path}")
     for f in sorted(items, key=lambda f: (f.get("type") != "DIRECTORY", str(f.get("name")))):
         is_dir = f.get("type") == "DIRECTORY"
         table.add_row(("[bold blue]" if is_dir else "") + escape(str(f.get("name"))) + ("/[/bold blue]" if is_dir else ""),
@@ -396,7 +400,7 @@ vfolder.add_command(files, "ls-files")
 @click.argument("name")
 @click.argument("path")
 @click.option("-p", "--parents", is_flag=True, help="Create missing parents; no error if it exists.")
-@_run
+@run
 async def mkdir(name, path, parents):
     """Create a directory inside a folder."""
     path = _remote(path, "PATH")
@@ -409,7 +413,7 @@ async def mkdir(name, path, parents):
 @click.argument("name")
 @click.argument("src")
 @click.argument("dst")
-@_run
+@run
 async def mv(name, src, dst):
     """Move or rename a file or directory inside a folder (into DST when it is a directory)."""
     src, dst = _remote(src, "SRC"), _remote(dst, "DST", allow_root=True)
@@ -422,7 +426,7 @@ async def mv(name, src, dst):
 @click.argument("name")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-r", "--recursive", is_flag=True, help="Delete directories with their contents.")
-@_run
+@run
 async def rm_files(name, paths, recursive):
     """Delete files (or directories, with -r) inside a folder."""
     remote = [_remote(p, "PATHS") for p in paths]
@@ -467,21 +471,6 @@ def _progress() -> Progress:
                     TransferSpeedColumn(), TimeRemainingColumn(), console=err_console, transient=True)
 
 
-def _parse_size(value: str | None, hint: str) -> int | None:
-    if value is None:
-        return None
-    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    text = value.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = text[-1] if text and text[-1] in units else ""
-    try:
-        n = int(text[:-1] if unit else text) * units[unit]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a size (examples: 1048576, 512k, 16m)", param_hint=hint) from None
-    if n < 0:
-        raise click.BadParameter("must not be negative", param_hint=hint)
-    return n
-
-
 @vfolder.command("upload")
 @click.argument("name")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
@@ -490,7 +479,7 @@ def _parse_size(value: str | None, hint: str) -> int | None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Files uploaded at the same time.")
 @click.option("--stop-after", hidden=True, help="Testing: stop each file's upload after this many bytes.")
-@_run
+@run
 async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
     """Upload files and directories (their structure kept) into folder NAME.
 
@@ -501,10 +490,10 @@ async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
         raise click.BadParameter(str(e), param_hint="SOURCES") from None
     except ValueError as e:
         raise _bad_path(e, "--base-dir/SOURCES") from None
-    chunk = _parse_size(chunk_size, "--chunk-size")
+    chunk = parse_size(chunk_size, "--chunk-size")
     if not chunk:
         raise click.BadParameter("must be at least 1 byte", param_hint="--chunk-size")
-    stop = _parse_size(stop_after, "--stop-after")
+    stop = parse_size(stop_after, "--stop-after")
     state = transfer.upload_state()
     try:
         async with make_client() as client, transfer.new_http() as http:
@@ -547,13 +536,13 @@ async def upload(name, sources, base_dir, chunk_size, jobs, stop_after):
               show_default=True, help="Directory to save into.")
 @click.option("-x", "--extract", is_flag=True, help="Unpack downloaded directories (zip) into the output directory.")
 @click.option("--stop-after", hidden=True, help="Testing: stop each file's download after this many bytes.")
-@_run
+@run
 async def download(name, paths, out_dir, extract, stop_after):
     """Download files or directories (directories arrive as DIR.zip) from folder NAME.
 
     A partially downloaded file (FILE.part) resumes where it stopped."""
     remote = [_remote(p, "PATHS", allow_root=True) for p in paths]
-    stop = _parse_size(stop_after, "--stop-after")
+    stop = parse_size(stop_after, "--stop-after")
     state = transfer.download_state()
     try:
         async with make_client() as client, transfer.new_http() as http:
@@ -617,7 +606,7 @@ async def _invite(name: str, emails: tuple[str, ...], perm: str, as_json: bool) 
 @click.argument("email")
 @perm_option
 @json_option
-@_run
+@run
 async def share(name, email, perm, as_json):
     """Share a folder with a user (an invitation they accept; project folders are shared at once)."""
     await _invite(name, (email,), perm, as_json)
@@ -628,7 +617,7 @@ async def share(name, email, perm, as_json):
 @click.argument("emails", nargs=-1, required=True)
 @perm_option
 @json_option
-@_run
+@run
 async def invite(name, emails, perm, as_json):
     """Invite users (by e-mail) to a folder."""
     await _invite(name, emails, perm, as_json)
@@ -638,7 +627,7 @@ async def invite(name, emails, perm, as_json):
 @click.argument("name")
 @click.argument("emails", nargs=-1, required=True)
 @json_option
-@_run
+@run
 async def unshare(name, emails, as_json):
     """Stop sharing a folder with users (their pending invitations to it are cancelled too)."""
     async with make_client() as client:
@@ -666,7 +655,7 @@ async def unshare(name, emails, as_json):
 
 @vfolder.command("leave")
 @click.argument("name")
-@_run
+@run
 async def leave(name):
     """Leave a folder shared with you."""
     async with make_client() as client:
@@ -677,7 +666,7 @@ async def leave(name):
 @vfolder.command("invitations")
 @click.option("--sent", is_flag=True, help="Invitations you sent that are still pending.")
 @json_option
-@_run
+@run
 async def invitations(sent, as_json):
     """Pending invitations to folders (sent to you, or --sent by you)."""
     async with make_client() as client:
@@ -688,7 +677,7 @@ async def invitations(sent, as_json):
     if not items:
         console.print("No pending invitations.")
         return
-    table = _table("id", "folder", "from", "to", "permission", "sent", title="Invitations")
+    table = new_table("id", "folder", "from", "to", "permission", "sent", title="Invitations")
     for i in items:
         table.add_row(escape(str(i.get("id"))), escape(str(i.get("vfolder_name") or i.get("vfolder_id"))),
                       escape(str(i.get("inviter") or "-")), escape(str(i.get("invitee") or "-")),
@@ -698,7 +687,7 @@ async def invitations(sent, as_json):
 
 @vfolder.command("accept")
 @click.argument("inv_id")
-@_run
+@run
 async def accept(inv_id):
     """Accept an invitation (see `workbay vfolder invitations`)."""
     async with make_client() as client:
@@ -708,7 +697,7 @@ async def accept(inv_id):
 
 @vfolder.command("decline")
 @click.argument("inv_id")
-@_run
+@run
 async def decline(inv_id):
     """Decline an invitation sent to you (or cancel one you sent)."""
     async with make_client() as client:

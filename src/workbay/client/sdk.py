@@ -3,7 +3,9 @@ mode, cookie).  The CLI and the WebUI's server side both use it."""
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -30,7 +32,8 @@ class APIError(Exception):
         return str(self.msg or self.title or f"HTTP {self.status}")
 
 
-def _error_from(resp: httpx.Response) -> APIError:
+def error_from(resp: httpx.Response) -> APIError:
+    """The :class:`APIError` of an error answer (its problem body, or its text when not JSON)."""
     try:
         body = resp.json()
         if not isinstance(body, dict):
@@ -68,6 +71,15 @@ class Client:
     def cookies(self) -> httpx.Cookies:
         return self._http.cookies
 
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._http.timeout
+
+    @timeout.setter
+    def timeout(self, value: httpx.Timeout | float | None) -> None:
+        """For every later request (e.g. no read limit for a query that answers when it has output)."""
+        self._http.timeout = value
+
     def _url_path(self, path: str) -> str:
         if self.mode == "session" and not path.lstrip("/").startswith("server"):
             path = "/func" + path
@@ -97,7 +109,7 @@ class Client:
         resp = await self._http.request(method, url, content=content,
                                         headers=self._headers(method, path_and_query, ctype))
         if resp.status_code >= 400:
-            raise _error_from(resp)
+            raise error_from(resp)
         if raw:
             return resp
         if resp.status_code == 204 or not resp.content:
@@ -106,6 +118,30 @@ class Client:
             return resp.json()
         except ValueError:
             return resp.text
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, *, params: dict[str, Any] | None = None,
+                     headers: dict[str, str] | None = None, sign_content_type: str = "application/octet-stream",
+                     timeout: httpx.Timeout | None = None) -> AsyncIterator[httpx.Response]:
+        """A streaming GET signed like :meth:`request` (same URL and path logic), with ``headers``
+        added.  No Content-Type is sent; the signature covers ``sign_content_type``.  ``timeout``
+        defaults to the client's.  Error answers raise :class:`APIError`."""
+        url_path = self._url_path(path)
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+        path_and_query = f"{url_path}?{query}" if query else url_path
+        sent = {"X-BackendAI-Version": self.api_version, **(headers or {})}
+        if self.mode == "api" and self.access_key and self.secret_key:
+            signed = signing.sign_headers(self.access_key, self.secret_key, "GET", path_and_query,
+                                          urlsplit(self.endpoint).netloc, sign_content_type, self.api_version)
+            signed.pop("Content-Type", None)
+            sent.update(signed)
+        parts = urlsplit(self.endpoint)
+        url = f"{parts.scheme}://{parts.netloc}{path_and_query}"
+        async with self._http.stream("GET", url, headers=sent, timeout=timeout or self._http.timeout) as resp:
+            if resp.status_code >= 400:
+                await resp.aread()
+                raise error_from(resp)
+            yield resp
 
     async def get(self, path: str, **kw: Any) -> Any:
         return await self.request("GET", path, **kw)
