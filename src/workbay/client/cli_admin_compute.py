@@ -6,6 +6,7 @@ Tables show memory in binary units (GiB/MiB); ``--json`` prints the API's answer
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -101,8 +102,8 @@ async def agent_info(agent_id, as_json):
     table = new_table("slot", "capacity", "used", "free", title="Resource slots")
     for k in slot_order({**total, **used}):
         try:
-            free = fmt_amount(k, float(total.get(k, 0)) - float(used.get(k, 0)))
-        except (TypeError, ValueError):
+            free = fmt_amount(k, Decimal(str(total.get(k, 0))) - Decimal(str(used.get(k, 0))))
+        except (ArithmeticError, ValueError):  # not a number (InvalidOperation is an ArithmeticError)
             free = "-"
         table.add_row(escape(k), fmt_amount(k, total.get(k)), fmt_amount(k, used.get(k, 0)), free)
     console.print(table)
