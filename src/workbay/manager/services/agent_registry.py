@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from workbay.common.domain import OCCUPYING_STATUSES
 from workbay.common.errors import AuthFailed, InvalidAPIParameters
+from workbay.common.slots import ResourceSlot
 from workbay.manager.models import ResourceGroup
-from workbay.manager.models.compute import Agent, Image
+from workbay.manager.models.compute import Agent, Image, Kernel
 
 from . import image_labels
 from .context import ServiceContext
@@ -35,8 +39,10 @@ class Heartbeat(BaseModel):
     id: str = Field(min_length=1, max_length=64)
     addr: str = Field(min_length=1, max_length=256)
     region: str = "local"
-    resource_group: str = "default"
-    architecture: str = "x86_64"
+    # Required: an agent that does not say where it belongs and what it runs is refused (400 naming
+    # the missing fields), never filed under a guessed group or architecture.
+    resource_group: str = Field(min_length=1, max_length=64)
+    architecture: str = Field(min_length=1, max_length=32)
     slots: dict[str, Any] = {}
     occupied: dict[str, Any] = {}
     images: list[ReportedImage] = []
@@ -49,6 +55,19 @@ class Heartbeat(BaseModel):
 def check_cluster_secret(config_secret: str, presented: str | None) -> None:
     if not config_secret or not presented or not hmac.compare_digest(config_secret, presented):
         raise AuthFailed("Invalid cluster secret.")
+
+
+async def occupancy_by_agent(s: AsyncSession) -> dict[str, ResourceSlot]:
+    """What live kernels hold on each agent (the source of truth; "recalculate usage")."""
+    acc: dict[str, ResourceSlot] = defaultdict(ResourceSlot)
+    rows = await s.execute(select(Kernel.agent_id, Kernel.occupied_slots)
+                           .where(Kernel.status.in_(OCCUPYING_STATUSES), Kernel.agent_id.is_not(None)))
+    for agent_id, slots in rows.all():
+        try:
+            acc[agent_id] = acc[agent_id] + ResourceSlot.from_json(slots or {})
+        except (TypeError, ValueError, ArithmeticError) as e:
+            log.warning("a kernel on agent %s holds unreadable slots %r: %s (not counted)", agent_id, slots, e)
+    return acc
 
 
 class AgentRegistry:
@@ -79,7 +98,7 @@ class AgentRegistry:
             await self.ctx.events.publish({"name": "agent_joined", "agent_id": hb.id})
         return {"ok": True}
 
-    async def _sync_images(self, s, hb: Heartbeat) -> None:
+    async def _sync_images(self, s: AsyncSession, hb: Heartbeat) -> None:
         reported = {(img.name, img.architecture): img for img in hb.images}
         rows = (await s.execute(select(Image))).scalars().all()
         known = {(row.name, row.architecture): row for row in rows}
