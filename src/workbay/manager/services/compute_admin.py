@@ -27,7 +27,7 @@ from workbay.manager.models.compute import (
 
 from . import access
 from .access import Actor
-from .agent_registry import AgentRegistry, Heartbeat
+from .agent_registry import AgentRegistry, Heartbeat, occupancy_by_agent
 from .context import ServiceContext
 from .serialize import iso
 from .session_status import LIVE
@@ -138,8 +138,6 @@ class ComputeAdmin:
     # -- agents ------------------------------------------------------------------------------------
     async def list_agents(self, actor: Actor, status: str | None, resource_group: str | None) -> dict[str, Any]:
         access.require_reader(actor)
-        from workbay.manager.scheduler.dispatcher import occupancy_by_agent
-
         stmt = select(Agent).order_by(Agent.id)
         if status:
             stmt = stmt.where(Agent.status == status.upper())
