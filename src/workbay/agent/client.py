@@ -30,15 +30,28 @@ class AgentError(Exception):
         return self.status == 404
 
 
+def agent_http(addr: str, secret: str, *, timeout: float = 30.0,
+               transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The HTTP client of one agent's RPC API (the manager keeps one per agent, see ``http``)."""
+    return httpx.AsyncClient(base_url=addr.rstrip("/"), headers={SECRET_HEADER: secret},
+                             timeout=timeout, transport=transport)
+
+
 class AgentClient:
+    """``http``: a pooled client of this agent (``agent_http``) to borrow -- it stays open when this
+    one closes, and ``timeout`` applies per call; without it the client opens its own."""
+
     def __init__(self, addr: str, secret: str, *, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 http: httpx.AsyncClient | None = None) -> None:
         self.addr = addr.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.addr, headers={SECRET_HEADER: secret},
-                                      timeout=timeout, transport=transport)
+        self.timeout = timeout
+        self._owns_http = http is None
+        self.http = http or agent_http(self.addr, secret, timeout=timeout, transport=transport)
 
     async def close(self) -> None:
-        await self.http.aclose()
+        if self._owns_http:
+            await self.http.aclose()
 
     async def __aenter__(self) -> AgentClient:
         return self
@@ -48,10 +61,8 @@ class AgentClient:
 
     async def _call(self, method: str, path: str, *, json: Any = None,
                     params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        kw: dict[str, Any] = {}
-        if timeout is not None:
-            kw["timeout"] = timeout
-        r = await self.http.request(method, path, json=json, params=params, **kw)
+        r = await self.http.request(method, path, json=json, params=params,
+                                    timeout=self.timeout if timeout is None else timeout)
         if r.status_code >= 300:
             try:
                 body = r.json()
