@@ -145,4 +145,4 @@ class KeypairService:
         async with self.ctx.db() as s:
             rows = await s.execute(select(Keypair.user_id, Keypair.access_key).where(
                 Keypair.user_id.in_(user_ids), Keypair.is_default.is_(True)))
-        return {uid: ak for uid, ak in rows.tuples()}
+        return {uid: ak for uid, ak in rows}

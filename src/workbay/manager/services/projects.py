@@ -113,7 +113,7 @@ class ProjectService:
             return {}
         async with self.ctx.db() as s:
             rows = await s.execute(select(Project.id, Project.name).where(Project.id.in_(list(ids))))
-        return dict(rows.tuples().all())
+        return {pid: name for pid, name in rows}
 
     async def get(self, actor: Actor, project_id: uuid.UUID) -> dict[str, Any]:
         access.require_reader(actor)

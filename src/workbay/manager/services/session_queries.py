@@ -19,4 +19,4 @@ async def live_sessions_by_access_key(ctx: ServiceContext, access_keys: list[str
             select(ComputeSession.access_key, func.count()).where(
                 ComputeSession.access_key.in_(access_keys), ComputeSession.status.not_in(DEAD_STATUSES))
             .group_by(ComputeSession.access_key))
-    return dict(rows.tuples().all())
+    return {ak: n for ak, n in rows}

@@ -310,10 +310,10 @@ async def user_profiles(ctx: ServiceContext, user_ids: set[uuid.UUID]) -> dict[u
     ids = list(user_ids)
     async with ctx.db() as s:
         users = (await s.execute(select(User.uuid, User.full_name, User.domain_name)
-                                 .where(User.uuid.in_(ids)))).tuples().all()
+                                 .where(User.uuid.in_(ids)))).all()
         memberships = (await s.execute(
             select(ProjectMember.user_id, Project.name).join(Project, Project.id == ProjectMember.project_id)
-            .where(ProjectMember.user_id.in_(ids)).order_by(Project.name))).tuples().all()
+            .where(ProjectMember.user_id.in_(ids)).order_by(Project.name))).all()
     names: dict[uuid.UUID, list[str]] = {uid: [] for uid, _, _ in users}
     for uid, name in memberships:
         names.setdefault(uid, []).append(name)

@@ -257,9 +257,9 @@ class GraphQLExecutor:
             actor, status=_statuses(status), session_type=None, access_key=access_key,
             project_id=uuid.UUID(group_id) if group_id else None, owner_email=None, search=None,
             all_users=actor.role in ("superadmin", "admin", "monitor"), limit=limit, offset=offset, sort=sort)
-        items = found["items"]
+        items = [i.as_json() for i in found.items]
         names = await self._project_names({i["project_id"] for i in items})
-        return {"items": [_session_node(i, names) for i in items], "total_count": found["total_count"]}
+        return {"items": [_session_node(i, names) for i in items], "total_count": found.total_count}
 
     async def _project_names(self, ids: set[str]) -> dict[str, str]:
         names = await self.projects.names({uuid.UUID(i) for i in ids})
