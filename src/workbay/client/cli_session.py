@@ -32,7 +32,13 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from workbay.common.domain import DEAD_STATUSES, RUNNING_STATUSES, WAITING_STATUSES, SessionStatus
+from workbay.common.domain import (
+    DEAD_STATUSES,
+    RUNNING_STATUSES,
+    SESSION_NAME_RULE,
+    WAITING_STATUSES,
+    SessionStatus,
+)
 
 from . import sessions
 from .commands import call, json_option, owner_option, parse_duration, parse_pairs, run
@@ -211,7 +217,7 @@ def _summarize_created(info: dict[str, Any], watch: _Watch, timed_out: bool) -> 
 
 @session.command("create")
 @click.argument("image")
-@click.option("-n", "--name", help="Session name (4–64 letters, digits, '_', '-', '.'); default generated.")
+@click.option("-n", "--name", help=f"Session name ({SESSION_NAME_RULE}); default generated.")
 @click.option("-t", "--type", "session_type", type=click.Choice(["interactive", "batch", "inference"]),
               default="interactive", show_default=True)
 @click.option("--startup-command", help="Batch: the command to run (its exit code decides the result).")
