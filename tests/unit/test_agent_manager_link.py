@@ -71,9 +71,32 @@ async def test_unreachable_manager_never_raises():
     link.emit("kernel_started", "k", "s")
     await asyncio.sleep(0.5)
     assert link.heartbeat_failures >= 1 and link.event_failures >= 1
-    assert all(not t.done() for t in link.tasks)
+    assert all(loop.running for loop in link.loops)
     assert len(link.queue) == 1  # kept for later
     await link.close(flush_timeout=0.2)
+
+
+async def test_a_requested_heartbeat_goes_out_at_once_and_events_do_not_wait_for_the_interval():
+    app = manager_app(fail_first=0)
+    link = ManagerLink("http://manager", "sec", "a1", lambda: _payload(), interval=30,
+                       transport=httpx.ASGITransport(app=app))
+    link.start()
+    for _ in range(50):  # the first beat goes at start
+        if app.state.heartbeats:
+            break
+        await asyncio.sleep(0.02)
+    link.request_heartbeat()
+    link.emit("kernel_started", "k", "s")
+    for _ in range(50):
+        if len(app.state.heartbeats) == 2 and app.state.events:
+            break
+        await asyncio.sleep(0.02)
+    assert len(app.state.heartbeats) == 2 and app.state.events == ["kernel_started"]
+    await link.close()
+
+
+async def _payload():
+    return {"id": "a1"}
 
 
 def test_runner_is_python39_syntax():

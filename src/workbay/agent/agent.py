@@ -19,6 +19,7 @@ from aiodocker.exceptions import DockerError
 
 import workbay.runner
 from workbay import __version__
+from workbay.common.background import BackgroundLoop
 from workbay.common.config import WorkbayConfig
 from workbay.common.datadir import private_dir, private_tree, secure_data_dir, write_private
 from workbay.common.domain import parse_bytes
@@ -68,6 +69,7 @@ KERNELSPEC_LABEL = "ai.backend.kernelspec"
 MAX_SAVED_LOG = 10 * 2**20
 ARCHIVE_LIMIT = 256 * 2**20  # the largest download from a container through the agent
 L_NETWORK = "workbay.network"  # on the networks this agent creates (a session's own bridge)
+HOUSEKEEPING_INTERVAL = 60.0  # seconds between image rescans, network sweeps, log pruning
 NETWORK_GRACE = 300.0  # seconds a session network may wait for its kernels before the sweep removes it
 
 
@@ -83,6 +85,17 @@ def is_kernel_image(labels: dict[str, str] | None) -> bool:
     labels = labels or {}
     return KERNELSPEC_LABEL in labels or any(k.startswith(("workbay.", "org.workbay."))
                                              for k in labels)
+
+
+def image_architecture(image: str, detail: dict[str, Any]) -> str:
+    """The architecture of an inspected image (``x86_64``, ``aarch64``, …); raises
+    ``errors.ImageUnreadable`` naming the image when the engine does not tell it."""
+    arch = detail.get("Architecture")
+    if not isinstance(arch, str) or not arch.strip():
+        raise errors.ImageUnreadable(f"image {image}: the engine reports no architecture for it "
+                                     f"(Architecture = {arch!r}); rebuild or re-pull it",
+                                     data={"image": image})
+    return normalize_arch(arch.strip())
 
 
 def is_local_address(ip: str) -> bool:
@@ -157,8 +170,15 @@ class NodeAgent:
         self.addr = self.ac.rpc_url
         self.link = ManagerLink(self.ac.manager_url, config.secrets.cluster, self.id,
                                 self.heartbeat_payload, self.ac.heartbeat_interval)
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task] = []  # the engine connection (a one-off with retries)
         self.background: set[asyncio.Task] = set()
+        # Every periodic task of the agent (the manager link has its own two).
+        self.loops = [
+            BackgroundLoop("agent-poll", self._poll, lambda: self.ac.poll_interval, max_backoff=30, logger=log),
+            BackgroundLoop("agent-stats", self._sample_all_stats, lambda: self.ac.stats_interval, logger=log),
+            BackgroundLoop("agent-housekeeping", self._housekeeping, HOUSEKEEPING_INTERVAL, immediate=True,
+                           logger=log),
+        ]
         self.started_at = time.time()
         if self.ac.container_ulimits:
             self.ulimits = dict(self.ac.container_ulimits)
@@ -193,10 +213,9 @@ class NodeAgent:
             (self.data_dir / d).mkdir(parents=True, exist_ok=True)
         private_tree(self.data_dir / "kernel-logs")
         self.link.start()
-        self.tasks = [asyncio.create_task(self._engine_loop(), name="agent-engine"),
-                      asyncio.create_task(self._poll_loop(), name="agent-poll"),
-                      asyncio.create_task(self._stats_loop(), name="agent-stats"),
-                      asyncio.create_task(self._housekeeping_loop(), name="agent-housekeeping")]
+        self.tasks = [asyncio.create_task(self._engine_loop(), name="agent-engine")]
+        for loop in self.loops:
+            loop.start()
 
     async def stop(self) -> None:
         """Stop the agent; kernels keep running and are adopted by the next start."""
@@ -205,6 +224,8 @@ class NodeAgent:
                 k.task.cancel()
         if self.background:  # let running clean-ups finish
             await asyncio.wait(self.background, timeout=10)
+        for loop in self.loops:
+            await loop.stop()
         for t in [*self.tasks, *self.background]:
             t.cancel()
         await asyncio.gather(*self.tasks, *self.background,
@@ -223,6 +244,8 @@ class NodeAgent:
         return task
 
     async def _engine_loop(self) -> None:
+        """Connect to the engine (retrying with backoff until one answers), then re-adopt the
+        kernels of a previous run; a one-off task, not a periodic one."""
         delay = 1.0
         candidates = engine_candidates(self.ac.docker_host)
         while self.engine is None:
@@ -248,7 +271,10 @@ class NodeAgent:
         except Exception as e:
             log.error("session networks are NOT isolated from each other on this node: %s", e)
         self.engine_ready = True
-        await self.scan_images()
+        try:
+            await self.scan_images()
+        except Exception as e:
+            log.error("the image list is empty until a rescan works: %s", e)
         self.link.request_heartbeat()
 
     def need_engine(self) -> Engine:
@@ -297,8 +323,10 @@ class NodeAgent:
 
     # --- images -------------------------------------------------------------------------------
     async def scan_images(self) -> list[dict[str, Any]]:
+        """Refresh the list of kernel images on this node.  Raises ``errors.ImageUnreadable``
+        naming the image whose architecture the engine does not tell (the list is then left as
+        it was: a guess would let the manager place sessions on a node that cannot run them)."""
         eng = self.need_engine()
-        assert eng is not None
         out = []
         try:
             listed = await eng.list_images()
@@ -309,17 +337,21 @@ class NodeAgent:
             labels = img.get("Labels") or {}
             if not is_kernel_image(labels):
                 continue
-            arch = ""
+            tags = [t for t in img.get("RepoTags") or [] if not t.endswith("<none>")]
+            if not tags:
+                continue
             try:
                 detail = await eng.inspect_image(img["Id"])
-                arch = normalize_arch((detail or {}).get("Architecture", "") or "")
-            except Exception:
-                pass
-            for tag in img.get("RepoTags") or []:
-                if tag.endswith("<none>"):
-                    continue
+            except DockerError as e:
+                raise errors.ImageUnreadable(f"image {tags[0]} ({img['Id']}): the engine does not "
+                                             f"answer its inspection: {e.message}",
+                                             data={"image": tags[0]}) from e
+            if detail is None:  # removed since it was listed: nothing to report
+                continue
+            arch = image_architecture(tags[0], detail)
+            for tag in tags:
                 out.append({"name": tag, "digest": img["Id"], "labels": labels,
-                            "architecture": arch or eng.arch, "size": img.get("Size", 0),
+                            "architecture": arch, "size": img.get("Size", 0),
                             "repo_digests": img.get("RepoDigests") or []})
         out.sort(key=lambda i: i["name"])
         self.images = out
@@ -700,17 +732,9 @@ class NodeAgent:
             await self._fail(kernel, e)
 
     # --- background loops ---------------------------------------------------------------------
-    async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.ac.poll_interval)
-            if not self.engine_ready:
-                continue
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("polling containers failed: %s", e)
+    async def _poll(self) -> None:
+        if self.engine_ready:
+            await self.poll_once()
 
     async def poll_once(self) -> None:
         eng = self.need_engine()
@@ -731,28 +755,28 @@ class NodeAgent:
         with contextlib.suppress(errors.KernelNotFound):
             await self.destroy(kernel_id, reason, forced=True)
 
-    async def _stats_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.ac.stats_interval)
-            for kernel in list(self.kernels.values()):
-                if kernel.status == "running":
-                    with contextlib.suppress(Exception):
-                        await self.sample_stats(kernel)
+    async def _sample_all_stats(self) -> None:
+        for kernel in list(self.kernels.values()):
+            if kernel.status == "running":
+                with contextlib.suppress(Exception):  # one kernel's (ending) container spoils no other's
+                    await self.sample_stats(kernel)
 
-    async def _housekeeping_loop(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                self.prune_logs()
-            if self.engine_ready:
-                with contextlib.suppress(Exception):
-                    await self.scan_images()
-                with contextlib.suppress(Exception):
-                    await self.sweep_networks()
-                try:
-                    await self.sync_isolation()
-                except Exception as e:
-                    log.error("session networks are NOT isolated from each other on this node: %s", e)
-            await asyncio.sleep(60)
+    async def _housekeeping(self) -> None:
+        # Each chore on its own: one that fails leaves the others done.
+        with contextlib.suppress(Exception):
+            self.prune_logs()
+        if not self.engine_ready:
+            return
+        try:
+            await self.scan_images()
+        except Exception as e:
+            log.error("the image list was not refreshed: %s", e)
+        with contextlib.suppress(Exception):
+            await self.sweep_networks()
+        try:
+            await self.sync_isolation()
+        except Exception as e:
+            log.error("session networks are NOT isolated from each other on this node: %s", e)
 
     def prune_logs(self) -> None:
         cutoff = time.time() - self.ac.log_retention

@@ -39,3 +39,9 @@ class RunnerError(BackendError):
 class IsolationFailed(BackendError):
     status, kind, title = 503, "service-unavailable", \
         "The agent cannot isolate the session's network from the others."
+
+
+class ImageUnreadable(BackendError):
+    """The engine does not tell what the agent must report about an image (its architecture)."""
+
+    status, kind, title = 502, "image-unreadable", "The container engine cannot describe an image."
