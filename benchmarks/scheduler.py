@@ -185,12 +185,12 @@ async def _db_pass(n_pending: int, n_agents: int, n_running: int, db_url: str) -
 
     from workbay.common.config import load_config
     from workbay.manager.app import build_state, close_state
+    from workbay.manager.compute import dispatcher as dispatcher_mod
+    from workbay.manager.compute.lifecycle import Lifecycle
     from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, User
     from workbay.manager.models.compute import Agent as AgentRow
     from workbay.manager.models.compute import ComputeSession, Kernel
     from workbay.manager.scheduler import core
-    from workbay.manager.scheduler import dispatcher as dispatcher_mod
-    from workbay.manager.scheduler.lifecycle import Lifecycle
     from workbay.manager.services.session_status import set_status
 
     os.environ.setdefault("WORKBAY_ADMIN_PASSWORD", "Bench-adm1n!pw")
@@ -241,18 +241,20 @@ async def _db_pass(n_pending: int, n_agents: int, n_running: int, db_url: str) -
                 s.add(Kernel(session_id=sess.id, status="PENDING", occupied_slots={}, service_ports=[],
                              last_stat={}, allocation={}))
 
-        class RecordingLauncher:
+        class RecordingKernels:
             """Stands in for the agent RPC: records which sessions would be launched."""
 
             def __init__(self) -> None:
-                self.lifecycle = Lifecycle(st.ctx)
                 self.launched: list[uuid.UUID] = []
 
             def launch(self, session_id: uuid.UUID) -> None:
                 self.launched.append(session_id)
 
-        launcher = RecordingLauncher()
-        dispatcher = dispatcher_mod.Dispatcher(st.ctx, launcher)  # type: ignore[arg-type]
+        async def no_outcome(session_id: uuid.UUID, reason: str) -> None:
+            pass
+
+        launcher = RecordingKernels()
+        dispatcher = dispatcher_mod.Dispatcher(st.ctx, launcher, Lifecycle(st.ctx, on_session_outcome=no_outcome))
         pure_time: list[float] = []
         real_schedule = dispatcher_mod.core.schedule
 

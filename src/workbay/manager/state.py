@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workbay.common.background import BackgroundLoop
 from workbay.common.ratelimit import RateLimiter
 
-from .reconcilers.compute import ComputeReconciler
-from .scheduler.dispatcher import Dispatcher
-from .scheduler.launcher import Launcher
-from .scheduler.lifecycle import Lifecycle
+from .compute.agent_rpc import AgentClientPool, AgentRPC
+from .compute.dispatcher import Dispatcher
+from .compute.lifecycle import Lifecycle
+from .compute.reconciler import ComputeReconciler
 from .services.agent_registry import AgentRegistry
 from .services.auth import AuthService
 from .services.bgtasks import BackgroundTasks
@@ -46,7 +48,7 @@ class ManagerState:
     engine: AsyncEngine
     rate_limiter: RateLimiter
     redis: object | None = None
-    storage_transport: object | None = None  # tests route the storage-proxy in-process
+    storage_transport: httpx.AsyncBaseTransport | None = None  # tests route the storage-proxy in-process
     auth: AuthService = field(init=False)
     users: UserService = field(init=False)
     keypairs: KeypairService = field(init=False)
@@ -56,7 +58,8 @@ class ManagerState:
     settings: SettingsService = field(init=False)
     agents: AgentRegistry = field(init=False)
     lifecycle: Lifecycle = field(init=False)
-    launcher: Launcher = field(init=False)
+    agent_clients: AgentClientPool = field(init=False)
+    agent_rpc: AgentRPC = field(init=False)
     dispatcher: Dispatcher = field(init=False)
     reconciler: ComputeReconciler = field(init=False)
     sessions: SessionService = field(init=False)
@@ -82,23 +85,28 @@ class ManagerState:
         self.policies = PolicyService(self.ctx)
         self.settings = SettingsService(self.ctx)
         self.agents = AgentRegistry(self.ctx)
-        self.lifecycle = Lifecycle(self.ctx)
-        self.launcher = Launcher(self.ctx, self.lifecycle)
-        self.dispatcher = Dispatcher(self.ctx, self.launcher)
-        self.reconciler = ComputeReconciler(self.ctx, self.launcher)
+        self.agent_clients = AgentClientPool(self.ctx.config.secrets.cluster)
+        self.lifecycle = Lifecycle(self.ctx, on_session_outcome=self._session_outcome)
+        self.agent_rpc = AgentRPC(self.ctx, self.lifecycle, self.agent_clients)
+        self.dispatcher = Dispatcher(self.ctx, self.agent_rpc, self.lifecycle)
+        self.reconciler = ComputeReconciler(self.ctx, self.agent_rpc, self.lifecycle, self.agents)
         self.bgtasks = BackgroundTasks(self.ctx)
         self.storage = StorageProxy(self.ctx.config, transport=self.storage_transport)
         self.folders = FolderService(self.ctx, self.storage, self.bgtasks)
         self.folder_sharing = FolderSharing(self.ctx)
         self.folder_admin = FolderAdmin(self.ctx, self.folders)
-        self.sessions = SessionService(self.ctx, self.dispatcher, self.launcher, FolderMounts(self.folders))
+        self.sessions = SessionService(self.ctx, self.dispatcher, self.agent_rpc, FolderMounts(self.folders))
         self.compute_admin = ComputeAdmin(self.ctx)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
         self.resource_summary = ResourceSummary(self.ctx, self.sessions)
-        self.session_files = SessionFiles(self.sessions, self.launcher)
-        self.apps = SessionApps(self.ctx, self.sessions, self.launcher, AppProxyClient(self.ctx))
+        self.session_files = SessionFiles(self.sessions, self.agent_rpc)
+        self.apps = SessionApps(self.ctx, self.sessions, self.agent_rpc, AppProxyClient(self.ctx))
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
         self.streams = SessionStreams(self.sessions, self.apps)
+
+    async def _session_outcome(self, session_id: uuid.UUID, reason: str) -> None:
+        """The lifecycle decided a session's end while kernels of it still run: destroy them."""
+        await self.agent_rpc.terminate_later(session_id, reason)
 
     def start_background(self) -> None:
         """The scheduler and the reconcilers (one set per manager process)."""
@@ -117,7 +125,8 @@ class ManagerState:
         await self.bgtasks.close()
         await self.dispatcher.stop()
         await self.reconciler.stop()
-        await self.launcher.close()
+        await self.agent_rpc.close()
+        await self.agent_clients.close()
         for loop in getattr(self, "_loops", ()):
             await loop.stop()
         task = getattr(self, "_circuit_task", None)

@@ -1,4 +1,9 @@
-"""Turns scheduling decisions into kernels on agents, and terminates them (agent RPC)."""
+"""The agent RPC caller: turns scheduling decisions into kernels on agents, stops them, and
+carries the in-session calls (execute, interrupt, logs, files, services) to the kernel's agent.
+
+(Not to be confused with the WebUI's session launcher, the wizard in ``web/routes/launcher.py``.)
+Every agent is reached through one pooled HTTP client (``AgentClientPool``), closed at shutdown.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import select
 
-from workbay.agent.client import AgentClient, AgentError
+from workbay.agent.client import AgentClient, AgentError, agent_http
 from workbay.common.errors import BackendError, ServiceUnavailable
 from workbay.manager.models import Keypair, User
 from workbay.manager.models.compute import ComputeSession, Kernel
@@ -25,6 +31,7 @@ from workbay.manager.services.session_status import DEAD, set_status
 from .lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class KernelRunnerError(BackendError):
@@ -42,18 +49,52 @@ class AgentRefused(Exception):
         self.agent_id, self.message = agent_id, message
 
 
-class Launcher:
-    def __init__(self, ctx: ServiceContext, lifecycle: Lifecycle) -> None:
-        self.ctx = ctx
-        self.lifecycle = lifecycle
-        self.launching: set[uuid.UUID] = set()
-        self.tasks: set[asyncio.Task] = set()
-        lifecycle.on_session_outcome = self._on_outcome
+def _addr(kernel: Kernel) -> str:
+    if not kernel.agent_addr:
+        raise ServiceUnavailable(f"Kernel {kernel.id} is not placed on an agent (status {kernel.status}).")
+    return kernel.agent_addr
+
+
+class AgentClientPool:
+    """One HTTP client per agent address, shared by every RPC to that agent (connections are kept
+    alive between calls instead of a new client, and a new TLS/TCP handshake, per call)."""
+
+    def __init__(self, secret: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._secret = secret
+        self._transport = transport
+        self._http: dict[str, httpx.AsyncClient] = {}
 
     def client(self, addr: str, timeout: float = 30.0) -> AgentClient:
-        return AgentClient(addr, self.ctx.config.secrets.cluster, timeout=timeout)
+        """An ``AgentClient`` on the pooled connection (``async with`` it: closing it keeps the
+        pool's client open)."""
+        key = addr.rstrip("/")
+        http = self._http.get(key)
+        if http is None or http.is_closed:
+            http = self._http[key] = agent_http(key, self._secret, transport=self._transport)
+        return AgentClient(key, self._secret, timeout=timeout, http=http)
 
-    def spawn(self, coro) -> None:
+    def __len__(self) -> int:
+        return len(self._http)
+
+    async def close(self) -> None:
+        clients, self._http = list(self._http.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+
+
+class AgentRPC:
+    """Implements ``services.compute_ports.KernelOps`` for the services."""
+
+    def __init__(self, ctx: ServiceContext, lifecycle: Lifecycle, agents: AgentClientPool) -> None:
+        self.ctx = ctx
+        self.lifecycle = lifecycle
+        self.agents = agents
+        self.launching: set[uuid.UUID] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def client(self, addr: str, timeout: float = 30.0) -> AgentClient:
+        return self.agents.client(addr, timeout)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -193,7 +234,9 @@ class Launcher:
         await self.terminate_session(session_id, "failed-to-start", forced=True)
 
     # -- stop --------------------------------------------------------------------------------------
-    async def _on_outcome(self, session_id: uuid.UUID, reason: str) -> None:
+    async def terminate_later(self, session_id: uuid.UUID, reason: str) -> None:
+        """Destroy a session's remaining kernels in the background (the lifecycle's
+        ``on_session_outcome``: a kernel ended and the session ends with it)."""
         self.spawn(self.terminate_session(session_id, reason))
 
     async def terminate_session(self, session_id: uuid.UUID, reason: str, forced: bool = False) -> None:
@@ -265,7 +308,7 @@ class Launcher:
                 await self._agent_call(agent.restart_kernel(str(k.id)))
 
     # -- in-session calls ----------------------------------------------------------------------------
-    async def _agent_call(self, coro):
+    async def _agent_call(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
             return await coro
         except AgentError as e:
@@ -276,7 +319,7 @@ class Launcher:
             raise ServiceUnavailable(f"The agent does not answer: {e}") from e
 
     async def execute(self, kernel: Kernel, body: dict[str, Any]) -> dict[str, Any]:
-        async with self.client(kernel.agent_addr, timeout=150) as agent:
+        async with self.client(_addr(kernel), timeout=150) as agent:
             result = await self._agent_call(agent.execute(
                 str(kernel.id), mode=body.get("mode") or "query", code=body.get("code") or "",
                 run_id=body.get("runId") or body.get("run_id") or "", options=body.get("options"),
@@ -284,18 +327,18 @@ class Launcher:
         return {"result": result}
 
     async def interrupt(self, kernel: Kernel) -> None:
-        async with self.client(kernel.agent_addr) as agent:
+        async with self.client(_addr(kernel)) as agent:
             await self._agent_call(agent.interrupt(str(kernel.id)))
 
     async def archive(self, kernel: Kernel, path: str) -> bytes:
-        async with self.client(kernel.agent_addr, timeout=300) as agent:
+        async with self.client(_addr(kernel), timeout=300) as agent:
             return await self._agent_call(agent.archive(str(kernel.id), path))
 
     async def start_service(self, kernel: Kernel, name: str, port: int | None, args: dict[str, Any],
                             envs: dict[str, str]) -> dict[str, Any]:
-        async with self.client(kernel.agent_addr, timeout=90) as agent:
+        async with self.client(_addr(kernel), timeout=90) as agent:
             return await self._agent_call(agent.start_service(str(kernel.id), name, port, args, envs))
 
     async def logs(self, kernel: Kernel) -> str:
-        async with self.client(kernel.agent_addr) as agent:
+        async with self.client(_addr(kernel)) as agent:
             return await self._agent_call(agent.logs(str(kernel.id)))

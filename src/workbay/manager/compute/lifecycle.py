@@ -16,32 +16,33 @@ from sqlalchemy import select
 
 from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.manager.services.context import ServiceContext
-from workbay.manager.services.session_status import DEAD, set_status
+from workbay.manager.services.session_status import DEAD, session_event, set_status
 
 log = logging.getLogger(__name__)
 BATCH_REASONS = {"task-finished": "SUCCESS", "task-failed": "FAILURE", "batch-timeout": "FAILURE"}
 ERROR_REASONS = {"failed-to-start", "prepare-timeout"}
 
-Publisher = Callable[..., Awaitable[None]]
+# Called with (session id, reason) when a kernel's end decides its session's outcome while other
+# kernels of the session still run: they must be destroyed (the agent RPC does it in the background).
+SessionOutcome = Callable[[uuid.UUID, str], Awaitable[None]]
 
 
 class Lifecycle:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, on_session_outcome: SessionOutcome) -> None:
         self.ctx = ctx
-        # Sessions whose remaining kernels must be destroyed (set by handlers, drained by the launcher).
-        self.on_session_outcome: Callable[[uuid.UUID, str], Awaitable[None]] | None = None
+        self.on_session_outcome = on_session_outcome
 
     async def publish(self, sess: ComputeSession, event: str, reason: str | None, exit_code: int | None = None,
                       **extra: Any) -> None:
-        await self.ctx.events.publish({
-            "name": event, "sessionId": str(sess.id), "sessionName": sess.name, "ownerAccessKey": sess.access_key,
-            "user_id": str(sess.user_id), "reason": reason or "", "exitCode": exit_code, **extra})
+        await self.ctx.events.publish(session_event(
+            event, session_id=sess.id, session_name=sess.name, access_key=sess.access_key, user_id=sess.user_id,
+            reason=reason, exit_code=exit_code, **extra))
 
     async def publish_kernel(self, sess: ComputeSession, kernel: Kernel, event: str, reason: str | None,
                              exit_code: int | None = None) -> None:
         """kernel_* events (§2.6) carry the kernel's id and cluster position."""
-        await self.publish(sess, event, reason, exit_code, kernelId=str(kernel.id),
-                           clusterRole=kernel.cluster_role, clusterIdx=kernel.cluster_idx)
+        await self.publish(sess, event, reason, exit_code, kernel_id=kernel.id,
+                           cluster_role=kernel.cluster_role, cluster_idx=kernel.cluster_idx)
 
     async def apply(self, agent_id: str, events: list[dict[str, Any]]) -> None:
         for ev in events:
@@ -145,7 +146,7 @@ class Lifecycle:
         if outcome is None:
             return
         sess, status, why = outcome
-        if remaining and self.on_session_outcome is not None:
+        if remaining:
             await self.on_session_outcome(sess.id, why or "terminated")
             return
         if sess.result == "SUCCESS":

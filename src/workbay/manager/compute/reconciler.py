@@ -1,23 +1,27 @@
-"""Periodic convergence: lost agents, sessions a restart left half-done, stuck terminations."""
+"""Periodic convergence of the compute side: lost agents, sessions a restart left half-done, stuck
+terminations, and the kernels each agent reports (heartbeat) against the database."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from workbay.agent.client import AgentClient, AgentError
+from workbay.agent.client import AgentError
+from workbay.common.background import BackgroundLoop
 from workbay.manager.models.compute import Agent, ComputeSession, Kernel
-from workbay.manager.scheduler.dispatcher import occupancy_by_agent
-from workbay.manager.scheduler.launcher import Launcher
-from workbay.manager.services.agent_registry import AgentRegistry, Heartbeat
+from workbay.manager.services.agent_registry import AgentRegistry, Heartbeat, occupancy_by_agent
 from workbay.manager.services.context import ServiceContext
 from workbay.manager.services.session_status import DEAD
+
+from .agent_rpc import AgentRPC
+from .lifecycle import Lifecycle
 
 PROBE_TIMEOUT = 3.0
 
@@ -25,11 +29,13 @@ log = logging.getLogger(__name__)
 
 
 class ComputeReconciler:
-    def __init__(self, ctx: ServiceContext, launcher: Launcher) -> None:
+    def __init__(self, ctx: ServiceContext, kernels: AgentRPC, lifecycle: Lifecycle, registry: AgentRegistry) -> None:
         self.ctx = ctx
-        self.launcher = launcher
-        self.registry = AgentRegistry(ctx)
-        self._task: asyncio.Task | None = None
+        self.kernels = kernels
+        self.lifecycle = lifecycle
+        self.registry = registry
+        self.loop = BackgroundLoop("compute-reconciler", self.run_once,
+                                   lambda: ctx.config.manager.reconcile_interval, immediate=True, logger=log)
         # Silence is counted from this process's start at the earliest: while the manager was
         # down, agents could not reach it (and their retries back off).
         self.started_at = datetime.now(UTC)
@@ -38,20 +44,10 @@ class ComputeReconciler:
         self._destroying: set[uuid.UUID] = set()  # orphans being destroyed
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="compute-reconciler")
+        self.loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("reconciliation failed; retrying")
-            await asyncio.sleep(self.ctx.config.manager.reconcile_interval)
+        await self.loop.stop()
 
     async def run_once(self, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
@@ -88,14 +84,14 @@ class ComputeReconciler:
             log.warning("agent %s lost (no heartbeat since before %s)", agent_id, cutoff.isoformat())
             await self.ctx.events.publish({"name": "agent_lost", "agent_id": agent_id})
         for kid in kernels:
-            await self.launcher.lifecycle.kernel_terminated(kid, "agent-lost", None, "the agent stopped answering")
+            await self.lifecycle.kernel_terminated(kid, "agent-lost", None, "the agent stopped answering")
         return lost_ids
 
     async def probe(self, agent_id: str, addr: str) -> bool:
         """Ask a silent agent directly; an answer counts as a heartbeat (its heartbeats may be
         backing off after the manager was unreachable, or only that direction may be broken)."""
         try:
-            async with AgentClient(addr, self.ctx.config.secrets.cluster, timeout=PROBE_TIMEOUT) as client:
+            async with self.kernels.client(addr, timeout=PROBE_TIMEOUT) as client:
                 info = await client.info()
             hb = Heartbeat.model_validate({**info, "id": agent_id})
             await self.registry.heartbeat(hb)
@@ -153,11 +149,11 @@ class ComputeReconciler:
                 continue
             log.warning("agent %s runs kernel %s that ended here (%s); destroying it", hb.id, kid, reason)
             self._destroying.add(kid)
-            self.launcher.spawn(self._destroy_orphan(hb.addr, kid, reason))
+            self.kernels.spawn(self._destroy_orphan(hb.addr, kid, reason))
         for kid in vanished:
             log.warning("agent %s no longer reports kernel %s; it is gone", hb.id, kid)
             self._missing.pop(kid, None)
-            await self.launcher.lifecycle.kernel_terminated(
+            await self.lifecycle.kernel_terminated(
                 kid, "kernel-lost", None, f"agent {hb.id} no longer reports this kernel")
 
     async def on_heartbeat(self, hb: Heartbeat) -> None:
@@ -168,7 +164,7 @@ class ComputeReconciler:
 
     async def _destroy_orphan(self, addr: str, kernel_id: uuid.UUID, reason: str) -> None:
         try:
-            async with AgentClient(addr, self.ctx.config.secrets.cluster, timeout=120) as client:
+            async with self.kernels.client(addr, timeout=120) as client:
                 await client.destroy_kernel(str(kernel_id), reason, forced=True)
         except AgentError as e:
             if not e.not_found:
@@ -186,7 +182,7 @@ class ComputeReconciler:
                 ComputeSession.status.in_(("SCHEDULED", "PREPARING", "PULLING")),
                 ComputeSession.scheduled_at < cutoff))).scalars().all()
         for sid in ids:
-            self.launcher.launch(sid)
+            self.kernels.launch(sid)
 
     async def retry_terminations(self, now: datetime) -> None:
         cutoff = now - timedelta(seconds=15)
@@ -195,9 +191,9 @@ class ComputeReconciler:
         for sess in rows:
             last = (sess.status_history or [{}])[-1].get("timestamp")
             if last and datetime.fromisoformat(last) < cutoff:
-                self.launcher.spawn(self.launcher.terminate_session(sess.id, sess.status_info or "terminated"))
+                self.kernels.spawn(self.kernels.terminate_session(sess.id, sess.status_info or "terminated"))
 
-    async def recalculate_usage(self, progress=None) -> dict[str, dict[str, str]]:
+    async def recalculate_usage(self, progress: Callable[[int, int], Awaitable[object]] | None = None) -> dict[str, dict[str, str]]:
         """AD-8: rebuild every agent's occupied slots from its live kernels.  ``progress``
         (``await progress(done, total)``) hears about each agent."""
         async with self.ctx.db.begin() as s:

@@ -81,6 +81,7 @@ from .model import (
     SessionType,
     StillPending,
     Usage,
+    enum_value,
 )
 from .ordering import SessionQueue, dominant_share, static_order
 from .placement import AgentPool, Placement
@@ -92,7 +93,7 @@ __all__ = [
     "PREDICATE_NAMES", "AgentCapacity", "AgentPool", "AgentSelection", "Cancelled", "ClusterMode", "Decision",
     "DependencyState", "KernelPlacement", "KeypairUsage", "PendingSession", "Placement", "PredicateResult",
     "ResourceGroupPolicy", "Scheduled", "SchedulerKind", "SchedulingInput", "SchedulingResult", "SessionType",
-    "StillPending", "Usage", "cancellation", "dominant_share", "invalid", "schedule", "static_order", "validate",
+    "StillPending", "Usage", "cancellation", "dominant_share", "enum_value", "invalid", "schedule", "static_order", "validate",
 ]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TypeVar
 
 from workbay.common.domain import AgentSelection, ClusterMode, SchedulerKind, SessionType
 from workbay.common.slots import ResourceSlot, request_problem
@@ -48,12 +49,20 @@ DEFAULT_RETRIES_TO_SKIP = 3
 ALL_SESSION_TYPES = frozenset(SessionType)
 
 
-def _enum(cls: type[StrEnum], value: object, what: str) -> StrEnum:
+E = TypeVar("E", bound=StrEnum)
+
+
+def enum_value(cls: type[E], value: object, what: str) -> E:
+    """``value`` as a member of ``cls``; ``ValueError`` naming ``what`` and the allowed values."""
     try:
-        return cls(value)
+        # Rows and callers may hold anything; the enum itself refuses what it does not know.
+        return cls(value)  # type: ignore[arg-type]
     except ValueError:
         allowed = ", ".join(m.value for m in cls)
         raise ValueError(f"unknown {what} {value!r} (one of: {allowed})") from None
+
+
+_enum = enum_value
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ class _Bucket:
     def __init__(self) -> None:
         self.agents: list[_AgentState] = []
         # request shape -> (heap of (±util, id, version) of agents that may fit it, ids that never will)
-        self.by_shape: dict[tuple, tuple[list[tuple[Decimal, str, int]], set[str]]] = {}
+        self.by_shape: dict[tuple[tuple[str, Decimal], ...], tuple[list[tuple[Decimal, str, int]], set[str]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,8 @@ class AgentPool:
         for st in self.states.values():
             self._buckets.setdefault((st.arch, st.sig), _Bucket()).agents.append(st)
         self._levels_cache: dict[tuple[str, frozenset[str]], list[list[_Bucket]]] = {}
-        self._failed: dict[tuple, list[dict[str, Decimal]]] = {}
+        # (architecture, designated agents, kernel count, cluster mode) -> requests that found no room
+        self._failed: dict[tuple[str, tuple[str, ...], int, ClusterMode | None], list[dict[str, Decimal]]] = {}
         self.architectures = frozenset(st.arch for st in self.states.values())
         cap: dict[str, Decimal] = {}
         free: dict[str, Decimal] = {}
