@@ -27,7 +27,8 @@ AGENT = "wb-int-agent-1"
 async def system(tmp_path_factory):
     async with running_system(tmp_path_factory.mktemp("web-admin-resources")) as s:
         await AgentRegistry(s.manager.state.ctx).heartbeat(Heartbeat.model_validate({
-            "id": AGENT, "addr": "http://10.1.2.3:6001", "region": "local", "architecture": "x86_64",
+            "id": AGENT, "addr": "http://10.1.2.3:6001", "region": "local", "resource_group": "default",
+            "architecture": "x86_64",
             "slots": {"cpu": "4", "mem": str(8 << 30)}, "version": "test",
             "images": [{"name": "localhost/workbay/python:3.11", "architecture": "x86_64", "digest": "sha256:abc",
                         "labels": {}, "size": 1}]}))
