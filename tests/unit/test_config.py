@@ -88,6 +88,45 @@ def test_unknown_environment_keys_of_a_section_fail(monkeypatch):
         load_config()
 
 
+def test_unknown_keys_name_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "[agent]\nresource_grup = \"gpu\"\n"))
+    line = next(x for x in str(e.value).splitlines() if "resource_grup" in x)
+    assert "agent.resource_grup: Extra inputs are not permitted (unknown key; known keys: " in line
+    assert "resource_group" in line
+
+
+def test_unknown_environment_keys_name_the_variable(monkeypatch):
+    monkeypatch.setenv("WORKBAY_AGENT__RESOURCE_GRUP", "gpu")
+    with pytest.raises(ConfigError, match=r"agent\.resource_grup: .*from the environment variable "
+                                          r"WORKBAY_AGENT__RESOURCE_GRUP"):
+        load_config()
+
+
+def test_an_unknown_section_in_the_environment_fails(monkeypatch):
+    # pydantic-settings alone ignores it: the typo would configure nothing without a word.
+    monkeypatch.setenv("WORKBAY_MANGER__PORT", "9100")
+    with pytest.raises(ConfigError) as e:
+        load_config()
+    text = str(e.value)
+    assert text.splitlines()[0] == "invalid configuration in the environment:"
+    assert "  WORKBAY_MANGER__PORT: no configuration section 'manger' (sections: " in text
+    assert "manager" in text
+
+
+def test_other_tools_variables_are_not_configuration(monkeypatch):
+    monkeypatch.setenv("WORKBAY_ENDPOINT", "http://127.0.0.1:8091")  # the CLI's
+    monkeypatch.setenv("WORKBAY_ADMIN_PASSWORD", "x")
+    assert load_config().manager.port == 8091
+
+
+def test_the_agent_resource_group_is_explicit(tmp_path):
+    assert load_config().agent.resource_group == "default"  # the documented default (docs/agent-rpc.md)
+    assert load_config(write(tmp_path, '[agent]\nresource_group = "gpu"\n')).agent.resource_group == "gpu"
+    with pytest.raises(ConfigError, match=r"agent\.resource_group: String should have at least 1 character"):
+        load_config(write(tmp_path, '[agent]\nresource_group = ""\n'))
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("[manager]\nport = 0\n", "manager.port: Input should be greater than or equal to 1"),
     ("[manager]\nport = \"http\"\n", "manager.port: Input should be a valid integer"),

@@ -1,12 +1,17 @@
 """Configuration: one TOML file (a section per component) + WORKBAY_* environment variables.
 
 Environment variables override the file: ``WORKBAY_DB__URL``, ``WORKBAY_MANAGER__PORT``, …
-Unknown keys fail loudly at startup.
+Unknown keys fail loudly at startup, naming the key and where it came from (the file, or the
+environment variable): in the file any unknown key; in the environment any ``WORKBAY_<section>__<key>``
+whose section or key does not exist (other ``WORKBAY_*`` variables without ``__`` belong to other
+tools -- the CLI's ``WORKBAY_ENDPOINT``, the test suite's -- and are left alone).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,7 +193,8 @@ class AgentConfig(Section):
     manager_url: str = "http://127.0.0.1:8091"
     id: str = ""
     region: str = "local"
-    resource_group: str = "default"
+    resource_group: str = Field("default", min_length=1, description="the resource group of this "
+                                "node, sent with every heartbeat; the documented default is 'default'")
     # --- kernels (see docs/agent-rpc.md) ---
     docker_host: str = Field("", description="Docker Engine API endpoint; empty = $DOCKER_HOST, "
                              "then unix:///run/podman/podman.sock, then /var/run/docker.sock")
@@ -283,12 +289,57 @@ def load_config(path: Path | None = None, **overrides: Any) -> WorkbayConfig:
     # The class attribute carries the file's data to the TOML source for this one construction.
     WorkbayConfig._toml_data = data
     try:
+        unknown = unknown_environment_sections(os.environ)
+        if unknown:
+            raise ConfigError("invalid configuration in the environment:\n" + "\n".join(
+                f"  {name}: no configuration section {section!r} (sections: {', '.join(_SECTIONS)})"
+                for name, section in unknown))
         return WorkbayConfig(**overrides)
     except ValidationError as e:
         lines = [f"invalid configuration{f' in {path}' if path else ''}:"]
         for err in e.errors():
             loc = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {loc}: {err['msg']}")
+            line = f"  {loc}: {err['msg']}"
+            if err["type"] == "extra_forbidden":
+                line += f" (unknown key{_known_keys(err['loc'])})"
+            env_name = _environment_name(err["loc"], os.environ)
+            if env_name:
+                line += f" (from the environment variable {env_name})"
+            lines.append(line)
         raise ConfigError("\n".join(lines)) from e
     finally:
         WorkbayConfig._toml_data = {}
+
+
+ENV_PREFIX = "WORKBAY_"
+_SECTIONS = tuple(name for name, f in WorkbayConfig.model_fields.items()
+                  if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel))
+
+
+def unknown_environment_sections(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(variable, section)`` of every ``WORKBAY_<section>__<key>`` whose section does not exist
+    (pydantic-settings would ignore it: a typo would silently configure nothing)."""
+    out = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section = name[len(ENV_PREFIX):].split("__", 1)[0].lower()
+        if section not in _SECTIONS:
+            out.append((name, section))
+    return out
+
+
+def _environment_name(loc: tuple[int | str, ...], environ: Mapping[str, str]) -> str | None:
+    """The environment variable that set the value at ``loc``, if one did."""
+    wanted = (ENV_PREFIX + "__".join(str(p) for p in loc)).upper()
+    return next((name for name in environ if name.upper() == wanted), None)
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = WorkbayConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return ""
+        model = field.annotation
+    return f"; known keys: {', '.join(model.model_fields)}"
