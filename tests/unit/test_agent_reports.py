@@ -1,5 +1,6 @@
-"""The agent's image list: an image whose architecture the engine does not tell is an error that
-names it, never the engine's architecture taken as a guess."""
+"""What the agent reports: its heartbeat always names its architecture and resource group; in its
+image list an image whose architecture the engine does not tell is an error that names it, never
+the engine's architecture taken as a guess."""
 
 from __future__ import annotations
 
@@ -32,9 +33,10 @@ class FakeEngine:
         return detail
 
 
-def agent_with(tmp_path, images, details) -> NodeAgent:
+def agent_with(tmp_path, images, details, **agent_config: Any) -> NodeAgent:
     config = load_config(data_dir=tmp_path, secrets={"cluster": "s"},
-                         agent={"slots": {"cpu": "1", "mem": "1g"}, "container_ulimits": {"nofile": 1024}})
+                         agent={"slots": {"cpu": "1", "mem": "1g"}, "container_ulimits": {"nofile": 1024},
+                                **agent_config})
     agent = NodeAgent(config)
     agent.engine = FakeEngine(images, details)  # type: ignore[assignment]
     agent.engine_ready = True
@@ -84,3 +86,20 @@ async def test_an_image_removed_while_scanning_is_left_out(tmp_path):
     agent = agent_with(tmp_path, [image("sha256:a", "a:1"), image("sha256:gone", "gone:1")],
                        {"sha256:a": {"Architecture": "amd64"}})
     assert [i["name"] for i in await agent.scan_images()] == ["a:1"]
+
+
+async def test_the_heartbeat_names_architecture_and_resource_group(tmp_path):
+    agent = agent_with(tmp_path, [], {}, resource_group="gpu-east")
+    agent.engine.arch = "aarch64"  # type: ignore[union-attr]
+    payload = await agent.heartbeat_payload()
+    assert payload is not None
+    assert (payload["architecture"], payload["resource_group"]) == ("aarch64", "gpu-east")
+    assert payload["slots"] == {"cpu": "1", "mem": str(2**30)}
+    default = agent_with(tmp_path / "other", [], {})
+    assert (await default.heartbeat_payload() or {})["resource_group"] == "default"
+
+
+async def test_no_heartbeat_before_the_engine_answers(tmp_path):
+    agent = agent_with(tmp_path, [], {})
+    agent.engine_ready = False
+    assert await agent.heartbeat_payload() is None
