@@ -142,10 +142,55 @@ def test_everyone_sees_their_own_secret_key(who):
     assert access.may_see_secret_key(who, who.user_id, who.role, who.domain_name)
 
 
+# -- sessions: who sees, who changes, and the allowed_actions the WebUI shows ------------------------
+OWNER = actor("user")
+EVERY_ACTION = ("download", "exec", "logs", "open_app", "rename", "restart", "terminate")
+
+
+def session_of(owner: Actor, domain: str = "default") -> tuple[uuid.UUID, str, str]:
+    return owner.user_id, owner.access_key, domain
+
+
+@pytest.mark.parametrize("who, sees, changes", [
+    (OWNER, True, True), (SUPER, True, True), (ADMIN, True, True), (MONITOR, True, False),
+    (USER, False, False), (OTHER_ADMIN, False, False), (OTHER_MONITOR, False, False),
+])
+def test_who_sees_and_changes_a_session(who, sees, changes):
+    owner_id, _, domain = session_of(OWNER)
+    key = "AKIA" + "O" * 16  # the owner's, not the caller's
+    assert access.may_see_session(who, owner_id, key, domain) is sees
+    assert access.may_change_session(who, owner_id, key, domain) is changes
+
+
+@pytest.mark.parametrize("status, expected", [
+    ("RUNNING", EVERY_ACTION),
+    ("PENDING", ("logs", "terminate")), ("PREPARING", ("logs", "terminate")),
+    ("RUNNING_DEGRADED", ("logs", "terminate")), ("TERMINATING", ("logs", "terminate")),
+    ("TERMINATED", ("logs",)), ("ERROR", ("logs",)), ("CANCELLED", ("logs",)),
+])
+def test_session_actions_follow_the_status(status, expected):
+    owner_id, _, domain = session_of(OWNER)
+    assert access.session_actions(OWNER, owner_id, "AKIA" + "O" * 16, domain, status) == expected
+
+
+@pytest.mark.parametrize("who, expected", [
+    (SUPER, EVERY_ACTION), (ADMIN, EVERY_ACTION), (MONITOR, ("logs",)), (USER, ()), (OTHER_ADMIN, ()),
+])
+def test_session_actions_follow_the_role(who, expected):
+    owner_id, _, domain = session_of(OWNER)
+    assert access.session_actions(who, owner_id, "AKIA" + "O" * 16, domain, "RUNNING") == expected
+
+
+def test_session_actions_are_sorted_and_from_the_vocabulary():
+    got = access.session_actions(OWNER, OWNER.user_id, OWNER.access_key, "default", "RUNNING")
+    assert list(got) == sorted(got) and set(got) == {a.value for a in access.SessionAction}
+
+
 def test_every_public_function_is_covered():
     tested = {"require_superadmin", "require_admin", "require_reader", "domain_scope",
               "check_domain_visible", "check_may_manage_domain", "check_role_grant",
-              "check_may_modify_user", "may_see_secret_key"}
+              "check_may_modify_user", "may_see_secret_key", "may_see_session", "may_change_session",
+              "session_actions"}
     public = {name for name, obj in vars(access).items()
               if callable(obj) and not name.startswith("_") and getattr(obj, "__module__", "") == access.__name__
               and not isinstance(obj, type)}

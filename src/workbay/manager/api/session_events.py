@@ -15,8 +15,15 @@ from workbay.manager.state import ManagerState
 from .deps import actor, state
 
 router = APIRouter(tags=["sessions"])
-WIRE_KEYS = ("reason", "sessionName", "ownerAccessKey", "sessionId", "exitCode", "kernelId", "clusterRole",
-             "clusterIdx")
+# Backend.AI's SSE data keys (in this order) for the event bus's keys (services/session_status.session_event).
+WIRE_KEYS = {"reason": "reason", "sessionName": "session_name", "ownerAccessKey": "access_key",
+             "sessionId": "session_id", "exitCode": "exit_code", "kernelId": "kernel_id", "clusterRole": "cluster_role",
+             "clusterIdx": "cluster_idx"}
+
+
+def wire_event(ev: dict[str, Any]) -> dict[str, Any]:
+    """The SSE data of one session or kernel event."""
+    return {wire: ev.get(key) for wire, key in WIRE_KEYS.items() if key in ev}
 
 
 def _matches(ev: dict[str, Any], who: Actor, session_id: str | None, name: str, owner: str | None,
@@ -26,13 +33,13 @@ def _matches(ev: dict[str, Any], who: Actor, session_id: str | None, name: str, 
         return False
     if scope != "*" and not kind.startswith(scope + "_"):
         return False
-    if session_id and ev.get("sessionId") != session_id:
+    if session_id and ev.get("session_id") != session_id:
         return False
-    if name != "*" and ev.get("sessionName") != name:
+    if name != "*" and ev.get("session_name") != name:
         return False
-    if owner and ev.get("ownerAccessKey") != owner:
+    if owner and ev.get("access_key") != owner:
         return False
-    if ev.get("user_id") == str(who.user_id) or ev.get("ownerAccessKey") == who.access_key:
+    if ev.get("user_id") == str(who.user_id) or ev.get("access_key") == who.access_key:
         return True
     return who.is_superadmin or (who.role in ("admin", "monitor") and bool(owner))
 
@@ -53,6 +60,6 @@ async def session_events(request: Request, who: Actor = Depends(actor), st: Mana
                 except TimeoutError:
                     continue
                 if _matches(ev, who, session_id, name, owner, scope):
-                    yield {"event": ev["name"], "data": json.dumps({k: ev.get(k) for k in WIRE_KEYS if k in ev})}
+                    yield {"event": ev["name"], "data": json.dumps(wire_event(ev))}
 
     return EventSourceResponse(stream(), ping=15)

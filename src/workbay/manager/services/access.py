@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from enum import StrEnum
 
+from workbay.common.domain import DEAD_STATUSES, SessionStatus
 from workbay.common.errors import InsufficientPrivilege, ObjectNotFound
 
 ROLES = ("superadmin", "admin", "user", "monitor")
@@ -85,3 +87,43 @@ def may_see_secret_key(actor: Actor, owner_id: uuid.UUID, owner_role: str, owner
     except (InsufficientPrivilege, ObjectNotFound):
         return False
     return True
+
+
+# -- what a user may do with a session (the WebUI shows exactly these; docs/api.md "For the WebUI")
+class SessionAction(StrEnum):
+    LOGS = "logs"
+    TERMINATE = "terminate"
+    RESTART = "restart"
+    RENAME = "rename"
+    OPEN_APP = "open_app"
+    EXEC = "exec"
+    DOWNLOAD = "download"
+
+
+def may_see_session(actor: Actor, owner_id: uuid.UUID, access_key: str, domain_name: str) -> bool:
+    """Owners, superadmins, and admins and monitors of the session's domain see a session."""
+    if access_key == actor.access_key or owner_id == actor.user_id or actor.is_superadmin:
+        return True
+    return actor.role in ("admin", "monitor") and domain_name == actor.domain_name
+
+
+def may_change_session(actor: Actor, owner_id: uuid.UUID, access_key: str, domain_name: str) -> bool:
+    """Who sees a session may change it, except a monitor another user's."""
+    if not may_see_session(actor, owner_id, access_key, domain_name):
+        return False
+    return not (actor.role == "monitor" and owner_id != actor.user_id)
+
+
+def session_actions(actor: Actor, owner_id: uuid.UUID, access_key: str, domain_name: str,
+                    status: str) -> tuple[str, ...]:
+    """What ``actor`` may do with a session in ``status`` now, sorted; the routes enforce the same rules."""
+    if not may_see_session(actor, owner_id, access_key, domain_name):
+        return ()
+    out: set[str] = {SessionAction.LOGS}
+    if may_change_session(actor, owner_id, access_key, domain_name):
+        if status not in DEAD_STATUSES:
+            out.add(SessionAction.TERMINATE)
+        if status == SessionStatus.RUNNING:
+            out.update((SessionAction.RESTART, SessionAction.RENAME, SessionAction.OPEN_APP, SessionAction.EXEC,
+                        SessionAction.DOWNLOAD))
+    return tuple(sorted(out))

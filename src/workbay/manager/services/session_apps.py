@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
@@ -24,7 +24,11 @@ from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.runner import protocol as gate
 
 from .access import Actor
+from .compute_ports import KernelOps
 from .context import ServiceContext
+
+if TYPE_CHECKING:
+    from .sessions import SessionService
 
 log = logging.getLogger(__name__)
 # Where the browser lands in each app (the rest go to "/").
@@ -46,7 +50,7 @@ class StartService(BaseModel):
 
     @field_validator("envs", "arguments")
     @classmethod
-    def _json(cls, v):  # Backend.AI's client sends these as JSON strings
+    def _json(cls, v: Any) -> Any:  # Backend.AI's client sends these as JSON strings
         if isinstance(v, str):
             if json_too_deep(v):  # JSON in a string: the body guard never saw its nesting
                 raise ValueError(f"nested too deeply (at most {MAX_JSON_DEPTH} levels)")
@@ -142,7 +146,8 @@ async def wait_listening(host: str, port: int, timeout: float, secret: str | Non
 
 
 class SessionApps:
-    def __init__(self, ctx: ServiceContext, sessions, launcher, proxy: AppProxyClient) -> None:
+    def __init__(self, ctx: ServiceContext, sessions: SessionService, launcher: KernelOps,
+                 proxy: AppProxyClient) -> None:
         self.ctx = ctx
         self.sessions = sessions
         self.launcher = launcher
@@ -177,11 +182,13 @@ class SessionApps:
             raise InvalidAPIParameters(f"The session offers no app named {req.app!r}.",
                                        data={"apps": sorted(str(n) for n in ports)})
         protocol = (declared or {}).get("protocol", "tcp")
-        if protocol == "preopen":
+        if protocol == "preopen" and declared is not None:
             info = {"host_ports": declared.get("host_ports") or [], "kernel_host": declared.get("kernel_host")}
         else:
-            info = await self.launcher.start_service(kernel, req.app, req.port, req.arguments or {},
-                                                     req.envs or {})
+            # The validator has turned JSON strings into objects already.
+            arguments = req.arguments if isinstance(req.arguments, dict) else {}
+            envs = req.envs if isinstance(req.envs, dict) else {}
+            info = await self.launcher.start_service(kernel, req.app, req.port, arguments, envs)
             if info.get("error"):
                 raise GenericBadRequest(f"The app {req.app} could not start: {info['error']}")
         host = info.get("kernel_host") or (declared or {}).get("kernel_host")
@@ -236,5 +243,5 @@ class SessionApps:
         async with self.ctx.events.subscribe() as events:
             while True:
                 ev = await events.get()
-                if ev.get("name") in ends and ev.get("sessionId"):
-                    await self.on_session_gone(str(ev["sessionId"]))
+                if ev.get("name") in ends and ev.get("session_id"):
+                    await self.on_session_gone(str(ev["session_id"]))

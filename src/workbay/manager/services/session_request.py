@@ -1,19 +1,24 @@
-"""POST /session: the request as Backend.AI clients send it (aliases, nulls meaning "default")."""
+"""POST /session: the request as Backend.AI clients send it (aliases, nulls meaning "default"), read
+into Workbay's names (``project``, ``config.resource_group``); and how a check names the request
+field it refuses (``field_problem``: docs/api.md "For the WebUI")."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from workbay.common.domain import ClusterMode, SessionType, session_name_problem
+from workbay.common.errors import BackendError
 from workbay.common.text import check_multiline, check_name, check_text
 
-SESSION_NAME_RE = re.compile(r"^\w[\w.-]*\w\Z")
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # A batch session may be reserved at most this far ahead (docs/api.md "Bounds"): far enough for
@@ -34,13 +39,25 @@ RESERVED_ENV_NAMES = frozenset({"LOCAL_USER_ID", "LOCAL_GROUP_ID", "HOME", "USER
 MAX_URL = 2048
 MAX_LIST = 64  # mounts, dependencies, agents, preopen ports of one request
 
-LIVE_STATUSES = ("PENDING", "SCHEDULED", "PREPARING", "PULLING", "RUNNING", "RESTARTING",
-                 "RUNNING_DEGRADED", "TERMINATING")
-DEAD_STATUSES = ("TERMINATED", "ERROR", "CANCELLED")
+FIELD_ERRORS = "field_errors"  # the problem's extension member
 
 
-def valid_session_name(name: str) -> bool:
-    return 4 <= len(name) <= 64 and bool(SESSION_NAME_RE.match(name))
+def field_problem(err: BackendError, path: str) -> BackendError:
+    """Mark ``err`` as caused by the request field ``path`` (Workbay's dotted path in
+    ``CreateSession``, e.g. ``config.resources.cpu``; the API spells it as the client did)."""
+    err.extra.setdefault(FIELD_ERRORS, {})[path] = err.msg or err.title
+    return err
+
+
+@contextmanager
+def about(path: str) -> Iterator[None]:
+    """Errors raised inside name the request field ``path`` (unless they already name one)."""
+    try:
+        yield
+    except BackendError as err:
+        if FIELD_ERRORS not in err.extra:
+            field_problem(err, path)
+        raise
 
 
 def parse_starts_at(value: str, now: datetime | None = None) -> datetime:
@@ -148,14 +165,14 @@ class SessionConfig(BaseModel):
     resources: dict[str, Any] | None = Field(None, max_length=32)
     resource_opts: dict[str, Any] | None = Field(None, max_length=32,
                                                  validation_alias=AliasChoices("resource_opts", "resourceOpts"))
-    scaling_group: ShortText | None = Field(None, validation_alias=AliasChoices("scalingGroup", "scaling_group"))
+    resource_group: ShortText | None = Field(None, validation_alias=AliasChoices("scalingGroup", "scaling_group"))
     preopen_ports: list[int] | None = Field(None, max_length=MAX_LIST,
                                             validation_alias=AliasChoices("preopen_ports", "preopenPorts"))
     agent_list: NameList = Field(None, validation_alias=AliasChoices("agentList", "agent_list"))
 
     @field_validator("preopen_ports")
     @classmethod
-    def _ports(cls, v):
+    def _ports(cls, v: list[int] | None) -> list[int] | None:
         for p in v or []:
             if not 1024 <= p <= 65535:
                 raise ValueError("ports must be between 1024 and 65535")
@@ -165,25 +182,27 @@ class SessionConfig(BaseModel):
 class CreateSession(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     image: ShortText = Field(validation_alias=AliasChoices("image", "lang"), min_length=1)
-    name: str | None = Field(None, max_length=64,
-                             validation_alias=AliasChoices("name", "session_name", "clientSessionToken"))
+    # No length bound here: the name rule's own message says the bounds (4–64).
+    name: str | None = Field(None, validation_alias=AliasChoices("name", "session_name", "clientSessionToken"))
     # "system" (SFTP / file-browser sessions) is created by the manager only, never by clients.
-    type: Literal["interactive", "batch", "inference", "system"] = Field(
-        "interactive", validation_alias=AliasChoices("type", "sessionType", "session_type"))
-    group: ShortText | None = Field(None, validation_alias=AliasChoices("group", "groupName", "group_name"))
+    type: SessionType = Field(SessionType.INTERACTIVE,
+                              validation_alias=AliasChoices("type", "sessionType", "session_type"))
+    project: ShortText | None = Field(None, validation_alias=AliasChoices("group", "groupName", "group_name"))
     domain: ShortText | None = Field(None, validation_alias=AliasChoices("domain", "domainName", "domain_name"))
     architecture: ShortText | None = Field(None, validation_alias=AliasChoices("architecture", "arch"))
     cluster_size: int = Field(1, ge=1, le=64, validation_alias=AliasChoices("clusterSize", "cluster_size"))
-    cluster_mode: Literal["single-node", "multi-node"] = Field(
-        "single-node", validation_alias=AliasChoices("clusterMode", "cluster_mode"))
+    cluster_mode: ClusterMode = Field(ClusterMode.SINGLE_NODE,
+                                      validation_alias=AliasChoices("clusterMode", "cluster_mode"))
     config: SessionConfig = SessionConfig()
     tag: Annotated[str, AfterValidator(check_text)] | None = Field(None, max_length=256)
     enqueue_only: bool = Field(False, validation_alias=AliasChoices("enqueueOnly", "enqueue_only"))
     max_wait_seconds: int = Field(0, ge=0, le=86400, validation_alias=AliasChoices("maxWaitSeconds", "max_wait_seconds"))
-    starts_at: str | None = Field(None, max_length=64, validation_alias=AliasChoices("starts_at", "startsAt"))
+    starts_at: str | None = Field(None, max_length=64, validate_default=True,
+                                  validation_alias=AliasChoices("starts_at", "startsAt"))
     reuse_if_exists: bool = Field(True, validation_alias=AliasChoices("reuseIfExists", "reuse_if_exists"))
     startup_command: Annotated[str, AfterValidator(check_multiline)] | None = Field(
-        None, max_length=64 * 1024, validation_alias=AliasChoices("startupCommand", "startup_command"))
+        None, max_length=64 * 1024, validate_default=True,
+        validation_alias=AliasChoices("startupCommand", "startup_command"))
     bootstrap_script: str | None = Field(None, max_length=1024 * 1024,
                                          validation_alias=AliasChoices("bootstrap_script", "bootstrapScript"))
     dependencies: NameList = None
@@ -196,26 +215,34 @@ class CreateSession(BaseModel):
 
     @field_validator("config", mode="before")
     @classmethod
-    def _null_config(cls, v):
+    def _null_config(cls, v: Any) -> Any:
         return v if v is not None else {}
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        if v is not None and not valid_session_name(v):
-            raise ValueError("4–64 characters of letters, digits, '_', '-' and '.', "
-                             "starting and ending with a letter or digit")
+        problem = session_name_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
         return v
 
-    @model_validator(mode="after")
-    def _rules(self) -> CreateSession:
-        if self.type == "batch" and not (self.startup_command or "").strip():
+    # The rules between fields are field validators (not one model validator) so that each
+    # error names its field; ``type`` is declared before both, so it is in ``info.data``.
+    @field_validator("startup_command")
+    @classmethod
+    def _batch_command(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("type") == SessionType.BATCH and not (v or "").strip():
             raise ValueError("startupCommand is required for batch sessions")
-        if self.starts_at and self.type != "batch":
+        return v
+
+    @field_validator("starts_at")
+    @classmethod
+    def _starts_at(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v and info.data.get("type") != SessionType.BATCH:
             raise ValueError("starts_at is only for batch sessions")
-        if self.starts_at:
-            parse_starts_at(self.starts_at)  # its ValueError says what is wrong
-        return self
+        if v:
+            parse_starts_at(v)  # its ValueError says what is wrong
+        return v
 
     def session_names(self, default: str) -> list[str]:
         base = self.name or default

@@ -5,14 +5,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import dataclasses
 import logging
 import platform
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
+from workbay.common.domain import (
+    DEAD_STATUSES,
+    LIVE_STATUSES,
+    STATUS_GROUPS,
+    SessionStatus,
+    SessionType,
+    session_name_problem,
+)
 from workbay.common.errors import (
     BackendError,
     GenericBadRequest,
@@ -37,13 +49,23 @@ from .access import Actor
 from .compute_ports import KernelOps, SchedulerWake
 from .context import ServiceContext
 from .serialize import iso
-from .session_request import CreateSession, default_session_name, parse_starts_at, valid_session_name
-from .session_status import DEAD, LIVE, STATUS_GROUPS, set_status
+from .session_info import (
+    CreatedSession,
+    KernelLogs,
+    SessionCounts,
+    SessionInfo,
+    SessionPage,
+    StatusHistory,
+    Termination,
+)
+from .session_request import CreateSession, about, default_session_name, field_problem, parse_starts_at
+from .session_status import session_event, set_status
 
 if TYPE_CHECKING:
     from .folder_mounts import FolderMounts
 
 log = logging.getLogger(__name__)
+Ts = TypeVarTuple("Ts")
 DEFAULT_REQUEST = {"cpu": "1", "mem": "1g"}
 KNOWN_BASE_SLOTS = {"cpu", "mem"}
 
@@ -56,31 +78,25 @@ class TooManySessionsMatched(BackendError):
     status, kind, title = 404, "too-many-sessions-matched", "Too many sessions matched."
 
 
-def session_out(s: ComputeSession, kernels: list[Kernel] | None = None) -> dict[str, Any]:
-    """The Workbay session object (list and detail); Backend.AI's info shape is ``session_info``."""
-    out = {
-        "id": str(s.id), "name": s.name, "type": s.session_type, "status": s.status,
-        "status_info": s.status_info, "status_data": s.status_data, "status_history": s.status_history or [],
-        "image": s.image,
-        "architecture": s.architecture, "access_key": s.access_key, "user_id": str(s.user_id),
-        "project_id": str(s.project_id), "domain_name": s.domain_name, "resource_group": s.resource_group,
-        "cluster_mode": s.cluster_mode, "cluster_size": s.cluster_size,
-        "requested_slots": s.requested_slots, "occupying_slots": s.occupying_slots,
-        "resource_opts": s.resource_opts, "environ": s.environ, "preopen_ports": s.preopen_ports,
-        "startup_command": s.startup_command, "starts_at": iso(s.starts_at), "batch_timeout": s.batch_timeout,
-        "tag": s.tag, "result": s.result, "exit_code": s.exit_code, "scheduling_attempts": s.scheduling_attempts,
-        "created_at": iso(s.created_at), "scheduled_at": iso(s.scheduled_at), "started_at": iso(s.started_at),
-        "terminated_at": iso(s.terminated_at),
-        "mounts": [{"vfolder_id": m.get("vfolder_id"), "name": m.get("name"), "target": m.get("target"),
-                    "read_only": bool(m.get("read_only"))} for m in s.mounts or [] if isinstance(m, dict)],
-    }
-    if kernels is not None:
-        out["kernels"] = [kernel_out(k) for k in sorted(kernels, key=lambda k: (k.cluster_role != "main", k.cluster_idx))]
-        main = next((k for k in kernels if k.cluster_role == "main"), None)
-        out["service_ports"] = main.service_ports if main else []
-        out["last_stat"] = main.last_stat if main else {}
-        out["agents"] = sorted({k.agent_id for k in kernels if k.agent_id})
-    return out
+class ImageArchitectureMismatch(InvalidAPIParameters):
+    """The image exists, but not for the architecture asked (never another one in its place)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionPlan:
+    """What the checks of a creation request resolved (``SessionService._plan``)."""
+    kp: Keypair
+    owner: User
+    project: Project
+    resource_group: ResourceGroup
+    image: Image
+    mounts: list[dict[str, Any]]
+    slots: ResourceSlot
+    resource_opts: dict[str, Any]
+    names: list[str]
+    reuse: ComputeSession | None
+    dependencies: list[uuid.UUID]
+    starts_at: datetime | None
 
 
 SORT_KEYS = {"created_at": ComputeSession.created_at, "name": ComputeSession.name,
@@ -89,7 +105,7 @@ SORT_KEYS = {"created_at": ComputeSession.created_at, "name": ComputeSession.nam
              "owner": User.email, "resource_group": ComputeSession.resource_group}
 
 
-def sort_order(sort: str | None) -> list:
+def sort_order(sort: str | None) -> list[ColumnElement[Any] | InstrumentedAttribute[Any]]:
     """``name`` or ``-name`` (descending); newest first by default, then by id for a stable order."""
     key = (sort or "-created_at").strip()
     desc = key.startswith("-")
@@ -98,21 +114,6 @@ def sort_order(sort: str | None) -> list:
         raise InvalidAPIParameters(f"sort must be one of {', '.join(sorted(SORT_KEYS))} (prefix - to reverse).",
                                    data={"sort": key})
     return [column.desc() if desc else column.asc(), ComputeSession.id]
-
-
-def kernel_out(k: Kernel) -> dict[str, Any]:
-    return {"id": str(k.id), "cluster_role": k.cluster_role, "cluster_idx": k.cluster_idx,
-            "cluster_hostname": k.cluster_hostname, "agent_id": k.agent_id, "container_id": k.container_id,
-            "status": k.status, "status_info": k.status_info, "occupied_slots": k.occupied_slots,
-            "service_ports": k.service_ports, "exit_code": k.exit_code, "last_stat": k.last_stat,
-            "created_at": iso(k.created_at), "started_at": iso(k.started_at),
-            "terminated_at": iso(k.terminated_at)}
-
-
-def service_ports_wire(ports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Backend.AI's servicePorts: container ports under ``ports``."""
-    return [{"name": p.get("name"), "protocol": p.get("protocol"),
-             "ports": p.get("container_ports") or p.get("ports") or []} for p in ports or []]
 
 
 class SessionService:
@@ -124,7 +125,7 @@ class SessionService:
         self.kernels = kernels  # the agent RPC (manager/compute/agent_rpc.py)
 
     # -- resolution ------------------------------------------------------------------------------
-    async def resolve_owner(self, s, actor: Actor, owner_access_key: str | None) -> tuple[Keypair, User]:
+    async def resolve_owner(self, s: AsyncSession, actor: Actor, owner_access_key: str | None) -> tuple[Keypair, User]:
         """The keypair and user a request acts for: the caller's own, or (CS-4) one an admin may manage."""
         ak = owner_access_key or actor.access_key
         row = (await s.execute(select(Keypair, User).join(User, User.uuid == Keypair.user_id)
@@ -138,7 +139,7 @@ class SessionService:
             raise InvalidAPIParameters("The owner's keypair or account is not active.")
         return kp, user
 
-    async def _mounts(self, s, kp: Keypair, owner: User, req: CreateSession) -> list[dict[str, Any]]:
+    async def _mounts(self, s: AsyncSession, kp: Keypair, owner: User, req: CreateSession) -> list[dict[str, Any]]:
         """The folders the session mounts, resolved with the owner's permissions."""
         if self.mounts is None:
             return []
@@ -149,8 +150,8 @@ class SessionService:
                     access_key=kp.access_key)
         return await self.mounts.resolve(s, who, names, aliases)
 
-    async def _project(self, s, user: User, group: str | None) -> Project:
-        ref = group or "default"
+    async def _project(self, s: AsyncSession, user: User, ref: str | None) -> Project:
+        ref = ref or "default"
         stmt = select(Project).where(Project.domain_name == user.domain_name)
         try:
             stmt = stmt.where(Project.id == uuid.UUID(ref))
@@ -163,7 +164,7 @@ class SessionService:
             raise InsufficientPrivilege(f"You are not a member of project {project.name}.")
         return project
 
-    async def allowed_resource_groups(self, s, domain: str, project_id: uuid.UUID) -> list[ResourceGroup]:
+    async def allowed_resource_groups(self, s: AsyncSession, domain: str, project_id: uuid.UUID) -> list[ResourceGroup]:
         by_domain = select(ResourceGroupForDomain.resource_group).where(ResourceGroupForDomain.domain_name == domain)
         by_project = select(ResourceGroupForProject.resource_group).where(
             ResourceGroupForProject.project_id == project_id)
@@ -173,33 +174,44 @@ class SessionService:
                 ResourceGroup.name.in_(by_project))).order_by(ResourceGroup.name))
         return list(rows.scalars())
 
-    async def _resource_group(self, s, domain: str, project: Project, name: str | None) -> ResourceGroup:
+    async def _resource_group(self, s: AsyncSession, domain: str, project: Project, name: str | None) -> ResourceGroup:
         allowed = await self.allowed_resource_groups(s, domain, project.id)
         if name:
             for rg in allowed:
                 if rg.name == name:
                     return rg
             raise InvalidAPIParameters(f"Resource group {name} is not available to project {project.name}.",
-                                       data={"scaling_group": "not allowed"})
+                                       data={"resource_group": "not allowed"})
         if not allowed:
             raise InvalidAPIParameters("No resource group is available to this project.")
         return next((rg for rg in allowed if rg.name == "default"), allowed[0])
 
-    async def resolve_image(self, s, ref: str, architecture: str | None) -> Image:
+    async def resolve_image(self, s: AsyncSession, ref: str, architecture: str | None) -> Image:
+        """The catalog row of image ``ref`` (a name, or a recipe's short name) built for
+        ``architecture``; without one asked, the manager's own machine's, or the image's only one.
+        An image with no build for the architecture is refused, naming the ones it has."""
         from workbay.images.recipes import resolve_image_name
 
         candidates = [ref]
-        try:
+        with contextlib.suppress(ValueError):  # not a recipe's short name: the name as given
             candidates.append(resolve_image_name(ref))
-        except ValueError:
-            pass
         rows = (await s.execute(select(Image).where(Image.name.in_(candidates)))).scalars().all()
         if not rows:
             raise ObjectNotFound(f"No such environment image: {ref}", object_name="environment image")
+        have = sorted({r.architecture for r in rows})
         arch = architecture or platform.machine()
-        return next((r for r in rows if r.architecture == arch), rows[0])
+        match = next((r for r in rows if r.architecture == arch), None)
+        if match is None and architecture is None and len(have) == 1:
+            return rows[0]  # nothing asked: the image's only architecture
+        if match is None:
+            asked = architecture or f"{arch} (this manager's; the image has several, ask for one)"
+            raise ImageArchitectureMismatch(
+                f"Image {rows[0].name} has no build for architecture {asked}; it has: {', '.join(have)}.",
+                data={"image": rows[0].name, "architecture": arch, "architectures": have})
+        return match
 
-    async def resolve(self, s, actor: Actor, ref: str, owner_access_key: str | None = None) -> ComputeSession:
+    async def resolve(self, s: AsyncSession, actor: Actor, ref: str,
+                      owner_access_key: str | None = None) -> ComputeSession:
         """A session by id, or by name among the owner's sessions (live ones first)."""
         try:
             sid = uuid.UUID(ref)
@@ -217,7 +229,7 @@ class SessionService:
         rows = (await s.execute(select(ComputeSession).where(
             ComputeSession.access_key == ak, ComputeSession.name == ref)
             .order_by(ComputeSession.created_at.desc()))).scalars().all()
-        live = [r for r in rows if r.status in LIVE]
+        live = [r for r in rows if r.status in LIVE_STATUSES]
         if len(live) > 1:
             raise TooManySessionsMatched(data={"matches": [
                 {"id": str(r.id), "name": r.name, "status": r.status, "created_at": iso(r.created_at)} for r in live]})
@@ -227,34 +239,30 @@ class SessionService:
             return rows[0]
         raise ObjectNotFound(object_name="session")
 
-    async def _check_visible(self, s, actor: Actor, sess: ComputeSession) -> None:
-        if sess.access_key == actor.access_key or sess.user_id == actor.user_id:
-            return
-        if actor.is_superadmin:
-            return
-        if actor.role in ("admin", "monitor") and sess.domain_name == actor.domain_name:
-            return
-        raise ObjectNotFound(object_name="session")
+    async def _check_visible(self, s: AsyncSession, actor: Actor, sess: ComputeSession) -> None:
+        if not access.may_see_session(actor, sess.user_id, sess.access_key, sess.domain_name):
+            raise ObjectNotFound(object_name="session")
 
-    async def _check_modifiable(self, s, actor: Actor, sess: ComputeSession) -> None:
+    async def _check_modifiable(self, s: AsyncSession, actor: Actor, sess: ComputeSession) -> None:
         await self._check_visible(s, actor, sess)
-        if actor.role == "monitor" and sess.user_id != actor.user_id:
+        if not access.may_change_session(actor, sess.user_id, sess.access_key, sess.domain_name):
             raise InsufficientPrivilege("Monitors cannot change other users' sessions.")
 
     # -- creation ----------------------------------------------------------------------------------
-    async def create(self, actor: Actor, req: CreateSession, system: bool = False) -> dict[str, Any]:
-        if req.type == "system" and not system:
-            raise InvalidAPIParameters("System sessions are created by Workbay itself "
-                                       "(a folder's SFTP server or File Browser).", data={"type": "system"})
-        created = await self._enqueue(actor, req)
-        if created.get("created") is False or req.enqueue_only:
+    async def create(self, actor: Actor, req: CreateSession, system: bool = False) -> CreatedSession:
+        created = await self._enqueue(actor, req, system=system)
+        if not created.created or req.enqueue_only:
             return created
-        final = await self.wait_for_start(uuid.UUID(created["sessionId"]), req.max_wait_seconds)
-        created.update(final)
-        return created
+        return await self.wait_for_start(created, req.max_wait_seconds)
+
+    async def validate(self, actor: Actor, req: CreateSession) -> None:
+        """Every check creation runs, without creating anything (POST /session/_/validate)."""
+        self._check_request(actor, req, system=False)
+        async with self.ctx.db() as s:
+            await self._plan(s, actor, req)
 
     @staticmethod
-    async def known_slots(s) -> set[str]:
+    async def known_slots(s: AsyncSession) -> set[str]:
         """Slot names a request may use: cpu, mem, and every slot an agent has reported."""
         names = set(KNOWN_BASE_SLOTS)
         for (available,) in (await s.execute(select(Agent.available_slots))).all():
@@ -269,50 +277,69 @@ class SessionService:
         try:
             slots = ResourceSlot.from_user({k: v for k, v in raw.items() if v is not None})
         except (SlotParseError, ValueError) as e:
-            raise InvalidAPIParameters(f"resources: {e}", data={"resources": str(e)}) from e
+            raise field_problem(InvalidAPIParameters(f"resources: {e}", data={"resources": str(e)}),
+                                "config.resources") from e
         if known is not None:
             unknown = sorted(k for k in slots if k not in known)
             if unknown:
                 msg = (f"resources: unknown resource slot {unknown[0]!r} (this cluster has: "
                        f"{', '.join(sorted(known))})")
-                raise InvalidAPIParameters(msg, data={"resources": msg})
+                raise field_problem(InvalidAPIParameters(msg, data={"resources": msg}),
+                                    f"config.resources.{unknown[0]}")
         minimum = ResourceSlot.from_json(image.min_slots or {})
         for slot in ("cpu", "mem"):
             if slot in slots and slots[slot] <= 0:
                 least = format_amount(slot, minimum.amount(slot)) if minimum.amount(slot) > 0 else None
                 msg = f"resources: {slot} must be more than 0" + (
                     f" (this image needs at least {least})" if least else "")
-                raise InvalidAPIParameters(msg, data={"resources": msg})
+                raise field_problem(InvalidAPIParameters(msg, data={"resources": msg}), f"config.resources.{slot}")
         if "cpu" not in slots:
             slots = slots + {"cpu": 1}
         if "mem" not in slots:
             slots = slots + ResourceSlot.from_user({"mem": "1g"})
         return slots.maximum(minimum) if minimum else slots
 
-    async def _enqueue(self, actor: Actor, req: CreateSession) -> dict[str, Any]:
+    @staticmethod
+    def _check_request(actor: Actor, req: CreateSession, system: bool) -> str | None:
+        """The checks that need no database; the decoded bootstrap script."""
+        if req.type == SessionType.SYSTEM and not system:
+            raise field_problem(InvalidAPIParameters(
+                "System sessions are created by Workbay itself (a folder's SFTP server or File Browser).",
+                data={"type": "system"}), "type")
         if req.config.agent_list and not actor.is_superadmin:
-            raise InsufficientPrivilege("Only a superadmin may choose agents (agentList).")
-        bootstrap = None
-        if req.bootstrap_script:
-            try:
-                bootstrap = base64.b64decode(req.bootstrap_script, validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError) as e:
-                raise InvalidAPIParameters("bootstrap_script must be base64-encoded text.") from e
-        async with self.ctx.db.begin() as s:
+            raise field_problem(InsufficientPrivilege("Only a superadmin may choose agents (agentList)."),
+                                "config.agent_list")
+        if not req.bootstrap_script:
+            return None
+        try:
+            return base64.b64decode(req.bootstrap_script, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise field_problem(InvalidAPIParameters("bootstrap_script must be base64-encoded text."),
+                                "bootstrap_script") from e
+
+    async def _plan(self, s: AsyncSession, actor: Actor, req: CreateSession) -> SessionPlan:
+        """Everything creation checks against the database, in creation's order; each refusal
+        names the request field it concerns.  Changes nothing but the mounted folders' last use."""
+        with about("owner_access_key"):
             kp, owner = await self.resolve_owner(s, actor, req.owner_access_key)
-            project = await self._project(s, owner, req.group)
-            rg = await self._resource_group(s, owner.domain_name, project, req.config.scaling_group)
+        with about("project"):
+            project = await self._project(s, owner, req.project)
+        with about("config.resource_group"):
+            rg = await self._resource_group(s, owner.domain_name, project, req.config.resource_group)
+        with about("image"):
             image = await self.resolve_image(s, req.image, req.architecture)
+        with about("config.mounts"):
             mounts = await self._mounts(s, kp, owner, req)
-            policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
-            if policy and req.cluster_size > policy.max_containers_per_session:
-                raise InvalidAPIParameters(
-                    f"Cluster size {req.cluster_size} exceeds the policy's "
-                    f"{policy.max_containers_per_session} containers per session.",
-                    data={"cluster_size": "too large"})
-            slots = self._requested_slots(req, image, await self.known_slots(s))
-            opts = dict(req.config.resource_opts or {})
-            if "shmem" in opts and opts["shmem"] is not None:
+        policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+        if policy and req.cluster_size > policy.max_containers_per_session:
+            raise field_problem(InvalidAPIParameters(
+                f"Cluster size {req.cluster_size} exceeds the policy's "
+                f"{policy.max_containers_per_session} containers per session.",
+                data={"cluster_size": "too large"}), "cluster_size")
+        slots = self._requested_slots(req, image, await self.known_slots(s))
+        opts = dict(req.config.resource_opts or {})
+        if "shmem" in opts and opts["shmem"] is not None:
+            with about("config.resource_opts.shmem"):
                 try:
                     shmem = ResourceSlot.from_user({"mem": opts["shmem"]})["mem"]
                 except (SlotParseError, ValueError) as e:
@@ -320,46 +347,67 @@ class SessionService:
                 if shmem > slots["mem"]:
                     raise InvalidAPIParameters("Shared memory cannot exceed the memory size.",
                                                data={"shmem": "larger than mem"})
-                opts["shmem"] = str(int(shmem))
-            names = req.session_names(default_session_name())
-            existing = (await s.execute(select(ComputeSession).where(
-                ComputeSession.access_key == kp.access_key, ComputeSession.name.in_(names),
-                ComputeSession.status.in_(LIVE)))).scalars().first()
-            if existing is not None:
-                if req.reuse_if_exists and req.count == 1 and existing.image == image.name:
-                    kernels = (await s.execute(select(Kernel).where(Kernel.session_id == existing.id))).scalars().all()
-                    main = next((k for k in kernels if k.cluster_role == "main"), None)
-                    return {"sessionId": str(existing.id), "sessionName": existing.name,
-                            "status": existing.status, "created": False,
-                            "servicePorts": service_ports_wire(main.service_ports if main else [])}
-                raise SessionAlreadyExists(f"A live session named {existing.name} exists.",
-                                           data={"existingSessionId": str(existing.id)})
+            opts["shmem"] = str(int(shmem))
+        names = req.session_names(default_session_name())
+        existing = (await s.execute(select(ComputeSession).where(
+            ComputeSession.access_key == kp.access_key, ComputeSession.name.in_(names),
+            ComputeSession.status.in_(LIVE_STATUSES)))).scalars().first()
+        reuse = None
+        if existing is not None:
+            if not (req.reuse_if_exists and req.count == 1 and existing.image == image.name):
+                raise field_problem(SessionAlreadyExists(f"A live session named {existing.name} exists.",
+                                                         data={"existing_session_id": str(existing.id)}), "name")
+            reuse = existing
+        if reuse is not None:  # nothing more to check: the live session is the answer
+            return SessionPlan(kp=kp, owner=owner, project=project, resource_group=rg, image=image, mounts=mounts,
+                               slots=slots, resource_opts=opts, names=names, reuse=reuse, dependencies=[],
+                               starts_at=None)
+        with about("dependencies"):
             deps = await self._dependencies(s, kp.access_key, req.dependencies or [])
-            starts_at = parse_starts_at(req.starts_at) if req.starts_at else None
+        with about("starts_at"):
+            try:
+                starts_at = parse_starts_at(req.starts_at) if req.starts_at else None
+            except ValueError as e:  # the request model checked it; time may have moved on since
+                raise InvalidAPIParameters(f"starts_at: {e}") from e
+        return SessionPlan(kp=kp, owner=owner, project=project, resource_group=rg, image=image, mounts=mounts,
+                           slots=slots, resource_opts=opts, names=names, reuse=reuse, dependencies=deps,
+                           starts_at=starts_at)
+
+    async def _enqueue(self, actor: Actor, req: CreateSession, system: bool = False) -> CreatedSession:
+        bootstrap = self._check_request(actor, req, system)
+        async with self.ctx.db.begin() as s:
+            plan = await self._plan(s, actor, req)
+            kp, owner = plan.kp, plan.owner
+            if plan.reuse is not None:
+                existing = plan.reuse
+                main = (await s.execute(select(Kernel).where(Kernel.session_id == existing.id,
+                                                             Kernel.cluster_role == "main"))).scalars().first()
+                return CreatedSession(id=existing.id, name=existing.name, status=existing.status,
+                                      service_ports=list(main.service_ports or []) if main else [], created=False)
             environ = {str(k): str(v) for k, v in (req.config.environ or {}).items()}
-            created_ids = []
-            for name in names:
+            created_ids: list[tuple[uuid.UUID, str]] = []
+            for name in plan.names:
                 sess = ComputeSession(
-                    name=name, session_type=req.type, status="PENDING", status_info="enqueued",
+                    name=name, session_type=req.type, status=SessionStatus.PENDING, status_info="enqueued",
                     status_data={}, status_history=[], access_key=kp.access_key, user_id=owner.uuid,
-                    project_id=project.id, domain_name=owner.domain_name, resource_group=rg.name,
-                    image=image.name, architecture=image.architecture, cluster_mode=req.cluster_mode,
-                    cluster_size=req.cluster_size, requested_slots=slots.to_json(),
-                    occupying_slots={}, resource_opts=opts, environ=environ, mounts=mounts,
+                    project_id=plan.project.id, domain_name=owner.domain_name, resource_group=plan.resource_group.name,
+                    image=plan.image.name, architecture=plan.image.architecture, cluster_mode=req.cluster_mode,
+                    cluster_size=req.cluster_size, requested_slots=plan.slots.to_json(),
+                    occupying_slots={}, resource_opts=plan.resource_opts, environ=environ, mounts=plan.mounts,
                     preopen_ports=list(req.config.preopen_ports or []),
                     designated_agents=list(req.config.agent_list or []),
-                    startup_command=req.startup_command, bootstrap_script=bootstrap, starts_at=starts_at,
+                    startup_command=req.startup_command, bootstrap_script=bootstrap, starts_at=plan.starts_at,
                     batch_timeout=req.batch_timeout, tag=req.tag, callback_url=req.callback_url)
                 sess.status = "NEW"
-                set_status(sess, "PENDING", "enqueued")
+                set_status(sess, SessionStatus.PENDING, "enqueued")
                 s.add(sess)
                 await s.flush()
                 for idx in range(req.cluster_size):
                     role, n = ("main", 1) if idx == 0 else ("sub", idx)
                     s.add(Kernel(session_id=sess.id, cluster_role=role, cluster_idx=n,
-                                 cluster_hostname=f"{role}{n}", status="PENDING", occupied_slots={},
+                                 cluster_hostname=f"{role}{n}", status=SessionStatus.PENDING, occupied_slots={},
                                  service_ports=[], last_stat={}, allocation={}))
-                for dep in deps:
+                for dep in plan.dependencies:
                     s.add(SessionDependency(session_id=sess.id, depends_on=dep))
                 kp.has_ever_run_session = True
                 created_ids.append((sess.id, sess.name))
@@ -367,13 +415,10 @@ class SessionService:
             await self.publish(sid, name, kp.access_key, owner.uuid, "session_enqueued", "enqueued")
         self.scheduler.wake()
         first_id, first_name = created_ids[0]
-        out = {"sessionId": str(first_id), "sessionName": first_name, "status": "PENDING",
-               "servicePorts": [], "created": True}
-        if len(created_ids) > 1:
-            out["sessions"] = [{"sessionId": str(i), "sessionName": n} for i, n in created_ids]
-        return out
+        return CreatedSession(id=first_id, name=first_name, status=SessionStatus.PENDING, service_ports=[],
+                              created=True, siblings=created_ids if len(created_ids) > 1 else [])
 
-    async def _dependencies(self, s, access_key: str, refs: list[str]) -> list[uuid.UUID]:
+    async def _dependencies(self, s: AsyncSession, access_key: str, refs: list[str]) -> list[uuid.UUID]:
         out = []
         for ref in refs:
             try:
@@ -387,51 +432,43 @@ class SessionService:
             out.append(sess.id)
         return out
 
-    async def wait_for_start(self, session_id: uuid.UUID, max_wait: int) -> dict[str, Any]:
+    async def wait_for_start(self, created: CreatedSession, max_wait: int) -> CreatedSession:
         """Wait until the session runs or ends (max_wait 0 = no limit); TIMEOUT otherwise."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait if max_wait else None
         async with self.ctx.events.subscribe() as events:
             while True:
                 async with self.ctx.db() as s:
-                    sess = await s.get(ComputeSession, session_id)
-                    if sess.status in ("RUNNING", *DEAD):
-                        kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
-                        main = next((k for k in kernels if k.cluster_role == "main"), None)
-                        return {"status": sess.status, "statusInfo": sess.status_info,
-                                "servicePorts": service_ports_wire(main.service_ports if main else [])}
+                    sess = await s.get(ComputeSession, created.id)
+                    if sess is not None and (sess.status == SessionStatus.RUNNING or sess.status in DEAD_STATUSES):
+                        main = (await s.execute(select(Kernel).where(
+                            Kernel.session_id == created.id, Kernel.cluster_role == "main"))).scalars().first()
+                        return dataclasses.replace(
+                            created, status=sess.status, status_info=sess.status_info, waited=True,
+                            service_ports=list(main.service_ports or []) if main else [])
                 timeout = 1.0 if deadline is None else min(1.0, deadline - loop.time())
                 if timeout <= 0:
-                    return {"status": "TIMEOUT"}
+                    return dataclasses.replace(created, status="TIMEOUT")
                 try:
                     await asyncio.wait_for(events.get(), timeout)
                 except TimeoutError:
                     pass
 
     # -- reading -----------------------------------------------------------------------------------
-    async def info(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> dict[str, Any]:
+    async def info(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> SessionInfo:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             kernels = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
             owner_email = (await s.execute(select(User.email).where(User.uuid == sess.user_id))).scalar_one_or_none()
-        main = next((k for k in kernels if k.cluster_role == "main"), None)
-        age = ((sess.terminated_at or datetime.now(sess.created_at.tzinfo)) - sess.created_at).total_seconds()
-        legacy = {
-            "domainName": sess.domain_name, "groupId": str(sess.project_id), "userId": str(sess.user_id),
-            "lang": sess.image, "image": sess.image, "architecture": sess.architecture,
-            "registry": sess.image.split("/")[0] if "/" in sess.image else "",
-            "tag": sess.tag, "containerId": main.container_id if main else None,
-            "occupiedSlots": sess.occupying_slots, "occupyingSlots": sess.occupying_slots,
-            "requestedSlots": sess.requested_slots, "occupiedShares": {}, "environ": sess.environ,
-            "resourceOpts": sess.resource_opts, "status": sess.status, "statusInfo": sess.status_info,
-            "statusData": sess.status_data, "age": int(age * 1000), "creationTime": iso(sess.created_at),
-            "terminationTime": iso(sess.terminated_at), "numQueriesExecuted": sess.num_queries,
-            "lastStat": main.last_stat if main else {}, "idleChecks": {},
-        }
-        return {**session_out(sess, list(kernels)), "owner_email": owner_email, **legacy}
+        return SessionInfo.of(sess, list(kernels), owner_email=owner_email,
+                              allowed_actions=self._actions(actor, sess))
 
-    def _scoped(self, stmt, actor: Actor, *, all_users: bool, access_key: str | None,
-                project_id: uuid.UUID | None, owner_email: str | None, search: str | None):
+    @staticmethod
+    def _actions(actor: Actor, sess: ComputeSession) -> tuple[str, ...]:
+        return access.session_actions(actor, sess.user_id, sess.access_key, sess.domain_name, sess.status)
+
+    def _scoped(self, stmt: Select[*Ts], actor: Actor, *, all_users: bool, access_key: str | None,
+                project_id: uuid.UUID | None, owner_email: str | None, search: str | None) -> Select[*Ts]:
         """The filters every session listing shares (who, whose, which project, name search)."""
         if all_users:
             access.require_reader(actor)
@@ -451,7 +488,7 @@ class SessionService:
         return stmt
 
     async def counts(self, actor: Actor, *, access_key: str | None, project_id: uuid.UUID | None,
-                     owner_email: str | None, search: str | None, all_users: bool) -> dict[str, Any]:
+                     owner_email: str | None, search: str | None, all_users: bool) -> SessionCounts:
         """Counts per status group and, among live sessions, per type (the Sessions page's tabs)."""
         stmt = select(ComputeSession.status, ComputeSession.session_type, func.count()).join(
             User, User.uuid == ComputeSession.user_id)
@@ -460,21 +497,21 @@ class SessionService:
         async with self.ctx.db() as s:
             rows = (await s.execute(stmt.group_by(ComputeSession.status, ComputeSession.session_type))).all()
         groups = {name: 0 for name in STATUS_GROUPS}
-        live_types = {t: 0 for t in ("interactive", "batch", "inference", "system")}
+        live_types = {str(t): 0 for t in SessionType}
         total = 0
         for status, stype, n in rows:
             total += n
             for name, members in STATUS_GROUPS.items():
                 if status in members:
                     groups[name] += n
-            if status in LIVE:
+            if status in LIVE_STATUSES:
                 live_types[stype] = live_types.get(stype, 0) + n
-        return {"total": total, "status_groups": groups, "live_by_type": live_types}
+        return SessionCounts(total=total, status_groups=groups, live_by_type=live_types)
 
     async def list(self, actor: Actor, *, status: str | None, session_type: str | None,
                    access_key: str | None, project_id: uuid.UUID | None, owner_email: str | None,
                    search: str | None, all_users: bool, limit: int, offset: int,
-                   sort: str | None = None) -> dict[str, Any]:
+                   sort: str | None = None) -> SessionPage:
         stmt = select(ComputeSession, User.email).join(User, User.uuid == ComputeSession.user_id)
         stmt = self._scoped(stmt, actor, all_users=all_users, access_key=access_key, project_id=project_id,
                             owner_email=owner_email, search=search)
@@ -492,57 +529,54 @@ class SessionService:
             if ids:
                 for k in (await s.execute(select(Kernel).where(Kernel.session_id.in_(ids)))).scalars():
                     kernels[k.session_id].append(k)
-        items = []
-        for sess, email in rows:
-            out = session_out(sess, kernels[sess.id])
-            out["owner_email"] = email
-            items.append(out)
-        return {"items": items, "total_count": total}
+        items = [SessionInfo.of(sess, kernels[sess.id], owner_email=email, allowed_actions=self._actions(actor, sess))
+                 for sess, email in rows]
+        return SessionPage(items=items, total_count=total)
 
-    async def status_history(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> dict[str, Any]:
+    async def status_history(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> StatusHistory:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
-        return {"session_id": str(sess.id), "result": sess.status_history,
-                "scheduling": sess.status_data.get("scheduler", {})}
+        return StatusHistory(session_id=sess.id, history=sess.status_history,
+                             scheduling=sess.status_data.get("scheduler", {}))
 
     # -- changes -----------------------------------------------------------------------------------
     async def rename(self, actor: Actor, ref: str, new_name: str) -> None:
-        if not valid_session_name(new_name):
-            raise InvalidAPIParameters("Session names are 4–64 characters of letters, digits, '_', '-' and "
-                                       "'.', starting and ending with a letter or digit.", data={"name": "invalid"})
+        problem = session_name_problem(new_name)
+        if problem:
+            raise field_problem(InvalidAPIParameters(problem, data={"name": "invalid"}), "name")
         async with self.ctx.db.begin() as s:
             sess = await self.resolve(s, actor, ref)
             await self._check_modifiable(s, actor, sess)
-            if sess.status != "RUNNING":
+            if sess.status != SessionStatus.RUNNING:
                 raise GenericBadRequest("Only a running session can be renamed.")
             dup = (await s.execute(select(ComputeSession.id).where(
                 ComputeSession.access_key == sess.access_key, ComputeSession.name == new_name,
-                ComputeSession.status.in_(LIVE), ComputeSession.id != sess.id))).first()
+                ComputeSession.status.in_(LIVE_STATUSES), ComputeSession.id != sess.id))).first()
             if dup:
-                raise SessionAlreadyExists(f"A live session named {new_name} exists.")
+                raise field_problem(SessionAlreadyExists(f"A live session named {new_name} exists."), "name")
             sess.name = new_name
 
     async def destroy(self, actor: Actor, ref: str, forced: bool = False,
-                      owner_access_key: str | None = None) -> dict[str, Any]:
+                      owner_access_key: str | None = None) -> Termination:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             await self._check_modifiable(s, actor, sess)
         await self.kernels.terminate_session(sess.id, "user-requested", forced=forced)
         async with self.ctx.db() as s:
-            sess = await s.get(ComputeSession, sess.id)
-        return {"stats": {"status": "terminated" if sess.status in DEAD else sess.status.lower(),
-                          "session_status": sess.status}}
+            now = await s.get(ComputeSession, sess.id)
+        status = now.status if now is not None else SessionStatus.TERMINATED
+        return Termination(status=status, ended=status in DEAD_STATUSES)
 
     async def restart(self, actor: Actor, ref: str, owner_access_key: str | None = None) -> None:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             await self._check_modifiable(s, actor, sess)
-        if sess.status != "RUNNING":
+        if sess.status != SessionStatus.RUNNING:
             raise GenericBadRequest("Only a running session can be restarted.")
         await self.kernels.restart_session(sess.id)
 
     async def _main_kernel(self, actor: Actor, ref: str, owner_access_key: str | None = None,
-                           modify: bool = True) -> tuple[ComputeSession, Kernel]:
+                           modify: bool = True) -> tuple[ComputeSession, Kernel | None]:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             if modify:
@@ -552,25 +586,28 @@ class SessionService:
         return sess, kernel
 
     async def execute(self, actor: Actor, ref: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One call of the code-runner protocol (Backend.AI's execute: ``runId``, ``exitCode``, … are
+        that protocol's own fields, carried unchanged to and from the runner)."""
         sess, kernel = await self._main_kernel(actor, ref)
-        if sess.status in DEAD or kernel is None or kernel.agent_addr is None:
+        if sess.status in DEAD_STATUSES or kernel is None or kernel.agent_addr is None:
             return {"result": {"status": "finished", "runId": body.get("runId") or "", "exitCode": 130,
                                "options": {}, "files": [], "console": []}}
-        if sess.status != "RUNNING":
+        if sess.status != SessionStatus.RUNNING:
             raise GenericBadRequest(f"The session is {sess.status}; code runs once it is RUNNING.")
         result = await self.kernels.execute(kernel, body)
         async with self.ctx.db.begin() as s:
             row = await s.get(ComputeSession, sess.id)
-            row.num_queries = (row.num_queries or 0) + 1
+            if row is not None:
+                row.num_queries = (row.num_queries or 0) + 1
         return result
 
     async def interrupt(self, actor: Actor, ref: str) -> None:
         sess, kernel = await self._main_kernel(actor, ref)
-        if sess.status == "RUNNING" and kernel is not None:
+        if sess.status == SessionStatus.RUNNING and kernel is not None:
             await self.kernels.interrupt(kernel)
 
     async def logs(self, actor: Actor, ref: str, owner_access_key: str | None = None,
-                   kernel_id: str | None = None) -> dict[str, Any]:
+                   kernel_id: str | None = None) -> KernelLogs:
         async with self.ctx.db() as s:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             stmt = select(Kernel).where(Kernel.session_id == sess.id)
@@ -582,11 +619,11 @@ class SessionService:
         else:
             kernel = next((k for k in kernels if k.cluster_role == "main"), None)
         logs = await self.kernels.logs(kernel) if kernel and kernel.agent_addr else ""
-        return {"result": {"logs": logs, "kernel_id": str(kernel.id) if kernel else None}}
+        return KernelLogs(logs=logs, kernel_id=kernel.id if kernel else None)
 
     # -- events ------------------------------------------------------------------------------------
     async def publish(self, session_id: uuid.UUID, name: str, access_key: str, user_id: uuid.UUID,
-                      event: str, reason: str | None, exit_code: int | None = None, **extra: Any) -> None:
-        await self.ctx.events.publish({
-            "name": event, "sessionId": str(session_id), "sessionName": name, "ownerAccessKey": access_key,
-            "user_id": str(user_id), "reason": reason or "", "exitCode": exit_code, **extra})
+                      event: str, reason: str | None, exit_code: int | None = None) -> None:
+        await self.ctx.events.publish(session_event(event, session_id=session_id, session_name=name,
+                                                    access_key=access_key, user_id=user_id, reason=reason,
+                                                    exit_code=exit_code))
