@@ -20,6 +20,7 @@ from .access import Actor
 from .context import ServiceContext
 from .folder_lookup import require, resolve
 from .session_apps import READY_TIMEOUT, SessionApps, StartService
+from .session_info import CreatedSession
 from .session_request import CreateSession
 from .session_status import LIVE
 
@@ -30,8 +31,8 @@ START_WAIT = 180
 
 
 def session_name(kind: str, folder: str) -> str:
-    """``fb-<folder>-<random>`` within the session-name rules (4–64, word chars, '.', '-')."""
-    slug = re.sub(r"[^\w.-]+", "-", folder.lstrip(".")).strip("-.")[:40] or "folder"
+    """``fb-<folder>-<random>`` within the session-name rule (common.domain: ASCII letters, digits, '-', '_')."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", folder).strip("-_")[:40] or "folder"
     return f"{kind}-{slug}-{secrets.token_hex(3)}"
 
 
@@ -41,7 +42,7 @@ class FolderApps:
         self.sessions = sessions
         self.apps = apps
 
-    async def _start(self, actor: Actor, ref: str, kind: str) -> tuple[dict[str, Any], str]:
+    async def _start(self, actor: Actor, ref: str, kind: str) -> tuple[CreatedSession, str]:
         async with self.ctx.db() as s:
             v = await resolve(s, actor, ref)
             require(rules.can_read(v.permission), "open this folder")
@@ -62,23 +63,23 @@ class FolderApps:
             "type": "system", "tag": TAGS[kind], "maxWaitSeconds": START_WAIT,
             "config": {"resources": SYSTEM_RESOURCES, "mounts": [folder.id.hex]}})
         created = await self.sessions.create(actor, req, system=True)
-        if created.get("status") != "RUNNING":
-            raise GenericBadRequest(f"The {kind} session did not start ({created.get('status')}): "
-                                    f"{created.get('statusInfo') or created.get('status_info') or ''}".strip())
+        if created.status != "RUNNING":
+            raise GenericBadRequest(f"The {kind} session did not start ({created.status}): "
+                                    f"{created.status_info or ''}".strip())
         return created, f"/home/work/{folder.name}"
 
     async def file_browser(self, actor: Actor, ref: str) -> dict[str, Any]:
         created, root = await self._start(actor, ref, "filebrowser")
-        opened = await self.apps.start(actor, created["sessionId"], StartService(
+        opened = await self.apps.start(actor, str(created.id), StartService(
             app="filebrowser", arguments={"root": root}))
-        return {"session_id": created["sessionId"], "session_name": created["sessionName"], "root": root, **opened}
+        return {"session_id": str(created.id), "session_name": created.name, "root": root, **opened}
 
     async def sftp_server(self, actor: Actor, ref: str, preferred_port: int | None = None) -> dict[str, Any]:
         created, root = await self._start(actor, ref, "sftp")
-        opened = await self.apps.start(actor, created["sessionId"], StartService(
+        opened = await self.apps.start(actor, str(created.id), StartService(
             app="sshd", preferred_port=preferred_port))
-        sid = created["sessionId"]
-        return {"session_id": sid, "session_name": created["sessionName"], "root": root, "user": "work",
+        sid = str(created.id)
+        return {"session_id": sid, "session_name": created.name, "root": root, "user": "work",
                 "host": opened["host"], "port": opened["port"], "tcp_url": opened["tcp_url"],
                 "key_path": f"/session/{sid}/download_single?file=id_container",
                 "sftp_command": f"sftp -i id_container -P {opened['port']} work@{opened['host']}",
