@@ -31,6 +31,7 @@ from workbay.manager.services.session_queries import live_sessions_by_access_key
 from workbay.manager.services.users import user_profiles
 from workbay.manager.state import ManagerState
 
+from ..folders import folder_wire
 from .schema import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_TOKENS, SCHEMA
 
 SESSION_STATUSES: tuple[str, ...] = ALL_STATUSES
@@ -272,7 +273,7 @@ class GraphQLExecutor:
         _page(limit, offset)
         _no_filter(filter)
         ordering = _order(order, FOLDER_ORDER_KEYS)
-        items = await self.folders.list(actor, group_id=group_id)
+        items = [folder_wire(f) for f in await self.folders.list(actor, project_id=group_id)]
         if user_id:
             items = [i for i in items if i["user"] == user_id]
         page = _sorted_page(items, ordering, "id", limit, offset)
