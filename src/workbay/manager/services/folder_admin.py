@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import GenericBadRequest, InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models import Folder, FolderShare, Project, QuotaLimit, User, UserResourcePolicy
@@ -17,15 +19,71 @@ from .folder_lookup import viewer_for
 from .folders import FolderService
 
 
+@dataclass(frozen=True)
+class Volume:
+    host: str
+    backend: str
+    capabilities: list[str]
+    quota_supported: bool
+    usage: dict[str, Any]  # the storage-proxy's used / total / percentage
+
+
+@dataclass(frozen=True)
+class StorageHosts:
+    default: str | None
+    allowed: list[str]
+    volumes: list[Volume] = field(default_factory=list)  # of the allowed hosts
+
+
+@dataclass(frozen=True)
+class ScopeUsage:
+    used_bytes: int | None
+    limit_bytes: int | None  # None: unlimited
+
+
+@dataclass(frozen=True)
+class HostUsage:
+    user: ScopeUsage
+    project: ScopeUsage | None
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    """The Data page's numbers (VF-2)."""
+
+    user_count: int
+    user_limit: int  # 0: unlimited
+    project_count: int
+    invited_count: int
+    hosts: dict[str, HostUsage]
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    host: str
+    quota_scope_id: str
+    supported: bool
+    limit_bytes: int | None
+    explicit: bool
+    default_limit_bytes: int | None
+    used_bytes: int | None
+
+
+def volume_of(raw: dict[str, Any]) -> Volume:
+    return Volume(host=raw["host"], backend=raw["backend"], capabilities=list(raw["capabilities"]),
+                  quota_supported=bool(raw["quota_supported"]), usage=dict(raw["usage"]))
+
+
 class FolderAdmin:
     def __init__(self, ctx: ServiceContext, folders: FolderService) -> None:
         self.ctx = ctx
         self.folders = folders
         self.storage = folders.storage
 
-    async def hosts(self, actor: Actor, group_id: str | None = None) -> dict[str, Any]:
+    async def hosts(self, actor: Actor, project_ref: str | None = None) -> StorageHosts:
+        """Hosts the caller may use (with those of the project ``project_ref``, an id)."""
         volumes = await self.folders.known_hosts()
-        project_id = _uuid_or_none(group_id)
+        project_id = _uuid_or_none(project_ref)
         async with self.ctx.db() as s:
             if actor.is_superadmin:
                 allowed = sorted(volumes)
@@ -36,30 +94,28 @@ class FolderAdmin:
                         perms.setdefault(host, set()).update(p)
                 allowed = sorted(h for h in perms if h in volumes)
         default = self.ctx.config.storage.default_volume_host
-        info = {h: {"backend": volumes[h]["backend"], "capabilities": volumes[h]["capabilities"],
-                    "usage": volumes[h]["usage"], "sftp_scaling_groups": []} for h in allowed}
-        return {"default": default if default in allowed else (allowed[0] if allowed else None),
-                "allowed": allowed, "volume_info": info}
+        return StorageHosts(default=default if default in allowed else (allowed[0] if allowed else None),
+                            allowed=allowed, volumes=[volume_of(volumes[h]) for h in allowed])
 
-    async def all_hosts(self, actor: Actor) -> dict[str, Any]:
+    async def all_hosts(self, actor: Actor) -> StorageHosts:
         access.require_superadmin(actor)
         hosts = sorted(await self.folders.known_hosts())
-        return {"default": self.ctx.config.storage.default_volume_host, "allowed": hosts}
+        return StorageHosts(default=self.ctx.config.storage.default_volume_host, allowed=hosts)
 
     def allowed_types(self, actor: Actor) -> list[str]:
-        return ["user", "group"] if actor.is_admin else ["user"]
+        """Ownership types the caller may create folders of."""
+        return ["user", "project"] if actor.is_admin else ["user"]
 
-    async def volumes(self, actor: Actor) -> dict[str, Any]:
+    async def volumes(self, actor: Actor) -> list[Volume]:
         access.require_superadmin(actor)
-        return {"volumes": [{k: v[k] for k in ("host", "backend", "capabilities", "quota_supported", "usage")}
-                            for v in await self.storage.volumes()]}
+        return [volume_of(v) for v in await self.storage.volumes()]
 
-    async def status(self, actor: Actor, group_id: str | None) -> dict[str, Any]:
-        project_id = _uuid_or_none(group_id)
+    async def status(self, actor: Actor, project_ref: str | None) -> FolderStatus:
+        project_id = _uuid_or_none(project_ref)
         async with self.ctx.db() as s:
             viewer = await viewer_for(s, actor)
             user = await s.get(User, actor.user_id)
-            policy = await s.get(UserResourcePolicy, user.resource_policy)
+            policy = await s.get(UserResourcePolicy, user.resource_policy) if user else None
             user_count = (await s.execute(select(func.count()).select_from(Folder)
                                           .where(Folder.user_id == actor.user_id))).scalar_one()
             project_ids = list(viewer.project_ids)
@@ -67,25 +123,25 @@ class FolderAdmin:
                 Folder.project_id.in_(project_ids), Folder.status == "ready"))).scalar_one() if project_ids else 0
             invited = (await s.execute(select(func.count()).select_from(FolderShare)
                                        .where(FolderShare.user_id == actor.user_id))).scalar_one()
-        hosts = await self.hosts(actor, group_id)
-        per_host: dict[str, Any] = {}
-        for host in hosts["allowed"]:
-            entry: dict[str, Any] = {"user": await self._scope_usage(host, f"user:{actor.user_id}"),
-                                     "project": None}
+        hosts = await self.hosts(actor, project_ref)
+        per_host: dict[str, HostUsage] = {}
+        for host in hosts.allowed:
+            mine = await self._scope_usage(host, f"user:{actor.user_id}")
+            theirs = None
             if project_id is not None and project_id in viewer.project_ids:
-                entry["project"] = await self._scope_usage(host, f"project:{project_id}")
-            per_host[host] = entry
-        return {"user_count": user_count, "user_limit": policy.max_vfolder_count if policy else 0,
-                "project_count": project_count, "invited_count": invited, "hosts": per_host}
+                theirs = await self._scope_usage(host, f"project:{project_id}")
+            per_host[host] = HostUsage(user=mine, project=theirs)
+        return FolderStatus(user_count=user_count, user_limit=policy.max_vfolder_count if policy else 0,
+                            project_count=project_count, invited_count=invited, hosts=per_host)
 
-    async def _scope_usage(self, host: str, qsid: str) -> dict[str, Any]:
+    async def _scope_usage(self, host: str, qsid: str) -> ScopeUsage:
         state = await self.storage.get_quota(host, qsid)
         async with self.ctx.db() as s:
             limit, _, _ = await self.folders.effective_limit(s, host, qsid)
-        return {"used_bytes": state.get("used_bytes", 0), "limit_bytes": limit}
+        return ScopeUsage(used_bytes=state.get("used_bytes", 0), limit_bytes=limit)
 
     # -- quotas --------------------------------------------------------------------------------------
-    async def _check_scope(self, s, actor: Actor, qsid: str) -> None:
+    async def _check_scope(self, s: AsyncSession, actor: Actor, qsid: str) -> None:
         access.require_admin(actor)
         kind, _, raw = qsid.partition(":")
         oid = _uuid_or_none(raw)
@@ -93,7 +149,7 @@ class FolderAdmin:
             kind = "project"
         if kind not in ("user", "project") or oid is None:
             raise InvalidAPIParameters("quota_scope_id is user:<uuid> or project:<uuid>.")
-        row = await s.get(User, oid) if kind == "user" else await s.get(Project, oid)
+        row: User | Project | None = await s.get(User, oid) if kind == "user" else await s.get(Project, oid)
         if row is None:
             raise ObjectNotFound(f"No such {kind}.", object_name=kind)
         access.check_domain_visible(actor, row.domain_name, kind)
@@ -102,7 +158,7 @@ class FolderAdmin:
         if host not in await self.folders.known_hosts():
             raise InvalidAPIParameters(f"No such storage host: {host}")
 
-    async def get_quota(self, actor: Actor, host: str, qsid: str) -> dict[str, Any]:
+    async def get_quota(self, actor: Actor, host: str, qsid: str) -> QuotaState:
         qsid = _normal_scope(qsid)
         async with self.ctx.db() as s:
             await self._check_scope(s, actor, qsid)
@@ -110,11 +166,11 @@ class FolderAdmin:
         state = await self.storage.get_quota(host, qsid)
         async with self.ctx.db() as s:
             limit, explicit, default = await self.folders.effective_limit(s, host, qsid)
-        return {"host": host, "quota_scope_id": qsid, "supported": bool(state.get("supported")),
-                "limit_bytes": limit, "explicit": explicit, "default_limit_bytes": default,
-                "used_bytes": state.get("used_bytes", 0)}
+        return QuotaState(host=host, quota_scope_id=qsid, supported=bool(state.get("supported")),
+                          limit_bytes=limit, explicit=explicit, default_limit_bytes=default,
+                          used_bytes=state.get("used_bytes", 0))
 
-    async def set_quota(self, actor: Actor, host: str, qsid: str, limit_bytes: int | None) -> dict[str, Any]:
+    async def set_quota(self, actor: Actor, host: str, qsid: str, limit_bytes: int | None) -> QuotaState:
         qsid = _normal_scope(qsid)
         if limit_bytes is not None and (limit_bytes < 0 or limit_bytes > 2**62):
             raise InvalidAPIParameters("limit_bytes must be between 0 and 2^62.")

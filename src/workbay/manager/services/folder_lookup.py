@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import Conflict, InsufficientPrivilege, ObjectNotFound
 from workbay.manager.models import ComputeSession, Folder, FolderShare, ProjectMember
 
 from .access import Actor
-from .folder_rules import Viewer, effective_permission
+from .folder_rules import IN_TRASH, READY, Viewer, effective_permission
 from .session_status import LIVE
 
 
@@ -22,7 +23,7 @@ class Visible:
     share: str | None  # the caller's share, when the folder is shared with them
 
 
-async def viewer_for(s, actor: Actor) -> Viewer:
+async def viewer_for(s: AsyncSession, actor: Actor) -> Viewer:
     rows = await s.execute(select(ProjectMember.project_id).where(ProjectMember.user_id == actor.user_id))
     return Viewer(actor.user_id, actor.role, actor.domain_name, frozenset(r[0] for r in rows.all()))
 
@@ -33,13 +34,13 @@ def permission_of(viewer: Viewer, f: Folder, share: str | None) -> str | None:
                                 folder_permission=f.permission, share=share)
 
 
-async def shares_of(s, user_id: uuid.UUID) -> dict[uuid.UUID, str]:
+async def shares_of(s: AsyncSession, user_id: uuid.UUID) -> dict[uuid.UUID, str]:
     rows = await s.execute(select(FolderShare.folder_id, FolderShare.permission)
                            .where(FolderShare.user_id == user_id))
     return dict(rows.all())
 
 
-async def visible_folders(s, actor: Actor, viewer: Viewer, *, all_folders: bool = False) -> list[Visible]:
+async def visible_folders(s: AsyncSession, actor: Actor, viewer: Viewer, *, all_folders: bool = False) -> list[Visible]:
     """Own folders, project folders of the caller's projects (every project folder of their domain
     for admins), folders shared with them; ``all_folders`` (superadmin) adds everyone's."""
     shares = await shares_of(s, actor.user_id)
@@ -59,7 +60,7 @@ async def visible_folders(s, actor: Actor, viewer: Viewer, *, all_folders: bool 
         perm = permission_of(viewer, f, share)
         if perm is None:
             continue
-        if f.status != "ready" and perm != "wd":
+        if f.status != READY and perm != "wd":
             continue  # a folder in the trash is its managers' business only
         out.append(Visible(f, perm, share))
     return out
@@ -72,7 +73,7 @@ def _as_uuid(ref: str) -> uuid.UUID | None:
         return None
 
 
-async def resolve(s, actor: Actor, ref: str, *, trash: bool = False) -> Visible:
+async def resolve(s: AsyncSession, actor: Actor, ref: str, *, trash: bool = False) -> Visible:
     """A folder by id (hex or dashed) or name: own folders first, then project folders, then shares.
     Folders the caller cannot see answer 404 — they do not learn that they exist."""
     viewer = await viewer_for(s, actor)
@@ -82,7 +83,7 @@ async def resolve(s, actor: Actor, ref: str, *, trash: bool = False) -> Visible:
         if f is not None:
             share = (await shares_of(s, actor.user_id)).get(f.id)
             perm = permission_of(viewer, f, share)
-            if perm is not None and (f.status == "ready" or perm == "wd"):
+            if perm is not None and (f.status == READY or perm == "wd"):
                 return _check_trash(Visible(f, perm, share), trash)
     candidates = [v for v in await visible_folders(s, actor, viewer) if v.folder.name == ref]
     if not candidates:
@@ -97,7 +98,7 @@ async def resolve(s, actor: Actor, ref: str, *, trash: bool = False) -> Visible:
 
 
 def _check_trash(v: Visible, trash: bool) -> Visible:
-    if v.folder.status == "delete-pending" and not trash:
+    if v.folder.status == IN_TRASH and not trash:
         raise ObjectNotFound(f"The folder {v.folder.name} is in the trash.", object_name="virtual folder")
     if v.folder.status == "cloning" and not trash:
         raise Conflict(f"The folder {v.folder.name} is still being cloned; try again shortly.")
@@ -109,7 +110,7 @@ def require(perm_ok: bool, what: str) -> None:
         raise InsufficientPrivilege(f"You do not have permission to {what}.")
 
 
-async def live_mount_users(s, folder_id: uuid.UUID) -> list[str]:
+async def live_mount_users(s: AsyncSession, folder_id: uuid.UUID) -> list[str]:
     """Names of live sessions that mount the folder."""
     rows = await s.execute(select(ComputeSession.name, ComputeSession.mounts)
                            .where(ComputeSession.status.in_(LIVE)))

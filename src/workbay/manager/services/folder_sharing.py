@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import AlreadyExists, GenericBadRequest, InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models import Folder, FolderInvitation, FolderShare, User
@@ -15,20 +17,46 @@ from . import folder_rules as rules
 from .access import Actor
 from .context import ServiceContext
 from .folder_lookup import require, resolve
-from .serialize import iso
 
 
-def invitation_out(inv: FolderInvitation, folder: Folder) -> dict[str, Any]:
-    return {"id": str(inv.id), "inviter": inv.inviter, "invitee": inv.invitee, "perm": inv.permission,
-            "state": inv.state, "created_at": iso(inv.created_at), "modified_at": iso(inv.modified_at),
-            "vfolder_id": folder.id.hex, "vfolder_name": folder.name}
+@dataclass(frozen=True)
+class Invitation:
+    id: uuid.UUID
+    inviter: str  # e-mail
+    invitee: str  # e-mail
+    permission: str
+    state: str
+    created_at: datetime
+    modified_at: datetime
+    folder_id: uuid.UUID
+    folder_name: str
+
+
+@dataclass(frozen=True)
+class Share:
+    """One user's access to a folder the caller manages."""
+
+    folder_id: uuid.UUID
+    folder_name: str
+    status: str
+    owner_email: str  # "" for a project folder
+    ownership_type: str  # user | project
+    user_id: uuid.UUID
+    user_email: str
+    permission: str
+
+
+def invitation_of(inv: FolderInvitation, folder: Folder) -> Invitation:
+    return Invitation(id=inv.id, inviter=inv.inviter, invitee=inv.invitee, permission=inv.permission,
+                      state=inv.state, created_at=inv.created_at, modified_at=inv.modified_at,
+                      folder_id=folder.id, folder_name=folder.name)
 
 
 class FolderSharing:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def _users_by_email(self, s, emails: list[str]) -> list[User]:
+    async def _users_by_email(self, s: AsyncSession, emails: list[str]) -> list[User]:
         if not emails:
             raise InvalidAPIParameters("Give at least one e-mail address.")
         found = {u.email: u for u in (await s.execute(select(User).where(User.email.in_(emails)))).scalars()}
@@ -37,7 +65,7 @@ class FolderSharing:
             raise ObjectNotFound(f"No such user: {', '.join(missing)}", object_name="user")
         return [found[e] for e in emails]
 
-    async def _has_folder_named(self, s, user: User, name: str) -> bool:
+    async def _has_folder_named(self, s: AsyncSession, user: User, name: str) -> bool:
         own = await s.execute(select(Folder.id).where(Folder.user_id == user.uuid, Folder.name == name))
         if own.first():
             return True
@@ -45,7 +73,8 @@ class FolderSharing:
                                  .where(FolderShare.user_id == user.uuid, Folder.name == name))
         return shared.first() is not None
 
-    async def invite(self, actor: Actor, ref: str, perm: str, emails: list[str]) -> dict[str, Any]:
+    async def invite(self, actor: Actor, ref: str, perm: str, emails: list[str]) -> list[str]:
+        """Invites each user by e-mail; answers the e-mails invited."""
         if perm not in rules.INVITEE_PERMISSIONS:
             raise InvalidAPIParameters("Invitees get 'ro' or 'rw' (they can never delete the folder).",
                                        data={"perm": perm})
@@ -70,23 +99,24 @@ class FolderSharing:
                                         data={"invitee": u.email})
                 s.add(FolderInvitation(folder_id=f.id, inviter=actor.email, invitee=u.email, permission=perm))
                 invited.append(u.email)
-        return {"invited_ids": invited}
+        return invited
 
-    async def _invitations(self, where) -> list[dict[str, Any]]:
+    async def _invitations(self, where: ColumnElement[bool]) -> list[Invitation]:
         async with self.ctx.db() as s:
             rows = await s.execute(select(FolderInvitation, Folder)
                                    .join(Folder, Folder.id == FolderInvitation.folder_id)
                                    .where(FolderInvitation.state == "pending", Folder.status == "ready", where)
                                    .order_by(FolderInvitation.created_at))
-            return [invitation_out(inv, f) for inv, f in rows.all()]
+            return [invitation_of(inv, f) for inv, f in rows.all()]
 
-    async def received(self, actor: Actor) -> dict[str, Any]:
-        return {"invitations": await self._invitations(FolderInvitation.invitee == actor.email)}
+    async def received(self, actor: Actor) -> list[Invitation]:
+        return await self._invitations(FolderInvitation.invitee == actor.email)
 
-    async def sent(self, actor: Actor) -> dict[str, Any]:
-        return {"invitations": await self._invitations(FolderInvitation.inviter == actor.email)}
+    async def sent(self, actor: Actor) -> list[Invitation]:
+        return await self._invitations(FolderInvitation.inviter == actor.email)
 
-    async def _invitation(self, s, inv_id: str) -> FolderInvitation:
+    async def _invitation(self, s: AsyncSession, inv_id: str) -> FolderInvitation:
+        inv: FolderInvitation | None
         try:
             inv = await s.get(FolderInvitation, uuid.UUID(str(inv_id)))
         except ValueError:
@@ -102,6 +132,8 @@ class FolderSharing:
                 raise ObjectNotFound("No such pending invitation.", object_name="invitation")
             f = await s.get(Folder, inv.folder_id)
             me = await s.get(User, actor.user_id)
+            if f is None or me is None:  # the folder's row cascades to its invitations: not reached
+                raise ObjectNotFound("No such pending invitation.", object_name="invitation")
             if await self._has_folder_named(s, me, f.name):
                 raise AlreadyExists(f"You already have a folder named {f.name}; rename it first.")
             s.add(FolderShare(folder_id=f.id, user_id=actor.user_id, permission=inv.permission))
@@ -119,13 +151,13 @@ class FolderSharing:
                 raise ObjectNotFound("No such pending invitation.", object_name="invitation")
             inv.modified_at = utcnow()
 
-    async def shared(self, actor: Actor, vfolder_id: str | None) -> dict[str, Any]:
-        """Shares of the folders the caller manages (one folder with ``vfolder_id``)."""
+    async def shared(self, actor: Actor, folder_ref: str | None) -> list[Share]:
+        """Shares of the folders the caller manages (of one folder with ``folder_ref``)."""
         async with self.ctx.db() as s:
             stmt = (select(FolderShare, Folder, User).join(Folder, Folder.id == FolderShare.folder_id)
                     .join(User, User.uuid == FolderShare.user_id))
-            if vfolder_id:
-                v = await resolve(s, actor, vfolder_id)
+            if folder_ref:
+                v = await resolve(s, actor, folder_ref)
                 require(rules.can_delete(v.permission) and v.share is None, "see this folder's shares")
                 stmt = stmt.where(Folder.id == v.folder.id)
             elif actor.is_superadmin:
@@ -137,19 +169,19 @@ class FolderSharing:
                 stmt = stmt.where(Folder.user_id == actor.user_id)
             rows = (await s.execute(stmt)).all()
             owners = {f.user_id for _, f, _ in rows if f.user_id}
-            emails = dict((await s.execute(select(User.uuid, User.email).where(User.uuid.in_(owners)))).all()) \
-                if owners else {}
-        return {"shared": [{
-            "vfolder_id": f.id.hex, "vfolder_name": f.name, "status": f.status,
-            "owner": emails.get(f.user_id, ""), "type": "user" if f.ownership_type == "user" else "project",
-            "shared_to": {"uuid": str(u.uuid), "email": u.email}, "perm": sh.permission}
-            for sh, f, u in rows]}
+            emails: dict[uuid.UUID, str] = dict((await s.execute(
+                select(User.uuid, User.email).where(User.uuid.in_(owners)))).all()) if owners else {}
+        return [Share(folder_id=f.id, folder_name=f.name, status=f.status,
+                      owner_email=emails.get(f.user_id, "") if f.user_id else "",
+                      ownership_type="user" if f.ownership_type == "user" else "project",
+                      user_id=u.uuid, user_email=u.email, permission=sh.permission)
+                for sh, f, u in rows]
 
-    async def update_share(self, actor: Actor, vfolder: str, user: str, perm: str | None) -> None:
+    async def update_share(self, actor: Actor, folder_ref: str, user: str, perm: str | None) -> None:
         if perm is not None and perm not in rules.INVITEE_PERMISSIONS:
             raise InvalidAPIParameters("A share is 'ro' or 'rw' (null removes it).")
         async with self.ctx.db.begin() as s:
-            v = await resolve(s, actor, vfolder)
+            v = await resolve(s, actor, folder_ref)
             require(rules.can_delete(v.permission) and v.share is None, "change this folder's shares")
             target = await self._user(s, user)
             share = await s.get(FolderShare, (v.folder.id, target.uuid))
@@ -160,7 +192,8 @@ class FolderSharing:
             else:
                 share.permission = perm
 
-    async def _user(self, s, ref: str) -> User:
+    async def _user(self, s: AsyncSession, ref: str) -> User:
+        u: User | None
         try:
             u = await s.get(User, uuid.UUID(str(ref)))
         except ValueError:
@@ -169,7 +202,8 @@ class FolderSharing:
             raise ObjectNotFound(f"No such user: {ref}", object_name="user")
         return u
 
-    async def share_project_folder(self, actor: Actor, ref: str, perm: str, emails: list[str]) -> dict[str, Any]:
+    async def share_project_folder(self, actor: Actor, ref: str, perm: str, emails: list[str]) -> list[str]:
+        """Shares a project folder with each user at once; answers their e-mails."""
         if perm not in rules.INVITEE_PERMISSIONS:
             raise InvalidAPIParameters("A share is 'ro' or 'rw'.")
         async with self.ctx.db.begin() as s:
@@ -184,9 +218,10 @@ class FolderSharing:
                     s.add(FolderShare(folder_id=v.folder.id, user_id=u.uuid, permission=perm))
                 else:
                     share.permission = perm
-        return {"shared_emails": [u.email for u in users]}
+        return [u.email for u in users]
 
-    async def unshare(self, actor: Actor, ref: str, emails: list[str]) -> dict[str, Any]:
+    async def unshare(self, actor: Actor, ref: str, emails: list[str]) -> list[str]:
+        """Removes the shares of these users; answers the e-mails that had one."""
         async with self.ctx.db.begin() as s:
             v = await resolve(s, actor, ref)
             require(rules.can_delete(v.permission) and v.share is None, "change this folder's shares")
@@ -197,18 +232,17 @@ class FolderSharing:
                 if share is not None:
                     await s.delete(share)
                     done.append(u.email)
-        return {"unshared_emails": done}
+        return done
 
-    async def leave(self, actor: Actor, ref: str, shared_user: str | None) -> dict[str, Any]:
+    async def leave(self, actor: Actor, ref: str, shared_user: str | None) -> None:
         async with self.ctx.db.begin() as s:
             v = await resolve(s, actor, ref)
             if shared_user and shared_user != str(actor.user_id):
                 require(rules.can_delete(v.permission) and v.share is None, "remove others from this folder")
                 target = await self._user(s, shared_user)
             else:
-                target = await s.get(User, actor.user_id)
+                target = await self._user(s, str(actor.user_id))
             share = await s.get(FolderShare, (v.folder.id, target.uuid))
             if share is None:
                 raise GenericBadRequest("The folder is not shared with that user.")
             await s.delete(share)
-        return {"msg": "left the shared folder"}

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import secrets
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import (
     AlreadyExists,
@@ -39,33 +41,103 @@ from workbay.manager.models.base import utcnow
 
 from . import folder_rules as rules
 from .access import Actor
-from .bgtasks import BackgroundTasks
+from .bgtasks import BackgroundTasks, Progress
 from .context import ServiceContext
 from .folder_lookup import Visible, live_mount_users, require, resolve, viewer_for, visible_folders
-from .serialize import iso
+from .folder_rules import FolderAction, field_problem
 from .storage_proxy import StorageProxy, StorageProxyError
 
 log = logging.getLogger(__name__)
 UPLOAD_SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
-class NewFolder(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+@dataclass(frozen=True)
+class NewFolder:
+    """A folder to create.  ``project``: a project's id or name for a project folder (admins)."""
+
     name: str
-    host: str | None = Field(None, validation_alias=AliasChoices("host", "folder_host"))
-    group: str | None = Field(None, validation_alias=AliasChoices("group", "group_id", "project"))
+    host: str | None = None
+    project: str | None = None
     usage_mode: str = "general"
     permission: str = "rw"
     cloneable: bool = False
 
 
-class CloneFolder(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+@dataclass(frozen=True)
+class CloneFolder:
     target_name: str
     target_host: str | None = None
     usage_mode: str = "general"
     permission: str = "rw"
     cloneable: bool = False
+
+
+@dataclass(frozen=True)
+class CreatedFolder:
+    id: uuid.UUID
+    name: str
+    quota_scope_id: str
+    host: str
+    usage_mode: str
+    permission: str
+    creator: str
+    ownership_type: str  # user | project
+    owner_user_id: uuid.UUID | None
+    project_id: uuid.UUID | None
+    cloneable: bool
+    status: str
+    bgtask_id: str | None = None  # a clone's copy, running in the background
+
+
+@dataclass(frozen=True)
+class FolderView:
+    """A folder as one caller sees it: their permission and what they may do with it."""
+
+    id: uuid.UUID
+    name: str
+    host: str
+    quota_scope_id: str
+    status: str
+    usage_mode: str
+    ownership_type: str  # user | project
+    owner_user_id: uuid.UUID | None
+    owner_email: str | None
+    project_id: uuid.UUID | None
+    project_name: str | None
+    creator: str
+    cloneable: bool
+    is_owner: bool
+    permission: str
+    mount_permission: str
+    is_automount: bool
+    shared: bool  # shared with the caller
+    allowed_actions: list[FolderAction]
+    created_at: datetime
+    status_changed: datetime
+    last_used: datetime | None
+    used_bytes: int | None = None
+    file_count: int | None = None
+
+
+@dataclass(frozen=True)
+class FileListing:
+    items: list[dict[str, Any]]  # the storage-proxy's entries (docs/storage-api.md)
+
+
+@dataclass(frozen=True)
+class TransferTicket:
+    """A storage-proxy URL and the short-lived token that allows one upload or download."""
+
+    token: str
+    url: str
+    session: str | None = None  # an upload's session (resumable)
+
+
+@dataclass
+class _HostPermissions:
+    """The caller's storage-host permissions per project scope, looked up once per listing."""
+
+    by_project: dict[uuid.UUID | None, dict[str, set[str]]] = field(default_factory=dict)
 
 
 def container_owner(user: User | None) -> list[int] | None:
@@ -77,10 +149,6 @@ def container_owner(user: User | None) -> list[int] | None:
     return [user.container_uid or 1000, user.container_gid or 1000]
 
 
-def wire_type(f: Folder) -> str:
-    return "user" if f.ownership_type == "user" else "group"
-
-
 class FolderService:
     def __init__(self, ctx: ServiceContext, storage: StorageProxy, bgtasks: BackgroundTasks | None = None) -> None:
         self.ctx = ctx
@@ -88,7 +156,8 @@ class FolderService:
         self.bgtasks = bgtasks
 
     # -- shared pieces -----------------------------------------------------------------------------
-    async def host_permissions(self, s, actor: Actor, project_id: uuid.UUID | None = None) -> dict[str, set[str]]:
+    async def host_permissions(self, s: AsyncSession, actor: Actor,
+                               project_id: uuid.UUID | None = None) -> dict[str, set[str]]:
         """Hosts the caller may use, with the permissions for each (domain ∪ projects ∪ policy)."""
         domain = await s.get(Domain, actor.domain_name)
         kp = await s.get(Keypair, actor.access_key)
@@ -97,23 +166,25 @@ class FolderService:
             ProjectMember, ProjectMember.project_id == Project.id).where(ProjectMember.user_id == actor.user_id)
         if project_id is not None:
             stmt = select(Project.allowed_vfolder_hosts).where(Project.id == project_id)
-        projects = [r[0] for r in (await s.execute(stmt)).all()]
+        projects: list[dict[str, list[str]] | None] = [r[0] for r in (await s.execute(stmt)).all()]
         return rules.allowed_host_permissions(domain.allowed_vfolder_hosts if domain else None,
                                               policy.allowed_vfolder_hosts if policy else None, *projects)
 
-    async def check_host(self, s, actor: Actor, host: str, perm: str, project_id: uuid.UUID | None = None) -> None:
+    async def check_host(self, s: AsyncSession, actor: Actor, host: str, perm: str,
+                         project_id: uuid.UUID | None = None) -> None:
         if actor.is_superadmin:
             return
         allowed = await self.host_permissions(s, actor, project_id)
         if perm not in allowed.get(host, set()):
-            raise InsufficientPrivilege(f"Your policies do not allow '{perm}' on storage host {host}.",
-                                        data={"host": host, "permission": perm})
+            raise field_problem(InsufficientPrivilege, f"Your policies do not allow '{perm}' on storage host {host}.",
+                                "host", {"host": host, "permission": perm})
 
     async def known_hosts(self) -> dict[str, dict[str, Any]]:
         return {v["host"]: v for v in await self.storage.volumes()}
 
-    async def scope_default_limit(self, s, qsid: str) -> int | None:
+    async def scope_default_limit(self, s: AsyncSession, qsid: str) -> int | None:
         kind, _, raw = qsid.partition(":")
+        policy: UserResourcePolicy | ProjectResourcePolicy | None
         if kind == "user":
             user = await s.get(User, uuid.UUID(raw))
             policy = await s.get(UserResourcePolicy, user.resource_policy) if user else None
@@ -122,7 +193,7 @@ class FolderService:
             policy = await s.get(ProjectResourcePolicy, project.resource_policy) if project else None
         return rules.effective_limit(None, policy.max_quota_scope_size if policy else None)
 
-    async def effective_limit(self, s, host: str, qsid: str) -> tuple[int | None, bool, int | None]:
+    async def effective_limit(self, s: AsyncSession, host: str, qsid: str) -> tuple[int | None, bool, int | None]:
         """(limit, explicit?, policy default) for a quota scope on a host."""
         explicit = await s.get(QuotaLimit, (host, qsid))
         default = await self.scope_default_limit(s, qsid)
@@ -134,14 +205,15 @@ class FolderService:
         """Make the storage-proxy enforce the scope's effective limit; answers the scope's state."""
         async with self.ctx.db() as s:
             limit, _, _ = await self.effective_limit(s, host, qsid)
-        state = await self.storage.get_quota(host, qsid, usage=False)  # no walk of the scope
+        state: dict[str, Any] = await self.storage.get_quota(host, qsid, usage=False)  # no walk of the scope
         if state.get("supported") and state.get("limit_bytes") != limit:
             state = await self.storage.set_quota(host, qsid, limit)
         return state
 
     async def _usage(self, f: Folder) -> dict[str, Any]:
         try:
-            return await self.storage.usage(f.host, f.id.hex)
+            usage: dict[str, Any] = await self.storage.usage(f.host, f.id.hex)
+            return usage
         except Exception as e:  # a listing survives one unreadable folder
             log.warning("usage of folder %s unavailable: %s", f.id, e)
             return {"used_bytes": None, "file_count": None}
@@ -168,31 +240,44 @@ class FolderService:
         async with self.ctx.db() as s:
             return container_owner(await s.get(User, actor.user_id))
 
-    async def _names(self, s, folders: list[Folder]) -> tuple[dict, dict]:
+    async def _names(self, s: AsyncSession, folders: list[Folder]
+                     ) -> tuple[dict[uuid.UUID, str], dict[uuid.UUID, str]]:
         uids = {f.user_id for f in folders if f.user_id}
         pids = {f.project_id for f in folders if f.project_id}
-        users = dict((await s.execute(select(User.uuid, User.email).where(User.uuid.in_(uids)))).all()) if uids else {}
-        projects = dict((await s.execute(select(Project.id, Project.name).where(Project.id.in_(pids)))).all()) \
+        users: dict[uuid.UUID, str] = dict(
+            (await s.execute(select(User.uuid, User.email).where(User.uuid.in_(uids)))).all()) if uids else {}
+        projects: dict[uuid.UUID, str] = dict(
+            (await s.execute(select(Project.id, Project.name).where(Project.id.in_(pids)))).all()) \
             if pids else {}
         return users, projects
 
-    def _out(self, v: Visible, actor: Actor, users: dict, projects: dict, usage: dict | None = None) -> dict[str, Any]:
+    async def _actions(self, s: AsyncSession, actor: Actor, v: Visible, hosts: _HostPermissions) -> list[FolderAction]:
         f = v.folder
-        used = (usage or {}).get("used_bytes")
-        return {
-            "id": f.id.hex, "name": f.name, "host": f.host, "quota_scope_id": f.quota_scope_id,
-            "status": f.status, "usage_mode": f.usage_mode, "created_at": iso(f.created_at),
-            "is_owner": f.user_id == actor.user_id, "permission": v.permission,
-            "mount_permission": rules.mount_permission(v.permission),
-            "user": str(f.user_id) if f.user_id else None, "group": str(f.project_id) if f.project_id else None,
-            "creator": f.creator, "user_email": users.get(f.user_id), "group_name": projects.get(f.project_id),
-            "ownership_type": wire_type(f), "type": wire_type(f), "cloneable": f.cloneable,
-            "is_automount": rules.is_automount(f.name), "shared": v.share is not None,
-            "max_files": 0, "max_size": 0, "cur_size": used or 0,
-            "last_used": iso(f.last_used), "status_changed": iso(f.status_changed),
-        }
+        host_perms: set[str] | None = None
+        if not actor.is_superadmin:
+            if f.project_id not in hosts.by_project:
+                hosts.by_project[f.project_id] = await self.host_permissions(s, actor, f.project_id)
+            host_perms = hosts.by_project[f.project_id].get(f.host, set())
+        return rules.allowed_actions(
+            permission=v.permission, shared_with_caller=v.share is not None, caller_owns=f.user_id == actor.user_id,
+            caller_is_admin=actor.is_admin, ownership_type=f.ownership_type, status=f.status,
+            cloneable=f.cloneable, host_permissions=host_perms)
 
-    async def _name_taken(self, s, qsid: str, name: str, user_id: uuid.UUID | None) -> bool:
+    def _view(self, v: Visible, actor: Actor, users: dict[uuid.UUID, str], projects: dict[uuid.UUID, str],
+              actions: list[FolderAction], usage: dict[str, Any] | None = None) -> FolderView:
+        f = v.folder
+        return FolderView(
+            id=f.id, name=f.name, host=f.host, quota_scope_id=f.quota_scope_id, status=f.status,
+            usage_mode=f.usage_mode, ownership_type=f.ownership_type, owner_user_id=f.user_id,
+            owner_email=users.get(f.user_id) if f.user_id else None, project_id=f.project_id,
+            project_name=projects.get(f.project_id) if f.project_id else None, creator=f.creator,
+            cloneable=f.cloneable, is_owner=f.user_id == actor.user_id, permission=v.permission,
+            mount_permission=rules.mount_permission(v.permission), is_automount=rules.is_automount(f.name),
+            shared=v.share is not None, allowed_actions=actions, created_at=f.created_at,
+            status_changed=f.status_changed, last_used=f.last_used,
+            used_bytes=(usage or {}).get("used_bytes"), file_count=(usage or {}).get("file_count"))
+
+    async def _name_taken(self, s: AsyncSession, qsid: str, name: str, user_id: uuid.UUID | None) -> bool:
         if (await s.execute(select(Folder.id).where(Folder.quota_scope_id == qsid,
                                                      Folder.name == name))).first():
             return True
@@ -202,7 +287,8 @@ class FolderService:
                                  .where(FolderShare.user_id == user_id, Folder.name == name))
         return shared.first() is not None
 
-    async def _project(self, s, actor: Actor, ref: str) -> Project:
+    async def _project(self, s: AsyncSession, actor: Actor, ref: str) -> Project:
+        project: Project | None
         try:
             pid = uuid.UUID(ref)
             project = await s.get(Project, pid)
@@ -210,26 +296,30 @@ class FolderService:
             project = (await s.execute(select(Project).where(
                 Project.domain_name == actor.domain_name, Project.name == ref))).scalars().first()
         if project is None or (not actor.is_superadmin and project.domain_name != actor.domain_name):
-            raise ObjectNotFound(f"No such project: {ref}", object_name="project")
+            raise field_problem(ObjectNotFound, f"No such project: {ref}", "project")
         return project
 
     # -- folders -----------------------------------------------------------------------------------
-    async def create(self, actor: Actor, new: NewFolder, status: str = "ready") -> dict[str, Any]:
+    async def create(self, actor: Actor, new: NewFolder, status: str = "ready") -> CreatedFolder:
         name = rules.check_folder_name(new.name)
         if new.usage_mode not in rules.USAGE_MODES:
-            raise InvalidAPIParameters(f"usage_mode must be one of {', '.join(rules.USAGE_MODES)}.")
+            raise field_problem(InvalidAPIParameters, f"usage_mode must be one of {', '.join(rules.USAGE_MODES)}.",
+                                "usage_mode")
         if new.permission not in rules.PERMISSIONS:
-            raise InvalidAPIParameters(f"permission must be one of {', '.join(rules.PERMISSIONS)}.")
+            raise field_problem(InvalidAPIParameters, f"permission must be one of {', '.join(rules.PERMISSIONS)}.",
+                                "permission")
         host = new.host or self.ctx.config.storage.default_volume_host
         hosts = await self.known_hosts()
         if host not in hosts:
-            raise InvalidAPIParameters(f"No such storage host: {host}", data={"host": "unknown"})
+            raise field_problem(InvalidAPIParameters, f"No such storage host: {host}", "host", {"host": "unknown"})
+        policy: UserResourcePolicy | ProjectResourcePolicy | None
         async with self.ctx.db() as s:
             project = None
-            if new.group:
+            if new.project:
                 if not actor.is_admin:
-                    raise InsufficientPrivilege("Only administrators can create project folders.")
-                project = await self._project(s, actor, new.group)
+                    raise field_problem(InsufficientPrivilege, "Only administrators can create project folders.",
+                                        "project")
+                project = await self._project(s, actor, new.project)
                 qsid = rules.quota_scope_id("project", project.id)
                 await self.check_host(s, actor, host, "create-vfolder", project.id)
                 policy = await s.get(ProjectResourcePolicy, project.resource_policy)
@@ -238,10 +328,11 @@ class FolderService:
                 qsid = rules.quota_scope_id("user", actor.user_id)
                 await self.check_host(s, actor, host, "create-vfolder")
                 user = await s.get(User, actor.user_id)
-                policy = await s.get(UserResourcePolicy, user.resource_policy)
+                policy = await s.get(UserResourcePolicy, user.resource_policy) if user else None
                 count_stmt = select(func.count()).select_from(Folder).where(Folder.user_id == actor.user_id)
             if await self._name_taken(s, qsid, name, None if project else actor.user_id):
-                raise AlreadyExists(f"A folder named {name} already exists.", data={"name": "already exists"})
+                raise field_problem(AlreadyExists, f"A folder named {name} already exists.", "name",
+                                    {"name": "already exists"})
             limit = policy.max_vfolder_count if policy else 0
             if limit > 0 and (await s.execute(count_stmt)).scalar_one() >= limit:
                 raise GenericBadRequest(f"You cannot create more than {limit} folders.",
@@ -264,35 +355,35 @@ class FolderService:
             await self.storage.delete_folder(host, folder_id.hex)  # no orphan directory behind
             raise
         await self.sync_quota(host, qsid)
-        return {"id": folder_id.hex, "name": name, "quota_scope_id": qsid, "host": host,
-                "usage_mode": new.usage_mode, "permission": f.permission, "max_size": 0,
-                "creator": actor.email, "ownership_type": wire_type(f),
-                "user": str(actor.user_id) if not project else None,
-                "group": str(project.id) if project else None, "cloneable": new.cloneable, "status": status}
+        return CreatedFolder(id=folder_id, name=name, quota_scope_id=qsid, host=host, usage_mode=new.usage_mode,
+                             permission=f.permission, creator=actor.email, ownership_type=f.ownership_type,
+                             owner_user_id=None if project else actor.user_id,
+                             project_id=project.id if project else None, cloneable=new.cloneable, status=status)
 
-    async def list(self, actor: Actor, *, all_folders: bool = False, group_id: str | None = None,
-                   owner_email: str | None = None) -> list[dict[str, Any]]:
+    async def list(self, actor: Actor, *, all_folders: bool = False, project_id: str | None = None,
+                   owner_email: str | None = None) -> list[FolderView]:
+        """``project_id`` (hex or dashed): as Backend.AI, only project folders are narrowed to it."""
+        hosts = _HostPermissions()
         async with self.ctx.db() as s:
             viewer = await viewer_for(s, actor)
             visible = await visible_folders(s, actor, viewer, all_folders=all_folders)
-            if group_id:  # as Backend.AI: only project folders are narrowed to that project
-                wanted = group_id.replace("-", "")
+            if project_id:
+                wanted = project_id.replace("-", "")
                 visible = [v for v in visible if v.folder.project_id is None or v.folder.project_id.hex == wanted]
             users, projects = await self._names(s, [v.folder for v in visible])
             if owner_email:
-                visible = [v for v in visible if users.get(v.folder.user_id) == owner_email]
+                visible = [v for v in visible if v.folder.user_id and users.get(v.folder.user_id) == owner_email]
+            actions = [await self._actions(s, actor, v, hosts) for v in visible]
         usages = await self._usages([v.folder for v in visible])
-        return [self._out(v, actor, users, projects, u) for v, u in zip(visible, usages, strict=False)]
+        return [self._view(v, actor, users, projects, a, u)
+                for v, a, u in zip(visible, actions, usages, strict=True)]
 
-    async def info(self, actor: Actor, ref: str) -> dict[str, Any]:
+    async def info(self, actor: Actor, ref: str) -> FolderView:
         async with self.ctx.db() as s:
             v = await resolve(s, actor, ref, trash=True)
             users, projects = await self._names(s, [v.folder])
-        usage = await self._usage(v.folder)
-        out = self._out(v, actor, users, projects, usage)
-        out.update({"numFiles": usage.get("file_count") or 0, "num_files": usage.get("file_count") or 0,
-                    "used_bytes": usage.get("used_bytes") or 0, "created": out["created_at"]})
-        return out
+            actions = await self._actions(s, actor, v, _HostPermissions())
+        return self._view(v, actor, users, projects, actions, await self._usage(v.folder))
 
     async def rename(self, actor: Actor, ref: str, new_name: str) -> None:
         new_name = rules.check_folder_name(new_name)
@@ -303,13 +394,15 @@ class FolderService:
                 return
             owner = v.folder.user_id if v.folder.ownership_type == "user" else None
             if await self._name_taken(s, v.folder.quota_scope_id, new_name, owner):
-                raise AlreadyExists(f"A folder named {new_name} already exists.", data={"name": "already exists"})
+                raise field_problem(AlreadyExists, f"A folder named {new_name} already exists.", "name",
+                                    {"name": "already exists"})
             v.folder.name = new_name
 
     async def update_options(self, actor: Actor, ref: str, cloneable: bool | None,
                              permission: str | None) -> None:
         if permission is not None and permission not in rules.PERMISSIONS:
-            raise InvalidAPIParameters(f"permission must be one of {', '.join(rules.PERMISSIONS)}.")
+            raise field_problem(InvalidAPIParameters, f"permission must be one of {', '.join(rules.PERMISSIONS)}.",
+                                "permission")
         async with self.ctx.db.begin() as s:
             v = await resolve(s, actor, ref)
             require(rules.can_delete(v.permission) and v.share is None, "change this folder's options")
@@ -328,23 +421,23 @@ class FolderService:
             if users:
                 raise Conflict(f"The folder is mounted by running sessions: {', '.join(users)}.",
                                data={"sessions": users})
-            v.folder.status = "delete-pending"
+            v.folder.status = rules.IN_TRASH
             v.folder.status_changed = utcnow()
 
     async def restore(self, actor: Actor, ref: str) -> None:
         async with self.ctx.db.begin() as s:
             v = await resolve(s, actor, ref, trash=True)
             require(rules.can_delete(v.permission) and v.share is None, "restore this folder")
-            if v.folder.status != "delete-pending":
+            if v.folder.status != rules.IN_TRASH:
                 raise GenericBadRequest("The folder is not in the trash.")
-            v.folder.status = "ready"
+            v.folder.status = rules.READY
             v.folder.status_changed = utcnow()
 
     async def purge(self, actor: Actor, ref: str) -> None:
         async with self.ctx.db() as s:
             v = await resolve(s, actor, ref, trash=True)
             require(rules.can_delete(v.permission) and v.share is None, "delete this folder")
-            if v.folder.status != "delete-pending":
+            if v.folder.status != rules.IN_TRASH:
                 raise GenericBadRequest("Move the folder to the trash before deleting it forever.")
             host, fid = v.folder.host, v.folder.id
         try:
@@ -357,7 +450,7 @@ class FolderService:
             if f is not None:
                 await s.delete(f)
 
-    async def clone(self, actor: Actor, ref: str, req: CloneFolder) -> dict[str, Any]:
+    async def clone(self, actor: Actor, ref: str, req: CloneFolder) -> CreatedFolder:
         async with self.ctx.db() as s:
             v = await resolve(s, actor, ref)
             require(rules.can_read(v.permission) and (v.folder.cloneable or rules.can_delete(v.permission)),
@@ -368,29 +461,33 @@ class FolderService:
                                                      usage_mode=req.usage_mode, permission=req.permission,
                                                      cloneable=req.cloneable), status="cloning")
 
-        async def copy(progress=None) -> str:
+        async def copy(progress: Progress | None = None) -> str:
             # The new, empty directory is replaced by a copy of the source.
             try:
-                await self.storage.delete_folder(created["host"], created["id"])
-                await self.storage.clone_folder(src_host, src_id.hex, created["host"], created["id"],
-                                                created["quota_scope_id"], owner)
+                await self.storage.delete_folder(created.host, created.id.hex)
+                await self.storage.clone_folder(src_host, src_id.hex, created.host, created.id.hex,
+                                                created.quota_scope_id, owner)
             except Exception:
                 async with self.ctx.db.begin() as s:
-                    f = await s.get(Folder, uuid.UUID(created["id"]))
-                    if f is not None:
-                        await s.delete(f)
+                    gone = await s.get(Folder, created.id)
+                    if gone is not None:
+                        await s.delete(gone)
                 raise
             async with self.ctx.db.begin() as s:
-                f = await s.get(Folder, uuid.UUID(created["id"]))
-                f.status, f.status_changed = "ready", utcnow()
-            return f"Cloned into {created['name']}."
+                f = await s.get(Folder, created.id)
+                if f is None:
+                    raise ObjectNotFound(f"The clone {created.name} was deleted while it was copied.",
+                                         object_name="virtual folder")
+                f.status, f.status_changed = rules.READY, utcnow()
+            return f"Cloned into {created.name}."
         if self.bgtasks is None:
             await copy()
-            return {**created, "status": "ready", "bgtask_id": None}
-        return {**created, "bgtask_id": self.bgtasks.start(actor, "clone-folder", copy)}
+            return replace(created, status=rules.READY)
+        return replace(created, bgtask_id=self.bgtasks.start(actor, "clone-folder", copy))
 
     # -- files ---------------------------------------------------------------------------------------
-    async def _folder_for(self, actor: Actor, ref: str, check, what: str, host_perm: str | None = None) -> Folder:
+    async def _folder_for(self, actor: Actor, ref: str, check: Callable[[str | None], bool], what: str,
+                          host_perm: str | None = None) -> Folder:
         async with self.ctx.db() as s:
             v = await resolve(s, actor, ref)
             require(check(v.permission), what)
@@ -398,16 +495,12 @@ class FolderService:
                 await self.check_host(s, actor, v.folder.host, host_perm, v.folder.project_id)
             return v.folder
 
-    async def list_files(self, actor: Actor, ref: str, path: str) -> dict[str, Any]:
+    async def list_files(self, actor: Actor, ref: str, path: str) -> FileListing:
         f = await self._folder_for(actor, ref, rules.can_read, "read this folder")
         out = await self.storage.files_call("GET", "/files", f.host, f.id.hex, path=path or "")
-        items = out["items"]
-        legacy = [{"filename": i["name"], "size": i["size"], "mode": _mode_string(i),
-                   "ctime": i.get("created"), "mtime": i.get("modified"), "atime": i.get("modified")}
-                  for i in items]
-        return {"items": items, "files": json.dumps(legacy)}
+        return FileListing(items=list(out["items"]))
 
-    async def mkdir(self, actor: Actor, ref: str, path: str | list[str], parents: bool, exist_ok: bool) -> None:
+    async def mkdir(self, actor: Actor, ref: str, path: str | Sequence[str], parents: bool, exist_ok: bool) -> None:
         f = await self._folder_for(actor, ref, rules.can_write, "write into this folder")
         owner = await self._owner(actor)
         for p in ([path] if isinstance(path, str) else path):
@@ -423,12 +516,12 @@ class FolderService:
         f = await self._folder_for(actor, ref, rules.can_write, "write into this folder")
         await self.storage.files_call("POST", "/files/move", f.host, f.id.hex, src=src, dst=dst)
 
-    async def delete_files(self, actor: Actor, ref: str, files: list[str], recursive: bool) -> None:
+    async def delete_files(self, actor: Actor, ref: str, files: Sequence[str], recursive: bool) -> None:
         f = await self._folder_for(actor, ref, rules.can_write, "delete files in this folder")
-        await self.storage.files_call("POST", "/files/delete", f.host, f.id.hex, files=files, recursive=recursive)
+        await self.storage.files_call("POST", "/files/delete", f.host, f.id.hex, files=list(files), recursive=recursive)
 
     async def request_upload(self, actor: Actor, ref: str, path: str, size: int,
-                             session: str | None) -> dict[str, Any]:
+                             session: str | None) -> TransferTicket:
         if size < 0:
             raise InvalidAPIParameters("size must be ≥ 0.")
         if not path or not path.strip("/"):
@@ -444,25 +537,14 @@ class FolderService:
         await self.storage.prepare_upload(f.host, f.id.hex, path, size, session if resumed else None, owner)
         extra: dict[str, Any] = {"owner": owner} if owner else {}
         token = self.storage.token("upload", f.host, f.id.hex, path, size=size, session=session, **extra)
-        return {"token": token, "url": f"{self.storage.client_url}/upload", "session": session}
+        return TransferTicket(token=token, url=f"{self.storage.client_url}/upload", session=session)
 
-    async def request_download(self, actor: Actor, ref: str, path: str | None, files: list[str] | None,
-                               archive: bool) -> dict[str, Any]:
+    async def request_download(self, actor: Actor, ref: str, path: str | None, files: Sequence[str] | None,
+                               archive: bool) -> TransferTicket:
         if not path and not files and not archive:
             raise InvalidAPIParameters("Give the path of a file or directory to download "
                                        "(the whole folder downloads as an archive).")
         f = await self._folder_for(actor, ref, rules.can_read, "download from this folder", "download-file")
-        extra: dict[str, Any] = {"relpaths": files} if files else {}
+        extra: dict[str, Any] = {"relpaths": list(files)} if files else {}
         token = self.storage.token("download", f.host, f.id.hex, path or "", archive=archive, **extra)
-        return {"token": token, "url": f"{self.storage.client_url}/download"}
-
-
-def _mode_string(item: dict[str, Any]) -> str:
-    """``0o644`` + type → ``-rw-r--r--`` (what the Backend.AI CLI prints)."""
-    try:
-        bits = int(str(item.get("mode", "0")), 8)
-    except ValueError:
-        bits = 0
-    kind = {"DIRECTORY": "d", "SYMLINK": "l"}.get(item.get("type", ""), "-")
-    flags = "".join(ch if bits & (1 << (8 - i)) else "-" for i, ch in enumerate("rwxrwxrwx"))
-    return kind + flags
+        return TransferTicket(token=token, url=f"{self.storage.client_url}/download")

@@ -71,12 +71,19 @@ class StorageProxy:
         return await self._call(self._manager, method, path, json=body)
 
     # -- folders ---------------------------------------------------------------------------------
+    async def _object(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A call whose answer is a JSON object (the storage-proxy's API answers objects)."""
+        out = await self.manager_call(method, path, body)
+        if not isinstance(out, dict):
+            raise StorageProxyError(502, {"title": f"The storage proxy answered {path} with no object."})
+        return out
+
     async def volumes(self) -> list[dict[str, Any]]:
-        return (await self.manager_call("GET", "/volumes"))["volumes"]
+        return list((await self._object("GET", "/volumes"))["volumes"])
 
     async def create_folder(self, host: str, vfid: str, quota_scope_id: str,
                             owner: list[int] | None = None) -> dict[str, Any]:
-        return await self.manager_call("POST", "/folder/create", {
+        return await self._object("POST", "/folder/create", {
             "volume": volume_of(host), "vfid": vfid, "quota_scope_id": quota_scope_id, "owner": owner})
 
     async def delete_folder(self, host: str, vfid: str) -> None:
@@ -84,21 +91,21 @@ class StorageProxy:
 
     async def clone_folder(self, src_host: str, src_vfid: str, dst_host: str, dst_vfid: str,
                            dst_quota_scope_id: str, owner: list[int] | None = None) -> dict[str, Any]:
-        return await self.manager_call("POST", "/folder/clone", {
+        return await self._object("POST", "/folder/clone", {
             "src_volume": volume_of(src_host), "src_vfid": src_vfid, "dst_volume": volume_of(dst_host),
             "dst_vfid": dst_vfid, "dst_quota_scope_id": dst_quota_scope_id, "owner": owner})
 
     async def usage(self, host: str, vfid: str) -> dict[str, Any]:
-        return await self.manager_call("POST", "/folder/usage", {"volume": volume_of(host), "vfid": vfid})
+        return await self._object("POST", "/folder/usage", {"volume": volume_of(host), "vfid": vfid})
 
     async def folders_usage(self, host: str, vfids: list[str]) -> dict[str, dict[str, Any] | None]:
         """Usage of many folders on one host in one call (cached by the proxy)."""
-        out = await self.manager_call("POST", "/folders/usage", {"volume": volume_of(host), "vfids": vfids})
-        return out["usage"]
+        out = await self._object("POST", "/folders/usage", {"volume": volume_of(host), "vfids": vfids})
+        return dict(out["usage"])
 
     async def mount_path(self, host: str, vfid: str) -> str:
-        out = await self.manager_call("POST", "/folder/mount-path", {"volume": volume_of(host), "vfid": vfid})
-        return out["path"]
+        out = await self._object("POST", "/folder/mount-path", {"volume": volume_of(host), "vfid": vfid})
+        return str(out["path"])
 
     async def prepare_upload(self, host: str, vfid: str, relpath: str, size: int,
                              session: str | None = None, owner: list[int] | None = None) -> None:
@@ -108,14 +115,14 @@ class StorageProxy:
 
     # -- quota scopes ----------------------------------------------------------------------------
     async def get_quota(self, host: str, quota_scope_id: str, usage: bool = True) -> dict[str, Any]:
-        return await self.manager_call("GET", "/quota-scope", {
+        return await self._object("GET", "/quota-scope", {
             "volume": volume_of(host), "quota_scope_id": quota_scope_id, "usage": usage})
 
     async def set_quota(self, host: str, quota_scope_id: str, limit_bytes: int | None) -> dict[str, Any]:
         body = {"volume": volume_of(host), "quota_scope_id": quota_scope_id}
         if limit_bytes is None:
-            return await self.manager_call("DELETE", "/quota-scope", body)
-        return await self.manager_call("PUT", "/quota-scope", {**body, "limit_bytes": limit_bytes})
+            return await self._object("DELETE", "/quota-scope", body)
+        return await self._object("PUT", "/quota-scope", {**body, "limit_bytes": limit_bytes})
 
     # -- files, through the client-facing API ----------------------------------------------------
     def token(self, op: str, host: str, vfid: str, relpath: str = "", **extra: Any) -> str:
@@ -127,8 +134,10 @@ class StorageProxy:
         """``owner``: who gets what the call creates (the acting user's container uid/gid).  The
         token allows this one action only, lives a minute at most (storage.tokens) and travels in
         a header or the body, never in a URL that a log line could keep."""
-        token = self.token("files", host, vfid, action=files_action(endpoint),
-                           **({"owner": owner} if owner else {}))
+        claims: dict[str, Any] = {"action": files_action(endpoint)}
+        if owner:
+            claims["owner"] = owner
+        token = self.token("files", host, vfid, **claims)
         auth = {"Authorization": f"Bearer {token}"}
         if method == "GET":
             return await self._call(self._client, method, endpoint, params=params, headers=auth)
