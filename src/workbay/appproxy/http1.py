@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import httptools
 
+from workbay.common.background import BackgroundLoop
+
 from . import tokens
 from .circuits import Activity, Circuit, may_use
 
@@ -201,7 +203,7 @@ class HttpListener:
         self.connections: set[HttpConnection] = set()
         self.closed = False
         self.server: asyncio.AbstractServer | None = None
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeper = BackgroundLoop(f"idle-sweep-{circuit.id}", self._sweep, IDLE_TIMEOUT / 4, logger=log)
 
     def protocol(self) -> HttpConnection:
         return HttpConnection(self)
@@ -209,21 +211,18 @@ class HttpListener:
     async def start(self, sock) -> None:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(self.protocol, sock=sock)
-        self._sweeper = loop.call_later(IDLE_TIMEOUT / 4, self._sweep)
+        self._sweeper.start()
 
-    def _sweep(self) -> None:
+    async def _sweep(self) -> None:
         """Closes browser connections idle for IDLE_TIMEOUT (they hold an app connection each)."""
         now = time.monotonic()
         for conn in list(self.connections):
             if conn.idle_since is not None and now - conn.idle_since > IDLE_TIMEOUT:
                 conn.close()
-        if not self.closed:
-            self._sweeper = asyncio.get_running_loop().call_later(IDLE_TIMEOUT / 4, self._sweep)
 
     async def stop(self) -> None:
         self.closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        await self._sweeper.stop()
         if self.server is not None:
             self.server.close()
         for conn in list(self.connections):
