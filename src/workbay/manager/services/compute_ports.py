@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
+from workbay.agent.client import AgentClient
 from workbay.manager.models.compute import Kernel
 
 
@@ -35,3 +36,9 @@ class KernelOps(Protocol):
                             envs: dict[str, str]) -> dict[str, Any]: ...
 
     async def logs(self, kernel: Kernel) -> str: ...
+
+
+class AgentClients(Protocol):
+    """The pooled clients of the agents' RPC API (``compute.agent_rpc.AgentClientPool``)."""
+
+    def client(self, addr: str, timeout: float = 30.0) -> AgentClient: ...
