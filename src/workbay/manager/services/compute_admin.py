@@ -11,7 +11,7 @@ import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
-from workbay.agent.client import AgentClient, AgentError
+from workbay.agent.client import AgentError
 from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.common.slots import ResourceSlot, SlotParseError
 from workbay.common.text import MultilineText
@@ -28,6 +28,7 @@ from workbay.manager.models.compute import (
 from . import access
 from .access import Actor
 from .agent_registry import AgentRegistry, Heartbeat, occupancy_by_agent
+from .compute_ports import AgentClients
 from .context import ServiceContext
 from .serialize import iso
 from .session_status import LIVE
@@ -132,8 +133,9 @@ class ImagePatch(BaseModel):
 
 
 class ComputeAdmin:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, agents: AgentClients) -> None:
         self.ctx = ctx
+        self.agents = agents
 
     # -- agents ------------------------------------------------------------------------------------
     async def list_agents(self, actor: Actor, status: str | None, resource_group: str | None) -> dict[str, Any]:
@@ -358,7 +360,7 @@ class ComputeAdmin:
 
         async def one(agent: Agent) -> None:
             try:
-                async with AgentClient(agent.addr, self.ctx.config.secrets.cluster, timeout=120) as client:
+                async with self.agents.client(agent.addr, timeout=120) as client:
                     await client.rescan_images()
                     info = await client.info()
                 await registry.heartbeat(Heartbeat.model_validate({**info, "id": agent.id}))
