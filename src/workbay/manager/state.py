@@ -96,7 +96,7 @@ class ManagerState:
         self.folder_sharing = FolderSharing(self.ctx)
         self.folder_admin = FolderAdmin(self.ctx, self.folders)
         self.sessions = SessionService(self.ctx, self.dispatcher, self.agent_rpc, FolderMounts(self.folders))
-        self.compute_admin = ComputeAdmin(self.ctx)
+        self.compute_admin = ComputeAdmin(self.ctx, self.agent_clients)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
         self.resource_summary = ResourceSummary(self.ctx, self.sessions)
         self.session_files = SessionFiles(self.sessions, self.agent_rpc)
