@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -13,9 +14,9 @@ from workbay import __version__
 from workbay.common.config import WorkbayConfig
 from workbay.common.datadir import secure_data_dir
 from workbay.common.errors import AlreadyExists, Conflict, InternalServerError, InvalidAPIParameters
-from workbay.common.events import MemoryEventBus, RedisEventBus
+from workbay.common.events import EventBus, MemoryEventBus, RedisEventBus
 from workbay.common.http import BodyGuard, install_error_handlers, problem_response
-from workbay.common.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from workbay.common.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from workbay.common.secrets import ensure_secrets, secret_box
 
 from .api import (
@@ -59,7 +60,8 @@ def _unique_violation(exc: IntegrityError) -> bool:
     return _sqlstate(exc) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
 
 
-async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    """Registered for ``DBAPIError`` (Starlette types every handler's exception as ``Exception``)."""
     # Services check before they write; a constraint still firing means a concurrent request
     # changed the same rows in between.  The transaction was rolled back.
     if isinstance(exc, IntegrityError):
@@ -74,7 +76,8 @@ async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
 
 
 async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool = True,
-                      background: bool = True, storage_transport=None) -> ManagerState:
+                      background: bool = True, storage_transport: httpx.AsyncBaseTransport | None = None
+                      ) -> ManagerState:
     secure_data_dir(config.data_dir)
     config = ensure_secrets(config, ("database",))
     box = secret_box(config)
@@ -87,6 +90,8 @@ async def build_state(config: WorkbayConfig, demo: bool = False, migrate: bool =
         await engine.dispose()
         raise
     redis = None
+    events: EventBus
+    limiter: RateLimiter
     if config.redis.url:
         import redis.asyncio as aioredis
 
