@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,6 +40,9 @@ from .services.settings import SettingsService
 from .services.storage_proxy import StorageProxy
 from .services.users import UserService
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 KEYPAIR_USAGE_FLUSH_INTERVAL = 2.0  # seconds between batched num_queries/last_used writes
 
 
@@ -47,7 +51,7 @@ class ManagerState:
     ctx: ServiceContext
     engine: AsyncEngine
     rate_limiter: RateLimiter
-    redis: object | None = None
+    redis: Redis | None = None
     storage_transport: httpx.AsyncBaseTransport | None = None  # tests route the storage-proxy in-process
     auth: AuthService = field(init=False)
     users: UserService = field(init=False)
