@@ -1,5 +1,6 @@
 """Property-based fuzzing of every manager operation from its own OpenAPI schema (schemathesis):
-whatever a client sends, the answer is never a 5xx, and errors are problem+json."""
+whatever a client sends, the answer is never a 5xx, errors are problem+json, and every answer has a
+status code, a content type and a body that the schema declares for it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.support.databases import throwaway_db
 from tests.support.manager import start_manager
@@ -18,6 +24,8 @@ from workbay.common.config import load_config
 from workbay.manager.app import create_app
 
 schema = schemathesis.openapi.from_dict(create_app(load_config()).openapi())
+# The answer must be one the operation declares: its status code, its media type, its body's schema.
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +67,4 @@ async def test_no_server_errors(case, live, signer):
         assert resp.headers["content-type"].startswith("application/problem+json")
         problem = resp.json()
         assert problem["type"].startswith("https://api.backend.ai/probs/") and problem["title"]
+    case.validate_response(resp, checks=CONFORMANCE)

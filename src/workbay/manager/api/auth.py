@@ -15,8 +15,60 @@ from workbay.manager.services.auth import LOGIN_EPOCH_HEADER
 from workbay.manager.state import ManagerState
 
 from .deps import actor, state
+from .wire import Empty, WireModel, WireRoute, body_schema, query_schema
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], route_class=WireRoute)
+
+
+# -- what goes on the wire ---------------------------------------------------------------------
+class LoginData(WireModel):
+    access_key: str
+    secret_key: str
+    role: str
+    status: str
+    need_password_change: bool | None
+    login_epoch: str
+
+
+class AuthorizeOut(WireModel):
+    data: LoginData
+
+
+class NewKeys(WireModel):
+    access_key: str
+    secret_key: str
+
+
+class SSHPublicKey(WireModel):
+    ssh_public_key: str | None
+
+
+class SSHKeypairOut(WireModel):
+    ssh_public_key: str
+    ssh_private_key: str
+
+
+class RoleOut(WireModel):
+    """Backend.AI's names: ``group_role`` is the role in the project asked about."""
+
+    global_role: str
+    domain_role: str
+    group_role: str | None = None
+
+
+class AuthTestOut(WireModel):
+    authorized: str
+    echo: Any = None
+
+
+class TOTPState(WireModel):
+    enabled: bool
+
+
+class TOTPRegistration(WireModel):
+    secret: str
+    uri: str
+    qr_svg: str
 
 
 class AuthorizeBody(BaseModel):
@@ -28,7 +80,7 @@ class AuthorizeBody(BaseModel):
     otp: str | None = None
 
 
-@router.post("/auth/authorize")
+@router.post("/auth/authorize", response_model=AuthorizeOut)
 async def authorize(body: AuthorizeBody, request: Request, st: ManagerState = Depends(state)) -> dict:
     if body.type != "keypair":
         raise GenericBadRequest("Unsupported authorization type.")
@@ -50,7 +102,7 @@ class SignupBody(BaseModel):
     invitation_token: str | None = None
 
 
-@router.post("/auth/signup", status_code=201)
+@router.post("/auth/signup", status_code=201, response_model=NewKeys)
 async def signup(body: SignupBody, st: ManagerState = Depends(state)) -> dict:
     return await st.auth.signup(body.domain or "default", body.email.lower(), body.password,
                                 body.username, body.full_name or "", body.description or "",
@@ -63,7 +115,7 @@ class UpdatePasswordBody(BaseModel):
     new_password2: str
 
 
-@router.post("/auth/update-password")
+@router.post("/auth/update-password", response_model=Empty)
 async def update_password(body: UpdatePasswordBody, response: Response, me: Actor = Depends(actor),
                           st: ManagerState = Depends(state)) -> dict:
     epoch = await st.auth.update_password(me, body.old_password, body.new_password, body.new_password2)
@@ -72,7 +124,7 @@ async def update_password(body: UpdatePasswordBody, response: Response, me: Acto
     return {}
 
 
-@router.post("/auth/update-password-no-auth", status_code=201)
+@router.post("/auth/update-password-no-auth", status_code=201, response_model=Empty)
 async def update_password_no_auth() -> dict:
     raise GenericBadRequest("Password aging is not configured on this server.")
 
@@ -81,19 +133,19 @@ class FullNameBody(BaseModel):
     full_name: str = Field(max_length=64)
 
 
-@router.post("/auth/update-full-name")
+@router.post("/auth/update-full-name", response_model=Empty)
 async def update_full_name(body: FullNameBody, me: Actor = Depends(actor),
                            st: ManagerState = Depends(state)) -> dict:
     await st.auth.update_full_name(me, body.full_name)
     return {}
 
 
-@router.get("/auth/ssh-keypair")
+@router.get("/auth/ssh-keypair", response_model=SSHPublicKey)
 async def get_ssh_keypair(me: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return {"ssh_public_key": await st.auth.get_ssh_public_key(me)}
 
 
-@router.patch("/auth/ssh-keypair")
+@router.patch("/auth/ssh-keypair", response_model=SSHKeypairOut)
 async def regenerate_ssh_keypair(me: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.auth.set_ssh_keypair(me)
 
@@ -103,7 +155,7 @@ class SSHKeypairBody(BaseModel):
     privkey: str = Field(min_length=1, max_length=16384)
 
 
-@router.post("/auth/ssh-keypair")
+@router.post("/auth/ssh-keypair", response_model=SSHKeypairOut)
 async def set_ssh_keypair(body: SSHKeypairBody, me: Actor = Depends(actor),
                           st: ManagerState = Depends(state)) -> dict:
     return await st.auth.set_ssh_keypair(me, body.pubkey, body.privkey)
@@ -113,16 +165,20 @@ class RoleParams(BaseModel):
     group: uuid.UUID | None = None
 
 
-@router.get("/auth/role")
+@router.get("/auth/role", response_model=RoleOut, openapi_extra=query_schema(RoleParams))
 async def role(request: Request, me: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     params = await request_params(request, RoleParams)
-    return await st.auth.role(me, params.group)
+    roles = await st.auth.role(me, params.group)
+    out: dict[str, Any] = {"global_role": roles.global_role, "domain_role": roles.domain_role}
+    if roles.project_role is not None:
+        out["group_role"] = roles.project_role
+    return out
 
 
-@router.get("/auth")
-@router.post("/auth")
-@router.get("/auth/test")
-@router.post("/auth/test")
+@router.get("/auth", response_model=AuthTestOut)
+@router.post("/auth", response_model=AuthTestOut)
+@router.get("/auth/test", response_model=AuthTestOut)
+@router.post("/auth/test", response_model=AuthTestOut)
 async def auth_test(request: Request, me: Actor = Depends(actor)) -> dict:
     params: dict[str, Any] = {**dict(request.query_params), **(await json_body(request))}
     return {"authorized": "yes", "echo": params.get("echo")}
@@ -132,22 +188,22 @@ class OTPBody(BaseModel):
     otp: str = Field(min_length=6, max_length=8)
 
 
-@router.get("/auth/totp")
+@router.get("/auth/totp", response_model=TOTPState)
 async def totp_status(me: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.auth.totp_status(me)
 
 
-@router.post("/auth/totp")
+@router.post("/auth/totp", response_model=TOTPRegistration)
 async def totp_register(me: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.auth.totp_register(me)
 
 
-@router.post("/auth/totp/confirm")
+@router.post("/auth/totp/confirm", response_model=TOTPState)
 async def totp_confirm(body: OTPBody, me: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return await st.auth.totp_confirm(me, body.otp)
 
 
-@router.delete("/auth/totp")
+@router.delete("/auth/totp", response_model=TOTPState, openapi_extra=body_schema(OTPBody, required=True))
 async def totp_disable(request: Request, me: Actor = Depends(actor),
                        st: ManagerState = Depends(state)) -> dict:
     params = await request_params(request, OTPBody)

@@ -6,22 +6,45 @@ import asyncio
 import json
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 
 from workbay.manager.services.access import Actor
 from workbay.manager.state import ManagerState
 
 from .deps import actor, state
+from .wire import Number, WireModel, WireRoute, event_stream, query_schema
 
-router = APIRouter(tags=["background tasks"])
+router = APIRouter(tags=["background tasks"], route_class=WireRoute)
 FINAL = ("bgtask_done", "bgtask_failed", "bgtask_cancelled")
+
+
+class TaskOut(WireModel):
+    task_id: str
+    kind: str
+    status: str  # running | done | failed | cancelled
+    message: str
+    current_progress: Number
+    total_progress: Number
+    created_at: Number
+    finished_at: Number | None
+
+
+class TaskList(WireModel):
+    items: list[TaskOut]
+
+
+class TaskQuery(BaseModel):
+    task_id: str | None = None
+    taskId: str | None = None  # the official client's spelling
 
 
 def _wire(ev: dict) -> str:
     return json.dumps({k: ev[k] for k in ("task_id", "message", "current_progress", "total_progress") if k in ev})
 
 
-@router.get("/events/background-task")
+@router.get("/events/background-task", response_class=EventSourceResponse, openapi_extra=query_schema(TaskQuery),
+            responses=event_stream("Progress of one background task (Server-Sent Events)."))
 async def background_task_events(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)):
     task_id = request.query_params.get("task_id") or request.query_params.get("taskId") or ""
     task = st.bgtasks.get(who, task_id)  # 404 before the stream starts
@@ -49,11 +72,11 @@ async def background_task_events(request: Request, who: Actor = Depends(actor), 
     return EventSourceResponse(stream(), ping=15)
 
 
-@router.get("/background-tasks")
+@router.get("/background-tasks", response_model=TaskList)
 async def list_tasks(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return {"items": st.bgtasks.list(who)}
 
 
-@router.get("/background-tasks/{task_id}")
+@router.get("/background-tasks/{task_id}", response_model=TaskOut)
 async def get_task(task_id: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return st.bgtasks.get(who, task_id).public()

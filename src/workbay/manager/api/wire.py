@@ -44,3 +44,33 @@ def body_schema(model: type[BaseModel], required: bool = False) -> dict[str, Any
     the JSON body when there is one, else the query string), so clients and the fuzzer see the shape."""
     return {"requestBody": {"required": required, "content": {
         "application/json": {"schema": model.model_json_schema()}}}}
+
+
+def query_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a GET route that reads a flat model with ``request_params``: its fields
+    as optional query parameters."""
+    schema = model.model_json_schema()
+    return {"parameters": [{"name": name, "in": "query", "required": False, "schema": field}
+                           for name, field in schema.get("properties", {}).items()]}
+
+
+def event_stream(description: str) -> dict[int | str, dict[str, Any]]:
+    """``responses`` for a Server-Sent Events route."""
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+class Problem(BaseModel):
+    """An error: JSON problem details with Backend.AI's error type URIs (``msg`` and ``data`` say more)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    msg: str | None = None
+    data: Any = None
+
+
+# Every operation may answer these; the app declares them once for all routes.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "The request was refused (problem details).",
+            "content": {"application/problem+json": {"schema": Problem.model_json_schema()}}},
+}

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,15 @@ from .settings import SettingsService
 PREFERENCE_KEYS = {"theme": ("light", "dark"), "language": ("en", "ko")}
 PREFERENCE_DEFAULTS: dict[str, Any] = {"theme": None, "language": None, "project": None,
                                        "compact_sidebar": False, "preferred_ssh_port": None}
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The caller's roles: overall, in their domain, and in one project (when asked about one)."""
+
+    global_role: str
+    domain_role: str
+    project_role: str | None = None
 
 
 OTP_NOT_PROVIDED = "OTP not provided"
@@ -245,19 +255,17 @@ class AuthService:
             kp.ssh_public_key, kp.ssh_private_key = public.strip(), private
         return {"ssh_public_key": public.strip(), "ssh_private_key": private}
 
-    async def role(self, actor: Actor, project_id: uuid.UUID | None) -> dict[str, Any]:
+    async def role(self, actor: Actor, project_id: uuid.UUID | None) -> Roles:
         domain_role = "admin" if actor.is_admin else "user"
-        out: dict[str, Any] = {"global_role": actor.role if actor.role != "admin" else "user",
-                               "domain_role": domain_role}
-        if actor.is_superadmin:
-            out["global_role"] = "superadmin"
+        global_role = "superadmin" if actor.is_superadmin else (actor.role if actor.role != "admin" else "user")
+        project_role = None
         if project_id is not None:
             async with self.ctx.db() as s:
                 member = await s.get(ProjectMember, (project_id, actor.user_id))
             if member is None:
                 raise ObjectNotFound("You are not a member of this project.", object_name="project")
-            out["group_role"] = "admin" if actor.is_admin else "user"
-        return out
+            project_role = "admin" if actor.is_admin else "user"
+        return Roles(global_role=global_role, domain_role=domain_role, project_role=project_role)
 
     # -- two-factor authentication (ID-7) ------------------------------------------------------
     async def totp_status(self, actor: Actor) -> dict[str, Any]:
