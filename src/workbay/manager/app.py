@@ -34,6 +34,7 @@ from .api import (
     stream,
 )
 from .api.middleware import PUBLIC_MAX_BODY, UNPROTECTED_PATHS, AuthMiddleware
+from .api.wire import PROBLEM_RESPONSES
 from .models import db
 from .services.bootstrap import bootstrap
 from .services.context import ServiceContext
@@ -139,7 +140,7 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
             if own:
                 await close_state(app.state.manager)
 
-    app = FastAPI(title="Workbay manager", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="Workbay manager", version=__version__, lifespan=lifespan, responses=PROBLEM_RESPONSES,
                   description="Backend.AI REST API v7 plus Workbay's additions (docs/api.md).")
     if state is not None:
         app.state.manager = state
