@@ -43,6 +43,7 @@ from .session_wire import (
     page_wire,
     spell_error,
     termination_wire,
+    wire_path,
 )
 
 router = APIRouter(tags=["sessions"])
@@ -68,7 +69,7 @@ async def _create_request(request: Request) -> tuple[CreateSession, dict[str, An
     except ValidationError as e:
         err = validation_error(list(e.errors()))
         data = err.data if isinstance(err.data, dict) else {}
-        err.extra[FIELD_ERRORS] = {k: v for k, v in data.items() if k != "_"}
+        err.extra[FIELD_ERRORS] = {wire_path(CreateSession, k, raw): v for k, v in data.items() if k != "_"}
         raise err from e
 
 
