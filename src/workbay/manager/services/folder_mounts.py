@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models.base import utcnow
@@ -22,11 +25,12 @@ class FolderMounts:
     def __init__(self, folders: FolderService) -> None:
         self.folders = folders
 
-    async def resolve(self, s, owner: Actor, names: list[str], aliases: dict[str, str]) -> list[dict[str, Any]]:
+    async def resolve(self, s: AsyncSession, owner: Actor, names: list[str],
+                      aliases: dict[str, str]) -> list[dict[str, Any]]:
         """Mounts for a session owned by ``owner``: the requested folders (which the owner must be
         able to read), then the owner's automount folders.  Refuses with 4xx before anything runs."""
         chosen: list[tuple[Visible, str]] = []
-        seen: set = set()
+        seen: set[uuid.UUID] = set()
         for ref in names:
             try:
                 v = await resolve(s, owner, ref)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import io
 import tarfile
 import uuid
+from typing import TYPE_CHECKING
 
 from workbay.common.errors import GenericBadRequest, InvalidAPIParameters
+from workbay.manager.models.compute import Kernel
 
 from .access import Actor
+from .compute_ports import KernelOps
+
+if TYPE_CHECKING:
+    from .sessions import SessionService
 
 MAX_FILES = 5
 
@@ -37,11 +43,11 @@ def multipart(parts: list[tuple[str, bytes]]) -> tuple[bytes, str]:
 
 
 class SessionFiles:
-    def __init__(self, sessions, launcher) -> None:
+    def __init__(self, sessions: SessionService, launcher: KernelOps) -> None:
         self.sessions = sessions
         self.launcher = launcher
 
-    async def _kernel(self, actor: Actor, ref: str):
+    async def _kernel(self, actor: Actor, ref: str) -> Kernel:
         sess, kernel = await self.sessions._main_kernel(actor, ref)
         if sess.status != "RUNNING" or kernel is None or kernel.agent_addr is None:
             raise GenericBadRequest(f"The session is {sess.status}; files download while it is RUNNING.")

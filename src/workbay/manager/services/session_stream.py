@@ -25,17 +25,24 @@ import json
 import logging
 import secrets
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import websockets
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from workbay.common.errors import BackendError, GenericBadRequest, ServiceUnavailable
 
 from .access import Actor
 from .session_apps import AppTarget, SessionApps, StartService
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+    from .sessions import SessionService
 
 log = logging.getLogger(__name__)
 TERMINAL_APP = "ttyd"
@@ -88,11 +95,13 @@ def parse_pty_message(raw: str | bytes) -> PtyMessage:
         except (binascii.Error, UnicodeEncodeError) as e:
             raise ValueError("stdin 'chars' is not valid base64") from e
     if kind == "resize":
-        rows, cols = msg.get("rows"), msg.get("cols")
-        for name, v in (("rows", rows), ("cols", cols)):
+        size: list[int] = []
+        for name in ("rows", "cols"):
+            v = msg.get(name)
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_TERMINAL_SIZE:
                 raise ValueError(f"resize needs '{name}', an integer from 1 to {MAX_TERMINAL_SIZE}")
-        return PtyResize(rows, cols)
+            size.append(v)
+        return PtyResize(size[0], size[1])
     if kind == "ping":
         return PtyPing()
     if kind == "restart":
@@ -109,7 +118,7 @@ class TerminadoCodec:
     ``["stdout", text]``), what Workbay's terminal app speaks."""
 
     path = "/websocket"
-    subprotocols: list[str] | None = None
+    subprotocols: list[Subprotocol] | None = None
 
     def __init__(self) -> None:
         # Keystrokes arrive as bytes; a multi-byte character may be split over two messages.
@@ -144,7 +153,7 @@ class TtydCodec:
     ``1`` resize JSON; server: ``0`` output, ``1`` title, ``2`` preferences)."""
 
     path = "/ws"
-    subprotocols: list[str] | None = ["tty"]
+    subprotocols: list[Subprotocol] | None = [Subprotocol("tty")]
 
     @staticmethod
     def hello(rows: int = 24, cols: int = 80) -> bytes:
@@ -241,7 +250,7 @@ class Channel(Protocol):
 
 
 class SessionStreams:
-    def __init__(self, sessions, apps: SessionApps) -> None:
+    def __init__(self, sessions: SessionService, apps: SessionApps) -> None:
         self.sessions = sessions
         self.apps = apps
 
@@ -372,7 +381,7 @@ class SessionStreams:
             return
         ended = asyncio.Event()
 
-        async def terminal_to_client(up) -> None:
+        async def terminal_to_client(up: ClientConnection) -> None:
             try:
                 async for msg in up:
                     data = codec.output(msg)
@@ -383,7 +392,7 @@ class SessionStreams:
             ended.set()
 
         pump = asyncio.create_task(terminal_to_client(upstream))
-        receiving: asyncio.Task | None = None
+        receiving: asyncio.Task[str | bytes | None] | None = None
         try:
             while True:
                 receiving = asyncio.create_task(channel.receive())
@@ -447,7 +456,7 @@ async def _open_socket(target: AppTarget) -> socket.socket:
     raise OSError(f"cannot connect to {target.host}:{target.port}: {last}")
 
 
-async def _first_done(*coros) -> None:
+async def _first_done(*coros: Awaitable[None]) -> None:
     """Run until one side ends; cancel the other.  Re-raises what the finished side raised."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
@@ -460,7 +469,7 @@ async def _first_done(*coros) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _try(aw) -> None:
+async def _try(aw: Awaitable[object]) -> None:
     """Best effort on a socket that may already be gone."""
     try:
         await aw
