@@ -25,7 +25,7 @@ from tests.support.ports import free_port
 from workbay.agent.agent import generate_ssh_keypair
 from workbay.agent.app import create_app
 from workbay.agent.client import AgentClient, AgentError
-from workbay.agent.engine import Engine, EngineUnavailable, engine_candidates
+from workbay.agent.engine import Engine, EngineUnreachable, engine_candidates
 from workbay.common.config import load_config
 
 SECRET = "agent-test-secret"
@@ -37,7 +37,7 @@ PODMAN_SOCKET = "/run/podman/podman.sock"
 async def _connect_engine() -> Engine:
     try:
         return await Engine.connect(engine_candidates(""))
-    except EngineUnavailable:
+    except EngineUnreachable:
         if not shutil.which("podman") or os.environ.get("DOCKER_HOST"):
             raise
     # No engine answers yet: start Podman's API service the way `make setup` does.
@@ -48,7 +48,7 @@ async def _connect_engine() -> Engine:
     while True:
         try:
             return await Engine.connect(engine_candidates(""))
-        except EngineUnavailable:
+        except EngineUnreachable:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
@@ -58,7 +58,7 @@ async def _connect_engine() -> Engine:
 async def engine():
     try:
         eng = await _connect_engine()
-    except EngineUnavailable as e:
+    except EngineUnreachable as e:
         pytest.fail(f"no container engine (make setup starts one): {e}")
     yield eng
     await eng.close()

@@ -251,7 +251,7 @@ class NodeAgent:
         while self.engine is None:
             try:
                 self.engine = await Engine.connect(candidates)
-            except engine_mod.EngineUnavailable as e:
+            except engine_mod.EngineUnreachable as e:
                 if e.args[0] != self.engine_error:
                     log.warning("no container engine answers (retrying): %s", e)
                 self.engine_error = str(e.args[0])

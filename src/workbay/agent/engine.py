@@ -43,8 +43,8 @@ def engine_candidates(configured: str, environ: dict[str, str] | None = None) ->
     return [PODMAN_SOCKET, DOCKER_SOCKET]
 
 
-class EngineUnavailable(Exception):
-    pass
+class EngineUnreachable(Exception):
+    """No engine endpoint answers (the RPC answers errors.EngineUnavailable meanwhile)."""
 
 
 class Engine:
@@ -71,7 +71,7 @@ class Engine:
                         return (await resp.text()), dict(resp.headers)
                 body, headers = await asyncio.wait_for(ping(), 10)
                 if body.strip() != "OK":
-                    raise EngineUnavailable(f"unexpected /_ping answer {body[:50]!r}")
+                    raise EngineUnreachable(f"unexpected /_ping answer {body[:50]!r}")
                 api = headers.get("Api-Version") or "1.41"
                 if tuple(int(x) for x in api.split(".")[:2]) > (1, 41):
                     api = "1.41"  # what this code speaks; newer engines accept older versions
@@ -82,7 +82,7 @@ class Engine:
             except Exception as e:  # connection refused, timeout, bad answer
                 errors.append(f"{url}: {e}")
                 await docker.close()
-        raise EngineUnavailable("; ".join(errors) or "no engine endpoint")
+        raise EngineUnreachable("; ".join(errors) or "no engine endpoint")
 
     async def close(self) -> None:
         await self.docker.close()
