@@ -19,7 +19,7 @@ import httpx
 from sqlalchemy import select
 
 from workbay.agent.client import AgentClient, AgentError, agent_http
-from workbay.common.errors import BackendError, ServiceUnavailable
+from workbay.common.errors import BackendError, ObjectNotFound, ServiceUnavailable
 from workbay.manager.models import Keypair, User
 from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.manager.services.context import ServiceContext
@@ -130,6 +130,9 @@ class AgentRPC:
                                        .order_by(Kernel.cluster_role != "main", Kernel.cluster_idx))).scalars().all()
             kp = await s.get(Keypair, sess.access_key)
             user = await s.get(User, sess.user_id)
+            if kp is None or user is None:  # the start fails with this reason (see _launch)
+                raise LookupError(f"the session's owner (keypair {sess.access_key}, user {sess.user_id}) "
+                                  "no longer exists")
             set_status(sess, "PREPARING", "preparing")
             cluster_keys = sess.status_data.get("cluster_ssh_keypair") if sess.status_data else None
             if sess.cluster_size > 1 and not cluster_keys:
@@ -138,7 +141,7 @@ class AgentRPC:
                 sess.status_data = {**(sess.status_data or {}), "cluster_ssh_keypair": cluster_keys}
         by_agent: dict[str, list[Kernel]] = defaultdict(list)
         for k in kernels:
-            by_agent[k.agent_addr].append(k)
+            by_agent[_addr(k)].append(k)
         # Every session on a network of its own (isolated from the others' on each node), and a
         # secret its apps' gates open to (only the app-proxy and the manager's streams know it).
         network = session_network(session_id)
@@ -152,7 +155,7 @@ class AgentRPC:
             "gid": user.container_gid or 1000, "sudo": user.sudo_session_enabled,
             "batch_timeout": sess.batch_timeout, "network": network, "cluster_mode": sess.cluster_mode,
             "cluster_size": sess.cluster_size, "cluster_hosts": hosts, "cluster_ssh_keypair": cluster_keys,
-            "authorized_keys": [kp.ssh_public_key.strip()] if (kp.ssh_public_key or "").strip() else [],
+            "authorized_keys": [key] if (key := (kp.ssh_public_key or "").strip()) else [],
             "pull_image": False, "app_secret": app_secret(self.ctx.config, sess.id),
         }
         for n, (addr, group) in enumerate(by_agent.items()):
@@ -173,12 +176,12 @@ class AgentRPC:
                     raise
             async with self.ctx.db.begin() as s:
                 for info in created:
-                    k = await s.get(Kernel, uuid.UUID(info["kernel_id"]))
-                    if k is not None and k.status not in DEAD:
-                        k.allocation = info.get("allocations") or {}
+                    row = await s.get(Kernel, uuid.UUID(info["kernel_id"]))
+                    if row is not None and row.status not in DEAD:
+                        row.allocation = info.get("allocations") or {}
                         if info.get("container_id"):
-                            k.container_id = info["container_id"]
-                        set_status(k, "PREPARING")
+                            row.container_id = info["container_id"]
+                        set_status(row, "PREPARING")
         # Events normally report the start; polling too makes it robust to lost deliveries.  The
         # kernels exist now: losing the agent from here on is the reconciler's business (agent
         # lost, kernels it stops reporting), not a failure to start.
@@ -299,12 +302,14 @@ class AgentRPC:
     async def restart_session(self, session_id: uuid.UUID) -> None:
         async with self.ctx.db.begin() as s:
             sess = await s.get(ComputeSession, session_id)
+            if sess is None:
+                raise ObjectNotFound(object_name="session")
             kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
             set_status(sess, "RESTARTING", "user-requested restart")
             for k in kernels:
                 set_status(k, "RESTARTING")
         for k in kernels:
-            async with self.client(k.agent_addr, timeout=120) as agent:
+            async with self.client(_addr(k), timeout=120) as agent:
                 await self._agent_call(agent.restart_kernel(str(k.id)))
 
     # -- in-session calls ----------------------------------------------------------------------------

@@ -100,7 +100,7 @@ class Dispatcher:
     async def tick_group(self, name: str, now: datetime) -> GroupOutcome | None:
         """Schedule one resource group in a transaction of its own; None if the group is gone."""
         async with self.ctx.db.begin() as s:
-            if s.bind.dialect.name == "postgresql":
+            if s.get_bind().dialect.name == "postgresql":
                 await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
             rg = await s.get(ResourceGroup, name)
             if rg is None:

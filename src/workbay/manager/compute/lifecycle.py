@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.manager.services.context import ServiceContext
@@ -25,6 +26,13 @@ ERROR_REASONS = {"failed-to-start", "prepare-timeout"}
 # Called with (session id, reason) when a kernel's end decides its session's outcome while other
 # kernels of the session still run: they must be destroyed (the agent RPC does it in the background).
 SessionOutcome = Callable[[uuid.UUID, str], Awaitable[None]]
+
+
+async def _session_of(s: AsyncSession, kernel: Kernel) -> ComputeSession:
+    sess = await s.get(ComputeSession, kernel.session_id)
+    if sess is None:  # kernels reference their session (foreign key): only a broken database gets here
+        raise LookupError(f"kernel {kernel.id} belongs to session {kernel.session_id}, which does not exist")
+    return sess
 
 
 class Lifecycle:
@@ -67,7 +75,7 @@ class Lifecycle:
             if kernel is None or kernel.status in DEAD:
                 return
             changed = set_status(kernel, status)
-            sess = await s.get(ComputeSession, kernel.session_id)
+            sess = await _session_of(s, kernel)
             if status == "PULLING" and sess.status in ("SCHEDULED", "PREPARING"):
                 set_status(sess, "PULLING", "pulling image")
             elif status == "PREPARING" and sess.status == "SCHEDULED":
@@ -90,7 +98,7 @@ class Lifecycle:
             if ports is not None:
                 host = ev.get("kernel_host")
                 kernel.service_ports = [{**p, "kernel_host": host} if host else p for p in ports]
-            sess = await s.get(ComputeSession, kernel.session_id)
+            sess = await _session_of(s, kernel)
             siblings = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
             if sess.status in ("SCHEDULED", "PREPARING", "PULLING", "RESTARTING") and all(
                     k.status == "RUNNING" for k in siblings):
@@ -113,7 +121,7 @@ class Lifecycle:
             kernel.exit_code = exit_code
             if stats:
                 kernel.last_stat = stats
-            sess = await s.get(ComputeSession, kernel.session_id)
+            sess = await _session_of(s, kernel)
             siblings = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
             remaining = any(k.status not in DEAD for k in siblings)
             if sess.status in DEAD:
@@ -137,7 +145,7 @@ class Lifecycle:
             elif not remaining:
                 # The last kernel of a terminating session: it ends as the termination began
                 # (a kernel that failed to start makes the whole session an ERROR).
-                final = "ERROR" if sess.status_info in ERROR_REASONS else "TERMINATED"
+                final = "ERROR" if (sess.status_info or "") in ERROR_REASONS else "TERMINATED"
                 set_status(sess, final, sess.status_info)
                 outcome = (sess, final, sess.status_info)
             sess.status_data = {**(sess.status_data or {}), "kernels_exit_codes": {
@@ -165,7 +173,7 @@ class Lifecycle:
             kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
             if any(k.status not in DEAD for k in kernels):
                 return
-            final = "ERROR" if sess.status_info in ERROR_REASONS else "TERMINATED"
+            final = "ERROR" if (sess.status_info or "") in ERROR_REASONS else "TERMINATED"
             set_status(sess, final, sess.status_info)
         await self.publish(sess, "session_terminated" if final == "TERMINATED" else "session_failure",
                            sess.status_info, sess.exit_code)

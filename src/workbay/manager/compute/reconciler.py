@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,7 +76,7 @@ class ComputeReconciler:
             for agent in lost:
                 agent.status, agent.status_info, agent.lost_at = "LOST", "no heartbeat", now
             lost_ids = [a.id for a in lost]
-            kernels = []
+            kernels: Sequence[uuid.UUID] = []
             if lost_ids:
                 kernels = (await s.execute(select(Kernel.id).where(
                     Kernel.agent_id.in_(lost_ids), Kernel.status.not_in(DEAD)))).scalars().all()
@@ -193,16 +193,18 @@ class ComputeReconciler:
             if last and datetime.fromisoformat(last) < cutoff:
                 self.kernels.spawn(self.kernels.terminate_session(sess.id, sess.status_info or "terminated"))
 
-    async def recalculate_usage(self, progress: Callable[[int, int], Awaitable[object]] | None = None) -> dict[str, dict[str, str]]:
+    async def recalculate_usage(self, progress: Callable[[int, int], Awaitable[object]] | None = None
+                                ) -> dict[str, dict[str, str]]:
         """AD-8: rebuild every agent's occupied slots from its live kernels.  ``progress``
         (``await progress(done, total)``) hears about each agent."""
         async with self.ctx.db.begin() as s:
             occupied = await occupancy_by_agent(s)
-            out = {}
+            out: dict[str, dict[str, str]] = {}
             agents = list((await s.execute(select(Agent))).scalars())
             for n, agent in enumerate(agents, 1):
-                agent.occupied_slots = occupied.get(agent.id, {}) and occupied[agent.id].to_json()
-                out[agent.id] = agent.occupied_slots or {}
+                slots = occupied.get(agent.id)
+                out[agent.id] = slots.to_json() if slots else {}
+                agent.occupied_slots = out[agent.id]
                 if progress is not None:
                     await progress(n, len(agents))
         return out
