@@ -59,7 +59,7 @@ class BackgroundTasks:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self.tasks: dict[str, TaskState] = {}
-        self._running: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task[None]] = set()
 
     async def publish(self, state: TaskState, name: str) -> None:
         await self.ctx.events.publish({

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from workbay.common.config import WorkbayConfig
 from workbay.common.events import EventBus
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class ServiceContext:
-    db: async_sessionmaker
+    db: async_sessionmaker[AsyncSession]
     config: WorkbayConfig
     events: EventBus
     keypair_usage: KeypairUsage = field(init=False)

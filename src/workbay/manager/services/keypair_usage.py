@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from workbay.manager.models import Keypair
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class KeypairUsage:
-    def __init__(self, db: async_sessionmaker) -> None:
+    def __init__(self, db: async_sessionmaker[AsyncSession]) -> None:
         self.db = db
         self._pending: dict[str, tuple[int, datetime]] = {}
         self._lock = asyncio.Lock()
