@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from workbay.common.domain import LIVE_STATUSES
 from workbay.common.errors import BackendError, GenericBadRequest
 from workbay.manager.models import Keypair, KeypairResourcePolicy
 from workbay.manager.models.compute import ComputeSession
@@ -22,7 +23,6 @@ from .folder_lookup import require, resolve
 from .session_apps import READY_TIMEOUT, SessionApps, StartService
 from .session_info import CreatedSession
 from .session_request import CreateSession
-from .session_status import LIVE
 
 log = logging.getLogger(__name__)
 TAGS = {"filebrowser": "workbay:file-browser", "sftp": "workbay:sftp"}
@@ -51,7 +51,7 @@ class FolderApps:
                 kp = await s.get(Keypair, actor.access_key)
                 policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
                 live = (await s.execute(select(func.count()).select_from(ComputeSession).where(
-                    ComputeSession.access_key == actor.access_key, ComputeSession.status.in_(LIVE),
+                    ComputeSession.access_key == actor.access_key, ComputeSession.status.in_(LIVE_STATUSES),
                     ComputeSession.tag == TAGS["sftp"]))).scalar_one()
                 limit = policy.max_concurrent_sftp_sessions if policy else 1
                 if live >= limit:
