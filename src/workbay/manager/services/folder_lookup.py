@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from workbay.common.domain import LIVE_STATUSES
 from workbay.common.errors import Conflict, InsufficientPrivilege, ObjectNotFound
 from workbay.manager.models import ComputeSession, Folder, FolderShare, ProjectMember
 
 from .access import Actor
 from .folder_rules import IN_TRASH, READY, Viewer, effective_permission
-from .session_status import LIVE
 
 
 @dataclass
@@ -113,7 +113,7 @@ def require(perm_ok: bool, what: str) -> None:
 async def live_mount_users(s: AsyncSession, folder_id: uuid.UUID) -> list[str]:
     """Names of live sessions that mount the folder."""
     rows = await s.execute(select(ComputeSession.name, ComputeSession.mounts)
-                           .where(ComputeSession.status.in_(LIVE)))
+                           .where(ComputeSession.status.in_(LIVE_STATUSES)))
     fid = str(folder_id)
     return [name for name, mounts in rows.all()
             if any(isinstance(m, dict) and m.get("vfolder_id") == fid for m in (mounts or []))]
