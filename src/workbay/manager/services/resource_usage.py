@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from workbay.common.domain import LIVE_STATUSES
 from workbay.common.errors import ObjectNotFound
 from workbay.common.slots import ResourceSlot
 from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, ProjectMember, ResourceGroup, User
@@ -19,7 +20,6 @@ from workbay.manager.models.compute import Agent, ComputeSession
 
 from .access import Actor
 from .context import ServiceContext
-from .session_status import LIVE
 
 INF = Decimal("Infinity")
 
@@ -200,7 +200,7 @@ class ResourceUsageService:
             project = await member_project(s, actor, project_ref)
             groups = await self.sessions.allowed_resource_groups(s, actor.domain_name, project.id)
             live = (await s.execute(select(ComputeSession).where(
-                ComputeSession.status.in_(LIVE), ComputeSession.status != "PENDING",
+                ComputeSession.status.in_(LIVE_STATUSES), ComputeSession.status != "PENDING",
                 ComputeSession.session_type != "system"))).scalars().all()  # system sessions are free
             agents = (await s.execute(select(Agent).where(Agent.status == "ALIVE", Agent.schedulable.is_(True)))).scalars().all()
         slot_names = {"cpu", "mem"}
@@ -262,7 +262,7 @@ class ResourceSummary:
             chosen = resource_group if resource_group in names else (names[0] if names else None)
             agents = (await s.execute(select(Agent).where(Agent.resource_group == chosen))).scalars().all()
             live = (await s.execute(select(ComputeSession).where(
-                ComputeSession.status.in_(LIVE), ComputeSession.resource_group == chosen))).scalars().all()
+                ComputeSession.status.in_(LIVE_STATUSES), ComputeSession.resource_group == chosen))).scalars().all()
             kp = await s.get(Keypair, actor.access_key)
             policy = await s.get(KeypairResourcePolicy, kp.resource_policy) if kp is not None else None
         alive = [a for a in agents if a.status == "ALIVE"]
