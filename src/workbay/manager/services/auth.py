@@ -9,12 +9,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyotp
 import segno
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import (
     AuthFailed,
@@ -34,6 +35,9 @@ from .access import Actor
 from .context import ServiceContext
 from .serialize import user_out
 from .settings import SettingsService
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 PREFERENCE_KEYS = {"theme": ("light", "dark"), "language": ("en", "ko")}
 PREFERENCE_DEFAULTS: dict[str, Any] = {"theme": None, "language": None, "project": None,
@@ -75,7 +79,7 @@ def otp_step(key: str, otp: str, now: float | None = None) -> int | None:
 
 
 class AuthService:
-    def __init__(self, ctx: ServiceContext, redis=None) -> None:
+    def __init__(self, ctx: ServiceContext, redis: Redis | None = None) -> None:
         self.ctx = ctx
         cfg = ctx.config.manager
         # Failed logins per account and per client address (in Redis in a cluster, shared by
@@ -137,6 +141,8 @@ class AuthService:
             if user.totp_activated:
                 if not otp:
                     raise AuthFailed(OTP_NOT_PROVIDED, title=OTP_NOT_PROVIDED)
+                if user.totp_key is None:  # activated without a key: no code can be right
+                    raise AuthFailed("Invalid OTP", title="Invalid OTP")
                 step = otp_step(user.totp_key, otp)
                 if step is None:
                     raise AuthFailed("Invalid OTP", title="Invalid OTP")
@@ -180,7 +186,7 @@ class AuthService:
                 "secret_key": created["keypair"]["secret_key"]}
 
     # -- own account ---------------------------------------------------------------------------
-    async def _load_user(self, s, actor: Actor) -> User:
+    async def _load_user(self, s: AsyncSession, actor: Actor) -> User:
         user = await s.get(User, actor.user_id)
         if user is None:
             raise AuthFailed("Unauthorized access", title="Unauthorized access")
@@ -194,6 +200,8 @@ class AuthService:
                 .where(ProjectMember.user_id == user.uuid).order_by(Project.name)
             )).scalars().all()
             kp = await s.get(Keypair, actor.access_key)
+        if kp is None:
+            raise AuthFailed("Unauthorized access", title="Unauthorized access")
         out = user_out(user, list(projects))
         out["keypair"] = {"access_key": kp.access_key, "secret_key": kp.secret_key,
                           "rate_limit": kp.rate_limit, "resource_policy": kp.resource_policy}
@@ -245,13 +253,17 @@ class AuthService:
                               private: str | None = None) -> dict[str, str]:
         if public is None:
             public, private = keys.generate_ssh_keypair(comment=actor.email)
+        elif private is None:
+            raise InvalidAPIParameters("A public key needs its private key.", data={"privkey": "required"})
         else:
             try:
-                keys.validate_ssh_keypair(public, private or "")
+                keys.validate_ssh_keypair(public, private)
             except ValueError as e:
                 raise InvalidAPIParameters(str(e)) from e
         async with self.ctx.db.begin() as s:
             kp = await s.get(Keypair, actor.access_key)
+            if kp is None:
+                raise AuthFailed("Unauthorized access", title="Unauthorized access")
             kp.ssh_public_key, kp.ssh_private_key = public.strip(), private
         return {"ssh_public_key": public.strip(), "ssh_private_key": private}
 
@@ -299,7 +311,7 @@ class AuthService:
     async def totp_disable(self, actor: Actor, otp: str) -> dict[str, Any]:
         async with self.ctx.db.begin() as s:
             user = await self._load_user(s, actor)
-            if not user.totp_activated:
+            if not user.totp_activated or user.totp_key is None:
                 raise GenericBadRequest("Two-factor authentication is not enabled.")
             if not pyotp.TOTP(user.totp_key).verify(otp, valid_window=1):
                 raise InvalidAPIParameters("Invalid OTP", data={"otp": "Invalid OTP"})

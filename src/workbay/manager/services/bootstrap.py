@@ -91,7 +91,7 @@ async def _bootstrap(ctx: ServiceContext, demo: bool) -> BootstrapResult:
     async with ctx.db() as s:
         has_admin = (await s.execute(select(User.uuid).where(User.email == ADMIN_EMAIL))).first()
     if not has_admin:
-        password = os.environ.get("WORKBAY_ADMIN_PASSWORD")
+        password = os.environ.get("WORKBAY_ADMIN_PASSWORD") or ""
         generated = not password
         if generated:
             password = passwords.generate_password()
@@ -109,7 +109,7 @@ async def _bootstrap(ctx: ServiceContext, demo: bool) -> BootstrapResult:
             missing = [e for e in DEMO_EMAILS
                        if not (await s.execute(select(User.uuid).where(User.email == e))).first()]
         if missing:
-            password = os.environ.get("WORKBAY_DEMO_PASSWORD")
+            password = os.environ.get("WORKBAY_DEMO_PASSWORD") or ""
             generated = not password
             if generated:
                 password = passwords.generate_password()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from typing import Annotated, Any, Literal
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.agent.client import AgentError
+from workbay.common.domain import AgentSelection, SchedulerKind
 from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.common.slots import ResourceSlot, SlotParseError
 from workbay.common.text import MultilineText
@@ -90,11 +93,11 @@ class ResourceGroupFields(BaseModel):
     description: MultilineText | None = Field(None, max_length=4096)
     is_active: bool | None = None
     is_public: bool | None = None
-    scheduler: Literal["fifo", "lifo", "drf"] | None = None
+    scheduler: SchedulerKind | None = None
     allowed_session_types: list[Literal["interactive", "batch", "inference"]] | None = Field(None, min_length=1)
     pending_timeout: float | None = Field(None, ge=0, le=10**7)
     retries_to_skip: int | None = Field(None, ge=0, le=10**6)
-    agent_selection: Literal["dispersed", "concentrated"] | None = None
+    agent_selection: AgentSelection | None = None
     wsproxy_addr: str | None = Field(None, max_length=1024)
     domains: list[Annotated[str, Field(max_length=256)]] | None = Field(None, max_length=1024)
     projects: list[Annotated[str, Field(max_length=256)]] | None = Field(None, max_length=1024)
@@ -122,7 +125,7 @@ class ImagePatch(BaseModel):
 
     @field_validator("service_ports")
     @classmethod
-    def _ports(cls, v):
+    def _ports(cls, v: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
         for p in v or []:
             if not isinstance(p.get("name"), str) or p.get("protocol") not in ("http", "tcp", "pty", "preopen"):
                 raise ValueError("each app needs a name and a protocol (http, tcp, pty or preopen)")
@@ -161,7 +164,7 @@ class ComputeAdmin:
             return agent_out(agent)
 
     # -- resource groups -----------------------------------------------------------------------------
-    async def _rg_links(self, s, name: str) -> tuple[list[str], list[str]]:
+    async def _rg_links(self, s: AsyncSession, name: str) -> tuple[list[str], list[str]]:
         domains = (await s.execute(select(ResourceGroupForDomain.domain_name).where(
             ResourceGroupForDomain.resource_group == name))).scalars().all()
         projects = (await s.execute(select(ResourceGroupForProject.project_id).where(
@@ -183,7 +186,7 @@ class ComputeAdmin:
                 raise ObjectNotFound(object_name="resource group")
             return resource_group_out(rg, *(await self._rg_links(s, name)))
 
-    async def _apply_rg(self, s, rg: ResourceGroup, fields: dict[str, Any]) -> None:
+    async def _apply_rg(self, s: AsyncSession, rg: ResourceGroup, fields: dict[str, Any]) -> None:
         opts = dict(rg.scheduler_opts or {})
         for key in ("allowed_session_types", "pending_timeout", "retries_to_skip", "agent_selection"):
             if fields.get(key) is not None:
@@ -193,20 +196,18 @@ class ComputeAdmin:
             if key in fields and fields[key] is not None:
                 setattr(rg, key, fields[key])
         if fields.get("domains") is not None:
-            await s.execute(ResourceGroupForDomain.__table__.delete().where(
-                ResourceGroupForDomain.resource_group == rg.name))
+            await s.execute(delete(ResourceGroupForDomain).where(
+                ResourceGroupForDomain.resource_group == rg.name).execution_options(synchronize_session=False))
             for d in dict.fromkeys(fields["domains"]):
                 if await s.get(Domain, d) is None:
                     raise InvalidAPIParameters(f"No such domain: {d}", data={"domains": d})
                 s.add(ResourceGroupForDomain(resource_group=rg.name, domain_name=d))
         if fields.get("projects") is not None:
-            await s.execute(ResourceGroupForProject.__table__.delete().where(
-                ResourceGroupForProject.resource_group == rg.name))
-            import uuid as _uuid
-
+            await s.execute(delete(ResourceGroupForProject).where(
+                ResourceGroupForProject.resource_group == rg.name).execution_options(synchronize_session=False))
             for p in dict.fromkeys(fields["projects"]):
                 try:
-                    pid = _uuid.UUID(p)
+                    pid = uuid.UUID(p)
                 except ValueError as e:
                     raise InvalidAPIParameters(f"Not a project id: {p}", data={"projects": p}) from e
                 if await s.get(Project, pid) is None:
@@ -269,7 +270,7 @@ class ComputeAdmin:
                 out["shared_memory"] = None
             else:
                 amount = ResourceSlot.from_json(_user_slots({"mem": shm}, "shared_memory"))["mem"]
-                if amount.is_infinite() or amount >= 2**63:
+                if amount >= 2**63:  # from_user amounts are finite
                     raise InvalidAPIParameters("shared_memory: too large", data={"shared_memory": "too large"})
                 out["shared_memory"] = int(amount)
         if "resource_group" in fields:
@@ -328,11 +329,9 @@ class ComputeAdmin:
         items = [image_out(i) for i in rows if i.installed_on or not installed_only]
         return {"items": items, "total_count": len(items)}
 
-    async def _image(self, s, ref: str) -> Image:
-        import uuid as _uuid
-
+    async def _image(self, s: AsyncSession, ref: str) -> Image:
         try:
-            row = await s.get(Image, _uuid.UUID(ref))
+            row = await s.get(Image, uuid.UUID(ref))
         except ValueError:
             row = (await s.execute(select(Image).where(Image.name == ref))).scalars().first()
         if row is None:

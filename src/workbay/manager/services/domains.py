@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import AlreadyExists, Conflict, ObjectNotFound
 from workbay.common.text import MultilineText
@@ -61,7 +62,7 @@ class DomainService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def _get(self, s, actor: Actor, name: str) -> Domain:
+    async def _get(self, s: AsyncSession, actor: Actor, name: str) -> Domain:
         access.check_domain_visible(actor, name, "domain")
         domain = await s.get(Domain, name)
         if domain is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.manager.models import Keypair, KeypairResourcePolicy, User
@@ -40,7 +42,7 @@ class KeypairService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def _get(self, s, actor: Actor, access_key: str) -> tuple[Keypair, User]:
+    async def _get(self, s: AsyncSession, actor: Actor, access_key: str) -> tuple[Keypair, User]:
         row = (await s.execute(select(Keypair, User).join(User, User.uuid == Keypair.user_id)
                                .where(Keypair.access_key == access_key))).first()
         if row is None:
@@ -52,7 +54,7 @@ class KeypairService:
     def _show_secret(actor: Actor, owner: User) -> bool:
         return access.may_see_secret_key(actor, owner.uuid, owner.role, owner.domain_name)
 
-    async def _check_policy(self, s, name: str) -> None:
+    async def _check_policy(self, s: AsyncSession, name: str) -> None:
         if await s.get(KeypairResourcePolicy, name) is None:
             raise InvalidAPIParameters(f"No such keypair resource policy: {name}",
                                        data={"resource_policy": "unknown"})
@@ -138,7 +140,7 @@ class KeypairService:
                 raise Conflict("This is the user's only keypair; deactivate it instead.")
             await s.delete(kp)
 
-    async def main_access_keys(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    async def main_access_keys(self, user_ids: builtins.list[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Each user's main (default) keypair.  No authorization: callers list users they may see."""
         if not user_ids:
             return {}

@@ -8,6 +8,7 @@ import string
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 ACCESS_KEY_LEN = 20
 SECRET_KEY_LEN = 40
@@ -44,7 +45,7 @@ def generate_ssh_keypair(comment: str = "workbay") -> tuple[str, str]:
     return f"{public} {comment}", private
 
 
-def _load_private_key(private: str):
+def _load_private_key(private: str) -> PrivateKeyTypes | serialization.SSHPrivateKeyTypes:
     """An unencrypted private key in OpenSSH format, or PEM (PKCS#1/PKCS#8, what older tools and
     Backend.AI generate)."""
     data = private.strip().encode() + b"\n"

@@ -9,17 +9,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 
 from workbay.common.errors import AlreadyExists, InvalidAPIParameters, ObjectNotFound
-from workbay.manager.models import Keypair, Project, User
+from workbay.manager.models import (
+    Keypair,
+    KeypairResourcePolicy,
+    Project,
+    ProjectResourcePolicy,
+    User,
+    UserResourcePolicy,
+)
 
 from . import access
 from .access import Actor
 from .context import ServiceContext
-from .serialize import POLICY_MODELS, policy_out
+from .serialize import policy_out
 from .slots import check_slots
 
 PolicyKind = Literal["keypair", "user", "project"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-USED_BY = {"keypair": (Keypair, "keypairs"), "user": (User, "users"), "project": (Project, "projects")}
+PolicyModel = type[KeypairResourcePolicy] | type[UserResourcePolicy] | type[ProjectResourcePolicy]
+MODELS: dict[str, PolicyModel] = {"keypair": KeypairResourcePolicy, "user": UserResourcePolicy,
+                                  "project": ProjectResourcePolicy}
+# Who may hold a policy of each kind (a policy in use cannot be deleted).
+USED_BY: dict[str, tuple[type[Keypair] | type[User] | type[Project], str]] = {
+    "keypair": (Keypair, "keypairs"), "user": (User, "users"), "project": (Project, "projects")}
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 HOST_PERMISSIONS = {"create-vfolder", "modify-vfolder", "delete-vfolder", "mount-in-session",
@@ -45,12 +57,12 @@ class KeypairPolicyFields(BaseModel):
 
     @field_validator("total_resource_slots")
     @classmethod
-    def _v_slots(cls, v):
+    def _v_slots(cls, v: dict[str, Any]) -> dict[str, str]:
         return check_slots(v)
 
     @field_validator("allowed_vfolder_hosts")
     @classmethod
-    def _v_hosts(cls, v):
+    def _v_hosts(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
         for host, perms in v.items():
             bad = set(perms) - HOST_PERMISSIONS
             if bad:
@@ -112,7 +124,7 @@ class PolicyService:
 
     async def list(self, actor: Actor, kind: PolicyKind) -> dict[str, Any]:
         access.require_reader(actor)
-        model = POLICY_MODELS[kind]
+        model = MODELS[kind]
         async with self.ctx.db() as s:
             items = (await s.execute(select(model).order_by(model.name))).scalars().all()
         return {"items": [policy_out(p) for p in items], "total_count": len(items)}
@@ -120,7 +132,7 @@ class PolicyService:
     async def get(self, actor: Actor, kind: PolicyKind, name: str) -> dict[str, Any]:
         access.require_reader(actor)
         async with self.ctx.db() as s:
-            policy = await s.get(POLICY_MODELS[kind], name)
+            policy = await s.get(MODELS[kind], name)
         if policy is None:
             raise ObjectNotFound(object_name=f"{kind} resource policy")
         return policy_out(policy)
@@ -128,7 +140,7 @@ class PolicyService:
     async def create(self, actor: Actor, kind: PolicyKind, body: dict[str, Any]) -> dict[str, Any]:
         access.require_superadmin(actor)
         name, fields = parse_policy(kind, body, partial=False)
-        model = POLICY_MODELS[kind]
+        model = MODELS[kind]
         async with self.ctx.db.begin() as s:
             if await s.get(model, name) is not None:
                 raise AlreadyExists("A policy with this name already exists.", data={"name": "already exists"})
@@ -141,7 +153,7 @@ class PolicyService:
         access.require_superadmin(actor)
         _, fields = parse_policy(kind, body, partial=True, current_name=name)
         async with self.ctx.db.begin() as s:
-            policy = await s.get(POLICY_MODELS[kind], name)
+            policy = await s.get(MODELS[kind], name)
             if policy is None:
                 raise ObjectNotFound(object_name=f"{kind} resource policy")
             for key, value in fields.items():
@@ -153,7 +165,7 @@ class PolicyService:
         access.require_superadmin(actor)
         owner_model, label = USED_BY[kind]
         async with self.ctx.db.begin() as s:
-            policy = await s.get(POLICY_MODELS[kind], name)
+            policy = await s.get(MODELS[kind], name)
             if policy is None:
                 raise ObjectNotFound(object_name=f"{kind} resource policy")
             in_use = (await s.execute(select(func.count()).select_from(owner_model)

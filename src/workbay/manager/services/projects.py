@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.common.text import MultilineText
@@ -41,7 +43,8 @@ class NewProject(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _check_name(v)
+        _check_name(v)
+        return v
 
     @field_validator("total_resource_slots")
     @classmethod
@@ -71,21 +74,21 @@ class ProjectPatch(BaseModel):
 
 class Members(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    emails: list[str] = Field(min_length=1)
+    emails: builtins.list[str] = Field(min_length=1)
 
 
 class ProjectService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def _get(self, s, actor: Actor, project_id: uuid.UUID) -> Project:
+    async def _get(self, s: AsyncSession, actor: Actor, project_id: uuid.UUID) -> Project:
         project = await s.get(Project, project_id)
         if project is None:
             raise ObjectNotFound(object_name="project")
         access.check_domain_visible(actor, project.domain_name, "project")
         return project
 
-    async def _member_counts(self, s, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    async def _member_counts(self, s: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         rows = await s.execute(select(ProjectMember.project_id, func.count())
                                .where(ProjectMember.project_id.in_(ids)).group_by(ProjectMember.project_id))
         return dict(rows.all())
@@ -176,7 +179,8 @@ class ProjectService:
                                      .where(ProjectMember.project_id == project_id).order_by(User.email))).scalars().all()
         return {"items": [user_out(u) for u in users], "total_count": len(users)}
 
-    async def _users(self, s, project: Project, emails: list[str]) -> list[User]:
+    async def _users(self, s: AsyncSession, project: Project, emails: builtins.list[str]
+                     ) -> builtins.list[User]:
         """The users with these e-mails in the project's domain (members must be); users of
         other domains are reported exactly like unknown ones."""
         users = (await s.execute(select(User).where(
@@ -189,7 +193,8 @@ class ProjectService:
                                        data={"emails": missing})
         return list(users)
 
-    async def add_members(self, actor: Actor, project_id: uuid.UUID, emails: list[str]) -> dict[str, Any]:
+    async def add_members(self, actor: Actor, project_id: uuid.UUID, emails: builtins.list[str]
+                          ) -> dict[str, Any]:
         access.require_admin(actor)
         async with self.ctx.db.begin() as s:
             project = await self._get(s, actor, project_id)
@@ -200,7 +205,8 @@ class ProjectService:
                     added.append(user.email)
         return {"added": added}
 
-    async def remove_members(self, actor: Actor, project_id: uuid.UUID, emails: list[str]) -> dict[str, Any]:
+    async def remove_members(self, actor: Actor, project_id: uuid.UUID, emails: builtins.list[str]
+                             ) -> dict[str, Any]:
         access.require_admin(actor)
         async with self.ctx.db.begin() as s:
             project = await self._get(s, actor, project_id)

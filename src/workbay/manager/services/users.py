@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from workbay.common.errors import AlreadyExists, InvalidAPIParameters, ObjectNotFound
 from workbay.common.text import MultilineText, NameText, PlainText
@@ -110,7 +112,7 @@ class UserService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def _projects_of(self, s, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Project]]:
+    async def _projects_of(self, s: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Project]]:
         out: dict[uuid.UUID, list[Project]] = {uid: [] for uid in user_ids}
         if user_ids:
             rows = await s.execute(
@@ -121,13 +123,13 @@ class UserService:
                 out[uid].append(project)
         return out
 
-    async def _get(self, s, email: str) -> User:
+    async def _get(self, s: AsyncSession, email: str) -> User:
         user = (await s.execute(select(User).where(User.email == email.lower()))).scalar_one_or_none()
         if user is None:
             raise ObjectNotFound(object_name="user")
         return user
 
-    async def _check_refs(self, s, domain_name: str, policy: str,
+    async def _check_refs(self, s: AsyncSession, domain_name: str, policy: str,
                           project_ids: list[uuid.UUID] | None) -> None:
         domain = await s.get(Domain, domain_name)
         if domain is None:
@@ -155,7 +157,7 @@ class UserService:
         if q:
             q = q.lower()  # matched literally: % and _ are no wildcards
 
-            def has(col):
+            def has(col: QueryableAttribute[str]) -> ColumnElement[bool]:
                 return func.lower(col).contains(q, autoescape=True)
 
             ak_owner = select(Keypair.user_id).where(has(Keypair.access_key))
@@ -194,7 +196,7 @@ class UserService:
                 await self._refuse_duplicates(s, new.email, new.username)
             raise
 
-    async def _refuse_duplicates(self, s, email: str, username: str) -> None:
+    async def _refuse_duplicates(self, s: AsyncSession, email: str, username: str) -> None:
         dup = (await s.execute(select(User).where(
             or_(User.email == email, User.username == username)))).scalars().first()
         if dup is not None:
@@ -273,14 +275,16 @@ class UserService:
                 for kp in (await s.execute(select(Keypair).where(Keypair.user_id == user.uuid))).scalars():
                     kp.is_admin = changes["role"] in ("superadmin", "admin")
             if project_ids is not None:
-                await s.execute(ProjectMember.__table__.delete().where(ProjectMember.user_id == user.uuid))
+                await s.execute(delete(ProjectMember).where(ProjectMember.user_id == user.uuid)
+                                .execution_options(synchronize_session=False))
                 for pid in dict.fromkeys(project_ids):
                     s.add(ProjectMember(project_id=pid, user_id=user.uuid))
             elif changes.get("domain_name"):
                 # A user belongs to projects of their own domain only.
                 others = select(Project.id).where(Project.domain_name != user.domain_name)
-                await s.execute(ProjectMember.__table__.delete().where(
-                    ProjectMember.user_id == user.uuid, ProjectMember.project_id.in_(others)))
+                await s.execute(delete(ProjectMember).where(
+                    ProjectMember.user_id == user.uuid, ProjectMember.project_id.in_(others))
+                    .execution_options(synchronize_session=False))
             await s.flush()  # a concurrent rename to the same user name: the app answers 400
             return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
 
