@@ -4,6 +4,12 @@ import pytest
 
 from tests.support.databases import throwaway_db
 from tests.support.manager import start_manager
+from tests.support.markers import mark_services
+
+
+def pytest_collection_modifyitems(items):
+    # engine / postgres / redis / browser, from what each test uses (tests/support/markers.py)
+    mark_services(items)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

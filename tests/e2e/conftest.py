@@ -24,13 +24,6 @@ FAILURES = ARTIFACTS.parent / "failures"
 
 
 
-def pytest_collection_modifyitems(items):
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.e2e)  # `pytest -m "not e2e"` skips the browser tests
-
-
 def _free_port_pair() -> int:
     """A base port whose next port is free too (webserver at base, manager at base + 1)."""
     for _ in range(200):

@@ -115,6 +115,7 @@ class System:
         self.demo = demo
         self.manager_handle: LiteHandle | None = None
         self.agent_handles: dict[str, LiteHandle] = {}
+        self.agents_started: set[str] = set()  # whose containers close() removes
         self.storage_handle: LiteHandle | None = None
         self.appproxy_handle: LiteHandle | None = None
         self.clients: list[Client] = []
@@ -167,6 +168,7 @@ class System:
     def start_agent(self, agent_id: str | None = None) -> None:
         for cfg in self.agent_configs:
             if agent_id in (None, cfg.agent.id) and cfg.agent.id not in self.agent_handles:
+                self.agents_started.add(cfg.agent.id)  # before: a failed start may leave some
                 self.agent_handles[cfg.agent.id] = start_in_thread(
                     self.data_dir, self.base, components=("agent",), config=cfg)
 
@@ -208,7 +210,8 @@ class System:
         self.stop_manager()
         self.stop_storage()
         self.stop_appproxy()
-        for aid in self.agent_ids:
+        # Only agents that ran made containers: a System started with agent=False needs no engine.
+        for aid in sorted(self.agents_started):
             remove_containers("ai.backend.agent-id", aid)
 
     # -- clients -------------------------------------------------------------------------------
