@@ -45,6 +45,7 @@ from .session_wire import (
     termination_wire,
     wire_path,
 )
+from .wire import body_schema
 
 router = APIRouter(tags=["sessions"])
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -168,7 +169,8 @@ class RenameParams(BaseModel):
     name: str
 
 
-@router.post("/session/{name}/rename", status_code=204, response_class=Response)
+@router.post("/session/{name}/rename", status_code=204, response_class=Response,
+             openapi_extra=body_schema(RenameParams))
 async def rename(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> Response:
     params = await request_params(request, RenameParams)
     await st.sessions.rename(who, name, params.name)
@@ -182,7 +184,8 @@ async def status_history(name: str, request: Request, who: Actor = Depends(actor
     return JSONResponse(history_wire(await st.sessions.status_history(who, name, params.owner_access_key)))
 
 
-@router.post("/session/{name}/start-service", response_model=StartedServiceOut)
+@router.post("/session/{name}/start-service", response_model=StartedServiceOut,
+             openapi_extra=inline_body_schema(StartService, required=True))
 async def start_service(name: str, request: Request, who: Actor = Depends(actor),
                         st: ManagerState = Depends(state)) -> Response:
     """Start an app in the session and open a circuit to it on the app-proxy."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -44,15 +45,23 @@ def _matches(ev: dict[str, Any], who: Actor, session_id: str | None, name: str, 
     return who.is_superadmin or (who.role in ("admin", "monitor") and bool(owner))
 
 
-@router.get("/events/session")
-async def session_events(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)):
+SSE_ANSWER: dict[int | str, dict[str, Any]] = {200: {
+    "description": "Server-sent events: `event` is the event's name (session_enqueued, session_started, "
+                   "kernel_terminated, …), `data` a JSON object of reason, sessionName, ownerAccessKey, sessionId, "
+                   "exitCode and, for kernel events, kernelId, clusterRole, clusterIdx.",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/events/session", response_class=EventSourceResponse, responses=SSE_ANSWER)
+async def session_events(request: Request, who: Actor = Depends(actor),
+                         st: ManagerState = Depends(state)) -> EventSourceResponse:
     q = request.query_params
     session_id = q.get("sessionId") or q.get("session_id")
     name = q.get("name") or q.get("sessionName") or "*"
     owner = q.get("ownerAccessKey") or q.get("owner_access_key")
     scope = q.get("scope") or "*"
 
-    async def stream():
+    async def stream() -> AsyncIterator[dict[str, str]]:
         async with st.ctx.events.subscribe() as events:
             while not await request.is_disconnected():
                 try:
