@@ -230,7 +230,7 @@ async def test_summary_home_and_agent_summary_of_a_user(page: Page, system: Syst
     await expect(usage.get_by_test_id("my-sessions")).to_contain_text(re.compile(r"^1 / "))
     await expect(page.locator("#summary-rg")).to_have_value("default")
     await page.locator("#summary-rg").select_option("default")  # the switcher keeps its choice in the URL
-    await expect(page).to_have_url(re.compile(r"/summary\?scaling_group=default$"))
+    await expect(page).to_have_url(re.compile(r"/summary\?resource_group=default$"))
     await expect(page.get_by_test_id("resource-usage").get_by_test_id("my-sessions")).to_contain_text(re.compile(r"^1 / "))
     system_card = page.get_by_test_id("system-resources")
     await expect(system_card.get_by_test_id("stat-running")).to_contain_text("1")

@@ -219,9 +219,10 @@ async def test_user_launches_through_every_step(page: Page, user_api: Client, sy
 async def test_review_errors_and_the_no_mount_warning(page: Page, shots):
     await LoginPage(page).log_in(USER, DEMO_PASSWORD, "/summary")
     la = await Launcher(page).open("?step=5&name=a+b&type=batch&ports=80&cpu=1&mem=0.25")
-    await expect(la.card(1)).to_contain_text("needs a startup command")
-    await expect(la.card(1)).to_contain_text("4–64 letters")
-    await expect(la.card(4)).to_contain_text("Ports are numbers from 1024 to 65535: 80")
+    # the manager's field errors (its dry run of the request), each on the card of its step
+    await expect(la.card(1)).to_contain_text("startupCommand is required")
+    await expect(la.card(1)).to_contain_text("4 to 64 characters")
+    await expect(la.card(4)).to_contain_text("ports must be between 1024 and 65535")
     await expect(la.card(2)).not_to_have_class(re.compile("border-danger"))
     await expect(page.locator("#l-launch")).to_be_disabled()
     await expect(page.locator(".wb-rail .has-error")).to_have_count(2)
@@ -234,7 +235,7 @@ async def test_review_errors_and_the_no_mount_warning(page: Page, shots):
     await page.locator("label[for=l-type-interactive]").click()
     await page.locator(".wb-launcher-actions").get_by_role("button", name="Skip to review").click()
     await la.at(5)
-    await expect(la.card(1)).not_to_contain_text("needs a startup command")
+    await expect(la.card(1)).not_to_contain_text("startupCommand is required")
     await page.goto(page.url.replace("ports=80", "ports=8080"))
     await expect(page.locator("#l-launch")).to_be_enabled()
     await page.locator("#l-launch").click()

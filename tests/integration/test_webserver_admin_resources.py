@@ -310,7 +310,7 @@ async def test_image_minimum_resources_and_the_summary_switcher_url(system, admi
     assert trigger(unknown)["wb:toast"]["level"] == "danger"
     assert (await user.get("/environments/images/edit", ref=image)).status_code == 403
     assert (await user.post("/environments/images/min-resources", {"ref": image, "cpu": "9"})).status_code == 403
-    summary = await user.get("/summary", scaling_group="default")
-    assert 'hx-get="/summary/resources?scaling_group=default"' in summary.text
-    cards = await user.get("/summary/resources", htmx=True, scaling_group="default")
-    assert 'data-wb-url-param="scaling_group"' in cards.text
+    summary = await user.get("/summary", resource_group="default")
+    assert 'hx-get="/summary/resources?resource_group=default"' in summary.text
+    cards = await user.get("/summary/resources", htmx=True, resource_group="default")
+    assert 'data-wb-url-param="resource_group"' in cards.text

@@ -130,28 +130,42 @@ async def test_the_query_string_keeps_the_form(user, system):
     assert 'hx-push-url="true"' in html and 'name="step" value="4"' in html
 
 
+def cards(html: str) -> dict[int, str]:
+    """The review's cards, by step (each from its opening tag)."""
+    parts = re.split(r'(<div class="card[^"]*" data-testid="review-\d")', html)[1:]
+    return {int(tag[-2]): tag + text for tag, text in zip(parts[::2], parts[1::2], strict=True)}
+
+
 async def test_review_shows_errors_on_the_card_that_has_them(user):
+    """The manager's field errors (its dry run, POST /session/_/validate) on the card of their step."""
     email, b = user
-    page = await b.page(step=5, type="batch", name="a b", cmd="", cpu="0", mem="1", shmem="2",
+    page = await b.page(step=5, type="batch", name="a b", cmd="", cpu="1", mem="1",
                         ports="80, 8080", **{"ev_k": "1BAD", "ev_v": "x"})
     html = page.text
-    one = html.split('data-testid="review-1"')[1].split('data-testid="review-2"')[0]
-    two = html.split('data-testid="review-2"')[1].split('data-testid="review-3"')[0]
-    three = html.split('data-testid="review-3"')[1].split('data-testid="review-4"')[0]
-    four = html.split('data-testid="review-4"')[1]
-    assert "4–64 letters" in one and "needs a startup command" in one and "border-danger" in one
-    assert "CPU must be a whole number" in two and "Shared memory cannot exceed" in two
-    assert "Variable names are letters" in two
-    assert "border-danger" not in three.split("card-body")[0]
+    one, two, three, four = (cards(html)[n] for n in (1, 2, 3, 4))
+    assert "4 to 64 characters" in one and "startupCommand is required" in one and "border-danger" in one
+    assert "a variable name is letters" in two
+    assert "border-danger" not in three.split(">")[0]
     assert "No folder is mounted" in three
-    assert "Ports are numbers from 1024 to 65535: 80" in four
+    assert "ports must be between 1024 and 65535" in four
     # the Launch button waits until the problems are fixed; the rail marks the steps with problems
     assert re.search(r'id="l-launch"[^>]*disabled', html)
     assert html.count("wb-rail-step") and "has-error" in html
+    # in place on their step too
+    assert 'id="l-name-error"' in html and 'id="l-ports-error"' in html
+    # the checks against the database come once the request reads well
+    zero = cards((await b.page(step=5, version=IMAGE, cpu="0", mem="1")).text)[2]
+    assert "cpu must be more than 0" in zero and "border-danger" in zero
+    shm = cards((await b.page(step=5, version=IMAGE, cpu="1", mem="1", shmem="2")).text)[2]
+    assert "Shared memory cannot exceed the memory size." in shm
+    # what the form cannot read is the webserver's to say
+    unread = await b.page(step=5, version=IMAGE, cpu="one", ports="eighty")
+    assert "Enter a whole number of cores." in cards(unread.text)[2]
+    assert "Ports are numbers: eighty" in cards(unread.text)[4]
     # launching anyway answers the review again, with the same errors
     resp = await b.launch({"type": "batch", "name": "a b", "cmd": "", "cpu": "1", "mem": "1"})
     assert resp.status_code == 200 and resp.headers["HX-Retarget"] == "#launcher"
-    assert "needs a startup command" in resp.text
+    assert "startupCommand is required" in resp.text
 
 
 async def test_launch_warns_without_a_folder_then_builds_the_request(user, system):
@@ -208,7 +222,8 @@ async def test_manager_errors_show_on_the_review(user):
     resp = await b.launch({"type": "interactive", "image_manual": "localhost/none/such:1", "cpu": "1",
                            "mem": "0.5", "nomount_ok": "on"})
     assert resp.headers["HX-Retarget"] == "#launcher"
-    assert 'data-testid="launch-error"' in resp.text and "No such environment image" in resp.text
+    # the manager names the field: the message shows on the card of its step, and in place
+    assert "No such environment image" in cards(resp.text)[2] and 'id="l-image-error"' in resp.text
 
 
 async def test_admin_assigns_the_owner_and_chooses_the_agent(admin, system):
@@ -238,7 +253,7 @@ async def test_admin_assigns_the_owner_and_chooses_the_agent(admin, system):
 async def test_users_cannot_choose_agents_or_owners(user, system):
     email, b = user
     resp = await b.launch({"agent": "someone", "version": IMAGE, "nomount_ok": "on"})
-    assert "Only a superadmin may choose the agent." in resp.text
+    assert "Only a superadmin may choose agents" in resp.text  # the manager's refusal
     lookup = await b.http.get("/session/start/owner", params={"owner_email": email}, headers=b.hx)
     assert lookup.status_code == 403
     owner = await b.launch({"owner": "on", "owner_ak": "AKIAXXXX", "version": IMAGE, "name": "not-mine",
@@ -293,3 +308,22 @@ async def test_presets_that_do_not_fit_are_hidden_and_refused(user, system):
         assert "The preset nope does not exist." in unknown.text
     finally:
         await admin.delete("/admin/resource-presets/it-small")
+
+
+def test_the_managers_field_paths_show_at_their_fields():
+    from workbay.client.sdk import APIError
+    from workbay.web.routes.launcher import field_place, manager_problems
+
+    assert field_place("name") == (1, "name") and field_place("startupCommand") == (1, "cmd")
+    assert field_place("config.resources.cpu") == (2, "cpu") and field_place("config.resources.mem") == (2, "mem")
+    assert field_place("config.resources.cuda.shares") == (2, "acc")  # any other slot: the accelerator
+    assert field_place("config.environ.FOO") == (2, "environ") and field_place("config.preopen_ports.0") == (4, "ports")
+    assert field_place("config.scaling_group") == field_place("config.scalingGroup") == (2, "rg")
+    assert field_place("dependencies") is None
+    err = APIError(400, {"title": "Invalid", "msg": "two problems", "field_errors": {
+        "name": "A session name has …", "dependencies": "no such session"}})
+    problems, general = manager_problems(err)
+    assert problems == {1: {"name": "A session name has …"}}
+    assert general == ("Invalid", "dependencies: no such session")  # a field the form does not have
+    problems, general = manager_problems(APIError(403, {"title": "Forbidden", "msg": "Your keypair is inactive."}))
+    assert problems == {} and general == ("Forbidden", "Your keypair is inactive.")

@@ -71,13 +71,15 @@ def project_of(ctx: PageContext) -> str | None:
     return str(projects[0]["id"]) if projects else None
 
 
-def _params(ctx: PageContext, resource_group: str | None) -> dict[str, str]:
+def summary_params(ctx: PageContext, resource_group: str | None) -> dict[str, str]:
+    """The query of Workbay's own ``/resource/summary`` and ``/resource/agent-summary`` (Workbay's
+    names: ``project``, ``resource_group``)."""
     params: dict[str, str] = {}
     project = project_of(ctx)
     if project:
-        params["group"] = project
+        params["project"] = project
     if resource_group:
-        params["scaling_group"] = resource_group
+        params["resource_group"] = resource_group
     return params
 
 
@@ -90,9 +92,9 @@ async def _load(request: Request, ctx: PageContext) -> dict[str, Any]:
     error, items, groups = None, [], []
     async with ctx.state.gateway.client(ctx.session) as api:
         try:
-            listing = await api.get("/resource/agent-summary", params=_params(ctx, group or None))
+            listing = await api.get("/resource/agent-summary", params=summary_params(ctx, group or None))
             items = list(listing.get("items") or [])
-            summary = await api.get("/resource/summary", params=_params(ctx, None))
+            summary = await api.get("/resource/summary", params=summary_params(ctx, None))
             groups = list(summary.get("resource_groups") or [])
         except APIError as err:
             error = api_error_text(err)

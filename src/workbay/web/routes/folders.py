@@ -72,23 +72,19 @@ def is_project_folder(folder: dict[str, Any]) -> bool:
     return (folder.get("ownership_type") or folder.get("type")) in ("group", "project")
 
 
-def folder_caps(ctx: PageContext, folder: dict[str, Any]) -> dict[str, bool]:
-    """What the caller may do with a folder (the API refuses the rest anyway)."""
-    owner = bool(folder.get("is_owner"))
-    admin = bool(ctx.session and ctx.session.is_admin)
-    project = is_project_folder(folder)
-    manage = owner or (project and admin)
-    perm = folder.get("permission") or "ro"
-    return {
-        "rename": owner or (project and admin),
-        "trash": manage,
-        # user folders: their owner invites; project folders: admins share them with named users
-        "share": (owner and not project) or (project and admin and not folder.get("shared")),
-        "clone": bool(folder.get("cloneable")),
-        "write": perm in ("rw", "wd"),
-        "delete_files": perm == "wd",
-        "shared_with_me": not owner and (not project or bool(folder.get("shared"))),
-    }
+# What the page offers for a folder, read from the manager's ``allowed_actions`` only (docs/api.md
+# "For the WebUI"): each switch of the templates and the actions that turn it on.
+CAPS = {"rename": ("rename",), "trash": ("delete",), "restore": ("restore",), "purge": ("purge",),
+        "share": ("invite", "share"), "clone": ("clone",), "leave": ("leave",), "download": ("download",),
+        "upload": ("upload",), "mkdir": ("mkdir",), "rename_file": ("rename_file",),
+        "move_file": ("move_file",), "delete_files": ("delete_files",)}
+
+
+def folder_caps(folder: dict[str, Any]) -> dict[str, bool]:
+    """What the caller may do with a folder, as the manager says (a folder shared with the caller is
+    one they may leave)."""
+    allowed = set(folder.get("allowed_actions") or ())
+    return {cap: any(a in allowed for a in actions) for cap, actions in CAPS.items()}
 
 
 def _same_id(a: Any, b: Any) -> bool:
@@ -110,7 +106,13 @@ def _name_problem(ctx: PageContext, name: str, limit: int = NAME_MAX) -> str | N
 
 
 def _form_errors(err: APIError, fields: set[str]) -> tuple[dict[str, str], tuple[str, str] | None]:
-    """The API's sentence next to the field it names (``data`` only says which field)."""
+    """The manager's ``field_errors`` next to their fields; what belongs to no field above the form."""
+    given = err.body.get("field_errors") if isinstance(err.body, dict) else None
+    if isinstance(given, dict) and given:
+        errors = {str(k): str(v) for k, v in given.items() if str(k) in fields}
+        rest = [f"{k}: {v}" for k, v in given.items() if str(k) not in fields]
+        return errors, ((api_error_text(err)[0], "; ".join(rest)) if rest else None)
+    # the routes without ``field_errors`` (invite, share) name the field in ``data``
     errors, general = field_errors(err, fields)
     if len(errors) == 1 and err.msg:
         errors = {name: str(err.msg) for name in errors}
@@ -156,7 +158,7 @@ async def data_page(request: Request, ctx: UserPage) -> Response:
              and (not search or search.lower() in str(f.get("name", "")).lower())]
     shown.sort(key=lambda f: str(f.get("name", "")).lower())
     pager = Pager(len(shown), page, size)
-    rows = [{**f, "fid": _fid(f), "caps": folder_caps(ctx, f)}
+    rows = [{**f, "fid": _fid(f), "caps": folder_caps(f)}
             for f in shown[pager.offset:pager.offset + size]]
     ctx.section = "data"
     return _render(ctx, request, "pages/data.html", tab=tab, tabs=TABS, tab_labels=TAB_LABELS,
@@ -446,7 +448,7 @@ async def _render_files(ctx: PageContext, request: Request, api: Client, fid: st
     move_choices = ["/", *(f"/{p}" for _, p in _crumbs(path)),
                     *(f"/{e['path']}" for e in entries if e.get("type") == "DIRECTORY")]
     return _render(ctx, request, template, folder=folder, fid=fid, path=path, crumbs=_crumbs(path),
-                   entries=entries, error=error, notice=notice, caps=folder_caps(ctx, folder),
+                   entries=entries, error=error, notice=notice, caps=folder_caps(folder),
                    columns=FILE_COLUMNS, name_max=FILE_NAME_MAX,
                    move_choices=list(dict.fromkeys(move_choices)), move_again=move_again)
 

@@ -3,9 +3,11 @@
 Five steps (session type → environments & resources → data & storage → network → review & launch)
 in one form whose state lives in the query string: every step switch is a GET of the same URL
 with ``step`` changed (htmx swaps ``#launcher`` and pushes the URL), so reload and back/forward keep
-the form.  Review renders each card with its own validation errors; launching posts the same
-fields, answers the no-mount warning dialog first, and on success sends the user to the sessions
-list with an event the notification bell tracks until the session runs (UI-2)."""
+the form.  The webserver only reads the form into a POST /session body (numbers, units, which step
+a field belongs to); every rule is the manager's: each render asks ``POST /session/_/validate`` and
+shows its ``field_errors`` at their fields, review shows each card with its own.  Launching posts
+the same fields, answers the no-mount warning dialog first, and on success sends the user to the
+sessions list with an event the notification bell tracks until the session runs (UI-2)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from fastapi.responses import Response
 from starlette.datastructures import MultiDict
 
 from workbay.client.sdk import APIError, Client
+from workbay.common.domain import parse_bytes_or_none
 
 from ..context import Admin, PageContext, UserPage
 from ..i18n import N_
@@ -39,12 +42,7 @@ STEPS = (
 SESSIONS_URL = "/sessions"
 GiB = Decimal(1 << 30)
 MiB = Decimal(1 << 20)
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
-EDGE_RE = re.compile(r"^[A-Za-z0-9].*[A-Za-z0-9]$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TIMEOUT_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_COUNT = 100
-MAX_CLUSTER = 64
 HPC_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 DEFAULTS = {"type": "interactive", "cpu": "1", "mem": "1", "shmem": "0.0625", "count": "1",
             "cluster_mode": "single-node", "cluster_size": "1", "timeout_unit": "s", "preset": "custom"}
@@ -268,104 +266,126 @@ def _limits(check: dict[str, Any], rg: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-# -- validation and the request body ---------------------------------------------------------------
-def _resources(form: LaunchForm, ch: Choices, errors: dict[str, str], _) -> tuple[dict[str, Any], Decimal | None]:
-    """The per-container request: (resources, shared memory bytes)."""
-    preset = next((p for p in ch.check.get("presets") or [] if p.get("name") == form.get("preset")), None)
-    if form.get("preset") != "custom" and preset is None:
-        errors["preset"] = _("The preset %(name)s does not exist.", name=form.get("preset"))
-    if preset is not None and form.get("preset") != "custom":
+# -- the request body (form parsing only) and the manager's verdict ---------------------------------
+# Where the manager's ``field_errors`` paths (docs/api.md "For the WebUI") show on the form: the step
+# and the form field.  A path under one of these (``config.environ.FOO``, ``config.preopen_ports.0``)
+# shows where its parent does; any other slot under ``config.resources.`` is the accelerator field.
+FIELD_PLACES: dict[str, tuple[int, str]] = {
+    "type": (1, "type"), "name": (1, "name"), "startupCommand": (1, "cmd"), "starts_at": (1, "starts_at"),
+    "batchTimeout": (1, "timeout"), "owner_access_key": (1, "owner_email"),
+    "group": (2, "project"), "image": (2, "image"), "architecture": (2, "image"),
+    "config.environ": (2, "environ"), "config.scaling_group": (2, "rg"), "config.scalingGroup": (2, "rg"),
+    "config.resources": (2, "resources"), "config.resources.cpu": (2, "cpu"), "config.resources.mem": (2, "mem"),
+    "config.resource_opts": (2, "shmem"), "config.resource_opts.shmem": (2, "shmem"),
+    "count": (2, "count"), "clusterMode": (2, "cluster_mode"), "clusterSize": (2, "cluster_size"),
+    "config.agentList": (2, "agent"), "config.agent_list": (2, "agent"),
+    "config.mounts": (3, "mounts"), "config.mount_map": (3, "mounts"),
+    "config.preopen_ports": (4, "ports"),
+}
+Problems = dict[int, dict[str, str]]
+
+
+def field_place(path: str) -> tuple[int, str] | None:
+    """The (step, form field) that shows the manager's message for a request field, or None."""
+    if path in FIELD_PLACES:
+        return FIELD_PLACES[path]
+    if path.startswith("config.resources."):
+        return 2, "acc"
+    head = path
+    while "." in head:
+        head = head.rsplit(".", 1)[0]
+        if head in FIELD_PLACES:
+            return FIELD_PLACES[head]
+    return None
+
+
+def _whole(text: str) -> int | None:
+    """A whole number typed into a number field; None when it is not one."""
+    value = _decimal(text)
+    if value is None or value != value.to_integral_value():
+        return None
+    return int(value)
+
+
+def _size(amount: Decimal) -> str:
+    """Bytes as the size the manager reads: whole MiB as ``<n>m``, else bytes."""
+    amount = amount.to_integral_value()
+    return f"{int(amount // MiB)}m" if amount % MiB == 0 else str(int(amount))
+
+
+def _resources(form: LaunchForm, ch: Choices, problems: dict[str, str], _) -> tuple[dict[str, Any], str | None]:
+    """The per-container request read from the form: (resources, shared memory or None)."""
+    if form.get("preset") != "custom":
+        # a preset is the form's shorthand for amounts; the manager said which ones fit (allocatable)
+        preset = next((p for p in ch.check.get("presets") or [] if p.get("name") == form.get("preset")), None)
+        if preset is None:
+            problems["preset"] = _("The preset %(name)s does not exist.", name=form.get("preset"))
+            return {}, None
         if not preset.get("allocatable"):
-            errors["preset"] = _("The preset %(name)s needs more than what is free.", name=preset["name"])
-        slots = dict(preset.get("resource_slots") or {})
-        shm = _decimal(str(preset.get("shared_memory") or "")) if preset.get("shared_memory") else None
-        return slots, shm
-    cpu = _decimal(form.get("cpu"))
-    if cpu is None or cpu < 1 or cpu != cpu.to_integral_value():
-        errors["cpu"] = _("CPU must be a whole number of cores, at least 1.")
-    mem = _decimal(form.get("mem"))
-    if mem is None or mem <= 0:
-        errors["mem"] = _("Memory must be a positive number of GiB.")
-    shm = _decimal(form.get("shmem")) if form.get("shmem") else Decimal(0)
-    if shm is None or shm < 0:
-        errors["shmem"] = _("Shared memory must be zero or a positive number of GiB.")
-    elif mem is not None and shm > mem:
-        errors["shmem"] = _("Shared memory cannot exceed the memory size.")
+            problems["preset"] = _("The preset %(name)s needs more than what is free.", name=preset["name"])
+        shm = parse_bytes_or_none(preset.get("shared_memory"))
+        return dict(preset.get("resource_slots") or {}), _size(shm) if shm else None
     resources: dict[str, Any] = {}
-    if "cpu" not in errors:
-        resources["cpu"] = int(cpu)
-        top = ch.limits.get("cpu", {}).get("limit")
-        if top is not None and cpu > top:
-            errors["cpu"] = _("At most %(max)s cores (your resource policy).", max=_fmt(top))
-    if "mem" not in errors:
-        mib = int((mem * 1024).to_integral_value())
-        if mib < 1:
-            errors["mem"] = _("Memory must be a positive number of GiB.")
-        resources["mem"] = f"{mib}m"
-        top = ch.limits.get("mem", {}).get("limit")
-        if top is not None and mem * GiB > top:
-            errors["mem"] = _("At most %(max)s GiB (your resource policy).", max=_fmt(top, True))
+    cpu = _whole(form.get("cpu"))
+    if cpu is None:
+        problems["cpu"] = _("Enter a whole number of cores.")
+    else:
+        resources["cpu"] = cpu
+    mem = _decimal(form.get("mem"))
+    if mem is None:
+        problems["mem"] = _("Enter a number of GiB.")
+    else:
+        resources["mem"] = _size(mem * GiB)
+    shm_text = None
+    shm = _decimal(form.get("shmem")) if form.get("shmem") else Decimal(0)
+    if shm is None:
+        problems["shmem"] = _("Enter a number of GiB.")
+    elif shm != 0:
+        shm_text = _size(shm * GiB)
     acc = _decimal(form.get("acc")) if form.get("acc") else Decimal(0)
-    slot = form.get("acc_slot")
-    if acc is None or acc < 0:
-        errors["acc"] = _("Enter a number, zero or more.")
-    elif acc > 0:
-        if slot not in dict(ch.accelerators):
-            errors["acc"] = _("This resource group has no such accelerator.")
+    if acc is None:
+        problems["acc"] = _("Enter a number.")
+    elif acc != 0:
+        if not form.get("acc_slot"):
+            problems["acc"] = _("Choose an accelerator.")
         else:
-            resources[slot] = f"{acc.normalize():f}"
-    shm_bytes = (shm * GiB).to_integral_value() if shm is not None and shm > 0 and "shmem" not in errors else None
-    return resources, shm_bytes
+            resources[form.get("acc_slot")] = f"{acc.normalize():f}"
+    return resources, shm_text
 
 
-def validate(ctx: PageContext, form: LaunchForm, ch: Choices) -> tuple[dict[int, dict[str, str]], dict[str, Any]]:
-    """Errors per step ({step: {field: message}}) and the POST /session body built from the form."""
+def build_request(ctx: PageContext, form: LaunchForm, ch: Choices) -> tuple[Problems, dict[str, Any]]:
+    """The POST /session body read from the form, and what could not be read ({step: {field: message}}).
+    Parsing only: every rule about the values is the manager's (``check_request``)."""
     _ = ctx._
-    e1: dict[str, str] = {}
-    e2: dict[str, str] = {}
-    e3: dict[str, str] = {}
-    e4: dict[str, str] = {}
+    p1: dict[str, str] = {}
+    p2: dict[str, str] = {}
+    p4: dict[str, str] = {}
     body: dict[str, Any] = {"type": form.get("type") if form.get("type") in ("interactive", "batch") else "interactive",
                             "enqueueOnly": True, "reuseIfExists": False}
     config: dict[str, Any] = {}
     # 1 session type
     if form.get("type") not in ("interactive", "batch"):
-        e1["type"] = _("Choose interactive or batch.")
-    name = form.get("name")
-    if name:
-        if not NAME_RE.match(name) or not EDGE_RE.match(name):
-            e1["name"] = _("4–64 letters, digits, '-' or '_', starting and ending with a letter or digit; no spaces.")
-        else:
-            body["name"] = name
+        p1["type"] = _("Choose interactive or batch.")
+    if form.get("name"):
+        body["name"] = form.get("name")
     if body["type"] == "batch":
-        cmd = form.get("cmd")
-        if not cmd:
-            e1["cmd"] = _("A batch session needs a startup command.")
-        body["startupCommand"] = cmd
+        body["startupCommand"] = form.get("cmd")
         if form.on("sched"):
-            when = form.get("starts_at")
-            if not when:
-                e1["starts_at"] = _("Choose when the session starts.")
+            if not form.get("starts_at"):
+                p1["starts_at"] = _("Choose when the session starts.")
             else:
-                from datetime import datetime
-                try:
-                    datetime.fromisoformat(when.replace("Z", "+00:00"))
-                except ValueError:
-                    e1["starts_at"] = _("Enter a date and time.")
-                else:
-                    body["starts_at"] = when
+                body["starts_at"] = form.get("starts_at")
         if form.on("timeout_on"):
-            amount = _decimal(form.get("timeout"))
-            unit = TIMEOUT_UNITS.get(form.get("timeout_unit"), 1)
-            if amount is None or amount <= 0 or amount != amount.to_integral_value():
-                e1["timeout"] = _("Enter a whole number greater than zero.")
+            amount = _whole(form.get("timeout"))
+            if amount is None:
+                p1["timeout"] = _("Enter a whole number.")
             else:
-                body["batchTimeout"] = int(amount) * unit
+                body["batchTimeout"] = amount * TIMEOUT_UNITS.get(form.get("timeout_unit"), 1)
     group = ch.project["id"] if ch.project else None
     rg = form.get("rg") or (ch.resource_groups[0] if ch.resource_groups else "")
     if form.on("owner") and ctx.session and ctx.session.is_admin:
         if not form.get("owner_ak"):
-            e1["owner_email"] = _("Look up the owner's e-mail and choose an access key.")
+            p1["owner_email"] = _("Look up the owner's e-mail and choose an access key.")
         else:
             body["owner_access_key"] = form.get("owner_ak")
         if form.get("owner_project"):
@@ -374,101 +394,103 @@ def validate(ctx: PageContext, form: LaunchForm, ch: Choices) -> tuple[dict[int,
             rg = form.get("owner_rg")
     if group:
         body["group"] = group
-    else:
-        e2["project"] = _("You are not a member of any project; ask your administrator to add you to one.")
+    else:  # the page has no project to put in the request
+        p2["project"] = _("You are not a member of any project; ask your administrator to add you to one.")
     # 2 environments & resources
-    image = form.image
-    if not image:
-        e2["image"] = _("Choose an environment and a version, or enter an image name.")
-    else:
-        body["image"] = image
+    if form.image:
+        body["image"] = form.image
     environ: dict[str, str] = {}
     for key, value in form.env_vars:
-        if not ENV_NAME_RE.match(key):
-            e2["environ"] = _("Variable names are letters, digits and '_', not starting with a digit: %(name)s",
-                              name=key or "''")
-        elif key in environ:
-            e2["environ"] = _("The variable %(name)s is set twice.", name=key)
+        if key in environ:  # two rows, one variable: the request cannot carry both
+            p2["environ"] = _("The variable %(name)s is set twice.", name=key)
         environ[key] = value
     if form.on("hpc"):
-        for var, fld in zip(HPC_VARS, ("omp", "openblas"), strict=False):
-            threads = _decimal(form.get(fld))
-            if threads is None or threads < 1 or threads != threads.to_integral_value():
-                e2[fld] = _("Enter a whole number of threads, at least 1.")
+        for var, fld in zip(HPC_VARS, ("omp", "openblas"), strict=True):
+            threads = _whole(form.get(fld))
+            if threads is None or threads < 1:
+                p2[fld] = _("Enter a whole number of threads, at least 1.")
             else:
-                environ.setdefault(var, str(int(threads)))
+                environ.setdefault(var, str(threads))
     if environ:
         config["environ"] = environ
-    if ch.resource_groups and rg not in ch.resource_groups and not form.on("owner"):
-        e2["rg"] = _("You may not use the resource group %(name)s.", name=rg)
     if rg:
         config["scaling_group"] = rg
-    resources, shm = _resources(form, ch, e2, _)
+    resources, shm = _resources(form, ch, p2, _)
     config["resources"] = resources
     if shm:
-        config["resource_opts"] = {"shmem": f"{int(shm // MiB)}m" if shm % MiB == 0 else str(int(shm))}
-    count = _decimal(form.get("count"))
-    if count is None or count < 1 or count > MAX_COUNT or count != count.to_integral_value():
-        e2["count"] = _("Between 1 and %(max)s sessions.", max=MAX_COUNT)
-    elif count > 1:
-        body["count"] = int(count)
-    mode = form.get("cluster_mode")
-    if mode not in ("single-node", "multi-node"):
-        e2["cluster_mode"] = _("Choose single node or multi node.")
-    size = _decimal(form.get("cluster_size"))
-    if size is None or size < 1 or size > MAX_CLUSTER or size != size.to_integral_value():
-        e2["cluster_size"] = _("Between 1 and %(max)s containers.", max=MAX_CLUSTER)
+        config["resource_opts"] = {"shmem": shm}
+    count = _whole(form.get("count"))
+    if count is None:
+        p2["count"] = _("Enter a whole number.")
+    elif count != 1:
+        body["count"] = count
+    body["clusterMode"] = form.get("cluster_mode")
+    size = _whole(form.get("cluster_size"))
+    if size is None:
+        p2["cluster_size"] = _("Enter a whole number.")
     else:
-        body["clusterMode"] = mode
-        body["clusterSize"] = int(size)
-    agent = form.get("agent")
-    if agent:
-        if not (ctx.session and ctx.session.is_superadmin):
-            e2["agent"] = _("Only a superadmin may choose the agent.")
-        elif size is not None and size > 1:
-            e2["agent"] = _("Choosing an agent works for single-container sessions only.")
-        elif ch.agents and agent not in {a["id"] for a in ch.agents}:
-            e2["agent"] = _("The agent %(name)s is not available in this resource group.", name=agent)
-        else:
-            config["agentList"] = [agent]
+        body["clusterSize"] = size
+    if form.get("agent"):
+        config["agentList"] = [form.get("agent")]
     # 3 data & storage
-    known = {f.get("name") for f in ch.folders}
-    paths: dict[str, str] = {}
-    mounts = []
-    for folder in form.mounts:
-        if ch.folders and folder not in known:
-            e3["mounts"] = _("The folder %(name)s cannot be mounted.", name=folder)
-            continue
-        mounts.append(folder)
-        alias = form.aliases.get(folder, "")
-        target = alias or f"/home/work/{folder}"
-        if alias:
-            parts = [p for p in alias.split("/") if p]
-            if not parts or ".." in parts or any(c in alias for c in "\\\0\n"):
-                e3["mounts"] = _("The path %(path)s for %(name)s is not valid.", path=alias, name=folder)
-        if not target.startswith("/"):
-            target = "/home/work/" + target
-        if target.rstrip("/") in paths:
-            e3["mounts"] = _("%(a)s and %(b)s would mount at the same path.", a=paths[target.rstrip("/")], b=folder)
-        paths[target.rstrip("/")] = folder
-    if mounts:
-        config["mounts"] = mounts
-        aliases = {m: form.aliases[m] for m in mounts if form.aliases.get(m)}
+    if form.mounts:
+        config["mounts"] = list(form.mounts)
+        aliases = {m: form.aliases[m] for m in form.mounts if form.aliases.get(m)}
         if aliases:
             config["mount_map"] = aliases
     # 4 network
-    ports = []
+    ports: list[int] = []
     for token in re.split(r"[\s,]+", form.get("ports")):
         if not token:
             continue
-        if not token.isdigit() or not 1024 <= int(token) <= 65535:
-            e4["ports"] = _("Ports are numbers from 1024 to 65535: %(port)s", port=token)
+        if not token.isdigit():
+            p4["ports"] = _("Ports are numbers: %(port)s", port=token)
         elif int(token) not in ports:
             ports.append(int(token))
     if ports:
         config["preopen_ports"] = ports
     body["config"] = config
-    return {k: v for k, v in ((1, e1), (2, e2), (3, e3), (4, e4)) if v}, body
+    return {k: v for k, v in ((1, p1), (2, p2), (4, p4)) if v}, body
+
+
+def manager_problems(err: APIError) -> tuple[Problems, tuple[str, str] | None]:
+    """The manager's refusal on the form: its ``field_errors`` at their fields, the rest above it."""
+    problems: Problems = {}
+    unplaced: list[str] = []
+    fields = err.body.get("field_errors") if isinstance(err.body, dict) else None
+    for path, message in (fields or {}).items() if isinstance(fields, dict) else ():
+        place = field_place(str(path))
+        if place is None:
+            unplaced.append(f"{path}: {message}")
+        else:
+            step_problems = problems.setdefault(place[0], {})
+            step_problems.setdefault(place[1], str(message))
+    if not problems or unplaced:
+        title, message = api_error_text(err)
+        return problems, (title, "; ".join(unplaced) if unplaced else message)
+    return problems, None
+
+
+def merge(first: Problems, then: Problems) -> Problems:
+    """Both sets of problems; where both name a field, ``first``'s message."""
+    out = {step: dict(fields) for step, fields in then.items()}
+    for step, fields in first.items():
+        out.setdefault(step, {}).update(fields)
+    return out
+
+
+async def check_request(ctx: PageContext, api: Client, form: LaunchForm, ch: Choices
+                        ) -> tuple[Problems, dict[str, Any], tuple[str, str] | None]:
+    """What is wrong with the form: what could not be read, and the manager's dry run of the
+    request (``POST /session/_/validate``); also the body and the manager's message that belongs
+    to no field."""
+    problems, body = build_request(ctx, form, ch)
+    try:
+        await api.post("/session/_/validate", json=body)
+    except APIError as err:
+        refused, general = manager_problems(err)
+        return merge(problems, refused), body, general
+    return problems, body, None
 
 
 # -- pages --------------------------------------------------------------------------------------------
@@ -490,13 +512,8 @@ def _summary(form: LaunchForm, ch: Choices, body: dict[str, Any]) -> dict[str, A
             "containers": size, "count": count, "total_factor": size * count}
 
 
-def render_launcher(ctx: PageContext, request: Request, form: LaunchForm, ch: Choices, *,
-                    errors: dict[int, dict[str, str]] | None = None, body: dict[str, Any] | None = None,
-                    general: tuple[str, str] | None = None, status_code: int = 200,
-                    headers: dict[str, str] | None = None) -> Response:
-    if errors is None or body is None:
-        errors, body = validate(ctx, form, ch)
-    ctx.section = "launcher"
+def environment_shown(form: LaunchForm, ch: Choices) -> tuple[str, str | None]:
+    """The environment and version the selectors show: the form's, else the first installed one."""
     env_repo = form.get("environment")
     if not env_repo and form.get("version"):
         env_repo = next((e["repo"] for e in ch.environments
@@ -504,12 +521,25 @@ def render_launcher(ctx: PageContext, request: Request, form: LaunchForm, ch: Ch
     if not env_repo and ch.environments:
         env_repo = next((e["repo"] for e in ch.environments if e["installed"]), ch.environments[0]["repo"])
     env = next((e for e in ch.environments if e["repo"] == env_repo), None)
-    version = form.get("version")
+    version = form.get("version") or None
     if env and version not in {v["image"] for v in env["versions"]}:
         version = next((v["image"] for v in env["versions"] if v["installed"]), env["versions"][0]["image"])
-    if not form.get("version") and version:
-        form.values["version"] = version
-        errors, body = validate(ctx, form, ch)
+    return env_repo, version
+
+
+def choose_environment(form: LaunchForm, ch: Choices) -> None:
+    """A form that names no version asks for the one the selectors show."""
+    if not form.get("version"):
+        version = environment_shown(form, ch)[1]
+        if version:
+            form.values["version"] = version
+
+
+def render_launcher(ctx: PageContext, request: Request, form: LaunchForm, ch: Choices, *,
+                    errors: Problems, body: dict[str, Any], general: tuple[str, str] | None = None,
+                    status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    ctx.section = "launcher"
+    env_repo, version = environment_shown(form, ch)
     form.values["environment"] = env_repo
     rg = form.get("rg") or (ch.resource_groups[0] if ch.resource_groups else "")
     return ctx.state.renderer.render(
@@ -526,7 +556,10 @@ async def launcher_page(request: Request, ctx: UserPage) -> Response:
     form = LaunchForm.parse(request.query_params)
     async with ctx.state.gateway.client(ctx.session) as api:
         ch = await load_choices(ctx, api, form)
-    return render_launcher(ctx, request, form, ch, general=ch.errors[0] if ch.errors else None)
+        choose_environment(form, ch)
+        errors, body, refused = await check_request(ctx, api, form, ch)
+    return render_launcher(ctx, request, form, ch, errors=errors, body=body,
+                           general=ch.errors[0] if ch.errors else refused)
 
 
 @router.get("/session/start/owner")
@@ -566,19 +599,22 @@ async def launch(request: Request, ctx: UserPage) -> Response:
     form.values["step"] = "5"
     async with ctx.state.gateway.client(ctx.session) as api:
         ch = await load_choices(ctx, api, form)
-        errors, body = validate(ctx, form, ch)
+        choose_environment(form, ch)
+        errors, body, refused = await check_request(ctx, api, form, ch)
         swap_page = {"HX-Retarget": "#launcher", "HX-Reswap": "outerHTML", "HX-Reselect": "#launcher",
                      "HX-Push-Url": "/session/start?" + form.query(step=5, nomount_ok=None),
                      "HX-Trigger": json.dumps({CLOSE_MODAL_EVENT: True})}
-        if errors:
-            return render_launcher(ctx, request, form, ch, errors=errors, body=body, headers=swap_page)
+        if errors or refused:
+            return render_launcher(ctx, request, form, ch, errors=errors, body=body, general=refused,
+                                   headers=swap_page)
         if not body["config"].get("mounts") and not form.on("nomount_ok"):
             return ctx.state.renderer.render(request, "dialogs/launcher_nomount.html")
         try:
             created = await api.post("/session", json=body)
         except APIError as err:
-            return render_launcher(ctx, request, form, ch, errors=errors, body=body,
-                                   general=api_error_text(err), headers=swap_page)
+            errors, general = manager_problems(err)
+            return render_launcher(ctx, request, form, ch, errors=errors, body=body, general=general,
+                                   headers=swap_page)
     sessions = created.get("sessions") or [{"sessionId": created.get("sessionId"),
                                             "sessionName": created.get("sessionName")}]
     names = ", ".join(str(s["sessionName"]) for s in sessions)

@@ -67,7 +67,6 @@ COLUMNS = (
 READER_ROLES = ("superadmin", "admin", "monitor")
 # Statuses whose "why" the status dialog explains (waiting, or ended).
 STATUS_HELP: tuple[str, ...] = (SessionStatus.PENDING, *DEAD_STATUSES)
-NAME_RE = re.compile(r"^[A-Za-z0-9][\w.-]*[A-Za-z0-9]$", re.ASCII)
 CSV_NAME_MAX = 255
 CSV_FIELDS = ("id", "name", "owner_email", "status", "status_info", "type", "image", "resource_group",
               "cluster_size", "cpu", "mem", "agents", "created_at", "started_at", "terminated_at",
@@ -160,14 +159,16 @@ def row(s: dict[str, Any]) -> dict[str, Any]:
     slots = s.get("occupying_slots") or s.get("requested_slots") or {}
     name, tag = short_image(s.get("image") or "")
     status = s.get("status") or ""
+    actions = set(s.get("allowed_actions") or ())  # the manager decides (docs/api.md "For the WebUI")
     return {
         **s, "image_name": name, "image_tag": tag, "cpu": _dec(slots.get("cpu")),
         "mem": _dec(slots.get("mem")), "shmem": (s.get("resource_opts") or {}).get("shmem"),
         "accelerators": accelerators(slots), "usage": usage(s), "elapsed": elapsed_seconds(s),
         "mount_names": mounts(s), "agent_ids": sorted({k.get("agent_id") for k in s.get("kernels") or []
                                                       if k.get("agent_id")}) or s.get("agents") or [],
-        "live": status not in DEAD_STATUSES, "can_rename": status == "RUNNING",
-        "can_terminate": status not in DEAD_STATUSES, "status_help": status in STATUS_HELP,
+        "live": status not in DEAD_STATUSES, "can_rename": "rename" in actions,
+        "can_terminate": "terminate" in actions, "can_open_app": "open_app" in actions,
+        "status_help": status in STATUS_HELP,
         "tone": status_tone(status),
         "result_text": str(s["result"]).lower() if s.get("result") and str(s["result"]).upper() != "UNDEFINED" else None,
     }
@@ -298,7 +299,7 @@ async def resource_stats(request: Request, ctx: LoggedIn) -> Response:
     summary: dict[str, Any] = {}
     async with ctx.state.gateway.client(ctx.session) as api:
         try:
-            summary = await api.get("/resource/summary", params={"group": project} if project else None)
+            summary = await api.get("/resource/summary", params={"project": project} if project else None)
             presets = await api.post("/resource/check-presets", json={
                 "group": summary.get("project", {}).get("id") or project or "default",
                 "scaling_group": summary.get("resource_group")})
@@ -402,16 +403,6 @@ async def rename_form(sid: str, request: Request, ctx: LoggedIn) -> Response:
                                      error=None)
 
 
-def rename_problem(ctx: PageContext, name: str) -> str | None:
-    if not name:
-        return ctx._("Enter a name.")
-    if len(name) < 4 or len(name) > 64:
-        return ctx._("A session name is 4 to 64 characters long.")
-    if not NAME_RE.match(name):
-        return ctx._("Use letters, digits, '-', '_' and '.', starting and ending with a letter or digit.")
-    return None
-
-
 @router.post("/sessions/{sid}/rename")
 async def rename_session(sid: str, request: Request, ctx: LoggedIn) -> Response:
     name = (await read_form(request)).text("name")
@@ -420,23 +411,22 @@ async def rename_session(sid: str, request: Request, ctx: LoggedIn) -> Response:
             s = await _session(api, sid)
         except APIError as err:
             return _error_toast(ctx, err)
-        error = rename_problem(ctx, name)
-        if not error and name == s.get("name"):
+        if name == s.get("name"):
             return ctx.state.renderer.render(request, "dialogs/session_name_cell.html", s=row(s))
-        if not error:
-            try:
-                await api.post(f"/session/{quote(sid)}/rename", params={"name": name})
-            except APIError as err:
-                title, message = api_error_text(err)
-                error = message or title
-            else:
-                s = await _session(api, sid)
-                response = ctx.state.renderer.render(request, "dialogs/session_name_cell.html", s=row(s))
-                # after the swap: the list refreshes once the form is gone (it pauses while editing)
-                response.headers["HX-Trigger-After-Settle"] = json.dumps({
-                    TOAST_EVENT: {"message": ctx._("The session was renamed to %(name)s.", name=name),
-                                  "level": "success"}, "wb:sessions-refresh": True})
-                return response
+        try:  # the manager holds the name rule (common.domain.session_name_problem)
+            await api.post(f"/session/{quote(sid)}/rename", params={"name": name})
+        except APIError as err:
+            title, message = api_error_text(err)
+            fields = err.body.get("field_errors") if isinstance(err.body, dict) else None
+            error = str((fields or {}).get("name") or message or title)
+        else:
+            s = await _session(api, sid)
+            response = ctx.state.renderer.render(request, "dialogs/session_name_cell.html", s=row(s))
+            # after the swap: the list refreshes once the form is gone (it pauses while editing)
+            response.headers["HX-Trigger-After-Settle"] = json.dumps({
+                TOAST_EVENT: {"message": ctx._("The session was renamed to %(name)s.", name=name),
+                              "level": "success"}, "wb:sessions-refresh": True})
+            return response
     return ctx.state.renderer.render(request, "dialogs/session_rename.html", s=row(s), value=name, error=error)
 
 
@@ -457,7 +447,7 @@ async def terminate_dialog(request: Request, ctx: LoggedIn) -> Response:
                 found.append(await _session(api, sid))
             except APIError:
                 continue
-    found = [s for s in found if s.get("status") not in DEAD_STATUSES]
+    found = [s for s in found if "terminate" in (s.get("allowed_actions") or ())]
     if not found:
         return events(ctx, toast=ctx._("The selected sessions have ended already."), level="warning", changed=True)
     return ctx.state.renderer.render(request, "dialogs/session_terminate.html", sessions=found, error=None)

@@ -6,8 +6,6 @@ the Summary page: the resource usage of the current resource group against the u
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -15,7 +13,7 @@ from workbay.client.sdk import APIError
 
 from ..context import LoggedIn, UserPage
 from ..responses import api_error_text
-from .agent_summary import project_of, slot_bars
+from .agent_summary import project_of, slot_bars, summary_params
 from .sessions import resource_bars
 
 router = APIRouter(tags=["pages"])
@@ -31,15 +29,12 @@ async def start_page(request: Request, ctx: UserPage) -> Response:
 @router.get("/summary/resources")
 async def summary_resources(request: Request, ctx: LoggedIn) -> Response:
     """The resource cards of the Summary page (htmx fragment; the switcher reloads it)."""
-    chosen = request.query_params.get("scaling_group", "").strip() or None
+    chosen = request.query_params.get("resource_group", "").strip() or None
     project = project_of(ctx)
     error, summary, bars, allocation = None, {}, [], []
     async with ctx.state.gateway.client(ctx.session) as api:
         try:
-            params: dict[str, Any] = {"group": project} if project else {}
-            if chosen:
-                params["scaling_group"] = chosen
-            summary = await api.get("/resource/summary", params=params)
+            summary = await api.get("/resource/summary", params=summary_params(ctx, chosen))
             presets = await api.post("/resource/check-presets", json={
                 "group": (summary.get("project") or {}).get("id") or project or "default",
                 "scaling_group": summary.get("resource_group")})
