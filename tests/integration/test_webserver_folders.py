@@ -101,7 +101,8 @@ async def test_summary_and_data_pages_render_for_a_user(user):
 async def test_create_checks_names_and_shows_api_errors_in_place(user):
     email, b = user
     too_long = await create(b, "x" * 65)
-    assert too_long.status_code == 200 and "At most 64 characters." in too_long.text
+    assert too_long.status_code == 200 and "1–64 characters long" in too_long.text  # the manager's rule
+    assert 'id="fc-name-error"' in too_long.text
     assert not toast(too_long)
     slash = await create(b, "a/b")
     assert "cannot contain" in slash.text

@@ -213,9 +213,6 @@ async def create_folder(request: Request, ctx: LoggedIn) -> Response:
     values["cloneable"] = form.flag("cloneable")
     errors: dict[str, str] = {}
     general = None
-    problem = _name_problem(ctx, form.text("name"))
-    if problem:
-        errors["name"] = problem
     if form.text("usage_mode") not in USAGE_MODES:
         errors["usage_mode"] = ctx._("Choose a usage mode.")
     project_folder = form.text("type") == "project"
@@ -260,10 +257,7 @@ async def rename_folder(fid: str, request: Request, ctx: LoggedIn) -> Response:
     general = None
     async with ctx.state.gateway.client(ctx.session) as api:
         folder = await _folder(api, fid)
-        problem = _name_problem(ctx, new_name)
-        if problem:
-            errors["new_name"] = problem
-        elif new_name != folder["name"]:
+        if new_name != folder["name"]:  # the manager holds the name rule (field_errors)
             try:
                 await api.post(f"/folders/{quote(fid)}/rename", json={"new_name": new_name})
             except APIError as err:
@@ -395,20 +389,17 @@ async def clone_folder(fid: str, request: Request, ctx: LoggedIn) -> Response:
     general = None
     async with ctx.state.gateway.client(ctx.session) as api:
         folder = await _folder(api, fid)
-        problem = _name_problem(ctx, form.text("target_name"))
-        if problem:
-            errors["target_name"] = problem
+        # the manager holds the name rule: its field_errors show at the fields
+        body = {"target_name": form.text("target_name"), "target_host": form.text("target_host") or None,
+                "usage_mode": form.text("usage_mode") or "general",
+                "permission": form.text("permission") or "rw", "cloneable": form.flag("cloneable")}
+        try:
+            await api.post(f"/folders/{quote(fid)}/clone", json=body)
+        except APIError as err:
+            errors, general = _form_errors(err, {"target_name", "target_host", "usage_mode", "permission", "cloneable"})
         else:
-            body = {"target_name": form.text("target_name"), "target_host": form.text("target_host") or None,
-                    "usage_mode": form.text("usage_mode") or "general",
-                    "permission": form.text("permission") or "rw", "cloneable": form.flag("cloneable")}
-            try:
-                await api.post(f"/folders/{quote(fid)}/clone", json=body)
-            except APIError as err:
-                errors, general = _form_errors(err, {"target_name", "target_host", "usage_mode", "permission"})
-            else:
-                return events(ctx, toast=ctx._("Cloning %(name)s into %(target)s started.", name=folder["name"],
-                                               target=body["target_name"]), close_modal=True, changed=True)
+            return events(ctx, toast=ctx._("Cloning %(name)s into %(target)s started.", name=folder["name"],
+                                           target=body["target_name"]), close_modal=True, changed=True)
         hosts = await api.get("/folders/_/hosts", params={"group_id": current_project(ctx)})
     return _render(ctx, request, "dialogs/folder_clone_form.html", folder=folder, fid=fid, hosts=hosts,
                    values=values, errors=errors, general=general)
