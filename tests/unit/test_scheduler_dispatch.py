@@ -134,6 +134,11 @@ async def test_a_heartbeat_without_resource_group_or_architecture_is_refused(sta
         r = await http.post("/internal/agents/heartbeat", json={**hb, "resource_group": "default"},
                             headers={"X-Workbay-Secret": CLUSTER_SECRET})
         assert r.status_code == 400 and "architecture" in r.text and "resource_group" not in r.text, r.text
+        r = await http.post("/internal/agents/heartbeat", json={
+            **hb, "resource_group": "default", "architecture": "aarch64",
+            "images": [{"name": "localhost/workbay/python:3.11", "digest": "sha256:abc"}]},
+            headers={"X-Workbay-Secret": CLUSTER_SECRET})
+        assert r.status_code == 400 and "images.0.architecture" in r.text, r.text
         async with state.ctx.db() as s:
             assert await s.get(Agent, "agent-silent") is None  # nothing was filed under a guess
         r = await http.post("/internal/agents/heartbeat", json={**hb, "resource_group": "default",

@@ -30,7 +30,7 @@ class ReportedImage(BaseModel):
     name: str = Field(min_length=1, max_length=512)
     digest: str = ""
     labels: dict[str, str] = {}
-    architecture: str = "x86_64"
+    architecture: str = Field(min_length=1, max_length=32)  # required: the catalog is per architecture
     size: int = 0
 
 
