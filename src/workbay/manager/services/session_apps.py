@@ -146,11 +146,11 @@ async def wait_listening(host: str, port: int, timeout: float, secret: str | Non
 
 
 class SessionApps:
-    def __init__(self, ctx: ServiceContext, sessions: SessionService, launcher: KernelOps,
+    def __init__(self, ctx: ServiceContext, sessions: SessionService, kernels: KernelOps,
                  proxy: AppProxyClient) -> None:
         self.ctx = ctx
         self.sessions = sessions
-        self.launcher = launcher
+        self.kernels = kernels
         self.proxy = proxy
 
     async def _running(self, actor: Actor, ref: str, owner_access_key: str | None = None
@@ -188,7 +188,7 @@ class SessionApps:
             # The validator has turned JSON strings into objects already.
             arguments = req.arguments if isinstance(req.arguments, dict) else {}
             envs = req.envs if isinstance(req.envs, dict) else {}
-            info = await self.launcher.start_service(kernel, req.app, req.port, arguments, envs)
+            info = await self.kernels.start_service(kernel, req.app, req.port, arguments, envs)
             if info.get("error"):
                 raise GenericBadRequest(f"The app {req.app} could not start: {info['error']}")
         host = info.get("kernel_host") or (declared or {}).get("kernel_host")
