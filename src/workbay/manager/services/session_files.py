@@ -43,9 +43,9 @@ def multipart(parts: list[tuple[str, bytes]]) -> tuple[bytes, str]:
 
 
 class SessionFiles:
-    def __init__(self, sessions: SessionService, launcher: KernelOps) -> None:
+    def __init__(self, sessions: SessionService, kernels: KernelOps) -> None:
         self.sessions = sessions
-        self.launcher = launcher
+        self.kernels = kernels
 
     async def _kernel(self, actor: Actor, ref: str) -> Kernel:
         sess, kernel = await self.sessions._main_kernel(actor, ref)
@@ -61,7 +61,7 @@ class SessionFiles:
 
     async def download_single(self, actor: Actor, ref: str, path: str) -> tuple[str, bytes]:
         kernel = await self._kernel(actor, ref)
-        tar = await self.launcher.archive(kernel, self._check(path))
+        tar = await self.kernels.archive(kernel, self._check(path))
         return single_file(tar, path)
 
     async def download(self, actor: Actor, ref: str, files: list[str]) -> tuple[bytes, str]:
@@ -71,7 +71,7 @@ class SessionFiles:
         parts = []
         for path in files:
             parts.append((path.rstrip("/").rsplit("/", 1)[-1] or "root",
-                          await self.launcher.archive(kernel, self._check(path))))
+                          await self.kernels.archive(kernel, self._check(path))))
         return multipart(parts)
 
 
