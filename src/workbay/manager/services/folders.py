@@ -141,7 +141,7 @@ class _HostPermissions:
 
 
 def container_owner(user: User | None) -> list[int] | None:
-    """[uid, gid] the user's sessions run as (the launcher's ``container_uid or 1000``): the owner
+    """[uid, gid] the user's sessions run as (the agent RPC's ``container_uid or 1000``): the owner
     of what the storage-proxy writes for them.  None when the user has neither set: the proxy's
     ``storage.file_owner`` then."""
     if user is None or (user.container_uid is None and user.container_gid is None):
