@@ -38,7 +38,7 @@ from workbay.manager.scheduler.core import (
     AgentSelection,
     ClusterMode,
     DependencyState,
-    KeypairUsage,
+    KeypairQuota,
     PendingSession,
     ResourceGroupPolicy,
     SchedulerKind,
@@ -78,7 +78,7 @@ def build_input(n_sessions: int = 10_000, n_agents: int = 1_000, *, seed: int = 
     keypairs = {}
     for i, k in enumerate(keys):
         limit = ResourceSlot({"cpu": 64, "mem": 256 * GIB}) if i % 5 == 0 else ResourceSlot()
-        keypairs[k] = KeypairUsage(limit=limit, max_concurrent_sessions=30, active_sessions=rnd.randint(0, 5))
+        keypairs[k] = KeypairQuota(limit=limit, max_concurrent_sessions=30, active_sessions=rnd.randint(0, 5))
     projects = {f"project-{i}": Usage() for i in range(50)}
     domains = {f"domain-{i}": Usage(limit=ResourceSlot({"cpu": 20_000})) for i in range(5)}
     weights = [w for w, _ in PRESETS]

@@ -10,7 +10,7 @@ from workbay.common.slots import ResourceSlot
 from workbay.manager.scheduler.core import (
     AgentCapacity,
     DependencyState,
-    KeypairUsage,
+    KeypairQuota,
     PendingSession,
     ResourceGroupPolicy,
     SchedulingInput,
@@ -53,7 +53,7 @@ def session(id: str, *, age: float = 0, cpu: Any = 1, mem: Any = "1g", key: str 
 
 
 def make_input(sessions: Iterable[PendingSession], agents: Iterable[AgentCapacity], *, group: ResourceGroupPolicy | None = None,
-               keypairs: Mapping[str, KeypairUsage] | None = None, projects: Mapping[str, Usage] | None = None,
+               keypairs: Mapping[str, KeypairQuota] | None = None, projects: Mapping[str, Usage] | None = None,
                domains: Mapping[str, Usage] | None = None, deps: Mapping[str, DependencyState] | None = None,
                group_usage: Mapping[str, ResourceSlot] | None = None, now: datetime = NOW,
                **group_kw: Any) -> SchedulingInput:
@@ -62,7 +62,7 @@ def make_input(sessions: Iterable[PendingSession], agents: Iterable[AgentCapacit
     pr = dict(projects or {})
     dm = dict(domains or {})
     for s in sessions:  # everything not given explicitly is unlimited and unused
-        kp.setdefault(s.access_key, KeypairUsage())
+        kp.setdefault(s.access_key, KeypairQuota())
         pr.setdefault(s.project_id, Usage())
         dm.setdefault(s.domain, Usage())
     g = group or ResourceGroupPolicy("default", **group_kw)

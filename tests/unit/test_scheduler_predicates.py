@@ -23,7 +23,7 @@ from workbay.manager.scheduler.core import (
     PRED_START_TIME,
     PREDICATE_NAMES,
     DependencyState,
-    KeypairUsage,
+    KeypairQuota,
     PendingSession,
     ResourceGroupPolicy,
     Scheduled,
@@ -105,7 +105,7 @@ def test_missing_dependency_state_is_an_error():
 
 # -- concurrency --------------------------------------------------------------------------------
 def test_concurrency_counts_active_and_this_tick():
-    kp = {"AK1": KeypairUsage(max_concurrent_sessions=3, active_sessions=1)}
+    kp = {"AK1": KeypairQuota(max_concurrent_sessions=3, active_sessions=1)}
     r = tick([session(f"s{i}", age=10 - i) for i in range(4)], BIG, keypairs=kp)
     assert ids(r.scheduled) == ["s0", "s1"]
     p = predicate(r.for_session("s2"), PRED_CONCURRENCY)
@@ -114,13 +114,13 @@ def test_concurrency_counts_active_and_this_tick():
 
 def test_concurrency_zero_and_unlimited():
     r = tick([session("s", key="zero"), session("t", key="free")], BIG,
-             keypairs={"zero": KeypairUsage(max_concurrent_sessions=0), "free": KeypairUsage(active_sessions=1000)})
+             keypairs={"zero": KeypairQuota(max_concurrent_sessions=0), "free": KeypairQuota(active_sessions=1000)})
     assert ids(r.scheduled) == ["t"]
     assert "no limit" in predicate(r.for_session("t"), PRED_CONCURRENCY).message
 
 
 def test_concurrency_is_per_keypair():
-    kp = {"A": KeypairUsage(max_concurrent_sessions=1), "B": KeypairUsage(max_concurrent_sessions=1)}
+    kp = {"A": KeypairQuota(max_concurrent_sessions=1), "B": KeypairQuota(max_concurrent_sessions=1)}
     r = tick([session("a1", key="A", age=3), session("a2", key="A", age=2), session("b1", key="B", age=1)],
              BIG, keypairs=kp)
     assert ids(r.scheduled) == ["a1", "b1"]
@@ -129,7 +129,7 @@ def test_concurrency_is_per_keypair():
 def test_system_sessions_are_not_counted_against_limits():
     """SFTP / file-browser sessions (AP-7) start even when the owner is at every limit, and do not
     use up the owner's room for ordinary sessions."""
-    kp = {"AK1": KeypairUsage(limit=slots(cpu=1, mem="1g"), occupied=slots(cpu=1, mem="1g"),
+    kp = {"AK1": KeypairQuota(limit=slots(cpu=1, mem="1g"), occupied=slots(cpu=1, mem="1g"),
                               max_concurrent_sessions=1, active_sessions=1)}
     r = tick([session("sftp", age=2, session_type="system"), session("work", age=1)], BIG, keypairs=kp)
     assert ids(r.scheduled) == ["sftp"]
@@ -142,7 +142,7 @@ def test_system_sessions_are_not_counted_against_limits():
                                         ("domain", PRED_DOMAIN_LIMIT)])
 def test_resource_limits_count_occupied_and_this_tick(scope, pred):
     limit, occupied = slots(cpu=4, mem="100g"), slots(cpu=1)
-    kw = {"keypair": {"keypairs": {"AK1": KeypairUsage(limit=limit, occupied=occupied)}},
+    kw = {"keypair": {"keypairs": {"AK1": KeypairQuota(limit=limit, occupied=occupied)}},
           "project": {"projects": {"p1": Usage(limit, occupied)}},
           "domain": {"domains": {"d1": Usage(limit, occupied)}}}[scope]
     r = tick([session("s1", age=3, cpu=2), session("s2", age=2, cpu=2), session("s3", age=1, cpu=1)], BIG, **kw)
@@ -154,20 +154,20 @@ def test_resource_limits_count_occupied_and_this_tick(scope, pred):
 
 
 def test_limit_missing_slot_and_infinity_mean_unlimited():
-    kp = {"AK1": KeypairUsage(limit=ResourceSlot({"mem": "Infinity", "cuda.shares": 1}))}
+    kp = {"AK1": KeypairQuota(limit=ResourceSlot({"mem": "Infinity", "cuda.shares": 1}))}
     r = tick([session("s1", cpu=60, mem="200g")], BIG, keypairs=kp)
     assert ids(r.scheduled) == ["s1"]
 
 
 def test_limit_zero_forbids_the_slot_only():
-    kp = {"AK1": KeypairUsage(limit=slots(cuda_shares=0))}
+    kp = {"AK1": KeypairQuota(limit=slots(cuda_shares=0))}
     r = tick([session("gpu", cuda_shares=1), session("cpu")], BIG, keypairs=kp)
     assert ids(r.scheduled) == ["cpu"]
     assert "cuda.shares" in predicate(r.for_session("gpu"), PRED_KEYPAIR_LIMIT).message
 
 
 def test_limit_lowered_below_use_blocks_only_the_slots_requested():
-    kp = {"AK1": KeypairUsage(limit=slots(cpu=2, mem="1g"), occupied=slots(cpu=1, mem="4g"))}
+    kp = {"AK1": KeypairQuota(limit=slots(cpu=2, mem="1g"), occupied=slots(cpu=1, mem="4g"))}
     r = tick([session("s1", cpu=1, mem=0)], BIG, keypairs=kp)
     assert ids(r.scheduled) == ["s1"]
 
@@ -180,7 +180,7 @@ def test_limits_are_per_scope_key():
 
 
 def test_cluster_sessions_count_every_kernel_against_limits():
-    kp = {"AK1": KeypairUsage(limit=slots(cpu=5))}
+    kp = {"AK1": KeypairQuota(limit=slots(cpu=5))}
     r = tick([session("c", cpu=2, cluster_size=3)], BIG, keypairs=kp)
     assert isinstance(r.for_session("c"), StillPending)
     assert "6 requested" in predicate(r.for_session("c"), PRED_KEYPAIR_LIMIT).message
@@ -236,7 +236,7 @@ def test_image_minimum_raises_a_smaller_request_never_lowers():
 
 
 def test_image_minimum_counts_for_capacity_and_limits():
-    kp = {"AK1": KeypairUsage(limit=slots(mem="3g"))}
+    kp = {"AK1": KeypairQuota(limit=slots(mem="3g"))}
     d = only(tick([session("s", mem="1g", image_min_slots=slots(mem="4g"))], BIG, keypairs=kp))
     assert isinstance(d, StillPending) and not predicate(d, PRED_KEYPAIR_LIMIT).passed
     d = only(tick([session("s", mem="1g", image_min_slots=slots(mem="32g"))], [agent("a", mem="16g")]))

@@ -19,7 +19,7 @@ from workbay.manager.scheduler.core import (
     Cancelled,
     ClusterMode,
     DependencyState,
-    KeypairUsage,
+    KeypairQuota,
     PendingSession,
     ResourceGroupPolicy,
     Scheduled,
@@ -107,7 +107,7 @@ GROUPS = st.builds(
     pending_timeout=st.sampled_from([0, 0, 500]), retries_to_skip=st.integers(0, 3),
     allowed_session_types=st.sampled_from([frozenset(SessionType), frozenset({SessionType.INTERACTIVE, SessionType.BATCH})]),
     agent_selection=st.sampled_from(list(AgentSelection)))
-KEYPAIR = st.builds(KeypairUsage, limit=LIMITS, occupied=SMALL,
+KEYPAIR = st.builds(KeypairQuota, limit=LIMITS, occupied=SMALL,
                     max_concurrent_sessions=st.sampled_from([None, 0, 1, 2, 5]), active_sessions=st.integers(0, 2))
 USAGE = st.builds(Usage, LIMITS, SMALL)
 DEPS = {"d-wait": DependencyState.WAITING, "d-ok": DependencyState.SUCCEEDED, "d-fail": DependencyState.FAILED}

@@ -12,7 +12,7 @@ from workbay.manager.scheduler.core import (
     CANCEL_PENDING_TIMEOUT,
     PRED_CAPACITY,
     DependencyState,
-    KeypairUsage,
+    KeypairQuota,
     PendingSession,
     Scheduled,
     SchedulingResult,
@@ -98,7 +98,7 @@ def test_a_head_that_fits_later_is_scheduled_first():
 
 def test_sessions_failing_other_predicates_never_block():
     agents = [agent("a", cpu=2)]
-    kp = {"limited": KeypairUsage(max_concurrent_sessions=0)}
+    kp = {"limited": KeypairQuota(max_concurrent_sessions=0)}
     sessions = [
         session("future", age=50, cpu=3, session_type="batch", starts_at=NOW + timedelta(hours=1)),
         session("limited", age=40, cpu=3, key="limited"),

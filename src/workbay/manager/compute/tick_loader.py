@@ -73,7 +73,7 @@ class _Usage:
     by_project: dict[str, ResourceSlot] = field(default_factory=lambda: defaultdict(ResourceSlot))
     by_domain: dict[str, ResourceSlot] = field(default_factory=lambda: defaultdict(ResourceSlot))
     in_group: dict[str, ResourceSlot] = field(default_factory=lambda: defaultdict(ResourceSlot))
-    keypairs: dict[str, core.KeypairUsage] = field(default_factory=dict)
+    keypairs: dict[str, core.KeypairQuota] = field(default_factory=dict)
     projects: dict[str, core.Usage] = field(default_factory=dict)
     domains: dict[str, core.Usage] = field(default_factory=dict)
 
@@ -167,7 +167,7 @@ async def _pending_session(s: AsyncSession, p: ComputeSession, group: str,
         policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
         if policy is None:
             raise ValueError(f"its keypair's resource policy {kp.resource_policy!r} no longer exists")
-        usage.keypairs[p.access_key] = core.KeypairUsage(
+        usage.keypairs[p.access_key] = core.KeypairQuota(
             limit=slots_of(policy.total_resource_slots), occupied=usage.by_key[p.access_key],
             max_concurrent_sessions=policy.max_concurrent_sessions, active_sessions=usage.active[p.access_key])
     pid = str(p.project_id)

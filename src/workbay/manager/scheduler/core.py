@@ -70,7 +70,7 @@ from .model import (
     Decision,
     DependencyState,
     KernelPlacement,
-    KeypairUsage,
+    KeypairQuota,
     PendingSession,
     PredicateResult,
     ResourceGroupPolicy,
@@ -91,7 +91,7 @@ __all__ = [
     "PRED_ARCHITECTURE", "PRED_CAPACITY", "PRED_CONCURRENCY", "PRED_DEPENDENCIES", "PRED_DESIGNATED_AGENT",
     "PRED_DOMAIN_LIMIT", "PRED_KEYPAIR_LIMIT", "PRED_PROJECT_LIMIT", "PRED_SESSION_TYPE", "PRED_START_TIME",
     "PREDICATE_NAMES", "AgentCapacity", "AgentPool", "AgentSelection", "Cancelled", "ClusterMode", "Decision",
-    "DependencyState", "KernelPlacement", "KeypairUsage", "PendingSession", "Placement", "PredicateResult",
+    "DependencyState", "KernelPlacement", "KeypairQuota", "PendingSession", "Placement", "PredicateResult",
     "ResourceGroupPolicy", "Scheduled", "SchedulerKind", "SchedulingInput", "SchedulingResult", "SessionType",
     "StillPending", "Usage", "cancellation", "dominant_share", "enum_value", "invalid", "schedule", "static_order", "validate",
 ]
@@ -182,7 +182,7 @@ def schedule(inp: SchedulingInput) -> SchedulingResult:
         try:
             per_kernel = s.effective_slots
             total = per_kernel * s.cluster_size if s.cluster_size > 1 else per_kernel
-            kp: KeypairUsage = inp.keypairs[s.access_key]
+            kp: KeypairQuota = inp.keypairs[s.access_key]
             proj: Usage = inp.projects[s.project_id]
             dom: Usage = inp.domains[s.domain]
             counted = s.session_type != SessionType.SYSTEM

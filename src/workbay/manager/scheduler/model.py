@@ -169,7 +169,7 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
-class KeypairUsage:
+class KeypairQuota:
     """A keypair's policy (``total_resource_slots`` as ``limit``, ``max_concurrent_sessions``:
     None = unlimited, 0 = none allowed) and its current use (occupied slots, live sessions)."""
     limit: ResourceSlot = EMPTY
@@ -178,7 +178,7 @@ class KeypairUsage:
     active_sessions: int = 0
 
     @classmethod
-    def unlimited(cls) -> KeypairUsage:
+    def unlimited(cls) -> KeypairQuota:
         return cls()
 
 
@@ -194,7 +194,7 @@ class SchedulingInput:
     resource_group: ResourceGroupPolicy
     agents: Sequence[AgentCapacity]
     pending: Sequence[PendingSession]
-    keypairs: Mapping[str, KeypairUsage]
+    keypairs: Mapping[str, KeypairQuota]
     projects: Mapping[str, Usage]
     domains: Mapping[str, Usage]
     dependencies: Mapping[str, DependencyState] = field(default_factory=lambda: MappingProxyType({}))

@@ -18,7 +18,7 @@ from .model import (
     PRED_SESSION_TYPE,
     PRED_START_TIME,
     DependencyState,
-    KeypairUsage,
+    KeypairQuota,
     PendingSession,
     PredicateResult,
     ResourceGroupPolicy,
@@ -50,7 +50,7 @@ def dependencies(s: PendingSession, states: Mapping[str, DependencyState]) -> Pr
     return PredicateResult(PRED_DEPENDENCIES, False, "waiting for dependencies to finish: " + ", ".join(waiting))
 
 
-def concurrency(s: PendingSession, kp: KeypairUsage, started_this_tick: int) -> PredicateResult:
+def concurrency(s: PendingSession, kp: KeypairQuota, started_this_tick: int) -> PredicateResult:
     if kp.max_concurrent_sessions is None:
         return PredicateResult(PRED_CONCURRENCY, True, "no limit on concurrent sessions")
     active = kp.active_sessions + started_this_tick
