@@ -27,7 +27,7 @@ def _authenticated(request: Request, st: ManagerState) -> None:
 
 
 @router.post("/heartbeat")
-async def heartbeat(request: Request, st: ManagerState = Depends(state)) -> dict:
+async def heartbeat(request: Request, st: ManagerState = Depends(state)) -> dict[str, Any]:
     _authenticated(request, st)
     body = await request_params(request, Heartbeat)
     result = await st.agents.heartbeat(body)
@@ -37,7 +37,7 @@ async def heartbeat(request: Request, st: ManagerState = Depends(state)) -> dict
 
 
 @router.post("/events")
-async def events(request: Request, st: ManagerState = Depends(state)) -> dict:
+async def events(request: Request, st: ManagerState = Depends(state)) -> dict[str, bool]:
     _authenticated(request, st)
     body = await request_params(request, EventBatch)
     await st.lifecycle.apply(body.agent_id, body.events)

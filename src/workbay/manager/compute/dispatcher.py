@@ -63,8 +63,10 @@ class Dispatcher:
         self.kernels = kernels
         self.lifecycle = lifecycle
         self._lock = asyncio.Lock()
+        # A failing tick (database unreachable) backs off to 15 s at most: sessions should not
+        # wait long once the database is back.
         self.loop = BackgroundLoop("scheduler", self.tick, lambda: ctx.config.manager.scheduler_interval,
-                                   logger=log)
+                                   max_backoff=15.0, logger=log)
 
     def wake(self) -> None:
         self.loop.wake()
