@@ -457,6 +457,7 @@ async def test_settings(manager):
         assert (await admin.patch("/admin/settings", json={"signup_enabled": False}))["signup_invitation_token"] == "tok"
         await fails(admin.patch("/admin/settings", json={"frozen": True}), 400, "invalid-api-params")
         await fails(admin.patch("/admin/settings", json={"signup_enabled": "maybe"}), 400)
+        await fails(admin.patch("/admin/settings", json={"signup_enabled": None}), 400)  # on or off, not unset
     finally:
         await admin.patch("/admin/settings", json={"signup_enabled": False, "signup_invitation_token": None})
 

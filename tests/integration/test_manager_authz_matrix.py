@@ -457,6 +457,10 @@ async def _fresh_preset(w: World, actor: str) -> dict[str, Any]:
 COMPUTE_CASES: list[Case] = [
     Case("POST", "/session", row(201, 201, 404, 201, 201, 401), _new_session(False), "own session"),
     Case("POST", "/session", row(201, 201, 404, 403, 403, 401), _new_session(True), "on behalf of the target"),
+    # every check of POST /session, nothing created: the same answers, 200 where it would create
+    Case("POST", "/session/_/validate", row(200, 200, 404, 200, 200, 401), _new_session(False), "own session"),
+    Case("POST", "/session/_/validate", row(200, 200, 404, 403, 403, 401), _new_session(True),
+         "on behalf of the target"),
     Case("GET", "/sessions", OWN_200),
     Case("GET", "/sessions", READ_SCOPED, lambda w, a: _ret({"query": "all=true"}), "all users"),
     Case("GET", "/sessions/counts", OWN_200),

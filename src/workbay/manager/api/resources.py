@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,7 +77,7 @@ def check_presets_wire(found: Allocatable) -> dict[str, Any]:
         "scaling_group_remaining": found.resource_group_remaining.to_json(),
         "scaling_groups": {name: {"using": room.using.to_json(), "remaining": room.remaining.to_json()}
                            for name, room in found.resource_groups.items()},
-        "presets": [{**fit.preset, "allocatable": fit.allocatable} for fit in found.presets],
+        "presets": [{**fit.preset.as_json(), "allocatable": fit.allocatable} for fit in found.presets],
     }
 
 
@@ -165,9 +166,17 @@ class TaskStarted(WireModel):
     task_id: str | None = None
 
 
+class _JSONable(Protocol):
+    def as_json(self) -> dict[str, Any]: ...
+
+
+def _items(found: Sequence[_JSONable]) -> dict[str, Any]:
+    return {"items": [x.as_json() for x in found], "total_count": len(found)}
+
+
 @router.get("/resource/presets", response_model=PresetList)
 async def presets(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return {"presets": await st.compute_admin.list_presets()}
+    return {"presets": [p.as_json() for p in await st.compute_admin.list_presets()]}
 
 
 class CheckPresetsParams(BaseModel):
@@ -229,7 +238,7 @@ async def recalculate_usage(request: Request, who: Actor = Depends(actor), st: M
 @router.get("/admin/agents", response_model=AgentItems)
 async def list_agents(status: str | None = None, resource_group: str | None = None, who: Actor = Depends(actor),
                       st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.list_agents(who, status, resource_group)
+    return _items(await st.compute_admin.list_agents(who, status, resource_group))
 
 
 class SchedulableBody(BaseModel):
@@ -239,29 +248,29 @@ class SchedulableBody(BaseModel):
 @router.patch("/admin/agents/{agent_id}", response_model=AgentOut)
 async def update_agent(agent_id: str, body: SchedulableBody, who: Actor = Depends(actor),
                        st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.set_schedulable(who, agent_id, body.schedulable)
+    return (await st.compute_admin.set_schedulable(who, agent_id, body.schedulable)).as_json()
 
 
 @router.get("/admin/resource-groups", response_model=ResourceGroupItems)
 async def list_resource_groups(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.list_resource_groups(who)
+    return _items(await st.compute_admin.list_resource_groups(who))
 
 
 @router.post("/admin/resource-groups", status_code=201, response_model=ResourceGroupOut)
 async def create_resource_group(body: NewResourceGroup, who: Actor = Depends(actor),
                                 st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.create_resource_group(who, body)
+    return (await st.compute_admin.create_resource_group(who, body)).as_json()
 
 
 @router.get("/admin/resource-groups/{name}", response_model=ResourceGroupOut)
 async def get_resource_group(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.get_resource_group(who, name)
+    return (await st.compute_admin.get_resource_group(who, name)).as_json()
 
 
 @router.patch("/admin/resource-groups/{name}", response_model=ResourceGroupOut)
 async def update_resource_group(name: str, body: ResourceGroupFields, who: Actor = Depends(actor),
                                 st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.update_resource_group(who, name, body)
+    return (await st.compute_admin.update_resource_group(who, name, body)).as_json()
 
 
 @router.delete("/admin/resource-groups/{name}", status_code=204, response_class=Response)
@@ -273,19 +282,18 @@ async def delete_resource_group(name: str, who: Actor = Depends(actor), st: Mana
 @router.get("/admin/resource-presets", response_model=PresetItems)
 async def list_presets(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     access.require_reader(who)
-    items = await st.compute_admin.list_presets()
-    return {"items": items, "total_count": len(items)}
+    return _items(await st.compute_admin.list_presets())
 
 
 @router.post("/admin/resource-presets", status_code=201, response_model=PresetOut)
 async def create_preset(body: NewPreset, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.create_preset(who, body)
+    return (await st.compute_admin.create_preset(who, body)).as_json()
 
 
 @router.patch("/admin/resource-presets/{name}", response_model=PresetOut)
 async def update_preset(name: str, body: PresetFields, who: Actor = Depends(actor),
                         st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.update_preset(who, name, body)
+    return (await st.compute_admin.update_preset(who, name, body)).as_json()
 
 
 @router.delete("/admin/resource-presets/{name}", status_code=204, response_class=Response)
@@ -296,15 +304,18 @@ async def delete_preset(name: str, who: Actor = Depends(actor), st: ManagerState
 
 @router.get("/images", response_model=ImageItems)
 async def list_images(installed: bool = False, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.list_images(who, installed)
+    return _items(await st.compute_admin.list_images(who, installed))
 
 
 @router.patch("/admin/images/{ref:path}", response_model=ImageOut)  # names have slashes: localhost/workbay/python:3.11
 async def update_image(ref: str, body: ImagePatch, who: Actor = Depends(actor),
                        st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.update_image(who, ref, body)
+    return (await st.compute_admin.update_image(who, ref, body)).as_json()
 
 
 @router.post("/admin/images/rescan", response_model=RescanOut)
 async def rescan_images(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.compute_admin.rescan_images(who)
+    found = await st.compute_admin.rescan_images(who)
+    return {"scanned_agents": found.scanned_agents,
+            "failed": [{"agent": f.agent, "error": f.error} for f in found.failed],
+            "images": [i.as_json() for i in found.images]}

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import re
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -56,36 +58,152 @@ def _user_slots(v: dict[str, Any] | None, field: str) -> dict[str, str]:
         raise InvalidAPIParameters(f"{field}: {e}", data={field: str(e)}) from e
 
 
-def agent_out(a: Agent, occupied: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"id": a.id, "status": a.status, "status_info": a.status_info, "schedulable": a.schedulable,
-            "addr": a.addr, "region": a.region, "resource_group": a.resource_group,
-            "architecture": a.architecture, "available_slots": a.available_slots,
-            "occupied_slots": occupied if occupied is not None else a.occupied_slots,
-            "accelerators": a.accelerators, "version": a.version, "first_contact": iso(a.first_contact),
-            "last_heartbeat": iso(a.last_heartbeat), "lost_at": iso(a.lost_at), "live_stat": a.live_stat}
+JSONObject = dict[str, Any]
 
 
-def resource_group_out(rg: ResourceGroup, domains: list[str], projects: list[str]) -> dict[str, Any]:
-    opts = rg.scheduler_opts or {}
-    return {"name": rg.name, "description": rg.description, "is_active": rg.is_active, "is_public": rg.is_public,
-            "scheduler": rg.scheduler, "scheduler_opts": opts, "wsproxy_addr": rg.wsproxy_addr,
-            "allowed_session_types": opts.get("allowed_session_types") or ["interactive", "batch", "inference"],
-            "pending_timeout": opts.get("pending_timeout", 0), "retries_to_skip": opts.get("retries_to_skip", 3),
-            "agent_selection": opts.get("agent_selection", "dispersed"),
-            "domains": domains, "projects": projects, "created_at": iso(rg.created_at)}
+@dataclass(frozen=True)
+class AgentInfo:
+    """One agent as administrators see it (``occupied_slots``: what its live kernels hold)."""
+
+    id: str
+    status: str
+    status_info: str | None
+    schedulable: bool
+    addr: str
+    region: str
+    resource_group: str
+    architecture: str
+    available_slots: JSONObject
+    occupied_slots: JSONObject
+    accelerators: list[Any]
+    version: str
+    first_contact: datetime | None
+    last_heartbeat: datetime | None
+    lost_at: datetime | None
+    live_stat: JSONObject
+
+    @classmethod
+    def of(cls, a: Agent, occupied: dict[str, str] | None = None) -> AgentInfo:
+        return cls(id=a.id, status=a.status, status_info=a.status_info, schedulable=a.schedulable, addr=a.addr,
+                   region=a.region, resource_group=a.resource_group, architecture=a.architecture,
+                   available_slots=a.available_slots,
+                   occupied_slots=occupied if occupied is not None else a.occupied_slots,
+                   accelerators=a.accelerators, version=a.version, first_contact=a.first_contact,
+                   last_heartbeat=a.last_heartbeat, lost_at=a.lost_at, live_stat=a.live_stat)
+
+    def as_json(self) -> JSONObject:
+        return {"id": self.id, "status": self.status, "status_info": self.status_info,
+                "schedulable": self.schedulable, "addr": self.addr, "region": self.region,
+                "resource_group": self.resource_group, "architecture": self.architecture,
+                "available_slots": self.available_slots, "occupied_slots": self.occupied_slots,
+                "accelerators": self.accelerators, "version": self.version,
+                "first_contact": iso(self.first_contact), "last_heartbeat": iso(self.last_heartbeat),
+                "lost_at": iso(self.lost_at), "live_stat": self.live_stat}
 
 
-def image_out(i: Image) -> dict[str, Any]:
-    return {"id": str(i.id), "name": i.name, "registry": i.image_registry, "tag": i.tag, "architecture": i.architecture,
-            "digest": i.digest, "size_bytes": i.size_bytes, "labels": i.labels, "min_slots": i.min_slots,
-            "service_ports": i.service_ports, "installed_on": i.installed_on, "installed": bool(i.installed_on),
-            "created_at": iso(i.created_at), "modified_at": iso(i.modified_at)}
+@dataclass(frozen=True)
+class ResourceGroupInfo:
+    """A resource group with its scheduler options read out (defaults filled in) and the domains
+    and projects (ids) it is allotted to."""
+
+    name: str
+    description: str
+    is_active: bool
+    is_public: bool
+    scheduler: str
+    scheduler_opts: JSONObject
+    wsproxy_addr: str | None
+    allowed_session_types: list[str]
+    pending_timeout: int | float
+    retries_to_skip: int
+    agent_selection: str
+    domains: list[str]
+    projects: list[str]
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, rg: ResourceGroup, domains: list[str], projects: list[str]) -> ResourceGroupInfo:
+        opts = rg.scheduler_opts or {}
+        return cls(name=rg.name, description=rg.description, is_active=rg.is_active, is_public=rg.is_public,
+                   scheduler=rg.scheduler, scheduler_opts=opts, wsproxy_addr=rg.wsproxy_addr,
+                   allowed_session_types=opts.get("allowed_session_types") or ["interactive", "batch", "inference"],
+                   pending_timeout=opts.get("pending_timeout", 0), retries_to_skip=opts.get("retries_to_skip", 3),
+                   agent_selection=opts.get("agent_selection", "dispersed"), domains=domains, projects=projects,
+                   created_at=rg.created_at)
+
+    def as_json(self) -> JSONObject:
+        return {"name": self.name, "description": self.description, "is_active": self.is_active,
+                "is_public": self.is_public, "scheduler": self.scheduler, "scheduler_opts": self.scheduler_opts,
+                "wsproxy_addr": self.wsproxy_addr, "allowed_session_types": self.allowed_session_types,
+                "pending_timeout": self.pending_timeout, "retries_to_skip": self.retries_to_skip,
+                "agent_selection": self.agent_selection, "domains": self.domains, "projects": self.projects,
+                "created_at": iso(self.created_at)}
 
 
-def preset_out(p: ResourcePreset) -> dict[str, Any]:
-    return {"name": p.name, "resource_slots": p.resource_slots,
-            "shared_memory": str(p.shared_memory) if p.shared_memory is not None else None,
-            "resource_group": p.resource_group}
+@dataclass(frozen=True)
+class ImageInfo:
+    id: uuid.UUID
+    name: str
+    registry: str
+    tag: str
+    architecture: str
+    digest: str
+    size_bytes: int
+    labels: JSONObject
+    min_slots: JSONObject
+    service_ports: list[Any]
+    installed_on: list[str]
+    created_at: datetime | None
+    modified_at: datetime | None
+
+    @property
+    def installed(self) -> bool:
+        return bool(self.installed_on)
+
+    @classmethod
+    def of(cls, i: Image) -> ImageInfo:
+        return cls(id=i.id, name=i.name, registry=i.image_registry, tag=i.tag, architecture=i.architecture,
+                   digest=i.digest, size_bytes=i.size_bytes, labels=i.labels, min_slots=i.min_slots,
+                   service_ports=i.service_ports, installed_on=i.installed_on, created_at=i.created_at,
+                   modified_at=i.modified_at)
+
+    def as_json(self) -> JSONObject:
+        return {"id": str(self.id), "name": self.name, "registry": self.registry, "tag": self.tag,
+                "architecture": self.architecture, "digest": self.digest, "size_bytes": self.size_bytes,
+                "labels": self.labels, "min_slots": self.min_slots, "service_ports": self.service_ports,
+                "installed_on": self.installed_on, "installed": self.installed,
+                "created_at": iso(self.created_at), "modified_at": iso(self.modified_at)}
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    name: str
+    resource_slots: JSONObject
+    shared_memory: int | None  # bytes
+    resource_group: str | None  # None: offered in every resource group
+
+    @classmethod
+    def of(cls, p: ResourcePreset) -> PresetInfo:
+        return cls(name=p.name, resource_slots=p.resource_slots, shared_memory=p.shared_memory,
+                   resource_group=p.resource_group)
+
+    def as_json(self) -> JSONObject:
+        return {"name": self.name, "resource_slots": self.resource_slots,
+                "shared_memory": str(self.shared_memory) if self.shared_memory is not None else None,
+                "resource_group": self.resource_group}
+
+
+@dataclass(frozen=True)
+class RescanFailure:
+    agent: str
+    error: str
+
+
+@dataclass(frozen=True)
+class RescanResult:
+    scanned_agents: list[str]
+    failed: list[RescanFailure]
+    images: list[ImageInfo]
 
 
 class ResourceGroupFields(BaseModel):
@@ -141,7 +259,7 @@ class ComputeAdmin:
         self.agents = agents
 
     # -- agents ------------------------------------------------------------------------------------
-    async def list_agents(self, actor: Actor, status: str | None, resource_group: str | None) -> dict[str, Any]:
+    async def list_agents(self, actor: Actor, status: str | None, resource_group: str | None) -> list[AgentInfo]:
         access.require_reader(actor)
         stmt = select(Agent).order_by(Agent.id)
         if status:
@@ -151,17 +269,16 @@ class ComputeAdmin:
         async with self.ctx.db() as s:
             agents = (await s.execute(stmt)).scalars().all()
             occupied = await occupancy_by_agent(s)
-        return {"items": [agent_out(a, occupied.get(a.id, ResourceSlot()).to_json()) for a in agents],
-                "total_count": len(agents)}
+        return [AgentInfo.of(a, occupied.get(a.id, ResourceSlot()).to_json()) for a in agents]
 
-    async def set_schedulable(self, actor: Actor, agent_id: str, schedulable: bool) -> dict[str, Any]:
+    async def set_schedulable(self, actor: Actor, agent_id: str, schedulable: bool) -> AgentInfo:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             agent = await s.get(Agent, agent_id)
             if agent is None:
                 raise ObjectNotFound(object_name="agent")
             agent.schedulable = schedulable
-            return agent_out(agent)
+            return AgentInfo.of(agent)
 
     # -- resource groups -----------------------------------------------------------------------------
     async def _rg_links(self, s: AsyncSession, name: str) -> tuple[list[str], list[str]]:
@@ -171,20 +288,19 @@ class ComputeAdmin:
             ResourceGroupForProject.resource_group == name))).scalars().all()
         return sorted(domains), sorted(str(p) for p in projects)
 
-    async def list_resource_groups(self, actor: Actor) -> dict[str, Any]:
+    async def list_resource_groups(self, actor: Actor) -> list[ResourceGroupInfo]:
         access.require_reader(actor)
         async with self.ctx.db() as s:
             rows = (await s.execute(select(ResourceGroup).order_by(ResourceGroup.name))).scalars().all()
-            items = [resource_group_out(rg, *(await self._rg_links(s, rg.name))) for rg in rows]
-        return {"items": items, "total_count": len(items)}
+            return [ResourceGroupInfo.of(rg, *(await self._rg_links(s, rg.name))) for rg in rows]
 
-    async def get_resource_group(self, actor: Actor, name: str) -> dict[str, Any]:
+    async def get_resource_group(self, actor: Actor, name: str) -> ResourceGroupInfo:
         access.require_reader(actor)
         async with self.ctx.db() as s:
             rg = await s.get(ResourceGroup, name)
             if rg is None:
                 raise ObjectNotFound(object_name="resource group")
-            return resource_group_out(rg, *(await self._rg_links(s, name)))
+            return ResourceGroupInfo.of(rg, *(await self._rg_links(s, name)))
 
     async def _apply_rg(self, s: AsyncSession, rg: ResourceGroup, fields: dict[str, Any]) -> None:
         opts = dict(rg.scheduler_opts or {})
@@ -214,7 +330,7 @@ class ComputeAdmin:
                     raise InvalidAPIParameters(f"No such project: {p}", data={"projects": p})
                 s.add(ResourceGroupForProject(resource_group=rg.name, project_id=pid))
 
-    async def create_resource_group(self, actor: Actor, new: NewResourceGroup) -> dict[str, Any]:
+    async def create_resource_group(self, actor: Actor, new: NewResourceGroup) -> ResourceGroupInfo:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             if await s.get(ResourceGroup, new.name) is not None:
@@ -224,9 +340,10 @@ class ComputeAdmin:
             await s.flush()
             await self._apply_rg(s, rg, new.model_dump())
             await s.flush()
-            return resource_group_out(rg, *(await self._rg_links(s, rg.name)))
+            return ResourceGroupInfo.of(rg, *(await self._rg_links(s, rg.name)))
 
-    async def update_resource_group(self, actor: Actor, name: str, patch: ResourceGroupFields) -> dict[str, Any]:
+    async def update_resource_group(self, actor: Actor, name: str, patch: ResourceGroupFields
+                                    ) -> ResourceGroupInfo:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             rg = await s.get(ResourceGroup, name)
@@ -234,7 +351,7 @@ class ComputeAdmin:
                 raise ObjectNotFound(object_name="resource group")
             await self._apply_rg(s, rg, patch.model_dump(exclude_unset=True))
             await s.flush()
-            return resource_group_out(rg, *(await self._rg_links(s, name)))
+            return ResourceGroupInfo.of(rg, *(await self._rg_links(s, name)))
 
     async def delete_resource_group(self, actor: Actor, name: str) -> None:
         access.require_superadmin(actor)
@@ -251,11 +368,11 @@ class ComputeAdmin:
             await s.delete(rg)
 
     # -- presets ---------------------------------------------------------------------------------------
-    async def list_presets(self, resource_group: str | None = None) -> list[dict[str, Any]]:
+    async def list_presets(self, resource_group: str | None = None) -> list[PresetInfo]:
         async with self.ctx.db() as s:
             stmt = select(ResourcePreset).order_by(ResourcePreset.name)
             rows = (await s.execute(stmt)).scalars().all()
-        return [preset_out(p) for p in rows
+        return [PresetInfo.of(p) for p in rows
                 if resource_group is None or p.resource_group in (None, resource_group)]
 
     def _preset_values(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +394,7 @@ class ComputeAdmin:
             out["resource_group"] = fields["resource_group"] or None
         return out
 
-    async def create_preset(self, actor: Actor, new: NewPreset) -> dict[str, Any]:
+    async def create_preset(self, actor: Actor, new: NewPreset) -> PresetInfo:
         access.require_superadmin(actor)
         values = self._preset_values(new.model_dump())
         if "resource_slots" not in values:
@@ -291,7 +408,7 @@ class ComputeAdmin:
             preset = ResourcePreset(name=new.name, **values)
             s.add(preset)
             await s.flush()
-            return preset_out(preset)
+            return PresetInfo.of(preset)
 
     @staticmethod
     def _check_shmem(values: dict[str, Any]) -> None:
@@ -299,7 +416,7 @@ class ComputeAdmin:
         if shm is not None and "mem" in slots and shm > int(slots["mem"]):
             raise InvalidAPIParameters("Shared memory cannot exceed the memory size.", data={"shared_memory": "> mem"})
 
-    async def update_preset(self, actor: Actor, name: str, patch: PresetFields) -> dict[str, Any]:
+    async def update_preset(self, actor: Actor, name: str, patch: PresetFields) -> PresetInfo:
         access.require_superadmin(actor)
         values = self._preset_values(patch.model_dump(exclude_unset=True))
         async with self.ctx.db.begin() as s:
@@ -312,7 +429,7 @@ class ComputeAdmin:
             for key, value in values.items():
                 setattr(preset, key, value)
             await s.flush()
-            return preset_out(preset)
+            return PresetInfo.of(preset)
 
     async def delete_preset(self, actor: Actor, name: str) -> None:
         access.require_superadmin(actor)
@@ -323,11 +440,10 @@ class ComputeAdmin:
             await s.delete(preset)
 
     # -- images ------------------------------------------------------------------------------------------
-    async def list_images(self, actor: Actor, installed_only: bool = False) -> dict[str, Any]:
+    async def list_images(self, actor: Actor, installed_only: bool = False) -> list[ImageInfo]:
         async with self.ctx.db() as s:
             rows = (await s.execute(select(Image).order_by(Image.name))).scalars().all()
-        items = [image_out(i) for i in rows if i.installed_on or not installed_only]
-        return {"items": items, "total_count": len(items)}
+        return [ImageInfo.of(i) for i in rows if i.installed_on or not installed_only]
 
     async def _image(self, s: AsyncSession, ref: str) -> Image:
         try:
@@ -338,7 +454,7 @@ class ComputeAdmin:
             raise ObjectNotFound(object_name="environment image")
         return row
 
-    async def update_image(self, actor: Actor, ref: str, patch: ImagePatch) -> dict[str, Any]:
+    async def update_image(self, actor: Actor, ref: str, patch: ImagePatch) -> ImageInfo:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             image = await self._image(s, ref)
@@ -347,15 +463,16 @@ class ComputeAdmin:
             if patch.service_ports is not None:
                 image.service_ports = patch.service_ports
             await s.flush()
-            return image_out(image)
+            return ImageInfo.of(image)
 
-    async def rescan_images(self, actor: Actor) -> dict[str, Any]:
+    async def rescan_images(self, actor: Actor) -> RescanResult:
         """Ask every live agent to rescan its images, then refresh the catalog from their answers."""
         access.require_superadmin(actor)
         async with self.ctx.db() as s:
             agents = (await s.execute(select(Agent).where(Agent.status == "ALIVE"))).scalars().all()
         registry = AgentRegistry(self.ctx)
-        scanned, failed = [], []
+        scanned: list[str] = []
+        failed: list[RescanFailure] = []
 
         async def one(agent: Agent) -> None:
             try:
@@ -366,8 +483,7 @@ class ComputeAdmin:
                 scanned.append(agent.id)
             except (AgentError, httpx.HTTPError, OSError, ValueError) as e:
                 log.warning("image rescan on agent %s failed: %s", agent.id, e)
-                failed.append({"agent": agent.id, "error": str(e)})
+                failed.append(RescanFailure(agent=agent.id, error=str(e)))
 
         await asyncio.gather(*(one(a) for a in agents))
-        listed = await self.list_images(actor)
-        return {"scanned_agents": sorted(scanned), "failed": failed, "images": listed["items"]}
+        return RescanResult(scanned_agents=sorted(scanned), failed=failed, images=await self.list_images(actor))

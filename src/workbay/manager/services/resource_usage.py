@@ -19,6 +19,7 @@ from workbay.manager.models import Keypair, KeypairResourcePolicy, Project, Proj
 from workbay.manager.models.compute import Agent, ComputeSession
 
 from .access import Actor
+from .compute_admin import PresetInfo
 from .context import ServiceContext
 
 INF = Decimal("Infinity")
@@ -99,7 +100,7 @@ class ResourceGroupRoom:
 
 @dataclass(frozen=True)
 class PresetFit:
-    preset: dict[str, Any]  # as ComputeAdmin.list_presets gives it
+    preset: PresetInfo
     allocatable: bool
 
 
@@ -180,7 +181,7 @@ class ResourceUsageService:
         self.sessions = sessions
 
     async def check_presets(self, actor: Actor, resource_group: str | None, project_ref: str | None,
-                            presets: list[dict[str, Any]], owner_access_key: str | None = None
+                            presets: list[PresetInfo], owner_access_key: str | None = None
                             ) -> Allocatable:
         """With ``owner_access_key`` (an admin launching for someone else, CS-4) the limits, use and
         project are the owner's, as the session will be theirs."""
@@ -234,7 +235,7 @@ class ResourceUsageService:
                            for a in agents if a.resource_group == chosen]
         fits = []
         for p in presets:
-            need = ResourceSlot.from_json(p["resource_slots"])
+            need = ResourceSlot.from_json(p.resource_slots)
             fits_limits = need.within_limit(key_remaining) and need.within_limit(project_remaining)
             fits_agent = any(need.fits_in(free) for free in best_agent_free)
             fits.append(PresetFit(preset=p, allocatable=bool(fits_limits and fits_agent)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from workbay.manager.models import SystemSetting
 
@@ -14,8 +14,15 @@ from .context import ServiceContext
 
 class SettingsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    signup_enabled: bool | None = None
-    signup_invitation_token: str | None = None
+    signup_enabled: bool | None = None  # left out: unchanged; null is refused (it is on or off)
+    signup_invitation_token: str | None = None  # null: no token needed
+
+    @field_validator("signup_enabled")
+    @classmethod
+    def _on_or_off(cls, v: bool | None) -> bool:
+        if v is None:
+            raise ValueError("signup_enabled is true or false, not null")
+        return v
 
 
 class SettingsService:

@@ -288,7 +288,7 @@ class GraphQLExecutor:
         if status and status.upper() not in AGENT_STATUSES:
             raise GraphQLError(f"status must be one of {', '.join(AGENT_STATUSES)}.")
         found = await self.compute_admin.list_agents(info.context.actor, status, scaling_group)
-        items = [_agent_node(i) for i in found["items"]]
+        items = [_agent_node(a.as_json()) for a in found]
         return _sorted_page(items, ordering, "id", limit, offset)
 
     async def _keypair(self, info: Any, access_key: str | None = None) -> dict[str, Any]:
@@ -397,13 +397,14 @@ class GraphQLExecutor:
 
     async def _scaling_groups(self, info: Any, is_active: bool | None = None) -> list[dict[str, Any]]:
         found = await self.compute_admin.list_resource_groups(info.context.actor)  # administrators and monitors
-        return [_scaling_group_node(rg) for rg in found["items"] if is_active is None or rg["is_active"] is is_active]
+        return [_scaling_group_node(rg.as_json()) for rg in found if is_active is None or rg.is_active is is_active]
 
     async def _scaling_group(self, info: Any, name: str | None = None) -> dict[str, Any]:
         if not name:
             raise GraphQLError("name is required.")
-        return _scaling_group_node(await self.compute_admin.get_resource_group(info.context.actor, name))
+        return _scaling_group_node((await self.compute_admin.get_resource_group(info.context.actor, name)).as_json())
 
     async def _images(self, info: Any, is_operation: bool | None = None) -> list[dict[str, Any]]:
         found = await self.compute_admin.list_images(info.context.actor)  # every signed-in user (as GET /images)
-        return [_image_node(i) for i in found["items"] if not is_operation or _is_operation_image(i)]
+        items = [i.as_json() for i in found]
+        return [_image_node(i) for i in items if not is_operation or _is_operation_image(i)]
