@@ -29,7 +29,7 @@ from workbay.manager.services.serialize import iso
 from workbay.manager.state import ManagerState
 
 from .deps import actor, state
-from .wire import Empty, WireModel, WireRoute, body_schema
+from .wire import Empty, Number, WireModel, WireRoute, body_schema
 
 router = APIRouter(tags=["folders"], route_class=WireRoute)
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Done; no body."}}
@@ -363,7 +363,7 @@ class SftpOut(WireModel):
     tcp_url: str
     key_path: str
     sftp_command: str
-    idle_timeout: float
+    idle_timeout: Number
 
 
 # -- from the services' objects to the wire ----------------------------------------------------------------

@@ -23,6 +23,7 @@ from .folder_lookup import require, resolve
 from .session_apps import READY_TIMEOUT, SessionApps, StartService
 from .session_info import CreatedSession
 from .session_request import CreateSession
+from .sessions import SessionService
 
 log = logging.getLogger(__name__)
 TAGS = {"filebrowser": "workbay:file-browser", "sftp": "workbay:sftp"}
@@ -37,7 +38,7 @@ def session_name(kind: str, folder: str) -> str:
 
 
 class FolderApps:
-    def __init__(self, ctx: ServiceContext, sessions, apps: SessionApps) -> None:
+    def __init__(self, ctx: ServiceContext, sessions: SessionService, apps: SessionApps) -> None:
         self.ctx = ctx
         self.sessions = sessions
         self.apps = apps
@@ -49,7 +50,7 @@ class FolderApps:
             folder = v.folder
             if kind == "sftp":
                 kp = await s.get(Keypair, actor.access_key)
-                policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
+                policy = await s.get(KeypairResourcePolicy, kp.resource_policy) if kp else None
                 live = (await s.execute(select(func.count()).select_from(ComputeSession).where(
                     ComputeSession.access_key == actor.access_key, ComputeSession.status.in_(LIVE_STATUSES),
                     ComputeSession.tag == TAGS["sftp"]))).scalar_one()
