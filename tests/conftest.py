@@ -7,6 +7,7 @@ from tests.support.manager import start_manager
 from tests.support.markers import mark_services
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group markers
 def pytest_collection_modifyitems(items):
     # engine / postgres / redis / browser, from what each test uses (tests/support/markers.py)
     mark_services(items)

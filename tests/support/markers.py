@@ -182,11 +182,19 @@ def services_of(item: pytest.Item, scanner: Scanner,
 
 
 def mark_services(items: list[pytest.Item]) -> None:
+    """The service markers, and the xdist group each test runs in under `-n N --dist loadgroup`:
+    a module's tests stay together (its module-scoped fixtures start once), and every test
+    that runs containers is in the one group `engine`, so containers and Podman's networks are
+    made by one worker at a time while the others run everything else."""
     scanner = Scanner()
     axes = _axes(items)
     e2e = TESTS / "e2e"
     for item in items:
-        for service in sorted(services_of(item, scanner, axes)):
+        services = services_of(item, scanner, axes)
+        for service in sorted(services):
             item.add_marker(service)
-        if e2e in Path(str(item.path)).resolve().parents:
+        path = Path(str(item.path)).resolve()
+        if e2e in path.parents:
             item.add_marker("browser")
+        item.add_marker(pytest.mark.xdist_group("engine" if "engine" in services
+                                                else str(path.relative_to(TESTS.parent))))
