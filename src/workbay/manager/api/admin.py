@@ -148,10 +148,6 @@ class SettingsOut(WireModel):
     signup_invitation_token: str | None
 
 
-class TOTPState(WireModel):
-    enabled: bool
-
-
 class PolicyBody(KeypairPolicyFields, UserPolicyFields, ProjectPolicyFields):
     """For the schema only: the fields of the three kinds (keypair, user, project) and ``name``.
     The service checks a body against its kind's own fields and refuses the others."""

@@ -149,14 +149,14 @@ class ImageItems(WireModel):
     total_count: int
 
 
-class RescanFailure(WireModel):
+class RescanFailureOut(WireModel):
     agent: str
     error: str
 
 
 class RescanOut(WireModel):
     scanned_agents: list[str]
-    failed: list[RescanFailure]
+    failed: list[RescanFailureOut]
     images: list[ImageOut]
 
 

@@ -120,12 +120,12 @@ class Allocatable:
 
 
 # -- Workbay's own /resource/summary and /resource/agent-summary (Workbay's names on the wire) --------
-class ProjectRef(BaseModel):
+class SummaryProject(BaseModel):
     id: str
     name: str
 
 
-class AgentCounts(BaseModel):
+class SummaryAgents(BaseModel):
     alive: int
     total: int
 
@@ -135,7 +135,7 @@ class Utilization(BaseModel):
     mem: float | None
 
 
-class SessionCounts(BaseModel):
+class SummarySessions(BaseModel):
     running: int
     pending: int
     live: int
@@ -147,14 +147,14 @@ class MySessions(BaseModel):
 
 
 class ResourceSummaryOut(BaseModel):
-    project: ProjectRef
+    project: SummaryProject
     resource_group: str | None
     resource_groups: list[str]
-    agents: AgentCounts
+    agents: SummaryAgents
     capacity: dict[str, str]
     occupied: dict[str, str]
     utilization: Utilization
-    sessions: SessionCounts
+    sessions: SummarySessions
     my_sessions: MySessions
 
 
@@ -274,13 +274,13 @@ class ResourceSummary:
         if actor.role in ("admin", "monitor"):
             visible = [x for x in live if x.domain_name == actor.domain_name]
         return ResourceSummaryOut(
-            project=ProjectRef(id=str(project.id), name=project.name),
+            project=SummaryProject(id=str(project.id), name=project.name),
             resource_group=chosen, resource_groups=names,
-            agents=AgentCounts(alive=len(alive), total=len(agents)),
+            agents=SummaryAgents(alive=len(alive), total=len(agents)),
             capacity=capacity.to_json(), occupied=occupied.to_json(),
             utilization=Utilization.model_validate(
                 measured_utilization([(a.available_slots, a.live_stat) for a in alive])),
-            sessions=SessionCounts(running=sum(1 for x in visible if x.status == "RUNNING"),
+            sessions=SummarySessions(running=sum(1 for x in visible if x.status == "RUNNING"),
                                    pending=sum(1 for x in visible if x.status == "PENDING"),
                                    live=len(visible)),
             my_sessions=MySessions(live=len(mine), limit=policy.max_concurrent_sessions if policy else 0))
