@@ -149,3 +149,12 @@ def test_every_folder_route_declares_its_answer():
                 assert schema and schema != {}, (method, path, code)
             checked += 1
     assert checked >= 40
+
+
+async def test_quota_scope_takes_backendais_group_prefix(manager):
+    sa = manager.admin()
+    project = await sa.post("/admin/projects", json={"name": unique("qproj")})
+    wire = await sa.get("/folders/_/quota", params={"host": "local:volume1", "quota_scope_id": f"group:{project['id']}"})
+    assert wire["quota_scope_id"] == f"project:{project['id']}"
+    await expect_error(400, sa.get("/folders/_/quota", params={"host": "local:volume1",
+                                                                 "quota_scope_id": f"team:{project['id']}"}))

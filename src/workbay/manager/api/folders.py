@@ -428,6 +428,12 @@ def volume_wire(v: Volume) -> dict[str, Any]:
             "quota_supported": v.quota_supported, "usage": v.usage}
 
 
+def scope_from_wire(quota_scope_id: str) -> str:
+    """Backend.AI also names a project's scope ``group:<uuid>``."""
+    kind, sep, rest = quota_scope_id.partition(":")
+    return f"project:{rest}" if sep and kind == "group" else quota_scope_id
+
+
 def quota_wire(q: QuotaState) -> dict[str, Any]:
     return {"host": q.host, "quota_scope_id": q.quota_scope_id, "supported": q.supported,
             "limit_bytes": q.limit_bytes, "explicit": q.explicit, "default_limit_bytes": q.default_limit_bytes,
@@ -551,20 +557,20 @@ async def volumes(who: Actor = Depends(actor), st: ManagerState = Depends(state)
 @router.get("/folders/_/quota", response_model=QuotaOut, openapi_extra=body_schema(QuotaParams, True))
 async def get_quota(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict[str, Any]:
     p = await request_params(request, QuotaParams)
-    return quota_wire(await st.folder_admin.get_quota(who, p.host, p.quota_scope_id))
+    return quota_wire(await st.folder_admin.get_quota(who, p.host, scope_from_wire(p.quota_scope_id)))
 
 
 @router.put("/folders/_/quota", response_model=QuotaOut, openapi_extra=body_schema(SetQuotaParams, True))
 async def set_quota(request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict[str, Any]:
     p = await request_params(request, SetQuotaParams)
-    return quota_wire(await st.folder_admin.set_quota(who, p.host, p.quota_scope_id, p.limit_bytes))
+    return quota_wire(await st.folder_admin.set_quota(who, p.host, scope_from_wire(p.quota_scope_id), p.limit_bytes))
 
 
 @router.delete("/folders/_/quota", response_model=QuotaOut, openapi_extra=body_schema(QuotaParams, True))
 async def unset_quota(request: Request, who: Actor = Depends(actor),
                       st: ManagerState = Depends(state)) -> dict[str, Any]:
     p = await request_params(request, QuotaParams)
-    return quota_wire(await st.folder_admin.set_quota(who, p.host, p.quota_scope_id, None))
+    return quota_wire(await st.folder_admin.set_quota(who, p.host, scope_from_wire(p.quota_scope_id), None))
 
 
 @router.get("/folders/_/shared", response_model=SharedOut, openapi_extra=body_schema(SharedParams))

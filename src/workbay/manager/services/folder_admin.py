@@ -145,8 +145,6 @@ class FolderAdmin:
         access.require_admin(actor)
         kind, _, raw = qsid.partition(":")
         oid = _uuid_or_none(raw)
-        if kind == "group":
-            kind = "project"
         if kind not in ("user", "project") or oid is None:
             raise InvalidAPIParameters("quota_scope_id is user:<uuid> or project:<uuid>.")
         row: User | Project | None = await s.get(User, oid) if kind == "user" else await s.get(Project, oid)
@@ -207,4 +205,4 @@ def _normal_scope(qsid: str) -> str:
     oid = _uuid_or_none(raw)
     if not sep or oid is None:
         raise InvalidAPIParameters("quota_scope_id is user:<uuid> or project:<uuid>.")
-    return f"{'project' if kind == 'group' else kind}:{oid}"
+    return f"{kind}:{oid}"

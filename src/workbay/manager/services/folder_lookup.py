@@ -13,7 +13,7 @@ from workbay.common.errors import Conflict, InsufficientPrivilege, ObjectNotFoun
 from workbay.manager.models import ComputeSession, Folder, FolderShare, ProjectMember
 
 from .access import Actor
-from .folder_rules import IN_TRASH, READY, Viewer, effective_permission
+from .folder_rules import CLONING, IN_TRASH, READY, Viewer, effective_permission
 
 
 @dataclass
@@ -100,7 +100,7 @@ async def resolve(s: AsyncSession, actor: Actor, ref: str, *, trash: bool = Fals
 def _check_trash(v: Visible, trash: bool) -> Visible:
     if v.folder.status == IN_TRASH and not trash:
         raise ObjectNotFound(f"The folder {v.folder.name} is in the trash.", object_name="virtual folder")
-    if v.folder.status == "cloning" and not trash:
+    if v.folder.status == CLONING and not trash:
         raise Conflict(f"The folder {v.folder.name} is still being cloned; try again shortly.")
     return v
 

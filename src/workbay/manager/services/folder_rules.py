@@ -17,6 +17,7 @@ PERMISSIONS = ("ro", "rw", "wd")
 RANK: dict[str | None, int] = {None: 0, "ro": 1, "rw": 2, "wd": 3}
 USAGE_MODES: tuple[str, ...] = tuple(FolderUsageMode)
 READY = "ready"
+CLONING = "cloning"  # a clone's row while its copy runs
 IN_TRASH = "delete-pending"  # the one trash status a folder can be restored or purged from
 assert IN_TRASH in FOLDER_TRASH_STATUSES
 INVITEE_PERMISSIONS = ("ro", "rw")

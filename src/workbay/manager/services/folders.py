@@ -459,7 +459,7 @@ class FolderService:
         owner = await self._owner(actor)
         created = await self.create(actor, NewFolder(name=req.target_name, host=req.target_host or src_host,
                                                      usage_mode=req.usage_mode, permission=req.permission,
-                                                     cloneable=req.cloneable), status="cloning")
+                                                     cloneable=req.cloneable), status=rules.CLONING)
 
         async def copy(progress: Progress | None = None) -> str:
             # The new, empty directory is replaced by a copy of the source.
