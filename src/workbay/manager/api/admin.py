@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ConfigDict
@@ -20,6 +21,7 @@ from workbay.manager.services.policies import (
     UserPolicyFields,
 )
 from workbay.manager.services.projects import Members, NewProject, ProjectPatch
+from workbay.manager.services.serialize import Page
 from workbay.manager.services.settings import SettingsPatch
 from workbay.manager.services.users import NewUser, UserPatch
 from workbay.manager.state import ManagerState
@@ -156,6 +158,18 @@ class PolicyBody(KeypairPolicyFields, UserPolicyFields, ProjectPolicyFields):
     name: str | None = None
 
 
+class _JSONable(Protocol):
+    def as_json(self) -> dict[str, Any]: ...
+
+
+def _items(found: Sequence[_JSONable]) -> dict[str, Any]:
+    return {"items": [x.as_json() for x in found], "total_count": len(found)}
+
+
+def _page(found: Page[Any]) -> dict[str, Any]:
+    return {"items": [x.as_json() for x in found.items], "total_count": found.total_count}
+
+
 router = APIRouter(prefix="/admin", tags=["admin"], route_class=WireRoute)
 Limit = Query(50, ge=1, le=1000)
 Offset = Query(0, ge=0, le=2**31 - 1)
@@ -166,33 +180,33 @@ Offset = Query(0, ge=0, le=2**31 - 1)
 async def list_users(status: str | None = None, q: str | None = None, domain: str | None = None,
                      limit: int = Limit, offset: int = Offset, who: Actor = Depends(actor),
                      st: ManagerState = Depends(state)) -> dict:
-    return await st.users.list(who, status, q, domain, limit, offset)
+    return _page(await st.users.list(who, status, q, domain, limit, offset))
 
 
 @router.post("/users", status_code=201, response_model=NewUserOut)
 async def create_user(body: NewUser, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.users.create(who, body)
+    return (await st.users.create(who, body)).as_json()
 
 
 @router.get("/users/{email}", response_model=UserOut)
 async def get_user(email: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.users.get(who, email)
+    return (await st.users.get(who, email)).as_json()
 
 
 @router.patch("/users/{email}", response_model=UserOut)
 async def update_user(email: str, body: UserPatch, response: Response, who: Actor = Depends(actor),
                       st: ManagerState = Depends(state)) -> dict:
     updated = await st.users.update(who, email, body)
-    if body.password and updated.get("uuid") == str(who.user_id):
+    if body.password and updated.uuid == who.user_id:
         # An administrator's own password: their current webserver login carries over (the
         # others end), as with /auth/update-password.
         response.headers[LOGIN_EPOCH_HEADER] = await st.auth.current_login_epoch(who.user_id)
-    return updated
+    return updated.as_json()
 
 
 @router.delete("/users/{email}/totp", response_model=UserOut)
 async def disable_user_totp(email: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.users.disable_totp(who, email)
+    return (await st.users.disable_totp(who, email)).as_json()
 
 
 # -- keypairs ----------------------------------------------------------------------------------
@@ -200,23 +214,23 @@ async def disable_user_totp(email: str, who: Actor = Depends(actor), st: Manager
 async def list_keypairs(is_active: bool | None = None, user_email: str | None = None, q: str | None = None,
                         limit: int = Limit, offset: int = Offset, who: Actor = Depends(actor),
                         st: ManagerState = Depends(state)) -> dict:
-    return await st.keypairs.list(who, is_active, user_email, q, limit, offset)
+    return _page(await st.keypairs.list(who, is_active, user_email, q, limit, offset))
 
 
 @router.post("/keypairs", status_code=201, response_model=KeypairOut)
 async def create_keypair(body: NewKeypair, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.keypairs.create(who, body)
+    return (await st.keypairs.create(who, body)).as_json()
 
 
 @router.get("/keypairs/{access_key}", response_model=KeypairOut)
 async def get_keypair(access_key: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.keypairs.get(who, access_key)
+    return (await st.keypairs.get(who, access_key)).as_json()
 
 
 @router.patch("/keypairs/{access_key}", response_model=KeypairOut)
 async def update_keypair(access_key: str, body: KeypairPatch, who: Actor = Depends(actor),
                          st: ManagerState = Depends(state)) -> dict:
-    return await st.keypairs.update(who, access_key, body)
+    return (await st.keypairs.update(who, access_key, body)).as_json()
 
 
 @router.delete("/keypairs/{access_key}", status_code=204, response_class=Response)
@@ -228,23 +242,23 @@ async def delete_keypair(access_key: str, who: Actor = Depends(actor), st: Manag
 # -- domains -----------------------------------------------------------------------------------
 @router.get("/domains", response_model=DomainItems)
 async def list_domains(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.domains.list(who)
+    return _items(await st.domains.list(who))
 
 
 @router.post("/domains", status_code=201, response_model=DomainOut)
 async def create_domain(body: NewDomain, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.domains.create(who, body)
+    return (await st.domains.create(who, body)).as_json()
 
 
 @router.get("/domains/{name}", response_model=DomainOut)
 async def get_domain(name: str, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.domains.get(who, name)
+    return (await st.domains.get(who, name)).as_json()
 
 
 @router.patch("/domains/{name}", response_model=DomainOut)
 async def update_domain(name: str, body: DomainPatch, who: Actor = Depends(actor),
                         st: ManagerState = Depends(state)) -> dict:
-    return await st.domains.update(who, name, body)
+    return (await st.domains.update(who, name, body)).as_json()
 
 
 @router.delete("/domains/{name}", status_code=204, response_class=Response)
@@ -258,23 +272,23 @@ async def delete_domain(name: str, who: Actor = Depends(actor), st: ManagerState
 async def list_projects(domain: str | None = None, q: str | None = None, limit: int = Limit,
                         offset: int = Offset, who: Actor = Depends(actor),
                         st: ManagerState = Depends(state)) -> dict:
-    return await st.projects.list(who, domain, q, limit, offset)
+    return _page(await st.projects.list(who, domain, q, limit, offset))
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut)
 async def create_project(body: NewProject, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.projects.create(who, body)
+    return (await st.projects.create(who, body)).as_json()
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
 async def get_project(project_id: uuid.UUID, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.projects.get(who, project_id)
+    return (await st.projects.get(who, project_id)).as_json()
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 async def update_project(project_id: uuid.UUID, body: ProjectPatch, who: Actor = Depends(actor),
                          st: ManagerState = Depends(state)) -> dict:
-    return await st.projects.update(who, project_id, body)
+    return (await st.projects.update(who, project_id, body)).as_json()
 
 
 @router.delete("/projects/{project_id}", status_code=204, response_class=Response)
@@ -286,20 +300,20 @@ async def delete_project(project_id: uuid.UUID, who: Actor = Depends(actor),
 
 @router.get("/projects/{project_id}/members", response_model=UserItems)
 async def list_members(project_id: uuid.UUID, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.projects.members(who, project_id)
+    return _items(await st.projects.members(who, project_id))
 
 
 @router.post("/projects/{project_id}/members", response_model=Added)
 async def add_members(project_id: uuid.UUID, body: Members, who: Actor = Depends(actor),
                       st: ManagerState = Depends(state)) -> dict:
-    return await st.projects.add_members(who, project_id, body.emails)
+    return {"added": await st.projects.add_members(who, project_id, body.emails)}
 
 
 @router.delete("/projects/{project_id}/members", response_model=Removed, openapi_extra=body_schema(Members, required=True))
 async def remove_members(project_id: uuid.UUID, request: Request, who: Actor = Depends(actor),
                          st: ManagerState = Depends(state)) -> dict:
     body = await request_params(request, Members)
-    return await st.projects.remove_members(who, project_id, body.emails)
+    return {"removed": await st.projects.remove_members(who, project_id, body.emails)}
 
 
 # -- resource policies -------------------------------------------------------------------------

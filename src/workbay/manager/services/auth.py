@@ -182,8 +182,10 @@ class AuthService:
         except ValidationError as e:
             raise validation_error(list(e.errors())) from e
         created = await UserService(self.ctx).create_user_unchecked(new, join_default_project=True)
-        return {"access_key": created["keypair"]["access_key"],
-                "secret_key": created["keypair"]["secret_key"]}
+        kp = created.keypair
+        if kp is None or kp.secret_key is None:  # create_user_unchecked always gives the new keypair
+            raise RuntimeError("sign-up created a user without a keypair")
+        return {"access_key": kp.access_key, "secret_key": kp.secret_key}
 
     # -- own account ---------------------------------------------------------------------------
     async def _load_user(self, s: AsyncSession, actor: Actor) -> User:

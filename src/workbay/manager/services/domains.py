@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ from workbay.manager.models import Domain, Project, User
 from . import access
 from .access import Actor
 from .context import ServiceContext
-from .serialize import domain_out
+from .serialize import DomainInfo
 from .slots import check_slots
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
@@ -69,7 +70,7 @@ class DomainService:
             raise ObjectNotFound(object_name="domain")
         return domain
 
-    async def list(self, actor: Actor) -> dict[str, Any]:
+    async def list(self, actor: Actor) -> builtins.list[DomainInfo]:
         access.require_reader(actor)
         stmt = select(Domain).order_by(Domain.name)
         scope = access.domain_scope(actor)
@@ -77,14 +78,14 @@ class DomainService:
             stmt = stmt.where(Domain.name == scope)
         async with self.ctx.db() as s:
             items = (await s.execute(stmt)).scalars().all()
-        return {"items": [domain_out(d) for d in items], "total_count": len(items)}
+        return [DomainInfo.of(d) for d in items]
 
-    async def get(self, actor: Actor, name: str) -> dict[str, Any]:
+    async def get(self, actor: Actor, name: str) -> DomainInfo:
         access.require_reader(actor)
         async with self.ctx.db() as s:
-            return domain_out(await self._get(s, actor, name))
+            return DomainInfo.of(await self._get(s, actor, name))
 
-    async def create(self, actor: Actor, new: NewDomain) -> dict[str, Any]:
+    async def create(self, actor: Actor, new: NewDomain) -> DomainInfo:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             if await s.get(Domain, new.name) is not None:
@@ -92,16 +93,16 @@ class DomainService:
             domain = Domain(**new.model_dump())
             s.add(domain)
             await s.flush()
-            return domain_out(domain)
+            return DomainInfo.of(domain)
 
-    async def update(self, actor: Actor, name: str, patch: DomainPatch) -> dict[str, Any]:
+    async def update(self, actor: Actor, name: str, patch: DomainPatch) -> DomainInfo:
         access.require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             domain = await self._get(s, actor, name)
             for key, value in patch.model_dump(exclude_unset=True, exclude_none=True).items():
                 setattr(domain, key, value)
             await s.flush()
-            return domain_out(domain)
+            return DomainInfo.of(domain)
 
     async def delete(self, actor: Actor, name: str) -> None:
         access.require_superadmin(actor)

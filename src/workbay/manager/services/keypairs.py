@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
@@ -16,7 +15,7 @@ from workbay.manager.models import Keypair, KeypairResourcePolicy, User
 from . import access, keys
 from .access import Actor
 from .context import ServiceContext
-from .serialize import keypair_out
+from .serialize import KeypairInfo, Page
 
 INT32_MAX = 2**31 - 1
 
@@ -60,7 +59,7 @@ class KeypairService:
                                        data={"resource_policy": "unknown"})
 
     async def list(self, actor: Actor, is_active: bool | None, user_email: str | None, q: str | None,
-                   limit: int, offset: int) -> dict[str, Any]:
+                   limit: int, offset: int) -> Page[KeypairInfo]:
         access.require_reader(actor)
         await self.ctx.keypair_usage.flush()  # counters are read: write what accumulated first
         stmt = select(Keypair, User).join(User, User.uuid == Keypair.user_id)
@@ -78,17 +77,16 @@ class KeypairService:
         async with self.ctx.db() as s:
             total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
             rows = (await s.execute(stmt.order_by(Keypair.created_at.desc()).limit(limit).offset(offset))).all()
-        return {"items": [keypair_out(k, u.email, self._show_secret(actor, u)) for k, u in rows],
-                "total_count": total}
+        return Page([KeypairInfo.of(k, u.email, self._show_secret(actor, u)) for k, u in rows], total)
 
-    async def get(self, actor: Actor, access_key: str) -> dict[str, Any]:
+    async def get(self, actor: Actor, access_key: str) -> KeypairInfo:
         access.require_reader(actor)
         await self.ctx.keypair_usage.flush()
         async with self.ctx.db() as s:
             kp, user = await self._get(s, actor, access_key)
-        return keypair_out(kp, user.email, self._show_secret(actor, user))
+        return KeypairInfo.of(kp, user.email, self._show_secret(actor, user))
 
-    async def create(self, actor: Actor, new: NewKeypair) -> dict[str, Any]:
+    async def create(self, actor: Actor, new: NewKeypair) -> KeypairInfo:
         access.require_admin(actor)
         ak = new.access_key or keys.generate_access_key()
         sk = new.secret_key or keys.generate_secret_key()
@@ -112,9 +110,9 @@ class KeypairService:
                          rate_limit=new.rate_limit, resource_policy=new.resource_policy, dotfiles=[])
             s.add(kp)
             await s.flush()
-            return keypair_out(kp, user.email, True)
+            return KeypairInfo.of(kp, user.email, True)
 
-    async def update(self, actor: Actor, access_key: str, patch: KeypairPatch) -> dict[str, Any]:
+    async def update(self, actor: Actor, access_key: str, patch: KeypairPatch) -> KeypairInfo:
         access.require_admin(actor)
         async with self.ctx.db.begin() as s:
             kp, user = await self._get(s, actor, access_key)
@@ -125,7 +123,7 @@ class KeypairService:
             for key, value in changes.items():
                 setattr(kp, key, value)
             await s.flush()
-            return keypair_out(kp, user.email, True)
+            return KeypairInfo.of(kp, user.email, True)
 
     async def delete(self, actor: Actor, access_key: str) -> None:
         access.require_admin(actor)

@@ -18,7 +18,7 @@ from workbay.manager.models import Domain, Project, ProjectMember, ProjectResour
 from . import access
 from .access import Actor
 from .context import ServiceContext
-from .serialize import project_out, user_out
+from .serialize import Page, ProjectInfo, UserInfo
 from .slots import check_slots
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
@@ -94,7 +94,7 @@ class ProjectService:
         return dict(rows.all())
 
     async def list(self, actor: Actor, domain: str | None, q: str | None, limit: int, offset: int
-                   ) -> dict[str, Any]:
+                   ) -> Page[ProjectInfo]:
         access.require_reader(actor)
         stmt = select(Project)
         scope = access.domain_scope(actor)
@@ -108,7 +108,7 @@ class ProjectService:
             total = (await s.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
             items = (await s.execute(stmt.order_by(Project.domain_name, Project.name).limit(limit).offset(offset))).scalars().all()
             counts = await self._member_counts(s, [p.id for p in items])
-        return {"items": [project_out(p, counts.get(p.id, 0)) for p in items], "total_count": total}
+        return Page([ProjectInfo.of(p, counts.get(p.id, 0)) for p in items], total)
 
     async def names(self, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Project names by id.  No authorization: callers name projects of rows they may see."""
@@ -118,14 +118,14 @@ class ProjectService:
             rows = await s.execute(select(Project.id, Project.name).where(Project.id.in_(list(ids))))
         return {pid: name for pid, name in rows}
 
-    async def get(self, actor: Actor, project_id: uuid.UUID) -> dict[str, Any]:
+    async def get(self, actor: Actor, project_id: uuid.UUID) -> ProjectInfo:
         access.require_reader(actor)
         async with self.ctx.db() as s:
             project = await self._get(s, actor, project_id)
             counts = await self._member_counts(s, [project.id])
-        return project_out(project, counts.get(project.id, 0))
+        return ProjectInfo.of(project, counts.get(project.id, 0))
 
-    async def create(self, actor: Actor, new: NewProject) -> dict[str, Any]:
+    async def create(self, actor: Actor, new: NewProject) -> ProjectInfo:
         access.check_may_manage_domain(actor, new.domain_name, "domain")
         async with self.ctx.db.begin() as s:
             if await s.get(Domain, new.domain_name) is None:
@@ -141,9 +141,9 @@ class ProjectService:
             project = Project(**new.model_dump())
             s.add(project)
             await s.flush()
-            return project_out(project, 0)
+            return ProjectInfo.of(project, 0)
 
-    async def update(self, actor: Actor, project_id: uuid.UUID, patch: ProjectPatch) -> dict[str, Any]:
+    async def update(self, actor: Actor, project_id: uuid.UUID, patch: ProjectPatch) -> ProjectInfo:
         access.require_admin(actor)
         async with self.ctx.db.begin() as s:
             project = await self._get(s, actor, project_id)
@@ -160,7 +160,7 @@ class ProjectService:
                 setattr(project, key, value)
             await s.flush()
             counts = await self._member_counts(s, [project.id])
-            return project_out(project, counts.get(project.id, 0))
+            return ProjectInfo.of(project, counts.get(project.id, 0))
 
     async def delete(self, actor: Actor, project_id: uuid.UUID) -> None:
         access.require_admin(actor)
@@ -171,13 +171,13 @@ class ProjectService:
                 raise Conflict(f"The project still has {members} members; remove them first.")
             await s.delete(project)
 
-    async def members(self, actor: Actor, project_id: uuid.UUID) -> dict[str, Any]:
+    async def members(self, actor: Actor, project_id: uuid.UUID) -> builtins.list[UserInfo]:
         access.require_reader(actor)
         async with self.ctx.db() as s:
             await self._get(s, actor, project_id)
             users = (await s.execute(select(User).join(ProjectMember, ProjectMember.user_id == User.uuid)
                                      .where(ProjectMember.project_id == project_id).order_by(User.email))).scalars().all()
-        return {"items": [user_out(u) for u in users], "total_count": len(users)}
+        return [UserInfo.of(u) for u in users]
 
     async def _users(self, s: AsyncSession, project: Project, emails: builtins.list[str]
                      ) -> builtins.list[User]:
@@ -194,26 +194,26 @@ class ProjectService:
         return list(users)
 
     async def add_members(self, actor: Actor, project_id: uuid.UUID, emails: builtins.list[str]
-                          ) -> dict[str, Any]:
+                          ) -> builtins.list[str]:
         access.require_admin(actor)
         async with self.ctx.db.begin() as s:
             project = await self._get(s, actor, project_id)
-            added = []
+            added: builtins.list[str] = []
             for user in await self._users(s, project, emails):
                 if await s.get(ProjectMember, (project.id, user.uuid)) is None:
                     s.add(ProjectMember(project_id=project.id, user_id=user.uuid))
                     added.append(user.email)
-        return {"added": added}
+        return added
 
     async def remove_members(self, actor: Actor, project_id: uuid.UUID, emails: builtins.list[str]
-                             ) -> dict[str, Any]:
+                             ) -> builtins.list[str]:
         access.require_admin(actor)
         async with self.ctx.db.begin() as s:
             project = await self._get(s, actor, project_id)
-            removed = []
+            removed: builtins.list[str] = []
             for user in await self._users(s, project, emails):
                 member = await s.get(ProjectMember, (project.id, user.uuid))
                 if member is not None:
                     await s.delete(member)
                     removed.append(user.email)
-        return {"removed": removed}
+        return removed

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import ColumnElement, delete, func, or_, select
@@ -21,7 +21,7 @@ from workbay.manager.models import Domain, Keypair, Project, ProjectMember, User
 from . import access, keys, passwords
 from .access import Actor
 from .context import ServiceContext
-from .serialize import keypair_out, user_out
+from .serialize import KeypairInfo, Page, UserInfo
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\Z")
 UserStatus = Literal["active", "inactive", "before-verification", "deleted"]
@@ -144,7 +144,7 @@ class UserService:
                                            data={"project_ids": "unknown project"})
 
     async def list(self, actor: Actor, status: str | None, q: str | None, domain: str | None,
-                   limit: int, offset: int) -> dict[str, Any]:
+                   limit: int, offset: int) -> Page[UserInfo]:
         access.require_reader(actor)
         scope = access.domain_scope(actor)
         stmt = select(User)
@@ -168,23 +168,23 @@ class UserService:
             users = (await s.execute(stmt.order_by(User.created_at.desc(), User.email)
                                      .limit(limit).offset(offset))).scalars().all()
             projects = await self._projects_of(s, [u.uuid for u in users])
-        return {"items": [user_out(u, projects[u.uuid]) for u in users], "total_count": total}
+        return Page([UserInfo.of(u, projects[u.uuid]) for u in users], total)
 
-    async def get(self, actor: Actor, email: str) -> dict[str, Any]:
+    async def get(self, actor: Actor, email: str) -> UserInfo:
         if actor.email != email.lower():
             access.require_reader(actor)
         async with self.ctx.db() as s:
             user = await self._get(s, email)
             access.check_domain_visible(actor, user.domain_name, "user")
-            return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
+            return UserInfo.of(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
 
-    async def create(self, actor: Actor, new: NewUser) -> dict[str, Any]:
+    async def create(self, actor: Actor, new: NewUser) -> UserInfo:
         access.check_may_manage_domain(actor, new.domain_name, "domain")
         access.check_role_grant(actor, new.role)
         return await self.create_user_unchecked(new)
 
     async def create_user_unchecked(self, new: NewUser, join_default_project: bool = False
-                                    ) -> dict[str, Any]:
+                                    ) -> UserInfo:
         """Create a user with a default keypair.  Callers check authorization first."""
         _check_password(new.password)
         hashed = await passwords.hash_password_async(new.password)
@@ -202,7 +202,7 @@ class UserService:
         if dup is not None:
             _duplicate("email" if dup.email == email else "username")
 
-    async def _insert(self, new: NewUser, hashed: str, join_default_project: bool) -> dict[str, Any]:
+    async def _insert(self, new: NewUser, hashed: str, join_default_project: bool) -> UserInfo:
         async with self.ctx.db.begin() as s:
             await self._check_refs(s, new.domain_name, new.resource_policy, new.project_ids)
             await self._refuse_duplicates(s, new.email, new.username)
@@ -232,11 +232,9 @@ class UserService:
             s.add(kp)
             await s.flush()
             projects = (await self._projects_of(s, [user.uuid]))[user.uuid]
-            out = user_out(user, projects)
-            out["keypair"] = keypair_out(kp, user.email, show_secret=True)
-        return out
+            return UserInfo.of(user, projects, keypair=KeypairInfo.of(kp, user.email, show_secret=True))
 
-    async def update(self, actor: Actor, email: str, patch: UserPatch) -> dict[str, Any]:
+    async def update(self, actor: Actor, email: str, patch: UserPatch) -> UserInfo:
         changes = patch.model_dump(exclude_unset=True)
         new_password = changes.pop("password", None)
         hashed = None
@@ -286,15 +284,15 @@ class UserService:
                     ProjectMember.user_id == user.uuid, ProjectMember.project_id.in_(others))
                     .execution_options(synchronize_session=False))
             await s.flush()  # a concurrent rename to the same user name: the app answers 400
-            return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
+            return UserInfo.of(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
 
-    async def disable_totp(self, actor: Actor, email: str) -> dict[str, Any]:
+    async def disable_totp(self, actor: Actor, email: str) -> UserInfo:
         async with self.ctx.db.begin() as s:
             user = await self._get(s, email)
             access.check_may_modify_user(actor, user.role, user.domain_name)
             user.totp_activated, user.totp_key, user.totp_activated_at = False, None, None
             await s.flush()
-            return user_out(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
+            return UserInfo.of(user, (await self._projects_of(s, [user.uuid]))[user.uuid])
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ rather than ignored.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from workbay.common.domain import ALL_STATUSES, AgentStatus, UserStatus
 from workbay.common.errors import BackendError
 from workbay.manager.services.access import Actor
-from workbay.manager.services.serialize import keypair_out
+from workbay.manager.services.serialize import Page, keypair_out
 from workbay.manager.services.session_queries import live_sessions_by_access_key
 from workbay.manager.services.users import user_profiles
 from workbay.manager.state import ManagerState
@@ -161,7 +162,12 @@ def _image_node(item: dict[str, Any]) -> dict[str, Any]:
             "installed_agents": item.get("installed_on") or []}
 
 
-async def _every(fetch: Any) -> list[dict[str, Any]]:
+def _json_page(page: Page[Any]) -> dict[str, Any]:
+    """A service's typed page as the plain objects the node builders read."""
+    return {"items": [x.as_json() for x in page.items], "total_count": page.total_count}
+
+
+async def _every(fetch: Callable[[int, int], Awaitable[dict[str, Any]]]) -> list[dict[str, Any]]:
     """All items of a service's paginated list, page by page (for orders and filters it has not)."""
     items: list[dict[str, Any]] = []
     while True:
@@ -294,7 +300,7 @@ class GraphQLExecutor:
     async def _keypair(self, info: Any, access_key: str | None = None) -> dict[str, Any]:
         actor: Actor = info.context.actor
         if access_key and access_key != actor.access_key:
-            found = await self.keypairs.get(actor, access_key)  # administrators and monitors only
+            found = (await self.keypairs.get(actor, access_key)).as_json()  # administrators and monitors only
             user = {"email": found["user_email"], "full_name": None}
         else:
             row = await self.auth.resolve_access_key(actor.access_key)
@@ -318,9 +324,9 @@ class GraphQLExecutor:
             if status not in USER_STATUSES:
                 raise GraphQLError(f"status must be one of {', '.join(USER_STATUSES)}.")
 
-        def fetch(page_size: int, page_offset: int) -> Any:
+        async def fetch(page_size: int, page_offset: int) -> dict[str, Any]:
             # administrators and monitors, confined to their domain unless superadmin (as GET /admin/users)
-            return self.users.list(actor, status, None, None, page_size, page_offset)
+            return _json_page(await self.users.list(actor, status, None, None, page_size, page_offset))
 
         if ordering or group_id:
             items = await _every(fetch)
@@ -334,7 +340,7 @@ class GraphQLExecutor:
 
     async def _user(self, info: Any, email: str | None = None) -> dict[str, Any]:
         actor: Actor = info.context.actor
-        found = await self.users.get(actor, email or actor.email)  # oneself, or administrators and monitors
+        found = (await self.users.get(actor, email or actor.email)).as_json()  # oneself, or admins and monitors
         return _user_node(found, await self._main_access_keys([found["uuid"]]))
 
     async def _main_access_keys(self, user_ids: list[str]) -> dict[str, str]:
@@ -349,9 +355,9 @@ class GraphQLExecutor:
         _no_filter(filter)
         ordering = _order(order, KEYPAIR_ORDER_KEYS)
 
-        def fetch(page_size: int, page_offset: int) -> Any:
+        async def fetch(page_size: int, page_offset: int) -> dict[str, Any]:
             # secret keys only where access.may_see_secret_key allows (as GET /admin/keypairs)
-            return self.keypairs.list(actor, is_active, email, None, page_size, page_offset)
+            return _json_page(await self.keypairs.list(actor, is_active, email, None, page_size, page_offset))
 
         if ordering or domain_name:
             items = await _every(fetch)
@@ -387,13 +393,16 @@ class GraphQLExecutor:
                       is_active: bool | None = None) -> list[dict[str, Any]]:
         actor: Actor = info.context.actor
         # administrators and monitors; a domain's own for all but the superadmin (as GET /admin/projects)
-        items = await _every(lambda size, offset: self.projects.list(actor, domain_name, None, size, offset))
+        async def fetch(page_size: int, page_offset: int) -> dict[str, Any]:
+            return _json_page(await self.projects.list(actor, domain_name, None, page_size, page_offset))
+
+        items = await _every(fetch)
         if is_active is not None:
             items = [p for p in items if p["is_active"] is is_active]
         return [_group_node(p) for p in items]
 
     async def _group(self, info: Any, id: str) -> dict[str, Any]:
-        return _group_node(await self.projects.get(info.context.actor, uuid.UUID(id)))
+        return _group_node((await self.projects.get(info.context.actor, uuid.UUID(id))).as_json())
 
     async def _scaling_groups(self, info: Any, is_active: bool | None = None) -> list[dict[str, Any]]:
         found = await self.compute_admin.list_resource_groups(info.context.actor)  # administrators and monitors
