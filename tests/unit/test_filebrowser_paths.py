@@ -19,7 +19,7 @@ import pytest
 
 from workbay.runner import fb_paths as fb
 from workbay.runner import fb_server, services
-from workbay.runner.prepare import User
+from workbay.runner.prepare import ContainerUser
 
 
 def test_modules_import_without_tornado():
@@ -178,7 +178,7 @@ def test_root_allowed(tmp_path):
 def test_service_factory_checks_the_root(tmp_path):
     home = tmp_path / "home"
     (home / "data").mkdir(parents=True)
-    user = User("work", os.getuid(), os.getgid(), str(home), [])
+    user = ContainerUser("work", os.getuid(), os.getgid(), str(home), [])
     for root in ("/etc", str(tmp_path), str(home / "missing")):
         ctx = services.Context(user, [8095], args={"root": root})
         with pytest.raises(ValueError):

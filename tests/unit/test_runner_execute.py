@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import workbay.runner
 from workbay.runner.execute import PREFIX, SUFFIX, Busy, Executor, SyncSplitter
-from workbay.runner.prepare import User
+from workbay.runner.prepare import ContainerUser
 
 REPL = str(Path(workbay.runner.__file__).parent / "repl.py")
 
@@ -53,7 +53,7 @@ def test_splitter_passes_plain_data_through(parts, step):
 
 @pytest.fixture
 async def executor(tmp_path):
-    user = User("me", os.getuid(), os.getgid(), str(tmp_path), [])
+    user = ContainerUser("me", os.getuid(), os.getgid(), str(tmp_path), [])
     ex = Executor(user, REPL, python=sys.executable, log=lambda m: None)
     yield ex
     await ex.shutdown()

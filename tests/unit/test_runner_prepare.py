@@ -6,7 +6,7 @@ import json
 import os
 
 from workbay.runner import prepare, services, users
-from workbay.runner.prepare import User
+from workbay.runner.prepare import ContainerUser
 
 
 def test_ensure_user_creates_and_updates(tmp_path):
@@ -51,7 +51,7 @@ def test_environment_files(tmp_path):
 def test_dotfiles_stay_in_home(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    user = User("me", os.getuid(), os.getgid(), str(home), [])
+    user = ContainerUser("me", os.getuid(), os.getgid(), str(home), [])
     assert prepare.dotfile_path(str(home), ".bashrc") == str(home / ".bashrc")
     assert prepare.dotfile_path(str(home), "../etc/x") is None
     assert prepare.dotfile_path(str(home), "/etc/sudoers.d/x") is None
@@ -83,7 +83,7 @@ def test_ssh_setup_with_agent_key_and_cluster(tmp_path):
     debian_config = f"Include {etc_ssh}/ssh_config.d/*.conf\nHost *\n"
     (etc_ssh / "ssh_config").write_text(debian_config)
     client_config = etc_ssh / "ssh_config.d" / "workbay-cluster.conf"
-    user = User("me", os.getuid(), os.getgid(), str(home), [])
+    user = ContainerUser("me", os.getuid(), os.getgid(), str(home), [])
     fallback = {"private_key": "PRIVATE", "public_key": "ssh-ed25519 AAAA session"}
     cluster = {"private_key": "CPRIV", "public_key": "ssh-ed25519 BBBB cluster",
                "hosts": ["main1", "sub1"]}
@@ -114,10 +114,10 @@ def test_ssh_setup_leaves_the_users_ssh_folder_untouched(tmp_path):
     ssh = home / ".ssh"
     ssh.mkdir(mode=0o755)
     (ssh / "authorized_keys").write_text("ssh-ed25519 MINE me@laptop\n")
-    (ssh / "config").write_text("Host github.com\n  User git\n")
+    (ssh / "config").write_text("Host github.com\n  ContainerUser git\n")
     (ssh / "id_ed25519").write_text("MY PRIVATE KEY\n")
     before = _tree(ssh)
-    user = User("me", os.getuid(), os.getgid(), str(home), [])
+    user = ContainerUser("me", os.getuid(), os.getgid(), str(home), [])
     kw = dict(session_dir=str(session_dir),
               client_config=str(etc_ssh / "ssh_config.d" / "workbay-cluster.conf"),
               system_config=str(etc_ssh / "ssh_config"))
@@ -141,7 +141,7 @@ def test_registered_public_keys_are_authorized_for_the_session_only(tmp_path):
     """ID-13: the keys the owner registered join the session's authorized_keys (not ~/.ssh);
     a value that is not one line is ignored."""
     home, session_dir, etc_ssh = _ssh_paths(tmp_path)
-    user = User("me", os.getuid(), os.getgid(), str(home), [])
+    user = ContainerUser("me", os.getuid(), os.getgid(), str(home), [])
     kw = dict(session_dir=str(session_dir),
               client_config=str(etc_ssh / "ssh_config.d" / "workbay-cluster.conf"),
               system_config=str(etc_ssh / "ssh_config"))
@@ -154,7 +154,7 @@ def test_registered_public_keys_are_authorized_for_the_session_only(tmp_path):
 
 
 def test_sshd_reads_the_users_and_the_sessions_authorized_keys(tmp_path):
-    user = User("work", os.getuid(), os.getgid(), str(tmp_path), [])
+    user = ContainerUser("work", os.getuid(), os.getgid(), str(tmp_path), [])
     command = services.sshd_command("/usr/sbin/sshd", 2200, "/etc/ssh/key", user)
     option = next(a for a in command if a.startswith("AuthorizedKeysFile="))
     files = option.partition("=")[2].split()
@@ -163,7 +163,7 @@ def test_sshd_reads_the_users_and_the_sessions_authorized_keys(tmp_path):
 
 
 def test_service_definitions(tmp_path):
-    user = User("me", os.getuid(), os.getgid(), "/home/work", [])
+    user = ContainerUser("me", os.getuid(), os.getgid(), "/home/work", [])
     ctx = services.Context(user, [8888], runtime_path="/usr/bin/python3")
     (tmp_path / "myapp.json").write_text(json.dumps({
         "command": ["{runtime_path}", "-m", "myapp", "--port", "{ports[0]}"],

@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional, Tuple
 
-from .prepare import User, shell_path
+from .prepare import ContainerUser, shell_path
 
 PREFIX = b"\x00\x1eWB-SYNC:"
 SUFFIX = b"\x1e\x00"
@@ -129,7 +129,7 @@ class Run:
 class Repl:
     """The interpreter process (repl.py) and the plumbing of its pipes."""
 
-    def __init__(self, user: User, python: str, script: str, log) -> None:
+    def __init__(self, user: ContainerUser, python: str, script: str, log) -> None:
         self.user, self.python, self.script, self.log = user, python, script, log
         self.proc: Optional[asyncio.subprocess.Process] = None
         self.run: Optional[Run] = None
@@ -250,7 +250,7 @@ class Repl:
 class Executor:
     """One kernel's runs; at most one at a time."""
 
-    def __init__(self, user: User, repl_script: str, python: str = "python3", log=print) -> None:
+    def __init__(self, user: ContainerUser, repl_script: str, python: str = "python3", log=print) -> None:
         self.user, self.repl_script, self.python, self.log = user, repl_script, python, log
         self.current: Optional[Run] = None
         self.repl: Optional[Repl] = None

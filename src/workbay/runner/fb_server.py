@@ -83,7 +83,7 @@ def make_app(root: str, page: Optional[str] = None) -> Any:
                 self.send_json({"error": err.message}, err.status)
         return wrapper
 
-    class Base(tornado.web.RequestHandler):
+    class BaseHandler(tornado.web.RequestHandler):
         def set_default_headers(self) -> None:
             self.set_header("Cache-Control", "no-store")
             self.set_header("X-Content-Type-Options", "nosniff")
@@ -120,18 +120,18 @@ def make_app(root: str, page: Optional[str] = None) -> Any:
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.finish(json.dumps({"error": self._reason}))
 
-    class Page(Base):
+    class PageHandler(BaseHandler):
         def get(self) -> None:
             self.set_header("Content-Type", "text/html; charset=utf-8")
             self.set_header("Content-Security-Policy", PAGE_CSP)
             self.finish(page)
 
-    class Favicon(Base):
+    class FaviconHandler(BaseHandler):
         def get(self) -> None:
             self.set_status(204)
             self.finish()
 
-    class ListDir(Base):
+    class ListDirHandler(BaseHandler):
         @api
         def get(self) -> Dict[str, Any]:
             rel = self.get_query_argument("path", "")
@@ -140,25 +140,25 @@ def make_app(root: str, page: Optional[str] = None) -> Any:
                     "readonly": listed["readonly"], "writable": listed["writable"],
                     "items": listed["items"]}
 
-    class Mkdir(Base):
+    class MkdirHandler(BaseHandler):
         @api
         def post(self) -> Dict[str, Any]:
             body = self.json_body()
             full = op_mkdir(root_real, body.get("path"), bool(body.get("parents")))
             return {"path": relative(root_real, full)}
 
-    class Touch(Base):
+    class TouchHandler(BaseHandler):
         @api
         def post(self) -> Dict[str, Any]:
             return {"path": relative(root_real, op_touch(root_real, self.json_body().get("path")))}
 
-    class Rename(Base):
+    class RenameHandler(BaseHandler):
         @api
         def post(self) -> Dict[str, Any]:
             body = self.json_body()
             return {"path": relative(root_real, op_rename(root_real, body.get("path"), body.get("name")))}
 
-    class Move(Base):
+    class MoveHandler(BaseHandler):
         @api
         async def post(self) -> Dict[str, Any]:
             body = self.json_body()
@@ -167,7 +167,7 @@ def make_app(root: str, page: Optional[str] = None) -> Any:
             moved = await loop.run_in_executor(None, op_move, root_real, paths, body.get("to", ""))
             return {"paths": [relative(root_real, p) for p in moved]}
 
-    class Delete(Base):
+    class DeleteHandler(BaseHandler):
         @api
         async def post(self) -> Dict[str, Any]:
             body = self.json_body()
@@ -175,7 +175,7 @@ def make_app(root: str, page: Optional[str] = None) -> Any:
             loop = tornado.ioloop.IOLoop.current()
             return {"deleted": await loop.run_in_executor(None, op_delete, root_real, paths)}
 
-    class Download(Base):
+    class DownloadHandler(BaseHandler):
         @api
         async def get(self) -> None:
             rels = self.get_query_arguments("path") or [""]
@@ -235,7 +235,7 @@ def make_app(root: str, page: Optional[str] = None) -> Any:
             self.finish()
 
     @tornado.web.stream_request_body
-    class Upload(Base):
+    class UploadHandler(BaseHandler):
         def initialize(self) -> None:
             self.fd: Optional[int] = None
             self.tmp: Optional[str] = None
@@ -327,16 +327,16 @@ def make_app(root: str, page: Optional[str] = None) -> Any:
             self._cleanup()
 
     return tornado.web.Application([
-        (r"/", Page),
-        (r"/favicon\.ico", Favicon),
-        (r"/api/list", ListDir),
-        (r"/api/upload", Upload),
-        (r"/api/mkdir", Mkdir),
-        (r"/api/touch", Touch),
-        (r"/api/rename", Rename),
-        (r"/api/move", Move),
-        (r"/api/delete", Delete),
-        (r"/api/download", Download),
+        (r"/", PageHandler),
+        (r"/favicon\.ico", FaviconHandler),
+        (r"/api/list", ListDirHandler),
+        (r"/api/upload", UploadHandler),
+        (r"/api/mkdir", MkdirHandler),
+        (r"/api/touch", TouchHandler),
+        (r"/api/rename", RenameHandler),
+        (r"/api/move", MoveHandler),
+        (r"/api/delete", DeleteHandler),
+        (r"/api/download", DownloadHandler),
     ])
 
 

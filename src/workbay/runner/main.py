@@ -35,7 +35,7 @@ class Runner:
         home = cfg.get("home", "/home/work")
         uid = cfg.get("uid", os.environ.get("LOCAL_USER_ID", 1000))
         gid = cfg.get("gid", os.environ.get("LOCAL_GROUP_ID", 1000))
-        self.user = prepare.User(cfg.get("user", "work"), int(uid), int(gid), home,
+        self.user = prepare.ContainerUser(cfg.get("user", "work"), int(uid), int(gid), home,
                                  [int(g) for g in cfg.get("supplementary_gids", [])])
         self.executor = Executor(self.user, os.path.join(os.path.dirname(__file__), "repl.py"),
                                  log=log)

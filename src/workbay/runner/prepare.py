@@ -9,7 +9,7 @@ import subprocess
 from typing import Any, Dict, List, Optional
 
 
-class User:
+class ContainerUser:
     """Who user processes run as."""
 
     def __init__(self, name: str, uid: int, gid: int, home: str, groups: List[int]) -> None:
@@ -38,7 +38,7 @@ def shell_path() -> str:
     return "/bin/sh"
 
 
-def write_file(path: str, data: str, mode: int, user: Optional[User] = None) -> None:
+def write_file(path: str, data: str, mode: int, user: Optional[ContainerUser] = None) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(data)
@@ -94,7 +94,7 @@ SSH_CLIENT_CONFIG = "/etc/ssh/ssh_config.d/workbay-cluster.conf"
 SSH_SYSTEM_CONFIG = "/etc/ssh/ssh_config"
 
 
-def session_ssh_dir(user: User) -> str:
+def session_ssh_dir(user: ContainerUser) -> str:
     """Where this session's authorized_keys and cluster key live.  A runner without root cannot
     write /etc (nor run sshd for another user); it keeps them in the container's home instead."""
     if os.getuid() == 0:
@@ -127,7 +127,7 @@ def include_client_config(system_config: str, client_config: str) -> None:
     write_file(system_config, f"Include {client_config}\n" + existing, 0o644)
 
 
-def setup_ssh(user: User, fallback: Optional[Dict[str, str]], cluster: Optional[Dict[str, Any]],
+def setup_ssh(user: ContainerUser, fallback: Optional[Dict[str, str]], cluster: Optional[Dict[str, Any]],
               sshd_port: Optional[int], session_dir: Optional[str] = None,
               client_config: str = SSH_CLIENT_CONFIG,
               system_config: str = SSH_SYSTEM_CONFIG, extra_keys: Optional[List[str]] = None) -> str:
@@ -189,7 +189,7 @@ def dotfile_path(home: str, path: str) -> Optional[str]:
     return full
 
 
-def apply_dotfiles(user: User, dotfiles: List[Dict[str, Any]], log) -> int:
+def apply_dotfiles(user: ContainerUser, dotfiles: List[Dict[str, Any]], log) -> int:
     n = 0
     for item in dotfiles:
         path = dotfile_path(user.home, str(item.get("path", "")))

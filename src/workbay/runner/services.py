@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from typing import Any, Callable, Dict, List, Optional
 
-from .prepare import User, session_ssh_dir
+from .prepare import ContainerUser, session_ssh_dir
 
 SERVICE_DEF_DIRS = ["/etc/workbay/service-defs", "/etc/backend.ai/service-defs"]
 INTRINSIC = ("sshd",)  # the terminal starts when first opened (start_service)
@@ -33,7 +33,7 @@ class ServiceDef:
 
 
 class Context:
-    def __init__(self, user: User, ports: List[int], runtime_path: str = "python3",
+    def __init__(self, user: ContainerUser, ports: List[int], runtime_path: str = "python3",
                  args: Optional[Dict[str, Any]] = None, envs: Optional[Dict[str, str]] = None,
                  bind: str = "0.0.0.0") -> None:
         self.user, self.ports, self.runtime_path = user, ports, runtime_path
@@ -57,7 +57,7 @@ def _sshd(ctx: Context) -> Optional[ServiceDef]:
     return ServiceDef("sshd", sshd_command(exe, ctx.ports[0], host_key, ctx.user), as_root=True)
 
 
-def sshd_command(exe: str, port: int, host_key: str, user: User) -> List[str]:
+def sshd_command(exe: str, port: int, host_key: str, user: ContainerUser) -> List[str]:
     return [exe, "-D", "-e", "-p", str(port), "-h", host_key,
             "-o", "PermitRootLogin=no", "-o", "PasswordAuthentication=no",
             "-o", "UsePAM=no", "-o", "AllowUsers=" + user.name,
@@ -179,7 +179,7 @@ def resolve(name: str, ctx: Context) -> Optional[ServiceDef]:
 
 
 class ServiceManager:
-    def __init__(self, user: User, log, bind: str = "0.0.0.0") -> None:
+    def __init__(self, user: ContainerUser, log, bind: str = "0.0.0.0") -> None:
         self.user, self.log, self.bind = user, log, bind
         self.procs: Dict[str, asyncio.subprocess.Process] = {}
         self.started_with: Dict[str, Any] = {}

@@ -78,7 +78,7 @@ def main() -> None:
     shell = ["tmux", "new-session", "-A", "-s", args.session] if shutil.which("tmux") else ["bash", "-l"]
     manager = UniqueTermManager(shell_command=shell, max_terminals=64)
 
-    class Page(tornado.web.RequestHandler):
+    class TerminalPageHandler(tornado.web.RequestHandler):
         def get(self) -> None:
             self.set_header("Content-Type", "text/html; charset=utf-8")
             self.set_header("Cache-Control", "no-store")
@@ -89,7 +89,7 @@ def main() -> None:
             return True  # the app gate and the app-proxy in front decide who may connect
 
     app = tornado.web.Application([
-        (r"/", Page),
+        (r"/", TerminalPageHandler),
         (r"/websocket", Socket, {"term_manager": manager}),
     ])
     app.listen(args.port, address=args.address)
