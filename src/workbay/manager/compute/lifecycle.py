@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from workbay.common.domain import DEAD_STATUSES
 from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.manager.services.context import ServiceContext
-from workbay.manager.services.session_status import DEAD, session_event, set_status
+from workbay.manager.services.session_status import session_event, set_status
 
 log = logging.getLogger(__name__)
 BATCH_REASONS = {"task-finished": "SUCCESS", "task-failed": "FAILURE", "batch-timeout": "FAILURE"}
@@ -72,7 +73,7 @@ class Lifecycle:
     async def _kernel_progress(self, kernel_id: uuid.UUID, status: str) -> None:
         async with self.ctx.db.begin() as s:
             kernel = await s.get(Kernel, kernel_id)
-            if kernel is None or kernel.status in DEAD:
+            if kernel is None or kernel.status in DEAD_STATUSES:
                 return
             changed = set_status(kernel, status)
             sess = await _session_of(s, kernel)
@@ -87,7 +88,7 @@ class Lifecycle:
         started = None
         async with self.ctx.db.begin() as s:
             kernel = await s.get(Kernel, kernel_id)
-            if kernel is None or kernel.status in DEAD:
+            if kernel is None or kernel.status in DEAD_STATUSES:
                 return
             if kernel.status == "RESTARTING" and not ev.get("restarted"):
                 return  # a late delivery of the first start's event, not the restart's
@@ -115,7 +116,7 @@ class Lifecycle:
         remaining = False
         async with self.ctx.db.begin() as s:
             kernel = await s.get(Kernel, kernel_id)
-            if kernel is None or kernel.status in DEAD:
+            if kernel is None or kernel.status in DEAD_STATUSES:
                 return
             set_status(kernel, "TERMINATED", reason)
             kernel.exit_code = exit_code
@@ -123,8 +124,8 @@ class Lifecycle:
                 kernel.last_stat = stats
             sess = await _session_of(s, kernel)
             siblings = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
-            remaining = any(k.status not in DEAD for k in siblings)
-            if sess.status in DEAD:
+            remaining = any(k.status not in DEAD_STATUSES for k in siblings)
+            if sess.status in DEAD_STATUSES:
                 return
             if sess.status != "TERMINATING":
                 if kernel.cluster_role == "main" and reason in BATCH_REASONS:
@@ -171,7 +172,7 @@ class Lifecycle:
             if sess is None or sess.status != "TERMINATING":
                 return
             kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
-            if any(k.status not in DEAD for k in kernels):
+            if any(k.status not in DEAD_STATUSES for k in kernels):
                 return
             final = "ERROR" if (sess.status_info or "") in ERROR_REASONS else "TERMINATED"
             set_status(sess, final, sess.status_info)
