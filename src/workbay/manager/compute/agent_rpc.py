@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import select
 
 from workbay.agent.client import AgentClient, AgentError, agent_http
+from workbay.common.domain import DEAD_STATUSES
 from workbay.common.errors import BackendError, ObjectNotFound, ServiceUnavailable
 from workbay.manager.models import Keypair, User
 from workbay.manager.models.compute import ComputeSession, Kernel
@@ -26,7 +27,7 @@ from workbay.manager.services.context import ServiceContext
 from workbay.manager.services.folder_mounts import agent_mount
 from workbay.manager.services.keys import generate_ssh_keypair
 from workbay.manager.services.session_apps import app_secret, session_network
-from workbay.manager.services.session_status import DEAD, set_status
+from workbay.manager.services.session_status import set_status
 
 from .lifecycle import Lifecycle
 
@@ -177,7 +178,7 @@ class AgentRPC:
             async with self.ctx.db.begin() as s:
                 for info in created:
                     row = await s.get(Kernel, uuid.UUID(info["kernel_id"]))
-                    if row is not None and row.status not in DEAD:
+                    if row is not None and row.status not in DEAD_STATUSES:
                         row.allocation = info.get("allocations") or {}
                         if info.get("container_id"):
                             row.container_id = info["container_id"]
@@ -246,7 +247,7 @@ class AgentRPC:
         cancelled = None
         async with self.ctx.db.begin() as s:
             sess = await s.get(ComputeSession, session_id)
-            if sess is None or sess.status in DEAD:
+            if sess is None or sess.status in DEAD_STATUSES:
                 return
             kernels = (await s.execute(select(Kernel).where(Kernel.session_id == session_id))).scalars().all()
             if sess.status == "PENDING" or all(k.agent_addr is None for k in kernels):
@@ -269,7 +270,7 @@ class AgentRPC:
             sess = await s.get(ComputeSession, session_id)
         networks: set[str] = set()
         for k in kernels:
-            if k.status in DEAD:
+            if k.status in DEAD_STATUSES:
                 continue
             if k.agent_addr is None:
                 await self.lifecycle.kernel_terminated(k.id, reason, None)
