@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from workbay.agent.client import AgentError
 from workbay.common.background import BackgroundLoop
+from workbay.common.domain import DEAD_STATUSES
 from workbay.manager.models.compute import Agent, ComputeSession, Kernel
 from workbay.manager.services.agent_registry import AgentRegistry, Heartbeat, occupancy_by_agent
 from workbay.manager.services.context import ServiceContext
-from workbay.manager.services.session_status import DEAD
 
 from .agent_rpc import AgentRPC
 from .lifecycle import Lifecycle
@@ -79,7 +79,7 @@ class ComputeReconciler:
             kernels: Sequence[uuid.UUID] = []
             if lost_ids:
                 kernels = (await s.execute(select(Kernel.id).where(
-                    Kernel.agent_id.in_(lost_ids), Kernel.status.not_in(DEAD)))).scalars().all()
+                    Kernel.agent_id.in_(lost_ids), Kernel.status.not_in(DEAD_STATUSES)))).scalars().all()
         for agent_id in lost_ids:
             log.warning("agent %s lost (no heartbeat since before %s)", agent_id, cutoff.isoformat())
             await self.ctx.events.publish({"name": "agent_lost", "agent_id": agent_id})
@@ -128,7 +128,7 @@ class ComputeReconciler:
                 if reported else {}
             for kid in reported:
                 k = known.get(kid)
-                if k is None or k.status in DEAD or (k.agent_id not in (None, hb.id)):
+                if k is None or k.status in DEAD_STATUSES or (k.agent_id not in (None, hb.id)):
                     orphans.append((kid, (k.status_info if k is not None else None) or "orphaned"))
                 elif stats.get(str(kid)) and k.last_stat != stats[str(kid)]:
                     k.last_stat = stats[str(kid)]
