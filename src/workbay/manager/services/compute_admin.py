@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from workbay.agent.client import AgentError
-from workbay.common.domain import AgentSelection, SchedulerKind
+from workbay.common.domain import LIVE_STATUSES, AgentSelection, SchedulerKind
 from workbay.common.errors import AlreadyExists, Conflict, InvalidAPIParameters, ObjectNotFound
 from workbay.common.slots import ResourceSlot, SlotParseError
 from workbay.common.text import MultilineText
@@ -36,7 +36,6 @@ from .agent_registry import AgentRegistry, Heartbeat, occupancy_by_agent
 from .compute_ports import AgentClients
 from .context import ServiceContext
 from .serialize import iso
-from .session_status import LIVE
 
 log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
@@ -362,7 +361,7 @@ class ComputeAdmin:
             agents = (await s.execute(select(func.count()).select_from(Agent).where(
                 Agent.resource_group == name, Agent.status == "ALIVE"))).scalar_one()
             sessions = (await s.execute(select(func.count()).select_from(ComputeSession).where(
-                ComputeSession.resource_group == name, ComputeSession.status.in_(LIVE)))).scalar_one()
+                ComputeSession.resource_group == name, ComputeSession.status.in_(LIVE_STATUSES)))).scalar_one()
             if agents or sessions:
                 raise Conflict(f"The resource group still has {agents} agents and {sessions} live sessions.")
             await s.delete(rg)
