@@ -7,13 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from workbay.common.domain import DEAD_STATUSES, LIVE_STATUSES, OCCUPYING_STATUSES, SessionStatus
-
-# Transitional re-exports for modules that still import the sets from here; the sets themselves
-# live in workbay.common.domain (import them from there).
-LIVE = LIVE_STATUSES
-DEAD = DEAD_STATUSES
-OCCUPYING = OCCUPYING_STATUSES
+from workbay.common.domain import DEAD_STATUSES, SessionStatus
 
 
 def now_utc() -> datetime:
