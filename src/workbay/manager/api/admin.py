@@ -319,25 +319,25 @@ async def remove_members(project_id: uuid.UUID, request: Request, who: Actor = D
 # -- resource policies -------------------------------------------------------------------------
 @router.get("/resource-policies/{kind}", response_model=PolicyItems)
 async def list_policies(kind: PolicyKind, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.policies.list(who, kind)
+    return _items(await st.policies.list(who, kind))
 
 
 @router.post("/resource-policies/{kind}", status_code=201, response_model=PolicyOut, openapi_extra=body_schema(PolicyBody, required=True))
 async def create_policy(kind: PolicyKind, request: Request, who: Actor = Depends(actor),
                         st: ManagerState = Depends(state)) -> dict:
-    return await st.policies.create(who, kind, await json_body(request))
+    return (await st.policies.create(who, kind, await json_body(request))).as_json()
 
 
 @router.get("/resource-policies/{kind}/{name}", response_model=PolicyOut)
 async def get_policy(kind: PolicyKind, name: str, who: Actor = Depends(actor),
                      st: ManagerState = Depends(state)) -> dict:
-    return await st.policies.get(who, kind, name)
+    return (await st.policies.get(who, kind, name)).as_json()
 
 
 @router.patch("/resource-policies/{kind}/{name}", response_model=PolicyOut, openapi_extra=body_schema(PolicyBody, required=True))
 async def update_policy(kind: PolicyKind, name: str, request: Request, who: Actor = Depends(actor),
                         st: ManagerState = Depends(state)) -> dict:
-    return await st.policies.update(who, kind, name, await json_body(request))
+    return (await st.policies.update(who, kind, name, await json_body(request))).as_json()
 
 
 @router.delete("/resource-policies/{kind}/{name}", status_code=204, response_class=Response)

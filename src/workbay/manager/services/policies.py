@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import re
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
@@ -21,11 +23,12 @@ from workbay.manager.models import (
 from . import access
 from .access import Actor
 from .context import ServiceContext
-from .serialize import policy_out
+from .serialize import PolicyInfo
 from .slots import check_slots
 
 PolicyKind = Literal["keypair", "user", "project"]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+PolicyRow = KeypairResourcePolicy | UserResourcePolicy | ProjectResourcePolicy
 PolicyModel = type[KeypairResourcePolicy] | type[UserResourcePolicy] | type[ProjectResourcePolicy]
 MODELS: dict[str, PolicyModel] = {"keypair": KeypairResourcePolicy, "user": UserResourcePolicy,
                                   "project": ProjectResourcePolicy}
@@ -122,22 +125,23 @@ class PolicyService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    async def list(self, actor: Actor, kind: PolicyKind) -> dict[str, Any]:
+    async def list(self, actor: Actor, kind: PolicyKind) -> builtins.list[PolicyInfo]:
         access.require_reader(actor)
         model = MODELS[kind]
         async with self.ctx.db() as s:
-            items = (await s.execute(select(model).order_by(model.name))).scalars().all()
-        return {"items": [policy_out(p) for p in items], "total_count": len(items)}
+            # a union of mapped classes reads back as their base class: the rows are this kind's
+            items = cast(Sequence[PolicyRow], (await s.execute(select(model).order_by(model.name))).scalars().all())
+        return [PolicyInfo.of(p) for p in items]
 
-    async def get(self, actor: Actor, kind: PolicyKind, name: str) -> dict[str, Any]:
+    async def get(self, actor: Actor, kind: PolicyKind, name: str) -> PolicyInfo:
         access.require_reader(actor)
         async with self.ctx.db() as s:
-            policy = await s.get(MODELS[kind], name)
+            policy = cast(PolicyRow | None, await s.get(MODELS[kind], name))
         if policy is None:
             raise ObjectNotFound(object_name=f"{kind} resource policy")
-        return policy_out(policy)
+        return PolicyInfo.of(policy)
 
-    async def create(self, actor: Actor, kind: PolicyKind, body: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, actor: Actor, kind: PolicyKind, body: dict[str, Any]) -> PolicyInfo:
         access.require_superadmin(actor)
         name, fields = parse_policy(kind, body, partial=False)
         model = MODELS[kind]
@@ -147,25 +151,25 @@ class PolicyService:
             policy = model(name=name, **fields)
             s.add(policy)
             await s.flush()
-            return policy_out(policy)
+            return PolicyInfo.of(policy)
 
-    async def update(self, actor: Actor, kind: PolicyKind, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def update(self, actor: Actor, kind: PolicyKind, name: str, body: dict[str, Any]) -> PolicyInfo:
         access.require_superadmin(actor)
         _, fields = parse_policy(kind, body, partial=True, current_name=name)
         async with self.ctx.db.begin() as s:
-            policy = await s.get(MODELS[kind], name)
+            policy = cast(PolicyRow | None, await s.get(MODELS[kind], name))
             if policy is None:
                 raise ObjectNotFound(object_name=f"{kind} resource policy")
             for key, value in fields.items():
                 setattr(policy, key, value)
             await s.flush()
-            return policy_out(policy)
+            return PolicyInfo.of(policy)
 
     async def delete(self, actor: Actor, kind: PolicyKind, name: str) -> None:
         access.require_superadmin(actor)
         owner_model, label = USED_BY[kind]
         async with self.ctx.db.begin() as s:
-            policy = await s.get(MODELS[kind], name)
+            policy = cast(PolicyRow | None, await s.get(MODELS[kind], name))
             if policy is None:
                 raise ObjectNotFound(object_name=f"{kind} resource policy")
             in_use = (await s.execute(select(func.count()).select_from(owner_model)

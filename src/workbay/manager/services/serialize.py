@@ -194,14 +194,18 @@ class ProjectInfo:
         return out
 
 
-POLICY_MODELS = {
-    "keypair": KeypairResourcePolicy,
-    "user": UserResourcePolicy,
-    "project": ProjectResourcePolicy,
-}
+@dataclass(frozen=True)
+class PolicyInfo:
+    """A resource policy: its name and the limits of its kind (keypair, user or project), by column."""
 
+    name: str
+    limits: dict[str, Any]
+    created_at: datetime | None
 
-def policy_out(p: Any) -> dict[str, Any]:
-    out = {c.name: getattr(p, c.name) for c in p.__table__.columns}
-    out["created_at"] = iso(p.created_at)
-    return out
+    @classmethod
+    def of(cls, p: KeypairResourcePolicy | UserResourcePolicy | ProjectResourcePolicy) -> PolicyInfo:
+        limits = {c.name: getattr(p, c.name) for c in p.__table__.columns if c.name not in ("name", "created_at")}
+        return cls(name=p.name, limits=limits, created_at=p.created_at)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, **self.limits, "created_at": iso(self.created_at)}
