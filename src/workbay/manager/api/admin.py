@@ -350,10 +350,10 @@ async def delete_policy(kind: PolicyKind, name: str, who: Actor = Depends(actor)
 # -- system settings ---------------------------------------------------------------------------
 @router.get("/settings", response_model=SettingsOut)
 async def get_settings(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return await st.settings.get(who)
+    return (await st.settings.get(who)).as_json()
 
 
 @router.patch("/settings", response_model=SettingsOut)
 async def update_settings(body: SettingsPatch, who: Actor = Depends(actor),
                           st: ManagerState = Depends(state)) -> dict:
-    return await st.settings.update(who, body)
+    return (await st.settings.update(who, body)).as_json()

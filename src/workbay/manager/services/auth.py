@@ -167,9 +167,9 @@ class AuthService:
     async def signup(self, domain: str, email: str, password: str, username: str | None,
                      full_name: str, description: str, invitation_token: str | None) -> dict[str, Any]:
         settings = await SettingsService(self.ctx).current()
-        if not settings["signup_enabled"]:
+        if not settings.signup_enabled:
             raise GenericForbidden("Sign-up is disabled.")
-        token = settings["signup_invitation_token"]
+        token = settings.signup_invitation_token
         if token and not hmac.compare_digest(token, invitation_token or ""):
             raise GenericForbidden("A valid invitation token is required to sign up.")
         from .users import NewUser, UserService  # users imports auth-free helpers only

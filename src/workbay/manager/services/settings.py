@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -25,28 +26,36 @@ class SettingsPatch(BaseModel):
         return v
 
 
+@dataclass(frozen=True)
+class SystemSettings:
+    signup_enabled: bool
+    signup_invitation_token: str | None  # None or "": anyone may sign up (while sign-up is enabled)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class SettingsService:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
 
-    def _defaults(self) -> dict[str, Any]:
+    async def current(self) -> SystemSettings:
         m = self.ctx.config.manager
-        return {"signup_enabled": m.signup_enabled,
-                "signup_invitation_token": m.signup_invitation_token}
-
-    async def current(self) -> dict[str, Any]:
-        values = self._defaults()
+        values: dict[str, Any] = {"signup_enabled": m.signup_enabled,
+                                  "signup_invitation_token": m.signup_invitation_token}
         async with self.ctx.db() as s:
             for row in (await s.execute(SystemSetting.__table__.select())).all():
+                # rows are written by update() only (SettingsPatch names every key); one this version
+                # does not know (left by a newer one) does not apply here
                 if row.key in values:
                     values[row.key] = row.value
-        return values
+        return SystemSettings(**values)
 
-    async def get(self, actor: Actor) -> dict[str, Any]:
+    async def get(self, actor: Actor) -> SystemSettings:
         require_superadmin(actor)
         return await self.current()
 
-    async def update(self, actor: Actor, patch: SettingsPatch) -> dict[str, Any]:
+    async def update(self, actor: Actor, patch: SettingsPatch) -> SystemSettings:
         require_superadmin(actor)
         async with self.ctx.db.begin() as s:
             for key, value in patch.model_dump(exclude_unset=True).items():
