@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ConfigDict
@@ -27,7 +26,7 @@ from workbay.manager.services.users import NewUser, UserPatch
 from workbay.manager.state import ManagerState
 
 from .deps import actor, state
-from .wire import WireModel, WireRoute, body_schema
+from .wire import WireModel, WireRoute, body_schema, items_of
 
 
 # -- what goes on the wire ---------------------------------------------------------------------
@@ -158,14 +157,6 @@ class PolicyBody(KeypairPolicyFields, UserPolicyFields, ProjectPolicyFields):
     name: str | None = None
 
 
-class _JSONable(Protocol):
-    def as_json(self) -> dict[str, Any]: ...
-
-
-def _items(found: Sequence[_JSONable]) -> dict[str, Any]:
-    return {"items": [x.as_json() for x in found], "total_count": len(found)}
-
-
 def _page(found: Page[Any]) -> dict[str, Any]:
     return {"items": [x.as_json() for x in found.items], "total_count": found.total_count}
 
@@ -242,7 +233,7 @@ async def delete_keypair(access_key: str, who: Actor = Depends(actor), st: Manag
 # -- domains -----------------------------------------------------------------------------------
 @router.get("/domains", response_model=DomainItems)
 async def list_domains(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return _items(await st.domains.list(who))
+    return items_of(await st.domains.list(who))
 
 
 @router.post("/domains", status_code=201, response_model=DomainOut)
@@ -300,7 +291,7 @@ async def delete_project(project_id: uuid.UUID, who: Actor = Depends(actor),
 
 @router.get("/projects/{project_id}/members", response_model=UserItems)
 async def list_members(project_id: uuid.UUID, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return _items(await st.projects.members(who, project_id))
+    return items_of(await st.projects.members(who, project_id))
 
 
 @router.post("/projects/{project_id}/members", response_model=Added)
@@ -319,7 +310,7 @@ async def remove_members(project_id: uuid.UUID, request: Request, who: Actor = D
 # -- resource policies -------------------------------------------------------------------------
 @router.get("/resource-policies/{kind}", response_model=PolicyItems)
 async def list_policies(kind: PolicyKind, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return _items(await st.policies.list(who, kind))
+    return items_of(await st.policies.list(who, kind))
 
 
 @router.post("/resource-policies/{kind}", status_code=201, response_model=PolicyOut, openapi_extra=body_schema(PolicyBody, required=True))

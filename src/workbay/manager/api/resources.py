@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +21,7 @@ from workbay.manager.services.resource_usage import AgentSummaryOut, Allocatable
 from workbay.manager.state import ManagerState
 
 from .deps import actor, state
-from .wire import Number, WireModel, WireRoute, body_schema
+from .wire import Number, WireModel, WireRoute, body_schema, items_of
 
 router = APIRouter(tags=["resources"], route_class=WireRoute)
 
@@ -166,14 +165,6 @@ class TaskStarted(WireModel):
     task_id: str | None = None
 
 
-class _JSONable(Protocol):
-    def as_json(self) -> dict[str, Any]: ...
-
-
-def _items(found: Sequence[_JSONable]) -> dict[str, Any]:
-    return {"items": [x.as_json() for x in found], "total_count": len(found)}
-
-
 @router.get("/resource/presets", response_model=PresetList)
 async def presets(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     return {"presets": [p.as_json() for p in await st.compute_admin.list_presets()]}
@@ -238,7 +229,7 @@ async def recalculate_usage(request: Request, who: Actor = Depends(actor), st: M
 @router.get("/admin/agents", response_model=AgentItems)
 async def list_agents(status: str | None = None, resource_group: str | None = None, who: Actor = Depends(actor),
                       st: ManagerState = Depends(state)) -> dict:
-    return _items(await st.compute_admin.list_agents(who, status, resource_group))
+    return items_of(await st.compute_admin.list_agents(who, status, resource_group))
 
 
 class SchedulableBody(BaseModel):
@@ -253,7 +244,7 @@ async def update_agent(agent_id: str, body: SchedulableBody, who: Actor = Depend
 
 @router.get("/admin/resource-groups", response_model=ResourceGroupItems)
 async def list_resource_groups(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return _items(await st.compute_admin.list_resource_groups(who))
+    return items_of(await st.compute_admin.list_resource_groups(who))
 
 
 @router.post("/admin/resource-groups", status_code=201, response_model=ResourceGroupOut)
@@ -282,7 +273,7 @@ async def delete_resource_group(name: str, who: Actor = Depends(actor), st: Mana
 @router.get("/admin/resource-presets", response_model=PresetItems)
 async def list_presets(who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
     access.require_reader(who)
-    return _items(await st.compute_admin.list_presets())
+    return items_of(await st.compute_admin.list_presets())
 
 
 @router.post("/admin/resource-presets", status_code=201, response_model=PresetOut)
@@ -304,7 +295,7 @@ async def delete_preset(name: str, who: Actor = Depends(actor), st: ManagerState
 
 @router.get("/images", response_model=ImageItems)
 async def list_images(installed: bool = False, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> dict:
-    return _items(await st.compute_admin.list_images(who, installed))
+    return items_of(await st.compute_admin.list_images(who, installed))
 
 
 @router.patch("/admin/images/{ref:path}", response_model=ImageOut)  # names have slashes: localhost/workbay/python:3.11

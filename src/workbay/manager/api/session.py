@@ -165,14 +165,14 @@ async def logs(name: str, request: Request, who: Actor = Depends(actor), st: Man
     return JSONResponse(logs_wire(await st.sessions.logs(who, name, params.owner_access_key, params.kernel_id)))
 
 
-class RenameParams(BaseModel):
+class SessionRenameParams(BaseModel):
     name: str
 
 
 @router.post("/session/{name}/rename", status_code=204, response_class=Response,
-             openapi_extra=body_schema(RenameParams))
+             openapi_extra=body_schema(SessionRenameParams))
 async def rename(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> Response:
-    params = await request_params(request, RenameParams)
+    params = await request_params(request, SessionRenameParams)
     await st.sessions.rename(who, name, params.name)
     return Response(status_code=204)
 
@@ -197,7 +197,7 @@ async def apps(name: str, who: Actor = Depends(actor), st: ManagerState = Depend
     return JSONResponse(await st.apps.apps(who, name))
 
 
-class DownloadParams(BaseModel):
+class SessionDownloadParams(BaseModel):
     files: list[str] = []
 
 
@@ -209,7 +209,7 @@ class SingleParams(BaseModel):
             responses={200: {"description": "One tar archive per path", "content": {"multipart/mixed": {}}}})
 async def download(name: str, request: Request, who: Actor = Depends(actor), st: ManagerState = Depends(state)) -> Response:
     """Backend.AI's download: multipart/mixed, one tar archive per path (≤ 5)."""
-    params = await request_params(request, DownloadParams)
+    params = await request_params(request, SessionDownloadParams)
     body, ctype = await st.session_files.download(who, name, params.files)
     return Response(body, media_type=ctype)
 

@@ -7,7 +7,8 @@ clients receive.  ``WireModel`` keeps fields a model does not name (Backend.AI's
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
@@ -74,3 +75,14 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"description": "The request was refused (problem details).",
             "content": {"application/problem+json": {"schema": Problem.model_json_schema()}}},
 }
+
+
+class JSONable(Protocol):
+    """A service's typed result that writes its own wire JSON."""
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
+def items_of(found: Sequence[JSONable]) -> dict[str, Any]:
+    """A whole list on the wire: ``{"items": [...], "total_count": n}``."""
+    return {"items": [x.as_json() for x in found], "total_count": len(found)}
