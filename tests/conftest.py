@@ -4,13 +4,16 @@ import pytest
 
 from tests.support.databases import throwaway_db
 from tests.support.manager import start_manager
-from tests.support.markers import mark_services
+from tests.support.markers import mark_services, refuse_engine_test_in_parallel
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's loadgroup reads the xdist_group markers
 def pytest_collection_modifyitems(items):
     # engine / postgres / redis / browser, from what each test uses (tests/support/markers.py)
     mark_services(items)
+
+
+def pytest_runtest_setup(item):
+    refuse_engine_test_in_parallel(item)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
