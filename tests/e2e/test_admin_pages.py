@@ -49,7 +49,7 @@ async def test_resource_policy_create_edit_export_delete(admin: Page, workbay, s
     await dialog.locator("#pol-slot_mem").fill("8")
     await dialog.locator("[data-wb-unlimited=pol-idle_timeout]").uncheck()
     await dialog.locator("#pol-idle_timeout").fill("-5")
-    await dialog.locator("#pol-allowed_vfolder_hosts").fill("local:volume1")
+    await dialog.locator("#pol-allowed_folder_hosts").fill("local:volume1")
     await shots.take(page, "21-policy-create-dialog")
     await dialog.get_by_role("button", name="Create").click()
     await expect(dialog.locator("#pol-idle_timeout-error")).to_be_visible()  # checked before the API

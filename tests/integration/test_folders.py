@@ -212,7 +212,7 @@ async def test_quota_refuses_before_writing(manager):
     # unset → the user policy's max size applies
     policy = unique("pol")
     await h.admin().post("/admin/resource-policies/user", json={"name": policy, "max_quota_scope_size": 5000,
-                                                                 "max_vfolder_count": 2})
+                                                                 "max_folder_count": 2})
     await h.admin().patch(f"/admin/users/{u['email']}", json={"resource_policy": policy})
     q = await h.admin().delete("/folders/_/quota", params={"host": "local:volume1", "quota_scope_id": qsid})
     assert q["limit_bytes"] == 5000 and not q["explicit"] and q["default_limit_bytes"] == 5000
@@ -220,7 +220,8 @@ async def test_quota_refuses_before_writing(manager):
     await expect_error(413, c.post(f"/folders/{name}/request-upload", json={"path": "huge.bin", "size": 2000}))
     # the policy's folder count (2)
     await c.post("/folders", json={"name": unique()})
-    await expect_error(400, c.post("/folders", json={"name": unique()}))
+    e = await expect_error(400, c.post("/folders", json={"name": unique()}))
+    assert e.data == {"max_vfolder_count": 2}              # Backend.AI's name on its wire
     # quota administration: admins only, bad scopes refused
     await expect_error(403, c.get("/folders/_/quota", params={"host": "local:volume1", "quota_scope_id": qsid}))
     await expect_error(400, h.admin().put("/folders/_/quota", json={"host": "local:volume1",
@@ -343,7 +344,7 @@ async def test_a_mounted_folder_cannot_be_trashed(manager):
         sess = ComputeSession(name=unique("ms"), access_key=u["keypair"]["access_key"], user_id=uuid.UUID(u["uuid"]),
                               project_id=uuid.UUID(next(p["id"] for p in project if p["name"] == "default")),
                               domain_name="default", resource_group="default", image="x", status="RUNNING",
-                              mounts=[{"vfolder_id": str(uuid.UUID(f["id"])), "name": name, "source": "/x",
+                              mounts=[{"folder_id": str(uuid.UUID(f["id"])), "name": name, "source": "/x",
                                        "target": f"/home/work/{name}", "read_only": False}])
         s.add(sess)
     e = await expect_error(409, c.delete(f"/folders/{name}"))
@@ -367,7 +368,7 @@ async def test_hosts_and_volumes(manager):
     assert vols[0]["host"] == "local:volume1" and vols[0]["quota_supported"] is True
     # a policy without the host: creating a folder there is refused
     pol = unique("kpol")
-    await h.admin().post("/admin/resource-policies/keypair", json={"name": pol, "allowed_vfolder_hosts": {}})
+    await h.admin().post("/admin/resource-policies/keypair", json={"name": pol, "allowed_folder_hosts": {}})
     u, c2 = await new_user(h)
     await h.admin().patch(f"/admin/keypairs/{u['keypair']['access_key']}", json={"resource_policy": pol})
     await expect_error(403, c2.post("/folders", json={"name": unique()}))

@@ -295,7 +295,7 @@ async def test_domains_crud(manager):
     name = unique("dom")
     created = await admin.post("/admin/domains", json={
         "name": name, "description": "d", "total_resource_slots": {"cpu": 4, "mem": "8589934592"},
-        "allowed_vfolder_hosts": {"local": ["create-vfolder"]}, "allowed_docker_registries": ["cr.io"]})
+        "allowed_folder_hosts": {"local": ["create-vfolder"]}, "allowed_docker_registries": ["cr.io"]})
     assert created["total_resource_slots"] == {"cpu": "4", "mem": "8589934592"}
     assert (await admin.get(f"/admin/domains/{name}"))["allowed_docker_registries"] == ["cr.io"]
     assert name in [d["name"] for d in (await admin.get("/admin/domains"))["items"]]
@@ -373,19 +373,19 @@ POLICY_BODIES = {
                 "max_containers_per_session": 2, "max_session_lifetime": 7200,
                 "max_concurrent_sessions": 3, "max_concurrent_sftp_sessions": 2,
                 "max_pending_session_count": 4, "idle_timeout": 600,
-                "allowed_vfolder_hosts": {"local:vol1": ["create-vfolder", "mount-in-session"]}},
-    "user": {"max_vfolder_count": 5, "max_quota_scope_size": 10**12,
+                "allowed_folder_hosts": {"local:vol1": ["create-vfolder", "mount-in-session"]}},
+    "user": {"max_folder_count": 5, "max_quota_scope_size": 10**12,
              "max_session_count_per_model_session": 3, "max_customized_image_count": 2},
-    "project": {"max_vfolder_count": 7, "max_quota_scope_size": -1, "max_network_count": 4},
+    "project": {"max_folder_count": 7, "max_quota_scope_size": -1, "max_network_count": 4},
 }
 PATCHES = {
     "keypair": {"total_resource_slots": {"cpu": "Infinity"}, "max_containers_per_session": 8,
                 "max_session_lifetime": 0, "max_concurrent_sessions": 10,
                 "max_concurrent_sftp_sessions": 5, "max_pending_session_count": None,
-                "idle_timeout": 0, "allowed_vfolder_hosts": {}},
-    "user": {"max_vfolder_count": 0, "max_quota_scope_size": -1,
+                "idle_timeout": 0, "allowed_folder_hosts": {}},
+    "user": {"max_folder_count": 0, "max_quota_scope_size": -1,
              "max_session_count_per_model_session": 1, "max_customized_image_count": 0},
-    "project": {"max_vfolder_count": 1, "max_quota_scope_size": 2**40, "max_network_count": 0},
+    "project": {"max_folder_count": 1, "max_quota_scope_size": 2**40, "max_network_count": 0},
 }
 
 

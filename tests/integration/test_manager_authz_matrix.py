@@ -375,7 +375,7 @@ def _fresh_policy(kind: str) -> Prep:
 
 def _policy_cases() -> list[Case]:
     out = []
-    patch = {"keypair": {"idle_timeout": 1200}, "user": {"max_vfolder_count": 3},
+    patch = {"keypair": {"idle_timeout": 1200}, "user": {"max_folder_count": 3},
              "project": {"max_network_count": 2}}
     for kind in ("keypair", "user", "project"):
         base = f"/admin/resource-policies/{kind}"

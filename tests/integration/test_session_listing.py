@@ -25,7 +25,7 @@ async def test_counts_sort_mounts_and_owner(manager):
             s.add(ComputeSession(name=sname, access_key=u["keypair"]["access_key"], user_id=uuid.UUID(u["uuid"]),
                                  project_id=pid, domain_name="default", resource_group="default", image="x",
                                  status=status, session_type=stype,
-                                 mounts=[{"vfolder_id": "f1", "name": "data", "source": "/srv/secret/path",
+                                 mounts=[{"folder_id": "f1", "name": "data", "source": "/srv/secret/path",
                                           "target": "/home/work/data", "read_only": True}]))
     counts = await c.get("/sessions/counts")
     assert counts["total"] == 4

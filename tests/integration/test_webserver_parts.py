@@ -181,37 +181,37 @@ def test_keypair_policy_form_reads_units_and_unlimited():
                  slot_cuda_shares__unlimited="on", max_containers_per_session="2",
                  max_session_lifetime__unlimited="on", max_concurrent_sessions="5",
                  max_concurrent_sftp_sessions="1", max_pending_session_count__unlimited="on",
-                 idle_timeout="600", allowed_vfolder_hosts="local:volume1\nnfs: download-file, upload-file")
+                 idle_timeout="600", allowed_folder_hosts="local:volume1\nnfs: download-file, upload-file")
     body, errors = pf.read_policy_form("keypair", form, "bad number", "unknown: %(names)s")
     assert errors == {}
     assert body["total_resource_slots"] == {"cpu": "2.5", "mem": str(4 * 2**30)}
     assert body["max_session_lifetime"] == 0 and body["max_pending_session_count"] is None
-    assert body["allowed_vfolder_hosts"] == {"local:volume1": list(pf.HOST_PERMISSIONS),
+    assert body["allowed_folder_hosts"] == {"local:volume1": list(pf.HOST_PERMISSIONS),
                                              "nfs": ["download-file", "upload-file"]}
-    assert pf.hosts_text(body["allowed_vfolder_hosts"]) == \
+    assert pf.hosts_text(body["allowed_folder_hosts"]) == \
         "local:volume1\nnfs: download-file, upload-file"
 
 
 def test_policy_form_errors_name_their_field():
-    form = _form(max_vfolder_count="-1", max_quota_scope_size="1.5", max_network_count="x")
+    form = _form(max_folder_count="-1", max_quota_scope_size="1.5", max_network_count="x")
     body, errors = pf.read_policy_form("project", form, "bad number", "unknown: %(names)s")
-    assert set(errors) == {"max_vfolder_count", "max_network_count"}
+    assert set(errors) == {"max_folder_count", "max_network_count"}
     assert body["max_quota_scope_size"] == int(1.5 * 2**30)
-    _, errors = pf.read_policy_form("keypair", _form(allowed_vfolder_hosts="h: fly"), "n",
+    _, errors = pf.read_policy_form("keypair", _form(allowed_folder_hosts="h: fly"), "n",
                                     "unknown: %(names)s")
-    assert errors["allowed_vfolder_hosts"] == "unknown: fly"
+    assert errors["allowed_folder_hosts"] == "unknown: fly"
     with pytest.raises(FieldError):
         pf.SLOTS[2].parse(_form(slot_cuda_device="1.5"), "whole GPUs only")
 
 
 def test_policy_exports():
-    items = [{"name": "gold", "max_vfolder_count": 0, "max_quota_scope_size": -1,
+    items = [{"name": "gold", "max_folder_count": 0, "max_quota_scope_size": -1,
               "max_network_count": 3, "created_at": "2026-01-01T00:00:00+00:00"}]
     assert json.loads(pf.export_json(items)) == items
     rows = list(csv.DictReader(io.StringIO(pf.export_csv("project", items))))
-    assert rows == [{"name": "gold", "max_vfolder_count": "0", "max_quota_scope_size": "-1",
+    assert rows == [{"name": "gold", "max_folder_count": "0", "max_quota_scope_size": "-1",
                      "max_network_count": "3", "created_at": "2026-01-01T00:00:00+00:00"}]
-    keypair = [{"name": "k", "total_resource_slots": {"cpu": "2"}, "allowed_vfolder_hosts": {}}]
+    keypair = [{"name": "k", "total_resource_slots": {"cpu": "2"}, "allowed_folder_hosts": {}}]
     row = next(csv.DictReader(io.StringIO(pf.export_csv("keypair", keypair))))
     assert json.loads(row["total_resource_slots"]) == {"cpu": "2"}
 

@@ -10,10 +10,10 @@ from workbay.manager.services.slots import check_slots
 
 KEYPAIR_FIELDS = {"total_resource_slots", "max_containers_per_session", "max_session_lifetime",
                   "max_concurrent_sessions", "max_concurrent_sftp_sessions",
-                  "max_pending_session_count", "idle_timeout", "allowed_vfolder_hosts"}
-USER_FIELDS = {"max_vfolder_count", "max_quota_scope_size", "max_session_count_per_model_session",
+                  "max_pending_session_count", "idle_timeout", "allowed_folder_hosts"}
+USER_FIELDS = {"max_folder_count", "max_quota_scope_size", "max_session_count_per_model_session",
                "max_customized_image_count"}
-PROJECT_FIELDS = {"max_vfolder_count", "max_quota_scope_size", "max_network_count"}
+PROJECT_FIELDS = {"max_folder_count", "max_quota_scope_size", "max_network_count"}
 
 
 @pytest.mark.parametrize("kind, fields", [
@@ -30,13 +30,13 @@ def test_keypair_policy_full():
         "max_containers_per_session": 4, "max_session_lifetime": 86400,
         "max_concurrent_sessions": 3, "max_concurrent_sftp_sessions": 2,
         "max_pending_session_count": 5, "idle_timeout": 1800,
-        "allowed_vfolder_hosts": {"local:volume1": ["create-vfolder", "mount-in-session"]},
+        "allowed_folder_hosts": {"local:volume1": ["create-vfolder", "mount-in-session"]},
     }, partial=False)
     assert name == "gpu.team-1"
     assert out["total_resource_slots"] == {"cpu": "8", "mem": "34359738368", "cuda.shares": "2.5",
                                            "cuda.device": "Infinity"}
     assert out["max_pending_session_count"] == 5
-    assert out["allowed_vfolder_hosts"] == {"local:volume1": ["create-vfolder", "mount-in-session"]}
+    assert out["allowed_folder_hosts"] == {"local:volume1": ["create-vfolder", "mount-in-session"]}
 
 
 @pytest.mark.parametrize("kind, body, field", [
@@ -50,7 +50,7 @@ def test_keypair_policy_full():
     ("keypair", {"name": "p", "max_concurrent_sessions": 2**31}, "max_concurrent_sessions"),
     ("keypair", {"name": "p", "idle_timeout": "soon"}, "idle_timeout"),
     ("keypair", {"name": "p", "total_resource_slots": {"cpu": -1}}, "total_resource_slots"),
-    ("keypair", {"name": "p", "allowed_vfolder_hosts": {"h": ["fly"]}}, "allowed_vfolder_hosts"),
+    ("keypair", {"name": "p", "allowed_folder_hosts": {"h": ["fly"]}}, "allowed_folder_hosts"),
     ("keypair", {"name": "p", "bogus": 1}, "bogus"),
     ("user", {"name": "p", "max_quota_scope_size": -2}, "max_quota_scope_size"),
     ("user", {"name": "p", "max_quota_scope_size": 2**63}, "max_quota_scope_size"),
@@ -67,8 +67,8 @@ def test_partial_returns_only_the_given_fields_and_keeps_the_name():
     name, out = parse_policy("keypair", {"idle_timeout": 60, "max_pending_session_count": None},
                              partial=True, current_name="p")
     assert name is None and out == {"idle_timeout": 60, "max_pending_session_count": None}
-    assert parse_policy("user", {"name": "p", "max_vfolder_count": 3}, partial=True,
-                        current_name="p")[1] == {"max_vfolder_count": 3}
+    assert parse_policy("user", {"name": "p", "max_folder_count": 3}, partial=True,
+                        current_name="p")[1] == {"max_folder_count": 3}
     with pytest.raises(InvalidAPIParameters) as e:
         parse_policy("user", {"name": "renamed"}, partial=True, current_name="p")
     assert e.value.data == {"name": "read-only"}

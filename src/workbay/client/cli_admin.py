@@ -19,10 +19,10 @@ PROJECT_COLUMNS = ("id", "name", "domain_name", "type", "is_active", "member_cou
 DOMAIN_COLUMNS = ("name", "description", "is_active", "created_at")
 POLICY_COLUMNS = {
     "keypair": ("name", "total_resource_slots", "max_concurrent_sessions", "max_containers_per_session",
-                "max_session_lifetime", "idle_timeout", "allowed_vfolder_hosts"),
-    "user": ("name", "max_vfolder_count", "max_quota_scope_size", "max_session_count_per_model_session",
+                "max_session_lifetime", "idle_timeout", "allowed_folder_hosts"),
+    "user": ("name", "max_folder_count", "max_quota_scope_size", "max_session_count_per_model_session",
              "max_customized_image_count"),
-    "project": ("name", "max_vfolder_count", "max_quota_scope_size", "max_network_count"),
+    "project": ("name", "max_folder_count", "max_quota_scope_size", "max_network_count"),
 }
 
 def parse_assignments(pairs: tuple[str, ...]) -> dict[str, Any]:

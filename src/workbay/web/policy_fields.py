@@ -120,7 +120,7 @@ FIELDS: dict[str, tuple[NumberField, ...]] = {
         NumberField("idle_timeout", N_("Idle timeout"), 3600, unlimited=0, maximum=15552000, unit="s"),
     ),
     "user": (
-        NumberField("max_vfolder_count", N_("Max folder count"), 0, unlimited=0, column=N_("Folders")),
+        NumberField("max_folder_count", N_("Max folder count"), 0, unlimited=0, column=N_("Folders")),
         NumberField("max_quota_scope_size", N_("Max folder size"), -1, unlimited=-1, unit="GiB",
                     column=N_("Folder size")),
         NumberField("max_session_count_per_model_session", N_("Max sessions per model service"), 10,
@@ -129,7 +129,7 @@ FIELDS: dict[str, tuple[NumberField, ...]] = {
                     column=N_("Custom images")),
     ),
     "project": (
-        NumberField("max_vfolder_count", N_("Max folder count"), 0, unlimited=0, column=N_("Folders")),
+        NumberField("max_folder_count", N_("Max folder count"), 0, unlimited=0, column=N_("Folders")),
         NumberField("max_quota_scope_size", N_("Max folder size"), -1, unlimited=-1, unit="GiB",
                     column=N_("Folder size")),
         NumberField("max_network_count", N_("Max network count"), 3, column=N_("Networks")),
@@ -139,7 +139,7 @@ KIND_LABELS = {"keypair": N_("Keypair"), "user": N_("User"), "project": N_("Proj
 
 
 def hosts_text(hosts: dict[str, list[str]]) -> str:
-    """allowed_vfolder_hosts as the form's text: one ``host`` or ``host: perm, perm`` a line."""
+    """allowed_folder_hosts as the form's text: one ``host`` or ``host: perm, perm`` a line."""
     lines = []
     for host, perms in sorted((hosts or {}).items()):
         lines.append(host if set(perms) == set(HOST_PERMISSIONS) else f"{host}: {', '.join(perms)}")
@@ -157,7 +157,7 @@ def parse_hosts(text: str) -> dict[str, list[str]]:
         names = [p.strip() for p in perms.split(",") if p.strip()]
         unknown = [p for p in names if p not in HOST_PERMISSIONS]
         if unknown:
-            raise FieldError("allowed_vfolder_hosts", ", ".join(unknown))
+            raise FieldError("allowed_folder_hosts", ", ".join(unknown))
         hosts[host.strip()] = names or list(HOST_PERMISSIONS)
     return hosts
 
@@ -184,7 +184,7 @@ def read_policy_form(kind: str, form: FormData, number_message: str, hosts_messa
                     slots[slot.slot] = value
         body["total_resource_slots"] = slots
         try:
-            body["allowed_vfolder_hosts"] = parse_hosts(form.raw("allowed_vfolder_hosts"))
+            body["allowed_folder_hosts"] = parse_hosts(form.raw("allowed_folder_hosts"))
         except FieldError as e:
             errors[e.field] = hosts_message % {"names": e.message}
     return body, errors
@@ -197,7 +197,7 @@ def export_json(items: list[dict[str, Any]]) -> str:
 def export_csv(kind: str, items: list[dict[str, Any]]) -> str:
     keys = ["name", *(f.key for f in FIELDS[kind])]
     if kind == "keypair":
-        keys += ["total_resource_slots", "allowed_vfolder_hosts"]
+        keys += ["total_resource_slots", "allowed_folder_hosts"]
     keys += sorted({k for item in items for k in item} - set(keys))
     out = io.StringIO()
     writer = csv.writer(out)

@@ -93,7 +93,7 @@ class DomainOut(WireModel):
     description: str | None
     is_active: bool
     total_resource_slots: dict[str, Any] | None
-    allowed_vfolder_hosts: dict[str, Any] | None
+    allowed_folder_hosts: dict[str, Any] | None
     allowed_docker_registries: list[str] | None
     created_at: str | None
     modified_at: str | None
@@ -112,7 +112,7 @@ class ProjectOut(WireModel):
     domain_name: str
     type: str
     total_resource_slots: dict[str, Any] | None
-    allowed_vfolder_hosts: dict[str, Any] | None
+    allowed_folder_hosts: dict[str, Any] | None
     resource_policy: str | None
     created_at: str | None
     modified_at: str | None

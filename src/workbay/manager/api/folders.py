@@ -470,6 +470,8 @@ T = TypeVar("T")
 P = TypeVar("P", bound=BaseModel)
 # Workbay's field names in services' errors → the request's wire field.
 CREATE_FIELDS = {"project": "group"}
+# Workbay's names in a create error's ``data`` → Backend.AI's (the user policy's folder limit).
+CREATE_DATA = {"max_folder_count": "max_vfolder_count"}
 CLONE_FIELDS = {"name": "target_name", "host": "target_host"}
 RENAME_FIELDS = {"name": "new_name"}
 
@@ -486,14 +488,18 @@ async def _form_params(request: Request, model: type[P]) -> P:
         raise
 
 
-async def _with_field_errors(work: Awaitable[T], names: dict[str, str]) -> T:
-    """Renames the services' ``field_errors`` keys to the request's wire fields."""
+async def _with_field_errors(work: Awaitable[T], names: dict[str, str],
+                             data_names: dict[str, str] | None = None) -> T:
+    """Renames the services' ``field_errors`` keys to the request's wire fields (and the keys of
+    ``data`` named in ``data_names`` to the wire's)."""
     try:
         return await work
     except BackendError as e:
         found = e.extra.get("field_errors")
         if isinstance(found, dict):
             e.extra = {**e.extra, "field_errors": {names.get(k, k): v for k, v in found.items()}}
+        if data_names and isinstance(e.data, dict):
+            e.data = {data_names.get(k, k): v for k, v in e.data.items()}
         raise
 
 
@@ -503,7 +509,7 @@ async def create(request: Request, who: Actor = Depends(actor), st: ManagerState
     p = await _form_params(request, CreateParams)
     new = NewFolder(name=p.name, host=p.host, project=p.group, usage_mode=p.usage_mode, permission=p.permission,
                     cloneable=p.cloneable)
-    return created_wire(await _with_field_errors(st.folders.create(who, new), CREATE_FIELDS))
+    return created_wire(await _with_field_errors(st.folders.create(who, new), CREATE_FIELDS, CREATE_DATA))
 
 
 @router.get("/folders", response_model=list[FolderOut], openapi_extra=body_schema(ListParams))

@@ -22,14 +22,14 @@ class KeypairResourcePolicy(Base):
     max_concurrent_sftp_sessions: Mapped[int] = mapped_column(Integer, default=1)
     max_pending_session_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     idle_timeout: Mapped[int] = mapped_column(Integer, default=3600)
-    allowed_vfolder_hosts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    allowed_folder_hosts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UserResourcePolicy(Base):
     __tablename__ = "user_resource_policies"
     name: Mapped[str] = mapped_column(String(256), primary_key=True)
-    max_vfolder_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_folder_count: Mapped[int] = mapped_column(Integer, default=0)
     max_quota_scope_size: Mapped[int] = mapped_column(BigInteger, default=-1)
     max_session_count_per_model_session: Mapped[int] = mapped_column(Integer, default=10)
     max_customized_image_count: Mapped[int] = mapped_column(Integer, default=3)
@@ -39,7 +39,7 @@ class UserResourcePolicy(Base):
 class ProjectResourcePolicy(Base):
     __tablename__ = "project_resource_policies"
     name: Mapped[str] = mapped_column(String(256), primary_key=True)
-    max_vfolder_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_folder_count: Mapped[int] = mapped_column(Integer, default=0)
     max_quota_scope_size: Mapped[int] = mapped_column(BigInteger, default=-1)
     max_network_count: Mapped[int] = mapped_column(Integer, default=3)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -51,7 +51,7 @@ class Domain(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     total_resource_slots: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    allowed_vfolder_hosts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    allowed_folder_hosts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     allowed_docker_registries: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -67,7 +67,7 @@ class Project(Base):
     domain_name: Mapped[str] = mapped_column(ForeignKey("domains.name"), index=True)
     type: Mapped[str] = mapped_column(String(32), default="general")  # general | model-store
     total_resource_slots: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    allowed_vfolder_hosts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    allowed_folder_hosts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     resource_policy: Mapped[str] = mapped_column(ForeignKey("project_resource_policies.name"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

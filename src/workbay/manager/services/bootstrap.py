@@ -77,8 +77,8 @@ async def _bootstrap(ctx: ServiceContext, demo: bool) -> BootstrapResult:
             # Once, on a new (or pre-storage) database: the default keypair policy may use the
             # default storage host, so folders work out of the box.  Admins may change it later.
             kp_policy = await s.get(KeypairResourcePolicy, "default")
-            if kp_policy is not None and not kp_policy.allowed_vfolder_hosts:
-                kp_policy.allowed_vfolder_hosts = {ctx.config.storage.default_volume_host: sorted(HOST_PERMISSIONS)}
+            if kp_policy is not None and not kp_policy.allowed_folder_hosts:
+                kp_policy.allowed_folder_hosts = {ctx.config.storage.default_volume_host: sorted(HOST_PERMISSIONS)}
             s.add(SystemSetting(key=STORAGE_HOSTS_APPLIED, value=True))
         for name, ptype in (("default", "general"), ("model-store", "model-store")):
             exists = (await s.execute(select(Project.id).where(

@@ -29,7 +29,7 @@ class NewDomain(BaseModel):
     description: MultilineText = Field("", max_length=4096)
     is_active: bool = True
     total_resource_slots: dict[str, Any] = {}
-    allowed_vfolder_hosts: dict[str, Any] = {}
+    allowed_folder_hosts: dict[str, Any] = {}
     allowed_docker_registries: list[str] = []
 
     @field_validator("name")
@@ -50,7 +50,7 @@ class DomainPatch(BaseModel):
     description: MultilineText | None = Field(None, max_length=4096)
     is_active: bool | None = None
     total_resource_slots: dict[str, Any] | None = None
-    allowed_vfolder_hosts: dict[str, Any] | None = None
+    allowed_folder_hosts: dict[str, Any] | None = None
     allowed_docker_registries: list[str] | None = None
 
     @field_validator("total_resource_slots")

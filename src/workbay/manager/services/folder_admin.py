@@ -131,7 +131,7 @@ class FolderAdmin:
             if project_id is not None and project_id in viewer.project_ids:
                 theirs = await self._scope_usage(host, f"project:{project_id}")
             per_host[host] = HostUsage(user=mine, project=theirs)
-        return FolderStatus(user_count=user_count, user_limit=policy.max_vfolder_count if policy else 0,
+        return FolderStatus(user_count=user_count, user_limit=policy.max_folder_count if policy else 0,
                             project_count=project_count, invited_count=invited, hosts=per_host)
 
     async def _scope_usage(self, host: str, qsid: str) -> ScopeUsage:

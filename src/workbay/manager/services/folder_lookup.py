@@ -116,4 +116,4 @@ async def live_mount_users(s: AsyncSession, folder_id: uuid.UUID) -> list[str]:
                            .where(ComputeSession.status.in_(LIVE_STATUSES)))
     fid = str(folder_id)
     return [name for name, mounts in rows.all()
-            if any(isinstance(m, dict) and m.get("vfolder_id") == fid for m in (mounts or []))]
+            if any(isinstance(m, dict) and m.get("folder_id") == fid for m in (mounts or []))]

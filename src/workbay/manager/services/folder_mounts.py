@@ -56,7 +56,7 @@ class FolderMounts:
         for v, target in chosen:
             source = await self.folders.storage.mount_path(v.folder.host, v.folder.id.hex)
             v.folder.last_used = utcnow()
-            mounts.append({"vfolder_id": str(v.folder.id), "name": v.folder.name, "host": v.folder.host,
+            mounts.append({"folder_id": str(v.folder.id), "name": v.folder.name, "host": v.folder.host,
                            "source": source, "target": target, "permission": v.permission,
                            "read_only": not rules.can_write(v.permission)})
         return mounts

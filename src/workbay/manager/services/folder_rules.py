@@ -125,7 +125,7 @@ def effective_limit(explicit: int | None, policy_max: int | None) -> int | None:
 
 
 def allowed_host_permissions(*sources: dict[str, list[str]] | None) -> dict[str, set[str]]:
-    """The union of ``allowed_vfolder_hosts`` of the domain, the projects and the keypair policy."""
+    """The union of ``allowed_folder_hosts`` of the domain, the projects and the keypair policy."""
     out: dict[str, set[str]] = {}
     for src in sources:
         for host, perms in (src or {}).items():

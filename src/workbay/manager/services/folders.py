@@ -162,13 +162,13 @@ class FolderService:
         domain = await s.get(Domain, actor.domain_name)
         kp = await s.get(Keypair, actor.access_key)
         policy = await s.get(KeypairResourcePolicy, kp.resource_policy) if kp else None
-        stmt = select(Project.allowed_vfolder_hosts).join(
+        stmt = select(Project.allowed_folder_hosts).join(
             ProjectMember, ProjectMember.project_id == Project.id).where(ProjectMember.user_id == actor.user_id)
         if project_id is not None:
-            stmt = select(Project.allowed_vfolder_hosts).where(Project.id == project_id)
+            stmt = select(Project.allowed_folder_hosts).where(Project.id == project_id)
         projects: list[dict[str, list[str]] | None] = [r[0] for r in (await s.execute(stmt)).all()]
-        return rules.allowed_host_permissions(domain.allowed_vfolder_hosts if domain else None,
-                                              policy.allowed_vfolder_hosts if policy else None, *projects)
+        return rules.allowed_host_permissions(domain.allowed_folder_hosts if domain else None,
+                                              policy.allowed_folder_hosts if policy else None, *projects)
 
     async def check_host(self, s: AsyncSession, actor: Actor, host: str, perm: str,
                          project_id: uuid.UUID | None = None) -> None:
@@ -333,10 +333,10 @@ class FolderService:
             if await self._name_taken(s, qsid, name, None if project else actor.user_id):
                 raise field_problem(AlreadyExists, f"A folder named {name} already exists.", "name",
                                     {"name": "already exists"})
-            limit = policy.max_vfolder_count if policy else 0
+            limit = policy.max_folder_count if policy else 0
             if limit > 0 and (await s.execute(count_stmt)).scalar_one() >= limit:
                 raise GenericBadRequest(f"You cannot create more than {limit} folders.",
-                                        data={"max_vfolder_count": limit})
+                                        data={"max_folder_count": limit})
             owner = container_owner(await s.get(User, actor.user_id))
         folder_id = uuid.uuid4()
         await self.storage.create_folder(host, folder_id.hex, qsid, owner)

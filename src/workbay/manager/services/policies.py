@@ -56,14 +56,14 @@ class KeypairPolicyFields(BaseModel):
     max_concurrent_sftp_sessions: int = Field(1, ge=0, le=INT32_MAX)
     max_pending_session_count: int | None = Field(None, ge=0, le=INT32_MAX)
     idle_timeout: int = Field(3600, ge=0, le=INT32_MAX)
-    allowed_vfolder_hosts: dict[str, list[str]] = {}
+    allowed_folder_hosts: dict[str, list[str]] = {}
 
     @field_validator("total_resource_slots")
     @classmethod
     def _v_slots(cls, v: dict[str, Any]) -> dict[str, str]:
         return check_slots(v)
 
-    @field_validator("allowed_vfolder_hosts")
+    @field_validator("allowed_folder_hosts")
     @classmethod
     def _v_hosts(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
         for host, perms in v.items():
@@ -75,7 +75,7 @@ class KeypairPolicyFields(BaseModel):
 
 class UserPolicyFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_vfolder_count: int = Field(0, ge=0, le=INT32_MAX)
+    max_folder_count: int = Field(0, ge=0, le=INT32_MAX)
     max_quota_scope_size: int = Field(-1, ge=-1, le=INT64_MAX)
     max_session_count_per_model_session: int = Field(10, ge=0, le=INT32_MAX)
     max_customized_image_count: int = Field(3, ge=0, le=INT32_MAX)
@@ -83,7 +83,7 @@ class UserPolicyFields(BaseModel):
 
 class ProjectPolicyFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_vfolder_count: int = Field(0, ge=0, le=INT32_MAX)
+    max_folder_count: int = Field(0, ge=0, le=INT32_MAX)
     max_quota_scope_size: int = Field(-1, ge=-1, le=INT64_MAX)
     max_network_count: int = Field(3, ge=0, le=INT32_MAX)
 

@@ -37,7 +37,7 @@ class NewProject(BaseModel):
     description: MultilineText = Field("", max_length=4096)
     is_active: bool = True
     total_resource_slots: dict[str, Any] = {}
-    allowed_vfolder_hosts: dict[str, Any] = {}
+    allowed_folder_hosts: dict[str, Any] = {}
     resource_policy: str = "default"
 
     @field_validator("name")
@@ -58,7 +58,7 @@ class ProjectPatch(BaseModel):
     description: MultilineText | None = Field(None, max_length=4096)
     is_active: bool | None = None
     total_resource_slots: dict[str, Any] | None = None
-    allowed_vfolder_hosts: dict[str, Any] | None = None
+    allowed_folder_hosts: dict[str, Any] | None = None
     resource_policy: str | None = None
 
     @field_validator("name")

@@ -139,7 +139,7 @@ class DomainInfo:
     description: str
     is_active: bool
     total_resource_slots: dict[str, Any]
-    allowed_vfolder_hosts: dict[str, Any]  # the column's name (Backend.AI's): storage hosts and permissions
+    allowed_folder_hosts: dict[str, Any]  # storage hosts and the permissions on each
     allowed_docker_registries: list[str]
     created_at: datetime | None
     modified_at: datetime | None
@@ -147,14 +147,14 @@ class DomainInfo:
     @classmethod
     def of(cls, d: Domain) -> DomainInfo:
         return cls(name=d.name, description=d.description, is_active=d.is_active,
-                   total_resource_slots=d.total_resource_slots, allowed_vfolder_hosts=d.allowed_vfolder_hosts,
+                   total_resource_slots=d.total_resource_slots, allowed_folder_hosts=d.allowed_folder_hosts,
                    allowed_docker_registries=d.allowed_docker_registries, created_at=d.created_at,
                    modified_at=d.modified_at)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "description": self.description, "is_active": self.is_active,
-            "total_resource_slots": self.total_resource_slots, "allowed_vfolder_hosts": self.allowed_vfolder_hosts,
+            "total_resource_slots": self.total_resource_slots, "allowed_folder_hosts": self.allowed_folder_hosts,
             "allowed_docker_registries": self.allowed_docker_registries,
             "created_at": iso(self.created_at), "modified_at": iso(self.modified_at),
         }
@@ -169,7 +169,7 @@ class ProjectInfo:
     domain_name: str
     type: str
     total_resource_slots: dict[str, Any]
-    allowed_vfolder_hosts: dict[str, Any]
+    allowed_folder_hosts: dict[str, Any]
     resource_policy: str
     created_at: datetime | None
     modified_at: datetime | None
@@ -179,14 +179,14 @@ class ProjectInfo:
     def of(cls, p: Project, member_count: int | None = None) -> ProjectInfo:
         return cls(id=p.id, name=p.name, description=p.description, is_active=p.is_active,
                    domain_name=p.domain_name, type=p.type, total_resource_slots=p.total_resource_slots,
-                   allowed_vfolder_hosts=p.allowed_vfolder_hosts, resource_policy=p.resource_policy,
+                   allowed_folder_hosts=p.allowed_folder_hosts, resource_policy=p.resource_policy,
                    created_at=p.created_at, modified_at=p.modified_at, member_count=member_count)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": str(self.id), "name": self.name, "description": self.description, "is_active": self.is_active,
             "domain_name": self.domain_name, "type": self.type, "total_resource_slots": self.total_resource_slots,
-            "allowed_vfolder_hosts": self.allowed_vfolder_hosts, "resource_policy": self.resource_policy,
+            "allowed_folder_hosts": self.allowed_folder_hosts, "resource_policy": self.resource_policy,
             "created_at": iso(self.created_at), "modified_at": iso(self.modified_at),
         }
         if self.member_count is not None:

@@ -25,8 +25,7 @@ class SessionMount:
 
     @classmethod
     def of(cls, stored: JSONObject) -> SessionMount:
-        # Rows written before the folder rename keep the key they were stored with.
-        return cls(folder_id=stored.get("folder_id") or stored.get("vfolder_id"), name=stored.get("name"),
+        return cls(folder_id=stored.get("folder_id"), name=stored.get("name"),
                    target=stored.get("target"), read_only=bool(stored.get("read_only")))
 
 

@@ -29,7 +29,7 @@ def _columns(kind: str) -> tuple[Column, ...]:
         cols.append(Column("resources", N_("Resources")))
     cols += [Column(f.key, f.column or f.label) for f in pf.FIELDS[kind]]
     if kind == "keypair":
-        cols.append(Column("allowed_vfolder_hosts", N_("Storage hosts")))
+        cols.append(Column("allowed_folder_hosts", N_("Storage hosts")))
     cols.append(Column("created_at", N_("Created at")))
     return tuple(cols)
 
@@ -50,7 +50,7 @@ def _render_form(request: Request, ctx: PageContext, template: str, kind: str, *
                  values: dict, errors: dict, general) -> Response:
     hosts = values.get("hosts_text")  # as typed, when the form comes back with errors
     if hosts is None:
-        hosts = pf.hosts_text(values.get("allowed_vfolder_hosts") or {})
+        hosts = pf.hosts_text(values.get("allowed_folder_hosts") or {})
     return ctx.state.renderer.render(request, template, kind=kind, policy=policy, values=values,
                                      errors=errors, general=general, fields=pf.FIELDS[kind], slots=pf.SLOTS,
                                      kind_label=pf.KIND_LABELS[kind], hosts_text=hosts)
@@ -58,7 +58,7 @@ def _render_form(request: Request, ctx: PageContext, template: str, kind: str, *
 
 def _defaults(kind: str) -> dict:
     return {f.key: f.default for f in pf.FIELDS[kind]} | {"total_resource_slots": {},
-                                                           "allowed_vfolder_hosts": {}}
+                                                           "allowed_folder_hosts": {}}
 
 
 def _values_from_form(kind: str, form, body: dict) -> dict:
@@ -66,9 +66,9 @@ def _values_from_form(kind: str, form, body: dict) -> dict:
     values = {f.key: body.get(f.key, form.text(f.key)) for f in pf.FIELDS[kind]}
     values["name"] = form.text("name")
     values["total_resource_slots"] = body.get("total_resource_slots", {})
-    values["allowed_vfolder_hosts"] = body.get("allowed_vfolder_hosts", {})
+    values["allowed_folder_hosts"] = body.get("allowed_folder_hosts", {})
     values["slot_text"] = {s.key: form.text(s.key) for s in pf.SLOTS}
-    values["hosts_text"] = form.raw("allowed_vfolder_hosts")
+    values["hosts_text"] = form.raw("allowed_folder_hosts")
     return values
 
 
@@ -99,7 +99,7 @@ async def _submit(request: Request, ctx: PageContext, kind: str, name: str | Non
             if err.status == 401:
                 raise
             errors, general = field_errors(err, {"name", *(f.key for f in pf.FIELDS[kind]),
-                                                 "total_resource_slots", "allowed_vfolder_hosts"})
+                                                 "total_resource_slots", "allowed_folder_hosts"})
         else:
             shown = name or body["name"]
             toast = (ctx._("Resource policy %(name)s was created.", name=shown) if name is None

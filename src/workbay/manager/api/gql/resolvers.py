@@ -143,7 +143,8 @@ def _user_node(item: dict[str, Any], main_keys: dict[str, str]) -> dict[str, Any
 
 
 def _group_node(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "integration_id": None}
+    out = {k: v for k, v in item.items() if k != "allowed_folder_hosts"}
+    return {**out, "allowed_vfolder_hosts": item["allowed_folder_hosts"], "integration_id": None}
 
 
 def _scaling_group_node(item: dict[str, Any]) -> dict[str, Any]:
