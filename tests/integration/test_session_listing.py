@@ -39,7 +39,7 @@ async def test_counts_sort_mounts_and_owner(manager):
         await c.get("/sessions", params={"sort": "password"})
     assert e.value.status == 400
     one = (await c.get("/sessions", params={"q": "b-run"}))["items"][0]
-    assert one["mounts"] == [{"vfolder_id": "f1", "name": "data", "target": "/home/work/data", "read_only": True}]
+    assert one["mounts"] == [{"folder_id": "f1", "name": "data", "target": "/home/work/data", "read_only": True}]
     info = await c.get(f"/session/{one['id']}")
     assert info["owner_email"] == u["email"] and "source" not in info["mounts"][0]
     async with h.state.ctx.db.begin() as s:

@@ -1,5 +1,5 @@
 """The session services' typed answers in Backend.AI's wire format (``sessionId``, ``servicePorts``,
-``vfolder_id``, the camelCase block of ``GET /session/{name}``), the pydantic models that document
+the camelCase block of ``GET /session/{name}``), the pydantic models that document
 them in /openapi.json, and the request-field spelling of ``field_errors`` (docs/api.md "For the WebUI").
 
 Converters build plain dicts in the order the API has always answered (clients and the
@@ -53,10 +53,8 @@ def created_wire(c: CreatedSession) -> JSON:
 
 
 def session_wire(info: SessionInfo) -> JSON:
-    """Workbay's session object (``GET /sessions`` items); mounts name their folder ``vfolder_id``."""
-    out = info.as_json()
-    out["mounts"] = [{("vfolder_id" if k == "folder_id" else k): v for k, v in m.items()} for m in out["mounts"]]
-    return out
+    """Workbay's session object (``GET /sessions`` items), in Workbay's names."""
+    return info.as_json()
 
 
 def info_wire(info: SessionInfo) -> JSON:
@@ -185,7 +183,7 @@ class CreatedSessionOut(SessionRef):
 
 
 class MountOut(WireModel):
-    vfolder_id: str | None
+    folder_id: str | None
     name: str | None
     target: str | None
     read_only: bool
