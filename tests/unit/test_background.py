@@ -101,10 +101,13 @@ async def test_errors_are_logged_with_backoff_and_the_loop_recovers(caplog: pyte
 
 
 async def test_wake_does_not_cut_a_backoff_short() -> None:
+    # A failure waits 2 x the interval (2 s here): wide enough that a loaded machine's slow
+    # sleeps below never reach it, so any second call could only come from a wake-up.
     step = Counter(fail=10)
-    loop = BackgroundLoop("broken", step, 0.05, immediate=True, max_backoff=1.0)
+    loop = BackgroundLoop("broken", step, 1.0, immediate=True, max_backoff=10.0)
     loop.start()
-    await asyncio.sleep(0.01)
+    while step.calls < 1:
+        await asyncio.sleep(0.005)
     for _ in range(5):
         loop.wake()
         await asyncio.sleep(0.01)
