@@ -15,7 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from workbay.common.errors import BackendError, InvalidAPIParameters
 from workbay.common.http import request_params
 from workbay.manager.services.access import Actor
-from workbay.manager.services.folder_admin import HostUsage, QuotaState, ScopeUsage, StorageHosts, Volume
+from workbay.manager.services.folder_admin import HostUsage, QuotaState, ScopeUsage, StorageHosts, VolumeInfo
 from workbay.manager.services.folder_sharing import Invitation, Share
 from workbay.manager.services.folders import (
     CloneFolder,
@@ -423,7 +423,7 @@ def host_usage_wire(u: HostUsage) -> dict[str, Any]:
     return {"user": scope_usage_wire(u.user), "project": scope_usage_wire(u.project) if u.project else None}
 
 
-def volume_wire(v: Volume) -> dict[str, Any]:
+def volume_wire(v: VolumeInfo) -> dict[str, Any]:
     return {"host": v.host, "backend": v.backend, "capabilities": v.capabilities,
             "quota_supported": v.quota_supported, "usage": v.usage}
 

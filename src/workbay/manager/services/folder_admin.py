@@ -20,7 +20,7 @@ from .folders import FolderService
 
 
 @dataclass(frozen=True)
-class Volume:
+class VolumeInfo:
     host: str
     backend: str
     capabilities: list[str]
@@ -32,7 +32,7 @@ class Volume:
 class StorageHosts:
     default: str | None
     allowed: list[str]
-    volumes: list[Volume] = field(default_factory=list)  # of the allowed hosts
+    volumes: list[VolumeInfo] = field(default_factory=list)  # of the allowed hosts
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class QuotaState:
     used_bytes: int | None
 
 
-def volume_of(raw: dict[str, Any]) -> Volume:
-    return Volume(host=raw["host"], backend=raw["backend"], capabilities=list(raw["capabilities"]),
+def volume_of(raw: dict[str, Any]) -> VolumeInfo:
+    return VolumeInfo(host=raw["host"], backend=raw["backend"], capabilities=list(raw["capabilities"]),
                   quota_supported=bool(raw["quota_supported"]), usage=dict(raw["usage"]))
 
 
@@ -106,7 +106,7 @@ class FolderAdmin:
         """Ownership types the caller may create folders of."""
         return ["user", "project"] if actor.is_admin else ["user"]
 
-    async def volumes(self, actor: Actor) -> list[Volume]:
+    async def volumes(self, actor: Actor) -> list[VolumeInfo]:
         access.require_superadmin(actor)
         return [volume_of(v) for v in await self.storage.volumes()]
 
