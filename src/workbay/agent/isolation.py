@@ -80,7 +80,23 @@ def apply(subnets: list[str]) -> None:
     r = _iptables("--noflush", stdin=ruleset(subnets), exe="iptables-restore")
     if r.returncode != 0:
         raise IsolationError(f"iptables-restore failed: {r.stderr.strip()}")
-    if _iptables("-C", "FORWARD", "-j", CHAIN_1).returncode != 0:
+    listed = _iptables("-S", "FORWARD")
+    if listed.returncode != 0:
+        raise IsolationError(f"iptables -S FORWARD failed: {listed.stderr.strip()}")
+    if not jump_is_first(listed.stdout):
+        # Present but not first is as bad as absent: netavark re-inserts its own ACCEPTing
+        # NETAVARK_FORWARD jump at the top (e.g. on a firewall reload), and that would pass
+        # session-to-session traffic before our chain sees it.  Move ours back to the top.
+        while _iptables("-C", "FORWARD", "-j", CHAIN_1).returncode == 0:
+            r = _iptables("-D", "FORWARD", "-j", CHAIN_1)
+            if r.returncode != 0:
+                raise IsolationError(f"iptables -D FORWARD failed: {r.stderr.strip()}")
         r = _iptables("-I", "FORWARD", "1", "-j", CHAIN_1)
         if r.returncode != 0:
             raise IsolationError(f"iptables -I FORWARD failed: {r.stderr.strip()}")
+
+
+def jump_is_first(forward_rules: str) -> bool:
+    """Whether ``iptables -S FORWARD`` output has the jump to our chain as the chain's first rule."""
+    rules = [line.split() for line in forward_rules.splitlines() if line.startswith("-A FORWARD ")]
+    return bool(rules) and rules[0] == ["-A", "FORWARD", "-j", CHAIN_1]
