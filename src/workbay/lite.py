@@ -28,7 +28,7 @@ COMPONENTS = ("manager", "webserver", "storage-proxy", "app-proxy", "agent")
 LITE_PORT_RANGE = "30000-31999"  # host ports for published container ports, split among agents
 # Port offsets from --port-base (webserver at the base).
 OFFSETS = {"webserver": 0, "manager": 1, "storage-client": 2, "storage-manager": 3, "app-proxy": 4,
-           "agent": 5}
+           "agent": 5, "app-proxy-inference": 9}
 
 
 def lite_config(data_dir: Path, port_base: int = 8090, config_path: Path | None = None
@@ -42,7 +42,8 @@ def lite_config(data_dir: Path, port_base: int = 8090, config_path: Path | None 
         webserver={"port": port_base + OFFSETS["webserver"], "manager_url": manager_url},
         storage={"client_port": port_base + OFFSETS["storage-client"],
                  "manager_port": port_base + OFFSETS["storage-manager"]},
-        appproxy={"port": port_base + OFFSETS["app-proxy"]},
+        appproxy={"port": port_base + OFFSETS["app-proxy"],
+                  "inference_port": port_base + OFFSETS["app-proxy-inference"]},
         agent={"port": port_base + OFFSETS["agent"], "manager_url": manager_url},
     )
     if not config.agent.port_range:

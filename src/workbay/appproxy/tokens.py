@@ -79,3 +79,38 @@ def cookie_user(secret: str, circuit_id: str, value: str | None) -> str | None:
     user_id, _, _ = value.rpartition(".")
     expected = cookie_value(secret, circuit_id, user_id)
     return user_id if hmac.compare_digest(expected, value) else None
+
+
+# --- Model-service tokens (docs/serving.md, "Tokens") -------------------------------------------
+# Requests to a non-public service carry ``Authorization: BackendAI <token>``.  The token is a JWT
+# signed with a key of its own (derived from the app-proxy secret, so a circuit token is never a
+# service token), naming the service (``sid``) and its id (``jti``, the row in endpoint_tokens: the
+# manager tells the proxy which ids are revoked).
+SERVICE_TOKEN_USE = "service"
+
+
+def _service_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"workbay-service-token", hashlib.sha256).digest()
+
+
+def issue_service_token(secret: str, service_id: str, token_id: str, expires_at: float) -> str:
+    claims = {"sid": service_id, "jti": token_id, "use": SERVICE_TOKEN_USE, "exp": int(expires_at),
+              "iat": int(time.time())}
+    return jwt.encode(claims, _service_key(secret), algorithm=ALGORITHM)
+
+
+def verify_service_token(secret: str, token: str, service_id: str, revoked: frozenset[str] | set[str] = frozenset()
+                         ) -> dict:
+    """The claims of a valid, unexpired, unrevoked token of this service; TokenError says why not."""
+    try:
+        claims = jwt.decode(token, _service_key(secret), algorithms=[ALGORITHM],
+                            options={"require": ["exp", "sid", "jti"]})
+    except jwt.ExpiredSignatureError as e:
+        raise TokenError("the token has expired") from e
+    except jwt.PyJWTError as e:
+        raise TokenError("not a token of this service") from e
+    if claims.get("sid") != service_id or claims.get("use") != SERVICE_TOKEN_USE:
+        raise TokenError("not a token of this service")
+    if claims.get("jti") in revoked:
+        raise TokenError("the token has been revoked")
+    return claims

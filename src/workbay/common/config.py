@@ -71,6 +71,10 @@ class ManagerConfig(Section):
     announcement: str = ""
     scheduler_interval: float = Field(2.0, gt=0, description="seconds between scheduler ticks")
     reconcile_interval: float = Field(3.0, gt=0)
+    serving_interval: float = Field(2.0, gt=0, description="seconds between passes of the model-serving "
+                                    "reconciler (replica health, routing table, autoscaling)")
+    service_wake_timeout: float = Field(300.0, gt=0, description="seconds a request to a service scaled "
+                                        "to zero waits for its first replica before it gets 503")
     agent_lost_timeout: float = Field(30.0, gt=0, description="seconds without heartbeat")
     kernel_start_timeout: float = Field(900.0, gt=0)
     system_image: str = Field("localhost/workbay/python:3.11", description="the image of SFTP and "
@@ -162,6 +166,8 @@ class AppProxyConfig(Section):
     port_range: str = Field("", pattern=r"^(\d+-\d+)?$",
                             description="ports for app circuits, e.g. 10205-10300; empty = the OS "
                             "picks a free port per circuit")
+    inference_port: int = Field(10201, ge=1, le=65535, description="model services' endpoints: "
+                                "http://{advertise_host}:{inference_port}/<service name>/")
     open_token_ttl: int = Field(60, ge=5, description="seconds an app's opening link stays valid")
     tcp_token_ttl: int = Field(86400, ge=60, description="seconds a TCP tunnel token stays valid")
 

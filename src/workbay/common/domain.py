@@ -63,6 +63,38 @@ class ClusterMode(StrEnum):
     MULTI_NODE = "multi-node"
 
 
+class ServiceStatus(StrEnum):
+    """A model service (docs/serving.md)."""
+
+    PROVISIONING = "PROVISIONING"  # no replica healthy yet
+    HEALTHY = "HEALTHY"            # as many healthy replicas as desired
+    DEGRADED = "DEGRADED"          # some healthy, fewer than desired
+    UNHEALTHY = "UNHEALTHY"        # replicas desired, none healthy after they started
+    TERMINATING = "TERMINATING"
+    DESTROYED = "DESTROYED"
+
+
+class RouteStatus(StrEnum):
+    """One replica of a model service."""
+
+    PROVISIONING = "PROVISIONING"  # its session is starting or the health check has not passed yet
+    HEALTHY = "HEALTHY"            # in rotation
+    UNHEALTHY = "UNHEALTHY"        # out of rotation: health checks fail
+    TERMINATING = "TERMINATING"    # being removed (scale down, roll-over, replacement)
+    FAILED = "FAILED"              # its session ended or never started: replaced
+
+
+class RuntimeVariant(StrEnum):
+    CUSTOM = "custom"        # the model folder's model-definition file
+    COMMAND = "command"      # the image's predefined command
+    VLLM = "vllm"
+    NIM = "nim"
+    LLAMA_CPP = "llama-cpp"  # the chat issue's CPU runtime
+
+
+LIVE_SERVICE_STATUSES: tuple[str, ...] = ("PROVISIONING", "HEALTHY", "DEGRADED", "UNHEALTHY")
+
+
 class AgentStatus(StrEnum):
     ALIVE = "ALIVE"
     LOST = "LOST"

@@ -21,9 +21,11 @@ from .identity import (
     User,
     UserResourcePolicy,
 )
+from .serving import AutoScalingRule, ModelService, Route, ServiceError, ServiceToken
 from .storage import Folder, FolderInvitation, FolderShare, QuotaLimit
 
 __all__ = [
+    "AutoScalingRule", "ModelService", "Route", "ServiceError", "ServiceToken",
     "Agent", "ComputeSession", "Image", "Kernel", "ResourceGroupForDomain", "ResourceGroupForProject",
     "ResourcePreset", "SessionDependency",
     "Base", "Domain", "Keypair", "KeypairResourcePolicy", "Project", "ProjectMember",

@@ -77,6 +77,9 @@ class ComputeSession(Base):
     designated_agents: Mapped[list[str]] = mapped_column(JSON, default=list)
     startup_command: Mapped[str | None] = mapped_column(Text, nullable=True)
     bootstrap_script: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # An inference session that is a model service's replica: what the runner starts
+    # (docs/serving.md, "The replica"); None for every other session.
+    model_service: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     batch_timeout: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tag: Mapped[str | None] = mapped_column(String(256), nullable=True)
