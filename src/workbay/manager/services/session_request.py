@@ -9,6 +9,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -251,3 +252,15 @@ class CreateSession(BaseModel):
 
 def default_session_name() -> str:
     return f"sess-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class ReplicaLaunch:
+    """What makes an inference session a model service's replica (docs/serving.md, "The replica"):
+    set by the serving reconciler and the validate dry run, never by a client.  ``model_service``
+    is stored in ``sessions.model_service`` and reaches the runner through ``kernel.json``; the
+    folders in ``read_only_folders`` (the model folder) are mounted read-only whatever the
+    owner's permission on them."""
+
+    model_service: dict[str, Any]
+    read_only_folders: frozenset[uuid.UUID] = frozenset()
