@@ -163,12 +163,14 @@ main.add_command(admin)
 from .cli_admin_compute import COMMANDS as _COMPUTE_ADMIN_COMMANDS  # noqa: E402
 from .cli_app import COMMANDS as _APP_COMMANDS  # noqa: E402
 from .cli_image import image  # noqa: E402
+from .cli_service import service  # noqa: E402
 from .cli_session import session  # noqa: E402
 from .cli_vfolder import vfolder  # noqa: E402
 
 for _command in _COMPUTE_ADMIN_COMMANDS:
     admin.add_command(_command)
 main.add_command(image)
+main.add_command(service)
 main.add_command(session)
 main.add_command(vfolder)
 for _command in _APP_COMMANDS:  # workbay app | ssh | scp | sftp

@@ -122,22 +122,30 @@ class Client:
     @contextlib.asynccontextmanager
     async def stream(self, path: str, *, params: dict[str, Any] | None = None,
                      headers: dict[str, str] | None = None, sign_content_type: str = "application/octet-stream",
-                     timeout: httpx.Timeout | None = None) -> AsyncIterator[httpx.Response]:
+                     timeout: httpx.Timeout | None = None, method: str = "GET",
+                     json: Any = None) -> AsyncIterator[httpx.Response]:
         """A streaming GET signed like :meth:`request` (same URL and path logic), with ``headers``
         added.  No Content-Type is sent; the signature covers ``sign_content_type``.  ``timeout``
-        defaults to the client's.  Error answers raise :class:`APIError`."""
+        defaults to the client's.  Error answers raise :class:`APIError`.  With ``json`` (a POST
+        whose answer streams, e.g. a service's validate) the body is sent as JSON and signed so."""
         url_path = self._url_path(path)
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
         path_and_query = f"{url_path}?{query}" if query else url_path
         sent = {"X-BackendAI-Version": self.api_version, **(headers or {})}
+        content = None
+        if json is not None:
+            content, sign_content_type = jsonlib.dumps(json).encode(), "application/json"
+            sent["Content-Type"] = sign_content_type
         if self.mode == "api" and self.access_key and self.secret_key:
-            signed = signing.sign_headers(self.access_key, self.secret_key, "GET", path_and_query,
+            signed = signing.sign_headers(self.access_key, self.secret_key, method, path_and_query,
                                           urlsplit(self.endpoint).netloc, sign_content_type, self.api_version)
-            signed.pop("Content-Type", None)
+            if json is None:
+                signed.pop("Content-Type", None)
             sent.update(signed)
         parts = urlsplit(self.endpoint)
         url = f"{parts.scheme}://{parts.netloc}{path_and_query}"
-        async with self._http.stream("GET", url, headers=sent, timeout=timeout or self._http.timeout) as resp:
+        async with self._http.stream(method, url, headers=sent, content=content,
+                                     timeout=timeout or self._http.timeout) as resp:
             if resp.status_code >= 400:
                 await resp.aread()
                 raise error_from(resp)
