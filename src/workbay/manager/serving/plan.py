@@ -217,9 +217,8 @@ def plan(svc: ServiceView, routes: list[RouteView], now: datetime, hc: HealthChe
 
     if svc.status in (ServiceStatus.TERMINATING, ServiceStatus.DESTROYED):
         # Everything goes; a replica dying now is no failure worth recording.
-        stop = [r.id for r in routes if r.status in ACTIVE]
         remaining = len(routes) - len(forget)
-        return Plan(stop=stop, forget=forget, retries=svc.retries, next_retry_at=svc.next_retry_at,
+        return Plan(stop=[r.id for r in routes if r.status in ACTIVE], forget=forget, retries=svc.retries, next_retry_at=svc.next_retry_at,
                     status=ServiceStatus.DESTROYED if remaining == 0 else ServiceStatus.TERMINATING,
                     status_info="destroyed" if remaining == 0 else "terminating the replicas",
                     destroyed=remaining == 0)
