@@ -29,6 +29,7 @@ from .routes import (
     folders,
     launcher,
     maintenance,
+    model_store,
     policies,
     preferences,
     proxy,
@@ -112,6 +113,6 @@ def create_app(config: WorkbayConfig, *, manager_transport: httpx.AsyncBaseTrans
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (server_api, proxy, proxy_ws, auth_pages, account, preferences, settings, users, credentials,
                    policies, summary, folders, storage_admin, sessions, launcher, start, agent_summary,
-                   admin_resources, environments, maintenance, apps):
+                   admin_resources, environments, maintenance, apps, model_store):
         app.include_router(module.router)
     return app

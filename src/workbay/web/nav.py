@@ -30,6 +30,8 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("launcher", N_("Start"), "play-circle", "/session/start", "sessions_all/sessions_all.html",
             EVERYONE - {"monitor"}),
     NavItem("data", N_("Data"), "folder2-open", "/data", "vfolder/vfolder.html", EVERYONE),
+    NavItem("model-store", N_("Model Store"), "shop", "/model-store",
+            "admin_menu/admin_menu.html#manage-model-cards", EVERYONE),
     NavItem("agent-summary", N_("Agent Summary"), "cpu", "/agent-summary", "agent_summary/agent_summary.html",
             EVERYONE),
     NavItem("settings", N_("Preferences"), "sliders", "/settings",
