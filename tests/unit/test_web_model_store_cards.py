@@ -39,6 +39,15 @@ def test_an_invalid_definition_keeps_its_error_and_the_folder_name_as_heading():
     assert model_card({"folder_id": "f5", "error": {"message": "bad yaml"}}).error == "bad yaml"
 
 
+def test_the_managers_card_shape():
+    card = model_card({"folder_id": "ab12", "name": "llama", "host": "local:volume1", "model_name": "Llama-3",
+                       "title": None, "framework": "transformers", "label": ["x"], "min_resource": {"cpu": "2"},
+                       "definition_error": None})
+    assert (card.folder_id, card.folder_name, card.host, card.heading) == ("ab12", "llama", "local:volume1", "Llama-3")
+    assert card.framework == ("transformers",) and card.labels == ("x",) and card.error == ""
+    assert model_card({"folder_id": "c", "name": "bad", "definition_error": "line 2: x"}).error == "line 2: x"
+
+
 def test_cards_of_accepts_items_or_a_list_and_sorts_by_heading():
     listed = cards_of({"items": [{"folder_id": "2", "title": "beta"}, {"folder_id": "1", "title": "Alpha"}, "junk"]})
     assert [c.heading for c in listed] == ["Alpha", "beta"]

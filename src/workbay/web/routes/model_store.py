@@ -23,6 +23,7 @@ from .folders import NAME_MAX, current_project
 router = APIRouter(tags=["pages"])
 
 CLONE_FIELDS = {"target_name", "target_host"}
+FORM_FIELD = {"name": "target_name", "host": "target_host"}  # the API's field names → the form's
 TEXT_KEYS = ("title", "author", "description", "task", "category", "architecture", "license", "version",
              "created", "last_modified", "readme")
 
@@ -193,7 +194,8 @@ async def clone_card(fid: str, request: Request, ctx: UserPage) -> Response:
             except APIError as err:
                 given = err.body.get("field_errors") if isinstance(err.body, dict) else None
                 if isinstance(given, dict) and given:
-                    errors = {str(k): str(v) for k, v in given.items() if str(k) in CLONE_FIELDS}
+                    errors = {FORM_FIELD.get(str(k), str(k)): str(v) for k, v in given.items()
+                              if FORM_FIELD.get(str(k), str(k)) in CLONE_FIELDS}
                     general = None if len(errors) == len(given) else api_error_text(err)
                 else:
                     errors, general = field_errors(err, CLONE_FIELDS)
