@@ -29,6 +29,7 @@ from .api import (
     internal,
     resources,
     root,
+    services,
     session,
     session_events,
     stream,
@@ -153,6 +154,6 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
                        small={path: PUBLIC_MAX_BODY for path in UNPROTECTED_PATHS})
     app.add_middleware(AuthMiddleware)
     for module in (root, auth, account, admin, gql, session, session_events, stream, resources, folders, bgtasks,
-                   internal):
+                   services, internal):
         app.include_router(module.router)
     return app

@@ -19,6 +19,12 @@ class SchedulerWake(Protocol):
     def wake(self) -> None: ...
 
 
+class ServingWake(Protocol):
+    """The serving reconciler's wake-up hint: a model service changed, pass soon."""
+
+    def wake(self) -> None: ...
+
+
 class KernelOps(Protocol):
     """Starting, stopping and talking to a session's kernels through their agents."""
 
