@@ -27,9 +27,9 @@ from .api import (
     folders,
     gql,
     internal,
+    model_store,
     resources,
     root,
-    services,
     session,
     session_events,
     stream,
@@ -154,6 +154,7 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
                        small={path: PUBLIC_MAX_BODY for path in UNPROTECTED_PATHS})
     app.add_middleware(AuthMiddleware)
     for module in (root, auth, account, admin, gql, session, session_events, stream, resources, folders, bgtasks,
-                   services, internal):
+                   model_store,
+                   internal):
         app.include_router(module.router)
     return app

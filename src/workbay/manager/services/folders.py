@@ -456,6 +456,11 @@ class FolderService:
             require(rules.can_read(v.permission) and (v.folder.cloneable or rules.can_delete(v.permission)),
                     "clone this folder (it is not cloneable)")
             src_host, src_id = v.folder.host, v.folder.id
+        return await self.clone_source(actor, src_host, src_id, req)
+
+    async def clone_source(self, actor: Actor, src_host: str, src_id: uuid.UUID, req: CloneFolder) -> CreatedFolder:
+        """A copy of a folder the caller was allowed to clone (``clone``; the Model Store's folders)
+        as a new folder of theirs."""
         owner = await self._owner(actor)
         created = await self.create(actor, NewFolder(name=req.target_name, host=req.target_host or src_host,
                                                      usage_mode=req.usage_mode, permission=req.permission,

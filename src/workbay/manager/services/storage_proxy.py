@@ -129,6 +129,30 @@ class StorageProxy:
         return issue_token(self.secret, op, volume_of(host), vfid, relpath, self.config.storage.token_ttl,
                            **extra)
 
+    async def read_file(self, host: str, vfid: str, relpath: str, max_bytes: int) -> bytes:
+        """A small file's bytes (a model definition), read through the client API's download with
+        a token for that file only; a file over ``max_bytes`` is refused (413) without reading on."""
+        token = self.token("download", host, vfid, relpath)
+        try:
+            async with self._client.stream("GET", "/download",
+                                           headers={"Authorization": f"Bearer {token}"}) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    try:
+                        body = resp.json()
+                    except ValueError:
+                        body = {"title": resp.text[:200] or resp.reason_phrase}
+                    raise StorageProxyError(resp.status_code, body if isinstance(body, dict) else {})
+                data = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise StorageProxyError(413, {"title": f"The file is larger than {max_bytes} bytes."})
+                return bytes(data)
+        except httpx.HTTPError as e:
+            log.warning("storage-proxy unreachable: GET /download: %s", e)
+            raise ServiceUnavailable("The storage proxy is unreachable; try again later.") from e
+
     async def files_call(self, method: str, endpoint: str, host: str, vfid: str,
                          owner: list[int] | None = None, **params: Any) -> Any:
         """``owner``: who gets what the call creates (the acting user's container uid/gid).  The

@@ -472,7 +472,12 @@ def _metadata(c: _Checker, node: Node, key: str) -> ModelMetadata:
         return ModelMetadata()
     values: dict[str, Any] = {}
     for name in _META_TEXT:
-        if name in f and not _is_null(f[name]):
+        if name == "framework" and name in f and isinstance(f[name], SequenceNode):
+            # a list of frameworks (some definitions write one): shown joined
+            parts = [_string(c, item, path, limit=MAX_NAME, scalar=True)
+                     for path, item in _items(c, f[name], f"{key}.{name}", MAX_LABELS)]
+            values[name] = ", ".join(p for p in parts if p is not None)
+        elif name in f and not _is_null(f[name]):
             values[name] = _string(c, f[name], f"{key}.{name}", limit=MAX_NAME * 4, empty=True, scalar=True)
     if "description" in f and not _is_null(f["description"]):
         values["description"] = _string(c, f["description"], f"{key}.description", limit=MAX_TEXT,
