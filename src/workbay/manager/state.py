@@ -30,6 +30,7 @@ from .services.folder_sharing import FolderSharing
 from .services.folders import FolderService
 from .services.keypairs import KeypairService
 from .services.model_definitions import ModelDefinitions
+from .services.model_services import IdleWake, ServingService
 from .services.model_store import ModelStore
 from .services.policies import PolicyService
 from .services.projects import ProjectService
@@ -82,6 +83,7 @@ class ManagerState:
     folder_sharing: FolderSharing = field(init=False)
     folder_admin: FolderAdmin = field(init=False)
     model_store: ModelStore = field(init=False)
+    serving: ServingService = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.ctx, self.redis)
@@ -111,6 +113,8 @@ class ManagerState:
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
         self.streams = SessionStreams(self.sessions, self.apps)
         self.model_store = ModelStore(self.ctx, self.folders, ModelDefinitions(self.ctx, self.storage))
+        # The serving reconciler replaces the wake when it is constructed.
+        self.serving = ServingService(self.ctx, self.sessions, IdleWake(), ModelDefinitions(self.ctx, self.storage))
 
     async def _session_outcome(self, session_id: uuid.UUID, reason: str) -> None:
         """The lifecycle decided a session's end while kernels of it still run: destroy them."""
