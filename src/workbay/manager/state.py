@@ -17,6 +17,7 @@ from .compute.agent_rpc import AgentClientPool, AgentRPC
 from .compute.dispatcher import Dispatcher
 from .compute.lifecycle import Lifecycle
 from .compute.reconciler import ComputeReconciler
+from .compute.serving import ServingReconciler
 from .services.agent_registry import AgentRegistry
 from .services.auth import AuthService
 from .services.bgtasks import BackgroundTasks
@@ -30,7 +31,7 @@ from .services.folder_sharing import FolderSharing
 from .services.folders import FolderService
 from .services.keypairs import KeypairService
 from .services.model_definitions import ModelDefinitions
-from .services.model_services import IdleWake, ServingService
+from .services.model_services import ServingService
 from .services.model_store import ModelStore
 from .services.policies import PolicyService
 from .services.projects import ProjectService
@@ -84,6 +85,7 @@ class ManagerState:
     folder_admin: FolderAdmin = field(init=False)
     model_store: ModelStore = field(init=False)
     serving: ServingService = field(init=False)
+    serving_reconciler: ServingReconciler = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.ctx, self.redis)
@@ -113,8 +115,10 @@ class ManagerState:
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
         self.streams = SessionStreams(self.sessions, self.apps)
         self.model_store = ModelStore(self.ctx, self.folders, ModelDefinitions(self.ctx, self.storage))
-        # The serving reconciler replaces the wake when it is constructed.
-        self.serving = ServingService(self.ctx, self.sessions, IdleWake(), ModelDefinitions(self.ctx, self.storage))
+        definitions = ModelDefinitions(self.ctx, self.storage)
+        self.serving_reconciler = ServingReconciler(self.ctx, self.sessions, self.agent_rpc, definitions,
+                                                    self.apps.proxy, ServingService.replica_limit)
+        self.serving = ServingService(self.ctx, self.sessions, self.serving_reconciler, definitions)
 
     async def _session_outcome(self, session_id: uuid.UUID, reason: str) -> None:
         """The lifecycle decided a session's end while kernels of it still run: destroy them."""
@@ -124,6 +128,7 @@ class ManagerState:
         """The scheduler and the reconcilers (one set per manager process)."""
         self.dispatcher.start()
         self.reconciler.start()
+        self.serving_reconciler.start()
         self._loops = [
             BackgroundLoop("keypair-usage", self.ctx.keypair_usage.flush, KEYPAIR_USAGE_FLUSH_INTERVAL),
             BackgroundLoop("system-session-reclaimer", self.folder_apps.reclaim_idle,
@@ -137,6 +142,7 @@ class ManagerState:
         await self.bgtasks.close()
         await self.dispatcher.stop()
         await self.reconciler.stop()
+        await self.serving_reconciler.stop()
         await self.agent_rpc.close()
         await self.agent_clients.close()
         for loop in getattr(self, "_loops", ()):
