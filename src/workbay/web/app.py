@@ -35,6 +35,8 @@ from .routes import (
     proxy,
     proxy_ws,
     server_api,
+    serving,
+    serving_detail,
     sessions,
     settings,
     start,
@@ -113,6 +115,6 @@ def create_app(config: WorkbayConfig, *, manager_transport: httpx.AsyncBaseTrans
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (server_api, proxy, proxy_ws, auth_pages, account, preferences, settings, users, credentials,
                    policies, summary, folders, storage_admin, sessions, launcher, start, agent_summary,
-                   admin_resources, environments, maintenance, apps, model_store):
+                   admin_resources, environments, maintenance, apps, serving, serving_detail, model_store):
         app.include_router(module.router)
     return app

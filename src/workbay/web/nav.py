@@ -29,6 +29,7 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("sessions", N_("Sessions"), "terminal", "/sessions", "sessions_all/sessions_all.html", EVERYONE),
     NavItem("launcher", N_("Start"), "play-circle", "/session/start", "sessions_all/sessions_all.html",
             EVERYONE - {"monitor"}),
+    NavItem("serving", N_("Serving"), "rocket-takeoff", "/serving", "model_serving/model_serving.html", EVERYONE),
     NavItem("data", N_("Data"), "folder2-open", "/data", "vfolder/vfolder.html", EVERYONE),
     NavItem("model-store", N_("Model Store"), "shop", "/model-store",
             "admin_menu/admin_menu.html#manage-model-cards", EVERYONE),
