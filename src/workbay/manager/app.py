@@ -30,6 +30,7 @@ from .api import (
     model_store,
     resources,
     root,
+    service_validate,
     services,
     session,
     session_events,
@@ -156,6 +157,6 @@ def create_app(config: WorkbayConfig, demo: bool = False, state: ManagerState | 
     app.add_middleware(AuthMiddleware)
     for module in (root, auth, account, admin, gql, session, session_events, stream, resources, folders, bgtasks,
                    model_store,
-                   services, internal):
+                   service_validate, services, internal):
         app.include_router(module.router)
     return app

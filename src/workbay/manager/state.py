@@ -18,10 +18,12 @@ from .compute.dispatcher import Dispatcher
 from .compute.lifecycle import Lifecycle
 from .compute.reconciler import ComputeReconciler
 from .compute.serving import ServingReconciler
+from .compute.serving_validate import DryRun
 from .services.agent_registry import AgentRegistry
 from .services.auth import AuthService
 from .services.bgtasks import BackgroundTasks
 from .services.compute_admin import ComputeAdmin
+from .services.compute_ports import ServiceValidator
 from .services.context import ServiceContext
 from .services.domains import DomainService
 from .services.folder_admin import FolderAdmin
@@ -86,6 +88,7 @@ class ManagerState:
     model_store: ModelStore = field(init=False)
     serving: ServingService = field(init=False)
     serving_reconciler: ServingReconciler = field(init=False)
+    serving_validator: ServiceValidator = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = AuthService(self.ctx, self.redis)
@@ -119,6 +122,7 @@ class ManagerState:
         self.serving_reconciler = ServingReconciler(self.ctx, self.sessions, self.agent_rpc, definitions,
                                                     self.apps.proxy, ServingService.replica_limit)
         self.serving = ServingService(self.ctx, self.sessions, self.serving_reconciler, definitions)
+        self.serving_validator = DryRun(self.ctx, self.sessions, self.agent_rpc, definitions)
 
     async def _session_outcome(self, session_id: uuid.UUID, reason: str) -> None:
         """The lifecycle decided a session's end while kernels of it still run: destroy them."""

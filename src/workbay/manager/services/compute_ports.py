@@ -7,10 +7,12 @@ lifecycle uses the status rules); ``state.py`` passes the real objects in, tests
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from workbay.agent.client import AgentClient
 from workbay.manager.models.compute import Kernel
+from workbay.manager.models.serving import ModelService
 
 
 class SchedulerWake(Protocol):
@@ -23,6 +25,14 @@ class ServingWake(Protocol):
     """The serving reconciler's wake-up hint: a model service changed, pass soon."""
 
     def wake(self) -> None: ...
+
+
+class ServiceValidator(Protocol):
+    """The validate dry run (``compute.serving_validate.DryRun``): one replica of a service that is
+    not stored, its progress as ``(event, data)`` pairs (``step``, ``log``, then ``verdict``); the
+    replica's session is terminated when the stream ends, however it ends."""
+
+    def run(self, svc: ModelService) -> AsyncIterator[tuple[str, dict[str, Any]]]: ...
 
 
 class KernelOps(Protocol):

@@ -278,6 +278,17 @@ class ServingService:
         self.wake.wake()
         return svc.id
 
+    async def draft(self, actor: Actor, req: CreateService) -> ModelService:
+        """Every check of :meth:`create` but the name's uniqueness, storing nothing: the row a
+        create would store (the validate dry run starts one replica of it)."""
+        async with self.ctx.db() as s:
+            r = await self._resolve(s, actor, req)
+        svc = ModelService(id=uuid.uuid4(), created_by=actor.user_id, status=ServiceStatus.PROVISIONING,
+                           generation=1, retries=0, live_stat={})
+        self._apply(svc, req, r)
+        await self._check_definition(svc)
+        return svc
+
     async def _infos(self, s: AsyncSession, rows: list[ModelService]) -> list[ServiceInfo]:
         if not rows:
             return []
@@ -340,8 +351,8 @@ class ServingService:
             routes = list((await s.execute(select(Route).where(Route.endpoint_id == svc.id)
                                            .order_by(Route.created_at, Route.id))).scalars())
             sids = [r.session_id for r in routes if r.session_id]
-            names = dict(await s.execute(select(ComputeSession.id, ComputeSession.name).where(
-                ComputeSession.id.in_(sids)))) if sids else {}
+            names = dict((await s.execute(select(ComputeSession.id, ComputeSession.name).where(
+                ComputeSession.id.in_(sids)))).tuples().all()) if sids else {}
             errors = (await s.execute(select(func.count()).select_from(ServiceError)
                                       .where(ServiceError.endpoint_id == svc.id))).scalar_one()
         return dataclasses.replace(
