@@ -1,0 +1,914 @@
+"""The inference listener (docs/serving.md, "The endpoint"): one port for every model service,
+``/<service-name>/<rest>`` → ``/<rest>`` on one of the service's replicas.
+
+Like the HTTP circuits (http1.py) it is plain asyncio protocols with httptools: the client's
+HTTP/1.1 stream is parsed, the service's token checked, the head rewritten (prefix removed,
+``Authorization`` dropped, ``Host`` naming the replica, ``X-Forwarded-*`` added) and written to a
+kept-alive connection of the chosen replica (balancer.py), which opened with the replica's app-gate
+line.  The replica's response goes back byte for byte (its own framing: SSE and chunked bodies reach
+the client as they are produced); a response parser only follows where it ends and when its head
+arrived (latency).  Each direction stops reading while the other's send buffer is full.
+
+Retry: when the replica fails before any response byte reached the client (connection refused or
+reset, closed before the response head), the request goes once more to another route, with its body
+replayed -- when the body is at most ``REPLAY_LIMIT`` (1 MiB); a larger one is not kept, so such a
+request is not retried (502).  A kept-alive connection that turns out closed as the request goes out
+is retried on a fresh connection to the same route first (that is not the replica's fault).
+
+No routes: a service with ``wake`` set holds its requests (``waiting``) until routes arrive or
+``wake_timeout`` passes (503 "starting"); otherwise 503 at once.  Routes removed by an update finish
+the requests they have; their idle connections close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httptools
+
+from workbay.runner.protocol import gate_hello
+
+from . import tokens
+from .balancer import Balancer, RouteLoad
+
+log = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+                        b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"host", b"proxy-connection"})
+MAX_HEAD = 64 * 1024
+PENDING_LIMIT = 256 * 1024  # request body bytes held while no replica connection takes them
+REPLAY_LIMIT = 1024 * 1024  # a request body up to this is kept for the retry
+CONNECT_TIMEOUT = 10.0
+IDLE_TIMEOUT = 75.0  # client connections with no request in flight
+POOL_IDLE = 30.0  # idle replica connections older than this are closed
+POOL_SIZE = 64  # idle connections kept per route
+LATENCY_WINDOW = 2048  # latency samples kept per service (per route: a quarter)
+RPS_WINDOW = 10  # seconds
+PROBLEM = "https://api.backend.ai/probs/"
+REASONS = {400: b"Bad Request", 401: b"Unauthorized", 404: b"Not Found", 431: b"Request Header Fields Too Large",
+           502: b"Bad Gateway", 503: b"Service Unavailable"}
+
+
+# -- pure pieces -----------------------------------------------------------------------------------
+def problem(status: int, kind: str, title: str, msg: str, headers: list[tuple[bytes, bytes]] | None = None,
+            close: bool = False) -> bytes:
+    """A problem+json response of the proxy's own."""
+    body = json.dumps({"type": PROBLEM + kind, "title": title, "msg": msg}).encode()
+    lines = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b"")), b"content-type: application/problem+json",
+             b"content-length: %d" % len(body), *(k + b": " + v for k, v in headers or ())]
+    if close:
+        lines.append(b"connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """``/<name>/<rest>?q`` → (name, ``/<rest>?q``); ``/<name>`` alone → (name, ``/``)."""
+    path, sep, query = target.partition(b"?")
+    name, _, rest = path[1:].partition(b"/")
+    return name, b"/" + rest + (sep + query if sep else b"")
+
+
+def bearer(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The token of ``Authorization: BackendAI <token>`` or ``Bearer <token>``."""
+    for k, v in headers:
+        if len(k) == 13 and k.lower() == b"authorization":
+            scheme, _, token = v.strip().partition(b" ")
+            if scheme.lower() in (b"backendai", b"bearer") and token.strip():
+                return token.strip()
+            return b""
+    return None
+
+
+def request_head(method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]], *,
+                 client_ip: bytes, chunked: bool, drop_authorization: bool) -> tuple[bytes, bytes]:
+    """The request as a replica gets it, less its Host line: (request line, header lines)."""
+    first = method + b" " + target + b" HTTP/" + version.encode("ascii")
+    lines = []
+    original_host = b""
+    for k, v in headers:
+        name = k.lower()
+        if name in HOP_BY_HOP:
+            if name == b"host":
+                original_host = v
+            continue
+        if (name == b"authorization" and drop_authorization) or (name == b"content-length" and chunked):
+            continue
+        if name.startswith(b"x-forwarded-"):
+            continue  # ours replace whatever the client claims
+        lines.append(k + b": " + v)
+    if chunked:
+        lines.append(b"transfer-encoding: chunked")
+    lines.append(b"x-forwarded-for: " + client_ip)
+    if original_host:
+        lines.append(b"x-forwarded-host: " + original_host)
+    lines.append(b"x-forwarded-proto: http")
+    return first, b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile of sorted values (None without any)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return round(sorted_values[rank - 1], 3)
+
+
+class RateWindow:
+    """Requests per second over the last RPS_WINDOW seconds (one bucket per second)."""
+
+    __slots__ = ("buckets",)
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[int]] = deque()  # [second, count]
+
+    def add(self, now: float) -> None:
+        second = int(now)
+        if self.buckets and self.buckets[-1][0] == second:
+            self.buckets[-1][1] += 1
+        else:
+            self.buckets.append([second, 1])
+            while self.buckets and self.buckets[0][0] <= second - RPS_WINDOW:
+                self.buckets.popleft()
+
+    def rate(self, now: float) -> float:
+        since = int(now) - RPS_WINDOW
+        return round(sum(c for s, c in self.buckets if s > since) / RPS_WINDOW, 3)
+
+
+# -- figures ---------------------------------------------------------------------------------------
+@dataclass
+class Figures:
+    requests: int = 0
+    errors: int = 0
+    in_flight: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+
+    def sorted_latencies(self) -> list[float]:
+        return sorted(self.latencies)
+
+
+# -- services and routes ---------------------------------------------------------------------------
+class Route:
+    """One replica in rotation: where it is, its share, its idle connections, its figures."""
+
+    def __init__(self, route_id: str, host: str, port: int, app_secret: str, traffic_ratio: float) -> None:
+        self.route_id = route_id
+        self.host, self.port, self.app_secret = host, port, app_secret
+        self.traffic_ratio = traffic_ratio
+        self.preamble = gate_hello(app_secret) if app_secret else b""
+        self.host_header = f"{host}:{port}".encode("latin-1")
+        self.idle: list[Upstream] = []
+        self.removed = False
+        self.figures = Figures(latencies=deque(maxlen=LATENCY_WINDOW // 4))
+
+    def same_target(self, host: str, port: int, app_secret: str) -> bool:
+        return (self.host, self.port, self.app_secret) == (host, port, app_secret)
+
+    def take_idle(self) -> Upstream | None:
+        while self.idle:
+            up = self.idle.pop()
+            if up.transport is not None and not up.transport.is_closing():
+                return up
+        return None
+
+    def give_back(self, up: Upstream) -> None:
+        if self.removed or len(self.idle) >= POOL_SIZE or up.transport is None or up.transport.is_closing():
+            up.close()
+            return
+        up.owner = None
+        up.idle_since = time.monotonic()
+        if up.read_paused:
+            up.resume()
+        self.idle.append(up)
+
+    def close_idle(self, older_than: float | None = None) -> None:
+        keep = []
+        for up in self.idle:
+            if older_than is None or up.idle_since < older_than:
+                up.close()
+            else:
+                keep.append(up)
+        self.idle = keep
+
+
+class Service:
+    def __init__(self, service_id: str, name: str) -> None:
+        self.id = service_id
+        self.name = name
+        self.open_to_public = False
+        self.routes: dict[str, Route] = {}
+        self.loads: list[RouteLoad] = []
+        self.revoked: frozenset[str] = frozenset()
+        self.wake = False
+        self.wake_timeout = 60.0
+        self.waiters: set[asyncio.Future] = set()
+        self.balancer = Balancer()
+        self.figures = Figures()
+        self.rate = RateWindow()
+        self.waiting = 0
+        self.retries = 0
+        self.last_request_at: float | None = None
+        self.tokens: dict[bytes, tuple[float, str]] = {}  # verified tokens: exp, jti
+        self.deleted = False
+
+    def choose(self, exclude: set[str]) -> Route | None:
+        loads = [RouteLoad(r.route_id, r.traffic_ratio, r.figures.in_flight) for r in self.routes.values()]
+        chosen = self.balancer.choose(loads, exclude)
+        return self.routes[chosen] if chosen is not None else None
+
+    def has_routes(self) -> bool:
+        return any(r.traffic_ratio > 0 for r in self.routes.values())
+
+    def wake_waiters(self) -> None:
+        for fut in self.waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self.waiters.clear()
+
+    def check_token(self, secret: str, token: bytes | None) -> str | None:
+        """None when the token lets the request in, else why not."""
+        if token is None:
+            return "this service needs a token: send 'Authorization: BackendAI <token>' (or 'Bearer <token>')"
+        if not token:
+            return "the Authorization header must be 'BackendAI <token>' or 'Bearer <token>'"
+        now = time.time()
+        known = self.tokens.get(token)
+        if known is None:
+            try:
+                claims = tokens.verify_service_token(secret, token.decode("latin-1"), self.id, self.revoked)
+            except tokens.TokenError as e:
+                return str(e)
+            if len(self.tokens) > 1024:
+                self.tokens.clear()
+            known = self.tokens[token] = (float(claims["exp"]), str(claims["jti"]))
+        if known[0] <= now:
+            return "the token has expired"
+        if known[1] in self.revoked:
+            return "the token has been revoked"
+        return None
+
+    def report(self, now: float) -> dict[str, Any]:
+        lat = self.figures.sorted_latencies()
+        return {
+            "name": self.name, "requests": self.figures.requests, "errors": self.figures.errors,
+            "in_flight": max(0, self.figures.in_flight - self.waiting), "waiting": self.waiting, "rps": self.rate.rate(now),
+            "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
+            "last_request_at": self.last_request_at, "retries": self.retries,
+            "routes": {rid: {"requests": r.figures.requests, "errors": r.figures.errors,
+                             "in_flight": r.figures.in_flight,
+                             "p50_ms": percentile(r.figures.sorted_latencies(), 50)}
+                       for rid, r in self.routes.items()},
+        }
+
+
+@dataclass
+class RouteSpec:
+    route_id: str
+    host: str
+    port: int
+    app_secret: str = ""
+    traffic_ratio: float = 1.0
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    open_to_public: bool = False
+    routes: list[RouteSpec] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    wake: bool = False
+    wake_timeout: float = 60.0
+
+
+class NameTaken(Exception):
+    pass
+
+
+# -- the listener ----------------------------------------------------------------------------------
+class InferenceProxy:
+    """The services this app-proxy serves and the listener that serves them."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.services: dict[str, Service] = {}
+        self.by_name: dict[bytes, Service] = {}
+        self.connections: set[ClientConnection] = set()
+        self.server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task | None = None
+
+    # control
+    def put(self, service_id: str, spec: ServiceSpec) -> Service:
+        other = self.by_name.get(spec.name.encode())
+        if other is not None and other.id != service_id:
+            raise NameTaken(spec.name)
+        svc = self.services.get(service_id)
+        if svc is None:
+            svc = self.services[service_id] = Service(service_id, spec.name)
+        if svc.name != spec.name:
+            self.by_name.pop(svc.name.encode(), None)
+            svc.name = spec.name
+        self.by_name[spec.name.encode()] = svc
+        svc.open_to_public = spec.open_to_public
+        if frozenset(spec.revoked) != svc.revoked:
+            svc.revoked = frozenset(spec.revoked)
+        svc.wake, svc.wake_timeout = spec.wake, spec.wake_timeout
+        routes: dict[str, Route] = {}
+        for rs in spec.routes:
+            route = svc.routes.get(rs.route_id)
+            if route is None or not route.same_target(rs.host, rs.port, rs.app_secret):
+                if route is not None:
+                    route.removed = True
+                    route.close_idle()
+                fresh = Route(rs.route_id, rs.host, rs.port, rs.app_secret, rs.traffic_ratio)
+                if route is not None:
+                    fresh.figures = route.figures  # in-flight requests on the old target still count here
+                route = fresh
+            route.traffic_ratio = rs.traffic_ratio
+            routes[rs.route_id] = route
+        for rid, route in svc.routes.items():
+            if rid not in routes:
+                route.removed = True  # its requests in flight finish; it takes no new ones
+                route.close_idle()
+        svc.routes = routes
+        if svc.has_routes() or not svc.wake:
+            svc.wake_waiters()  # held requests go to the new routes (or get their 503 now)
+        return svc
+
+    def delete(self, service_id: str) -> bool:
+        svc = self.services.pop(service_id, None)
+        if svc is None:
+            return False
+        if self.by_name.get(svc.name.encode()) is svc:
+            del self.by_name[svc.name.encode()]
+        svc.deleted = True
+        for route in svc.routes.values():
+            route.removed = True
+            route.close_idle()
+        svc.routes = {}
+        svc.wake_waiters()
+        return True
+
+    def report(self) -> dict[str, Any]:
+        now = time.time()
+        return {"services": {sid: svc.report(now) for sid, svc in self.services.items()}}
+
+    # serving
+    async def start(self, host: str, port: int) -> None:
+        import socket
+
+        # IPPROTO_TCP explicitly: asyncio turns Nagle off only on such sockets (see frontend.py).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: ClientConnection(self), sock=sock)
+        self._sweeper = asyncio.create_task(self._sweep(), name="inference-idle-sweep")
+        log.info("inference listener on http://%s:%d", host, port)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(POOL_IDLE / 3)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if conn.idle_since is not None and now - conn.idle_since > IDLE_TIMEOUT:
+                    conn.close()
+            for svc in self.services.values():
+                for route in svc.routes.values():
+                    route.close_idle(older_than=now - POOL_IDLE)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(BaseException):
+                await self._sweeper
+        if self.server is not None:
+            self.server.close()
+        for svc in list(self.services.values()):
+            svc.wake_waiters()
+            for route in svc.routes.values():
+                route.close_idle()
+        for conn in list(self.connections):
+            conn.close()
+        await asyncio.sleep(0)
+        for conn in list(self.connections):
+            conn.abort()
+
+
+class ResponseWatch:
+    """Follows a replica's response (llhttp): when its head arrived, its status, where it ends."""
+
+    __slots__ = ("parser", "head_only", "complete", "status", "keep_alive", "head_at")
+
+    def __init__(self, head_only: bool) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.head_only = head_only
+        self.complete = False
+        self.status = 0
+        self.keep_alive = False
+        self.head_at: float | None = None
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.status >= 200:
+            self.head_at = time.monotonic()
+            if self.head_only:
+                self.complete = True
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_status_code() >= 200:
+            self.complete = True
+
+
+class Exchange:
+    """One client request: its service, the replica it went to, its body for a replay."""
+
+    __slots__ = ("service", "local", "first_line", "headers", "chunked", "keep_alive", "head_only",
+                 "pending", "pending_size", "replay", "body_size", "request_done", "route", "upstream",
+                 "tried", "fresh_retry", "started", "got_response", "watch", "counted", "finished")
+
+    def __init__(self) -> None:
+        self.service: Service | None = None
+        self.local: bytes | None = None  # the proxy's own answer
+        self.first_line = b""
+        self.headers = b""
+        self.chunked = False
+        self.keep_alive = True
+        self.head_only = False
+        self.pending: list[bytes] = []  # body bytes not yet written to a replica
+        self.pending_size = 0
+        self.replay: list[bytes] | None = []  # every body byte so far, while at most REPLAY_LIMIT
+        self.body_size = 0
+        self.request_done = False
+        self.route: Route | None = None
+        self.upstream: Upstream | None = None
+        self.tried: set[str] = set()
+        self.fresh_retry = False
+        self.started = 0.0
+        self.got_response = False
+        self.watch: ResponseWatch | None = None
+        self.counted = False  # in the route's in_flight
+        self.finished = False
+
+
+class Upstream(asyncio.Protocol):
+    """A connection to one replica (through its gate); idle in its route's pool or lent to a client."""
+
+    __slots__ = ("route", "owner", "transport", "idle_since", "read_paused", "reused")
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        self.owner: ClientConnection | None = None
+        self.transport: asyncio.Transport | None = None
+        self.idle_since = 0.0
+        self.read_paused = False
+        self.reused = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        if self.route.preamble:
+            transport.write(self.route.preamble)
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner is None:
+            self.close()  # a replica speaking out of turn
+            return
+        self.owner.upstream_data(self, data)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        owner, self.owner = self.owner, None
+        if owner is not None:
+            owner.upstream_lost(self)
+        elif self in self.route.idle:
+            self.route.idle.remove(self)
+
+    def pause_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.pause_reading("upstream")
+
+    def resume_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.resume_reading("upstream")
+
+    def pause(self) -> None:
+        if self.transport is not None and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.transport is not None and self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.owner = None
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection to the inference port; one request at a time with a replica."""
+
+    def __init__(self, proxy: InferenceProxy) -> None:
+        self.proxy = proxy
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.client_ip = b""
+        self.queue: deque[Exchange] = deque()
+        self.parsing: Exchange | None = None
+        self.closed = False
+        self.read_pauses: set[str] = set()
+        self.write_paused = False
+        self.idle_since: float | None = time.monotonic()
+        self._url: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+
+    # -- the client's side ---------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.client_ip = (peer[0] if peer else "").encode("latin-1")
+        self.proxy.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.proxy.connections.discard(self)
+        while self.queue:
+            ex = self.queue.popleft()
+            self._release(ex, reusable=False)
+
+    def data_received(self, data: bytes) -> None:
+        self.idle_since = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse_and_close(400, "upgrades (WebSocket) are not served on the inference endpoint")
+        except httptools.HttpParserError:
+            if self._head_size > MAX_HEAD:
+                self._refuse_and_close(431, "the request's headers are too large")
+            else:
+                self._refuse_and_close(400, "bad request")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        ex = self.queue[0] if self.queue else None
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.pause()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        ex = self.queue[0] if self.queue else None
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.resume()
+
+    def pause_reading(self, why: str) -> None:
+        if not self.read_pauses and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.read_pauses.add(why)
+
+    def resume_reading(self, why: str) -> None:
+        if why in self.read_pauses:
+            self.read_pauses.discard(why)
+            if not self.read_pauses and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _refuse_and_close(self, status: int, msg: str) -> None:
+        if self.transport is not None and not self.closed:
+            if not any(ex.got_response for ex in self.queue):
+                self.transport.write(problem(status, "generic-bad-request", "Bad request.", msg, close=True))
+            self.transport.close()
+
+    # -- parsing (httptools callbacks) -----------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.parsing = Exchange()
+        self._url = []
+        self._headers = []
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url.append(url)
+        self._grow(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        self._grow(len(name) + len(value))
+
+    def _grow(self, n: int) -> None:
+        self._head_size += n
+        if self._head_size > MAX_HEAD:
+            raise httptools.HttpParserError("request head too large")
+
+    def on_headers_complete(self) -> None:
+        ex = self.parsing
+        assert ex is not None
+        parser = self.parser
+        ex.keep_alive = parser.should_keep_alive()
+        ex.head_only = parser.get_method() == b"HEAD"
+        headers = self._headers
+        name, rest = split_target(b"".join(self._url))
+        svc = self.proxy.by_name.get(name)
+        if svc is None:
+            ex.local = problem(404, "object-not-found", "No such service.",
+                               f"no model service is named {name.decode('latin-1')!r} here")
+        else:
+            why = None if svc.open_to_public else svc.check_token(self.proxy.secret, bearer(headers))
+            if why is not None:
+                ex.local = problem(401, "auth-failed", "This service needs a valid token.", why,
+                                   [(b"www-authenticate", b'Bearer realm="workbay"')])
+            else:
+                ex.service = svc
+                ex.chunked = any(k.lower() == b"transfer-encoding" for k, _ in headers)
+                ex.first_line, ex.headers = request_head(
+                    parser.get_method(), rest, parser.get_http_version(), headers, client_ip=self.client_ip,
+                    chunked=ex.chunked, drop_authorization=not svc.open_to_public)
+        self.queue.append(ex)
+        if len(self.queue) == 1:
+            self._start(ex)
+        else:
+            self.pause_reading("queue")  # a pipelined request waits its turn
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.parsing
+        if ex is not None and ex.local is None:
+            self._body(ex, b"%x\r\n%s\r\n" % (len(body), body) if ex.chunked else body)
+
+    def on_message_complete(self) -> None:
+        ex = self.parsing
+        if ex is None:
+            return
+        self.parsing = None
+        ex.request_done = True
+        if ex.chunked and ex.local is None:
+            self._body(ex, b"0\r\n\r\n")
+        if not ex.keep_alive:
+            self.pause_reading("done")
+        if ex.got_response and (ex.local is not None or (ex.watch is not None and ex.watch.complete)):
+            self._finish(ex)
+
+    # -- the request body --------------------------------------------------------------------------
+    def _body(self, ex: Exchange, data: bytes) -> None:
+        ex.body_size += len(data)
+        if ex.replay is not None:
+            if ex.body_size <= REPLAY_LIMIT:
+                ex.replay.append(data)
+            else:
+                ex.replay = None  # too large to keep: this request is not retried
+        up = ex.upstream
+        if up is not None and up.transport is not None and not ex.pending:
+            up.transport.write(data)
+            return
+        ex.pending.append(data)
+        ex.pending_size += len(data)
+        if ex.pending_size > PENDING_LIMIT:
+            self.pause_reading("pending")
+
+    # -- dispatch ------------------------------------------------------------------------------------
+    def _start(self, ex: Exchange) -> None:
+        if self.closed:
+            return
+        if ex.local is not None:
+            self._answer(ex, ex.local)
+            return
+        svc = ex.service
+        assert svc is not None
+        now = time.time()
+        svc.figures.requests += 1
+        svc.figures.in_flight += 1
+        svc.rate.add(now)
+        svc.last_request_at = now
+        ex.started = time.monotonic()
+        self._dispatch(ex)
+
+    def _dispatch(self, ex: Exchange) -> None:
+        svc = ex.service
+        assert svc is not None
+        route = svc.choose(ex.tried) if not svc.deleted else None
+        if route is None:
+            if ex.tried:
+                self._fail(ex, 502, "the replica failed and no other replica could take the request")
+            elif svc.wake and not svc.deleted and not svc.has_routes():
+                asyncio.ensure_future(self._wait_for_routes(ex, svc))
+            else:
+                self._fail(ex, 503, "no healthy replica of this service is in rotation")
+            return
+        self._use(ex, route)
+
+    def _use(self, ex: Exchange, route: Route) -> None:
+        ex.route = route
+        route.figures.requests += 1
+        route.figures.in_flight += 1
+        ex.counted = True
+        ex.watch = ResponseWatch(ex.head_only)
+        up = route.take_idle()
+        if up is not None:
+            up.reused = True
+            self._send(ex, up)
+        else:
+            asyncio.ensure_future(self._connect(ex, route))
+
+    async def _wait_for_routes(self, ex: Exchange, svc: Service) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        svc.waiters.add(fut)
+        svc.waiting += 1
+        timed_out = False
+        try:
+            await asyncio.wait_for(fut, svc.wake_timeout)
+        except TimeoutError:
+            timed_out = True
+        finally:
+            svc.waiting -= 1
+            svc.waiters.discard(fut)
+        if self.closed or not self.queue or self.queue[0] is not ex:
+            return
+        if timed_out or (svc.wake and not svc.has_routes() and not svc.deleted):
+            self._fail(ex, 503, "the service is starting, try again in a moment",
+                       [(b"retry-after", b"5")])
+            return
+        self._dispatch(ex)
+
+    async def _connect(self, ex: Exchange, route: Route) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, up = await asyncio.wait_for(loop.create_connection(lambda: Upstream(route), route.host, route.port),
+                                           CONNECT_TIMEOUT)
+        except (TimeoutError, OSError) as e:
+            log.info("replica %s at %s:%d unreachable: %s", route.route_id, route.host, route.port, e)
+            if not self.closed and self.queue and self.queue[0] is ex and ex.route is route:
+                self._replica_failed(ex, stale=False)
+            return
+        if self.closed or not self.queue or self.queue[0] is not ex or ex.route is not route:
+            route.give_back(up)
+            return
+        self._send(ex, up)
+
+    def _send(self, ex: Exchange, up: Upstream) -> None:
+        assert up.transport is not None and ex.route is not None
+        ex.upstream = up
+        up.owner = self
+        if self.write_paused:
+            up.pause()
+        head = ex.first_line + b"\r\nhost: " + ex.route.host_header + b"\r\n" + ex.headers
+        if ex.pending:
+            up.transport.write(b"".join([head, *ex.pending]))
+            ex.pending, ex.pending_size = [], 0
+            self.resume_reading("pending")
+        else:
+            up.transport.write(head)
+
+    # -- the replica's side --------------------------------------------------------------------------
+    def upstream_data(self, up: Upstream, data: bytes) -> None:
+        ex = self.queue[0] if self.queue else None
+        if self.closed or ex is None or ex.upstream is not up or ex.watch is None or ex.watch.complete:
+            up.close()
+            return
+        ex.got_response = True
+        assert self.transport is not None
+        self.transport.write(data)
+        watch = ex.watch
+        had_head = watch.head_at is not None
+        try:
+            watch.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            watch.complete = True
+        except httptools.HttpParserError as e:
+            log.info("bad response from replica %s: %s", ex.route.route_id if ex.route else "?", e)
+            self.close()
+            return
+        if not had_head and watch.head_at is not None:
+            self._head_arrived(ex, watch)
+        if watch.complete:
+            if ex.request_done:
+                self._finish(ex)
+            else:  # answered before the body was all sent: neither connection is reused
+                ex.keep_alive = False
+                self._finish(ex)
+
+    def _head_arrived(self, ex: Exchange, watch: ResponseWatch) -> None:
+        assert ex.service is not None and ex.route is not None and watch.head_at is not None
+        ms = (watch.head_at - ex.started) * 1000
+        ex.service.figures.latencies.append(ms)
+        ex.route.figures.latencies.append(ms)
+        if watch.status >= 500:
+            ex.service.figures.errors += 1
+            ex.route.figures.errors += 1
+
+    def upstream_lost(self, up: Upstream) -> None:
+        ex = self.queue[0] if self.queue else None
+        if self.closed or ex is None or ex.upstream is not up:
+            return
+        ex.upstream = None
+        if ex.got_response:
+            ex.keep_alive = False  # a response read until close ends here; a broken one is cut off
+            self._finish(ex, reusable=False)
+            return
+        self._replica_failed(ex, stale=up.reused)
+
+    def _replica_failed(self, ex: Exchange, stale: bool) -> None:
+        """The replica failed before any response byte went to the client: retry or 502."""
+        route = ex.route
+        assert route is not None and ex.service is not None
+        route.figures.in_flight -= 1
+        ex.counted = False
+        ex.upstream = None
+        replayable = ex.replay is not None
+        if replayable:
+            ex.pending = list(ex.replay or [])
+            ex.pending_size = sum(len(p) for p in ex.pending)
+        if stale and not ex.fresh_retry and replayable:
+            ex.fresh_retry = True  # a kept-alive connection closed as the request went out: anew
+            route.figures.requests -= 1
+            self._use(ex, route)
+            return
+        route.figures.errors += 1
+        ex.tried.add(route.route_id)
+        if replayable and len(ex.tried) == 1 and ex.service.choose(ex.tried) is not None:
+            ex.service.retries += 1
+            self._dispatch(ex)
+            return
+        why = ("the replica failed and the request body was too large to retry" if not replayable
+               else "the replica failed and no other replica could take the request")
+        self._fail(ex, 502, why)
+
+    # -- endings -------------------------------------------------------------------------------------
+    def _fail(self, ex: Exchange, status: int, msg: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """The proxy's own error for a request it could not get answered."""
+        if ex.service is not None:
+            ex.service.figures.errors += 1
+        ex.keep_alive = ex.keep_alive and ex.request_done
+        title = "Bad gateway." if status == 502 else "Service unavailable."
+        kind = "bad-gateway" if status == 502 else "service-unavailable"
+        self._answer(ex, problem(status, kind, title, msg, headers, close=not ex.keep_alive))
+
+    def _answer(self, ex: Exchange, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            return
+        ex.got_response = True
+        ex.local = data
+        self.transport.write(data)
+        if not ex.keep_alive:
+            self._finish(ex)
+            return
+        if ex.request_done:
+            self._finish(ex)
+        # else: the rest of the request body is read and dropped, then _finish
+
+    def _finish(self, ex: Exchange, reusable: bool = True) -> None:
+        if ex.finished:
+            return
+        ex.finished = True
+        if self.queue and self.queue[0] is ex:
+            self.queue.popleft()
+        ok = ex.watch is not None and ex.watch.complete
+        self._release(ex, reusable=reusable and ok and ex.request_done and ex.watch is not None
+                      and ex.watch.keep_alive)
+        if self.closed:
+            return
+        if not ex.keep_alive:
+            assert self.transport is not None
+            self.transport.close()
+            return
+        if self.queue:
+            self._start(self.queue[0])
+        else:
+            self.idle_since = time.monotonic()
+        if len(self.queue) <= 1:
+            self.resume_reading("queue")
+
+    def _release(self, ex: Exchange, reusable: bool) -> None:
+        """Ends the exchange's hold on its replica: in_flight counts, the connection back to the pool."""
+        ex.finished = True
+        if ex.counted and ex.route is not None:
+            ex.route.figures.in_flight -= 1
+            ex.counted = False
+        if ex.service is not None and ex.started:
+            ex.service.figures.in_flight -= 1
+            ex.started = 0.0
+        up, ex.upstream = ex.upstream, None
+        if up is not None:
+            if reusable and ex.route is not None:
+                ex.route.give_back(up)
+            else:
+                up.close()
+        self.resume_reading("upstream")  # paused while that replica connection's buffer was full
