@@ -184,6 +184,10 @@ def kernel_environ(req: CreateKernels, k: KernelSpec, cpu: Decimal,
                if sp["protocol"] == "preopen"]
     if preopen:
         env["BACKENDAI_PREOPEN_PORTS"] = ",".join(preopen)
+    if req.model_service is not None:  # a model service's replica: where it serves, its model
+        env["WORKBAY_MODEL_SERVICE_PORT"] = str(req.model_service.port)
+        if req.model_service.model_path:
+            env["WORKBAY_MODEL_PATH"] = req.model_service.model_path
     env.update(plugin_env)
     return env
 
@@ -277,6 +281,7 @@ def runner_config(req: CreateKernels, k: KernelSpec, env: dict[str, str],
         "batch_timeout": req.batch_timeout, "service_ports": service_ports,
         "ssh_keypair": ssh_keypair, "cluster": cluster, "authorized_keys": list(req.authorized_keys),
         "app_secret": req.app_secret,  # kernel.json is root's (0600 in a 0700 directory)
+        "model_service": req.model_service.model_dump(mode="json") if req.model_service else None,
     }
 
 

@@ -61,6 +61,85 @@ class KernelSpec(Strict):
         return self
 
 
+# A model service's replica (docs/serving.md, "The replica"): what the runner runs in the container.
+MAX_COMMAND_ITEMS = 64
+MAX_COMMAND_ITEM = 4096
+MAX_ACTIONS = 64
+MAX_PATH = 4096
+MAX_BODY = 1024 * 1024
+MODE_RE = r"^[0-7]{3,4}$"
+NO_NUL = r"^[^\x00]+$"  # what exec() and open() take
+PathText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PATH, pattern=NO_NUL)]
+CommandText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_COMMAND_ITEM, pattern=NO_NUL)]
+Command = Annotated[list[CommandText], Field(min_length=1, max_length=MAX_COMMAND_ITEMS)]
+
+
+class WriteFileArgs(Strict):
+    filename: PathText
+    body: str = Field("", max_length=MAX_BODY)
+    mode: str = Field("644", pattern=MODE_RE)
+    append: bool = False
+
+
+class WriteTempfileArgs(Strict):
+    body: str = Field("", max_length=MAX_BODY)
+    mode: str = Field("600", pattern=MODE_RE)
+
+
+class RunCommandArgs(Strict):
+    command: Command | CommandText
+    cwd: PathText | None = None
+
+
+class MkdirArgs(Strict):
+    path: PathText
+
+
+class LogArgs(Strict):
+    message: str = Field(max_length=MAX_COMMAND_ITEM)
+    debug: bool = False
+
+
+class WriteFile(Strict):
+    action: Literal["write_file"]
+    args: WriteFileArgs
+
+
+class WriteTempfile(Strict):
+    action: Literal["write_tempfile"]
+    args: WriteTempfileArgs
+
+
+class RunCommand(Strict):
+    action: Literal["run_command"]
+    args: RunCommandArgs
+
+
+class Mkdir(Strict):
+    action: Literal["mkdir"]
+    args: MkdirArgs
+
+
+class Log(Strict):
+    action: Literal["log"]
+    args: LogArgs
+
+
+PreStartAction = Annotated[WriteFile | WriteTempfile | RunCommand | Mkdir | Log, Field(discriminator="action")]
+
+
+class ModelServiceSpec(Strict):
+    """What makes a kernel a model service's replica: the runner runs ``pre_start_actions`` in order,
+    then ``start_command`` as the container's main work; ``port`` is where it serves (one of the
+    request's ``preopen_ports``, so it is published behind the app gate)."""
+
+    start_command: Command
+    port: int = Field(ge=1024, le=65535)
+    pre_start_actions: list[PreStartAction] = Field(default_factory=list, max_length=MAX_ACTIONS)
+    model_path: PathText | None = None
+    definition_name: str | None = Field(None, max_length=256)
+
+
 class CreateKernels(Strict):
     session_id: str = Field(pattern=ID_RE)
     session_name: str = ""
@@ -100,6 +179,9 @@ class CreateKernels(Strict):
         description="the session's app secret: every published port then leads to the runner's "
                     "app gate, which opens only to a connection that first proves it (never "
                     "returned by any API)")
+    model_service: ModelServiceSpec | None = Field(
+        None, description="a model service's replica (session type inference): the runner runs it as "
+                          "the container's main work (docs/serving.md, \"The replica\")")
 
     @field_validator("preopen_ports")
     @classmethod
@@ -116,6 +198,15 @@ class CreateKernels(Strict):
         if bad:
             raise ValueError(f"invalid variable names: {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _model_service(self) -> CreateKernels:
+        if self.model_service is not None:
+            if self.session_type != "inference":
+                raise ValueError("model_service is for inference sessions only")
+            if self.model_service.port not in self.preopen_ports:
+                raise ValueError(f"model_service.port {self.model_service.port} must be one of preopen_ports")
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> CreateKernels:

@@ -9,9 +9,9 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
-from . import gate, prepare, protocol, services, users
+from . import gate, model_service, prepare, protocol, services, users
 from .execute import Busy, Executor
 
 
@@ -46,6 +46,10 @@ class Runner:
                                                 bind="127.0.0.1" if self.app_secret else "0.0.0.0")
         self.server: Optional[asyncio.AbstractServer] = None
         self.gates: list = []
+        # A model service's replica (docs/serving.md, "The replica"): its start command is the
+        # container's main work.
+        spec = cfg.get("model_service") if cfg.get("session_type") == "inference" else None
+        self.model_service: Optional[Dict[str, Any]] = spec if isinstance(spec, dict) else None
 
     # --- preparation -------------------------------------------------------------------------
     def prepare(self) -> Dict[str, Any]:
@@ -140,9 +144,16 @@ class Runner:
     # --- batch ----------------------------------------------------------------------------------
     async def run_startup(self, cmd: str, timeout: Optional[float]) -> Dict[str, Any]:
         log(f"running the startup command: {cmd}")
-        proc = await asyncio.create_subprocess_exec(prepare.shell_path(), "-c", cmd,
-                                                    stdin=asyncio.subprocess.DEVNULL,
-                                                    env=self.user.env(), start_new_session=True,
+        return await self.run_main_work([prepare.shell_path(), "-c", cmd], timeout)
+
+    async def run_main_work(self, argv: List[str], timeout: Optional[float],
+                            extra_env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+        """Run ``argv`` as the user, its output the container log, until it exits, ``timeout``
+        passes (exit code 124) or the runner stops."""
+        env = self.user.env()
+        env.update(extra_env or {})
+        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                    env=env, start_new_session=True,
                                                     **self.user.popen_kwargs())
         timed_out = False
         waiter = asyncio.ensure_future(proc.wait())
@@ -180,7 +191,8 @@ class Runner:
                 self.gates = await gate.start_gates(self.cfg.get("service_ports", []),
                                                     self.app_secret, log)
             bootstrap_rc = await self.bootstrap()
-            started = await self.start_intrinsic()
+            # A replica starts fast: no sshd (nobody logs into it).
+            started = {} if self.model_service else await self.start_intrinsic()
         except Exception as e:
             log("preparation failed: " + traceback.format_exc())
             write_json(ready_path, {"status": "failed", "error": f"{type(e).__name__}: {e}",
@@ -192,7 +204,9 @@ class Runner:
         log("kernel ready")
         cmd = self.cfg.get("startup_command")
         rc = 0
-        if self.cfg.get("session_type") == "batch":
+        if self.model_service is not None:
+            rc = await self.serve_model(self.model_service)
+        elif self.cfg.get("session_type") == "batch":
             if not cmd:
                 result = {"exit_code": 0, "timed_out": False}
             else:
@@ -206,6 +220,29 @@ class Runner:
             await self.stop.wait()
             log("stopping")
         await self.shutdown()
+        return rc
+
+    async def serve_model(self, spec: Dict[str, Any]) -> int:
+        """A replica's main work: the pre-start actions, then the start command; its exit code
+        (1 when an action fails).  The container's end is the replica's end."""
+        actions = list(spec.get("pre_start_actions") or [])
+        try:
+            if actions:
+                log(f"running {len(actions)} pre-start action(s)")
+            exported = await model_service.run_pre_start(actions, self.user.home, self.user.env(),
+                                                         self.user.popen_kwargs(), self.stop)
+            argv = model_service.command_argv(spec.get("start_command"))
+        except (RuntimeError, ValueError, OSError) as e:
+            log(f"the model service cannot start: {e}")
+            return 1
+        log(f"starting the model service on port {spec.get('port')}: {' '.join(argv)}")
+        try:
+            result = await self.run_main_work(argv, None, exported)
+        except OSError as e:
+            log(f"the model service's start command failed: {e}")
+            return 127
+        rc = int(result["exit_code"])
+        log(f"the model service exited with code {rc}")
         return rc
 
     async def background(self, cmd: str) -> None:

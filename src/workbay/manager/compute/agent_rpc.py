@@ -39,6 +39,9 @@ class KernelRunnerError(BackendError):
     status, kind, title = 502, "kernel-runner-error", "The session's runner did not answer."
 
 
+# What the agent takes of a replica's launch spec (agent.models.ModelServiceSpec); the rest of
+# ``sessions.model_service`` (health check, variant) is the manager's own.
+REPLICA_KEYS = ("start_command", "port", "pre_start_actions", "model_path", "definition_name")
 REQUEUE_WINDOW = 60.0  # seconds an agent may keep refusing a scheduled session
 
 
@@ -158,6 +161,9 @@ class AgentRPC:
             "cluster_size": sess.cluster_size, "cluster_hosts": hosts, "cluster_ssh_keypair": cluster_keys,
             "authorized_keys": [key] if (key := (kp.ssh_public_key or "").strip()) else [],
             "pull_image": False, "app_secret": app_secret(self.ctx.config, sess.id),
+            # a model service's replica (docs/serving.md, "The replica"); None for other sessions
+            "model_service": {k: v for k, v in sess.model_service.items() if k in REPLICA_KEYS}
+            if sess.model_service else None,
         }
         for n, (addr, group) in enumerate(by_agent.items()):
             async with self.client(addr, timeout=120) as agent:

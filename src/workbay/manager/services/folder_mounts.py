@@ -25,10 +25,12 @@ class FolderMounts:
     def __init__(self, folders: FolderService) -> None:
         self.folders = folders
 
-    async def resolve(self, s: AsyncSession, owner: Actor, names: list[str],
-                      aliases: dict[str, str]) -> list[dict[str, Any]]:
+    async def resolve(self, s: AsyncSession, owner: Actor, names: list[str], aliases: dict[str, str],
+                      read_only: frozenset[uuid.UUID] = frozenset()) -> list[dict[str, Any]]:
         """Mounts for a session owned by ``owner``: the requested folders (which the owner must be
-        able to read), then the owner's automount folders.  Refuses with 4xx before anything runs."""
+        able to read), then the owner's automount folders; the folders in ``read_only`` are mounted
+        read-only whatever the owner's permission (a model service's model folder).  Refuses with
+        4xx before anything runs."""
         chosen: list[tuple[Visible, str]] = []
         seen: set[uuid.UUID] = set()
         for ref in names:
@@ -58,5 +60,5 @@ class FolderMounts:
             v.folder.last_used = utcnow()
             mounts.append({"folder_id": str(v.folder.id), "name": v.folder.name, "host": v.folder.host,
                            "source": source, "target": target, "permission": v.permission,
-                           "read_only": not rules.can_write(v.permission)})
+                           "read_only": v.folder.id in read_only or not rules.can_write(v.permission)})
         return mounts

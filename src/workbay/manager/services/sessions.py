@@ -58,7 +58,14 @@ from .session_info import (
     StatusHistory,
     Termination,
 )
-from .session_request import CreateSession, about, default_session_name, field_problem, parse_starts_at
+from .session_request import (
+    CreateSession,
+    ReplicaLaunch,
+    about,
+    default_session_name,
+    field_problem,
+    parse_starts_at,
+)
 from .session_status import session_event, set_status
 
 if TYPE_CHECKING:
@@ -97,6 +104,25 @@ class SessionPlan:
     reuse: ComputeSession | None
     dependencies: list[uuid.UUID]
     starts_at: datetime | None
+
+
+def check_replica(req: CreateSession, replica: ReplicaLaunch) -> None:
+    """A replica is one inference session serving at a port the agent can publish (a programming
+    error otherwise: only the manager makes replicas)."""
+    if req.type != SessionType.INFERENCE:
+        raise ValueError(f"a model service's replica is an inference session, not {req.type}")
+    port = replica.model_service.get("port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1024 <= port <= 65535:
+        raise ValueError(f"a replica's model_service.port must be within 1024-65535, not {port!r}")
+
+
+def session_ports(req: CreateSession, replica: ReplicaLaunch | None) -> list[int]:
+    """The ports published behind the app gate: the requested preopen ports, and a replica's
+    model port."""
+    ports = list(req.config.preopen_ports or [])
+    if replica is not None and replica.model_service["port"] not in ports:
+        ports.append(replica.model_service["port"])
+    return ports
 
 
 SORT_KEYS = {"created_at": ComputeSession.created_at, "name": ComputeSession.name,
@@ -139,8 +165,10 @@ class SessionService:
             raise InvalidAPIParameters("The owner's keypair or account is not active.")
         return kp, user
 
-    async def _mounts(self, s: AsyncSession, kp: Keypair, owner: User, req: CreateSession) -> list[dict[str, Any]]:
-        """The folders the session mounts, resolved with the owner's permissions."""
+    async def _mounts(self, s: AsyncSession, kp: Keypair, owner: User, req: CreateSession,
+                      read_only: frozenset[uuid.UUID] = frozenset()) -> list[dict[str, Any]]:
+        """The folders the session mounts, resolved with the owner's permissions; those in
+        ``read_only`` read-only whatever the permission (a replica's model folder)."""
         if self.mounts is None:
             return []
         names = list(req.config.mounts or [])
@@ -148,7 +176,7 @@ class SessionService:
         names += [n for n in (req.config.mount_map or {}) if n not in names]
         who = Actor(user_id=owner.uuid, email=owner.email, role=owner.role, domain_name=owner.domain_name,
                     access_key=kp.access_key)
-        return await self.mounts.resolve(s, who, names, aliases)
+        return await self.mounts.resolve(s, who, names, aliases, read_only=read_only)
 
     async def _project(self, s: AsyncSession, user: User, ref: str | None) -> Project:
         ref = ref or "default"
@@ -249,17 +277,20 @@ class SessionService:
             raise InsufficientPrivilege("Monitors cannot change other users' sessions.")
 
     # -- creation ----------------------------------------------------------------------------------
-    async def create(self, actor: Actor, req: CreateSession, system: bool = False) -> CreatedSession:
-        created = await self._enqueue(actor, req, system=system)
+    async def create(self, actor: Actor, req: CreateSession, system: bool = False,
+                     replica: ReplicaLaunch | None = None) -> CreatedSession:
+        """Create (or reuse) a session; ``replica`` makes an inference session a model service's
+        replica (set by the manager only: docs/serving.md, "The replica")."""
+        created = await self._enqueue(actor, req, system=system, replica=replica)
         if not created.created or req.enqueue_only:
             return created
         return await self.wait_for_start(created, req.max_wait_seconds)
 
-    async def validate(self, actor: Actor, req: CreateSession) -> None:
+    async def validate(self, actor: Actor, req: CreateSession, replica: ReplicaLaunch | None = None) -> None:
         """Every check creation runs, without creating anything (POST /session/_/validate)."""
-        self._check_request(actor, req, system=False)
+        self._check_request(actor, req, system=False, replica=replica)
         async with self.ctx.db() as s:
-            await self._plan(s, actor, req)
+            await self._plan(s, actor, req, replica)
 
     @staticmethod
     async def known_slots(s: AsyncSession) -> set[str]:
@@ -300,8 +331,11 @@ class SessionService:
         return slots.maximum(minimum) if minimum else slots
 
     @staticmethod
-    def _check_request(actor: Actor, req: CreateSession, system: bool) -> str | None:
+    def _check_request(actor: Actor, req: CreateSession, system: bool,
+                       replica: ReplicaLaunch | None = None) -> str | None:
         """The checks that need no database; the decoded bootstrap script."""
+        if replica is not None:
+            check_replica(req, replica)
         if req.type == SessionType.SYSTEM and not system:
             raise field_problem(InvalidAPIParameters(
                 "System sessions are created by Workbay itself (a folder's SFTP server or File Browser).",
@@ -317,7 +351,8 @@ class SessionService:
             raise field_problem(InvalidAPIParameters("bootstrap_script must be base64-encoded text."),
                                 "bootstrap_script") from e
 
-    async def _plan(self, s: AsyncSession, actor: Actor, req: CreateSession) -> SessionPlan:
+    async def _plan(self, s: AsyncSession, actor: Actor, req: CreateSession,
+                    replica: ReplicaLaunch | None = None) -> SessionPlan:
         """Everything creation checks against the database, in creation's order; each refusal
         names the request field it concerns.  Changes nothing but the mounted folders' last use."""
         with about("owner_access_key"):
@@ -329,7 +364,8 @@ class SessionService:
         with about("image"):
             image = await self.resolve_image(s, req.image, req.architecture)
         with about("config.mounts"):
-            mounts = await self._mounts(s, kp, owner, req)
+            mounts = await self._mounts(s, kp, owner, req,
+                                        replica.read_only_folders if replica else frozenset())
         policy = await s.get(KeypairResourcePolicy, kp.resource_policy)
         if policy and req.cluster_size > policy.max_containers_per_session:
             raise field_problem(InvalidAPIParameters(
@@ -373,10 +409,11 @@ class SessionService:
                            slots=slots, resource_opts=opts, names=names, reuse=reuse, dependencies=deps,
                            starts_at=starts_at)
 
-    async def _enqueue(self, actor: Actor, req: CreateSession, system: bool = False) -> CreatedSession:
-        bootstrap = self._check_request(actor, req, system)
+    async def _enqueue(self, actor: Actor, req: CreateSession, system: bool = False,
+                       replica: ReplicaLaunch | None = None) -> CreatedSession:
+        bootstrap = self._check_request(actor, req, system, replica)
         async with self.ctx.db.begin() as s:
-            plan = await self._plan(s, actor, req)
+            plan = await self._plan(s, actor, req, replica)
             kp, owner = plan.kp, plan.owner
             if plan.reuse is not None:
                 existing = plan.reuse
@@ -394,7 +431,8 @@ class SessionService:
                     image=plan.image.name, architecture=plan.image.architecture, cluster_mode=req.cluster_mode,
                     cluster_size=req.cluster_size, requested_slots=plan.slots.to_json(),
                     occupying_slots={}, resource_opts=plan.resource_opts, environ=environ, mounts=plan.mounts,
-                    preopen_ports=list(req.config.preopen_ports or []),
+                    preopen_ports=session_ports(req, replica),
+                    model_service=dict(replica.model_service) if replica else None,
                     designated_agents=list(req.config.agent_list or []),
                     startup_command=req.startup_command, bootstrap_script=bootstrap, starts_at=plan.starts_at,
                     batch_timeout=req.batch_timeout, tag=req.tag, callback_url=req.callback_url)
