@@ -20,7 +20,8 @@ from workbay.common.http import install_error_handlers
 from . import relay, tokens
 from .circuits import Activity, NewCircuit, may_use, parse_range
 from .frontend import Circuits
-from .inference import InferenceProxy, NameTaken, RouteSpec, ServiceSpec
+from .inference import InferenceProxy
+from .services import NameTaken, RouteSpec, ServiceSpec
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"  # one path segment, nothing to escape
