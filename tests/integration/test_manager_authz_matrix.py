@@ -634,8 +634,9 @@ CASES: list[Case] = [
 ]
 from tests.integration.authz_folder_cases import BGTASK_CASES, FOLDER_CASES  # noqa: E402  (uses the helpers above)
 from tests.integration.authz_model_store_cases import MODEL_STORE_CASES  # noqa: E402
+from tests.integration.authz_serving_cases import SERVING_CASES  # noqa: E402
 
-CASES += FOLDER_CASES + BGTASK_CASES + MODEL_STORE_CASES
+CASES += FOLDER_CASES + BGTASK_CASES + SERVING_CASES + MODEL_STORE_CASES
 
 # The problem type each refusal must carry.
 KINDS = {400: "generic-bad-request", 401: "auth-failed", 403: "insufficient-privilege",

@@ -1,7 +1,10 @@
 """/services (docs/serving.md "API") through the manager's API with a real storage-proxy, no agents:
 creation and its checks (name, model folder, extra mounts, image, the owner's replica limit),
 list and info in Backend.AI's and Workbay's keys, edit and its generation, scale, tokens, routes,
-errors, autoscaling rules, delete; other users get 404 everywhere.  SQLite and PostgreSQL."""
+errors, autoscaling rules, delete; other users get 404 everywhere.  SQLite and PostgreSQL.
+
+The serving reconciler is stopped here: these tests check what the service layer writes (routes
+are inserted by hand), not what the reconciler makes of it (tests/integration/test_serving*.py)."""
 
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ def svc_name() -> str:
 @pytest.fixture(scope="module")
 async def world(manager):
     h = manager
+    await h.state.serving_reconciler.stop()
     image = f"cr.test/serving/python-{uuid.uuid4().hex[:6]}:3.11"
     async with h.state.ctx.db.begin() as s:
         s.add(Image(name=image, image_registry="cr.test", tag="3.11", architecture=platform.machine()))
