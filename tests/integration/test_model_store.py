@@ -163,9 +163,9 @@ async def test_reading_definitions_and_replica_specs(manager):
     # a given path, with every problem and its line; escapes and oversized files refused
     with pytest.raises(InvalidAPIParameters) as e:
         await defs.read(yaml_folder, "/sub/other.yaml")
-    assert e.value.msg == "sub/other.yaml, line 6: models[0].service.port: must be an integer between 1 and 65535"
+    assert e.value.msg == "sub/other.yaml, line 6: models[0].service.port: must be an integer between 1024 and 65535"
     assert e.value.data == {"problems": [{"line": 6, "key": "models[0].service.port",
-                                          "message": "must be an integer between 1 and 65535"}]}
+                                          "message": "must be an integer between 1024 and 65535"}]}
     for bad in ("../x.yaml", "..", "a/../../x"):
         with pytest.raises(InvalidAPIParameters):
             await defs.read(yaml_folder, bad)

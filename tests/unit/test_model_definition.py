@@ -99,9 +99,8 @@ def test_every_key_is_read():
         PreStartAction("write_file", {"filename": "/home/work/cfg.json", "body": '{"a": 1}', "mode": "640",
                                       "append": True}),
         PreStartAction("write_tempfile", {"body": "line one\nline two\n", "mode": "600"}),
-        PreStartAction("run_command", {"command": ["pip", "install", "x"], "cwd": "/home/work", "echo": True}),
-        PreStartAction("run_command", {"command": ["/bin/sh", "-c", "echo hi > /tmp/x"], "cwd": None,
-                                       "echo": False}),
+        PreStartAction("run_command", {"command": ["pip", "install", "x"], "cwd": "/home/work"}),  # echo: read, dropped
+        PreStartAction("run_command", {"command": ["/bin/sh", "-c", "echo hi > /tmp/x"], "cwd": None}),
         PreStartAction("log", {"message": "starting", "debug": True}),
     ]
     assert m.metadata == ModelMetadata(
@@ -144,12 +143,12 @@ def test_defaults_and_string_forms():
 def test_nulls_mean_the_defaults():
     d = parse_definition(wrap_service("""\
         start_command: [serve]
-        port: 1
+        port: 1024
         pre_start_actions: null
         health_check: {path: /h, interval: null, max_retries: ~, initial_delay: null}
     """) + "    metadata: {title: null, label: null}\n")
     svc = d.models[0].service
-    assert svc is not None and svc.pre_start_actions == [] and svc.port == 1
+    assert svc is not None and svc.pre_start_actions == [] and svc.port == 1024
     assert svc.health_check == HealthCheck(path="/h")
     assert d.models[0].metadata == ModelMetadata()
     d = parse_definition("models:\n  - {name: m, model_path: /m, service: null, metadata: null}\n")
@@ -162,7 +161,7 @@ def test_bytes_and_the_limits():
     many = "models:\n" + "".join(f"  - {{name: m{i}, model_path: /m}}\n" for i in range(MAX_MODELS))
     assert len(parse_definition(many).models) == MAX_MODELS
     actions = "".join("    - {action: log, args: {message: x}}\n" for _ in range(MAX_ACTIONS))
-    d = parse_definition(wrap_service("start_command: [a]\nport: 80\npre_start_actions:\n" + actions))
+    d = parse_definition(wrap_service("start_command: [a]\nport: 8080\npre_start_actions:\n" + actions))
     assert len(d.models[0].service.pre_start_actions) == MAX_ACTIONS  # type: ignore[union-attr]
     assert parse_definition(wrap_service("start_command: [a]\nport: 65535\n")).models[0].service.port == 65535  # type: ignore[union-attr]
 
@@ -212,106 +211,108 @@ CASES = [
 
 SERVICE_CASES = [
     # (service section, line, key after "models[0].service", message start); the section's first key is line 5
-    ("port: 80\n", 5, ".start_command", "is required"),  # a missing key: where its mapping starts
+    ("port: 8080\n", 5, ".start_command", "is required"),  # a missing key: where its mapping starts
     ("start_command: [a]\n", 5, ".port", "is required"),
-    ("start_command: [a]\nport: 0\n", 6, ".port", "must be an integer between 1 and 65535"),
-    ("start_command: [a]\nport: 65536\n", 6, ".port", "must be an integer between 1 and 65535"),
-    ("start_command: [a]\nport: '8000'\n", 6, ".port", "must be an integer between 1 and 65535"),
-    ("start_command: [a]\nport: 80.5\n", 6, ".port", "must be an integer between 1 and 65535"),
-    ("start_command: [a]\nport: true\n", 6, ".port", "must be an integer between 1 and 65535"),
-    ("start_command: []\nport: 80\n", 5, ".start_command", "must not be empty"),
-    ("start_command: ''\nport: 80\n", 5, ".start_command", "must not be empty"),
-    ("start_command: {a: 1}\nport: 80\n", 5, ".start_command", "must be a list of strings or a string"),
-    ("start_command: [a, [b]]\nport: 80\n", 5, ".start_command[1]", "must be a string, not a list"),
-    ("start_command: [" + ", ".join(["a"] * 257) + "]\nport: 80\n", 5, ".start_command",
-     "must have at most 256 entries"),
-    ("start_command: [a]\nport: 80\nextra: 1\n", 7, ".extra", "unknown key (allowed: start_command, port, "
+    ("start_command: [a]\nport: 0\n", 6, ".port", "must be an integer between 1024 and 65535"),
+    ("start_command: [a]\nport: 1023\n", 6, ".port", "must be an integer between 1024 and 65535"),
+    ("start_command: [a]\nport: 65536\n", 6, ".port", "must be an integer between 1024 and 65535"),
+    ("start_command: [a]\nport: '8000'\n", 6, ".port", "must be an integer between 1024 and 65535"),
+    ("start_command: [a]\nport: 80.5\n", 6, ".port", "must be an integer between 1024 and 65535"),
+    ("start_command: [a]\nport: true\n", 6, ".port", "must be an integer between 1024 and 65535"),
+    ("start_command: []\nport: 8080\n", 5, ".start_command", "must not be empty"),
+    ("start_command: ''\nport: 8080\n", 5, ".start_command", "must not be empty"),
+    ("start_command: {a: 1}\nport: 8080\n", 5, ".start_command", "must be a list of strings or a string"),
+    ("start_command: [a, [b]]\nport: 8080\n", 5, ".start_command[1]", "must be a string, not a list"),
+    ("start_command: [" + ", ".join(["a"] * 65) + "]\nport: 8080\n", 5, ".start_command",
+     "must have at most 64 entries"),
+    ("start_command: [a, '']\nport: 8080\n", 5, ".start_command[1]", "must not be empty"),
+    ("start_command: [a]\nport: 8080\nextra: 1\n", 7, ".extra", "unknown key (allowed: start_command, port, "
                                                                "pre_start_actions, health_check)"),
-    ("start_command: [a]\nport: 80\nhealth_check: {}\n", 7, ".health_check.path", "is required"),
-    ("start_command: [a]\nport: 80\nhealth_check: /health\n", 7, ".health_check", "must be a mapping"),
-    ("start_command: [a]\nport: 80\nhealth_check: {path: health}\n", 7, ".health_check.path",
+    ("start_command: [a]\nport: 8080\nhealth_check: {}\n", 7, ".health_check.path", "is required"),
+    ("start_command: [a]\nport: 8080\nhealth_check: /health\n", 7, ".health_check", "must be a mapping"),
+    ("start_command: [a]\nport: 8080\nhealth_check: {path: health}\n", 7, ".health_check.path",
      "must be a URL path starting with /"),
-    ("start_command: [a]\nport: 80\nhealth_check: {path: /a b}\n", 7, ".health_check.path",
+    ("start_command: [a]\nport: 8080\nhealth_check: {path: /a b}\n", 7, ".health_check.path",
      "must be a URL path starting with /"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  interval: 0\n", 9, ".health_check.interval",
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  interval: 0\n", 9, ".health_check.interval",
      "must be a number greater than 0 and at most 3600"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  interval: fast\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  interval: fast\n", 9,
      ".health_check.interval", "must be a number greater than 0"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  interval: .nan\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  interval: .nan\n", 9,
      ".health_check.interval", "must be a number greater than 0"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  max_retries: 0\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  max_retries: 0\n", 9,
      ".health_check.max_retries", "must be an integer between 1 and 1000"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  max_retries: 2.5\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  max_retries: 2.5\n", 9,
      ".health_check.max_retries", "must be an integer between 1 and 1000"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  max_wait_time: -1\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  max_wait_time: -1\n", 9,
      ".health_check.max_wait_time", "must be a number greater than 0"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  expected_status_code: 99\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  expected_status_code: 99\n", 9,
      ".health_check.expected_status_code", "must be an integer between 100 and 599"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  expected_status_code: 600\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  expected_status_code: 600\n", 9,
      ".health_check.expected_status_code", "must be an integer between 100 and 599"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  initial_delay: -1\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  initial_delay: -1\n", 9,
      ".health_check.initial_delay", "must be a number at least 0 and at most 86400"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  initial_delay: 86401\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  initial_delay: 86401\n", 9,
      ".health_check.initial_delay", "must be a number at least 0 and at most 86400"),
-    ("start_command: [a]\nport: 80\nhealth_check:\n  path: /h\n  timeout: 1\n", 9,
+    ("start_command: [a]\nport: 8080\nhealth_check:\n  path: /h\n  timeout: 1\n", 9,
      ".health_check.timeout", "unknown key"),
-    ("start_command: [a]\nport: 80\npre_start_actions: {action: log}\n", 7, ".pre_start_actions",
+    ("start_command: [a]\nport: 8080\npre_start_actions: {action: log}\n", 7, ".pre_start_actions",
      "must be a list, not a mapping"),
-    ("start_command: [a]\nport: 80\npre_start_actions: [" + ", ".join(
+    ("start_command: [a]\nport: 8080\npre_start_actions: [" + ", ".join(
         ["{action: log, args: {message: x}}"] * 65) + "]\n", 7, ".pre_start_actions",
      "must have at most 64 entries"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: rm\n    args: {}\n", 8,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: rm\n    args: {}\n", 8,
      ".pre_start_actions[0].action", "must be one of write_file, write_tempfile, run_command, mkdir, log"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: log\n", 8,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: log\n", 8,
      ".pre_start_actions[0].args", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - args: {}\n", 8,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - args: {}\n", 8,
      ".pre_start_actions[0].action", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: log\n    args: [x]\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: log\n    args: [x]\n", 9,
      ".pre_start_actions[0].args", "must be a mapping, not a list"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: log\n    args: {message: x}\n    when: 1\n",
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: log\n    args: {message: x}\n    when: 1\n",
      10, ".pre_start_actions[0].when", "unknown key (allowed: action, args)"),
     # per action: required, unknown and wrongly typed arguments
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: mkdir\n    args: {}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: mkdir\n    args: {}\n", 9,
      ".pre_start_actions[0].args.path", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: mkdir\n    args: {path: rel}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: mkdir\n    args: {path: rel}\n", 9,
      ".pre_start_actions[0].args.path", "must be an absolute path"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: mkdir\n    args: {path: /a, mode: '755'}\n",
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: mkdir\n    args: {path: /a, mode: '755'}\n",
      9, ".pre_start_actions[0].args.mode", "unknown key (allowed: path)"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_file\n    args: {body: x}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_file\n    args: {body: x}\n", 9,
      ".pre_start_actions[0].args.filename", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_file\n    args: {filename: /a}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_file\n    args: {filename: /a}\n", 9,
      ".pre_start_actions[0].args.body", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_file\n"
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_file\n"
      "    args: {filename: /a, body: x, mode: rwx}\n", 9, ".pre_start_actions[0].args.mode",
      'must be a file mode in octal digits, like "644"'),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_file\n"
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_file\n"
      "    args: {filename: /a, body: x, mode: 999}\n", 9, ".pre_start_actions[0].args.mode",
      "must be a file mode in octal digits"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_file\n"
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_file\n"
      "    args: {filename: /a, body: x, append: maybe}\n", 9, ".pre_start_actions[0].args.append",
      "must be true or false, not a string"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_file\n"
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_file\n"
      "    args: {filename: /a, body: {x: 1}}\n", 9, ".pre_start_actions[0].args.body",
      "must be a string, not a mapping"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_tempfile\n    args: {}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_tempfile\n    args: {}\n", 9,
      ".pre_start_actions[0].args.body", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: write_tempfile\n"
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: write_tempfile\n"
      "    args: {body: x, filename: /a}\n", 9, ".pre_start_actions[0].args.filename",
      "unknown key (allowed: body, mode)"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: run_command\n    args: {}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: run_command\n    args: {}\n", 9,
      ".pre_start_actions[0].args.command", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: run_command\n    args: {command: []}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: run_command\n    args: {command: []}\n", 9,
      ".pre_start_actions[0].args.command", "must not be empty"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: run_command\n"
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: run_command\n"
      "    args: {command: [a], cwd: work}\n", 9, ".pre_start_actions[0].args.cwd", "must be an absolute path"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: run_command\n"
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: run_command\n"
      "    args: {command: [a], echo: 1}\n", 9, ".pre_start_actions[0].args.echo",
      "must be true or false, not an integer"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: log\n    args: {}\n", 9,
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: log\n    args: {}\n", 9,
      ".pre_start_actions[0].args.message", "is required"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: log\n    args: {message: x, debug: 'no'}\n",
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: log\n    args: {message: x, debug: 'no'}\n",
      9, ".pre_start_actions[0].args.debug", "must be true or false, not a string"),
-    ("start_command: [a]\nport: 80\npre_start_actions:\n  - action: log\n    args: {message: x, level: 1}\n",
+    ("start_command: [a]\nport: 8080\npre_start_actions:\n  - action: log\n    args: {message: x, level: 1}\n",
      9, ".pre_start_actions[0].args.level", "unknown key (allowed: message, debug)"),
 ]
 
@@ -343,7 +344,7 @@ def test_the_message_format_and_every_problem_sorted_by_line():
     assert str(err).splitlines() == [
         "defs/custom.yml, line 3: models[0].model_path: must be an absolute path (starting with /)",
         "defs/custom.yml, line 5: models[0].service.start_command: must not be empty",
-        "defs/custom.yml, line 6: models[0].service.port: must be an integer between 1 and 65535",
+        "defs/custom.yml, line 6: models[0].service.port: must be an integer between 1024 and 65535",
         "defs/custom.yml, line 7: models[0].service.health_check.path: must be a URL path starting with / "
         "(no spaces)",
         "defs/custom.yml, line 7: models[0].service.health_check.interval: must be a number greater than 0 "
@@ -426,14 +427,14 @@ def test_size_and_encoding():
 
 def test_body_and_command_bounds():
     long_body = "x" * (256 * 1024 + 1)
-    got = one(wrap_service(f"start_command: [a]\nport: 80\npre_start_actions:\n"
+    got = one(wrap_service(f"start_command: [a]\nport: 8080\npre_start_actions:\n"
                            f"  - action: write_tempfile\n    args: {{body: {long_body}}}\n"))
     assert got[1] == "models[0].service.pre_start_actions[0].args.body"
     assert got[2] == "must be at most 262144 characters"
-    got = one(wrap_service(f"start_command: [{'a' * 4097}]\nport: 80\n"))
+    got = one(wrap_service(f"start_command: [{'a' * 4097}]\nport: 8080\n"))
     assert got[1:] == ("models[0].service.start_command[0]", "must be at most 4096 characters")
     # multi-line text is fine where a script is expected, a NUL never
-    d = parse_definition(wrap_service('start_command: "a\\nb\\tc"\nport: 80\n'))
+    d = parse_definition(wrap_service('start_command: "a\\nb\\tc"\nport: 8080\n'))
     assert d.models[0].service.start_command == ["/bin/sh", "-c", "a\nb\tc"]  # type: ignore[union-attr]
-    got = one(wrap_service('start_command: ["a\\0b"]\nport: 80\n'))
+    got = one(wrap_service('start_command: ["a\\0b"]\nport: 8080\n'))
     assert got[2] == "must not contain U+0000 (a control character)"

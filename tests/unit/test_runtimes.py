@@ -92,9 +92,11 @@ def test_command_uses_the_override_or_the_images_labels():
     ({LABEL_START_COMMAND: "[oops"}, None, "runtime_variant", "the image's label workbay.model.start-command"),
     ({LABEL_START_COMMAND: "a", LABEL_PORT: "http"}, None, "runtime_variant", "the image's label workbay.model.port"),
     ({LABEL_START_COMMAND: "a", LABEL_PORT: "70000"}, None, "runtime_variant", "the image's label workbay.model.port"),
+    ({LABEL_START_COMMAND: "a", LABEL_PORT: "80"}, None, "runtime_variant", "the image's label workbay.model.port"),
+    ({LABEL_START_COMMAND: '["a", ""]'}, None, "runtime_variant", "the image's label workbay.model.start-command"),
     ({LABEL_START_COMMAND: "a", LABEL_HEALTH_PATH: "health"}, None, "runtime_variant",
      "the image's label workbay.model.health-path"),
-    ({}, "x" * (64 * 1024 + 1), "startup_command", "the start command must be at most"),
+    ({}, "x" * 4097, "startup_command", "the start command must be at most"),
     ({}, "a\x00b", "startup_command", "the start command must be at most"),
 ])
 def test_command_refusals(labels, command, field, message):
@@ -108,8 +110,9 @@ def test_vllm_nim_and_llama_cpp_defaults():
     assert spec("vllm", command="vllm serve /models --tp 2").start_command == [
         "/bin/sh", "-c", "vllm serve /models --tp 2"]
     s = spec("nim")
-    assert (s.start_command, s.port, s.health_check) == ([], 8000, HealthCheck(path="/v1/health/ready"))
-    assert s.launch()["start_command"] == []  # the image's own entrypoint
+    assert (s.start_command, s.port, s.health_check) == (
+        ["/opt/nvidia/nvidia_entrypoint.sh", "/opt/nim/start_server.sh"], 8000, HealthCheck(path="/v1/health/ready"))
+    assert spec("nim", command="/opt/other/start.sh").start_command == ["/bin/sh", "-c", "/opt/other/start.sh"]
     s = spec("llama-cpp", model_file="weights/tiny.gguf")
     assert s.start_command == ["python3", "-m", "llama_cpp.server", "--model", "/models/weights/tiny.gguf",
                                "--host", "0.0.0.0", "--port", "8000"]
@@ -149,8 +152,38 @@ def test_variant_defaults_cover_every_variant():
     by = {r["name"]: r for r in rows}
     assert by["custom"]["needs_definition"] and not any(r["needs_definition"] for r in rows[1:])
     assert (by["vllm"]["port"], by["vllm"]["health_path"]) == (8000, "/health")
-    assert (by["nim"]["port"], by["nim"]["health_path"], by["nim"]["start_command"]) == (8000, "/v1/health/ready", [])
+    assert (by["nim"]["port"], by["nim"]["health_path"], by["nim"]["start_command"]) == (
+        8000, "/v1/health/ready", ["/opt/nvidia/nvidia_entrypoint.sh", "/opt/nim/start_server.sh"])
     assert by["llama-cpp"]["health_path"] == "/v1/models" and "<model-file>" in by["llama-cpp"]["start_command"]
     assert set(rows[0]) == {"name", "label", "port", "health_path", "start_command", "needs_definition"}
     rows[2]["start_command"].append("mutated")  # the caller's copy
     assert "mutated" not in variant_defaults()[2]["start_command"]
+
+
+def test_every_launch_is_what_the_agent_accepts():
+    """The agent checks a replica's spec strictly (agent/models.py): what a valid definition and
+    each variant make must pass it, so a definition accepted at creation never fails at a start."""
+    from workbay.agent.models import ModelServiceSpec
+    from workbay.manager.compute.agent_rpc import REPLICA_KEYS
+
+    full = parse_definition("""\
+models:
+  - name: m
+    model_path: /models
+    service:
+      pre_start_actions:
+        - {action: mkdir, args: {path: /home/work/x}}
+        - {action: write_file, args: {filename: /home/work/a, body: [x, y], mode: 600, append: true}}
+        - {action: write_tempfile, args: {body: z}}
+        - {action: run_command, args: {command: pip install x, cwd: /home/work, echo: true}}
+        - {action: run_command, args: {command: [ls, -l]}}
+        - {action: log, args: {message: hi, debug: true}}
+      start_command: [python3, serve.py]
+      port: 1024
+""")
+    specs = [spec("custom", definition=full), spec("custom", definition=DEFINITION),
+             spec("command", command="serve"), spec("vllm"), spec("nim"), spec("llama-cpp", model_file="m.gguf"),
+             spec("command", labels={LABEL_START_COMMAND: '["a"]', LABEL_PORT: "65535"})]
+    for s in specs:
+        wire = {k: v for k, v in s.launch().items() if k in REPLICA_KEYS}
+        ModelServiceSpec.model_validate(wire)

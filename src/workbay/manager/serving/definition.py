@@ -30,10 +30,11 @@ MAX_ACTIONS = 64
 MAX_PROBLEMS = 50           # a file this broken needs no more to be fixed
 MAX_NAME = 128
 MAX_PATH = 1024
-MAX_STRING = 4096           # one command argument, a metadata field
+MAX_STRING = 4096           # one command argument, a shell command line, a log message, a metadata field
 MAX_TEXT = 64 * 1024        # a description, a log message
 MAX_BODY = 256 * 1024       # a file body of write_file / write_tempfile
-MAX_ARGS = 256              # arguments of a command
+MAX_ARGS = 64               # arguments of a command (the agent's bound)
+MIN_PORT = 1024             # replicas run as a normal user: no privileged ports (the agent's bound)
 MAX_LABELS = 64
 MAX_SECONDS = 86_400.0
 MODE_RE = re.compile(r"^[0-7]{3,4}\Z")
@@ -307,7 +308,7 @@ def _items(c: _Checker, node: Node, key: str, limit: int, *, empty: bool = True)
 def _command(c: _Checker, node: Node, key: str) -> list[str] | None:
     """A list of strings, or one string run by the shell."""
     if isinstance(node, ScalarNode) and node.tag == _STR:
-        text = _string(c, node, key, limit=MAX_TEXT, multiline=True)
+        text = _string(c, node, key, limit=MAX_STRING, multiline=True)
         return [*SHELL, text] if text is not None else None
     if not isinstance(node, SequenceNode):
         c.add(node, key, f"must be a list of strings or a string, not {_kind(node)}")
@@ -315,7 +316,7 @@ def _command(c: _Checker, node: Node, key: str) -> list[str] | None:
     out: list[str] = []
     ok = True
     for path, item in _items(c, node, key, MAX_ARGS, empty=False):
-        arg = _string(c, item, path, empty=True, multiline=True, scalar=True)
+        arg = _string(c, item, path, multiline=True, scalar=True)
         ok = ok and arg is not None
         out.append(arg or "")
     return out if ok and out else None
@@ -368,19 +369,19 @@ def _action_args(c: _Checker, action: str, f: dict[str, Node], key: str) -> dict
     elif action == "write_tempfile":
         out = {"body": None, "mode": "600"}
     elif action == "run_command":
-        out = {"command": None, "cwd": None, "echo": False}
+        out = {"command": None, "cwd": None}
         if "command" in f:
             out["command"] = _command(c, f["command"], f"{key}.command")
         if "cwd" in f and not _is_null(f["cwd"]):
             out["cwd"] = _absolute_path(c, f["cwd"], f"{key}.cwd")
-        if "echo" in f:
-            out["echo"] = _bool(c, f["echo"], f"{key}.echo")
+        if "echo" in f:  # Backend.AI's; the command's output always goes to the container log
+            _bool(c, f["echo"], f"{key}.echo")
     elif action == "mkdir":
         out = {"path": _absolute_path(c, f["path"], f"{key}.path") if "path" in f else None}
     elif action == "log":
         out = {"message": None, "debug": False}
         if "message" in f:
-            out["message"] = _string(c, f["message"], f"{key}.message", limit=MAX_TEXT, multiline=True,
+            out["message"] = _string(c, f["message"], f"{key}.message", limit=MAX_STRING, multiline=True,
                                      empty=True, scalar=True)
         if "debug" in f:
             out["debug"] = _bool(c, f["debug"], f"{key}.debug")
@@ -447,7 +448,7 @@ def _service(c: _Checker, node: Node, key: str) -> ServiceConfig | None:
         return None
     before = len(c.problems)
     command = _command(c, f["start_command"], f"{key}.start_command") if "start_command" in f else None
-    port = _int(c, f["port"], f"{key}.port", 1, 65535) if "port" in f else None
+    port = _int(c, f["port"], f"{key}.port", MIN_PORT, 65535) if "port" in f else None
     actions: list[PreStartAction] = []
     if "pre_start_actions" in f and not _is_null(f["pre_start_actions"]):
         for path, item in _items(c, f["pre_start_actions"], f"{key}.pre_start_actions", MAX_ACTIONS):

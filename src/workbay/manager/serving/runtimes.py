@@ -20,7 +20,11 @@ LABEL_START_COMMAND = "workbay.model.start-command"   # a JSON list of strings, 
 LABEL_PORT = "workbay.model.port"                     # default 8000
 LABEL_HEALTH_PATH = "workbay.model.health-path"       # none: healthy once the port accepts connections
 DEFAULT_PORT = 8000
-MAX_STARTUP_COMMAND = 64 * 1024
+MAX_STARTUP_COMMAND = 4096  # one argument of the agent's command (agent/models.py)
+MAX_ARGS = 64
+# NVIDIA NIM images' own ENTRYPOINT + CMD (the runner is the container's entrypoint, so the image's
+# are not run by themselves); an image that starts otherwise needs startup_command.
+NIM_COMMAND = ["/opt/nvidia/nvidia_entrypoint.sh", "/opt/nim/start_server.sh"]
 
 # Fields that a problem names (the create request's, docs/serving.md "API").
 FIELD_DEFINITION = "config.model_definition_path"
@@ -61,7 +65,7 @@ _DEFAULTS: dict[RuntimeVariant, VariantDefaults] = {
         "vllm", "vLLM", 8000, "/health",
         ["vllm", "serve", "<mount>", "--host", "0.0.0.0", "--port", "8000"], False),
     RuntimeVariant.NIM: VariantDefaults(
-        "nim", "NVIDIA NIM", 8000, "/v1/health/ready", [], False),
+        "nim", "NVIDIA NIM", 8000, "/v1/health/ready", NIM_COMMAND, False),
     RuntimeVariant.LLAMA_CPP: VariantDefaults(
         "llama-cpp", "llama.cpp (CPU)", 8000, "/v1/models",
         ["python3", "-m", "llama_cpp.server", "--model", "<model-file>", "--host", "0.0.0.0", "--port", "8000"],
@@ -76,7 +80,7 @@ def variant_defaults() -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class ReplicaSpec:
-    """What a replica runs.  ``start_command == []``: the image's own ENTRYPOINT + CMD (``nim``)."""
+    """What a replica runs (``launch()``: what ``sessions.model_service`` stores)."""
 
     start_command: list[str]
     port: int
@@ -123,9 +127,11 @@ def label_command(labels: dict[str, str]) -> list[str] | None:
             value = json.loads(raw)
         except ValueError:
             value = None
-        if not isinstance(value, list) or not value or not all(isinstance(x, str) for x in value):
+        if (not isinstance(value, list) or not 1 <= len(value) <= MAX_ARGS
+                or not all(isinstance(x, str) and 0 < len(x) <= MAX_STARTUP_COMMAND and "\x00" not in x
+                           for x in value)):
             raise ReplicaSpecError(FIELD_VARIANT, f"the image's label {LABEL_START_COMMAND} is not a JSON list "
-                                                  f"of strings")
+                                                  f"of 1-{MAX_ARGS} non-empty strings")
         return list(value)
     return _shell(raw, FIELD_VARIANT)
 
@@ -134,8 +140,8 @@ def label_port(labels: dict[str, str]) -> int:
     raw = (labels.get(LABEL_PORT) or "").strip()
     if not raw:
         return DEFAULT_PORT
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise ReplicaSpecError(FIELD_VARIANT, f"the image's label {LABEL_PORT} is not a port (1-65535)")
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
+        raise ReplicaSpecError(FIELD_VARIANT, f"the image's label {LABEL_PORT} is not a port (1024-65535)")
     return int(raw)
 
 
@@ -221,8 +227,8 @@ def replica_spec(variant: RuntimeVariant | str, *, definition: ModelDefinition |
         command = override or ["vllm", "serve", mount, "--host", "0.0.0.0", "--port", str(DEFAULT_PORT)]
         return ReplicaSpec(start_command=command, port=DEFAULT_PORT, health_check=health, **common)
     if v is RuntimeVariant.NIM:
-        # [] = the image's own ENTRYPOINT + CMD: NIM images start their server themselves.
-        return ReplicaSpec(start_command=override or [], port=DEFAULT_PORT, health_check=health, **common)
+        return ReplicaSpec(start_command=override or list(NIM_COMMAND), port=DEFAULT_PORT, health_check=health,
+                           **common)
     # llama-cpp
     if override is None:
         if not model_file:
