@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from uuid import UUID
 
 from workbay.common.domain import RuntimeVariant
 
@@ -139,6 +140,14 @@ def service_body(get: Callable[[str], str], env_vars: list[tuple[str, str]], mou
     return problems, body
 
 
+def folder_key(value: Any) -> str:
+    """A folder id as one spelling (the manager writes UUIDs with dashes in some answers, without in others)."""
+    try:
+        return UUID(str(value)).hex
+    except ValueError:
+        return str(value)
+
+
 def form_values(service: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]], list[str], dict[str, str]]:
     """An existing service as the form's values (Edit, MS-8): (values, env vars, mounts, aliases)."""
     config = service.get("config") or {}
@@ -147,7 +156,8 @@ def form_values(service: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str
     values = {
         "name": str(service.get("name") or ""),
         "open_to_public": "on" if service.get("open_to_public", service.get("is_public")) else "off",
-        "model_folder": str(folder.get("id") or config.get("model") or ""),
+        "model_folder": folder_key(folder.get("id") or config.get("model")) if (folder.get("id") or config.get("model"))
+        else "",
         "runtime_variant": str(service.get("runtime_variant") or "custom"),
         "model_mount_destination": str(config.get("model_mount_destination") or DEFAULT_MOUNT),
         "model_definition_path": str(config.get("model_definition_path") or ""),
@@ -173,8 +183,8 @@ def form_values(service: dict[str, Any]) -> tuple[dict[str, str], list[tuple[str
     extra = config.get("extra_mounts") or {}
     if isinstance(extra, list):  # [{folder_id, mount_destination}]
         extra = {str(m.get("folder_id")): str(m.get("mount_destination") or "") for m in extra if isinstance(m, dict)}
-    mounts = [str(k) for k in extra]
-    aliases = {str(k): str(v) for k, v in extra.items() if v}
+    mounts = [folder_key(k) for k in extra]
+    aliases = {folder_key(k): str(v) for k, v in extra.items() if v}
     return values, env, mounts, aliases
 
 

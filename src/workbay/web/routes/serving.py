@@ -173,6 +173,8 @@ async def load_form_choices(ctx: PageContext, api: Client, form: LaunchForm) -> 
         runtimes = runtime_list(await api.get("/services/_/runtimes"))
     except APIError:
         runtimes = runtime_list([])
+    for f in base.folders:
+        f["id"] = sf.folder_key(f.get("id"))
     model = [f for f in base.folders if f.get("usage_mode") == "model"]
     other = [f for f in base.folders if f.get("usage_mode", "general") in ("general", "data")]
     return FormChoices(base, model, other, runtimes)
