@@ -104,6 +104,9 @@ SERVING_CASES: list[Case] = [
          "all owners"),
     Case("POST", "/services", row(200, 200, 404, 403, 403, 401), _create_for_target(), "on behalf of the target"),
     Case("GET", "/services/_/runtimes", OWN_200),
+    # The dry run's stream starts (its replica session is cancelled when the caller disconnects).
+    Case("POST", "/services/_/validate", row(200, 200, 404, 403, 403, 401), _create_for_target(),
+         "a dry run on behalf of the target", streaming=True),
     Case("GET", "/services/{service_id}", SERVICE_READ, _svc()),
     Case("PATCH", "/services/{service_id}", SERVICE_WRITE(200), _svc(b={"desired_session_count": 1})),
     Case("DELETE", "/services/{service_id}", SERVICE_WRITE(200), _svc(fresh=True)),

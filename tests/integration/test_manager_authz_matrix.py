@@ -144,7 +144,8 @@ async def send_streaming(w: World, actor: str, method: str, path: str, body: Any
                          query: str = "") -> tuple[int, dict[str, Any] | None]:
     """For endless responses (SSE): the status of the response start, then disconnect."""
     pq = f"{path}?{query}" if query else path
-    hdrs = _headers(w, actor, method, pq, "text/plain")
+    content = jsonlib.dumps(body).encode() if body is not None else b""
+    hdrs = _headers(w, actor, method, pq, "application/json" if body is not None else "text/plain")
     hdrs["host"] = "manager.test"
     started: asyncio.Future = asyncio.get_running_loop().create_future()
     chunks: list[bytes] = []
@@ -155,7 +156,7 @@ async def send_streaming(w: World, actor: str, method: str, path: str, body: Any
         nonlocal first
         if first:
             first = False
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": content, "more_body": False}
         await gone.wait()
         return {"type": "http.disconnect"}
 

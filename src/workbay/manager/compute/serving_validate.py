@@ -87,6 +87,10 @@ class DryRun:
             if session_id is not None:
                 self._spawn(self._terminate(session_id))
 
+    def _terminate_created(self, creating: asyncio.Task[Any]) -> None:
+        if not creating.cancelled() and creating.exception() is None:
+            self._spawn(self._terminate(creating.result().id))
+
     async def _terminate(self, session_id: uuid.UUID) -> None:
         try:
             await self.kernels.terminate_session(session_id, "model-service-validated", forced=True)
@@ -103,9 +107,14 @@ class DryRun:
             return
         try:
             spec = await self.specs.replica_spec(svc)
-            created = await self.sessions.create(
+            creating = asyncio.create_task(self.sessions.create(
                 owner_actor(owner, svc.owner_access_key), replica_request(svc, dry_run_name(svc.name)),
-                replica=ReplicaLaunch(model_service=spec.launch(), read_only_folders=frozenset({svc.model_folder_id})))
+                replica=ReplicaLaunch(model_service=spec.launch(), read_only_folders=frozenset({svc.model_folder_id}))))
+            try:
+                created = await asyncio.shield(creating)
+            except asyncio.CancelledError:  # the client left while the session was being made
+                creating.add_done_callback(self._terminate_created)
+                raise
         except (BackendError, ValueError) as e:
             yield "step", {"step": step, "status": "failed"}
             yield "verdict", {"ok": False, "step": step, "message": f"the replica could not be created: {e}"}
