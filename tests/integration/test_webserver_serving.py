@@ -287,6 +287,11 @@ async def test_validate_answers_the_forms_problems_as_a_failed_verdict(browser, 
     assert set(json.loads(events[0][1])) >= {"model_folder", "replicas"}
     verdict = json.loads(events[1][1])
     assert verdict["ok"] is False and verdict["message"]
+    # the manager refuses before its stream starts: its field errors, then a failed verdict
+    refused = await browser.post("/serving/validate", form(world, name="x"))
+    events = re.findall(r"event: (\w+)\ndata: (.*)\n\n", refused.text)
+    assert [e for e, _ in events] == ["fields", "verdict"], refused.text
+    assert "name" in json.loads(events[0][1]) and json.loads(events[1][1])["ok"] is False
 
 
 async def test_korean_and_other_users(system, browser, world):

@@ -115,6 +115,7 @@
     else if (event === "fields") showFieldErrors(payload);
     else if (event === "verdict") {
       state.done = true;
+      if (payload.log) appendLog(String(payload.log));
       if (payload.ok === true) setVerdict("ok", payload.message ? `${s.ok} ${payload.message}` : s.ok);
       else {
         const head = payload.step ? s.failedAt.replace("%(step)s", payload.step) : s.failed;
