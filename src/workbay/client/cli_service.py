@@ -215,7 +215,7 @@ async def info(service_ref: str, as_json: bool) -> None:
     rows: list[tuple[str, Any]] = [
         ("Name", data.get("name")), ("ID", sid), ("Status", status), ("Replicas", _replicas(data)),
         ("Endpoint", data.get("service_endpoint")), ("Public", data.get("is_public", data.get("open_to_public"))),
-        ("Model folder", folder.get("name") or folder.get("id") if isinstance(folder, dict) else folder),
+        ("Model folder", _name_of(folder)),
         ("Mounted at", config.get("model_mount_destination")),
         ("Definition", config.get("model_definition_path")),
         ("Extra mounts", ", ".join(f"{k} → {v}" for k, v in extra.items()) if isinstance(extra, dict) else extra),
@@ -223,7 +223,7 @@ async def info(service_ref: str, as_json: bool) -> None:
         ("Resources", fmt_slots(config.get("resources"))),
         ("Resource group", config.get("scaling_group") or config.get("resource_group")),
         ("Environment", " ".join(f"{k}={v}" for k, v in (config.get("environ") or {}).items()) or None),
-        ("Owner", data.get("owner_email")), ("Project", data.get("project")),
+        ("Owner", data.get("owner_email")), ("Project", _name_of(data.get("project"))),
         ("Errors", data.get("error_count")), ("Retries", data.get("retries")),
         ("Tokens", len(tokens)), ("Created", fmt_time(data.get("created_at"))),
     ]
@@ -246,6 +246,11 @@ async def info(service_ref: str, as_json: bool) -> None:
                           str(r.get("requests", "-")), str(r.get("errors", "-")), _ms(r.get("p50_ms")))
         console.print(table)
     _print_rules(rules)
+
+
+def _name_of(value: Any) -> Any:
+    """An ``{id, name}`` reference by its name (or id)."""
+    return (value.get("name") or value.get("id")) if isinstance(value, dict) else value
 
 
 def _ms(value: Any) -> str:
@@ -417,6 +422,10 @@ def autoscale() -> None:
     """Autoscaling rules: add a replica when a metric crosses a threshold (or remove one)."""
 
 
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
 def _print_rules(rules: list[dict[str, Any]]) -> None:
     if not rules:
         return
@@ -428,8 +437,8 @@ def _print_rules(rules: list[dict[str, Any]]) -> None:
                       escape(str(r.get("metric_name"))),
                       f"{signs.get(str(r.get('comparator')), escape(str(r.get('comparator'))))} "
                       f"{escape(str(r.get('threshold')))}",
-                      f"{int(r.get('step_size') or 0):+d}", str(r.get("min_replicas", "-")),
-                      str(r.get("max_replicas", "-")), fmt_duration(float(r.get("cooldown_seconds") or 0)),
+                      f"{int(r.get('step_size') or 0):+d}", _or_dash(r.get("min_replicas")),
+                      _or_dash(r.get("max_replicas")), fmt_duration(float(r.get("cooldown_seconds") or 0)),
                       fmt_time(r.get("last_triggered_at")) if r.get("last_triggered_at") else "-")
     console.print(table)
 
@@ -512,7 +521,7 @@ async def validate(as_json: bool, **kw: Any) -> None:
                 console.print(escape(str(data.get("line", ""))), highlight=False, soft_wrap=True)
             elif event == "step":
                 st = str(data.get("status") or "")
-                mark = {"ok": "[green]✓[/green]", "passed": "[green]✓[/green]", "failed": "[red]✗[/red]",
+                mark = {"done": "[green]✓[/green]", "ok": "[green]✓[/green]", "failed": "[red]✗[/red]",
                         "running": "[cyan]…[/cyan]"}.get(st, "·")
                 err_console.print(f"{mark} {escape(str(data.get('step')))} [dim]{escape(st)}[/dim]", highlight=False)
             if event == "verdict":
