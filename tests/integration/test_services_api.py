@@ -17,6 +17,14 @@ import pytest
 
 from tests.integration.test_folders import expect_error, new_user, unique, upload
 from workbay.appproxy.tokens import verify_service_token
+from workbay.manager.api.services import (
+    ErrorsOut,
+    RuleListOut,
+    ServiceDetailOut,
+    ServiceItemOut,
+    TokenListOut,
+    TokenOut,
+)
 from workbay.manager.models import Image
 from workbay.manager.models.serving import ModelService, Route, ServiceError, ServiceToken
 
@@ -99,6 +107,7 @@ async def test_create_list_info_edit_scale_delete(world):
     assert item["status"] == "PROVISIONING" and item["model_folder"]["name"] == w["model"]
     assert item["owner_email"] == w["user"]["email"] and item["runtime_variant"] == "custom"
     assert "delete" in item["allowed_actions"] and "scale" in item["allowed_actions"]
+    ServiceItemOut.model_validate(item)  # the documented answer (the fuzzer sees few 200s)
     assert [i["id"] for i in await c.get("/services", params={"name": name})] == [sid]
     assert await c.get("/services", params={"name": "nope-nope"}) == []
     # info: routes and stats
@@ -113,6 +122,7 @@ async def test_create_list_info_edit_scale_delete(world):
     assert info["stats"]["rps"] == 2.5 and info["stats"]["requests"] == 7
     assert info["config"]["environ"] == {"A": "1"} and info["generation"] == 1
     assert list(info["config"]["extra_mounts"].values()) == ["/data"]
+    ServiceDetailOut.model_validate(info)
     # edit: the desired count leaves the generation, the image's environment bumps it
     edited = await c.patch(f"/services/{sid}", json={"desired_session_count": 2})
     assert edited["desired_session_count"] == 2 and edited["generation"] == 1
@@ -187,6 +197,7 @@ async def test_tokens(world):
     issued = await c.post(f"/services/{sid}/token", json={"duration": "1h"})
     claims = verify_service_token(h.state.ctx.config.secrets.appproxy, issued["token"], sid)
     assert claims["jti"] == issued["token_id"]
+    TokenOut.model_validate(issued)
     assert abs(claims["exp"] - (datetime.now(UTC) + timedelta(hours=1)).timestamp()) < 60
     default = await c.post(f"/services/{sid}/token", json={})
     exp = jwt.decode(default["token"], options={"verify_signature": False})["exp"]
@@ -203,7 +214,9 @@ async def test_tokens(world):
         row = await s.get(ServiceToken, uuid.UUID(default["token_id"]))
         row.expires_at = datetime.now(UTC) - timedelta(minutes=1)
     await c.delete(f"/services/{sid}/tokens/{dated['token_id']}")
-    listed = {t["id"]: t for t in (await c.get(f"/services/{sid}/tokens"))["items"]}
+    tokens = await c.get(f"/services/{sid}/tokens")
+    TokenListOut.model_validate(tokens)
+    listed = {t["id"]: t for t in tokens["items"]}
     assert listed[issued["token_id"]]["status"] == "valid" and listed[issued["token_id"]]["token"] == issued["token"]
     assert listed[default["token_id"]]["status"] == "expired"
     assert listed[dated["token_id"]]["status"] == "revoked"
@@ -230,7 +243,7 @@ async def test_autoscaling_rules(world):
     patched = await c.patch(f"{rules}/{rule['id']}", json={"threshold": "20", "comparator": "<="})
     assert patched["threshold"] == "20" and patched["comparator"] == "le" and patched["metric_name"] == "rps"
     await expect_error(400, c.patch(f"{rules}/{rule['id']}", json={"min_replicas": 5}))
-    assert len((await c.get(rules))["items"]) == 2
+    assert len(RuleListOut.model_validate(await c.get(rules)).items) == 2
     await c.delete(f"{rules}/{rule['id']}")
     assert [r["comparator"] for r in (await c.get(rules))["items"]] == ["lt"]
     await expect_error(404, c.delete(f"{rules}/{rule['id']}"))
@@ -244,6 +257,7 @@ async def test_errors_clear_and_logs(world):
         svc = await s.get(ModelService, uuid.UUID(sid))
         svc.retries, svc.next_retry_at = 3, datetime.now(UTC) + timedelta(minutes=5)
     found = await c.get(f"/services/{sid}/errors")
+    ErrorsOut.model_validate(found)
     assert found["retries"] == 3 and found["errors"][0]["error"] == "exited with 1"
     assert found["errors"][0]["log_tail"] == "boom" and "session_id" in found["errors"][0]
     assert (await c.get(f"/services/{sid}"))["error_count"] == 1
