@@ -143,6 +143,31 @@ async def test_a_killed_replica_loses_no_request_and_is_replaced(system, user, s
     assert any(e["session_id"] == victim["session_id"] for e in errors)
 
 
+async def test_an_edit_rolls_the_replicas_over_without_losing_a_healthy_one(system, user, service):
+    sid, name = service
+    before = await wait_healthy(user, sid, 2)
+    old = {r["route_id"] for r in before["routes"]}
+    await user.patch(f"/services/{sid}", json={"config": {"environ": {"MODEL_ID": "rolled"}}})
+    healthy_counts: list[int] = []
+    results: list[int] = []
+
+    async def rolled():
+        svc = await info(user, sid)
+        healthy = [r for r in svc["routes"] if r["status"] == "HEALTHY"]
+        healthy_counts.append(len(healthy))
+        async with httpx.AsyncClient(timeout=60) as http:
+            results.append((await http.get(f"{endpoint(system, name)}/echo")).status_code)
+        fresh = {r["route_id"] for r in healthy} - old
+        return svc if len(fresh) == 2 and len(svc["routes"]) == 2 else None
+    svc = await wait_for(rolled, 240, "both replicas rolled over")
+    assert min(healthy_counts) >= 2, healthy_counts  # surge one: never fewer healthy than before
+    assert max(healthy_counts) <= 3 and set(results) == {200}
+    assert {r["generation"] for r in svc["routes"]} == {before["routes"][0]["generation"] + 1}
+    async with httpx.AsyncClient(timeout=30) as http:
+        models = (await http.get(f"{endpoint(system, name)}/v1/models")).json()
+    assert models["data"][0]["id"] == "rolled"  # the new replicas run with the edit
+
+
 async def test_the_policy_limit_refuses_more_replicas(user, service):
     sid, _ = service
     with pytest.raises(APIError) as refused:

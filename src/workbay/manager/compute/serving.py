@@ -5,10 +5,11 @@ a service changes: :meth:`ServingReconciler.wake`), for each live model service:
 2. health-check the replicas that are due, concurrently, through their app gates;
 3. autoscale (rules against the app-proxy's, the kernels' or the model servers' figures) and wake a
    service scaled to zero when requests wait at the app-proxy;
-4. ask the pure plan (``manager/serving/plan.py``) and apply it: failures recorded with the log
-   tail, replicas stopped and started, the backoff, the service's status;
+4. ask the pure plan (``manager/serving/plan.py``) and write it: failures recorded with the log
+   tail, the backoff, the service's status;
 5. push the routing table to the app-proxy when it changed (and every :data:`RESYNC_INTERVAL`: the
-   app-proxy may have restarted); DELETE it when the service is destroyed.
+   app-proxy may have restarted); DELETE it when the service is destroyed;
+6. then terminate the sessions of the replicas that left the rotation and start new ones.
 
 Several manager processes: on PostgreSQL a pass runs only under a session-level advisory lock (one
 manager at a time; the others skip the pass); SQLite is one process, an asyncio lock is enough.
@@ -391,15 +392,15 @@ class ServingReconciler:
         result.plan = decided
         tails = await self._log_tails(loaded, [f.route_id for f in decided.failed])
         await self._write(loaded, outcomes, decided, tails, figures, now)
-        # 4. sessions: stop those of routes that go, start new ones
-        await self._terminate_gone(service_id)
-        if decided.start and not terminating:
-            result.started = await self._start(loaded, decided.start, now)
-        # 5. the routing table
+        # 4. the routing table first: replicas leave the rotation before their sessions end
         if decided.destroyed:
             await self._proxy_delete(service_id)
         elif not terminating:
             await self.sync(service_id, now)
+        # 5. sessions: stop those of routes that go, start new ones
+        await self._terminate_gone(service_id)
+        if decided.start and not terminating:
+            result.started = await self._start(loaded, decided.start, now)
         return result
 
     def _service_health_check(self, loaded: Loaded) -> plan.HealthCheck:
