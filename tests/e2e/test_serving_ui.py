@@ -108,6 +108,7 @@ async def test_serving_journey(page: Page, shots, tmp_path):
     await page.fill("#sf-mem", "0.5")
     await page.locator("#sf-env-vars input[name=ev_k]").first.fill("MODEL_ID")
     await page.locator("#sf-env-vars input[name=ev_v]").first.fill("e2e-model")
+    await page.evaluate("window.scrollTo(0, 0)")
     await shots.take(page, "71-serving-form")
 
     # Validate: the log live, then a clear verdict
@@ -157,7 +158,10 @@ async def test_serving_journey(page: Page, shots, tmp_path):
     await expect(page.locator('#service-routes tr[data-route-status="HEALTHY"]')).to_have_count(2,
                                                                                                 timeout=HEALTHY_WAIT)
     await expect(page.get_by_test_id("service-replicas")).to_have_text("2 / 2")
+    await page.keyboard.press("Escape")
     await shots.take(page, "73-serving-detail")
+    await page.locator("#service-rules").scroll_into_view_if_needed()
+    await shots.take(page, "75-serving-detail-panels")
 
     # the list: status, endpoint, replicas
     await page.goto("/serving")

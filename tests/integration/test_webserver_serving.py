@@ -173,6 +173,8 @@ async def test_create_list_detail_live_edit_scale_and_delete(system, browser, wo
     detail = await browser.get(f"/serving/{sid}")
     assert detail.status_code == 200 and data["name"] in detail.text
     assert f'hx-get="/serving/{sid}/live"' in detail.text and "every 3s" in detail.text
+    assert f'href="/serving/{sid}/edit"' in detail.text and f'hx-get="/serving/{sid}/delete"' in detail.text
+    assert 'id="svc-scale-form"' in detail.text
     live = await browser.get(f"/serving/{sid}/live", htmx=True)
     assert "<html" not in live.text and 'data-testid="service-stats"' in live.text and "Routes" in live.text
     # Edit: the same form, prefilled

@@ -78,7 +78,7 @@ def service_row(s: dict[str, Any]) -> dict[str, Any]:
         "model_name": folder.get("name") if isinstance(folder, dict) else str(folder or ""),
         "image_short": image.rsplit("/", 1)[-1], "runtime_label": RUNTIME_LABELS.get(str(s.get("runtime_variant")),
                                                                                   str(s.get("runtime_variant") or "")),
-        "actions": set(s.get("allowed_actions") or ("update", "delete", "scale")),
+        "actions": set(s.get("allowed_actions") or ()),  # the manager decides (edit, scale, delete, token, …)
     }
 
 

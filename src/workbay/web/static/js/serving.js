@@ -70,14 +70,17 @@
   document.addEventListener("htmx:afterSettle", init);
 
   /* -- Validate ---------------------------------------------------------------------------------- */
-  function setVerdict(kind, text) {
+  function setVerdict(kind, head, detail) {
     const box = $("#sf-verdict");
-    box.className = "alert d-flex gap-2 align-items-center " + ({ running: "alert-secondary", ok: "alert-success", failed: "alert-danger" })[kind];
+    box.className = "alert d-flex gap-2 align-items-start " + ({ running: "alert-secondary", ok: "alert-success", failed: "alert-danger" })[kind];
     box.dataset.verdict = kind;
-    const icon = kind === "running" ? '<span class="spinner-border spinner-border-sm" aria-hidden="true"></span>'
-      : `<i class="bi ${kind === "ok" ? "bi-check-circle-fill" : "bi-x-octagon-fill"}" aria-hidden="true"></i>`;
-    box.innerHTML = icon + '<span data-sf-verdict-text></span>';
-    box.querySelector("[data-sf-verdict-text]").textContent = text;
+    const icon = kind === "running" ? '<span class="spinner-border spinner-border-sm mt-1" aria-hidden="true"></span>'
+      : `<i class="bi ${kind === "ok" ? "bi-check-circle-fill" : "bi-x-octagon-fill"} mt-1" aria-hidden="true"></i>`;
+    box.innerHTML = icon + '<div><strong data-sf-verdict-text></strong><div class="small" data-sf-verdict-detail></div></div>';
+    box.querySelector("[data-sf-verdict-text]").textContent = head;
+    const more = box.querySelector("[data-sf-verdict-detail]");
+    more.textContent = detail ? detail.charAt(0).toUpperCase() + detail.slice(1) : "";
+    more.hidden = !detail;
   }
   function showStep(name, status) {
     const s = strings();
@@ -116,10 +119,10 @@
     else if (event === "verdict") {
       state.done = true;
       if (payload.log) appendLog(String(payload.log));
-      if (payload.ok === true) setVerdict("ok", payload.message ? `${s.ok} ${payload.message}` : s.ok);
+      if (payload.ok === true) setVerdict("ok", s.ok, payload.message);
       else {
         const head = payload.step ? s.failedAt.replace("%(step)s", payload.step) : s.failed;
-        setVerdict("failed", payload.message ? `${head}: ${payload.message}` : head);
+        setVerdict("failed", head, payload.message);
         if (payload.step) showStep(String(payload.step), "failed");
       }
     }
