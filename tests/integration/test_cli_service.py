@@ -106,6 +106,11 @@ async def test_service_lifecycle_through_the_cli(world):
         assert text in info, text
     assert (await cli.json("service", "info", sid))["name"] == name
 
+    # logs: the newest replica's (none has run: empty); an unknown route is named
+    await cli.ok("service", "logs", name)
+    code, _, err = await cli.run("service", "logs", name, "--route", str(uuid.uuid4()))
+    assert code == 1 and "route" in err.lower()
+
     # update (PATCH) and scale
     await cli.ok("service", "update", name, "--replicas", "2", "--env", "A=2")
     detail = await cli.json("service", "info", name)
@@ -176,5 +181,13 @@ async def test_create_needs_its_fields_and_names_a_bad_one(world):
     code, _, err = await cli.run("service", "create", "--name", "svc-nofolder", "--model-folder", "no-such-folder",
                                  "--image", world["image"])
     assert code == 1 and "no-such-folder" in flat(err)
+    # --wait: until HEALTHY (no replica wanted: at once), or it gives up after --max-wait (no agent: a
+    # replica never becomes healthy) with the status shown and exit 1
+    common = ["--model-folder", world["model"], "--image", world["image"], "-c", "cpu=1", "-c", "mem=1g", "--wait"]
+    out = await cli.ok("service", "create", "--name", f"svc-{uuid.uuid4().hex[:8]}", "--replicas", "0", *common)
+    assert "is HEALTHY, replicas 0/0" in flat(out)
+    code, out, err = await cli.run("service", "create", "--name", f"svc-{uuid.uuid4().hex[:8]}", "--replicas", "1",
+                                   "--max-wait", "2", *common)
+    assert code == 1 and "PROVISIONING replicas 0/1" in flat(err) and "is PROVISIONING" in flat(out)
     code, _, err = await cli.run("service", "info", "no-such-service")
     assert code == 1 and "No model service named 'no-such-service'" in err
