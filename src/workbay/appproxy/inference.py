@@ -28,6 +28,8 @@ import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any
 
 import httptools
 
@@ -114,6 +116,12 @@ class InferenceProxy(ServiceTable):
         self.connections: set[ClientConnection] = set()
         self.server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task | None = None
+        self.tasks: set[asyncio.Task] = set()  # held here: the loop keeps only weak references
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def start(self, host: str, port: int) -> None:
         # IPPROTO_TCP explicitly: asyncio turns Nagle off only on such sockets (see frontend.py).
@@ -151,6 +159,8 @@ class InferenceProxy(ServiceTable):
                 route.close_idle()
         for conn in list(self.connections):
             conn.close()
+        for task in list(self.tasks):
+            task.cancel()
         await asyncio.sleep(0)
         for conn in list(self.connections):
             conn.abort()
@@ -462,7 +472,7 @@ class ClientConnection(asyncio.Protocol):
             if ex.tried:
                 self._fail(ex, 502, "the replica failed and no other replica could take the request")
             elif svc.wake and not svc.deleted and not svc.has_routes():
-                asyncio.ensure_future(self._wait_for_routes(ex, svc))
+                self.proxy.spawn(self._wait_for_routes(ex, svc))
             else:
                 self._fail(ex, 503, "no healthy replica of this service is in rotation")
             return
@@ -479,7 +489,7 @@ class ClientConnection(asyncio.Protocol):
             up.reused = True
             self._send(ex, up)
         else:
-            asyncio.ensure_future(self._connect(ex, route))
+            self.proxy.spawn(self._connect(ex, route))
 
     async def _wait_for_routes(self, ex: Exchange, svc: Service) -> None:
         fut = asyncio.get_running_loop().create_future()
