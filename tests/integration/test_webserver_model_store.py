@@ -5,13 +5,17 @@ user's folders with a link to the new folder; the empty state; Home's shortcuts.
 
 from __future__ import annotations
 
+import asyncio
+import platform
 import uuid
 
 import httpx
 import pytest
 
+from tests.integration.test_folders import new_user as api_user
 from tests.integration.test_folders import upload
 from tests.support.webserver import WebVisitor, new_user, running_system
+from workbay.manager.models import Image
 
 PASSWORD = "Us3r!pass-word"
 LLAMA = b"""models:
@@ -136,3 +140,36 @@ async def test_home_shortcuts_open_the_service_form_and_the_store(system):
         assert 'href="/model-store" data-testid="quick-model-store"' in home
         korean = await client.get("/model-store", headers={"Accept-Language": "ko"})
         assert "모델 스토어" in korean.text
+
+
+async def test_the_inference_tab_shows_a_services_replicas(system):
+    """A service's replicas are inference sessions of its owner: the Sessions page's Inference tab
+    lists them (no agent here: they stay PENDING, which is enough to be listed)."""
+    h = system.manager
+    image = f"cr.test/serving/python-{uuid.uuid4().hex[:6]}:3.11"
+    async with h.state.ctx.db.begin() as db:
+        db.add(Image(name=image, image_registry="cr.test", tag="3.11", architecture=platform.machine()))
+    default = next(p for p in (await h.admin().get("/admin/projects", params={"q": "default"}))["items"]
+                   if p["name"] == "default")
+    user, api = await api_user(h, project_ids=[default["id"]], password=PASSWORD)
+    model = f"model-{uuid.uuid4().hex[:6]}"
+    await api.post("/folders", json={"name": model, "usage_mode": "model"})
+    await upload(h, api, model, "model-definition.yaml", LLAMA)
+    name = f"svc-{uuid.uuid4().hex[:8]}"
+    sid = (await api.post("/services", json={"name": name, "image": image, "desired_session_count": 1,
+                                             "config": {"model": model, "resources": {"cpu": 1, "mem": "1g"}}}
+                          ))["endpoint_id"]
+    replica = ""
+    for _ in range(150):  # the reconciler starts the replica on its next pass
+        routes = (await api.get(f"/services/{sid}"))["routes"]
+        if routes and routes[0].get("session_name"):
+            replica = routes[0]["session_name"]
+            break
+        await asyncio.sleep(0.2)
+    assert replica, "the reconciler started no replica"
+    async with httpx.AsyncClient(base_url=system.web_url, timeout=60) as client:
+        b = await Browser(client).login(user["email"], PASSWORD)
+        inference = (await b.get("/sessions?tab=inference")).text
+        assert replica in inference
+        interactive = (await b.get("/sessions?tab=interactive")).text
+        assert replica not in interactive
