@@ -212,8 +212,13 @@ async def test_replicas_start_turn_healthy_and_are_routed(world):
     pushed = len(proxy.tables(sid))
     await rec.run_once(t0 + timedelta(seconds=2))
     assert len(proxy.tables(sid)) == pushed
-    await rec.run_once(t0 + timedelta(seconds=14))
+    rec.wake()  # a change (or POST /services/{id}/sync): pushed in the next pass anyway
+    await rec.run_once(t0 + timedelta(seconds=3))
     assert len(proxy.tables(sid)) == pushed + 1
+    await rec.run_once(t0 + timedelta(seconds=4))
+    assert len(proxy.tables(sid)) == pushed + 1
+    await rec.run_once(t0 + timedelta(seconds=14))  # the resync interval passed
+    assert len(proxy.tables(sid)) == pushed + 2
     w["svc"] = sid
 
 

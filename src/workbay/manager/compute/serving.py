@@ -51,6 +51,7 @@ ADVISORY_LOCK_KEY = 0x57_42_53_56  # "WBSV"
 RESYNC_INTERVAL = 10.0  # seconds: the routing table is pushed at least this often
 LIVE_STAT_INTERVAL = 5.0  # seconds: the proxy's figures are written at most this often per service
 LOG_TAIL_LINES = 50
+PARALLEL_SERVICES = 8  # services reconciled at once
 METRICS_TIMEOUT = 5.0
 # A replica whose definition has no health check: healthy once its model server accepts connections.
 CONNECT_CHECK = plan.HealthCheck(path="", interval=5.0, max_retries=60, max_wait_time=5.0, initial_delay=0.0)
@@ -258,12 +259,16 @@ class ServingReconciler:
         self._terminating: set[uuid.UUID] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.figures: dict[str, Any] = {}  # the app-proxy's last GET /v1/services
+        self._force_sync = False
         self.loop = BackgroundLoop("serving-reconciler", self.run_once,
                                    lambda: ctx.config.manager.serving_interval, immediate=True,
                                    max_backoff=30.0, logger=log)
 
     # -- ServingWake ------------------------------------------------------------------------------
     def wake(self) -> None:
+        """A service changed (or ``POST /services/{id}/sync``): pass soon, and push every routing
+        table in that pass even if it looks unchanged."""
+        self._force_sync = True
         self.loop.wake()
 
     def start(self) -> None:
@@ -300,12 +305,19 @@ class ServingReconciler:
         async with self.ctx.db() as s:
             ids = (await s.execute(select(ModelService.id).where(ModelService.status.in_(
                 (*LIVE_SERVICE_STATUSES, ServiceStatus.TERMINATING))))).scalars().all()
+        force, self._force_sync = self._force_sync, False
         out: dict[uuid.UUID, PassResult] = {}
-        for sid in ids:
-            try:
-                out[sid] = await self.reconcile(sid, now)
-            except Exception:  # one service's trouble never stops the others
-                log.exception("reconciling model service %s failed", sid)
+        limit = asyncio.Semaphore(PARALLEL_SERVICES)
+
+        async def one(sid: uuid.UUID) -> None:
+            async with limit:
+                try:
+                    out[sid] = await self.reconcile(sid, now, force_sync=force)
+                except Exception:  # one service's trouble never stops the others
+                    log.exception("reconciling model service %s failed", sid)
+
+        # Services in parallel (bounded): one slow health check does not hold up the others.
+        await asyncio.gather(*(one(sid) for sid in ids))
         await self._forget_unknown_on_proxy(set(ids))
         return out
 
@@ -357,7 +369,7 @@ class ServingReconciler:
         return Loaded(svc, replicas, rules, revoked, owner, int(limit or 0))
 
     # -- the pass for one service ---------------------------------------------------------------------
-    async def reconcile(self, service_id: uuid.UUID, now: datetime) -> PassResult:
+    async def reconcile(self, service_id: uuid.UUID, now: datetime, force_sync: bool = False) -> PassResult:
         loaded = await self.load(service_id)
         result = PassResult()
         if loaded is None:
@@ -396,7 +408,7 @@ class ServingReconciler:
         if decided.destroyed:
             await self._proxy_delete(service_id)
         elif not terminating:
-            await self.sync(service_id, now)
+            await self.sync(service_id, now, force=force_sync)
         # 5. sessions: stop those of routes that go, start new ones
         await self._terminate_gone(service_id)
         if decided.start and not terminating:
