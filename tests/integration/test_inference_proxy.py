@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.support.ports import free_port
+from workbay.appproxy.inference import InferenceProxy
 from workbay.appproxy.tokens import issue_service_token
 from workbay.common.config import load_config
 from workbay.lite import _apps, _Server
@@ -80,8 +81,10 @@ def servers() -> Iterator[list[Replica]]:
 
 
 class Proxy:
-    def __init__(self, api: httpx.AsyncClient, endpoint: httpx.AsyncClient, gates: list[Replica]) -> None:
+    def __init__(self, api: httpx.AsyncClient, endpoint: httpx.AsyncClient, gates: list[Replica],
+                 inference: InferenceProxy, port: int) -> None:
         self.api, self.endpoint, self.replicas = api, endpoint, gates
+        self.inference, self.port = inference, port
 
     async def put(self, service_id: str, name: str, routes: list[dict], **extra) -> httpx.Response:
         return await self.api.put(f"/v1/services/{service_id}", headers=HEADERS,
@@ -108,7 +111,7 @@ async def proxy(tmp_path, servers: list[Replica]) -> AsyncIterator[Proxy]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api, \
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{config.appproxy.inference_port}", timeout=20) as ep:
         try:
-            yield Proxy(api, ep, servers)
+            yield Proxy(api, ep, servers, app.state.inference, config.appproxy.inference_port)
         finally:
             for r in servers:
                 if r.gate is not None:
@@ -337,3 +340,67 @@ async def test_killing_a_replica_under_load_loses_no_request(proxy: Proxy) -> No
         victim.kill()
         if victim.gate is not None:
             victim.gate.close()
+
+
+# -- backpressure -----------------------------------------------------------------------------------
+async def test_a_slow_client_does_not_make_the_proxy_buffer_the_response(proxy: Proxy) -> None:
+    await proxy.put("s1", "svc", [proxy.replicas[0].route()], open_to_public=True)
+    size = 256 * 1024 * 1024
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port, limit=64 * 1024)
+    try:
+        writer.write(f"GET /svc/bytes?n={size} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(1.0)  # the client reads nothing for a while
+        [conn] = list(proxy.inference.connections)
+        assert conn.transport is not None
+        assert conn.transport.get_write_buffer_size() < 16 * 1024 * 1024  # far less than 256 MiB
+        total = 0
+        while total < size:
+            chunk = await asyncio.wait_for(reader.read(1024 * 1024), 30)
+            assert chunk
+            total += len(chunk)
+        assert total == size
+    finally:
+        writer.close()
+
+
+async def test_a_slow_replica_makes_the_upload_wait(proxy: Proxy) -> None:
+    """A replica that stops reading the body: the proxy stops reading the client (no buffering)."""
+    async def stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(30)
+        writer.close()
+
+    replica = await asyncio.start_server(stalled, "127.0.0.1", 0)
+    sent = 0
+
+    async def upload() -> None:
+        nonlocal sent
+        _, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"POST /svc/upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (512 * 1024 * 1024))
+        block = bytes(1024 * 1024)
+        try:
+            while True:
+                writer.write(block)
+                await writer.drain()  # waits once the proxy stops reading
+                sent += len(block)
+        finally:
+            writer.close()
+
+    try:
+        port = replica.sockets[0].getsockname()[1]
+        await proxy.put("s1", "svc", [{"route_id": "slow", "host": "127.0.0.1", "port": port}], open_to_public=True)
+        task = asyncio.create_task(upload())
+        await asyncio.sleep(1.5)
+        assert not task.done()
+        [conn] = list(proxy.inference.connections)
+        assert conn.read_pauses  # the proxy stopped reading the client
+        ex = conn.queue[0]
+        assert ex.upstream is not None and ex.upstream.transport is not None
+        assert ex.upstream.transport.get_write_buffer_size() < 16 * 1024 * 1024
+        assert sent < 64 * 1024 * 1024  # of 512 MiB: the client waits too
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    finally:
+        replica.close()
