@@ -404,3 +404,45 @@ async def test_a_slow_replica_makes_the_upload_wait(proxy: Proxy) -> None:
             await task
     finally:
         replica.close()
+
+
+# -- one client connection, several requests --------------------------------------------------------
+async def read_responses(reader: asyncio.StreamReader, count: int) -> list[tuple[int, bytes, bytes]]:
+    """``count`` responses (Content-Length framed, or none for HEAD-like 2nd field): status, head, body."""
+    out = []
+    for _ in range(count):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status = int(head.split(b" ", 2)[1])
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        body = b"" if b"x-head" in head else await reader.readexactly(length)
+        out.append((status, head, body))
+    return out
+
+
+async def test_pipelined_and_mixed_requests_on_one_connection(proxy: Proxy) -> None:
+    await proxy.put("s1", "svc", [proxy.replicas[0].route(), proxy.replicas[1].route()], open_to_public=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        writer.write(b"GET /svc/slow?ms=200 HTTP/1.1\r\nHost: x\r\n\r\n"   # pipelined: answered in order
+                     b"GET /svc/echo?n=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"POST /nope/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"  # 404, body dropped
+                     b"POST /svc/echo?n=4 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\n\r\n")
+        got = await read_responses(reader, 4)
+        assert [s for s, _, _ in got] == [200, 200, 404, 200]
+        assert json.loads(got[0][2])["slept_ms"] == 200
+        assert json.loads(got[1][2])["query"] == "n=2"
+        assert json.loads(got[3][2])["query"] == "n=4" and json.loads(got[3][2])["body_length"] == 3
+
+        writer.write(b"HEAD /svc/echo HTTP/1.1\r\nHost: x\r\nX-Head: 1\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200")
+        writer.write(b"GET /svc/echo?last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        [(status, _, body)] = await read_responses(reader, 1)
+        assert status == 200 and json.loads(body)["query"] == "last"
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed after the response, as asked
+    finally:
+        writer.close()
+    figures = (await proxy.figures())["s1"]
+    assert figures["requests"] == 5 and figures["in_flight"] == 0

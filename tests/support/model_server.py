@@ -33,7 +33,6 @@ import json
 import os
 import socket
 import time
-from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 HOSTNAME = socket.gethostname()
@@ -61,9 +60,9 @@ def _unhealthy() -> bool:
     return bool(path) and os.path.exists(path)  # type: ignore[arg-type]
 
 
-def _head(status: int, headers: List[Tuple[str, str]]) -> bytes:
-    lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status"))]
-    lines += ["%s: %s" % (k, v) for k, v in headers]
+def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
+    lines += [f"{k}: {v}" for k, v in headers]
     lines.append("X-Model-Replica: " + REPLICA)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -76,20 +75,20 @@ def _json(status: int, body: object, keep_alive: bool) -> bytes:
     return _head(status, headers) + data
 
 
-async def _read_head(reader: asyncio.StreamReader) -> Optional[Tuple[str, str, Dict[str, str], List[Tuple[str, str]]]]:
+async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], list[tuple[str, str]]] | None:
     try:
         raw = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError:
         return None
-    except asyncio.LimitOverrunError:
-        raise BadRequest("request head too large")
+    except asyncio.LimitOverrunError as e:
+        raise BadRequest("request head too large") from e
     lines = raw.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3:
         raise BadRequest("bad request line")
     method, target, _version = parts
-    headers: Dict[str, str] = {}
-    raw_headers: List[Tuple[str, str]] = []
+    headers: dict[str, str] = {}
+    raw_headers: list[tuple[str, str]] = []
     for line in lines[1:]:
         if not line:
             continue
@@ -99,7 +98,7 @@ async def _read_head(reader: asyncio.StreamReader) -> Optional[Tuple[str, str, D
     return method, target, headers, raw_headers
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: Dict[str, str]) -> bytes:
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
     if "chunked" in headers.get("transfer-encoding", "").lower():
         parts = []
         while True:
@@ -115,7 +114,7 @@ async def _read_body(reader: asyncio.StreamReader, headers: Dict[str, str]) -> b
     return await reader.readexactly(length) if length else b""
 
 
-def _tokens(body: dict) -> List[str]:
+def _tokens(body: dict) -> list[str]:
     count = body.get("max_tokens", 16)
     if not isinstance(count, int) or count < 0:
         count = 16
@@ -133,7 +132,7 @@ async def _completion(writer: asyncio.StreamWriter, path: str, body_raw: bytes,
         return
     chat = path.endswith("/chat/completions")
     tokens = _tokens(body)
-    ident = "cmpl-%d" % Counters.total
+    ident = f"cmpl-{Counters.total}"
     created = int(time.time())
     model = body.get("model") or MODEL_ID
     if not body.get("stream"):
@@ -170,6 +169,23 @@ async def _completion(writer: asyncio.StreamWriter, path: str, body_raw: bytes,
     writer.write(b"0\r\n\r\n")
 
 
+class _HeadOnly:
+    """The writer for a HEAD request: the response head goes out, its body does not."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.head_done = False
+
+    def write(self, data: bytes) -> None:
+        if not self.head_done:
+            head, sep, _ = data.partition(b"\r\n\r\n")
+            self.writer.write(head + sep)
+            self.head_done = bool(sep)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+
 def _chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(b"%x\r\n%s\r\n" % (len(data), data))
 
@@ -187,25 +203,25 @@ async def _bytes(writer: asyncio.StreamWriter, n: int, keep_alive: bool) -> None
         await writer.drain()
 
 
-def _int_arg(query: Dict[str, List[str]], name: str, default: int) -> int:
+def _int_arg(query: dict[str, list[str]], name: str, default: int) -> int:
     try:
         return max(0, int(query.get(name, [str(default)])[0]))
-    except ValueError:
-        raise BadRequest("%s must be an integer" % name)
+    except ValueError as e:
+        raise BadRequest(f"{name} must be an integer") from e
 
 
 def _metrics() -> str:
     return (
         "# HELP model_requests_running Requests being answered now.\n"
         "# TYPE model_requests_running gauge\n"
-        "model_requests_running %d\n"
+        f"model_requests_running {Counters.running}\n"
         "# HELP model_requests_total Requests answered since start.\n"
         "# TYPE model_requests_total counter\n"
-        "model_requests_total %d\n" % (Counters.running, Counters.total))
+        f"model_requests_total {Counters.total}\n")
 
 
 async def _answer(writer: asyncio.StreamWriter, method: str, target: str,
-                  headers: Dict[str, str], raw_headers: List[Tuple[str, str]], body: bytes,
+                  headers: dict[str, str], raw_headers: list[tuple[str, str]], body: bytes,
                   keep_alive: bool) -> None:
     url = urlsplit(target)
     path, query = url.path, parse_qs(url.query)
@@ -263,7 +279,8 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
             Counters.running += 1
             Counters.total += 1
             try:
-                await _answer(writer, method, target, headers, raw_headers, body, keep_alive)
+                out = _HeadOnly(writer) if method == "HEAD" else writer
+                await _answer(out, method, target, headers, raw_headers, body, keep_alive)  # type: ignore[arg-type]
             except BadRequest as e:
                 writer.write(_json(400, {"error": {"message": str(e)}}, keep_alive))
             finally:
