@@ -16,8 +16,8 @@ def _free(port: int) -> bool:
     return True
 
 
-def free_port_base(span: int = 6) -> int:
-    """A base N such that N … N+span-1 are all free."""
+def free_port_base(span: int = 10) -> int:
+    """A base N such that N … N+span-1 are all free (lite uses up to N+9: the inference port)."""
     for _ in range(200):
         base = random.randrange(20000, 40000, 10)
         if all(_free(base + i) for i in range(span)):
