@@ -81,8 +81,10 @@ def bearer(headers: list[tuple[bytes, bytes]]) -> bytes | None:
 
 
 def request_head(method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]], *,
-                 client_ip: bytes, chunked: bool, drop_authorization: bool) -> tuple[bytes, bytes]:
-    """The request as a replica gets it, less its Host line: (request line, header lines)."""
+                 client_ip: bytes, chunked: bool) -> tuple[bytes, bytes]:
+    """The request as a replica gets it, less its Host line: (request line, header lines).  Never the
+    Authorization header, public service or not: a Workbay token sent there (one of another service,
+    say) must not reach the service's owner."""
     first = method + b" " + target + b" HTTP/" + version.encode("ascii")
     lines = []
     original_host = b""
@@ -92,7 +94,7 @@ def request_head(method: bytes, target: bytes, version: str, headers: list[tuple
             if name == b"host":
                 original_host = v
             continue
-        if (name == b"authorization" and drop_authorization) or (name == b"content-length" and chunked):
+        if name == b"authorization" or (name == b"content-length" and chunked):
             continue
         if name.startswith(b"x-forwarded-"):
             continue  # ours replace whatever the client claims
@@ -405,7 +407,7 @@ class ClientConnection(asyncio.Protocol):
                 ex.chunked = any(k.lower() == b"transfer-encoding" for k, _ in headers)
                 ex.first_line, ex.headers = request_head(
                     parser.get_method(), rest, parser.get_http_version(), headers, client_ip=self.client_ip,
-                    chunked=ex.chunked, drop_authorization=not svc.open_to_public)
+                    chunked=ex.chunked)
         self.queue.append(ex)
         if len(self.queue) == 1:
             self._start(ex)
