@@ -158,7 +158,7 @@ async def test_serving_journey(page: Page, shots, tmp_path):
     await expect(page.locator('#service-routes tr[data-route-status="HEALTHY"]')).to_have_count(2,
                                                                                                 timeout=HEALTHY_WAIT)
     await expect(page.get_by_test_id("service-replicas")).to_have_text("2 / 2")
-    await page.keyboard.press("Escape")
+    await page.evaluate("document.activeElement && document.activeElement.blur()")
     await shots.take(page, "73-serving-detail")
     await page.locator("#service-rules").scroll_into_view_if_needed()
     await shots.take(page, "75-serving-detail-panels")

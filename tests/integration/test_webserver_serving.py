@@ -310,3 +310,19 @@ async def test_korean_and_other_users(system, browser, world):
         tokens = await other.post(f"/serving/{sid}/tokens", {"expiry": "1h"})
         assert tokens.status_code == 404 and toast(tokens)
         assert (await world["c"].get(f"/services/{sid}/tokens"))["items"] == []
+
+
+async def test_admins_see_every_owner_and_can_narrow_to_their_own(system, browser, world):
+    from tests.support.manager import ADMIN_PASSWORD
+
+    sid, data = await create(browser, world)
+    async with httpx.AsyncClient(base_url=system.web_url, timeout=60) as client:
+        admin = await Browser(client).login("admin@workbay.local", ADMIN_PASSWORD)
+        page = await admin.get("/serving")
+        assert 'id="serving-scope"' in page.text and 'data-col="owner"' in page.text
+        row = re.search(r'<tr data-service-id="' + sid + r'".*?</tr>', page.text, re.S).group(0)
+        assert world["email"] in row
+        mine = await admin.get("/serving?scope=mine", target="serving-list")
+        assert sid not in mine.text and 'data-col="owner"' not in mine.text
+        detail = await admin.get(f"/serving/{sid}")
+        assert detail.status_code == 200 and data["name"] in detail.text

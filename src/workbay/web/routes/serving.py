@@ -37,7 +37,7 @@ STATUS_FILTERS = (("", N_("Active")), *((s.value, s.value) for s in ServiceStatu
 COLUMNS = (
     Column("name", N_("Service name")), Column("status", N_("Status")), Column("endpoint", N_("Endpoint")),
     Column("replicas", N_("Replicas"), "text-end"), Column("owner", N_("Owner")),
-    Column("model", N_("Model folder")), Column("image", N_("Image")), Column("created", N_("Created at")),
+    Column("model", N_("Model folder")), Column("image", N_("Image"), "d-none d-xxl-table-cell"), Column("created", N_("Created at")),
     Column("controls", N_("Controls")),
 )
 # The variant defaults the form shows (GET /services/_/runtimes), in this order.
