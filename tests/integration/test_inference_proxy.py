@@ -446,3 +446,34 @@ async def test_pipelined_and_mixed_requests_on_one_connection(proxy: Proxy) -> N
         writer.close()
     figures = (await proxy.figures())["s1"]
     assert figures["requests"] == 5 and figures["in_flight"] == 0
+
+
+async def test_a_kept_alive_connection_closed_by_the_replica_is_retried_anew(proxy: Proxy) -> None:
+    """A replica that drops an idle connection as the next request arrives on it (uvicorn's keep-alive
+    timeout racing the request): the request goes again on a fresh connection, even with one route."""
+    answered = 0
+
+    async def once_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        await reader.readuntil(b"\r\n\r\n")
+        answered += 1
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%d" % (len(str(answered)), answered))
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")  # the next request on this connection: dropped unanswered
+        writer.close()
+
+    replica = await asyncio.start_server(once_per_connection, "127.0.0.1", 0)
+    try:
+        port = replica.sockets[0].getsockname()[1]
+        await proxy.put("s1", "svc", [{"route_id": "only", "host": "127.0.0.1", "port": port}], open_to_public=True)
+        bodies = []
+        for _ in range(3):
+            resp = await proxy.endpoint.post("/svc/x", content=b"body")
+            assert resp.status_code == 200
+            bodies.append(resp.text)
+        assert bodies == ["1", "2", "3"]
+        figures = (await proxy.figures())["s1"]
+        assert figures["errors"] == 0 and figures["routes"]["only"]["errors"] == 0
+        assert figures["routes"]["only"]["requests"] == 3
+    finally:
+        replica.close()

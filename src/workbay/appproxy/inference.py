@@ -44,7 +44,10 @@ PENDING_LIMIT = 256 * 1024  # request body bytes held while no replica connectio
 REPLAY_LIMIT = 1024 * 1024  # a request body up to this is kept for the retry
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 75.0  # client connections with no request in flight
-POOL_IDLE = 30.0  # idle replica connections older than this are closed
+# Idle replica connections are closed after this long: before uvicorn's keep-alive timeout (5 s, what
+# vLLM and most Python model servers run with) closes them under a request just sent.
+POOL_IDLE = 4.0
+SWEEP_INTERVAL = 1.0
 PROBLEM = "https://api.backend.ai/probs/"
 REASONS = {400: b"Bad Request", 401: b"Unauthorized", 404: b"Not Found", 431: b"Request Header Fields Too Large",
            502: b"Bad Gateway", 503: b"Service Unavailable"}
@@ -139,7 +142,7 @@ class InferenceProxy(ServiceTable):
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(POOL_IDLE / 3)
+            await asyncio.sleep(SWEEP_INTERVAL)
             now = time.monotonic()
             for conn in list(self.connections):
                 if conn.idle_since is not None and now - conn.idle_since > IDLE_TIMEOUT:
