@@ -111,6 +111,17 @@ async def test_serving_journey(page: Page, shots, tmp_path):
     await page.evaluate("window.scrollTo(0, 0)")
     await shots.take(page, "71-serving-form")
 
+    # Validate with a definition file that is not there: a failed verdict naming the problem
+    await page.fill("#sf-def-path", "missing-definition.yaml")
+    await page.locator("#sf-validate").click()
+    verdict = page.locator("#sf-verdict")
+    await expect(verdict).to_have_attribute("data-verdict", "failed", timeout=HEALTHY_WAIT)
+    await expect(verdict).to_contain_text("Validation failed")
+    await expect(page.locator("#sf-log")).to_contain_text("missing-definition.yaml")
+    await page.locator("#sf-validate-modal").get_by_role("button", name="Close").first.click()
+    await expect(page.locator("#sf-validate-modal")).to_be_hidden()
+    await page.fill("#sf-def-path", "")
+
     # Validate: the log live, then a clear verdict
     await page.locator("#sf-validate").click()
     verdict = page.locator("#sf-verdict")
