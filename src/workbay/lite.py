@@ -78,6 +78,20 @@ def split_port_range(text: str, parts: int) -> list[str]:
     return [f"{low + i * size}-{low + (i + 1) * size - 1}" for i in range(parts)]
 
 
+def agent_ports(config: WorkbayConfig, agents: int) -> list[int]:
+    """The RPC ports of N agents: from the agent port up, skipping the other components' ports
+    (the inference listener sits at base + 9, among the ports of a 5th agent and beyond)."""
+    taken = {config.webserver.port, config.manager.port, config.storage.client_port,
+             config.storage.manager_port, config.appproxy.port, config.appproxy.inference_port}
+    ports: list[int] = []
+    port = config.agent.port
+    while len(ports) < agents:
+        if port not in taken:
+            ports.append(port)
+        port += 1
+    return ports
+
+
 def agent_configs(config: WorkbayConfig, agents: int) -> list[WorkbayConfig]:
     """``workbay up --agents N``: N agents that split this machine's cores and memory, on ports
     after the base agent port, with ids ``<id or host>-1 … -N``."""
@@ -91,10 +105,11 @@ def agent_configs(config: WorkbayConfig, agents: int) -> list[WorkbayConfig]:
     base_id = config.agent.id or platform.node()
     out = []
     ranges = split_port_range(config.agent.port_range, agents)
+    ports = agent_ports(config, agents)
     for i, share in enumerate(split_cores(cores, agents)):
         slots = {"cpu": str(len(share)), "mem": str(mem // agents), **config.agent.slots}
         agent = config.agent.model_copy(update={
-            "id": f"{base_id}-{i + 1}", "port": config.agent.port + i, "cpu_set": share, "slots": slots,
+            "id": f"{base_id}-{i + 1}", "port": ports[i], "cpu_set": share, "slots": slots,
             "port_range": ranges[i]})
         out.append(config.model_copy(update={"agent": agent}))
     return out

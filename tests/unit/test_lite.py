@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from workbay.lite import agent_configs, lite_config, split_cores, split_port_range
+from workbay.lite import agent_configs, agent_ports, lite_config, split_cores, split_port_range
 
 
 @pytest.mark.parametrize(("cores", "parts", "expected"), [
@@ -36,3 +36,10 @@ def test_agent_configs_give_each_agent_its_own_id_port_cores_and_ports(tmp_path:
     assert agents[0].agent.port_range != agents[1].agent.port_range
     assert all(a.agent.slots["mem"] for a in agents)
     assert agent_configs(config, 1) == [config]
+
+
+def test_agent_ports_skip_the_inference_listener(tmp_path: Path):
+    config = lite_config(tmp_path, 18000)
+    assert config.appproxy.inference_port == 18009
+    ports = agent_ports(config, 6)
+    assert ports == [18005, 18006, 18007, 18008, 18010, 18011]
