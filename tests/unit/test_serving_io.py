@@ -70,11 +70,15 @@ model_requests_running 3
 vllm:num_requests_waiting{model_name="m",engine="0"} 2.5
 vllm:num_requests_waiting{model_name="m",engine="1"} 1.5 1700000000000
 weird{label="a } b"} 4
-bad_value abc
 nan_value NaN
 """
     assert parse_prometheus(text) == {"model_requests_running": 3.0, "vllm:num_requests_waiting": 4.0,
                                       "weird": 4.0}
+
+
+def test_parse_prometheus_keeps_what_precedes_a_malformed_line() -> None:
+    assert parse_prometheus("good 1\nbad_value abc\nlater 2\n") == {"good": 1.0}
+    assert parse_prometheus("") == {}
 
 
 @pytest.mark.parametrize(("name", "value"), [

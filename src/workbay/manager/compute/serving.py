@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, select, text
 
 from workbay.common.background import BackgroundLoop
@@ -131,26 +132,16 @@ def owner_actor(user: User, access_key: str) -> Actor:
 
 
 def parse_prometheus(text_body: str) -> dict[str, float]:
-    """Prometheus text exposition → metric name → the sum of its samples (every label set)."""
+    """Prometheus text exposition (prometheus-client's parser) → sample name → the sum of its
+    samples over every label set.  A malformed page yields the samples before the first bad line."""
     out: dict[str, float] = {}
-    for line in text_body.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "{" in line:
-            name, _, rest = line.partition("{")
-            _, _, rest = rest.rpartition("}")
-        else:
-            name, _, rest = line.partition(" ")
-        fields = rest.split()
-        if not name or not fields:
-            continue
-        try:
-            value = float(fields[0])
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            out[name.strip()] = out.get(name.strip(), 0.0) + value
+    try:
+        for family in text_string_to_metric_families(text_body):
+            for sample in family.samples:
+                if math.isfinite(sample.value):
+                    out[sample.name] = out.get(sample.name, 0.0) + sample.value
+    except ValueError:
+        pass
     return out
 
 
