@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -51,12 +52,9 @@ class ModelStoreOut(WireModel):
 
 
 def card_wire(c: ModelCard) -> dict[str, Any]:
+    """The card flat: the folder, then the definition's metadata fields beside it."""
     return {"folder_id": c.folder_id.hex, "name": c.name, "host": c.host, "model_name": c.model_name,
-            "title": c.title, "author": c.author, "description": c.description, "task": c.task,
-            "category": c.category, "architecture": c.architecture, "framework": c.framework,
-            "label": list(c.label), "license": c.license, "version": c.version, "created": c.created,
-            "last_modified": c.last_modified, "min_resource": dict(c.min_resource),
-            "definition_file": c.definition_file, "definition_error": c.definition_error}
+            **asdict(c.metadata), "definition_file": c.definition_file, "definition_error": c.definition_error}
 
 
 @router.get("/model-store", response_model=ModelStoreOut)

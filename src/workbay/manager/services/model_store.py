@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from workbay.common.domain import FolderUsageMode
 from workbay.common.errors import BackendError, ObjectNotFound
 from workbay.manager.models import Folder, Project
+from workbay.manager.serving.definition import ModelMetadata
 
 from .access import Actor
 from .context import ServiceContext
@@ -31,25 +32,16 @@ READ_CONCURRENCY = 8  # definition files read at once for one listing
 
 @dataclass(frozen=True)
 class ModelCard:
+    """A model folder of the store and its definition's metadata (empty when the folder has no
+    valid definition: the card still shows, with ``definition_error``)."""
+
     folder_id: uuid.UUID
     name: str            # the folder's
     host: str
     model_name: str | None = None
-    title: str | None = None
-    author: str | None = None
-    description: str | None = None
-    task: str | None = None
-    category: str | None = None
-    architecture: str | None = None
-    framework: str | None = None
-    label: list[str] = field(default_factory=list)
-    license: str | None = None
-    version: str | None = None
-    created: str | None = None
-    last_modified: str | None = None
-    min_resource: dict[str, str] = field(default_factory=dict)
+    metadata: ModelMetadata = field(default_factory=ModelMetadata)
     definition_file: str | None = None
-    definition_error: str | None = None  # no or an invalid definition: the card still shows
+    definition_error: str | None = None
 
 
 class ModelStore:
@@ -69,7 +61,6 @@ class ModelStore:
         return list(rows.scalars().all())
 
     async def _card(self, f: Folder) -> ModelCard:
-        base = ModelCard(folder_id=f.id, name=f.name, host=f.host)
         try:
             found = await self.definitions.find(f)
         except BackendError as e:
@@ -79,13 +70,8 @@ class ModelStore:
                              definition_error="model-definition.yaml not found in the folder")
         definition, filename = found
         model = definition.models[0]
-        m = model.metadata
-        return ModelCard(folder_id=base.folder_id, name=base.name, host=base.host, model_name=model.name,
-                         title=m.title, author=m.author, description=m.description, task=m.task,
-                         category=m.category, architecture=m.architecture, framework=m.framework,
-                         label=list(m.label), license=m.license, version=m.version, created=m.created,
-                         last_modified=m.last_modified, min_resource=dict(m.min_resource),
-                         definition_file=filename)
+        return ModelCard(folder_id=f.id, name=f.name, host=f.host, model_name=model.name,
+                         metadata=model.metadata, definition_file=filename)
 
     async def list(self, actor: Actor) -> list[ModelCard]:
         async with self.ctx.db() as s:
