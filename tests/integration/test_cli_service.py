@@ -76,9 +76,11 @@ async def world(tmp_path_factory):
         await c.post("/folders", json={"name": model, "usage_mode": "model"})
         await upload(h, c, model, "model-definition.yaml", DEFINITION)
         await c.post("/folders", json={"name": data, "usage_mode": "data"})
+        empty = unique("nodef")
+        await c.post("/folders", json={"name": empty, "usage_mode": "model"})
         other, _ = await new_user(h, project_ids=[default["id"]])
         config = str(tmp_path_factory.mktemp("cli-config"))
-        yield {"h": h, "image": image, "model": model, "data": data, "user": user,
+        yield {"h": h, "image": image, "model": model, "data": data, "empty": empty, "user": user,
                "cli": CLI(s.manager_url, user["keypair"], config), "other": CLI(s.manager_url, other["keypair"], config)}
 
 
@@ -191,3 +193,11 @@ async def test_create_needs_its_fields_and_names_a_bad_one(world):
     assert code == 1 and "PROVISIONING replicas 0/1" in flat(err) and "is PROVISIONING" in flat(out)
     code, _, err = await cli.run("service", "info", "no-such-service")
     assert code == 1 and "No model service named 'no-such-service'" in err
+
+
+async def test_validate_refused_before_the_stream_names_the_problem(world):
+    """A body the manager refuses never starts a dry run: its 400 is the message, exit 1 (the
+    streamed runs need containers: tests/integration/test_cli_service_validate.py)."""
+    code, out, err = await world["cli"].run("service", "validate", "--model-folder", world["empty"], "--image",
+                                            world["image"])
+    assert code == 1 and "model-definition.yaml not found" in flat(err) and "Healthy" not in out
