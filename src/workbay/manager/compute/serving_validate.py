@@ -77,12 +77,19 @@ class DryRun:
 
     async def run(self, svc: ModelService) -> AsyncIterator[Event]:
         session_id: uuid.UUID | None = None
+        step = SCHEDULING
         try:
             async for name, data in self._run(svc):
                 if name == "_session":
                     session_id = data["id"]
                     continue
+                if name == "step":
+                    step = data["step"]
                 yield name, data
+        except Exception as e:  # a dry run always ends with a verdict, never a cut stream
+            log.exception("the validate dry run of %s failed", svc.name)
+            yield "step", {"step": step, "status": "failed"}
+            yield "verdict", {"ok": False, "step": step, "message": f"the dry run failed: {e}"}
         finally:
             if session_id is not None:
                 self._spawn(self._terminate(session_id))
