@@ -171,5 +171,7 @@ async def test_the_inference_tab_shows_a_services_replicas(system):
         b = await Browser(client).login(user["email"], PASSWORD)
         inference = (await b.get("/sessions?tab=inference")).text
         assert replica in inference
+        # each replica links to its service
+        assert f'href="/serving/{sid}" data-testid="session-service"' in inference
         interactive = (await b.get("/sessions?tab=interactive")).text
         assert replica not in interactive

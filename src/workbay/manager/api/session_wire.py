@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel
+from pydantic import AliasChoices, BaseModel, Field
 
 from workbay.common.errors import BackendError
 from workbay.manager.services.serialize import iso
@@ -207,6 +207,11 @@ class KernelOut(WireModel):
     terminated_at: str | None
 
 
+class ServiceRefOut(WireModel):
+    id: str
+    name: str
+
+
 class SessionOut(WireModel):
     """A session; ``allowed_actions`` is what the caller may do with it (docs/api.md "For the WebUI")."""
     id: str
@@ -247,6 +252,7 @@ class SessionOut(WireModel):
     last_stat: dict[str, Any] | None
     agents: list[str]
     owner_email: str | None
+    model_service: ServiceRefOut | None = Field(description="the model service a replica session serves")
     allowed_actions: list[str]
 
 

@@ -65,6 +65,13 @@ class KernelInfo:
 
 
 @dataclass(frozen=True)
+class ServiceRef:
+    """The model service a replica session serves (docs/serving.md)."""
+    id: uuid.UUID
+    name: str
+
+
+@dataclass(frozen=True)
 class SessionInfo:
     """One session as lists and the detail view show it.  ``kernels`` is None where the caller
     did not load them; ``allowed_actions`` is what the requesting user may do (access.session_actions)."""
@@ -105,10 +112,11 @@ class SessionInfo:
     kernels: list[KernelInfo] | None = None
     owner_email: str | None = None
     allowed_actions: tuple[str, ...] = ()
+    model_service: ServiceRef | None = None  # a replica's service
 
     @classmethod
     def of(cls, s: ComputeSession, kernels: list[Kernel] | None = None, *, owner_email: str | None = None,
-           allowed_actions: tuple[str, ...] = ()) -> SessionInfo:
+           allowed_actions: tuple[str, ...] = (), model_service: ServiceRef | None = None) -> SessionInfo:
         ordered = None
         if kernels is not None:
             ordered = [KernelInfo.of(k) for k in sorted(kernels, key=lambda k: (k.cluster_role != "main",
@@ -126,7 +134,7 @@ class SessionInfo:
             terminated_at=s.terminated_at,
             mounts=[SessionMount.of(m) for m in s.mounts or [] if isinstance(m, dict)],
             num_queries=s.num_queries or 0, kernels=ordered, owner_email=owner_email,
-            allowed_actions=allowed_actions)
+            allowed_actions=allowed_actions, model_service=model_service)
 
     @property
     def main_kernel(self) -> KernelInfo | None:
@@ -157,6 +165,8 @@ class SessionInfo:
             out["last_stat"] = main.last_stat if main else {}
             out["agents"] = sorted({k.agent_id for k in self.kernels if k.agent_id})
         out["owner_email"] = self.owner_email
+        out["model_service"] = ({"id": str(self.model_service.id), "name": self.model_service.name}
+                                if self.model_service else None)
         out["allowed_actions"] = list(self.allowed_actions)
         return out
 

@@ -43,6 +43,7 @@ from workbay.manager.models.compute import (
     ResourceGroupForProject,
     SessionDependency,
 )
+from workbay.manager.models.serving import ModelService, Route
 
 from . import access
 from .access import Actor
@@ -52,6 +53,7 @@ from .serialize import iso
 from .session_info import (
     CreatedSession,
     KernelLogs,
+    ServiceRef,
     SessionCounts,
     SessionInfo,
     SessionPage,
@@ -140,6 +142,16 @@ def sort_order(sort: str | None) -> list[ColumnElement[Any] | InstrumentedAttrib
         raise InvalidAPIParameters(f"sort must be one of {', '.join(sorted(SORT_KEYS))} (prefix - to reverse).",
                                    data={"sort": key})
     return [column.desc() if desc else column.asc(), ComputeSession.id]
+
+
+async def replica_services(s: AsyncSession, session_ids: list[uuid.UUID]) -> dict[uuid.UUID, ServiceRef]:
+    """The model service of each replica session among ``session_ids``."""
+    if not session_ids:
+        return {}
+    rows = await s.execute(select(Route.session_id, ModelService.id, ModelService.name)
+                           .join(ModelService, ModelService.id == Route.endpoint_id)
+                           .where(Route.session_id.in_(session_ids)))
+    return {sid: ServiceRef(id=svc_id, name=name) for sid, svc_id, name in rows.all() if sid is not None}
 
 
 class SessionService:
@@ -498,8 +510,9 @@ class SessionService:
             sess = await self.resolve(s, actor, ref, owner_access_key)
             kernels = (await s.execute(select(Kernel).where(Kernel.session_id == sess.id))).scalars().all()
             owner_email = (await s.execute(select(User.email).where(User.uuid == sess.user_id))).scalar_one_or_none()
+            services = await replica_services(s, [sess.id])
         return SessionInfo.of(sess, list(kernels), owner_email=owner_email,
-                              allowed_actions=self._actions(actor, sess))
+                              allowed_actions=self._actions(actor, sess), model_service=services.get(sess.id))
 
     @staticmethod
     def _actions(actor: Actor, sess: ComputeSession) -> tuple[str, ...]:
@@ -567,7 +580,9 @@ class SessionService:
             if ids:
                 for k in (await s.execute(select(Kernel).where(Kernel.session_id.in_(ids)))).scalars():
                     kernels[k.session_id].append(k)
-        items = [SessionInfo.of(sess, kernels[sess.id], owner_email=email, allowed_actions=self._actions(actor, sess))
+            services = await replica_services(s, [sess.id for sess, _ in rows if sess.session_type == "inference"])
+        items = [SessionInfo.of(sess, kernels[sess.id], owner_email=email, allowed_actions=self._actions(actor, sess),
+                                model_service=services.get(sess.id))
                  for sess, email in rows]
         return SessionPage(items=items, total_count=total)
 
