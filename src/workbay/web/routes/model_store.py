@@ -25,7 +25,7 @@ router = APIRouter(tags=["pages"])
 CLONE_FIELDS = {"target_name", "target_host"}
 FORM_FIELD = {"name": "target_name", "host": "target_host"}  # the API's field names → the form's
 TEXT_KEYS = ("title", "author", "description", "task", "category", "architecture", "license", "version",
-             "created", "last_modified", "readme")
+             "created", "last_modified")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,6 @@ class ModelCard:
     version: str = ""
     created: str = ""
     last_modified: str = ""
-    readme: str = ""
     model_name: str = ""
     min_resource: dict[str, Any] = field(default_factory=dict)
     error: str = ""
@@ -69,31 +68,20 @@ def _texts(value: Any) -> tuple[str, ...]:
 
 
 def model_card(item: Mapping[str, Any]) -> ModelCard:
-    """A ``GET /model-store`` item as a card: the metadata keys may sit on the item or under
-    ``metadata``; the folder under ``folder`` or as ``folder_id``/``id``; an invalid definition's
-    message as ``error`` (or Backend.AI's ``error_msg``)."""
-    meta: dict[str, Any] = {**item, **(item.get("metadata") or {})} if isinstance(item.get("metadata"), dict) \
-        else dict(item)
-    folder = item.get("folder") if isinstance(item.get("folder"), dict) else item.get("vfolder")
-    folder = folder if isinstance(folder, dict) else {}
-    folder_id = str(folder.get("id") or item.get("folder_id") or item.get("id") or "")
-    texts = {k: str(meta.get(k) or "") for k in TEXT_KEYS}
-    texts["created"] = texts["created"] or str(meta.get("created_at") or "")
-    texts["last_modified"] = texts["last_modified"] or str(meta.get("modified_at") or "")
-    error = item.get("error") or item.get("error_msg") or item.get("definition_error") or ""
-    if isinstance(error, dict):
-        error = error.get("message") or error.get("msg") or str(error)
-    min_resource = meta.get("min_resource")
+    """A ``GET /model-store`` item (docs/api.md: the folder's keys, then its definition's metadata
+    beside them, ``definition_error`` when it has no valid definition) as a card."""
+    texts = {k: str(item.get(k) or "") for k in TEXT_KEYS}
+    min_resource = item.get("min_resource")
     return ModelCard(
-        folder_id=folder_id, folder_name=str(folder.get("name") or item.get("folder_name") or item.get("name") or ""),
-        host=str(folder.get("host") or item.get("host") or ""), framework=_texts(meta.get("framework")),
-        labels=_texts(meta.get("label") or meta.get("labels")),
-        model_name=str(item.get("model_name") or (item.get("name") if item.get("metadata") else "") or ""),
-        min_resource=dict(min_resource) if isinstance(min_resource, dict) else {}, error=str(error), **texts)
+        folder_id=str(item.get("folder_id") or ""), folder_name=str(item.get("name") or ""),
+        host=str(item.get("host") or ""), framework=_texts(item.get("framework")),
+        labels=_texts(item.get("label")), model_name=str(item.get("model_name") or ""),
+        min_resource=dict(min_resource) if isinstance(min_resource, dict) else {},
+        error=str(item.get("definition_error") or ""), **texts)
 
 
-def cards_of(answer: Any) -> list[ModelCard]:
-    items = (answer.get("items") or answer.get("cards") or []) if isinstance(answer, dict) else (answer or [])
+def cards_of(answer: Mapping[str, Any]) -> list[ModelCard]:
+    items = answer.get("items") or []
     return sorted((model_card(i) for i in items if isinstance(i, dict)), key=lambda c: c.heading.lower())
 
 
