@@ -351,8 +351,8 @@ class ServingService:
             routes = list((await s.execute(select(Route).where(Route.endpoint_id == svc.id)
                                            .order_by(Route.created_at, Route.id))).scalars())
             sids = [r.session_id for r in routes if r.session_id]
-            names = dict((await s.execute(select(ComputeSession.id, ComputeSession.name).where(
-                ComputeSession.id.in_(sids)))).tuples().all()) if sids else {}
+            names: dict[uuid.UUID, str] = {sid: name for sid, name in (await s.execute(select(
+                ComputeSession.id, ComputeSession.name).where(ComputeSession.id.in_(sids)))).all()} if sids else {}
             errors = (await s.execute(select(func.count()).select_from(ServiceError)
                                       .where(ServiceError.endpoint_id == svc.id))).scalar_one()
         return dataclasses.replace(
