@@ -411,7 +411,8 @@ class Marks:
     """When (wall clock) each condition was first seen true while polling."""
 
     def __init__(self, origin: float) -> None:
-        self.origin, self.at = origin, {}
+        self.origin = origin
+        self.at: dict[str, float] = {}
 
     def see(self, name: str, condition: bool) -> None:
         if condition and name not in self.at:
@@ -642,18 +643,22 @@ async def cold_start(whole: Whole, args: argparse.Namespace) -> dict:
                     continue
                 t0 = time.time()
                 marks = Marks(t0)
+                answered_event = asyncio.Event()
 
-                def see(svc: dict, m: Marks) -> bool:
+                def see(svc: dict, m: Marks, answered: asyncio.Event = answered_event) -> bool:
+                    if answered.is_set():  # marks only from polls made before the answer
+                        return True
                     m.see("woken (desired 1)", svc["desired_session_count"] >= 1)
                     m.see("replica started", bool(svc["routes"]))
                     m.see("replica HEALTHY", any(r["status"] == "HEALTHY" for r in svc["routes"]))
                     return False
-                watcher = asyncio.create_task(whole.watch(sid, marks, see, 300, "never"))
+                # Not cancelled: a request dropped mid-way makes the manager log a traceback.
+                watcher = asyncio.create_task(whole.watch(sid, marks, see, 300, "the cold request answered"))
                 try:
                     resp = await http.get(f"{whole.endpoint(name)}/whoami")
                     answered = time.time() - t0
                 finally:
-                    watcher.cancel()
+                    answered_event.set()
                     await asyncio.gather(watcher, return_exceptions=True)
                 if resp.status_code != 200:
                     raise RuntimeError(f"cold request answered {resp.status_code}: {resp.text}")
