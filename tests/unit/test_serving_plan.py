@@ -104,6 +104,18 @@ def test_a_failed_replica_is_replaced_with_backoff(r: RouteView, reason: str) ->
     assert p.status == S.UNHEALTHY and reason in p.status_info and "next try" in p.status_info
 
 
+@pytest.mark.parametrize("r", [
+    route("a", R.HEALTHY, session="ERROR", session_info="killed", healthy_since=ago(60)),
+    route("a", R.UNHEALTHY, session="TERMINATED", healthy_since=ago(60)),
+])
+def test_a_replica_that_served_is_replaced_at_once(r: RouteView) -> None:
+    """Failover does not wait for a backoff: only replicas that never got healthy count as failed
+    starts."""
+    p = plan(svc(desired=2, retries=0), [r, route("b", healthy_since=ago(60))], NOW, HC)
+    assert [f.route_id for f in p.failed] == ["a"]
+    assert p.retries == 0 and p.next_retry_at is None and p.start == 1
+
+
 def test_a_provisioning_replica_within_its_deadline_is_kept() -> None:
     p = plan(svc(desired=1), [route("a", R.PROVISIONING, running=HC.start_deadline - 1)], NOW, HC)
     assert (p.failed, p.stop, p.start, p.status) == ([], [], 0, S.PROVISIONING)

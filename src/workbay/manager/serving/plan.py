@@ -12,8 +12,9 @@ Two steps per pass and service:
 Rules:
 
 * A failure (a replica's session ended, never got healthy in time, or stayed unhealthy too long)
-  bumps ``retries``; no replica starts before ``next_retry_at`` = now + 2^retries s (at most
-  :data:`MAX_BACKOFF`).  A replica turning HEALTHY resets ``retries`` (the I/O side does that on
+  of a replica that never served bumps ``retries``; no replica starts before ``next_retry_at`` =
+  now + 2^retries s (at most :data:`MAX_BACKOFF`).  A replica that had been HEALTHY and then
+  failed is replaced at once (failover should not wait for a backoff).  A replica turning HEALTHY resets ``retries`` (the I/O side does that on
   ``became_healthy``).
 * Every live replica (TERMINATING ones included: they still hold a session) counts toward the
   owner's ``max_session_count_per_model_session``; starts are clamped to it.
@@ -207,9 +208,13 @@ def plan(svc: ServiceView, routes: list[RouteView], now: datetime, hc: HealthChe
             failed.append(Failure(r.id, why))
         else:
             active.append(r)
-    retries = svc.retries + len(failed)
+    # A replica that had served (was HEALTHY) and then died is replaced at once: only replicas that
+    # never got healthy count as failed starts and back off (a crash loop before serving).
+    served = {r.id for r in routes if r.healthy_since is not None}
+    failed_starts = [f for f in failed if f.route_id not in served]
+    retries = svc.retries + len(failed_starts)
     next_retry_at = svc.next_retry_at
-    if failed:
+    if failed_starts:
         next_retry_at = now + timedelta(seconds=backoff(retries))
     last_failure = failed[-1].reason if failed else None
     # Routes still holding a session count toward the policy limit.
