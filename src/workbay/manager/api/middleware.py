@@ -129,6 +129,9 @@ def _routed(conn: HTTPConnection) -> bool:
     return any(route.matches(conn.scope)[0] is not Match.NONE for route in routes)
 
 
+CLIENT_CLOSED_REQUEST = 499  # nobody reads it: the client is gone
+
+
 class AuthMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         try:
@@ -143,7 +146,13 @@ class AuthMiddleware(BaseHTTPMiddleware):
             if refusal is not None:
                 refusal.headers = {**admission.limit_headers, **refusal.headers}
                 return problem_response(refusal)
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except RuntimeError as e:
+            # Starlette's answer when the client left before the route answered: nothing to log.
+            if str(e) == "No response returned." and await request.is_disconnected():
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
+            raise
         response.headers.update(admission.limit_headers)
         return response
 
