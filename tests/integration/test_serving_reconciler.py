@@ -222,16 +222,18 @@ async def test_replicas_start_turn_healthy_and_are_routed(world):
     w["svc"] = sid
 
 
-async def test_a_dead_replica_is_recorded_with_its_log_and_replaced_after_the_backoff(world):
+async def test_a_dead_replica_is_recorded_with_its_log_and_replaced(world):
+    """A replica that served and died is replaced at once (failover); a replacement that dies before
+    it ever got healthy is a failed start and backs off."""
     w, rec = world, world["rec"]
     sid = w["svc"]
     _, routes, _ = await rows(w, sid)
     await end_session(w["h"], routes[0].session_id, "ERROR", "self-terminated", exit_code=3)
     t1 = w["sessions"].started_at + timedelta(seconds=20)
     result = (await rec.run_once(t1))[sid]
-    assert result.started == []  # the backoff first
+    assert len(result.started) == 1  # no backoff: it had served
     svc, after, errors = await rows(w, sid)
-    assert svc.retries == 1 and svc.next_retry_at == t1 + timedelta(seconds=2)
+    assert svc.retries == 0 and svc.next_retry_at is None
     assert svc.status == "DEGRADED"
     [err] = errors
     assert "self-terminated" in err.message and "exit code 3" in err.message
@@ -239,15 +241,23 @@ async def test_a_dead_replica_is_recorded_with_its_log_and_replaced_after_the_ba
     assert err.log_tail.splitlines()[-1] == "Traceback: the model cannot load"
     assert len(err.log_tail.splitlines()) == 50
     assert all(r["route_id"] != str(routes[0].id) for r in w["proxy"].tables(sid)[-1]["routes"])
-    result = (await rec.run_once(t1 + timedelta(seconds=2)))[sid]
+    [replacement] = [r for r in after if r.status == "PROVISIONING"]
+    # the replacement dies before it was ever healthy: a failed start, 2 s of backoff
+    await end_session(w["h"], replacement.session_id, "ERROR", "self-terminated", exit_code=1)
+    t2 = t1 + timedelta(seconds=1)
+    result = (await rec.run_once(t2))[sid]
+    assert result.started == []
+    svc, after, errors = await rows(w, sid)
+    assert svc.retries == 1 and svc.next_retry_at == t2 + timedelta(seconds=2) and len(errors) == 2
+    assert str(routes[0].id) not in {str(r.id) for r in after}  # the dead route is forgotten
+    result = (await rec.run_once(t2 + timedelta(seconds=2)))[sid]
     assert len(result.started) == 1
     _, after, _ = await rows(w, sid)
-    assert str(routes[0].id) not in {str(r.id) for r in after}  # the dead route is forgotten
     # the new replica turns healthy: the failures are forgotten too
     async with w["h"].state.ctx.db.begin() as s:
         new = await s.get(ComputeSession, after[-1].session_id)
         new.started_at = t1
-    await rec.run_once(t1 + timedelta(seconds=4))
+    await rec.run_once(t2 + timedelta(seconds=4))
     svc, after, _ = await rows(w, sid)
     assert svc.status == "HEALTHY" and svc.retries == 0 and svc.next_retry_at is None
 
