@@ -142,6 +142,10 @@ class DryRun:
                 yield "log", {"line": line}
             status = sess.status if sess is not None else "TERMINATED"
             if sess is None or status in DEAD_STATUSES or status == "TERMINATING":
+                if sess is not None and sess.started_at is not None and step in (SCHEDULING, STARTING):
+                    # it ran and ended between two looks: the start command failed, not scheduling
+                    yield "step", {"step": step, "status": "done"}
+                    step = PRE_START
                 why = (sess.status_info if sess is not None else None) or status.lower()
                 code = f", exit code {sess.exit_code}" if sess is not None and sess.exit_code is not None else ""
                 yield "step", {"step": step, "status": "failed"}
