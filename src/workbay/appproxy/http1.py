@@ -28,6 +28,7 @@ from workbay.common.background import BackgroundLoop
 
 from . import tokens
 from .circuits import Activity, Circuit, may_use
+from .http_front import MAX_HEAD, ClientFront
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,7 +44,6 @@ RESERVED_COOKIE_PREFIXES = (COOKIE_PREFIX, b"workbay_")
 # Headers that belong to one hop (RFC 9110 7.6.1); the proxy writes its own Host and framing.
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                         b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"host", b"proxy-connection"})
-MAX_HEAD = 64 * 1024  # request line + headers; more is refused (431)
 PENDING_LIMIT = 256 * 1024  # request bytes held while the app's connection opens
 CONNECT_TIMEOUT = 15.0
 IDLE_TIMEOUT = 60.0  # a browser connection with no request in flight is closed after this long
@@ -315,7 +315,9 @@ class Upstream(asyncio.Protocol):
         self.conn.resume_reading("app")
 
 
-class HttpConnection(asyncio.Protocol):
+class HttpConnection(ClientFront):
+    exchange_type = Exchange
+
     """One browser connection to one circuit's port."""
 
     def __init__(self, listener: HttpListener) -> None:
@@ -387,25 +389,6 @@ class HttpConnection(asyncio.Protocol):
         if self.upstream is not None and self.upstream.transport is not None:
             self.upstream.transport.resume_reading()
 
-    def pause_reading(self, why: str) -> None:
-        if not self.read_pauses and self.transport is not None and not self.closed:
-            self.transport.pause_reading()
-        self.read_pauses.add(why)
-
-    def resume_reading(self, why: str) -> None:
-        if why in self.read_pauses:
-            self.read_pauses.discard(why)
-            if not self.read_pauses and self.transport is not None and not self.closed:
-                self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
     def _refuse_and_close(self, status: int, body: bytes) -> None:
         if self.transport is not None and not self.closed:
             if not any(ex.got_response for ex in self.queue):
@@ -413,25 +396,6 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
     # -- parsing (httptools callbacks) -----------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.parsing = Exchange()
-        self._url = []
-        self._headers = []
-        self._head_size = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url.append(url)
-        self._grow(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        self._grow(len(name) + len(value))
-
-    def _grow(self, n: int) -> None:
-        self._head_size += n
-        if self._head_size > MAX_HEAD:
-            raise httptools.HttpParserError("request head too large")
-
     def on_headers_complete(self) -> None:
         ex = self.parsing
         assert ex is not None

@@ -33,13 +33,13 @@ from typing import Any
 
 import httptools
 
+from .http_front import MAX_HEAD, ClientFront
 from .services import Route, Service, ServiceTable
 
 log = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
                         b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"host", b"proxy-connection"})
-MAX_HEAD = 64 * 1024
 PENDING_LIMIT = 256 * 1024  # request body bytes held while no replica connection takes them
 REPLAY_LIMIT = 1024 * 1024  # a request body up to this is kept for the retry
 CONNECT_TIMEOUT = 10.0
@@ -287,7 +287,9 @@ class Upstream(asyncio.Protocol):
             self.transport.close()
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(ClientFront):
+    exchange_type = Exchange
+
     """One client connection to the inference port; one request at a time with a replica."""
 
     def __init__(self, proxy: InferenceProxy) -> None:
@@ -343,25 +345,6 @@ class ClientConnection(asyncio.Protocol):
         if ex is not None and ex.upstream is not None:
             ex.upstream.resume()
 
-    def pause_reading(self, why: str) -> None:
-        if not self.read_pauses and self.transport is not None and not self.closed:
-            self.transport.pause_reading()
-        self.read_pauses.add(why)
-
-    def resume_reading(self, why: str) -> None:
-        if why in self.read_pauses:
-            self.read_pauses.discard(why)
-            if not self.read_pauses and self.transport is not None and not self.closed:
-                self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.close()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
     def _refuse_and_close(self, status: int, msg: str) -> None:
         if self.transport is not None and not self.closed:
             if not any(ex.got_response for ex in self.queue):
@@ -369,25 +352,6 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
     # -- parsing (httptools callbacks) -----------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.parsing = Exchange()
-        self._url = []
-        self._headers = []
-        self._head_size = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url.append(url)
-        self._grow(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        self._grow(len(name) + len(value))
-
-    def _grow(self, n: int) -> None:
-        self._head_size += n
-        if self._head_size > MAX_HEAD:
-            raise httptools.HttpParserError("request head too large")
-
     def on_headers_complete(self) -> None:
         ex = self.parsing
         assert ex is not None
