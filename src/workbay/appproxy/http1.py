@@ -375,9 +375,9 @@ class HttpConnection(ClientFront):
         except httptools.HttpParserError as e:
             log.debug("bad request on circuit %s: %s", self.circuit.id, e)
             if self._head_size > MAX_HEAD:
-                self._refuse_and_close(431, b"The request's headers are too large.")
+                self._refuse_and_close(response(431, b"The request's headers are too large.", close=True))
             else:
-                self._refuse_and_close(400, b"Bad request.")
+                self._refuse_and_close(response(400, b"Bad request.", close=True))
 
     def pause_writing(self) -> None:  # the browser is slower than the app
         self.write_paused = True
@@ -388,12 +388,6 @@ class HttpConnection(ClientFront):
         self.write_paused = False
         if self.upstream is not None and self.upstream.transport is not None:
             self.upstream.transport.resume_reading()
-
-    def _refuse_and_close(self, status: int, body: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            if not any(ex.got_response for ex in self.queue):
-                self.transport.write(response(status, body, close=True))
-            self.transport.close()
 
     # -- parsing (httptools callbacks) -----------------------------------------------------------
     def on_headers_complete(self) -> None:

@@ -28,6 +28,7 @@ class ClientFront(asyncio.Protocol):
     closed: bool
     parsing: Any
     read_pauses: set[str]
+    queue: Any  # deque of exchanges; the first is being answered
     _url: list[bytes]
     _headers: list[tuple[bytes, bytes]]
     _head_size: int
@@ -50,6 +51,13 @@ class ClientFront(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    def _refuse_and_close(self, answer: bytes) -> None:
+        """Answer a request that cannot be parsed (unless a response already began) and close."""
+        if self.transport is not None and not self.closed:
+            if not any(ex.got_response for ex in self.queue):
+                self.transport.write(answer)
+            self.transport.close()
 
     # -- parsing (httptools callbacks) -----------------------------------------------------------
     def on_message_begin(self) -> None:

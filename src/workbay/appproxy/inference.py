@@ -326,12 +326,12 @@ class ClientConnection(ClientFront):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse_and_close(400, "upgrades (WebSocket) are not served on the inference endpoint")
+            self._refuse(400, "upgrades (WebSocket) are not served on the inference endpoint")
         except httptools.HttpParserError:
             if self._head_size > MAX_HEAD:
-                self._refuse_and_close(431, "the request's headers are too large")
+                self._refuse(431, "the request's headers are too large")
             else:
-                self._refuse_and_close(400, "bad request")
+                self._refuse(400, "bad request")
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -345,11 +345,8 @@ class ClientConnection(ClientFront):
         if ex is not None and ex.upstream is not None:
             ex.upstream.resume()
 
-    def _refuse_and_close(self, status: int, msg: str) -> None:
-        if self.transport is not None and not self.closed:
-            if not any(ex.got_response for ex in self.queue):
-                self.transport.write(problem(status, "generic-bad-request", "Bad request.", msg, close=True))
-            self.transport.close()
+    def _refuse(self, status: int, msg: str) -> None:
+        self._refuse_and_close(problem(status, "generic-bad-request", "Bad request.", msg, close=True))
 
     # -- parsing (httptools callbacks) -----------------------------------------------------------
     def on_headers_complete(self) -> None:
