@@ -133,7 +133,17 @@ def test_ports():
         pool.take("b", 2)
     pool.release("a")
     pool.restore("c", [30001])
-    assert pool.take("b", 2) == [30000, 30002]
+    assert pool.take("b", 2) == [30002, 30000]
+
+
+def test_a_freed_host_port_is_reused_last():
+    """A replacement session must not get the port a dead one had while clients still hold it."""
+    pool = PortPool(30000, 30003)
+    assert pool.take("old", 1) == [30000]
+    pool.release("old")
+    assert pool.take("new", 1) == [30001]
+    assert pool.take("next", 2) == [30002, 30003]
+    assert pool.take("last", 1) == [30000]
 
 
 def test_stats_from_two_samples():

@@ -316,7 +316,7 @@ def parse_port_range(text: str) -> tuple[int, int] | None:
 
 
 class PortPool:
-    """Host ports from ``agent.port_range`` (pure bookkeeping)."""
+    """Host ports from ``agent.port_range`` (pure bookkeeping), reused least recently freed first."""
 
     def __init__(self, lo: int, hi: int) -> None:
         self.free = list(range(lo, hi + 1))
@@ -336,4 +336,7 @@ class PortPool:
         self.held[kernel_id] = list(ports)
 
     def release(self, kernel_id: str) -> None:
-        self.free = sorted(self.free + self.held.pop(kernel_id, []))
+        # To the back of the line: a port just freed is handed out again last, so a client still
+        # holding the old address (a model service's route, an open circuit) does not meet another
+        # session's gate there as soon as a replacement starts.
+        self.free.extend(self.held.pop(kernel_id, []))
