@@ -305,6 +305,17 @@ async def test_unreachable_replica_is_retried_elsewhere(proxy: Proxy) -> None:
         hole.close()
 
 
+async def test_a_route_that_leads_to_another_sessions_gate_is_retried_elsewhere(proxy: Proxy) -> None:
+    """A dead replica's port handed to a new session before the routing table caught up: that gate
+    refuses the old secret with its own 403, which the proxy takes for a failed replica, not an
+    answer."""
+    stale = {**proxy.replicas[1].route(), "route_id": "stale", "app_secret": "the-dead-sessions-secret"}
+    await proxy.put("s10", "moved", [stale, proxy.replicas[0].route()], open_to_public=True)
+    assert {await replica_of(proxy.endpoint, "/moved/echo") for _ in range(6)} == {"r0"}
+    figures = (await proxy.figures())["s10"]
+    assert figures["errors"] == 0 and figures["retries"] >= 1 and figures["routes"]["stale"]["errors"] >= 1
+
+
 async def test_killing_a_replica_under_load_loses_no_request(proxy: Proxy) -> None:
     victim = Replica("victim")
     try:

@@ -33,6 +33,8 @@ from typing import Any
 
 import httptools
 
+from workbay.runner.protocol import GATE_FORBIDDEN
+
 from .http_front import MAX_HEAD, ClientFront
 from .services import Route, Service, ServiceTable
 
@@ -511,6 +513,13 @@ class ClientConnection(ClientFront):
         ex = self.queue[0] if self.queue else None
         if self.closed or ex is None or ex.upstream is not up or ex.watch is None or ex.watch.complete:
             up.close()
+            return
+        if not ex.got_response and data.startswith(GATE_FORBIDDEN):
+            # The route's address now leads to another session's gate (the replica died and its
+            # port went to a new session before the routing table caught up): a failed replica.
+            up.close()
+            ex.upstream = None
+            self._replica_failed(ex, stale=False)
             return
         ex.got_response = True
         assert self.transport is not None

@@ -29,9 +29,7 @@ HELLO_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
 MAX_LINE = 512
 HIGH_WATER = 256 * 1024
-FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\n"
-             b"content-length: 59\r\nconnection: close\r\n\r\n"
-             b"Forbidden: this port answers only to Workbay's app-proxy.\r\n")
+FORBIDDEN = protocol.GATE_FORBIDDEN
 APP_HOSTS = ("127.0.0.1", "::1")
 
 

@@ -14,6 +14,11 @@ MAX_MESSAGE = 64 * 2**20              # one request/response line
 GATE_HELLO = b"WORKBAY-APP/1 "
 GATE_PROBE = b"WORKBAY-PROBE/1 "
 GATE_PORT_BASE = 61000                # gate ports: the first free ones from here (below 65536)
+# What the gate answers a connection without the secret, whole in one write: the app-proxy tells
+# it from an app's own 403 by these exact bytes (a route that now leads to another session).
+GATE_FORBIDDEN = (b"HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                  b"content-length: 59\r\nconnection: close\r\n\r\n"
+                  b"Forbidden: this port answers only to Workbay's app-proxy.\r\n")
 
 
 def gate_hello(secret: str) -> bytes:
