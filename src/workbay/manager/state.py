@@ -39,6 +39,7 @@ from .services.policies import PolicyService
 from .services.projects import ProjectService
 from .services.resource_usage import ResourceSummary, ResourceUsageService
 from .services.session_apps import AppProxyClient, SessionApps
+from .services.session_callbacks import SessionCallbacks
 from .services.session_files import SessionFiles
 from .services.session_stream import SessionStreams
 from .services.sessions import SessionService
@@ -60,6 +61,7 @@ class ManagerState:
     redis: Redis | None = None
     storage_transport: httpx.AsyncBaseTransport | None = None  # tests route the storage-proxy in-process
     auth: AuthService = field(init=False)
+    session_callbacks: SessionCallbacks = field(init=False)
     users: UserService = field(init=False)
     keypairs: KeypairService = field(init=False)
     domains: DomainService = field(init=False)
@@ -100,7 +102,9 @@ class ManagerState:
         self.settings = SettingsService(self.ctx)
         self.agents = AgentRegistry(self.ctx)
         self.agent_clients = AgentClientPool(self.ctx.config.secrets.cluster)
-        self.lifecycle = Lifecycle(self.ctx, on_session_outcome=self._session_outcome)
+        self.session_callbacks = SessionCallbacks()
+        self.lifecycle = Lifecycle(self.ctx, on_session_outcome=self._session_outcome,
+                                   callbacks=self.session_callbacks)
         self.agent_rpc = AgentRPC(self.ctx, self.lifecycle, self.agent_clients)
         self.dispatcher = Dispatcher(self.ctx, self.agent_rpc, self.lifecycle)
         self.reconciler = ComputeReconciler(self.ctx, self.agent_rpc, self.lifecycle, self.agents)
@@ -109,7 +113,8 @@ class ManagerState:
         self.folders = FolderService(self.ctx, self.storage, self.bgtasks)
         self.folder_sharing = FolderSharing(self.ctx)
         self.folder_admin = FolderAdmin(self.ctx, self.folders)
-        self.sessions = SessionService(self.ctx, self.dispatcher, self.agent_rpc, FolderMounts(self.folders))
+        self.sessions = SessionService(self.ctx, self.dispatcher, self.agent_rpc, FolderMounts(self.folders),
+                                       self.session_callbacks)
         self.compute_admin = ComputeAdmin(self.ctx, self.agent_clients)
         self.usage = ResourceUsageService(self.ctx, self.sessions)
         self.resource_summary = ResourceSummary(self.ctx, self.sessions)
@@ -117,8 +122,8 @@ class ManagerState:
         self.apps = SessionApps(self.ctx, self.sessions, self.agent_rpc, AppProxyClient(self.ctx))
         self.folder_apps = FolderApps(self.ctx, self.sessions, self.apps)
         self.streams = SessionStreams(self.sessions, self.apps)
-        self.model_store = ModelStore(self.ctx, self.folders, ModelDefinitions(self.ctx, self.storage))
         definitions = ModelDefinitions(self.ctx, self.storage)
+        self.model_store = ModelStore(self.ctx, self.folders, definitions)
         self.serving_reconciler = ServingReconciler(self.ctx, self.sessions, self.agent_rpc, definitions,
                                                     self.apps.proxy, ServingService.replica_limit)
         self.serving = ServingService(self.ctx, self.sessions, self.serving_reconciler, definitions)
@@ -149,6 +154,7 @@ class ManagerState:
         await self.serving_reconciler.stop()
         await self.agent_rpc.close()
         await self.agent_clients.close()
+        await self.session_callbacks.close()
         for loop in getattr(self, "_loops", ()):
             await loop.stop()
         task = getattr(self, "_circuit_task", None)

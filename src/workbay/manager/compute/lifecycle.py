@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from workbay.common.domain import DEAD_STATUSES
 from workbay.manager.models.compute import ComputeSession, Kernel
 from workbay.manager.services.context import ServiceContext
+from workbay.manager.services.session_callbacks import SessionCallbacks
 from workbay.manager.services.session_status import session_event, set_status
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,19 @@ async def _session_of(s: AsyncSession, kernel: Kernel) -> ComputeSession:
 
 
 class Lifecycle:
-    def __init__(self, ctx: ServiceContext, on_session_outcome: SessionOutcome) -> None:
+    def __init__(self, ctx: ServiceContext, on_session_outcome: SessionOutcome,
+                 callbacks: SessionCallbacks | None = None) -> None:
         self.ctx = ctx
         self.on_session_outcome = on_session_outcome
+        self.callbacks = callbacks
 
     async def publish(self, sess: ComputeSession, event: str, reason: str | None, exit_code: int | None = None,
                       **extra: Any) -> None:
-        await self.ctx.events.publish(session_event(
-            event, session_id=sess.id, session_name=sess.name, access_key=sess.access_key, user_id=sess.user_id,
-            reason=reason, exit_code=exit_code, **extra))
+        ev = session_event(event, session_id=sess.id, session_name=sess.name, access_key=sess.access_key,
+                           user_id=sess.user_id, reason=reason, exit_code=exit_code, **extra)
+        await self.ctx.events.publish(ev)
+        if self.callbacks is not None:
+            self.callbacks.notify(sess.callback_url, ev)
 
     async def publish_kernel(self, sess: ComputeSession, kernel: Kernel, event: str, reason: str | None,
                              exit_code: int | None = None) -> None:

@@ -122,7 +122,8 @@ def replica_request(svc: ModelService, name: str) -> CreateSession:
         "config": {"resources": dict(svc.resource_slots or {}), "resource_opts": dict(svc.resource_opts or {}),
                    "environ": {str(k): str(v) for k, v in (svc.environ or {}).items()},
                    "mounts": mounts, "mount_map": mount_map, "scaling_group": svc.resource_group},
-        "bootstrap_script": svc.bootstrap_script, "tag": svc.tag, "enqueue_only": True,
+        "bootstrap_script": svc.bootstrap_script, "tag": svc.tag, "callback_url": svc.callback_url,
+        "enqueue_only": True,
         "reuse_if_exists": False})
 
 

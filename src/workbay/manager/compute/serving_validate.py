@@ -34,7 +34,7 @@ from workbay.manager.models.serving import ModelService
 from workbay.manager.services.compute_ports import KernelOps
 from workbay.manager.services.context import ServiceContext
 from workbay.manager.services.session_apps import app_secret
-from workbay.manager.services.session_request import ReplicaLaunch
+from workbay.manager.services.session_request import CreateSession, ReplicaLaunch
 
 from . import serving_probe as probe
 from .serving import ReplicaSessions, ReplicaSpecs, health_check_of, owner_actor, replica_request
@@ -45,6 +45,12 @@ MAX_WAIT_START = 900.0  # seconds the session may take to run (scheduling, image
 LOG_TAIL_LINES = 50
 SCHEDULING, STARTING, PRE_START, HEALTH = "scheduling", "starting", "pre-start", "health-check"
 Event = tuple[str, dict[str, Any]]
+
+
+def dry_run_request(svc: ModelService) -> CreateSession:
+    """The dry run's session: a replica's, under a name of its own and without the service's
+    callback URL (a trial is not the service's lifecycle)."""
+    return replica_request(svc, dry_run_name(svc.name)).model_copy(update={"callback_url": None})
 
 
 def dry_run_name(service_name: str) -> str:
@@ -115,7 +121,7 @@ class DryRun:
         try:
             spec = await self.specs.replica_spec(svc)
             creating = asyncio.create_task(self.sessions.create(
-                owner_actor(owner, svc.owner_access_key), replica_request(svc, dry_run_name(svc.name)),
+                owner_actor(owner, svc.owner_access_key), dry_run_request(svc),
                 replica=ReplicaLaunch(model_service=spec.launch(), read_only_folders=frozenset({svc.model_folder_id}))))
             try:
                 created = await asyncio.shield(creating)

@@ -50,6 +50,7 @@ from .access import Actor
 from .compute_ports import KernelOps, SchedulerWake
 from .context import ServiceContext
 from .serialize import iso
+from .session_callbacks import SessionCallbacks
 from .session_info import (
     CreatedSession,
     KernelLogs,
@@ -156,11 +157,12 @@ async def replica_services(s: AsyncSession, session_ids: list[uuid.UUID]) -> dic
 
 class SessionService:
     def __init__(self, ctx: ServiceContext, scheduler: SchedulerWake, kernels: KernelOps,
-                 mounts: FolderMounts | None = None) -> None:
+                 mounts: FolderMounts | None = None, callbacks: SessionCallbacks | None = None) -> None:
         self.ctx = ctx
         self.mounts = mounts  # None = no storage (folders cannot be mounted)
         self.scheduler = scheduler
         self.kernels = kernels  # the agent RPC (manager/compute/agent_rpc.py)
+        self.callbacks = callbacks  # sessions' callback_url; the lifecycle sends the later events
 
     # -- resolution ------------------------------------------------------------------------------
     async def resolve_owner(self, s: AsyncSession, actor: Actor, owner_access_key: str | None) -> tuple[Keypair, User]:
@@ -462,7 +464,8 @@ class SessionService:
                 kp.has_ever_run_session = True
                 created_ids.append((sess.id, sess.name))
         for sid, name in created_ids:
-            await self.publish(sid, name, kp.access_key, owner.uuid, "session_enqueued", "enqueued")
+            await self.publish(sid, name, kp.access_key, owner.uuid, "session_enqueued", "enqueued",
+                               callback_url=req.callback_url)
         self.scheduler.wake()
         first_id, first_name = created_ids[0]
         return CreatedSession(id=first_id, name=first_name, status=SessionStatus.PENDING, service_ports=[],
@@ -676,7 +679,10 @@ class SessionService:
 
     # -- events ------------------------------------------------------------------------------------
     async def publish(self, session_id: uuid.UUID, name: str, access_key: str, user_id: uuid.UUID,
-                      event: str, reason: str | None, exit_code: int | None = None) -> None:
-        await self.ctx.events.publish(session_event(event, session_id=session_id, session_name=name,
-                                                    access_key=access_key, user_id=user_id, reason=reason,
-                                                    exit_code=exit_code))
+                      event: str, reason: str | None, exit_code: int | None = None,
+                      callback_url: str | None = None) -> None:
+        ev = session_event(event, session_id=session_id, session_name=name, access_key=access_key,
+                           user_id=user_id, reason=reason, exit_code=exit_code)
+        await self.ctx.events.publish(ev)
+        if self.callbacks is not None:
+            self.callbacks.notify(callback_url, ev)
