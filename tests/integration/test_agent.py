@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from tests.support.ports import free_port
+from tests.support.sessions import host_port_range
 from workbay.agent.agent import generate_ssh_keypair
 from workbay.agent.app import create_app
 from workbay.agent.client import AgentClient, AgentError
@@ -188,7 +189,10 @@ async def agent(engine, image, stub, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("agent")
     config = load_config(
         data_dir=data_dir, secrets={"cluster": SECRET},
+        # Host ports from a range of its own: when the engine picks them, kernels created at the
+        # same moment (or another test's listener) can take the same port ("address already in use").
         agent={"port": free_port(), "manager_url": stub.url, "id": f"test-{uuid.uuid4().hex[:8]}",
+               "port_range": host_port_range(),
                "heartbeat_interval": 0.5, "poll_interval": 0.3, "stats_interval": 2,
                "stop_timeout": 3, "slots": {"mem": "4g"},
                "simulated_devices": [{"slot": "cuda.device", "count": 2, "memory": "16g"}]})
