@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from .sdk import APIError, Client
+from .sessions import parse_sse
 
 VALIDATE_TIMEOUT = httpx.Timeout(30.0, read=None)  # the dry run talks when its replica does
 COMPARATORS = {"<": "lt", "<=": "le", "≤": "le", ">": "gt", ">=": "ge", "≥": "ge",
@@ -244,26 +245,11 @@ async def validate(client: Client, fields: ServiceFields) -> AsyncIterator[tuple
 async def sse_lines(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """Server-sent events as ``(event, JSON data)`` (a data that is not a JSON object is
     ``{"line": text}``); ends after a ``verdict``."""
-    event, data = "", list[str]()
-    async for line in lines:
-        if line == "":
-            if data or event:
-                text = "\n".join(data)
-                try:
-                    parsed = json.loads(text) if text else {}
-                except ValueError:
-                    parsed = {"line": text}
-                name = event or "message"
-                yield name, parsed if isinstance(parsed, dict) else {"line": text}
-                if name == "verdict":
-                    return
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        key, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if key == "event":
-            event = value
-        elif key == "data":
-            data.append(value)
+    async for name, text, _ in parse_sse(lines):
+        try:
+            parsed = json.loads(text) if text else {}
+        except ValueError:
+            parsed = {"line": text}
+        yield name, parsed if isinstance(parsed, dict) else {"line": text}
+        if name == "verdict":
+            return

@@ -41,6 +41,32 @@ async def open_stream(client: Client, path: str, params: dict[str, Any] | None =
         yield resp
 
 
+async def parse_sse(lines: AsyncIterator[str], on_retry: Callable[[float], None] | None = None
+                    ) -> AsyncIterator[tuple[str, str, str | None]]:
+    """Server-sent events from a stream's lines: ``(event, data, last id)`` per event (``data``
+    lines joined; comments ignored); a ``retry`` field goes to ``on_retry`` in seconds."""
+    event, data, last_id = "", list[str](), None
+    async for line in lines:
+        if line == "":
+            if data or event:
+                yield event or "message", "\n".join(data), last_id
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            last_id = value
+        elif field == "retry" and on_retry is not None:
+            with contextlib.suppress(ValueError):
+                on_retry(int(value) / 1000)
+
+
 def _log_reconnect(error: BaseException, retry: float) -> None:
     log.warning("event stream interrupted (%s); reconnecting in %gs", error.__class__.__name__, retry)
 
@@ -55,35 +81,20 @@ async def sse_events(client: Client, path: str, params: dict[str, Any] | None = 
     logs a warning unless given)."""
     retry = DEFAULT_RETRY
     connected = False
+
+    def set_retry(seconds: float) -> None:
+        nonlocal retry
+        retry = seconds
     while True:
         try:
             async with open_stream(client, path, params) as resp:
                 connected = True
                 if on_connect:
                     on_connect()
-                event, data, last_id = "", [], None
-                async for line in resp.aiter_lines():
-                    if line == "":
-                        if data or event:
-                            name = event or "message"
-                            yield name, "\n".join(data), last_id
-                            if name == "server_close":
-                                return
-                        event, data = "", []
-                        continue
-                    if line.startswith(":"):
-                        continue
-                    field, _, value = line.partition(":")
-                    value = value[1:] if value.startswith(" ") else value
-                    if field == "event":
-                        event = value
-                    elif field == "data":
-                        data.append(value)
-                    elif field == "id":
-                        last_id = value
-                    elif field == "retry":
-                        with contextlib.suppress(ValueError):
-                            retry = int(value) / 1000
+                async for name, data, last_id in parse_sse(resp.aiter_lines(), on_retry=set_retry):
+                    yield name, data, last_id
+                    if name == "server_close":
+                        return
         except (httpx.TransportError, httpx.RemoteProtocolError) as e:
             if not reconnect or not connected:
                 raise  # the first connection failing is an error, not a reason to wait
